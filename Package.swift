@@ -1,0 +1,50 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Dependencies point only up the module table in docs/ARCHITECTURE.md: the engines stay pure,
+// transport and TLS live only in the leaves.
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "warden",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "warden", targets: ["warden"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        // Pure engines.
+        .target(name: "PolicyCore", swiftSettings: strict),
+
+        // Boundaries: files in, diagnostics out.
+        .target(
+            name: "Documents",
+            dependencies: ["PolicyCore", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "Conformance",
+            dependencies: ["PolicyCore", "Documents"],
+            swiftSettings: strict
+        ),
+
+        // The command-line program.
+        .executableTarget(
+            name: "warden",
+            dependencies: [
+                "PolicyCore", "Documents", "Conformance",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // Tests: one target per module, plus end-to-end tests of the real binary.
+        .target(name: "WardenTesting", dependencies: ["PolicyCore"], path: "Tests/WardenTesting", swiftSettings: strict),
+        .testTarget(name: "PolicyCoreTests", dependencies: ["PolicyCore"], swiftSettings: strict),
+    ]
+)

@@ -1,0 +1,212 @@
+/// Every attribute an authorization rule can name, for one request. Absent attributes are nil: a rule that
+/// needs an attribute the request lacks does not match (and its `not…` form does).
+public struct AuthzRequest: Sendable, Hashable {
+    public var source: Source
+    /// The original client address (`remote.ip`), from `X-Forwarded-For` per the proxy's trust settings.
+    public var remoteIP: IPAddress?
+    public var destination: Destination
+    public var http: HTTPAttributes
+    /// The verified request credential; nil when the request carried no token.
+    public var auth: RequestAuth?
+    /// The SNI of the downstream TLS connection (`connection.sni`).
+    public var connectionSNI: String?
+    /// The document a CUSTOM Rego provider receives (OPA-Envoy's `input`), when the transport has the whole
+    /// request; otherwise one is derived from these attributes.
+    public var providerInput: Value?
+
+    public init(
+        source: Source = Source(),
+        remoteIP: IPAddress? = nil,
+        destination: Destination = Destination(),
+        http: HTTPAttributes = HTTPAttributes(),
+        auth: RequestAuth? = nil,
+        connectionSNI: String? = nil,
+        providerInput: Value? = nil
+    ) {
+        self.source = source
+        self.remoteIP = remoteIP
+        self.destination = destination
+        self.http = http
+        self.auth = auth
+        self.connectionSNI = connectionSNI
+        self.providerInput = providerInput
+    }
+}
+
+extension AuthzRequest {
+    /// The peer: its mTLS identity and address.
+    public struct Source: Sendable, Hashable {
+        /// The peer's SPIFFE ID without `spiffe://` (`cluster.local/ns/default/sa/sleep`); nil without mTLS.
+        public var principal: String? {
+            didSet { identity = principal.flatMap(PrincipalParts.init(principal:)) }
+        }
+        /// Set only when given explicitly; otherwise the namespace comes from the principal, as Istio derives it.
+        public var explicitNamespace: String?
+        public var ip: IPAddress?
+        /// The principal's parts, parsed once.
+        public private(set) var identity: PrincipalParts?
+
+        public init(principal: String? = nil, namespace: String? = nil, ip: IPAddress? = nil) {
+            self.principal = principal
+            self.explicitNamespace = namespace
+            self.ip = ip
+            self.identity = principal.flatMap(PrincipalParts.init(principal:))
+        }
+
+        /// `source.namespace`: explicit, or the `/ns/<name>/` segment of the principal.
+        public var namespace: String? { explicitNamespace ?? identity?.namespace }
+    }
+
+    /// The workload being called.
+    public struct Destination: Sendable, Hashable {
+        public var ip: IPAddress?
+        public var port: Int?
+        /// The workload's namespace; policies are scoped by it. Nil means the decider's default namespace.
+        public var namespace: String?
+        public var labels: [String: String]
+
+        public init(ip: IPAddress? = nil, port: Int? = nil, namespace: String? = nil, labels: [String: String] = [:]) {
+            self.ip = ip
+            self.port = port
+            self.namespace = namespace
+            self.labels = labels
+        }
+    }
+
+    public struct HTTPAttributes: Sendable, Hashable {
+        public var host: String?
+        public var method: String?
+        /// The path without query string or fragment.
+        public var path: String?
+        /// The query string, without `?`.
+        public var query: String?
+        public var headers: Headers
+
+        public init(host: String? = nil, method: String? = nil, path: String? = nil, query: String? = nil,
+                    headers: Headers = Headers()) {
+            self.host = host
+            self.method = method
+            self.path = path
+            self.query = query
+            self.headers = headers
+        }
+
+        /// Sets `path` and `query` from a request target such as `/a/b?x=1#frag`.
+        public mutating func setTarget(_ target: String) {
+            var t = Substring(target)
+            if let hash = t.firstIndex(of: "#") { t = t[..<hash] }
+            if let q = t.firstIndex(of: "?") {
+                path = String(t[..<q])
+                query = String(t[t.index(after: q)...])
+            } else {
+                path = String(t)
+                query = nil
+            }
+        }
+    }
+
+    /// The verified request credential (JWT): `request.auth.*`.
+    public struct RequestAuth: Sendable, Hashable {
+        /// `iss/sub`.
+        public var principal: String?
+        public var audiences: [String]
+        /// The authorized presenter (`azp`).
+        public var presenter: String?
+        /// The whole token payload.
+        public var claims: Value
+
+        public init(principal: String? = nil, audiences: [String] = [], presenter: String? = nil, claims: Value = [:]) {
+            self.principal = principal
+            self.audiences = audiences
+            self.presenter = presenter
+            self.claims = claims
+        }
+
+        /// The issuer and subject, from the claims when present, else split from the principal at its last `/`
+        /// (an issuer may itself contain slashes, a subject rarely does).
+        public var issuerAndSubject: (issuer: String, subject: String)? {
+            if let iss = claims["iss"]?.stringValue, let sub = claims["sub"]?.stringValue { return (iss, sub) }
+            guard let principal, let slash = principal.lastIndex(of: "/") else { return nil }
+            return (String(principal[..<slash]), String(principal[principal.index(after: slash)...]))
+        }
+    }
+}
+
+/// Request headers with case-insensitive names. Repeated headers are joined with `,` as Envoy joins them
+/// for matching.
+public struct Headers: Sendable, Hashable, Sequence {
+    @usableFromInline
+    var storage: [String: String]
+
+    public init() { storage = [:] }
+
+    public init(_ pairs: [(String, String)]) {
+        storage = [:]
+        for (name, value) in pairs { add(name, value) }
+    }
+
+    public init(_ dictionary: [String: String]) {
+        self.init(dictionary.map { ($0.key, $0.value) })
+    }
+
+    public mutating func add(_ name: String, _ value: String) {
+        let key = Self.normalize(name)
+        if let existing = storage[key] {
+            storage[key] = existing + "," + value
+        } else {
+            storage[key] = value
+        }
+    }
+
+    public mutating func set(_ name: String, _ value: String?) {
+        storage[Self.normalize(name)] = value
+    }
+
+    /// The value of the header named `name` in any case.
+    @inlinable
+    public subscript(name: String) -> String? {
+        storage[Self.normalize(name)]
+    }
+
+    /// Looks up a name that is already lowercase (compiled matchers store them that way).
+    @inlinable
+    public func value(lowercased name: String) -> String? { storage[name] }
+
+    public var count: Int { storage.count }
+    public var isEmpty: Bool { storage.isEmpty }
+
+    public func makeIterator() -> Dictionary<String, String>.Iterator { storage.makeIterator() }
+
+    /// Sorted by name, for stable output.
+    public var sorted: [(name: String, value: String)] { storage.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } }
+
+    @inlinable
+    public static func normalize(_ name: String) -> String {
+        name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) ? name.lowercased() : name
+    }
+}
+
+/// The parts of a SPIFFE-style peer principal `trust-domain/ns/<namespace>/sa/<service-account>`, as Istio's
+/// matchers read them (the namespace is the segment after `/ns/`).
+public struct PrincipalParts: Sendable, Hashable {
+    public var trustDomain: String
+    public var namespace: String?
+    public var serviceAccount: String?
+
+    /// Parses a principal written without `spiffe://`. The namespace is the segment after an `ns` segment that
+    /// is followed by more path (Istio matches `.*/ns/<ns>/.*`); the service account is the segment after the
+    /// first `sa` segment behind it.
+    public init?(principal: String) {
+        let segments = principal.split(separator: "/", omittingEmptySubsequences: false)
+        guard segments.count > 1, !segments[0].isEmpty else { return nil }
+        trustDomain = String(segments[0])
+        namespace = nil
+        serviceAccount = nil
+        guard let ns = segments.indices.dropFirst().first(where: { segments[$0] == "ns" && $0 + 2 < segments.count })
+        else { return }
+        namespace = String(segments[ns + 1])
+        if let sa = segments.indices.dropFirst(ns + 2).first(where: { segments[$0] == "sa" && $0 + 1 < segments.count }) {
+            serviceAccount = String(segments[sa + 1])
+        }
+    }
+}

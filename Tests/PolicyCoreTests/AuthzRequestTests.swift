@@ -1,0 +1,76 @@
+import PolicyCore
+import Testing
+
+@Suite struct AuthzRequestTests {
+    @Test func readsEveryFlatAttribute() throws {
+        let request = try AuthzRequest(attributes: [
+            "source.principal": "spiffe://cluster.local/ns/default/sa/sleep",
+            "source.ip": "10.0.0.5",
+            "remote.ip": "203.0.113.9",
+            "destination.ip": "10.0.0.9",
+            "destination.port": 9080,
+            "destination.namespace": "default",
+            "destination.workload_labels": ["app": "details"],
+            "request.host": "details:9080",
+            "request.method": "GET",
+            "request.path": "/details/1?x=1",
+            "request.headers": ["User-Agent": "curl", "X-Multi": ["a", "b"]],
+            "request.auth.claims": ["iss": "testing@secure.istio.io", "sub": "testing@secure.istio.io", "aud": ["a"]],
+            "request.auth.audiences": ["a"],
+            "connection.sni": "details.default.svc",
+        ])
+        #expect(request.source.principal == "cluster.local/ns/default/sa/sleep")
+        #expect(request.source.namespace == "default")
+        #expect(request.source.identity?.serviceAccount == "sleep")
+        #expect(request.destination.port == 9080)
+        #expect(request.destination.labels == ["app": "details"])
+        #expect(request.http.path == "/details/1")
+        #expect(request.http.query == "x=1")
+        #expect(request.http.headers["user-agent"] == "curl")
+        #expect(request.http.headers["x-multi"] == "a,b")
+        #expect(request.auth?.principal == "testing@secure.istio.io/testing@secure.istio.io", "derived from iss and sub")
+        #expect(request.connectionSNI == "details.default.svc")
+    }
+
+    @Test func flatFormRoundTrips() throws {
+        let request = try AuthzRequest(attributes: [
+            "source.principal": "cluster.local/ns/a/sa/b", "request.path": "/x?y=1", "destination.port": 80,
+            "request.headers": ["x-a": "1"], "request.auth.principal": "iss/sub",
+        ])
+        #expect(try AuthzRequest(attributes: request.attributes) == request)
+    }
+
+    @Test func unknownAttributeSuggestsTheRightName() {
+        #expect {
+            try AuthzRequest(attributes: ["request.header": ["a": "b"]])
+        } throws: { error in
+            (error as? AuthzRequest.AttributeError)?.description == "`request.header`: unknown attribute; did you mean `request.headers`?"
+        }
+    }
+
+    @Test func rejectsBadValues() {
+        #expect(throws: AuthzRequest.AttributeError.self) { try AuthzRequest(attributes: ["source.ip": "10.0.0.256"]) }
+        #expect(throws: AuthzRequest.AttributeError.self) { try AuthzRequest(attributes: ["destination.port": 70000]) }
+        #expect(throws: AuthzRequest.AttributeError.self) { try AuthzRequest(attributes: ["request.method": 1]) }
+    }
+
+    @Test(arguments: [
+        ("cluster.local/ns/default/sa/sleep", "cluster.local", "default", "sleep"),
+        ("td/ns/foo/x/sa/bar/extra", "td", "foo", "bar"),
+        ("td/ns/foo", "td", nil, nil),
+        ("td/sa/x", "td", nil, nil),
+    ] as [(String, String, String?, String?)])
+    func principalParts(principal: String, trustDomain: String, namespace: String?, serviceAccount: String?) throws {
+        let parts = try #require(PrincipalParts(principal: principal))
+        #expect(parts.trustDomain == trustDomain)
+        #expect(parts.namespace == namespace)
+        #expect(parts.serviceAccount == serviceAccount)
+    }
+
+    @Test func headersAreCaseInsensitive() {
+        var headers = Headers()
+        headers.add("Content-Type", "a")
+        #expect(headers["content-type"] == "a")
+        #expect(headers["CONTENT-TYPE"] == "a")
+    }
+}

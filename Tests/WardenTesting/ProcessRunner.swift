@@ -1,0 +1,75 @@
+import Foundation
+
+/// The outcome of running a program to completion.
+public struct ProcessOutput: Sendable {
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
+}
+
+/// Runs real programs (the `warden` binary, curl, openssl) for end-to-end tests, with a time limit.
+public enum ProcessRunner {
+    public static func run(
+        _ executable: String,
+        _ arguments: [String],
+        stdin: String? = nil,
+        currentDirectory: String? = nil,
+        environment: [String: String]? = nil,
+        timeout: Duration = .seconds(60)
+    ) throws -> ProcessOutput {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        if let currentDirectory { process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
+        if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+        let out = Pipe(), err = Pipe(), input = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+
+        // Drain both pipes concurrently so a chatty child never blocks on a full pipe.
+        let collected = Collected()
+        let group = DispatchGroup()
+        for (pipe, isOut) in [(out, true), (err, false)] {
+            group.enter()
+            DispatchQueue.global().async {
+                let data = pipe.fileHandleForReading.readDataToEndOfFile()
+                collected.set(data, isOut: isOut)
+                group.leave()
+            }
+        }
+        let deadline = DispatchTime.now() + .milliseconds(Int(timeout.components.seconds * 1000))
+        if group.wait(timeout: deadline) == .timedOut {
+            process.terminate()
+            _ = group.wait(timeout: .now() + 5)
+            throw TimedOut(command: ([executable] + arguments).joined(separator: " "))
+        }
+        process.waitUntilExit()
+        return ProcessOutput(status: process.terminationStatus, stdout: collected.stdout, stderr: collected.stderr)
+    }
+
+    /// Runs the `warden` binary built with the tests.
+    public static func warden(_ arguments: [String], stdin: String? = nil, currentDirectory: String? = nil) throws -> ProcessOutput {
+        try run(Repository.wardenBinary, arguments, stdin: stdin, currentDirectory: currentDirectory ?? Repository.root)
+    }
+
+    public struct TimedOut: Error, CustomStringConvertible {
+        public var command: String
+        public var description: String { "timed out: \(command)" }
+    }
+
+    private final class Collected: @unchecked Sendable {
+        private let lock = NSLock()
+        private var out = Data(), err = Data()
+        func set(_ data: Data, isOut: Bool) {
+            lock.lock()
+            if isOut { out = data } else { err = data }
+            lock.unlock()
+        }
+        var stdout: String { lock.lock(); defer { lock.unlock() }; return String(decoding: out, as: UTF8.self) }
+        var stderr: String { lock.lock(); defer { lock.unlock() }; return String(decoding: err, as: UTF8.self) }
+    }
+}
