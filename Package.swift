@@ -16,10 +16,16 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         // Pure engines.
         .target(name: "PolicyCore", swiftSettings: strict),
+        .target(
+            name: "Rego",
+            dependencies: ["PolicyCore", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
 
         // Boundaries: files in, diagnostics out.
         .target(
@@ -46,5 +52,6 @@ let package = Package(
         // Tests: one target per module, plus end-to-end tests of the real binary.
         .target(name: "WardenTesting", dependencies: ["PolicyCore"], path: "Tests/WardenTesting", swiftSettings: strict),
         .testTarget(name: "PolicyCoreTests", dependencies: ["PolicyCore"], swiftSettings: strict),
+        .testTarget(name: "RegoTests", dependencies: ["Rego", "PolicyCore", "WardenTesting"], swiftSettings: strict),
     ]
 )
