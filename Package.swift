@@ -52,6 +52,11 @@ let package = Package(
         // Tests: one target per module, plus end-to-end tests of the real binary.
         .target(name: "WardenTesting", dependencies: ["PolicyCore"], path: "Tests/WardenTesting", swiftSettings: strict),
         .testTarget(name: "PolicyCoreTests", dependencies: ["PolicyCore"], swiftSettings: strict),
-        .testTarget(name: "RegoTests", dependencies: ["Rego", "PolicyCore", "WardenTesting"], swiftSettings: strict),
+        .testTarget(
+            name: "RegoTests",
+            dependencies: ["Rego", "PolicyCore", "WardenTesting"],
+            exclude: ["Fixtures"],
+            swiftSettings: strict
+        ),
     ]
 )

@@ -144,6 +144,12 @@ public struct BigInteger: Sendable, Hashable {
 
     static let smallPowersOfTen: [UInt64] = (0...19).map { e in (0..<e).reduce(UInt64(1)) { r, _ in r * 10 } }
 
+    /// Whether bit `index` of the magnitude is set.
+    public func bit(_ index: Int) -> Bool { index >= 0 && Self.bit(limbs, index) }
+
+    /// Whether any of the lowest `count` bits of the magnitude is set.
+    public func hasBits(below count: Int) -> Bool { count > 0 && Self.lowBitsNonZero(limbs, count: count) }
+
     /// The number of trailing zero bits (0 for zero).
     public var trailingZeroBitCount: Int {
         for (i, limb) in limbs.enumerated() where limb != 0 { return i * 64 + limb.trailingZeroBitCount }

@@ -5,7 +5,7 @@ import PolicyCore
 extension Builtins {
     static let arithmetic: [Builtin] = [
         Builtin("plus", arity: 2, signature: .parse("(x: number, y: number) -> z: number")) { operands, _ throws(BuiltinError) in
-            .number(RegoArithmetic.add(try number(operands, 0), try number(operands, 1)))
+            .number(try RegoArithmetic.add(try number(operands, 0), try number(operands, 1)))
         },
         Builtin(
             "minus", arity: 2,
@@ -13,7 +13,7 @@ extension Builtins {
         ) { operands, _ throws(BuiltinError) in
             switch (operands[0], operands[1]) {
             case (.number(let a), .number(let b)):
-                return .number(RegoArithmetic.subtract(a, b))
+                return .number(try RegoArithmetic.subtract(a, b))
             case (.set(let a), .set(let b)):
                 return .set(a.subtracting(b))
             case (.number, _):
@@ -25,7 +25,7 @@ extension Builtins {
             }
         },
         Builtin("mul", arity: 2, signature: .parse("(x: number, y: number) -> z: number")) { operands, _ throws(BuiltinError) in
-            .number(RegoArithmetic.multiply(try number(operands, 0), try number(operands, 1)))
+            .number(try RegoArithmetic.multiply(try number(operands, 0), try number(operands, 1)))
         },
         Builtin("div", arity: 2, signature: .parse("(x: number, y: number) -> z: number")) { operands, _ throws(BuiltinError) in
             .number(try RegoArithmetic.divide(try number(operands, 0), try number(operands, 1)))
@@ -34,16 +34,16 @@ extension Builtins {
             .number(try RegoArithmetic.remainder(try number(operands, 0), try number(operands, 1)))
         },
         Builtin("abs", arity: 1, signature: .parse("(x: number) -> y: number")) { operands, _ throws(BuiltinError) in
-            .number(RegoArithmetic.absolute(try number(operands, 0)))
+            .number(try RegoArithmetic.absolute(try number(operands, 0)))
         },
         Builtin("round", arity: 1, signature: .parse("(x: number) -> y: number")) { operands, _ throws(BuiltinError) in
-            .number(RegoArithmetic.round(try number(operands, 0)))
+            .number(try RegoArithmetic.round(try number(operands, 0)))
         },
         Builtin("ceil", arity: 1, signature: .parse("(x: number) -> y: number")) { operands, _ throws(BuiltinError) in
-            .number(RegoArithmetic.ceil(try number(operands, 0)))
+            .number(try RegoArithmetic.ceil(try number(operands, 0)))
         },
         Builtin("floor", arity: 1, signature: .parse("(x: number) -> y: number")) { operands, _ throws(BuiltinError) in
-            .number(RegoArithmetic.floor(try number(operands, 0)))
+            .number(try RegoArithmetic.floor(try number(operands, 0)))
         },
     ]
 }
