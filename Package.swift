@@ -21,6 +21,8 @@ let package = Package(
     targets: [
         // Pure engines.
         .target(name: "PolicyCore", swiftSettings: strict),
+        .target(name: "AuthzPolicy", dependencies: ["PolicyCore"], swiftSettings: strict),
+        .target(name: "DecisionPoint", dependencies: ["PolicyCore", "AuthzPolicy"], swiftSettings: strict),
         .target(
             name: "Rego",
             dependencies: ["PolicyCore", .product(name: "Crypto", package: "swift-crypto")],
@@ -34,8 +36,13 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "PolicyLoading",
+            dependencies: ["PolicyCore", "AuthzPolicy", "DecisionPoint", "Documents"],
+            swiftSettings: strict
+        ),
+        .target(
             name: "Conformance",
-            dependencies: ["PolicyCore", "Documents"],
+            dependencies: ["PolicyCore", "AuthzPolicy", "DecisionPoint", "PolicyLoading", "Documents"],
             swiftSettings: strict
         ),
 
@@ -43,7 +50,7 @@ let package = Package(
         .executableTarget(
             name: "warden",
             dependencies: [
-                "PolicyCore", "Documents", "Conformance",
+                "PolicyCore", "AuthzPolicy", "DecisionPoint", "Documents", "PolicyLoading", "Conformance",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -52,6 +59,14 @@ let package = Package(
         // Tests: one target per module, plus end-to-end tests of the real binary.
         .target(name: "WardenTesting", dependencies: ["PolicyCore"], path: "Tests/WardenTesting", swiftSettings: strict),
         .testTarget(name: "PolicyCoreTests", dependencies: ["PolicyCore"], swiftSettings: strict),
+        .testTarget(
+            name: "AuthzPolicyTests",
+            dependencies: ["AuthzPolicy", "PolicyCore", "Documents", "WardenTesting"],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "PolicyLoadingTests", dependencies: ["PolicyLoading", "PolicyCore", "WardenTesting"], swiftSettings: strict),
+        .testTarget(name: "ConformanceTests", dependencies: ["Conformance", "WardenTesting"], swiftSettings: strict),
+        .testTarget(name: "WardenCLITests", dependencies: ["PolicyCore", "WardenTesting"], swiftSettings: strict),
         .testTarget(name: "RegoTests", dependencies: ["Rego", "PolicyCore", "WardenTesting"], swiftSettings: strict),
     ]
 )
