@@ -12,6 +12,12 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "warden", targets: ["warden"]),
+        // The engines as libraries, for the benchmark package in Benchmarks/.
+        .library(name: "PolicyCore", targets: ["PolicyCore"]),
+        .library(name: "AuthzPolicy", targets: ["AuthzPolicy"]),
+        .library(name: "DecisionPoint", targets: ["DecisionPoint"]),
+        .library(name: "PolicyLoading", targets: ["PolicyLoading"]),
+        .library(name: "Rego", targets: ["Rego"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),

@@ -29,7 +29,7 @@ public struct CompiledPolicySet: Sendable {
     /// Problems found while compiling (only policies built in code, not decoded, can have them).
     public let diagnostics: [Diagnostic]
 
-    private let buckets: [String: NamespaceBucket]
+    private let buckets: StaticTable<NamespaceBucket>
     private let rootBucket: NamespaceBucket
 
     public init(policies: [AuthorizationPolicy], rootNamespace: String = "istio-system", defaultNamespace: String = "default") {
@@ -42,12 +42,14 @@ public struct CompiledPolicySet: Sendable {
         var byNamespace: [String: [AuthorizationPolicy]] = [:]
         for p in sorted where p.id.namespace != rootNamespace { byNamespace[p.id.namespace, default: []].append(p) }
         rootBucket = NamespaceBucket(policies: root)
-        var buckets: [String: NamespaceBucket] = [rootNamespace: rootBucket]
-        for (namespace, own) in byNamespace { buckets[namespace] = NamespaceBucket(policies: root + own) }
-        self.buckets = buckets
+        var buckets: [(String, NamespaceBucket)] = [(rootNamespace, rootBucket)]
+        for (namespace, own) in byNamespace.sorted(by: { $0.key < $1.key }) {
+            buckets.append((namespace, NamespaceBucket(policies: root + own)))
+        }
+        self.buckets = StaticTable(buckets.map { ($0.0, $0.1) })
         // Root policies are compiled into every bucket; report their problems once.
         var diagnostics = rootBucket.diagnosticsByPolicy.flatMap { $0 }
-        for (namespace, bucket) in buckets.sorted(by: { $0.key < $1.key }) where namespace != rootNamespace {
+        for (_, bucket) in buckets.dropFirst() {
             diagnostics += bucket.diagnosticsByPolicy.dropFirst(root.count).flatMap { $0 }
         }
         self.diagnostics = diagnostics
@@ -56,19 +58,17 @@ public struct CompiledPolicySet: Sendable {
     /// Decides one request: CUSTOM, then DENY, then ALLOW; AUDIT marks and dry-run outcomes on the side.
     public func decide(_ request: AuthzRequest, providers: some CustomProviders = NoCustomProviders()) -> DecisionResponse {
         let bucket = self.bucket(for: request)
-        let view = RequestView(request)
-        let labels = request.destination.labels
+        let view = RequestView(request, lowercaseHost: bucket.readsHost)
+        let candidates = bucket.candidates(request, view)
         var response = DecisionResponse(decision: .deny, reason: .noAllowMatched)
-
         if bucket.has(.audit) {
-            response.audits = bucket.allMatches(.audit, view, labels).map { bucket.match($0) }
+            response.audits = candidates.allMatches(.audit, request, view).map { bucket.match($0) }
         }
         if bucket.hasDryRun {
-            response.dryRun = bucket.dryRunOutcomes(view, labels)
+            response.dryRun = bucket.dryRunOutcomes(candidates, request, view)
         }
-
         if bucket.has(.custom) {
-            for rule in bucket.allMatches(.custom, view, labels) {
+            for rule in candidates.allMatches(.custom, request, view) {
                 let match = bucket.match(rule)
                 let provider = bucket.policies[bucket.rules[Int(rule)].policy].provider ?? ""
                 if response.custom.contains(where: { $0.provider == provider }) { continue }
@@ -83,20 +83,18 @@ public struct CompiledPolicySet: Sendable {
                 }
             }
         }
-
-        if let rule = bucket.firstMatch(.deny, view, labels) {
+        if let rule = candidates.firstMatch(.deny, request, view) {
             response.decision = .deny
             response.reason = .denyMatched
             response.decidedBy = bucket.match(rule)
             return response
         }
-
-        guard bucket.anyAllowApplies(labels) else {
+        guard candidates.anyAllowApplies else {
             response.decision = .allow
             response.reason = .noAllowPolicy
             return response
         }
-        if let rule = bucket.firstMatch(.allow, view, labels) {
+        if let rule = candidates.firstMatch(.allow, request, view) {
             response.decision = .allow
             response.reason = .allowMatched
             response.decidedBy = bucket.match(rule)
@@ -115,13 +113,15 @@ public struct CompiledPolicySet: Sendable {
     }
 
     private func bucket(for request: AuthzRequest) -> NamespaceBucket {
-        buckets[workloadNamespace(of: request)] ?? rootBucket
+        buckets[request.destination.namespace ?? defaultNamespace] ?? rootBucket
     }
 }
 
 /// Evaluation stages: which list a policy's rules go into.
 enum Stage: Int, CaseIterable {
     case custom, deny, allow, audit, dryRunDeny, dryRunAllow
+
+    static let count = 6
 
     init(_ policy: AuthorizationPolicy) {
         switch policy.action {
@@ -133,107 +133,31 @@ enum Stage: Int, CaseIterable {
     }
 }
 
-/// The attributes a rule can be indexed by: exact values only, most selective first.
-enum IndexAttribute: Hashable, Sendable {
-    case path, sourcePrincipal, host, header(String), sourceNamespace, sni, port, method
-
-    init?(_ predicate: Predicate) {
-        guard !predicate.negated else { return nil }
-        switch predicate.attribute {
-        case .path: self = .path
-        case .sourcePrincipal: self = .sourcePrincipal
-        case .host: self = .host
-        case .requestHeader(let name): self = .header(name)
-        case .sourceNamespace: self = .sourceNamespace
-        case .connectionSNI: self = .sni
-        case .destinationPort: self = .port
-        case .method: self = .method
-        default: return nil
-        }
-    }
-
-    var rank: Int {
-        switch self {
-        case .path: 0
-        case .sourcePrincipal: 1
-        case .host: 2
-        case .header: 3
-        case .sourceNamespace: 4
-        case .sni: 5
-        case .port: 6
-        case .method: 7
-        }
-    }
-
-    /// The exact keys a predicate on this attribute accepts, or nil when it is not a set of exact values.
-    func keys(_ predicate: Predicate) -> [ByteString]? {
-        switch predicate.matcher {
-        case .strings(let set), .header(let set):
-            return set.onlyExactValues
-        case .paths(let set, let templates):
-            return templates.isEmpty ? set.onlyExactValues : nil
-        case .ports(let ports):
-            return ports.map { ByteString(String($0)) }
-        case .namespaces(let patterns):
-            return patterns.allSatisfy { $0.parts.count == 1 } ? patterns.map { ByteString($0.parts[0]) } : nil
-        default:
-            return nil
-        }
-    }
-
-    @inline(__always)
-    func key(_ view: RequestView) -> ByteString? {
-        switch self {
-        case .path: view.request.http.path.map(ByteString.init)
-        case .sourcePrincipal: view.request.source.principal.map(ByteString.init)
-        case .host: view.host.map(ByteString.init)
-        case .header(let name): view.request.http.headers.value(lowercased: name).map(ByteString.init)
-        case .sourceNamespace: view.request.source.namespace.map(ByteString.init)
-        case .sni: view.request.connectionSNI.map(ByteString.init)
-        case .port: view.request.destination.port.map { ByteString(String($0)) }
-        case .method: view.request.http.method.map(ByteString.init)
-        }
-    }
-}
-
-/// The rules of one stage, indexed: a candidate list per exact value of the chosen attribute, and the rules that
-/// could not be indexed. Lists hold rule positions in evaluation order.
-struct StageIndex: Sendable {
-    var indexes: [(attribute: IndexAttribute, postings: [ByteString: [Int32]])] = []
-    var unindexed: [Int32] = []
-
-    var isEmpty: Bool { indexes.isEmpty && unindexed.isEmpty }
-
-    mutating func add(_ position: Int32, rule: CompiledRule) {
-        let choice = rule.requiredPredicates
-            .compactMap { p -> (IndexAttribute, [ByteString])? in
-                guard let attribute = IndexAttribute(p), let keys = attribute.keys(p) else { return nil }
-                return (attribute, keys)
-            }
-            .min { $0.0.rank < $1.0.rank }
-        guard let (attribute, keys) = choice else {
-            unindexed.append(position)
-            return
-        }
-        let slot = indexes.firstIndex { $0.attribute == attribute } ?? {
-            indexes.append((attribute, [:]))
-            return indexes.count - 1
-        }()
-        for key in Set(keys) { indexes[slot].postings[key, default: []].append(position) }
-    }
-}
-
 /// Every policy that can apply to workloads of one namespace (the root namespace's and the namespace's own),
-/// compiled and indexed by stage.
+/// compiled and indexed.
+///
+/// Two indexes keep a decision from visiting rules that cannot match. Policies are grouped by selector, and
+/// selectors are indexed by label, so the groups that apply to a workload are found with one lookup per workload
+/// label. Rules are indexed by the keys of their most selective required field (see `RuleIndex`).
 final class NamespaceBucket: Sendable {
     let policies: [AuthorizationPolicy]
     let rules: [CompiledRule]
-    let stages: [StageIndex]
     let diagnosticsByPolicy: [[Diagnostic]]
     let hasDryRun: Bool
-    /// Enforced ALLOW policies; whether one applies decides between "no ALLOW policy" and "no ALLOW matched".
-    private let allowSelectors: [[String: String]]
-    private let hasUnconditionalAllow: Bool
+    /// Whether any rule reads the host (only then is it lowercased for a decision).
+    let readsHost: Bool
+    private let stagesPresent: UInt8
+
+    // Selector groups. Group 0 holds the policies without a selector (they apply to every workload).
+    private let groupSelectors: [[(key: String, value: String)]]
+    /// Each group is indexed by the first label of its selector: label name → (label value → groups).
+    private let selectorKeys: StaticTable<StaticTable<[Int32]>>
+    private let ruleGroups: Int32Table
+    /// Groups holding an enforced ALLOW policy.
+    private let allowGroups: [Int32]
+
+    private let index: RuleIndex
+    private let program: RuleProgram
 
     init(policies: [AuthorizationPolicy]) {
         self.policies = policies
@@ -244,20 +168,48 @@ final class NamespaceBucket: Sendable {
             rules += compiled.rules
             diagnostics.append(compiled.diagnostics)
         }
-        var stages = [StageIndex](repeating: StageIndex(), count: Stage.allCases.count)
-        for (position, rule) in rules.enumerated() {
-            stages[Stage(policies[rule.policy]).rawValue].add(Int32(position), rule: rule)
-        }
         self.rules = rules
-        self.stages = stages
         diagnosticsByPolicy = diagnostics
         hasDryRun = policies.contains { $0.dryRun }
-        let enforcedAllow = policies.filter { $0.action == .allow && !$0.dryRun }
-        hasUnconditionalAllow = enforcedAllow.contains { $0.selector == nil || $0.selector!.isEmpty }
-        allowSelectors = Array(Set(enforcedAllow.compactMap(\.selector)))
+        readsHost = rules.contains { rule in
+            (rule.when + rule.from.joined() + rule.to.joined()).contains { $0.attribute == .host }
+        }
+        let stages = rules.map { Stage(policies[$0.policy]) }
+        stagesPresent = stages.reduce(0) { $0 | 1 << UInt8($1.rawValue) }
+
+        // Selector groups.
+        var groupOf: [[String: String]: Int32] = [:]
+        var selectors: [[(key: String, value: String)]] = [[]]
+        var policyGroup: [Int32] = []
+        for p in policies {
+            guard let selector = p.selector, !selector.isEmpty else {
+                policyGroup.append(0)
+                continue
+            }
+            if let g = groupOf[selector] {
+                policyGroup.append(g)
+            } else {
+                let g = Int32(selectors.count)
+                groupOf[selector] = g
+                selectors.append(selector.sorted { $0.key < $1.key }.map { (key: $0.key, value: $0.value) })
+                policyGroup.append(g)
+            }
+        }
+        groupSelectors = selectors
+        var byLabel: [String: [String: [Int32]]] = [:]
+        for (g, selector) in selectors.enumerated() where !selector.isEmpty {
+            byLabel[selector[0].key, default: [:]][selector[0].value, default: []].append(Int32(g))
+        }
+        selectorKeys = StaticTable(byLabel.map { key, byValue in (key, StaticTable(byValue.map { ($0.key, $0.value) })) })
+        ruleGroups = Int32Table(rules.map { policyGroup[$0.policy] })
+        allowGroups = Array(Set(policies.indices.filter { policies[$0].action == .allow && !policies[$0].dryRun }.map { policyGroup[$0] })).sorted()
+
+        index = RuleIndex(rules: rules, stages: stages)
+        program = RuleProgram(rules)
     }
 
-    func has(_ stage: Stage) -> Bool { !stages[stage.rawValue].isEmpty }
+    @inline(__always)
+    func has(_ stage: Stage) -> Bool { stagesPresent & (1 << UInt8(stage.rawValue)) != 0 }
 
     func match(_ position: Int32) -> RuleMatch {
         let rule = rules[Int(position)]
@@ -265,71 +217,178 @@ final class NamespaceBucket: Sendable {
         return RuleMatch(policy: policy.id, action: policy.action, rule: rule.index)
     }
 
-    @inline(__always)
+    /// Whether a policy's selector selects a workload with these labels.
     func applies(_ policy: Int, _ labels: [String: String]) -> Bool {
         guard let selector = policies[policy].selector else { return true }
         for (key, value) in selector where labels[key] != value { return false }
         return true
     }
 
-    func anyAllowApplies(_ labels: [String: String]) -> Bool {
-        if hasUnconditionalAllow { return true }
-        return allowSelectors.contains { selector in selector.allSatisfy { labels[$0.key] == $0.value } }
-    }
-
-    /// The first rule of `stage`, in evaluation order, that applies to the workload and matches.
-    func firstMatch(_ stage: Stage, _ view: RequestView, _ labels: [String: String]) -> Int32? {
-        let index = stages[stage.rawValue]
-        var best = Int32.max
-        func scan(_ candidates: [Int32]) {
-            for position in candidates {
-                if position >= best { return }
-                let rule = rules[Int(position)]
-                if applies(rule.policy, labels) && rule.matches(view) {
-                    best = position
-                    return
+    /// The selector groups and rule postings of one request, found without allocating in the common case.
+    func candidates(_ request: AuthzRequest, _ view: RequestView) -> Candidates {
+        var candidates = Candidates(bucket: self)
+        if !selectorKeys.isEmpty {
+            for (key, value) in request.destination.labels {
+                guard let k = selectorKeys.index(of: key), let v = selectorKeys.values[k].index(of: value) else { continue }
+                for g in selectorKeys.values[k].values[v] {
+                    // The indexed label matched; a selector with more labels needs the rest checked too.
+                    let selector = groupSelectors[Int(g)]
+                    if selector.count == 1 || selector.allSatisfy({ request.destination.labels[$0.key] == $0.value }) {
+                        candidates.groups.insert(g)
+                    }
                 }
             }
         }
-        for (attribute, postings) in index.indexes {
-            if let key = attribute.key(view), let candidates = postings[key] { scan(candidates) }
+        for a in index.attributes.indices {
+            index.attributes[a].lookup(request, view, into: &candidates.postings)
         }
-        scan(index.unindexed)
-        return best == .max ? nil : best
+        return candidates
     }
 
-    /// Every rule of `stage` that applies and matches, in evaluation order.
-    func allMatches(_ stage: Stage, _ view: RequestView, _ labels: [String: String]) -> [Int32] {
-        let index = stages[stage.rawValue]
-        var found: [Int32] = []
-        func scan(_ candidates: [Int32]) {
-            for position in candidates {
-                let rule = rules[Int(position)]
-                if applies(rule.policy, labels) && rule.matches(view) { found.append(position) }
+    /// The candidate rules of one request, by stage.
+    struct Candidates: ~Copyable {
+        let bucket: NamespaceBucket
+        var groups = GroupSet()
+        var postings = SmallList()
+
+        init(bucket: NamespaceBucket) { self.bucket = bucket }
+
+        var anyAllowApplies: Bool {
+            bucket.allowGroups.contains { groups.contains($0) }
+        }
+
+        /// The first rule of `stage`, in evaluation order, that applies to the workload and matches.
+        func firstMatch(_ stage: Stage, _ request: AuthzRequest, _ view: RequestView) -> Int32? {
+            let index = bucket.index
+            var best = Int32.max
+            let s = stage.rawValue * 2
+            for p in 0..<postings.count {
+                let base = Int(postings[p]) * 2 * Stage.count + s
+                best = first(in: Int(index.ranges[base]), Int(index.ranges[base + 1]), before: best, request, view)
             }
+            best = first(in: Int(index.unindexedRanges[s]), Int(index.unindexedRanges[s + 1]), before: best, request, view)
+            return best == .max ? nil : best
         }
-        for (attribute, postings) in index.indexes {
-            if let key = attribute.key(view), let candidates = postings[key] { scan(candidates) }
+
+        /// The first matching rule among `positions[start..<end]` that comes before `limit` (lists are sorted).
+        @inline(__always)
+        private func first(in start: Int, _ end: Int, before limit: Int32, _ request: AuthzRequest, _ view: RequestView) -> Int32 {
+            let positions = bucket.index.positions
+            var i = start
+            while i < end {
+                let position = positions[i]
+                if position >= limit { break }
+                if matches(position, request, view) { return position }
+                i += 1
+            }
+            return limit
         }
-        scan(index.unindexed)
-        found.sort()
-        // One mark per policy: its first matching rule.
-        var seen: Set<Int> = []
-        return found.filter { seen.insert(rules[Int($0)].policy).inserted }
+
+        /// Every rule of `stage` that applies and matches, one per policy (its first), in evaluation order.
+        func allMatches(_ stage: Stage, _ request: AuthzRequest, _ view: RequestView) -> [Int32] {
+            let index = bucket.index
+            var found: [Int32] = []
+            let s = stage.rawValue * 2
+            func collect(_ start: Int32, _ end: Int32) {
+                var i = Int(start)
+                while i < Int(end) {
+                    let position = index.positions[i]
+                    if matches(position, request, view) && !found.contains(position) { found.append(position) }
+                    i += 1
+                }
+            }
+            for p in 0..<postings.count {
+                let base = Int(postings[p]) * 2 * Stage.count + s
+                collect(index.ranges[base], index.ranges[base + 1])
+            }
+            collect(index.unindexedRanges[s], index.unindexedRanges[s + 1])
+            guard found.count > 1 else { return found }
+            found.sort()
+            var seen: Set<Int> = []
+            return found.filter { seen.insert(bucket.rules[Int($0)].policy).inserted }
+        }
+
+        @inline(__always)
+        private func matches(_ position: Int32, _ request: AuthzRequest, _ view: RequestView) -> Bool {
+            groups.contains(bucket.ruleGroups[Int(position)]) && bucket.program.matches(Int(position), request, view)
+        }
     }
 
     /// What the dry-run DENY and ALLOW policies that apply would have decided, as Envoy's shadow rules report it.
-    func dryRunOutcomes(_ view: RequestView, _ labels: [String: String]) -> [DryRunOutcome] {
+    func dryRunOutcomes(_ candidates: borrowing Candidates, _ request: AuthzRequest, _ view: RequestView) -> [DryRunOutcome] {
         var out: [DryRunOutcome] = []
+        let labels = request.destination.labels
         let applicable = policies.indices.filter { policies[$0].dryRun && applies($0, labels) }
         if applicable.contains(where: { policies[$0].action == .deny }) {
-            let match = firstMatch(.dryRunDeny, view, labels).map(match)
+            let match = candidates.firstMatch(.dryRunDeny, request, view).map(match)
             out.append(DryRunOutcome(action: .deny, decision: match == nil ? .allow : .deny, match: match))
         }
         if applicable.contains(where: { policies[$0].action == .allow }) {
-            let match = firstMatch(.dryRunAllow, view, labels).map(match)
+            let match = candidates.firstMatch(.dryRunAllow, request, view).map(match)
             out.append(DryRunOutcome(action: .allow, decision: match == nil ? .deny : .allow, match: match))
         }
         return out
+    }
+}
+
+/// The selector groups that apply to one workload: group 0 (no selector) always, and usually a handful more.
+struct GroupSet {
+    private var members = SmallList()
+
+    mutating func insert(_ g: Int32) {
+        if !contains(g) { members.append(g) }
+    }
+
+    @inline(__always)
+    func contains(_ g: Int32) -> Bool {
+        g == 0 || members.contains(g)
+    }
+}
+
+/// A short list of `Int32` kept inline (eight entries), spilling into an array beyond that.
+struct SmallList {
+    private var inline: (Int32, Int32, Int32, Int32, Int32, Int32, Int32, Int32) = (-1, -1, -1, -1, -1, -1, -1, -1)
+    private(set) var count = 0
+    private var overflow: [Int32] = []
+
+    mutating func append(_ value: Int32) {
+        switch count {
+        case 0: inline.0 = value
+        case 1: inline.1 = value
+        case 2: inline.2 = value
+        case 3: inline.3 = value
+        case 4: inline.4 = value
+        case 5: inline.5 = value
+        case 6: inline.6 = value
+        case 7: inline.7 = value
+        default: overflow.append(value)
+        }
+        count += 1
+    }
+
+    @inline(__always)
+    subscript(_ i: Int) -> Int32 {
+        switch i {
+        case 0: inline.0
+        case 1: inline.1
+        case 2: inline.2
+        case 3: inline.3
+        case 4: inline.4
+        case 5: inline.5
+        case 6: inline.6
+        case 7: inline.7
+        default: overflow[i - 8]
+        }
+    }
+
+    @inline(__always)
+    func contains(_ value: Int32) -> Bool {
+        let v = value
+        if inline.0 == v || inline.1 == v || inline.2 == v || inline.3 == v || inline.4 == v || inline.5 == v
+            || inline.6 == v || inline.7 == v
+        {
+            return true
+        }
+        return count > 8 && overflow.contains(v)
     }
 }

@@ -12,16 +12,23 @@ struct CompiledRule: Sendable {
     let to: [[Predicate]]
 
     @inline(__always)
-    func matches(_ view: RequestView) -> Bool {
-        for p in when where !p.matches(view) { return false }
-        if !from.isEmpty && !Self.any(from, view) { return false }
-        if !to.isEmpty && !Self.any(to, view) { return false }
+    func matches(_ request: AuthzRequest, _ view: RequestView) -> Bool {
+        for i in when.indices where !when[i].matches(request, view) { return false }
+        if !from.isEmpty && !Self.any(from, request, view) { return false }
+        if !to.isEmpty && !Self.any(to, request, view) { return false }
         return true
     }
 
     @inline(__always)
-    private static func any(_ entries: [[Predicate]], _ view: RequestView) -> Bool {
-        for entry in entries where entry.allSatisfy({ $0.matches(view) }) { return true }
+    private static func any(_ entries: [[Predicate]], _ request: AuthzRequest, _ view: RequestView) -> Bool {
+        for e in entries.indices {
+            var all = true
+            for i in entries[e].indices where !entries[e][i].matches(request, view) {
+                all = false
+                break
+            }
+            if all { return true }
+        }
         return false
     }
 

@@ -37,7 +37,7 @@ extension NamespaceBucket {
                 policy: policy.id, action: policy.action, dryRun: policy.dryRun, provider: policy.provider,
                 span: policy.span, applies: applies(position, request.destination.labels), selector: policy.selector,
                 rules: compiled.map { rule in
-                    let failures = rule.failures(view)
+                    let failures = rule.failures(request, view)
                     return RuleExplanation(
                         index: rule.index, matched: failures.isEmpty, failures: failures,
                         span: policy.rules?[rule.index].span)
@@ -49,12 +49,12 @@ extension NamespaceBucket {
 extension CompiledRule {
     /// Every failing condition, in the order written: the `when` conditions, then, when no `from` (or `to`) entry
     /// matched, the first failing field of each entry.
-    func failures(_ view: RequestView) -> [String] {
-        var out = when.filter { !$0.matches(view) }.map { $0.failure(view) }
+    func failures(_ request: AuthzRequest, _ view: RequestView) -> [String] {
+        var out = when.filter { !$0.matches(request, view) }.map { $0.failure(request, view) }
         for entries in [from, to] where !entries.isEmpty {
-            let firstFailures = entries.map { entry in entry.first { !$0.matches(view) } }
+            let firstFailures = entries.map { entry in entry.first { !$0.matches(request, view) } }
             if firstFailures.contains(where: { $0 == nil }) { continue }
-            out += firstFailures.compactMap { $0?.failure(view) }
+            out += firstFailures.compactMap { $0?.failure(request, view) }
         }
         return out
     }
@@ -62,9 +62,9 @@ extension CompiledRule {
 
 extension Predicate {
     /// `spec.rules[0].from[0].source.principals: source.principal "x" is not one of ["a"]`.
-    func failure(_ view: RequestView) -> String {
+    func failure(_ request: AuthzRequest, _ view: RequestView) -> String {
         let listed = "[" + values.map { "\"\($0)\"" }.joined(separator: ", ") + "]"
-        let actual = describeValue(view)
+        let actual = describeValue(request, view)
         if negated {
             return "\(field): \(attribute) \(actual ?? "(absent)") matches \(listed)"
         }
@@ -83,8 +83,7 @@ extension Predicate {
         }
     }
 
-    private func describeValue(_ view: RequestView) -> String? {
-        let request = view.request
+    private func describeValue(_ request: AuthzRequest, _ view: RequestView) -> String? {
         func quoted(_ s: String?) -> String? { s.map { "\"\($0)\"" } }
         switch attribute {
         case .sourceIP: return request.source.ip.map { "\($0)" }
@@ -96,7 +95,7 @@ extension Predicate {
             return quoted("\(ns)/\(sa)")
         case .sourceTrustDomain: return quoted(request.source.identity?.trustDomain)
         case .requestPrincipal:
-            return view.issuerSubject.map { "\"\($0.issuer)/\($0.subject)\"" }
+            return request.auth?.issuerAndSubject.map { "\"\($0.issuer)/\($0.subject)\"" }
         case .requestAudiences:
             guard let auth = request.auth else { return nil }
             if !auth.audiences.isEmpty { return "\(Value.array(auth.audiences.map(Value.string)))" }
@@ -111,7 +110,7 @@ extension Predicate {
         case .envoyMetadata:
             return nil
         default:
-            return quoted(view.string(attribute))
+            return quoted(view.string(attribute, request))
         }
     }
 }

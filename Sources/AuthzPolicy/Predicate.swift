@@ -1,102 +1,202 @@
 import PolicyCore
 
-/// One compiled field of a rule: an attribute, how its values match, and whether it came from a `not…` field or
-/// `notValues` (then it matches when none of the values match, including when the attribute is absent).
-struct Predicate: Sendable {
-    enum Matcher: Sendable {
-        /// Envoy string matchers (`*` needs a non-empty value): principals, paths, SNI, presenter.
-        case strings(StringMatchSet)
-        /// Envoy header matchers (`*` needs only presence): headers, method, host (lowercased).
-        case header(StringMatchSet)
-        case paths(StringMatchSet, templates: [PathTemplate])
-        case ips(IPSet)
-        case ports(Set<Int>)
-        case namespaces([NamespacePattern])
-        case serviceAccounts([ServiceAccountRef])
-        case trustDomains([StringPattern])
-        case requestPrincipals([(issuer: StringPattern, subject: StringPattern)])
-        /// A claim that is a string, or a list holding a matching string.
-        case claim(path: [String], StringMatchSet)
-        case audiences(StringMatchSet)
-        /// Envoy metadata Warden never receives.
-        case never
-    }
-
+/// One compiled field of a rule: an attribute and how its values match. A predicate from a `not…` field or from
+/// `notValues` is negated: it matches when none of the values match, including when the attribute is absent.
+///
+/// Predicates are immutable reference types, one subclass per kind of matcher, so evaluating a rule reads them in
+/// place instead of copying their tables.
+class Predicate: @unchecked Sendable {
     let attribute: Attribute
-    let matcher: Matcher
     let negated: Bool
     /// Where the field is in the policy (`spec.rules[0].from[0].source.principals`).
     let field: FieldPath
     let values: [String]
 
-    @inline(__always)
-    func matches(_ view: RequestView) -> Bool {
-        positiveMatch(view) != negated
+    init(_ attribute: Attribute, negated: Bool, field: FieldPath, values: [String]) {
+        self.attribute = attribute
+        self.negated = negated
+        self.field = field
+        self.values = values
     }
 
-    private func positiveMatch(_ view: RequestView) -> Bool {
-        let request = view.request
-        switch matcher {
-        case .strings(let set):
-            guard let value = view.string(attribute) else { return false }
-            return set.matches(value)
-        case .header(let set):
-            guard let value = view.string(attribute) else { return false }
-            return set.presence || set.matches(value)
-        case .paths(let set, let templates):
-            guard let path = request.http.path else { return false }
-            if set.matches(path) { return true }
-            for t in templates where t.matches(path) { return true }
-            return false
-        case .ips(let set):
-            let ip: IPAddress?
-            switch attribute {
-            case .sourceIP: ip = request.source.ip
-            case .remoteIP: ip = request.remoteIP
-            default: ip = request.destination.ip
-            }
-            guard let ip else { return false }
-            return set.contains(ip)
-        case .ports(let ports):
-            guard let port = request.destination.port else { return false }
-            return ports.contains(port)
-        case .namespaces(let patterns):
-            guard let ns = request.source.namespace else { return false }
-            return patterns.contains { $0.matches(ns) }
-        case .serviceAccounts(let refs):
-            guard let identity = request.source.identity, let ns = identity.namespace, let sa = identity.serviceAccount
-            else { return false }
-            return refs.contains { $0.namespace == ns && $0.name == sa }
-        case .trustDomains(let patterns):
-            guard let identity = request.source.identity else { return false }
-            return patterns.contains { $0 == .presence || $0.matches(identity.trustDomain) }
-        case .requestPrincipals(let patterns):
-            guard let (issuer, subject) = view.issuerSubject else { return false }
-            return patterns.contains { $0.issuer.matches(issuer) && $0.subject.matches(subject) }
-        case .claim(let path, let set):
-            guard var value = request.auth?.claims else { return false }
-            for key in path {
-                guard let next = value[key] else { return false }
-                value = next
-            }
-            return Self.anyString(value, set)
-        case .audiences(let set):
-            guard let auth = request.auth else { return false }
-            if !auth.audiences.isEmpty { return auth.audiences.contains { set.matches($0) } }
-            return auth.claims["aud"].map { Self.anyString($0, set) } ?? false
-        case .never:
+    @inline(__always)
+    final func matches(_ request: AuthzRequest, _ view: RequestView) -> Bool {
+        positiveMatch(request, view) != negated
+    }
+
+    /// Whether any value matches (before negation); absent attributes never match.
+    func positiveMatch(_ request: AuthzRequest, _ view: RequestView) -> Bool { false }
+
+}
+
+/// Envoy string and header matchers over a string attribute. For header matchers (headers, method, host) `*`
+/// needs only presence; for string matchers (principal, SNI, presenter, path) it needs a non-empty value.
+final class StringPredicate: Predicate, @unchecked Sendable {
+    let table: StringMatchSet
+    let presenceIsEnough: Bool
+
+    init(_ attribute: Attribute, _ table: StringMatchSet, header: Bool, negated: Bool, field: FieldPath, values: [String]) {
+        self.table = table
+        presenceIsEnough = header && table.presence
+        super.init(attribute, negated: negated, field: field, values: values)
+    }
+
+    override func positiveMatch(_ request: AuthzRequest, _ view: RequestView) -> Bool {
+        guard let value = view.string(attribute, request) else { return false }
+        return presenceIsEnough || table.matches(value)
+    }
+
+}
+
+final class PathPredicate: Predicate, @unchecked Sendable {
+    let table: StringMatchSet
+    let templates: [PathTemplate]
+
+    init(_ table: StringMatchSet, templates: [PathTemplate], negated: Bool, field: FieldPath, values: [String]) {
+        self.table = table
+        self.templates = templates
+        super.init(.path, negated: negated, field: field, values: values)
+    }
+
+    override func positiveMatch(_ request: AuthzRequest, _ view: RequestView) -> Bool {
+        guard let path = request.http.path else { return false }
+        if table.matches(path) { return true }
+        for i in templates.indices where templates[i].matches(path) { return true }
+        return false
+    }
+
+}
+
+final class IPPredicate: Predicate, @unchecked Sendable {
+    let table: IPSet
+
+    init(_ attribute: Attribute, _ table: IPSet, negated: Bool, field: FieldPath, values: [String]) {
+        self.table = table
+        super.init(attribute, negated: negated, field: field, values: values)
+    }
+
+    override func positiveMatch(_ request: AuthzRequest, _ view: RequestView) -> Bool {
+        let ip: IPAddress?
+        switch attribute {
+        case .sourceIP: ip = request.source.ip
+        case .remoteIP: ip = request.remoteIP
+        default: ip = request.destination.ip
+        }
+        guard let ip else { return false }
+        return table.contains(ip)
+    }
+}
+
+final class PortPredicate: Predicate, @unchecked Sendable {
+    let ports: Set<Int>
+
+    init(_ ports: Set<Int>, negated: Bool, field: FieldPath, values: [String]) {
+        self.ports = ports
+        super.init(.destinationPort, negated: negated, field: field, values: values)
+    }
+
+    override func positiveMatch(_ request: AuthzRequest, _ view: RequestView) -> Bool {
+        guard let port = request.destination.port else { return false }
+        return ports.contains(port)
+    }
+
+}
+
+final class NamespacePredicate: Predicate, @unchecked Sendable {
+    let patterns: [NamespacePattern]
+
+    init(_ patterns: [NamespacePattern], negated: Bool, field: FieldPath, values: [String]) {
+        self.patterns = patterns
+        super.init(.sourceNamespace, negated: negated, field: field, values: values)
+    }
+
+    override func positiveMatch(_ request: AuthzRequest, _ view: RequestView) -> Bool {
+        guard let ns = request.source.namespace else { return false }
+        for i in patterns.indices where patterns[i].matches(ns) { return true }
+        return false
+    }
+
+}
+
+final class ServiceAccountPredicate: Predicate, @unchecked Sendable {
+    let refs: [ServiceAccountRef]
+
+    init(_ refs: [ServiceAccountRef], negated: Bool, field: FieldPath, values: [String]) {
+        self.refs = refs
+        super.init(.sourceServiceAccount, negated: negated, field: field, values: values)
+    }
+
+    override func positiveMatch(_ request: AuthzRequest, _ view: RequestView) -> Bool {
+        guard let identity = request.source.identity, let ns = identity.namespace, let sa = identity.serviceAccount
+        else { return false }
+        return refs.contains { $0.namespace == ns && $0.name == sa }
+    }
+}
+
+/// Trust domains: `*` matches any peer identity; otherwise exact, prefix or suffix within the trust domain.
+final class TrustDomainPredicate: Predicate, @unchecked Sendable {
+    let patterns: [StringPattern]
+
+    init(_ patterns: [StringPattern], negated: Bool, field: FieldPath, values: [String]) {
+        self.patterns = patterns
+        super.init(.sourceTrustDomain, negated: negated, field: field, values: values)
+    }
+
+    override func positiveMatch(_ request: AuthzRequest, _ view: RequestView) -> Bool {
+        guard let identity = request.source.identity else { return false }
+        return patterns.contains { $0 == .presence || $0.matches(identity.trustDomain) }
+    }
+}
+
+final class RequestPrincipalPredicate: Predicate, @unchecked Sendable {
+    let patterns: [(issuer: StringPattern, subject: StringPattern)]
+
+    init(_ patterns: [(issuer: StringPattern, subject: StringPattern)], negated: Bool, field: FieldPath, values: [String]) {
+        self.patterns = patterns
+        super.init(.requestPrincipal, negated: negated, field: field, values: values)
+    }
+
+    override func positiveMatch(_ request: AuthzRequest, _ view: RequestView) -> Bool {
+        guard let (issuer, subject) = request.auth?.issuerAndSubject else { return false }
+        for i in patterns.indices where patterns[i].issuer.matches(issuer) && patterns[i].subject.matches(subject) {
+            return true
+        }
+        return false
+    }
+}
+
+/// A claim (or the audiences) that is a string, or a list holding a matching string.
+final class ClaimPredicate: Predicate, @unchecked Sendable {
+    let path: [String]
+    let table: StringMatchSet
+
+    init(_ attribute: Attribute, path: [String], _ table: StringMatchSet, negated: Bool, field: FieldPath, values: [String]) {
+        self.path = path
+        self.table = table
+        super.init(attribute, negated: negated, field: field, values: values)
+    }
+
+    override func positiveMatch(_ request: AuthzRequest, _ view: RequestView) -> Bool {
+        guard let auth = request.auth else { return false }
+        if attribute == .requestAudiences, !auth.audiences.isEmpty {
+            for i in auth.audiences.indices where table.matches(auth.audiences[i]) { return true }
             return false
         }
-    }
-
-    private static func anyString(_ value: Value, _ set: StringMatchSet) -> Bool {
+        var value = auth.claims
+        for key in path {
+            guard let next = value[key] else { return false }
+            value = next
+        }
         switch value {
-        case .string(let s): set.matches(s)
-        case .array(let items): items.contains { if case .string(let s) = $0 { set.matches(s) } else { false } }
-        default: false
+        case .string(let s): return table.matches(s)
+        case .array(let items): return items.contains { if case .string(let s) = $0 { table.matches(s) } else { false } }
+        default: return false
         }
     }
 }
+
+/// Envoy metadata, which Warden never receives: no value ever matches.
+final class NeverPredicate: Predicate, @unchecked Sendable {}
 
 /// An Istio namespace value: `*` may stand anywhere for any run of characters.
 struct NamespacePattern: Sendable, Hashable {
@@ -110,20 +210,19 @@ struct NamespacePattern: Sendable, Hashable {
         guard namespace.utf8.count >= head.utf8.count + tail.utf8.count,
             hasPrefixBytes(namespace, head), hasSuffixBytes(namespace, tail)
         else { return false }
-        var bytes = Array(namespace.utf8)
-        bytes.removeFirst(head.utf8.count)
-        bytes.removeLast(tail.utf8.count)
+        var rest = Array(namespace.utf8.dropFirst(head.utf8.count).dropLast(tail.utf8.count))[...]
         for middle in parts.dropFirst().dropLast() where !middle.isEmpty {
             let m = Array(middle.utf8)
-            guard let at = firstIndex(of: m, in: bytes) else { return false }
-            bytes.removeFirst(at + m.count)
+            guard let at = firstIndex(of: m, in: rest) else { return false }
+            rest = rest[(at + m.count)...]
         }
         return true
     }
 
-    private func firstIndex(of needle: [UInt8], in haystack: [UInt8]) -> Int? {
+    private func firstIndex(of needle: [UInt8], in haystack: ArraySlice<UInt8>) -> Int? {
         guard needle.count <= haystack.count else { return nil }
-        for i in 0...(haystack.count - needle.count) where haystack[i..<(i + needle.count)].elementsEqual(needle) {
+        for i in haystack.startIndex...(haystack.endIndex - needle.count)
+        where haystack[i..<(i + needle.count)].elementsEqual(needle) {
             return i
         }
         return nil
@@ -136,22 +235,18 @@ struct ServiceAccountRef: Sendable, Hashable {
     let name: String
 }
 
-/// The request, with the derived values several predicates read computed once.
+/// Values derived from the request once per decision. The request itself is passed alongside, never copied.
 struct RequestView {
-    let request: AuthzRequest
     /// `request.host`, ASCII-lowercased for case-insensitive host matching.
     let host: String?
-    let issuerSubject: (issuer: String, subject: String)?
 
-    init(_ request: AuthzRequest) {
-        self.request = request
-        host = request.http.host?.asciiLowercased()
-        issuerSubject = request.auth?.issuerAndSubject
+    init(_ request: AuthzRequest, lowercaseHost: Bool = true) {
+        host = lowercaseHost ? request.http.host?.asciiLowercased() : nil
     }
 
     /// The value of a string-valued attribute.
     @inline(__always)
-    func string(_ attribute: Attribute) -> String? {
+    func string(_ attribute: Attribute, _ request: AuthzRequest) -> String? {
         switch attribute {
         case .sourcePrincipal: request.source.principal
         case .sourceNamespace: request.source.namespace
@@ -180,14 +275,14 @@ extension Predicate {
         policyNamespace: String,
         invalid: (String) -> Void
     ) -> Predicate {
-        let matcher: Matcher
         switch attribute {
         case .sourcePrincipal, .connectionSNI, .requestPresenter:
-            matcher = .strings(StringMatchSet(values))
+            return StringPredicate(attribute, StringMatchSet(values), header: false, negated: negated, field: field, values: values)
         case .requestHeader, .method:
-            matcher = .header(StringMatchSet(values))
+            return StringPredicate(attribute, StringMatchSet(values), header: true, negated: negated, field: field, values: values)
         case .host:
-            matcher = .header(StringMatchSet(values, ignoreCase: true))
+            return StringPredicate(
+                attribute, StringMatchSet(values, ignoreCase: true), header: true, negated: negated, field: field, values: values)
         case .path:
             var plain: [String] = [], templates: [PathTemplate] = []
             for v in values {
@@ -200,40 +295,40 @@ extension Predicate {
                     plain.append(v)
                 }
             }
-            matcher = .paths(StringMatchSet(plain), templates: templates)
+            return PathPredicate(StringMatchSet(plain), templates: templates, negated: negated, field: field, values: values)
         case .sourceIP, .remoteIP, .destinationIP:
             var blocks: [CIDR] = []
             for v in values {
                 if let block = CIDR(v) { blocks.append(block) } else { invalid("invalid IP address or CIDR \"\(v)\"") }
             }
-            matcher = .ips(IPSet(blocks))
+            return IPPredicate(attribute, IPSet(blocks), negated: negated, field: field, values: values)
         case .destinationPort:
             var ports: Set<Int> = []
             for v in values {
                 if let p = Int(v), (0...65535).contains(p) { ports.insert(p) } else { invalid("invalid port \"\(v)\"") }
             }
-            matcher = .ports(ports)
+            return PortPredicate(ports, negated: negated, field: field, values: values)
         case .sourceNamespace:
-            matcher = .namespaces(values.map(NamespacePattern.init))
+            return NamespacePredicate(values.map(NamespacePattern.init), negated: negated, field: field, values: values)
         case .sourceServiceAccount:
-            matcher = .serviceAccounts(values.map { v in
+            let refs = values.map { v in
                 if let slash = v.firstIndex(of: "/") {
                     return ServiceAccountRef(namespace: String(v[..<slash]), name: String(v[v.index(after: slash)...]))
                 }
                 return ServiceAccountRef(namespace: policyNamespace, name: v)
-            })
+            }
+            return ServiceAccountPredicate(refs, negated: negated, field: field, values: values)
         case .sourceTrustDomain:
-            matcher = .trustDomains(values.map(StringPattern.init))
+            return TrustDomainPredicate(values.map(StringPattern.init), negated: negated, field: field, values: values)
         case .requestPrincipal:
-            matcher = .requestPrincipals(values.map(requestPrincipalPattern))
+            return RequestPrincipalPredicate(values.map(requestPrincipalPattern), negated: negated, field: field, values: values)
         case .requestAudiences:
-            matcher = .audiences(StringMatchSet(values))
+            return ClaimPredicate(attribute, path: ["aud"], StringMatchSet(values), negated: negated, field: field, values: values)
         case .requestClaim(let path):
-            matcher = .claim(path: path, StringMatchSet(values))
+            return ClaimPredicate(attribute, path: path, StringMatchSet(values), negated: negated, field: field, values: values)
         case .envoyMetadata:
-            matcher = .never
+            return NeverPredicate(attribute, negated: negated, field: field, values: values)
         }
-        return Predicate(attribute: attribute, matcher: matcher, negated: negated, field: field, values: values)
     }
 
     /// Istio splits a request principal value at its last `/` into issuer and subject and matches each part:

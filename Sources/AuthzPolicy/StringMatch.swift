@@ -33,162 +33,110 @@ enum StringPattern: Sendable, Hashable {
     }
 }
 
-/// The compiled values of one field: a hash set for the exact values, a prefix table and a suffix table, and
-/// whether `*` was among them. One lookup answers "does any value match?".
-struct StringMatchSet: Sendable, Hashable {
-    private(set) var exact: Set<ByteString> = []
-    private(set) var prefixes: AffixTable = AffixTable(suffix: false)
-    private(set) var suffixes: AffixTable = AffixTable(suffix: true)
-    private(set) var presence = false
+/// The compiled values of one field: the exact values (scanned when few, hashed when many), a prefix table and a
+/// suffix table, and whether `*` was among them. One call answers "does any value match?".
+struct StringMatchSet: Sendable {
+    private let exact: ByteStore
+    private let exactTable: StaticTable<Bool>?
+    private let prefixes: AffixTable
+    private let suffixes: AffixTable
+    /// The values by kind, for building indexes.
+    let exactBytes: [[UInt8]]
+    let prefixBytes: [[UInt8]]
+    let suffixBytes: [[UInt8]]
+    let presence: Bool
     /// Compare ignoring ASCII case (hosts): values are stored lowercased and callers pass lowercased input.
     let ignoreCase: Bool
 
+    static let scanLimit = 4
+
     init(_ values: [String], ignoreCase: Bool = false) {
         self.ignoreCase = ignoreCase
+        var exact: [String] = [], prefixes: [String] = [], suffixes: [String] = []
+        var presence = false
         for value in values {
             switch StringPattern(ignoreCase ? value.asciiLowercased() : value) {
-            case .exact(let e): exact.insert(ByteString(e))
-            case .prefix(let p): prefixes.insert(p)
-            case .suffix(let s): suffixes.insert(s)
+            case .exact(let e): if !exact.contains(where: { bytesEqual($0, e) }) { exact.append(e) }
+            case .prefix(let p): prefixes.append(p)
+            case .suffix(let s): suffixes.append(s)
             case .presence: presence = true
             }
         }
+        exactBytes = exact.map { Array($0.utf8) }
+        prefixBytes = prefixes.map { Array($0.utf8) }
+        suffixBytes = suffixes.map { Array($0.utf8) }
+        self.exact = ByteStore(exact)
+        exactTable = exact.count > Self.scanLimit ? StaticTable(exact.map { ($0, true) }) : nil
+        self.prefixes = AffixTable(prefixes, suffix: false)
+        self.suffixes = AffixTable(suffixes, suffix: true)
+        self.presence = presence
     }
 
     /// Whether `value` matches any pattern; `presence` here means "present and non-empty".
     @inline(__always)
     func matches(_ value: String) -> Bool {
         if presence && !value.isEmpty { return true }
-        if !exact.isEmpty && exact.contains(ByteString(value)) { return true }
-        return prefixes.matches(value) || suffixes.matches(value)
+        return withBytes(value) { matches(bytes: $0) }
     }
 
-    /// The exact values when the set has nothing but exact values (it can then be indexed by hash).
-    var onlyExactValues: [ByteString]? {
-        presence || !prefixes.isEmpty || !suffixes.isEmpty ? nil : Array(exact)
+    @inline(__always)
+    func matches(bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        if presence && !bytes.isEmpty { return true }
+        if let exactTable {
+            if exactTable.index(of: bytes) != nil { return true }
+        } else {
+            for i in 0..<exact.count where bytesEqual(exact[i], bytes) { return true }
+        }
+        return prefixes.matches(bytes) || suffixes.matches(bytes)
     }
+
 }
 
 /// A set of prefixes (or suffixes). Few entries are scanned; many are grouped by length and hashed, so a
 /// lookup costs one hash per distinct length.
-struct AffixTable: Sendable, Hashable {
+struct AffixTable: Sendable {
     let suffix: Bool
-    private var small: [String] = []
-    private var byLength: [Int: Set<ByteString>] = [:]
-    private var lengths: [Int] = []
+    private let small: ByteStore
+    private let tables: [(length: Int, table: StaticTable<Bool>)]
     static let scanLimit = 8
 
-    init(suffix: Bool) { self.suffix = suffix }
-
-    var isEmpty: Bool { small.isEmpty && byLength.isEmpty }
-
-    mutating func insert(_ affix: String) {
-        if byLength.isEmpty && small.count < Self.scanLimit {
-            small.append(affix)
-            return
+    init(_ affixes: [String], suffix: Bool) {
+        self.suffix = suffix
+        if affixes.count <= Self.scanLimit {
+            small = ByteStore(affixes)
+            tables = []
+        } else {
+            small = ByteStore([])
+            let byLength = Dictionary(grouping: affixes) { $0.utf8.count }
+            tables = byLength.keys.sorted().map { n in (n, StaticTable(byLength[n]!.map { ($0, true) })) }
         }
-        for s in small { insertHashed(s) }
-        small = []
-        insertHashed(affix)
     }
 
-    private mutating func insertHashed(_ affix: String) {
-        let n = affix.utf8.count
-        if byLength[n] == nil {
-            lengths.append(n)
-            lengths.sort()
-        }
-        byLength[n, default: []].insert(ByteString(affix))
-    }
+    var isEmpty: Bool { small.count == 0 && tables.isEmpty }
 
     @inline(__always)
-    func matches(_ value: String) -> Bool {
-        if !small.isEmpty {
-            for a in small where suffix ? hasSuffixBytes(value, a) : hasPrefixBytes(value, a) { return true }
-            return false
+    func matches(_ value: UnsafeBufferPointer<UInt8>) -> Bool {
+        for i in 0..<small.count where suffix ? hasSuffix(value, small[i]) : hasPrefix(value, small[i]) {
+            return true
         }
-        if byLength.isEmpty { return false }
-        let count = value.utf8.count
-        for n in lengths {
-            if n > count { break }
-            let part = suffix ? ByteString(value, utf8Suffix: n) : ByteString(value, utf8Prefix: n)
-            if byLength[n]!.contains(part) { return true }
+        for i in tables.indices {
+            let n = tables[i].length
+            if n > value.count { break }
+            let part = suffix ? UnsafeBufferPointer(rebasing: value[(value.count - n)...]) : UnsafeBufferPointer(rebasing: value[0..<n])
+            if tables[i].table.index(of: part) != nil { return true }
         }
         return false
     }
 }
 
-/// A string compared and hashed by its UTF-8 bytes (no Unicode normalisation), possibly a byte range of a
-/// larger string, so lookups never copy.
-struct ByteString: Sendable, Hashable {
-    let base: String
-    let start: Int
-    let count: Int
-
-    init(_ s: String) {
-        base = s
-        start = 0
-        count = s.utf8.count
-    }
-
-    init(_ s: String, utf8Prefix n: Int) {
-        base = s
-        start = 0
-        count = n
-    }
-
-    init(_ s: String, utf8Suffix n: Int) {
-        base = s
-        count = n
-        start = s.utf8.count - n
-    }
-
-    var string: String {
-        start == 0 && count == base.utf8.count ? base : String(decoding: Array(base.utf8.dropFirst(start).prefix(count)), as: UTF8.self)
-    }
-
-    static func == (a: ByteString, b: ByteString) -> Bool {
-        guard a.count == b.count else { return false }
-        return a.withBytes { x in b.withBytes { y in x.elementsEqual(y) } }
-    }
-
-    func hash(into hasher: inout Hasher) {
-        withBytes { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
-    }
-
-    @inline(__always)
-    func withBytes<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
-        if let r = base.utf8.withContiguousStorageIfAvailable({ body(UnsafeBufferPointer(rebasing: $0[start..<(start + count)])) }) {
-            return r
-        }
-        let copy = Array(base.utf8)
-        return copy.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[start..<(start + count)])) }
-    }
-}
-
-@inline(__always)
-func bytesEqual(_ a: String, _ b: String) -> Bool {
-    ByteString(a) == ByteString(b)
-}
-
-@inline(__always)
-func hasPrefixBytes(_ s: String, _ prefix: String) -> Bool {
-    let n = prefix.utf8.count
-    guard n <= s.utf8.count else { return false }
-    return ByteString(s, utf8Prefix: n) == ByteString(prefix)
-}
-
-@inline(__always)
-func hasSuffixBytes(_ s: String, _ suffix: String) -> Bool {
-    let n = suffix.utf8.count
-    guard n <= s.utf8.count else { return false }
-    return ByteString(s, utf8Suffix: n) == ByteString(suffix)
-}
-
 extension String {
     /// Lowercases ASCII letters only (as Envoy's case-insensitive matching does); returns `self` when there are none.
     func asciiLowercased() -> String {
-        guard utf8.contains(where: { $0 >= 65 && $0 <= 90 }) else { return self }
-        return String(decoding: utf8.map { $0 >= 65 && $0 <= 90 ? $0 + 32 : $0 }, as: UTF8.self)
+        let hasUpper = withBytes(self) { bytes in
+            for b in bytes where b &- 65 < 26 { return true }
+            return false
+        }
+        guard hasUpper else { return self }
+        return String(decoding: utf8.map { $0 &- 65 < 26 ? $0 + 32 : $0 }, as: UTF8.self)
     }
 }
