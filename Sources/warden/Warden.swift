@@ -11,6 +11,8 @@ struct Warden: AsyncParsableCommand {
         subcommands: [
             CheckCommand.self,
             DecideCommand.self,
+            ReplayCommand.self,
+            BenchCommand.self,
             ConformanceCommand.self,
         ]
     )
