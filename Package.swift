@@ -65,6 +65,7 @@ let package = Package(
         // Tests: one target per module, plus end-to-end tests of the real binary.
         .target(name: "WardenTesting", dependencies: ["PolicyCore"], path: "Tests/WardenTesting", swiftSettings: strict),
         .testTarget(name: "PolicyCoreTests", dependencies: ["PolicyCore"], swiftSettings: strict),
+        .testTarget(name: "DocumentsTests", dependencies: ["Documents", "PolicyCore"], swiftSettings: strict),
         .testTarget(
             name: "AuthzPolicyTests",
             dependencies: ["AuthzPolicy", "PolicyCore", "Documents", "WardenTesting"],
