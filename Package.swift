@@ -12,6 +12,12 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "warden", targets: ["warden"]),
+        // The engines as libraries, for the benchmark package in Benchmarks/.
+        .library(name: "PolicyCore", targets: ["PolicyCore"]),
+        .library(name: "AuthzPolicy", targets: ["AuthzPolicy"]),
+        .library(name: "DecisionPoint", targets: ["DecisionPoint"]),
+        .library(name: "PolicyLoading", targets: ["PolicyLoading"]),
+        .library(name: "Rego", targets: ["Rego"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -21,6 +27,8 @@ let package = Package(
     targets: [
         // Pure engines.
         .target(name: "PolicyCore", swiftSettings: strict),
+        .target(name: "AuthzPolicy", dependencies: ["PolicyCore"], swiftSettings: strict),
+        .target(name: "DecisionPoint", dependencies: ["PolicyCore", "AuthzPolicy"], swiftSettings: strict),
         .target(
             name: "Rego",
             dependencies: ["PolicyCore", .product(name: "Crypto", package: "swift-crypto")],
@@ -34,8 +42,13 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "PolicyLoading",
+            dependencies: ["PolicyCore", "AuthzPolicy", "DecisionPoint", "Documents"],
+            swiftSettings: strict
+        ),
+        .target(
             name: "Conformance",
-            dependencies: ["PolicyCore", "Documents"],
+            dependencies: ["PolicyCore", "AuthzPolicy", "DecisionPoint", "PolicyLoading", "Documents"],
             swiftSettings: strict
         ),
 
@@ -43,7 +56,7 @@ let package = Package(
         .executableTarget(
             name: "warden",
             dependencies: [
-                "PolicyCore", "Documents", "Conformance",
+                "PolicyCore", "AuthzPolicy", "DecisionPoint", "Documents", "PolicyLoading", "Conformance",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -52,6 +65,15 @@ let package = Package(
         // Tests: one target per module, plus end-to-end tests of the real binary.
         .target(name: "WardenTesting", dependencies: ["PolicyCore"], path: "Tests/WardenTesting", swiftSettings: strict),
         .testTarget(name: "PolicyCoreTests", dependencies: ["PolicyCore"], swiftSettings: strict),
+        .testTarget(name: "DocumentsTests", dependencies: ["Documents", "PolicyCore"], swiftSettings: strict),
+        .testTarget(
+            name: "AuthzPolicyTests",
+            dependencies: ["AuthzPolicy", "PolicyCore", "Documents", "WardenTesting"],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "PolicyLoadingTests", dependencies: ["PolicyLoading", "PolicyCore", "WardenTesting"], swiftSettings: strict),
+        .testTarget(name: "ConformanceTests", dependencies: ["Conformance", "WardenTesting"], swiftSettings: strict),
+        .testTarget(name: "WardenCLITests", dependencies: ["PolicyCore", "WardenTesting"], swiftSettings: strict),
         .testTarget(
             name: "RegoTests",
             dependencies: ["Rego", "PolicyCore", "WardenTesting"],

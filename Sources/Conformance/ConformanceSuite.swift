@@ -17,7 +17,9 @@ public enum ConformanceSuite {
     }
 
     /// Every runner Warden has, by directory.
-    public static let runners: [Runner] = []
+    public static let runners: [Runner] = [
+        AuthzCaseRunner.runner,
+    ]
 
     /// Runs every case file under `root` (or just `only`, a subdirectory name) and returns the results in a
     /// stable order: by file path, then by the order of cases in the file.

@@ -108,26 +108,46 @@ extension AuthzRequest {
     /// The verified request credential (JWT): `request.auth.*`.
     public struct RequestAuth: Sendable, Hashable {
         /// `iss/sub`.
-        public var principal: String?
+        public var principal: String? {
+            didSet { splitIssuerAndSubject() }
+        }
         public var audiences: [String]
         /// The authorized presenter (`azp`).
         public var presenter: String?
         /// The whole token payload.
-        public var claims: Value
+        public var claims: Value {
+            didSet { splitIssuerAndSubject() }
+        }
+        /// The token's issuer and subject, derived once from `claims` or `principal` (rules read them often).
+        public private(set) var issuer: String?
+        public private(set) var subject: String?
+        /// `issuer/subject`, the key request-principal rules are indexed by.
+        public private(set) var issuerSubjectKey: String?
 
         public init(principal: String? = nil, audiences: [String] = [], presenter: String? = nil, claims: Value = [:]) {
             self.principal = principal
             self.audiences = audiences
             self.presenter = presenter
             self.claims = claims
+            splitIssuerAndSubject()
         }
 
         /// The issuer and subject, from the claims when present, else split from the principal at its last `/`
         /// (an issuer may itself contain slashes, a subject rarely does).
         public var issuerAndSubject: (issuer: String, subject: String)? {
-            if let iss = claims["iss"]?.stringValue, let sub = claims["sub"]?.stringValue { return (iss, sub) }
-            guard let principal, let slash = principal.lastIndex(of: "/") else { return nil }
-            return (String(principal[..<slash]), String(principal[principal.index(after: slash)...]))
+            guard let issuer, let subject else { return nil }
+            return (issuer, subject)
+        }
+
+        private mutating func splitIssuerAndSubject() {
+            if let iss = claims["iss"]?.stringValue, let sub = claims["sub"]?.stringValue {
+                (issuer, subject) = (iss, sub)
+            } else if let principal, let slash = principal.lastIndex(of: "/") {
+                (issuer, subject) = (String(principal[..<slash]), String(principal[principal.index(after: slash)...]))
+            } else {
+                (issuer, subject) = (nil, nil)
+            }
+            issuerSubjectKey = issuer.map { $0 + "/" + subject! }
         }
     }
 }

@@ -9,6 +9,10 @@ struct Warden: AsyncParsableCommand {
         commandName: "warden",
         abstract: "Zero-trust authorization: Istio AuthorizationPolicy and Rego decisions for Envoy and Istio.",
         subcommands: [
+            CheckCommand.self,
+            DecideCommand.self,
+            ReplayCommand.self,
+            BenchCommand.self,
             ConformanceCommand.self,
         ]
     )

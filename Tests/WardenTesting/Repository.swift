@@ -34,7 +34,8 @@ public final class TemporaryDirectory: @unchecked Sendable {
     public let path: String
 
     public init(prefix: String = "warden-test") throws {
-        let template = NSTemporaryDirectory() + "/\(prefix)-XXXXXX"
+        let base = NSTemporaryDirectory().hasSuffix("/") ? NSTemporaryDirectory() : NSTemporaryDirectory() + "/"
+        let template = base + "\(prefix)-XXXXXX"
         var bytes = Array(template.utf8CString)
         guard let made = mkdtemp(&bytes) else { throw CocoaError(.fileWriteUnknown) }
         path = String(cString: made)

@@ -1,0 +1,427 @@
+import PolicyCore
+
+extension AuthorizationPolicy {
+    public static let kind = "AuthorizationPolicy"
+    public static let apiVersions = ["security.istio.io/v1", "security.istio.io/v1beta1"]
+    public static let dryRunAnnotation = "istio.io/dry-run"
+
+    /// Decodes one AuthorizationPolicy document and validates it as `istioctl validate` does, reporting every
+    /// problem to `decoder` with its field path and place. Returns nil when the document has errors.
+    ///
+    /// `defaultNamespace` stands in for a missing `metadata.namespace`, as `kubectl apply` uses the current one.
+    public static func decode(
+        _ node: DocumentNode,
+        decoder: DocumentDecoder,
+        defaultNamespace: String = "default"
+    ) -> AuthorizationPolicy? {
+        let errorsBefore = decoder.diagnostics.filter(\.isError).count
+        var reader = PolicyReader(decoder: decoder)
+        let policy = reader.policy(node, defaultNamespace: defaultNamespace)
+        return decoder.diagnostics.filter(\.isError).count == errorsBefore ? policy : nil
+    }
+}
+
+/// The fields Kubernetes puts in `metadata`; any other is a typo.
+let objectMetaFields = [
+    "name", "namespace", "labels", "annotations", "uid", "resourceVersion", "generation", "creationTimestamp",
+    "deletionTimestamp", "deletionGracePeriodSeconds", "generateName", "managedFields", "ownerReferences",
+    "finalizers", "selfLink",
+]
+
+private struct PolicyReader {
+    let decoder: DocumentDecoder
+    var action: PolicyAction = .allow
+
+    mutating func policy(_ node: DocumentNode, defaultNamespace: String) -> AuthorizationPolicy? {
+        guard let top = decoder.fields(node, at: .root, known: ["apiVersion", "kind", "metadata", "spec", "status"]) else {
+            return nil
+        }
+        if let apiVersion = top["apiVersion"].flatMap({ decoder.string($0, at: top.path("apiVersion")) }),
+            !AuthorizationPolicy.apiVersions.contains(apiVersion.value)
+        {
+            decoder.invalid(
+                "unsupported apiVersion `\(apiVersion.value)` for AuthorizationPolicy; use "
+                    + AuthorizationPolicy.apiVersions.map { "`\($0)`" }.joined(separator: " or "), at: apiVersion)
+        }
+        guard let metadataNode = top["metadata"] else {
+            decoder.report(Diagnostic.Code.missingField, "missing `metadata` (a policy needs a name)", span: node.span, path: .root)
+            return nil
+        }
+        guard let metadata = decoder.fields(metadataNode, at: top.path("metadata"), known: objectMetaFields) else {
+            return nil
+        }
+        let name = requiredName(metadata, metadataNode)
+        var namespace = defaultNamespace
+        if let ns = metadata["namespace"].flatMap({ decoder.string($0, at: metadata.path("namespace")) }) {
+            if isDNSLabel(ns.value) {
+                namespace = ns.value
+            } else {
+                decoder.invalid("invalid namespace `\(ns.value)`: must be a DNS-1123 label", at: ns)
+            }
+        }
+        let annotations = metadata["annotations"].flatMap { decoder.stringMap($0, at: metadata.path("annotations")) } ?? [:]
+        if let labels = metadata["labels"] { _ = decoder.stringMap(labels, at: metadata.path("labels")) }
+
+        let specNode = top["spec"] ?? DocumentNode(.mapping([]), span: node.span)
+        let specPath = FieldPath.root / "spec"
+        guard
+            let spec = decoder.fields(
+                specNode, at: specPath, known: ["selector", "targetRef", "targetRefs", "action", "provider", "rules"])
+        else { return nil }
+
+        for key in ["targetRef", "targetRefs"] where spec.has(key) {
+            decoder.report(
+                Diagnostic.Code.unsupported,
+                "`\(key)` attaches a policy to a gateway or service (waypoint mode); Warden selects workloads with `selector`",
+                span: spec[key]!.span, path: spec.path(key))
+        }
+        let selector = spec["selector"].flatMap { readSelector($0, at: spec.path("selector")) }
+
+        if let actionNode = spec["action"], let text = decoder.string(actionNode, at: spec.path("action")) {
+            if let parsed = PolicyAction(rawValue: text.value) {
+                action = parsed
+            } else {
+                decoder.invalid(
+                    "unknown action `\(text.value)`; expected one of ALLOW, DENY, AUDIT, CUSTOM", at: text)
+            }
+        }
+
+        var provider: Located<String>?
+        if let providerNode = spec["provider"],
+            let fields = decoder.fields(providerNode, at: spec.path("provider"), known: ["name"])
+        {
+            provider = fields["name"].flatMap { decoder.string($0, at: fields.path("name")) }
+            if action != .custom {
+                decoder.invalid("`provider` is only allowed with the CUSTOM action, found \(action.rawValue)", at: providerNode, spec.path("provider"))
+            }
+        }
+
+        var rules: [AuthorizationPolicy.Rule]?
+        if let rulesNode = spec["rules"], let items = decoder.sequence(rulesNode, at: spec.path("rules")) {
+            rules = items.compactMap { rule($0.node, at: $0.path) }
+        }
+        switch action {
+        case .custom:
+            if rules == nil {
+                decoder.report(
+                    Diagnostic.Code.invalidValue,
+                    "CUSTOM action without `rules` is meaningless as it will never be triggered; add an empty rule `{}` to trigger it for every request",
+                    span: specNode.span, path: specPath)
+            } else if provider == nil || provider!.value.isEmpty {
+                decoder.report(Diagnostic.Code.missingField, "`provider.name` must not be empty for the CUSTOM action", span: spec["provider"]?.span ?? specNode.span, path: specPath / "provider" / "name")
+            }
+        case .deny where rules == nil:
+            decoder.report(
+                Diagnostic.Code.invalidValue,
+                "DENY action without `rules` is meaningless as it will never be triggered; add an empty rule `{}` to trigger it for every request",
+                span: specNode.span, path: specPath)
+        default: break
+        }
+
+        var dryRun = false
+        if let value = annotations[AuthorizationPolicy.dryRunAnnotation] {
+            if let parsed = parseGoBool(value.value) {
+                dryRun = parsed
+                if action != .allow && action != .deny {
+                    decoder.invalid("the annotation `\(AuthorizationPolicy.dryRunAnnotation)` only supports the ALLOW and DENY actions, found \(action.rawValue)", at: value)
+                }
+            } else {
+                decoder.invalid("invalid value `\(value.value)` for the annotation `\(AuthorizationPolicy.dryRunAnnotation)`: expected true or false", at: value)
+            }
+        }
+
+        guard let name else { return nil }
+        return AuthorizationPolicy(
+            id: PolicyID(namespace: namespace, name: name), selector: selector, action: action,
+            provider: provider?.value, rules: rules, dryRun: dryRun, span: node.span)
+    }
+
+    func requiredName(_ metadata: DocumentDecoder.Fields, _ node: DocumentNode) -> String? {
+        guard let nameNode = metadata["name"] else {
+            decoder.report(Diagnostic.Code.missingField, "missing `metadata.name`", span: node.span, path: metadata.path)
+            return nil
+        }
+        guard let name = decoder.string(nameNode, at: metadata.path("name")) else { return nil }
+        guard isDNSSubdomain(name.value) else {
+            decoder.invalid("invalid name `\(name.value)`: must be a lowercase DNS-1123 subdomain", at: name)
+            return nil
+        }
+        return name.value
+    }
+
+    func readSelector(_ node: DocumentNode, at path: FieldPath) -> [String: String]? {
+        guard let fields = decoder.fields(node, at: path, known: ["matchLabels"]) else { return nil }
+        let labels = fields["matchLabels"].flatMap { decoder.stringMap($0, at: fields.path("matchLabels")) } ?? [:]
+        if labels.isEmpty {
+            decoder.report(Diagnostic.Code.invalidValue, "workload selector specified without labels: it selects every workload", span: node.span, path: path, severity: .warning)
+        }
+        var out: [String: String] = [:]
+        for (key, value) in labels {
+            if key.isEmpty {
+                decoder.invalid("empty key is not supported in selector", at: value)
+            } else if key.contains("*") || value.value.contains("*") {
+                decoder.invalid("wildcard is not supported in selector: `\(key)=\(value.value)`", at: value)
+            }
+            out[key] = value.value
+        }
+        return out
+    }
+
+    func rule(_ node: DocumentNode, at path: FieldPath) -> AuthorizationPolicy.Rule? {
+        guard let fields = decoder.fields(node, at: path, known: ["from", "to", "when"]) else { return nil }
+        var rule = AuthorizationPolicy.Rule(span: node.span)
+        if let fromNode = fields["from"], let items = decoder.sequence(fromNode, at: fields.path("from")) {
+            if items.isEmpty, case .sequence = fromNode.content {
+                decoder.invalid("`from` must not be empty; remove it to match any source", at: fromNode, fields.path("from"))
+            }
+            rule.from = items.compactMap { source($0.node, at: $0.path) }
+        }
+        if let toNode = fields["to"], let items = decoder.sequence(toNode, at: fields.path("to")) {
+            if items.isEmpty, case .sequence = toNode.content {
+                decoder.invalid("`to` must not be empty; remove it to match any operation", at: toNode, fields.path("to"))
+            }
+            rule.to = items.compactMap { operation($0.node, at: $0.path) }
+        }
+        if let whenNode = fields["when"], let items = decoder.sequence(whenNode, at: fields.path("when")) {
+            rule.when = items.compactMap { condition($0.node, at: $0.path) }
+        }
+        return rule
+    }
+
+    static let sourceFields = [
+        "principals", "notPrincipals", "requestPrincipals", "notRequestPrincipals", "namespaces", "notNamespaces",
+        "serviceAccounts", "notServiceAccounts", "trustDomains", "notTrustDomains", "ipBlocks", "notIpBlocks",
+        "remoteIpBlocks", "notRemoteIpBlocks",
+    ]
+
+    static let operationFields = ["hosts", "notHosts", "ports", "notPorts", "methods", "notMethods", "paths", "notPaths"]
+
+    func source(_ node: DocumentNode, at path: FieldPath) -> AuthorizationPolicy.Source? {
+        guard let entry = decoder.fields(node, at: path, known: ["source"]) else { return nil }
+        guard let sourceNode = entry["source"] else {
+            decoder.report(Diagnostic.Code.missingField, "`from` entries need a `source`", span: node.span, path: path)
+            return nil
+        }
+        let sourcePath = path / "source"
+        guard let fields = decoder.fields(sourceNode, at: sourcePath, known: Self.sourceFields) else { return nil }
+        func list(_ key: String) -> [Located<String>] {
+            guard let n = fields[key] else { return [] }
+            let values = decoder.strings(n, at: fields.path(key)) ?? []
+            for v in values where v.value.isEmpty { decoder.invalid("empty value not allowed", at: v) }
+            return values
+        }
+        var s = AuthorizationPolicy.Source()
+        let principals = list("principals"), notPrincipals = list("notPrincipals")
+        let namespaces = list("namespaces"), notNamespaces = list("notNamespaces")
+        let serviceAccounts = list("serviceAccounts"), notServiceAccounts = list("notServiceAccounts")
+        let trustDomains = list("trustDomains"), notTrustDomains = list("notTrustDomains")
+        s.principals = principals.map(\.value)
+        s.notPrincipals = notPrincipals.map(\.value)
+        s.requestPrincipals = list("requestPrincipals").map(\.value)
+        s.notRequestPrincipals = list("notRequestPrincipals").map(\.value)
+        s.namespaces = namespaces.map(\.value)
+        s.notNamespaces = notNamespaces.map(\.value)
+        s.serviceAccounts = serviceAccounts.map(\.value)
+        s.notServiceAccounts = notServiceAccounts.map(\.value)
+        s.trustDomains = trustDomains.map(\.value)
+        s.notTrustDomains = notTrustDomains.map(\.value)
+        s.ipBlocks = ipBlocks(list("ipBlocks"))
+        s.notIpBlocks = ipBlocks(list("notIpBlocks"))
+        s.remoteIpBlocks = ipBlocks(list("remoteIpBlocks"))
+        s.notRemoteIpBlocks = ipBlocks(list("notRemoteIpBlocks"))
+        serviceAccountValues(serviceAccounts)
+        serviceAccountValues(notServiceAccounts)
+        trustDomainValues(trustDomains)
+        trustDomainValues(notTrustDomains)
+
+        if fields.entries.allSatisfy({ entry in (fields[entry.key].flatMap { decoder.sequenceCount($0) } ?? 0) == 0 }) {
+            decoder.invalid("`source` must not be empty; remove the `from` entry to match any source", at: sourceNode, sourcePath)
+        }
+        if !(principals + notPrincipals + namespaces + notNamespaces).isEmpty, !(serviceAccounts + notServiceAccounts).isEmpty {
+            decoder.invalid("cannot set `serviceAccounts` with `namespaces` or `principals`", at: sourceNode, sourcePath)
+        }
+        if action == .custom {
+            for key in [
+                "principals", "notPrincipals", "requestPrincipals", "notRequestPrincipals", "namespaces", "notNamespaces",
+                "serviceAccounts", "notServiceAccounts", "trustDomains", "notTrustDomains",
+            ] where fields.has(key) {
+                decoder.report(
+                    Diagnostic.Code.unsupported, "`\(key)` is not supported with the CUSTOM action",
+                    span: fields[key]!.span, path: fields.path(key))
+            }
+        }
+        return s
+    }
+
+    func operation(_ node: DocumentNode, at path: FieldPath) -> AuthorizationPolicy.Operation? {
+        guard let entry = decoder.fields(node, at: path, known: ["operation"]) else { return nil }
+        guard let operationNode = entry["operation"] else {
+            decoder.report(Diagnostic.Code.missingField, "`to` entries need an `operation`", span: node.span, path: path)
+            return nil
+        }
+        let operationPath = path / "operation"
+        guard let fields = decoder.fields(operationNode, at: operationPath, known: Self.operationFields) else { return nil }
+        func list(_ key: String) -> [Located<String>] {
+            guard let n = fields[key] else { return [] }
+            let values = decoder.strings(n, at: fields.path(key)) ?? []
+            for v in values where v.value.isEmpty { decoder.invalid("empty value not allowed", at: v) }
+            return values
+        }
+        var o = AuthorizationPolicy.Operation()
+        o.hosts = list("hosts").map(\.value)
+        o.notHosts = list("notHosts").map(\.value)
+        o.ports = ports(list("ports"))
+        o.notPorts = ports(list("notPorts"))
+        o.methods = list("methods").map(\.value)
+        o.notMethods = list("notMethods").map(\.value)
+        o.paths = paths(list("paths"))
+        o.notPaths = paths(list("notPaths"))
+        if fields.entries.allSatisfy({ entry in (fields[entry.key].flatMap { decoder.sequenceCount($0) } ?? 0) == 0 }) {
+            decoder.invalid("`operation` must not be empty; remove the `to` entry to match any operation", at: operationNode, operationPath)
+        }
+        return o
+    }
+
+    func condition(_ node: DocumentNode, at path: FieldPath) -> AuthorizationPolicy.Condition? {
+        guard let fields = decoder.fields(node, at: path, known: ["key", "values", "notValues"]) else { return nil }
+        guard let keyNode = fields["key"], let key = decoder.string(keyNode, at: fields.path("key")) else {
+            if fields["key"] == nil {
+                decoder.report(Diagnostic.Code.missingField, "a condition needs a `key`", span: node.span, path: path)
+            }
+            return nil
+        }
+        guard !key.value.isEmpty else {
+            decoder.invalid("`key` must not be empty", at: key)
+            return nil
+        }
+        let values = fields["values"].flatMap { decoder.strings($0, at: fields.path("values")) } ?? []
+        let notValues = fields["notValues"].flatMap { decoder.strings($0, at: fields.path("notValues")) } ?? []
+        for v in values + notValues where v.value.isEmpty { decoder.invalid("empty value not allowed", at: v) }
+        if values.isEmpty && notValues.isEmpty {
+            decoder.invalid("at least one of `values` or `notValues` must be set for key `\(key.value)`", at: node, path)
+        }
+        switch Attribute.parse(whenKey: key.value) {
+        case .failure(let error):
+            decoder.invalid(error.message, at: key)
+        case .success(let attribute):
+            switch attribute {
+            case .sourceIP, .remoteIP, .destinationIP:
+                _ = ipBlocks(values)
+                _ = ipBlocks(notValues)
+            case .destinationPort:
+                _ = ports(values)
+                _ = ports(notValues)
+            case .sourceServiceAccount:
+                serviceAccountValues(values)
+                serviceAccountValues(notValues)
+            case .sourceTrustDomain:
+                trustDomainValues(values)
+                trustDomainValues(notValues)
+            case .envoyMetadata:
+                decoder.report(
+                    Diagnostic.Code.unsupported,
+                    "`\(key.value)` reads Envoy dynamic metadata, which Warden does not receive: its `values` never match and its `notValues` always match",
+                    span: key.span, path: key.path, severity: .warning)
+            default: break
+            }
+            if action == .custom {
+                switch attribute {
+                case .sourceNamespace, .sourcePrincipal, .sourceServiceAccount, .sourceTrustDomain, .requestPrincipal,
+                    .requestAudiences, .requestPresenter, .requestClaim:
+                    decoder.report(
+                        Diagnostic.Code.unsupported, "`\(key.value)` is not supported with the CUSTOM action",
+                        span: key.span, path: key.path)
+                default: break
+                }
+            }
+        }
+        return AuthorizationPolicy.Condition(key: key.value, values: values.map(\.value), notValues: notValues.map(\.value))
+    }
+
+    // MARK: - Value checks
+
+    func ipBlocks(_ values: [Located<String>]) -> [String] {
+        for v in values where !v.value.isEmpty && CIDR(v.value) == nil {
+            decoder.invalid(v.value.contains("/") ? "invalid CIDR \"\(v.value)\"" : "invalid IP address \"\(v.value)\"", at: v)
+        }
+        return values.map(\.value)
+    }
+
+    func ports(_ values: [Located<String>]) -> [String] {
+        for v in values where !v.value.isEmpty {
+            if !v.value.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) || (Int(v.value) ?? 70000) > 65535 {
+                decoder.invalid("invalid port \"\(v.value)\": expected a number from 0 to 65535", at: v)
+            }
+        }
+        return values.map(\.value)
+    }
+
+    func paths(_ values: [Located<String>]) -> [String] {
+        for v in values {
+            if let error = PathTemplate.validate(v.value) { decoder.invalid(error.message, at: v) }
+        }
+        return values.map(\.value)
+    }
+
+    func serviceAccountValues(_ values: [Located<String>]) {
+        if values.count > 16 {
+            decoder.invalid("may not have more than 16 service accounts", at: values[16])
+        }
+        for v in values where !v.value.isEmpty {
+            let parts = v.value.split(separator: "/", omittingEmptySubsequences: false)
+            if v.value.contains("*") {
+                decoder.invalid("wildcard not allowed in a service account: \"\(v.value)\"", at: v)
+            } else if parts.count > 2 || parts.contains(where: \.isEmpty) {
+                decoder.invalid("expected `serviceAccount` or `namespace/serviceAccount`, found \"\(v.value)\"", at: v)
+            } else if v.value.count > 320 {
+                decoder.invalid("a service account cannot exceed 320 characters", at: v)
+            }
+        }
+    }
+
+    func trustDomainValues(_ values: [Located<String>]) {
+        for v in values where !v.value.isEmpty {
+            let stars = v.value.filter { $0 == "*" }.count
+            if stars > 1 {
+                decoder.invalid("at most one wildcard is allowed: \"\(v.value)\"", at: v)
+            } else if stars == 1, v.value != "*", !v.value.hasPrefix("*"), !v.value.hasSuffix("*") {
+                decoder.invalid("a wildcard is only allowed at the start or end: \"\(v.value)\"", at: v)
+            } else if v.value.contains("/") {
+                decoder.invalid("a trust domain must not contain `/`: \"\(v.value)\"", at: v)
+            }
+        }
+    }
+}
+
+extension DocumentDecoder {
+    /// The number of items of a sequence node (0 for null), without reporting anything.
+    func sequenceCount(_ node: DocumentNode) -> Int? {
+        switch node.content {
+        case .sequence(let items): items.count
+        case .scalar(let s) where s.kind == .null: 0
+        default: 1
+        }
+    }
+}
+
+/// Go's `strconv.ParseBool`, which Istio uses for its boolean annotations.
+func parseGoBool(_ text: String) -> Bool? {
+    switch text {
+    case "1", "t", "T", "TRUE", "true", "True": true
+    case "0", "f", "F", "FALSE", "false", "False": false
+    default: nil
+    }
+}
+
+/// A DNS-1123 label: lowercase alphanumerics and `-`, starting and ending alphanumeric, at most 63 characters.
+func isDNSLabel(_ text: String) -> Bool {
+    let bytes = Array(text.utf8)
+    guard !bytes.isEmpty, bytes.count <= 63 else { return false }
+    func alnum(_ b: UInt8) -> Bool { (b >= 97 && b <= 122) || (b >= 48 && b <= 57) }
+    return alnum(bytes.first!) && alnum(bytes.last!) && bytes.allSatisfy { alnum($0) || $0 == UInt8(ascii: "-") }
+}
+
+/// A DNS-1123 subdomain: dot-separated labels, at most 253 characters.
+func isDNSSubdomain(_ text: String) -> Bool {
+    text.utf8.count <= 253 && text.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { isDNSLabel(String($0)) }
+}

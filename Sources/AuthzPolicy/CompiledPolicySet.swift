@@ -1,0 +1,394 @@
+import PolicyCore
+
+/// Answers CUSTOM checks. The decision point wires real providers (Rego); without any, every CUSTOM match
+/// fails closed.
+public protocol CustomProviders: Sendable {
+    /// Asks the provider named by a matching CUSTOM policy about the request.
+    func check(provider: String, request: AuthzRequest) -> CustomOutcome
+}
+
+/// No providers configured: a matching CUSTOM policy denies, as Istio denies when its provider is unknown.
+public struct NoCustomProviders: CustomProviders {
+    public init() {}
+
+    public func check(provider: String, request: AuthzRequest) -> CustomOutcome {
+        .failed(Diagnostic(code: "custom_provider_missing", message: "no CUSTOM provider named `\(provider)` is configured"))
+    }
+}
+
+/// A set of AuthorizationPolicies compiled once into per-namespace indexes. Immutable and safe to share across
+/// tasks; `decide` walks no YAML and allocates nothing in the common case.
+///
+/// Scoping follows Istio: a policy in the root namespace applies to every workload its selector matches, in
+/// every namespace; any other policy applies to the workloads of its own namespace that its selector matches.
+public struct CompiledPolicySet: Sendable {
+    public let policies: [AuthorizationPolicy]
+    public let rootNamespace: String
+    /// The namespace assumed for a request that names none.
+    public let defaultNamespace: String
+    /// Problems found while compiling (only policies built in code, not decoded, can have them).
+    public let diagnostics: [Diagnostic]
+
+    private let buckets: StaticTable<NamespaceBucket>
+    private let rootBucket: NamespaceBucket
+
+    public init(policies: [AuthorizationPolicy], rootNamespace: String = "istio-system", defaultNamespace: String = "default") {
+        self.policies = policies
+        self.rootNamespace = rootNamespace
+        self.defaultNamespace = defaultNamespace
+        // Root-namespace policies first, then the namespace's own; by name within each, for a stable order.
+        let sorted = policies.sorted { $0.id < $1.id }
+        let root = sorted.filter { $0.id.namespace == rootNamespace }
+        var byNamespace: [String: [AuthorizationPolicy]] = [:]
+        for p in sorted where p.id.namespace != rootNamespace { byNamespace[p.id.namespace, default: []].append(p) }
+        rootBucket = NamespaceBucket(policies: root)
+        var buckets: [(String, NamespaceBucket)] = [(rootNamespace, rootBucket)]
+        for (namespace, own) in byNamespace.sorted(by: { $0.key < $1.key }) {
+            buckets.append((namespace, NamespaceBucket(policies: root + own)))
+        }
+        self.buckets = StaticTable(buckets.map { ($0.0, $0.1) })
+        // Root policies are compiled into every bucket; report their problems once.
+        var diagnostics = rootBucket.diagnosticsByPolicy.flatMap { $0 }
+        for (_, bucket) in buckets.dropFirst() {
+            diagnostics += bucket.diagnosticsByPolicy.dropFirst(root.count).flatMap { $0 }
+        }
+        self.diagnostics = diagnostics
+    }
+
+    /// Decides one request: CUSTOM, then DENY, then ALLOW; AUDIT marks and dry-run outcomes on the side.
+    public func decide(_ request: AuthzRequest, providers: some CustomProviders = NoCustomProviders()) -> DecisionResponse {
+        let bucket = self.bucket(for: request)
+        let view = RequestView(request, lowercaseHost: bucket.readsHost)
+        let candidates = bucket.candidates(request, view)
+        var response = DecisionResponse(decision: .deny, reason: .noAllowMatched)
+        if bucket.has(.audit) {
+            response.audits = candidates.allMatches(.audit, request, view).map { bucket.match($0) }
+        }
+        if bucket.hasDryRun {
+            response.dryRun = bucket.dryRunOutcomes(candidates, request, view)
+        }
+        if bucket.has(.custom) {
+            for rule in candidates.allMatches(.custom, request, view) {
+                let match = bucket.match(rule)
+                let provider = bucket.policies[bucket.rules[Int(rule)].policy].provider ?? ""
+                if response.custom.contains(where: { $0.provider == provider }) { continue }
+                let outcome = providers.check(provider: provider, request: request)
+                response.custom.append(CustomCheck(match: match, provider: provider, outcome: outcome))
+                if !outcome.allowed {
+                    response.decision = .deny
+                    response.reason = outcome.failure == nil ? .customDenied : .customFailed
+                    response.decidedBy = match
+                    if let failure = outcome.failure { response.diagnostics.append(failure) }
+                    return response
+                }
+            }
+        }
+        if let rule = candidates.firstMatch(.deny, request, view) {
+            response.decision = .deny
+            response.reason = .denyMatched
+            response.decidedBy = bucket.match(rule)
+            return response
+        }
+        guard candidates.anyAllowApplies else {
+            response.decision = .allow
+            response.reason = .noAllowPolicy
+            return response
+        }
+        if let rule = candidates.firstMatch(.allow, request, view) {
+            response.decision = .allow
+            response.reason = .allowMatched
+            response.decidedBy = bucket.match(rule)
+        }
+        return response
+    }
+
+    /// The policies that apply to the request's workload, in evaluation order, with an account of every rule.
+    public func explain(_ request: AuthzRequest) -> [PolicyExplanation] {
+        bucket(for: request).explain(request)
+    }
+
+    /// The namespace a request's workload is taken to be in.
+    public func workloadNamespace(of request: AuthzRequest) -> String {
+        request.destination.namespace ?? defaultNamespace
+    }
+
+    private func bucket(for request: AuthzRequest) -> NamespaceBucket {
+        buckets[request.destination.namespace ?? defaultNamespace] ?? rootBucket
+    }
+}
+
+/// Evaluation stages: which list a policy's rules go into.
+enum Stage: Int, CaseIterable {
+    case custom, deny, allow, audit, dryRunDeny, dryRunAllow
+
+    static let count = 6
+
+    init(_ policy: AuthorizationPolicy) {
+        switch policy.action {
+        case .custom: self = .custom
+        case .deny: self = policy.dryRun ? .dryRunDeny : .deny
+        case .allow: self = policy.dryRun ? .dryRunAllow : .allow
+        case .audit: self = .audit
+        }
+    }
+}
+
+/// Every policy that can apply to workloads of one namespace (the root namespace's and the namespace's own),
+/// compiled and indexed.
+///
+/// Two indexes keep a decision from visiting rules that cannot match. Policies are grouped by selector, and
+/// selectors are indexed by label, so the groups that apply to a workload are found with one lookup per workload
+/// label. Rules are indexed by the keys of their most selective required field (see `RuleIndex`).
+final class NamespaceBucket: Sendable {
+    let policies: [AuthorizationPolicy]
+    let rules: [CompiledRule]
+    let diagnosticsByPolicy: [[Diagnostic]]
+    let hasDryRun: Bool
+    /// Whether any rule reads the host (only then is it lowercased for a decision).
+    let readsHost: Bool
+    private let stagesPresent: UInt8
+
+    // Selector groups. Group 0 holds the policies without a selector (they apply to every workload).
+    private let groupSelectors: [[(key: String, value: String)]]
+    /// Each group is indexed by the first label of its selector: label name → (label value → groups).
+    private let selectorKeys: StaticTable<StaticTable<[Int32]>>
+    private let ruleGroups: Int32Table
+    /// Groups holding an enforced ALLOW policy.
+    private let allowGroups: [Int32]
+
+    private let index: RuleIndex
+    private let program: RuleProgram
+
+    init(policies: [AuthorizationPolicy]) {
+        self.policies = policies
+        var rules: [CompiledRule] = []
+        var diagnostics: [[Diagnostic]] = []
+        for (i, p) in policies.enumerated() {
+            let compiled = CompiledPolicy(p, position: i)
+            rules += compiled.rules
+            diagnostics.append(compiled.diagnostics)
+        }
+        self.rules = rules
+        diagnosticsByPolicy = diagnostics
+        hasDryRun = policies.contains { $0.dryRun }
+        readsHost = rules.contains { rule in
+            (rule.when + rule.from.joined() + rule.to.joined()).contains { $0.attribute == .host }
+        }
+        let stages = rules.map { Stage(policies[$0.policy]) }
+        stagesPresent = stages.reduce(0) { $0 | 1 << UInt8($1.rawValue) }
+
+        // Selector groups.
+        var groupOf: [[String: String]: Int32] = [:]
+        var selectors: [[(key: String, value: String)]] = [[]]
+        var policyGroup: [Int32] = []
+        for p in policies {
+            guard let selector = p.selector, !selector.isEmpty else {
+                policyGroup.append(0)
+                continue
+            }
+            if let g = groupOf[selector] {
+                policyGroup.append(g)
+            } else {
+                let g = Int32(selectors.count)
+                groupOf[selector] = g
+                selectors.append(selector.sorted { $0.key < $1.key }.map { (key: $0.key, value: $0.value) })
+                policyGroup.append(g)
+            }
+        }
+        groupSelectors = selectors
+        var byLabel: [String: [String: [Int32]]] = [:]
+        for (g, selector) in selectors.enumerated() where !selector.isEmpty {
+            byLabel[selector[0].key, default: [:]][selector[0].value, default: []].append(Int32(g))
+        }
+        selectorKeys = StaticTable(byLabel.map { key, byValue in (key, StaticTable(byValue.map { ($0.key, $0.value) })) })
+        ruleGroups = Int32Table(rules.map { policyGroup[$0.policy] })
+        allowGroups = Array(Set(policies.indices.filter { policies[$0].action == .allow && !policies[$0].dryRun }.map { policyGroup[$0] })).sorted()
+
+        index = RuleIndex(rules: rules, stages: stages)
+        program = RuleProgram(rules)
+    }
+
+    @inline(__always)
+    func has(_ stage: Stage) -> Bool { stagesPresent & (1 << UInt8(stage.rawValue)) != 0 }
+
+    func match(_ position: Int32) -> RuleMatch {
+        let rule = rules[Int(position)]
+        let policy = policies[rule.policy]
+        return RuleMatch(policy: policy.id, action: policy.action, rule: rule.index)
+    }
+
+    /// Whether a policy's selector selects a workload with these labels.
+    func applies(_ policy: Int, _ labels: [String: String]) -> Bool {
+        guard let selector = policies[policy].selector else { return true }
+        for (key, value) in selector where labels[key] != value { return false }
+        return true
+    }
+
+    /// The selector groups and rule postings of one request, found without allocating in the common case.
+    func candidates(_ request: AuthzRequest, _ view: RequestView) -> Candidates {
+        var candidates = Candidates(bucket: self)
+        if !selectorKeys.isEmpty {
+            for (key, value) in request.destination.labels {
+                guard let k = selectorKeys.index(of: key), let v = selectorKeys.values[k].index(of: value) else { continue }
+                for g in selectorKeys.values[k].values[v] {
+                    // The indexed label matched; a selector with more labels needs the rest checked too.
+                    let selector = groupSelectors[Int(g)]
+                    if selector.count == 1 || selector.allSatisfy({ request.destination.labels[$0.key] == $0.value }) {
+                        candidates.groups.insert(g)
+                    }
+                }
+            }
+        }
+        for a in index.attributes.indices {
+            index.attributes[a].lookup(request, view, into: &candidates.postings)
+        }
+        return candidates
+    }
+
+    /// The candidate rules of one request, by stage.
+    struct Candidates: ~Copyable {
+        let bucket: NamespaceBucket
+        var groups = GroupSet()
+        var postings = SmallList()
+
+        init(bucket: NamespaceBucket) { self.bucket = bucket }
+
+        var anyAllowApplies: Bool {
+            bucket.allowGroups.contains { groups.contains($0) }
+        }
+
+        /// The first rule of `stage`, in evaluation order, that applies to the workload and matches.
+        func firstMatch(_ stage: Stage, _ request: AuthzRequest, _ view: RequestView) -> Int32? {
+            let index = bucket.index
+            var best = Int32.max
+            let s = stage.rawValue * 2
+            for p in 0..<postings.count {
+                let base = Int(postings[p]) * 2 * Stage.count + s
+                best = first(in: Int(index.ranges[base]), Int(index.ranges[base + 1]), before: best, request, view)
+            }
+            best = first(in: Int(index.unindexedRanges[s]), Int(index.unindexedRanges[s + 1]), before: best, request, view)
+            return best == .max ? nil : best
+        }
+
+        /// The first matching rule among `positions[start..<end]` that comes before `limit` (lists are sorted).
+        @inline(__always)
+        private func first(in start: Int, _ end: Int, before limit: Int32, _ request: AuthzRequest, _ view: RequestView) -> Int32 {
+            let positions = bucket.index.positions
+            var i = start
+            while i < end {
+                let position = positions[i]
+                if position >= limit { break }
+                if matches(position, request, view) { return position }
+                i += 1
+            }
+            return limit
+        }
+
+        /// Every rule of `stage` that applies and matches, one per policy (its first), in evaluation order.
+        func allMatches(_ stage: Stage, _ request: AuthzRequest, _ view: RequestView) -> [Int32] {
+            let index = bucket.index
+            var found: [Int32] = []
+            let s = stage.rawValue * 2
+            func collect(_ start: Int32, _ end: Int32) {
+                var i = Int(start)
+                while i < Int(end) {
+                    let position = index.positions[i]
+                    if matches(position, request, view) && !found.contains(position) { found.append(position) }
+                    i += 1
+                }
+            }
+            for p in 0..<postings.count {
+                let base = Int(postings[p]) * 2 * Stage.count + s
+                collect(index.ranges[base], index.ranges[base + 1])
+            }
+            collect(index.unindexedRanges[s], index.unindexedRanges[s + 1])
+            guard found.count > 1 else { return found }
+            found.sort()
+            var seen: Set<Int> = []
+            return found.filter { seen.insert(bucket.rules[Int($0)].policy).inserted }
+        }
+
+        @inline(__always)
+        private func matches(_ position: Int32, _ request: AuthzRequest, _ view: RequestView) -> Bool {
+            groups.contains(bucket.ruleGroups[Int(position)]) && bucket.program.matches(Int(position), request, view)
+        }
+    }
+
+    /// What the dry-run DENY and ALLOW policies that apply would have decided, as Envoy's shadow rules report it.
+    func dryRunOutcomes(_ candidates: borrowing Candidates, _ request: AuthzRequest, _ view: RequestView) -> [DryRunOutcome] {
+        var out: [DryRunOutcome] = []
+        let labels = request.destination.labels
+        let applicable = policies.indices.filter { policies[$0].dryRun && applies($0, labels) }
+        if applicable.contains(where: { policies[$0].action == .deny }) {
+            let match = candidates.firstMatch(.dryRunDeny, request, view).map(match)
+            out.append(DryRunOutcome(action: .deny, decision: match == nil ? .allow : .deny, match: match))
+        }
+        if applicable.contains(where: { policies[$0].action == .allow }) {
+            let match = candidates.firstMatch(.dryRunAllow, request, view).map(match)
+            out.append(DryRunOutcome(action: .allow, decision: match == nil ? .deny : .allow, match: match))
+        }
+        return out
+    }
+}
+
+/// The selector groups that apply to one workload: group 0 (no selector) always, and usually a handful more.
+struct GroupSet {
+    private var members = SmallList()
+
+    mutating func insert(_ g: Int32) {
+        if !contains(g) { members.append(g) }
+    }
+
+    @inline(__always)
+    func contains(_ g: Int32) -> Bool {
+        g == 0 || members.contains(g)
+    }
+}
+
+/// A short list of `Int32` kept inline (eight entries), spilling into an array beyond that.
+struct SmallList {
+    private var inline: (Int32, Int32, Int32, Int32, Int32, Int32, Int32, Int32) = (-1, -1, -1, -1, -1, -1, -1, -1)
+    private(set) var count = 0
+    private var overflow: [Int32] = []
+
+    mutating func append(_ value: Int32) {
+        switch count {
+        case 0: inline.0 = value
+        case 1: inline.1 = value
+        case 2: inline.2 = value
+        case 3: inline.3 = value
+        case 4: inline.4 = value
+        case 5: inline.5 = value
+        case 6: inline.6 = value
+        case 7: inline.7 = value
+        default: overflow.append(value)
+        }
+        count += 1
+    }
+
+    @inline(__always)
+    subscript(_ i: Int) -> Int32 {
+        switch i {
+        case 0: inline.0
+        case 1: inline.1
+        case 2: inline.2
+        case 3: inline.3
+        case 4: inline.4
+        case 5: inline.5
+        case 6: inline.6
+        case 7: inline.7
+        default: overflow[i - 8]
+        }
+    }
+
+    @inline(__always)
+    func contains(_ value: Int32) -> Bool {
+        let v = value
+        if inline.0 == v || inline.1 == v || inline.2 == v || inline.3 == v || inline.4 == v || inline.5 == v
+            || inline.6 == v || inline.7 == v
+        {
+            return true
+        }
+        return count > 8 && overflow.contains(v)
+    }
+}

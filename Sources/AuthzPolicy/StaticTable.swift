@@ -1,0 +1,104 @@
+/// A read-only hash table from strings to values, built once per policy set, looked up by raw bytes.
+///
+/// It uses a cheap unseeded hash instead of Swift's seeded SipHash. That is safe here because the table is built
+/// from policy values only: a key taken from a request is hashed once and costs one probe run in a table whose
+/// layout it cannot influence, so crafted requests cannot make lookups slower.
+final class StaticTable<Value: Sendable>: @unchecked Sendable {
+    private let keys: ByteStore
+    private let hashes: UnsafeMutableBufferPointer<UInt64>
+    private let slots: UnsafeMutableBufferPointer<Int32>
+    private let mask: Int
+    let values: [Value]
+
+    convenience init(_ pairs: [(String, Value)]) {
+        self.init(bytes: pairs.map { (Array($0.0.utf8), $0.1) })
+    }
+
+    init(bytes pairs: [([UInt8], Value)]) {
+        var keys: [[UInt8]] = [], values: [Value] = []
+        var position: [[UInt8]: Int] = [:]
+        for (key, value) in pairs {
+            if let i = position[key] {
+                values[i] = value
+            } else {
+                position[key] = keys.count
+                keys.append(key)
+                values.append(value)
+            }
+        }
+        var capacity = 8
+        while capacity < keys.count * 2 { capacity <<= 1 }
+        self.keys = ByteStore(bytes: keys)
+        hashes = .allocate(capacity: max(1, keys.count))
+        slots = .allocate(capacity: capacity)
+        slots.initialize(repeating: -1)
+        for i in keys.indices {
+            let h = Self.hash(self.keys[i])
+            hashes[i] = h
+            var s = Int(truncatingIfNeeded: h) & (capacity - 1)
+            while slots[s] >= 0 { s = (s + 1) & (capacity - 1) }
+            slots[s] = Int32(i)
+        }
+        mask = capacity - 1
+        self.values = values
+    }
+
+    deinit {
+        hashes.deallocate()
+        slots.deallocate()
+    }
+
+    var isEmpty: Bool { values.isEmpty }
+    var count: Int { values.count }
+
+    /// The position of the key in `values`, if present.
+    @inline(__always)
+    func index(of key: UnsafeBufferPointer<UInt8>) -> Int? {
+        if values.isEmpty { return nil }
+        let h = Self.hash(key)
+        var s = Int(truncatingIfNeeded: h) & mask
+        while true {
+            let k = Int(slots[s])
+            if k < 0 { return nil }
+            if hashes[k] == h && bytesEqual(keys[k], key) { return k }
+            s = (s + 1) & mask
+        }
+    }
+
+    @inline(__always)
+    func index(of key: String) -> Int? {
+        if values.isEmpty { return nil }
+        return withBytes(key) { index(of: $0) }
+    }
+
+    @inline(__always)
+    subscript(key: String) -> Value? {
+        index(of: key).map { values[$0] }
+    }
+
+    /// A fast 64-bit hash of the bytes, eight at a time.
+    @inline(__always)
+    static func hash(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
+        let raw = UnsafeRawBufferPointer(bytes)
+        var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(raw.count)
+        var i = 0
+        while i + 8 <= raw.count {
+            h = (h ^ raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0xBF58_476D_1CE4_E5B9
+            h ^= h >> 31
+            i += 8
+        }
+        if i < raw.count {
+            var tail: UInt64 = 0
+            var shift: UInt64 = 0
+            while i < raw.count {
+                tail |= UInt64(raw[i]) << shift
+                shift += 8
+                i += 1
+            }
+            h = (h ^ tail) &* 0xBF58_476D_1CE4_E5B9
+        }
+        h ^= h >> 29
+        h = h &* 0x94D0_49BB_1331_11EB
+        return h ^ (h >> 32)
+    }
+}

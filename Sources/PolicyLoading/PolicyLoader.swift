@@ -1,0 +1,126 @@
+import AuthzPolicy
+import DecisionPoint
+import Documents
+import PolicyCore
+
+/// Reads rule files into a `PolicySnapshot`, or reports every problem in them.
+///
+/// A set loads only when every file in it is valid: dropping one broken file could silently remove a DENY
+/// policy and open access, so a set with errors is refused as a whole and the caller keeps its last good one.
+public struct PolicyLoader: Sendable {
+    public struct Options: Sendable {
+        /// Policies in this namespace apply to workloads in every namespace.
+        public var rootNamespace: String
+        /// Stands in for a missing `metadata.namespace`, and for a request that names no namespace.
+        public var defaultNamespace: String
+
+        public init(rootNamespace: String = "istio-system", defaultNamespace: String = "default") {
+            self.rootNamespace = rootNamespace
+            self.defaultNamespace = defaultNamespace
+        }
+    }
+
+    /// What loading found: the policies (when there were no errors) and every diagnostic, sorted by place.
+    public struct Result: Sendable {
+        public var policies: [AuthorizationPolicy]
+        public var files: [String]
+        public var diagnostics: [Diagnostic]
+
+        public var hasErrors: Bool { diagnostics.hasErrors }
+    }
+
+    public static let documentExtensions: Set<String> = ["yaml", "yml", "json"]
+
+    public var options: Options
+
+    public init(options: Options = Options()) {
+        self.options = options
+    }
+
+    /// Reads and validates every rule file under `paths` (files, or directories searched recursively).
+    public func read(_ paths: [String]) -> Result {
+        var diagnostics: [Diagnostic] = []
+        var files: [String] = []
+        for path in paths where !DocumentFiles.exists(path) {
+            diagnostics.append(Diagnostic(code: Diagnostic.Code.io, message: "no such file or directory `\(path)`"))
+        }
+        files = DocumentFiles.expand(paths.filter(DocumentFiles.exists), extensions: Self.documentExtensions)
+        var policies: [AuthorizationPolicy] = []
+        for file in files {
+            switch DocumentFiles.read(file) {
+            case .failure(let error):
+                diagnostics.append(error)
+            case .success(let text):
+                let (found, problems) = readDocuments(text, file: file)
+                policies += found
+                diagnostics += problems
+            }
+        }
+        diagnostics += duplicates(policies)
+        return Result(policies: diagnostics.hasErrors ? [] : policies, files: files, diagnostics: diagnostics.sortedByPlace())
+    }
+
+    /// Reads the policies in one file's text (multi-document YAML, or JSON, or a `kind: List`).
+    public func readDocuments(_ text: String, file: String) -> (policies: [AuthorizationPolicy], diagnostics: [Diagnostic]) {
+        let parsed = YAMLDocuments.parse(text, file: file)
+        let (policies, diagnostics) = policies(in: parsed.documents)
+        return (policies, parsed.diagnostics + diagnostics)
+    }
+
+    /// Decodes the AuthorizationPolicies among parsed documents; other kinds are skipped with a note.
+    public func policies(in documents: [DocumentNode]) -> (policies: [AuthorizationPolicy], diagnostics: [Diagnostic]) {
+        let decoder = DocumentDecoder()
+        var policies: [AuthorizationPolicy] = []
+        var diagnostics: [Diagnostic] = []
+        func visit(_ node: DocumentNode) {
+            guard case .mapping = node.content else {
+                diagnostics.append(Diagnostic(
+                    code: Diagnostic.Code.typeMismatch, message: "expected a Kubernetes object, found \(node.kindDescription)",
+                    span: node.span))
+                return
+            }
+            let kind = node["kind"]?.value.stringValue
+            switch kind {
+            case AuthorizationPolicy.kind:
+                if let policy = AuthorizationPolicy.decode(node, decoder: decoder, defaultNamespace: options.defaultNamespace) {
+                    policies.append(policy)
+                }
+            case "List":
+                if case .sequence(let items)? = node["items"]?.content { items.forEach(visit) }
+            case nil:
+                diagnostics.append(Diagnostic(code: Diagnostic.Code.missingField, message: "missing `kind`", span: node.span))
+            case let other?:
+                diagnostics.append(Diagnostic(
+                    code: Diagnostic.Code.skipped, message: "skipped a `\(other)`: not an AuthorizationPolicy", span: node.span,
+                    severity: .note))
+            }
+        }
+        documents.forEach(visit)
+        return (policies, diagnostics + decoder.diagnostics)
+    }
+
+    /// Loads `paths` into a snapshot ready to install, or returns the diagnostics that prevent it.
+    public func load(_ paths: [String]) -> (snapshot: PolicySnapshot?, result: Result) {
+        let result = read(paths)
+        guard !result.hasErrors else { return (nil, result) }
+        let compiled = CompiledPolicySet(
+            policies: result.policies, rootNamespace: options.rootNamespace, defaultNamespace: options.defaultNamespace)
+        return (PolicySnapshot(authorization: compiled, sources: result.files), result)
+    }
+
+    private func duplicates(_ policies: [AuthorizationPolicy]) -> [Diagnostic] {
+        var first: [PolicyID: AuthorizationPolicy] = [:]
+        var out: [Diagnostic] = []
+        for policy in policies {
+            if let earlier = first[policy.id] {
+                let place = earlier.span.map { " (first defined at \($0))" } ?? ""
+                out.append(Diagnostic(
+                    code: Diagnostic.Code.invalidValue, message: "duplicate policy `\(policy.id)`\(place)",
+                    span: policy.span, path: FieldPath.root / "metadata" / "name"))
+            } else {
+                first[policy.id] = policy
+            }
+        }
+        return out
+    }
+}

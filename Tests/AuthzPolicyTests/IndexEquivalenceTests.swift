@@ -1,0 +1,135 @@
+@testable import AuthzPolicy
+import PolicyCore
+import Testing
+
+/// The compiled indexes must decide exactly as a plain walk over every rule: random policy sets and requests,
+/// decided both ways.
+@Suite struct IndexEquivalenceTests {
+    @Test func indexedDecisionsMatchALinearWalk() {
+        var rng = SplitMix64(seed: 20261123)
+        for round in 0..<200 {
+            let policies = (0..<Int.random(in: 1...40, using: &rng)).map { randomPolicy($0, &rng) }
+            let set = CompiledPolicySet(policies: policies)
+            for _ in 0..<50 {
+                let request = randomRequest(&rng)
+                let indexed = set.decide(request)
+                let expected = linearDecision(set, request)
+                #expect(indexed.decision == expected.decision, "round \(round): \(request.attributes)")
+                #expect(indexed.decidedBy == expected.decidedBy, "round \(round): \(request.attributes)")
+                #expect(indexed.audits == expected.audits, "round \(round)")
+            }
+        }
+    }
+
+    /// The reference: every applicable policy's rules evaluated in order, without indexes.
+    private func linearDecision(_ set: CompiledPolicySet, _ request: AuthzRequest) -> DecisionResponse {
+        let explained = set.explain(request).filter(\.applies)
+        func first(_ action: PolicyAction) -> RuleMatch? {
+            let candidates = explained.filter { $0.action == action && !$0.dryRun }
+            var best: (PolicyID, Int)?
+            for p in candidates {
+                if let r = p.rules.first(where: \.matched) {
+                    // Evaluation order is the bucket order: root namespace first, then by name.
+                    if best == nil || order(p.policy, set) < order(best!.0, set) { best = (p.policy, r.index) }
+                }
+            }
+            return best.map { RuleMatch(policy: $0.0, action: action, rule: $0.1) }
+        }
+        var response = DecisionResponse(decision: .deny, reason: .noAllowMatched)
+        response.audits = explained.filter { $0.action == .audit && $0.matched }
+            .sorted { order($0.policy, set) < order($1.policy, set) }
+            .map { p in RuleMatch(policy: p.policy, action: .audit, rule: p.rules.first(where: \.matched)!.index) }
+        if let deny = first(.deny) {
+            response.decidedBy = deny
+            return response
+        }
+        if !explained.contains(where: { $0.action == .allow && !$0.dryRun }) {
+            response.decision = .allow
+            return response
+        }
+        if let allow = first(.allow) {
+            response.decision = .allow
+            response.decidedBy = allow
+        }
+        return response
+    }
+
+    private func order(_ id: PolicyID, _ set: CompiledPolicySet) -> (Int, String) {
+        (id.namespace == set.rootNamespace ? 0 : 1, id.name)
+    }
+
+    private func randomPolicy(_ n: Int, _ rng: inout SplitMix64) -> AuthorizationPolicy {
+        let actions: [PolicyAction] = [.allow, .allow, .deny, .audit]
+        let action = actions.randomElement(using: &rng)!
+        let namespace = ["default", "istio-system", "prod"].randomElement(using: &rng)!
+        let selector: [String: String]? = Bool.random(using: &rng) ? nil : ["app": ["a", "b"].randomElement(using: &rng)!]
+        let rules = (0..<Int.random(in: 0...3, using: &rng)).map { _ in randomRule(&rng) }
+        return AuthorizationPolicy(
+            id: PolicyID(namespace: namespace, name: "p\(n)"), selector: selector, action: action,
+            rules: action == .deny && rules.isEmpty ? [AuthorizationPolicy.Rule()] : rules)
+    }
+
+    private func randomRule(_ rng: inout SplitMix64) -> AuthorizationPolicy.Rule {
+        var rule = AuthorizationPolicy.Rule()
+        if Bool.random(using: &rng) {
+            rule.to = (0..<Int.random(in: 1...2, using: &rng)).map { _ in
+                var o = AuthorizationPolicy.Operation()
+                switch Int.random(in: 0..<5, using: &rng) {
+                case 0: o.paths = pick(["/a", "/b", "/c", "/a/*", "*.js"], &rng)
+                case 1: o.methods = pick(["GET", "POST", "DELETE"], &rng)
+                case 2: o.hosts = pick(["x.com", "Y.com", "*.com"], &rng)
+                case 3: o.ports = pick(["80", "443"], &rng)
+                default: o.notPaths = pick(["/a", "/b"], &rng)
+                }
+                return o
+            }
+        }
+        if Bool.random(using: &rng) {
+            rule.from = (0..<Int.random(in: 1...2, using: &rng)).map { _ in
+                var s = AuthorizationPolicy.Source()
+                switch Int.random(in: 0..<4, using: &rng) {
+                case 0: s.principals = pick(["td/ns/default/sa/a", "td/ns/prod/sa/b", "*"], &rng)
+                case 1: s.namespaces = pick(["default", "prod"], &rng)
+                case 2: s.ipBlocks = pick(["10.0.0.0/8", "192.168.0.1"], &rng)
+                default: s.notPrincipals = pick(["td/ns/default/sa/a"], &rng)
+                }
+                return s
+            }
+        }
+        if Bool.random(using: &rng) {
+            rule.when = [AuthorizationPolicy.Condition(key: "request.headers[x-env]", values: pick(["dev", "prod"], &rng))]
+        }
+        return rule
+    }
+
+    private func randomRequest(_ rng: inout SplitMix64) -> AuthzRequest {
+        var r = AuthzRequest()
+        r.destination.namespace = ["default", "prod", "other"].randomElement(using: &rng)!
+        if Bool.random(using: &rng) { r.destination.labels = ["app": ["a", "b", "c"].randomElement(using: &rng)!] }
+        r.http.path = ["/a", "/b", "/c", "/a/x", "/lib.js"].randomElement(using: &rng)!
+        r.http.method = ["GET", "POST", "DELETE"].randomElement(using: &rng)!
+        r.http.host = ["x.com", "y.com", "z.org"].randomElement(using: &rng)!
+        r.destination.port = [80, 443].randomElement(using: &rng)!
+        if Bool.random(using: &rng) { r.source.principal = ["td/ns/default/sa/a", "td/ns/prod/sa/b"].randomElement(using: &rng)! }
+        r.source.ip = IPAddress(["10.1.1.1", "192.168.0.1", "8.8.8.8"].randomElement(using: &rng)!)
+        if Bool.random(using: &rng) { r.http.headers.add("x-env", ["dev", "prod"].randomElement(using: &rng)!) }
+        return r
+    }
+
+    private func pick(_ values: [String], _ rng: inout SplitMix64) -> [String] {
+        Array(values.shuffled(using: &rng).prefix(Int.random(in: 1...values.count, using: &rng)))
+    }
+}
+
+/// A small seeded generator, so failures reproduce.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

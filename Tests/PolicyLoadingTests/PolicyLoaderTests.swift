@@ -1,0 +1,115 @@
+import PolicyCore
+import PolicyLoading
+import Testing
+import WardenTesting
+
+@Suite struct PolicyLoaderTests {
+    @Test func reportsFileLineColumnAndFieldPath() throws {
+        let dir = try TemporaryDirectory()
+        try dir.write("details.yaml", """
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata:
+              name: details
+              namespace: default
+            spec:
+              rules:
+              - from:
+                - source:
+                    ipBlocks:
+                    - 10.0.0.0/8
+                    - 10.0.0.0/33
+            """)
+        let result = PolicyLoader().read([dir.path])
+        let error = try #require(result.diagnostics.first)
+        #expect(result.diagnostics.count == 1)
+        #expect(error.span == SourceSpan(file: dir.path + "/details.yaml", line: 12, column: 11))
+        #expect(error.path?.description == "spec.rules[0].from[0].source.ipBlocks[1]")
+        #expect(error.message == "invalid CIDR \"10.0.0.0/33\"")
+        #expect(error.description == "\(dir.path)/details.yaml:12:11: spec.rules[0].from[0].source.ipBlocks[1]: invalid CIDR \"10.0.0.0/33\"")
+        #expect(result.policies.isEmpty, "a set with errors is refused whole")
+    }
+
+    @Test func reportsEveryErrorInEveryFile() throws {
+        let dir = try TemporaryDirectory()
+        try dir.write("a.yaml", """
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: a}
+            spec: {action: DENY}
+            ---
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: b}
+            spec: {rules: [{to: [{operation: {ports: ["99999"]}}]}]}
+            """)
+        try dir.write("nested/c.json", """
+            {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+             "metadata": {"name": "c"}, "spec": {"rules": [{"when": [{"key": "source.ip"}]}]}}
+            """)
+        try dir.write("broken.yml", "apiVersion: [\n")
+        try dir.write("notes.txt", "ignored: not a policy file")
+        let result = PolicyLoader().read([dir.path])
+        let errors = result.diagnostics.filter(\.isError)
+        #expect(result.files.count == 3)
+        #expect(errors.count == 4)
+        #expect(errors.map { $0.span!.file.split(separator: "/").last! } == ["a.yaml", "a.yaml", "broken.yml", "c.json"])
+        #expect(errors.contains { $0.code == "yaml_parse_error" && $0.span?.line == 2 })
+        #expect(errors.contains { $0.path?.description == "spec.rules[0].to[0].operation.ports[0]" && $0.span?.line == 9 })
+        #expect(errors.contains { $0.path?.description == "spec.rules[0].when[0]" && $0.span?.line == 2 })
+    }
+
+    @Test func readsMultiDocumentFilesAndListsAndSkipsOtherKinds() throws {
+        let dir = try TemporaryDirectory()
+        try dir.write("all.yaml", """
+            apiVersion: v1
+            kind: List
+            items:
+            - apiVersion: security.istio.io/v1
+              kind: AuthorizationPolicy
+              metadata: {name: one, namespace: ns1}
+              spec: {}
+            ---
+            apiVersion: security.istio.io/v1beta1
+            kind: PeerAuthentication
+            metadata: {name: default}
+            spec: {mtls: {mode: STRICT}}
+            ---
+            ---
+            apiVersion: security.istio.io/v1beta1
+            kind: AuthorizationPolicy
+            metadata: {name: two}
+            spec: {action: DENY, rules: [{}]}
+            """)
+        let result = PolicyLoader().read([dir.path])
+        #expect(!result.hasErrors)
+        #expect(result.policies.map(\.id.description) == ["ns1/one", "default/two"])
+        let note = try #require(result.diagnostics.first)
+        #expect(note.severity == .note)
+        #expect(note.message == "skipped a `PeerAuthentication`: not an AuthorizationPolicy")
+        #expect(note.span?.line == 9)
+    }
+
+    @Test func refusesDuplicatePolicies() throws {
+        let dir = try TemporaryDirectory()
+        let policy = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: dup, namespace: x}\n"
+        try dir.write("a.yaml", policy)
+        try dir.write("b.yaml", policy)
+        let result = PolicyLoader().read([dir.path])
+        let error = try #require(result.diagnostics.first)
+        #expect(error.message == "duplicate policy `x/dup` (first defined at \(dir.path)/a.yaml:1:1)")
+        #expect(error.span?.file == dir.path + "/b.yaml")
+    }
+
+    @Test func missingPathIsAnError() {
+        let result = PolicyLoader().read(["/nonexistent/policies"])
+        #expect(result.hasErrors)
+        #expect(result.diagnostics.first?.message == "no such file or directory `/nonexistent/policies`")
+    }
+
+    @Test func loadsTheShippedPolicies() throws {
+        let (snapshot, result) = PolicyLoader().load([Repository.path("policies")])
+        #expect(!result.hasErrors, "\(result.diagnostics)")
+        #expect(try #require(snapshot).authorization.policies.count >= 4)
+    }
+}
