@@ -7,6 +7,7 @@ public enum Builtins {
         arithmetic,
         comparison,
         sets,
+        aggregates,
     ])
 
     /// The builtin called `name`, if there is one.
