@@ -168,6 +168,25 @@ extension BigInteger: Comparable {
     }
 }
 
+extension BigInteger {
+    /// Digits in the given base (2 to 36), lowercase, with `-` when negative.
+    public func text(radix: Int) -> String {
+        precondition((2...36).contains(radix))
+        if radix == 10 { return description }
+        if limbs.isEmpty { return "0" }
+        var digits: [UInt8] = []
+        var rest = limbs
+        let alphabet = Array("0123456789abcdefghijklmnopqrstuvwxyz".utf8)
+        while !rest.isEmpty {
+            let (q, r) = Self.divide(rest, by: UInt64(radix))
+            digits.append(alphabet[Int(r)])
+            rest = q
+        }
+        if isNegative { digits.append(UInt8(ascii: "-")) }
+        return String(decoding: digits.reversed(), as: UTF8.self)
+    }
+}
+
 extension BigInteger: CustomStringConvertible {
     /// Decimal digits, with `-` when negative.
     public var description: String {

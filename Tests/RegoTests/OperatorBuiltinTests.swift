@@ -61,3 +61,14 @@ import Testing
         #expect(Builtins.all["plus"]!.signature!.argumentsDescription == "(x: number, y: number)")
     }
 }
+
+/// Where OPA's `to_number` keeps number text that is not JSON (its results then fail to print), Warden writes the
+/// same value as JSON: `+5` is `5`, `.5` is `0.5`, `0x1p-2` is `0.25`.
+@Suite struct ToNumberNormalizationTests {
+    @Test(arguments: [("+5", "5"), (".5", "0.5"), ("5.", "5"), ("1_000", "1000"), ("00012", "12"),
+                      ("0x1p-2", "0.25"), ("-0x1.8p1", "-3"), ("+1.50e2", "1.50e2")])
+    func textThatIsNotJSONIsWrittenAsJSON(_ input: String, _ expected: String) {
+        #expect(call("to_number", .string(input)) == .value(num(expected)))
+        if case .value(let v) = call("to_number", .string(input)) { #expect(v.description == expected) }
+    }
+}

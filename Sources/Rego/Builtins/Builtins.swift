@@ -8,6 +8,11 @@ public enum Builtins {
         comparison,
         sets,
         aggregates,
+        arrays,
+        objects,
+        types,
+        numbers,
+        bits,
     ])
 
     /// The builtin called `name`, if there is one.
@@ -72,13 +77,33 @@ extension Builtins {
         return o
     }
 
-    /// An integer operand that must fit in an `Int` (`operand N must be integer number but got floating-point
-    /// number` otherwise, as OPA says).
+    /// An integer operand as OPA reads indices and lengths: the text must be an integer, optionally with a
+    /// fraction of zeros (`2` and `2.0`, not `2e0` or `2.5`), within 64 bits.
     static func integer(_ operands: [Value], _ index: Int) throws(BuiltinError) -> Int {
         let n = try number(operands, index)
-        guard let i = n.intValue else {
-            throw BuiltinError(.typeError, "operand \(index + 1) must be integer number but got floating-point number")
+        guard let i = textInteger(n) else { throw notInteger(index) }
+        return i
+    }
+
+    /// An integer operand read by value (`1e1` is 10), of any size; a non-number is `must be integer`.
+    static func bigInteger(_ operands: [Value], _ index: Int) throws(BuiltinError) -> BigInteger {
+        guard case .number(let n) = operands[index] else {
+            throw .operand(index + 1, mustBe: "integer", got: operands[index])
         }
+        guard let i = try RegoArithmetic.exactInteger(n) else { throw notInteger(index) }
+        return i
+    }
+
+    static func notInteger(_ index: Int) -> BuiltinError {
+        BuiltinError(.typeError, "operand \(index + 1) must be integer number but got floating-point number")
+    }
+
+    /// The number as an `Int` when its text is an integer with at most a fraction of zeros.
+    static func textInteger(_ n: Number) -> Int? {
+        if n.isIntegerLiteral { return n.intValue }
+        guard let i = n.intValue else { return nil }
+        let text = n.text
+        guard !text.contains(where: { $0 == "e" || $0 == "E" }) else { return nil }
         return i
     }
 
