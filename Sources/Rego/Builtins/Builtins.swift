@@ -13,6 +13,7 @@ public enum Builtins {
         types,
         numbers,
         bits,
+        strings,
     ])
 
     /// The builtin called `name`, if there is one.
