@@ -14,6 +14,7 @@ public enum Builtins {
         numbers,
         bits,
         strings,
+        regex,
     ])
 
     /// The builtin called `name`, if there is one.
