@@ -15,6 +15,7 @@ public enum Builtins {
         bits,
         strings,
         regex,
+        glob,
     ])
 
     /// The builtin called `name`, if there is one.
