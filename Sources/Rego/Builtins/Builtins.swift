@@ -16,6 +16,7 @@ public enum Builtins {
         strings,
         regex,
         glob,
+        encoding,
     ])
 
     /// The builtin called `name`, if there is one.
