@@ -17,6 +17,7 @@ public enum Builtins {
         regex,
         glob,
         encoding,
+        net,
     ])
 
     /// The builtin called `name`, if there is one.
