@@ -142,7 +142,8 @@ private struct SignatureParser {
 
     mutating func parameter() -> BuiltinSignature.Parameter? {
         let start = index
-        if let name = identifier(), consume(":") {
+        // Names are identifiers, or quoted when OPA's name has spaces (`"formatted timestamp": string`).
+        if let name = identifier() ?? quoted(), consume(":") {
             guard let type = type() else { return nil }
             return BuiltinSignature.Parameter(name: name, type: type)
         }

@@ -18,6 +18,7 @@ public enum Builtins {
         glob,
         encoding,
         net,
+        time,
     ])
 
     /// The builtin called `name`, if there is one.

@@ -506,7 +506,8 @@ enum GoFormat {
                         tail = Array(num[i...])
                         num.removeSubrange(i...)
                         break scan
-                    case UInt8(ascii: "e"), UInt8(ascii: "E") where format != "x" && format != "X":
+                    case UInt8(ascii: "e") where format != "x" && format != "X",
+                        UInt8(ascii: "E") where format != "x" && format != "X":
                         tail = Array(num[i...])
                         num.removeSubrange(i...)
                         break scan
