@@ -19,6 +19,9 @@ public enum Builtins {
         encoding,
         net,
         time,
+        crypto,
+        units,
+        semver,
     ])
 
     /// The builtin called `name`, if there is one.
