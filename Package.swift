@@ -74,6 +74,11 @@ let package = Package(
         .testTarget(name: "PolicyLoadingTests", dependencies: ["PolicyLoading", "PolicyCore", "WardenTesting"], swiftSettings: strict),
         .testTarget(name: "ConformanceTests", dependencies: ["Conformance", "WardenTesting"], swiftSettings: strict),
         .testTarget(name: "WardenCLITests", dependencies: ["PolicyCore", "WardenTesting"], swiftSettings: strict),
-        .testTarget(name: "RegoTests", dependencies: ["Rego", "PolicyCore", "WardenTesting"], swiftSettings: strict),
+        .testTarget(
+            name: "RegoTests",
+            dependencies: ["Rego", "PolicyCore", "WardenTesting"],
+            exclude: ["Fixtures"],
+            swiftSettings: strict
+        ),
     ]
 )
