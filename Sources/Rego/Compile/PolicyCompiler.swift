@@ -306,7 +306,14 @@ struct PolicyCompiler {
                 for k in rule.keys { NodeReferences.collect(k, into: &referenced) }
             }
             var targets = Set<Int>()
-            for r in referenced { targets.formUnion(below(r)) }
+            for r in referenced {
+                if r < 0 {
+                    // A path into base data beside a package's rules: only the node's own rules, if any.
+                    if tree.nodes[-r - 1].hasRules { targets.insert(-r - 1) }
+                } else {
+                    targets.formUnion(below(r))
+                }
+            }
             edges[id] = targets.sorted()
         }
         for id in groups.keys.sorted() {
@@ -349,7 +356,9 @@ struct PolicyCompiler {
     }
 }
 
-/// The rule-tree nodes an operand or body refers to (including the functions it calls).
+/// The rule-tree nodes an operand or body refers to (including the functions it calls). A node read only
+/// through a constant key that is not one of its children (base data beside its rules) is recorded as
+/// `-id - 1`.
 enum NodeReferences {
     static func collect(_ literals: [Literal], into out: inout Set<Int>) {
         for literal in literals { collect(literal.step, into: &out) }
@@ -395,6 +404,9 @@ enum NodeReferences {
         switch op {
         case .node(let id): out.insert(id)
         case .data: out.insert(0)
+        case .ref(.node(let id), let path):
+            if case .constant? = path.first { out.insert(-id - 1) } else { out.insert(id) }
+            for p in path { collect(p, into: &out) }
         case .ref(let base, let path):
             collect(base, into: &out)
             for p in path { collect(p, into: &out) }

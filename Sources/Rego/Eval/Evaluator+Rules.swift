@@ -34,7 +34,8 @@ extension Evaluator {
             result = node.baseData
         }
         if node.childKeys.isEmpty {
-            return result ?? (node.group == nil ? Value.emptyObject : nil)
+            if let result { return result }
+            return node.group == nil ? Value.emptyObject : Optional<Value>.none
         }
         var object: [Value: Value]
         switch result {

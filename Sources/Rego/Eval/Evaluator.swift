@@ -330,7 +330,7 @@ final class Evaluator {
             guard case .number(let n) = key, let i = n.int64Value, i >= 0, i < a.count else { return nil }
             return a[Int(i)]
         case .set(let s):
-            return s.contains(key) ? key : nil
+            return s.contains(key) ? key : Optional<Value>.none
         default:
             return nil
         }

@@ -284,14 +284,35 @@ struct Parser {
         }
     }
 
-    /// After `if`: a braced body, or a single expression.
+    /// After `if`: a braced body, or a single expression (which may itself start with a set or object
+    /// literal: `p if {1, 2} == x`).
     private mutating func ruleBody() throws(Stop) -> Body {
         if current.kind == .leftBrace {
-            // `if { ... }` is a body unless it is an object or set literal used as an expression; OPA reads it
-            // as a body.
-            return try braces()
+            let saved = position
+            let savedDiagnostics = diagnostics.count
+            if let body = try? braces(), !continuesExpression(current) {
+                return body
+            }
+            position = saved
+            diagnostics.removeSubrange(savedDiagnostics...)
         }
         return [try literal()]
+    }
+
+    /// Whether a token after a braced term continues it as an expression on the same line.
+    private func continuesExpression(_ token: Token) -> Bool {
+        if token.newlineBefore { return false }
+        switch token.kind {
+        case .equal, .notEqual, .less, .lessOrEqual, .greater, .greaterOrEqual, .plus, .minus, .star, .slash,
+            .percent, .ampersand, .bar, .unify, .assign:
+            return true
+        case .leftBracket, .dot:
+            return !token.spaceBefore
+        case .identifier:
+            return token.text == "in" || token.text == "with"
+        default:
+            return false
+        }
     }
 
     private mutating func braces() throws(Stop) -> Body {
