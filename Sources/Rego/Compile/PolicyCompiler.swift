@@ -145,8 +145,13 @@ struct PolicyCompiler {
                 || (first.kind == .multiValue
                     && Set(definitions.map { $0.rule.head.isContains && $0.dynamicKeys.isEmpty }).count > 1)
             {
+                // OPA names the path with the variable keys of the first rule that has them.
+                var shown = name
+                if let dynamic = definitions.first(where: { !$0.dynamicKeys.isEmpty }) {
+                    shown += dynamic.dynamicKeys.map { "[" + $0.regoText + "]" }.joined()
+                }
                 diagnostics.append(
-                    RegoError.diagnostic(RegoError.Code.type, "conflicting rules \(name) found", first.location))
+                    RegoError.diagnostic(RegoError.Code.type, "conflicting rules \(shown) found", first.location))
                 continue
             }
             let defaults = definitions.filter(\.rule.isDefault)

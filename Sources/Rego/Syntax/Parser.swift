@@ -97,7 +97,9 @@ struct Parser {
 
     private mutating func unexpected(_ expected: String? = nil) -> Stop {
         let token = current
-        var message = "unexpected \(token.displayName) token"
+        var message =
+            token.kind == .identifier && keywords.contains(token.text)
+            ? "unexpected \(token.text) keyword" : "unexpected \(token.displayName) token"
         if let expected { message += ": expected \(expected)" }
         return fail(message, at: token)
     }
@@ -223,6 +225,10 @@ struct Parser {
             reference: reference, arguments: arguments, key: key, value: value, assigns: assigns,
             location: location(from: headStart))
 
+        if isDefault {
+            if value == nil { throw fail("illegal default rule (must have a value)", at: start) }
+            if atKeyword("if") || current.kind == .leftBrace && !current.newlineBefore { throw unexpected() }
+        }
         var body: Body = []
         var hasBody = false
         if atKeyword("if") {
@@ -237,10 +243,6 @@ struct Parser {
             }
             body = try braces()
             hasBody = true
-        }
-        if isDefault {
-            if hasBody { throw fail("default rules must not have a body", at: start) }
-            if value == nil { throw fail("default rules must have a value assigned", at: start) }
         }
         if !hasBody, value == nil, key == nil {
             if arguments == nil && reference.count == 1 {
@@ -272,7 +274,9 @@ struct Parser {
             throw fail("else keyword cannot be used on default rules", at: start)
         }
         if !rule.elseClauses.isEmpty, key != nil || (arguments == nil && head.reference.count > 1 && !head.reference.dropFirst().allSatisfy(\.isGround)) {
-            throw fail("else keyword cannot be used on multi-value rules", at: start)
+            throw fail(
+                key != nil ? "else keyword cannot be used on multi-value rules"
+                    : "else keyword cannot be used on rules with variables in head", at: start)
         }
         rule.location = location(from: start)
         return rule
