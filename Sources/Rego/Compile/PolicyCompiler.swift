@@ -35,7 +35,7 @@ struct PolicyCompiler {
 
         let index = TreeIndex(tree)
         var groups: [Int: RuleGroup] = [:]
-        var typeChecker = TypeChecker(tree: index)
+        var typeChecker = TypeChecker(tree: index, functionParameters: functionParameterTypes(tree))
         for node in tree.nodes where node.hasRules {
             var rules: [CompiledRule] = []
             var defaultRule: CompiledRule?
@@ -222,6 +222,21 @@ struct PolicyCompiler {
     }
 
     // MARK: - Rules
+
+    /// The parameter types of each function, from its definitions' patterns (several definitions: the union).
+    private func functionParameterTypes(_ tree: TreeBuilder) -> [Int: [RegoType]] {
+        var out: [Int: [RegoType]] = [:]
+        for node in tree.nodes {
+            guard case .function(let arity)? = node.definitions.first?.kind else { continue }
+            var types: [[RegoType]] = Array(repeating: [], count: arity)
+            for definition in node.definitions {
+                guard let arguments = definition.rule.head.arguments, arguments.count == arity else { continue }
+                for (i, argument) in arguments.enumerated() { types[i].append(TypeChecker.patternType(argument)) }
+            }
+            out[node.id] = types.map(TypeChecker.union)
+        }
+        return out
+    }
 
     private func compileRule(
         _ definition: NodeBuilder.Definition, tree: TreeIndex, typeChecker: inout TypeChecker

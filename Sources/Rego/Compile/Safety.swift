@@ -277,13 +277,31 @@ struct Safety {
             }
         case (_, .local):
             unifyOnce(b, a, &bound)
-        case (.array(let xs), .array(let ys)) where xs.count == ys.count:
-            for (x, y) in zip(xs, ys) { unifyOnce(x, y, &bound) }
-        case (.object(let ka, let va), .object(let kb, let vb)) where ka.count == kb.count:
-            for (i, k) in ka.enumerated() {
-                guard case .constant(let key) = k else { continue }
-                if let j = kb.firstIndex(where: { $0.constantValue == key }) { unifyOnce(va[i], vb[j], &bound) }
+        case (.array(let xs), .array(let ys)):
+            // Patterns of different lengths never match: their variables stay unbound.
+            if xs.count == ys.count {
+                for (x, y) in zip(xs, ys) { unifyOnce(x, y, &bound) }
             }
+        case (.array(let xs), .constant(.array(let values))), (.constant(.array(let values)), .array(let xs)):
+            if xs.count == values.count {
+                for (x, v) in zip(xs, values) { unifyOnce(x, .constant(v), &bound) }
+            }
+        case (.object(let ka, let va), .object(let kb, let vb)):
+            if ka.count == kb.count {
+                for (i, k) in ka.enumerated() {
+                    guard case .constant(let key) = k else { continue }
+                    if let j = kb.firstIndex(where: { $0.constantValue == key }) { unifyOnce(va[i], vb[j], &bound) }
+                }
+            }
+        case (.object(let keys, let values), .constant(.object(let members))),
+            (.constant(.object(let members)), .object(let keys, let values)):
+            if keys.count == members.count {
+                for (k, v) in zip(keys, values) {
+                    if let key = k.constantValue, let member = members[key] { unifyOnce(v, .constant(member), &bound) }
+                }
+            }
+        case (.array, .constant), (.object, .constant), (.constant, .array), (.constant, .object):
+            break
         case (.array, _), (.object, _):
             if isSafe(b, bound) { markPattern(a, &bound) }
         case (_, .array), (_, .object):

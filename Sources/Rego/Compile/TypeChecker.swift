@@ -6,9 +6,12 @@ import PolicyCore
 /// checker only reports what OPA's would.
 struct TypeChecker {
     let tree: TreeIndex
+    /// The parameter types of user functions, by node.
+    let functionParameters: [Int: [RegoType]]
 
-    init(tree: TreeIndex) {
+    init(tree: TreeIndex, functionParameters: [Int: [RegoType]] = [:]) {
         self.tree = tree
+        self.functionParameters = functionParameters
     }
 
     func check(_ rule: CompiledRule, lowering: Lowering) -> [Diagnostic] {
@@ -56,6 +59,12 @@ struct TypeChecker {
                 switch target {
                 case .builtin(let b): signature = b.signature
                 case .compare: signature = Builtins.all[name]?.signature
+                case .function(let id):
+                    if let parameters = functionParameters[id] {
+                        signature = BuiltinSignature(
+                            arguments: parameters.map { .init(name: nil, type: $0) },
+                            result: .init(name: nil, type: .anyValue))
+                    }
                 default: break
                 }
                 let types = args.map { type(of: $0, env) }
@@ -183,6 +192,39 @@ struct TypeChecker {
         }
     }
 
+    /// The type a function parameter's pattern accepts.
+    static func patternType(_ term: Term) -> RegoType {
+        if let value = term.groundValue { return type(of: value) }
+        switch term.kind {
+        case .array(let items):
+            return .array(positions: items.map(patternType), rest: nil)
+        case .object(let members):
+            var fields: [RegoType.Field] = []
+            for member in members {
+                guard case .string(let key) = member.key.kind else { return .object(.anyValue, .anyValue) }
+                fields.append(RegoType.Field(key: key, type: patternType(member.value)))
+            }
+            return .object(fields: fields.sorted { $0.key < $1.key }, rest: nil)
+        default:
+            return .anyValue
+        }
+    }
+
+    /// One type covering all of `types`.
+    static func union(_ types: [RegoType]) -> RegoType {
+        var members: [RegoType] = []
+        for t in types {
+            if case .any(let inner) = t {
+                if inner.isEmpty { return .anyValue }
+                for m in inner where !members.contains(m) { members.append(m) }
+            } else if !members.contains(t) {
+                members.append(t)
+            }
+        }
+        if members.count == 1 { return members[0] }
+        return members.isEmpty ? .anyValue : .any(members.sorted { $0.description < $1.description })
+    }
+
     /// Whether some value could have both types.
     static func compatible(_ a: RegoType, _ b: RegoType) -> Bool {
         switch (a, b) {
@@ -192,6 +234,10 @@ struct TypeChecker {
             return members.isEmpty || members.contains { compatible(a, $0) }
         case (.null, .null), (.boolean, .boolean), (.number, .number), (.string, .string):
             return true
+        case (.array(let pa, nil), .array(let pb, nil)):
+            return pa.count == pb.count && zip(pa, pb).allSatisfy { compatible($0, $1) }
+        case (.object(let fa, nil), .object(let fb, nil)):
+            return fa.map(\.key) == fb.map(\.key) && zip(fa, fb).allSatisfy { compatible($0.type, $1.type) }
         case (.array(let pa, let ra), .array(let pb, let rb)):
             let elementA = pa + (ra.map { [$0] } ?? [])
             let elementB = pb + (rb.map { [$0] } ?? [])

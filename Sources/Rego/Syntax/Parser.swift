@@ -252,6 +252,7 @@ struct Parser {
         var rule = Rule(
             isDefault: isDefault, head: head, body: body, elseClauses: [], location: location(from: start),
             hasBody: hasBody)
+        if isDefault, atKeyword("else") { throw unexpected() }
         while atKeyword("else") {
             let elseToken = advance()
             var elseValue: Term?
