@@ -113,9 +113,11 @@ final class Lowering {
     func lowerStatements(_ body: Body, in scope: Scope) -> [Literal] {
         declareNames(of: body, in: scope)
         var literals: [Literal] = []
-        for expr in body {
+        for (i, expr) in body.enumerated() {
+            scope.position = i
             literals.append(contentsOf: lowerExpr(expr, scope: scope))
         }
+        scope.position = Int.max
         checkUnusedDeclarations(in: scope)
         return literals
     }
@@ -152,7 +154,9 @@ final class Lowering {
         var literals: [Literal] = []
         var checks: [Literal] = []
         var captures: [Int?] = []
-        for expr in body {
+        defer { scope.position = Int.max }
+        for (i, expr) in body.enumerated() {
+            scope.position = i
             var capture: Int?
             if !expr.negated, capturesValue(expr, scope: scope) {
                 capture = newSlot("", .temporary, scope: scope, location: expr.location, declared: false)
@@ -220,12 +224,16 @@ final class Lowering {
     /// Declares the variables of a body before lowering it, so forward uses (reordered later) find them, and
     /// reports OPA's declaration errors.
     private func declareNames(of body: Body, in scope: Scope) {
-        var occurrences: [(name: String, role: Role, location: Location)] = []
-        for expr in body { collect(expr, into: &occurrences) }
+        var occurrences: [(name: String, role: Role, location: Location, index: Int)] = []
+        for (index, expr) in body.enumerated() {
+            var found: [(name: String, role: Role, location: Location)] = []
+            collect(expr, into: &found)
+            occurrences.append(contentsOf: found.map { ($0.name, $0.role, $0.location, index) })
+        }
         var declaredHere: [String: Role] = [:]
         var referenced: Set<String> = []
         var undeclared: [(String, Location)] = []
-        for (name, role, location) in occurrences {
+        for (name, role, location, index) in occurrences {
             switch role {
             case .reference:
                 if declaredHere[name] == nil {
@@ -238,7 +246,7 @@ final class Lowering {
                     continue
                 }
                 if let previous = declaredHere[name] {
-                    if previous == .assign, role == .assign {
+                    if previous == .assign {
                         error(RegoError.Code.compile, "var \(name) assigned above", location)
                     } else {
                         error(RegoError.Code.compile, "var \(name) declared above", location)
@@ -252,6 +260,7 @@ final class Lowering {
                 declaredHere[name] = role
                 let slot = newSlot(name, .user, scope: scope, location: location, declared: role == .some)
                 scope.define(name, slot: slot)
+                scope.declaredAt[name] = index
             }
         }
         for (name, location) in undeclared where scope.lookup(name) == nil && !isGlobal(name) {
@@ -430,7 +439,6 @@ final class Lowering {
         case .variable(let name):
             if name == "_" { return .local(newSlot("_", .wildcard, scope: scope, location: t.location, declared: true)) }
             let slot = newSlot(name, .user, scope: scope, location: t.location, declared: true)
-            slots[slot].uses += 1
             scope.define(name, slot: slot)
             return .local(slot)
         default:

@@ -5,6 +5,10 @@ final class Scope {
     let parent: Scope?
     /// Variables by name.
     private(set) var names: [String: Int] = [:]
+    /// For variables declared with `:=` or `some`: the position of the declaring expression in the body.
+    var declaredAt: [String: Int] = [:]
+    /// The position of the expression being lowered; bodies nested in it do not see variables declared later.
+    var position = Int.max
 
     init(id: Int, parent: Scope?) {
         self.id = id
@@ -14,9 +18,10 @@ final class Scope {
     func define(_ name: String, slot: Int) { names[name] = slot }
 
     func lookup(_ name: String) -> Int? {
-        var scope: Scope? = self
+        if let slot = names[name] { return slot }
+        var scope = parent
         while let s = scope {
-            if let slot = s.names[name] { return slot }
+            if let slot = s.names[name], (s.declaredAt[name] ?? -1) < s.position { return slot }
             scope = s.parent
         }
         return nil

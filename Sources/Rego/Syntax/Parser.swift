@@ -360,6 +360,9 @@ struct Parser {
         if atKeyword("not") {
             _ = advance()
             negated = true
+            if atKeyword("every") {
+                throw fail("unexpected every keyword: illegal negation of 'every'", at: current)
+            }
         }
         var expr = try expression()
         expr.negated = negated
@@ -440,16 +443,16 @@ struct Parser {
     // MARK: - Terms, by operator precedence
 
     /// `x in xs` and, when `keyValue`, `k, v in xs`: the loosest-binding operator.
-    private mutating func termIn(keyValue: Bool, noBar: Bool = false) throws(Stop) -> Term {
-        var lhs = try relation(noBar: noBar)
+    private mutating func termIn(keyValue: Bool) throws(Stop) -> Term {
+        var lhs = try relation()
         while true {
             if keyValue, current.kind == .comma {
                 let saved = position
                 let savedDiagnostics = diagnostics.count
                 _ = advance()
-                if let middle = try? relation(noBar: noBar), atKeyword("in") {
+                if let middle = try? relation(), atKeyword("in") {
                     let op = advance()
-                    let rhs = try relation(noBar: noBar)
+                    let rhs = try relation()
                     lhs = Term(
                         .call(function: Term(.variable("internal.member_3"), location(of: op)), arguments: [lhs, middle, rhs]),
                         lhs.location.through(rhs.location))
@@ -460,7 +463,7 @@ struct Parser {
             }
             if atKeyword("in") {
                 let op = advance()
-                let rhs = try relation(noBar: noBar)
+                let rhs = try relation()
                 lhs = Term(
                     .call(function: Term(.variable("internal.member_2"), location(of: op)), arguments: [lhs, rhs]),
                     lhs.location.through(rhs.location))
@@ -470,19 +473,19 @@ struct Parser {
         }
     }
 
-    private mutating func relation(noBar: Bool) throws(Stop) -> Term {
-        var lhs = try union(noBar: noBar)
+    private mutating func relation() throws(Stop) -> Term {
+        var lhs = try union()
         while [.equal, .notEqual, .less, .lessOrEqual, .greater, .greaterOrEqual].contains(current.kind) {
             let op = advance()
-            let rhs = try union(noBar: noBar)
+            let rhs = try union()
             lhs = binary(op, lhs, rhs)
         }
         return lhs
     }
 
-    private mutating func union(noBar: Bool) throws(Stop) -> Term {
+    private mutating func union() throws(Stop) -> Term {
         var lhs = try intersection()
-        while current.kind == .bar, !noBar {
+        while current.kind == .bar {
             let op = advance()
             let rhs = try intersection()
             lhs = binary(op, lhs, rhs)
@@ -550,7 +553,7 @@ struct Parser {
             return Term(.call(function: function, arguments: [zero, operand]), location(from: start))
         case .leftParen:
             _ = advance()
-            let inner = try termIn(keyValue: false)
+            let inner = try termIn(keyValue: true)
             _ = try expect(.rightParen, ")")
             base = inner
             base.location = location(from: start)
@@ -643,44 +646,64 @@ struct Parser {
         return items
     }
 
+    /// `[...]`: a comprehension when a single term is followed by `|` (OPA reads the head of a comprehension
+    /// as one term, so `[x * 2 | ...]` is the union `x * 2 | ...`), else an array.
     private mutating func arrayLiteral() throws(Stop) -> Term {
         let start = advance()
         if current.kind == .rightBracket {
             _ = advance()
             return Term(.array([]), location(from: start))
         }
-        let first = try termIn(keyValue: false, noBar: true)
-        if current.kind == .bar {
+        let saved = position
+        let savedDiagnostics = diagnostics.count
+        if let head = try? term(), current.kind == .bar {
             _ = advance()
             let body = try comprehensionBody(until: .rightBracket)
-            return Term(.arrayComprehension(head: first, body: body), location(from: start))
+            return Term(.arrayComprehension(head: head, body: body), location(from: start))
         }
-        var items = [first]
-        while current.kind == .comma {
+        position = saved
+        diagnostics.removeSubrange(savedDiagnostics...)
+        var items: [Term] = []
+        while true {
+            items.append(try termIn(keyValue: false))
+            guard current.kind == .comma else { break }
             _ = advance()
             if current.kind == .rightBracket { break }
-            items.append(try termIn(keyValue: false))
         }
         _ = try expect(.rightBracket, "]")
         return Term(.array(items), location(from: start))
     }
 
+    /// `{...}`: an object, a set, or their comprehensions (heads are single terms, as for arrays).
     private mutating func braceLiteral() throws(Stop) -> Term {
         let start = advance()
         if current.kind == .rightBrace {
             _ = advance()
             return Term(.object([]), location(from: start))
         }
-        let first = try termIn(keyValue: false, noBar: true)
-        if current.kind == .colon {
-            _ = advance()
-            let firstValue = try termIn(keyValue: false, noBar: true)
+        let saved = position
+        let savedDiagnostics = diagnostics.count
+        if let head = try? term() {
             if current.kind == .bar {
                 _ = advance()
                 let body = try comprehensionBody(until: .rightBrace)
-                return Term(.objectComprehension(key: first, value: firstValue, body: body), location(from: start))
+                return Term(.setComprehension(head: head, body: body), location(from: start))
             }
-            var members = [(key: first, value: firstValue)]
+            if current.kind == .colon {
+                _ = advance()
+                if let value = try? term(), current.kind == .bar {
+                    _ = advance()
+                    let body = try comprehensionBody(until: .rightBrace)
+                    return Term(.objectComprehension(key: head, value: value, body: body), location(from: start))
+                }
+            }
+        }
+        position = saved
+        diagnostics.removeSubrange(savedDiagnostics...)
+        let first = try termIn(keyValue: false)
+        if current.kind == .colon {
+            _ = advance()
+            var members = [(key: first, value: try termIn(keyValue: false))]
             while current.kind == .comma {
                 _ = advance()
                 if current.kind == .rightBrace { break }
@@ -691,11 +714,6 @@ struct Parser {
             }
             _ = try expect(.rightBrace, "}")
             return Term(.object(members), location(from: start))
-        }
-        if current.kind == .bar {
-            _ = advance()
-            let body = try comprehensionBody(until: .rightBrace)
-            return Term(.setComprehension(head: first, body: body), location(from: start))
         }
         var items = [first]
         while current.kind == .comma {
