@@ -615,7 +615,7 @@ final class Lowering {
             target = .function(functionTarget)
         } else {
             error(
-                RegoError.Code.compile,
+                RegoError.Code.type,
                 "with keyword target must reference existing input, data, or a function", t.location)
             return nil
         }

@@ -87,7 +87,7 @@ struct PolicyCompiler {
                         RegoError.diagnostic(
                             RegoError.Code.parse,
                             "unexpected import path, must begin with one of: {data, future, input, rego}, got: "
-                                + (root ?? "?"),
+                                + (root ?? "?") + " (hint: if this is unexpected, try updating OPA)",
                             imp.location))
                 }
             }

@@ -99,8 +99,16 @@ extension Evaluator {
     func evalRule(
         _ rule: CompiledRule, arguments: [Value]?, _ emit: (CompiledRule.Clause) throws(EvalSignal) -> Void
     ) throws(EvalSignal) {
+        // Only `with` replacing a function by one that calls it can nest without end; stop before the stack does.
+        guard depth < Evaluator.maximumDepth else {
+            throw failure(RegoError.Code.internal, "evaluation nested too deeply", rule.location)
+        }
+        depth += 1
         let saved = pushFrame(rule.frameSize)
-        defer { popFrame(rule.frameSize, saved) }
+        defer {
+            popFrame(rule.frameSize, saved)
+            depth -= 1
+        }
         if let arguments {
             guard arguments.count == rule.parameters.count else { return }
             try matchParameters(rule.parameters, arguments, 0) { () throws(EvalSignal) in
@@ -270,10 +278,16 @@ extension Evaluator {
     func invoke(_ target: CallTarget, _ values: [Value], _ name: String, _ location: Location) throws(EvalSignal)
         -> Value?
     {
-        if !functionOverrides.isEmpty, let replacement = replacement(for: target, name) {
+        if !functionOverrides.isEmpty, let (key, replacement) = replacement(for: target, name) {
             switch replacement {
-            case .value(let v): return v
-            case .target(let other): return try invokeUnreplaced(other, values, name, location)
+            case .value(let v):
+                return v
+            case .target(let other):
+                // The replacement runs with the original function in place, as in OPA, so a replacement that
+                // calls the function it replaces does not call itself.
+                functionOverrides[key] = nil
+                defer { functionOverrides[key] = replacement }
+                return try invokeUnreplaced(other, values, name, location)
             }
         }
         return try invokeUnreplaced(target, values, name, location)
@@ -309,13 +323,16 @@ extension Evaluator {
         }
     }
 
-    private func replacement(for target: CallTarget, _ name: String) -> FunctionReplacement? {
+    private func replacement(for target: CallTarget, _ name: String) -> (FunctionKey, FunctionReplacement)? {
+        let key: FunctionKey
         switch target {
-        case .builtin(let b): return functionOverrides[.builtin(b.name)]
-        case .function(let id): return functionOverrides[.node(id)]
-        case .compare: return functionOverrides[.builtin(name)]
+        case .builtin(let b): key = .builtin(b.name)
+        case .function(let id): key = .node(id)
+        case .compare: key = .builtin(name)
         case .member, .memberWithKey: return nil
         }
+        guard let replacement = functionOverrides[key] else { return nil }
+        return (key, replacement)
     }
 
     /// `x in xs`: a member of an array or set, or a value of an object.

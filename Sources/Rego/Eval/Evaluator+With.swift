@@ -81,6 +81,15 @@ extension Evaluator {
         return result
     }
 
+    /// A base document at `path` with the replacements below it applied.
+    func patchOverrides(below path: [Value], _ value: Value?) -> Value? {
+        var result = value
+        for (target, replacement) in dataOverrides where target.starts(with: path) {
+            result = Evaluator.upsert(result ?? Value.emptyObject, target[path.count...], replacement)
+        }
+        return result
+    }
+
     /// `value` with `replacement` put at `path`, creating objects along the way.
     static func upsert(_ value: Value, _ path: ArraySlice<Value>, _ replacement: Value) -> Value {
         guard let key = path.first else { return replacement }

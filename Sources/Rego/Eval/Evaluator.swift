@@ -37,6 +37,9 @@ final class Evaluator {
     var functionOverrides: [FunctionKey: FunctionReplacement] = [:]
     /// The first builtin error seen; with strict builtin errors it becomes the query's error.
     var builtinError: Diagnostic?
+    /// How many rule and function evaluations are nested.
+    var depth = 0
+    static let maximumDepth = 200
 
     enum CacheEntry {
         case empty
@@ -361,8 +364,14 @@ final class Evaluator {
     /// A path below a rule-tree node: rules are evaluated only where the path reaches them.
     func walkNode(_ id: Int, _ path: [Operand], _ i: Int, _ k: ValueContinuation) throws(EvalSignal) {
         let node = nodes[id]
-        if i == path.count || node.group != nil || !dataOverrides.isEmpty {
+        if i == path.count || node.group != nil {
             guard let v = try nodeValue(id) else { return }
+            try walk(v, path, i, k)
+            return
+        }
+        let overridden = !dataOverrides.isEmpty
+        if overridden, let replacement = overriddenValue(at: node.path) {
+            guard let v = replacement else { return }
             try walk(v, path, i, k)
             return
         }
@@ -376,9 +385,17 @@ final class Evaluator {
         if let key {
             if let child = node.children[key] {
                 try walkNode(child, path, i + 1, k)
-            } else if let base = node.baseData, let child = Evaluator.lookup(base, key) {
-                try walk(child, path, i + 1, k)
+                return
             }
+            var child = node.baseData.flatMap { Evaluator.lookup($0, key) }
+            if overridden { child = patchOverrides(below: node.path + [key], child) }
+            if let child { try walk(child, path, i + 1, k) }
+            return
+        }
+        if overridden {
+            // Replacements may add members anywhere: iterate over the whole document.
+            guard let v = try nodeValue(id) else { return }
+            try walk(v, path, i, k)
             return
         }
         // Iteration over a package: its base documents first, then the documents its rules define.
