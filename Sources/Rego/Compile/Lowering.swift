@@ -159,7 +159,8 @@ final class Lowering {
             scope.position = i
             var capture: Int?
             if !expr.negated, capturesValue(expr, scope: scope) {
-                capture = newSlot("", .temporary, scope: scope, location: expr.location, declared: false)
+                // Reported as `_` when unsafe, as OPA names its generated capture variables.
+                capture = newSlot("_", .wildcard, scope: scope, location: expr.location, declared: false)
             }
             captures.append(capture)
             literals.append(contentsOf: lowerExpr(expr, scope: scope, capture: capture))

@@ -237,7 +237,7 @@ struct Parser {
             hasBody = true
         } else if current.kind == .leftBrace, !current.newlineBefore {
             // A v0 rule: report what v1 requires, and keep parsing to find further problems.
-            error("`if` keyword is required before rule body", at: current)
+            error("`if` keyword is required before \(arguments == nil ? "rule" : "function") body", at: current)
             if reference.count > 1, value == nil, key == nil, arguments == nil {
                 error("`contains` keyword is required for partial set rules", at: current)
             }
@@ -295,11 +295,23 @@ struct Parser {
         if current.kind == .leftBrace {
             let saved = position
             let savedDiagnostics = diagnostics.count
-            if let body = try? braces(), !continuesExpression(current) {
-                return body
-            }
+            let body = try? braces()
+            if let body, !continuesExpression(current) { return body }
+            let bodyEnd = position
+            let bodyDiagnostics = Array(diagnostics[savedDiagnostics...])
             position = saved
             diagnostics.removeSubrange(savedDiagnostics...)
+            // Not a body: an expression starting with a set or object literal; if it is not one either, the
+            // body's error is the one to report.
+            do {
+                return [try literal()]
+            } catch {
+                if body != nil { throw error }
+                diagnostics.removeSubrange(savedDiagnostics...)
+                diagnostics.append(contentsOf: bodyDiagnostics)
+                position = bodyEnd
+                throw error
+            }
         }
         return [try literal()]
     }
