@@ -60,20 +60,35 @@ public final class RegoPolicySet: Sendable {
         return try prepare(query: text)
     }
 
-    /// The tests of `warden test`: every rule named `test_*` (and not a function), by full path.
-    public var testRules: [(path: [String], location: Location)] {
-        var out: [(path: [String], location: Location)] = []
+    /// The test rules `warden test` runs: complete rules named `test_*` (and `todo_test_*`, which are skipped),
+    /// by path below `data`, in source order.
+    public var testRules: [RegoTestRule] {
+        var out: [RegoTestRule] = []
         for node in nodes {
-            guard let group = node.group, case .complete = group.kind,
-                case .string(let name)? = node.path.last, name.hasPrefix("test_"),
+            guard let group = node.group, case .complete = group.kind, case .string(let name)? = node.path.last,
+                name.hasPrefix("test_") || name.hasPrefix("todo_test_"),
                 let first = group.rules.first ?? group.defaultRule
             else { continue }
-            out.append((node.path.compactMap(\.stringValue), first.location))
+            let path = node.path.compactMap(\.stringValue)
+            guard path.count == node.path.count else { continue }
+            out.append(RegoTestRule(path: path, location: first.location, isSkipped: name.hasPrefix("todo_")))
         }
         return out.sorted { a, b in
             (a.location.file, a.location.line, a.location.column) < (b.location.file, b.location.line, b.location.column)
         }
     }
+}
+
+/// A test rule found in a policy set.
+public struct RegoTestRule: Sendable {
+    /// The path below `data`: package and rule name.
+    public var path: [String]
+    public var location: Location
+    /// `todo_test_*` rules are reported, not run.
+    public var isSkipped: Bool
+
+    /// `data.pkg.test_name`.
+    public var name: String { "data." + path.joined(separator: ".") }
 }
 
 /// What evaluation may use and report besides `input`.

@@ -15,6 +15,7 @@ struct Warden: AsyncParsableCommand {
             BenchCommand.self,
             ConformanceCommand.self,
             EvalCommand.self,
+            TestCommand.self,
         ]
     )
 
