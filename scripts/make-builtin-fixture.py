@@ -8,13 +8,17 @@ comments. Operands reach OPA through `input`, so type errors happen at evaluatio
 Output lines: {"name": ..., "args": [operand JSON text...], "result": "<OPA's JSON>"} or "undefined": true, or
 "error": "<code>: <builtin>: <message>".
 
-    scripts/make-builtin-fixture.py
+    scripts/make-builtin-fixture.py [CASES_DIR OUTPUT]
+
+With arguments it reads CASES_DIR/*.cases and writes OUTPUT instead (for exploratory runs; point the tests at
+it with WARDEN_BUILTIN_FIXTURE=OUTPUT).
 """
 import glob
 import json
 import os
 import re
 import subprocess
+import sys
 
 here = os.path.dirname(os.path.abspath(__file__))
 
@@ -65,7 +69,8 @@ def expression(path, value):
 
 
 calls = []
-for path in sorted(glob.glob(os.path.join(here, "builtin-cases", "*.cases"))):
+cases_dir = sys.argv[1] if len(sys.argv) > 2 else os.path.join(here, "builtin-cases")
+for path in sorted(glob.glob(os.path.join(cases_dir, "*.cases"))):
     for line in open(path, encoding="utf-8"):
         line = line.rstrip("\n")
         if not line.strip() or line.startswith("#"):
@@ -98,7 +103,7 @@ for (name, args), line in zip(calls, raw):
     else:
         row["undefined"] = True
     out.append(json.dumps(row, ensure_ascii=False))
-path = os.path.join(here, "..", "Tests", "RegoTests", "Fixtures", "builtins.jsonl")
+path = sys.argv[2] if len(sys.argv) > 2 else os.path.join(here, "..", "Tests", "RegoTests", "Fixtures", "builtins.jsonl")
 with open(path, "w", encoding="utf-8") as f:
     f.write("\n".join(out) + "\n")
 print("wrote %d calls to %s" % (len(out), os.path.normpath(path)))

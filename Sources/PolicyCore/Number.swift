@@ -432,7 +432,7 @@ public enum NumberText {
 
     /// The shortest decimal digits that read back as `value` (non-zero, finite), and the position of the decimal
     /// point relative to them: the value is `0.DIGITS × 10^pointPosition`.
-    static func shortestDigits(of value: Double) -> (digits: [UInt8], pointPosition: Int) {
+    public static func shortestDigits(of value: Double) -> (digits: [UInt8], pointPosition: Int) {
         // Swift's description is the shortest round-tripping text; take its digits and exponent apart.
         let text = value.magnitude.description
         var mantissa = Substring(text)

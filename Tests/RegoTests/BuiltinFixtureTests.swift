@@ -17,8 +17,9 @@ import WardenTesting
     }
 
     static let rows: [Row] = {
-        guard let text = try? String(
-            contentsOfFile: Repository.path("Tests/RegoTests/Fixtures/builtins.jsonl"), encoding: .utf8)
+        let path = ProcessInfo.processInfo.environment["WARDEN_BUILTIN_FIXTURE"]
+            ?? Repository.path("Tests/RegoTests/Fixtures/builtins.jsonl")
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8)
         else { return [] }
         return text.split(separator: "\n").compactMap { line in
             guard let value = try? JSONReader.parse(String(line)) else { return nil }

@@ -14,6 +14,10 @@ public enum Builtins {
         numbers,
         bits,
         strings,
+        regex,
+        glob,
+        encoding,
+        net,
     ])
 
     /// The builtin called `name`, if there is one.

@@ -2,11 +2,24 @@
 /// for quotes, backslashes and control characters, `\u`/`\U` for other non-printable code points; printable
 /// Unicode is kept.
 enum GoQuote {
-    static func quote(_ s: String) -> String {
-        var out = "\""
+    static func quote(_ s: String) -> String { quote(s, quote: "\"", asciiOnly: false) }
+
+    /// `strconv.QuoteToASCII`: non-ASCII code points are escaped too.
+    static func quoteASCII(_ s: String) -> String { quote(s, quote: "\"", asciiOnly: true) }
+
+    /// `strconv.QuoteRune` (or `QuoteRuneToASCII`): single quotes.
+    static func quoteRune(_ r: Unicode.Scalar, asciiOnly: Bool) -> String {
+        quote(String(r), quote: "'", asciiOnly: asciiOnly)
+    }
+
+    private static func quote(_ s: String, quote: Unicode.Scalar, asciiOnly: Bool) -> String {
+        var out = String(quote)
         for scalar in s.unicodeScalars {
+            if scalar == quote {
+                out += "\\" + String(quote)
+                continue
+            }
             switch scalar {
-            case "\"": out += "\\\""
             case "\\": out += "\\\\"
             case "\u{07}": out += "\\a"
             case "\u{08}": out += "\\b"
@@ -16,7 +29,7 @@ enum GoQuote {
             case "\t": out += "\\t"
             case "\u{0B}": out += "\\v"
             default:
-                if isPrintable(scalar) {
+                if isPrintable(scalar) && !(asciiOnly && scalar.value >= 0x80) {
                     out.unicodeScalars.append(scalar)
                 } else if scalar.value < 0x80 {
                     out += "\\x" + hex(scalar.value, 2)
@@ -27,7 +40,7 @@ enum GoQuote {
                 }
             }
         }
-        return out + "\""
+        return out + String(quote)
     }
 
     /// Printable in Go's sense: letters, marks, numbers, punctuation, symbols and the ASCII space.

@@ -117,6 +117,12 @@ extension Builtins {
             let s = try string(operands, 1)
             return .string(replacingPatterns(s, pairs))
         },
+        Builtin("sprintf", arity: 2, signature: .parse("(format: string, values: array[any]) -> output: string")) {
+            operands, _ throws(BuiltinError) in
+            let format = try string(operands, 0)
+            let values = try array(operands, 1)
+            return .string(GoFormat.sprintf(format, values.map(GoFormat.argument(for:))))
+        },
         anyMatch("strings.any_prefix_match") { s, p in s.utf8.starts(with: p.utf8) },
         anyMatch("strings.any_suffix_match") { s, p in s.utf8.reversed().starts(with: p.utf8.reversed()) },
         stringMap("strings.reverse") { s in
