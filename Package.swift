@@ -48,7 +48,7 @@ let package = Package(
         ),
         .target(
             name: "Conformance",
-            dependencies: ["PolicyCore", "AuthzPolicy", "DecisionPoint", "PolicyLoading", "Documents"],
+            dependencies: ["PolicyCore", "AuthzPolicy", "DecisionPoint", "PolicyLoading", "Documents", "Rego"],
             swiftSettings: strict
         ),
 
@@ -56,7 +56,7 @@ let package = Package(
         .executableTarget(
             name: "warden",
             dependencies: [
-                "PolicyCore", "AuthzPolicy", "DecisionPoint", "Documents", "PolicyLoading", "Conformance",
+                "PolicyCore", "AuthzPolicy", "DecisionPoint", "Documents", "PolicyLoading", "Conformance", "Rego",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

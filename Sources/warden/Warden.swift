@@ -14,6 +14,8 @@ struct Warden: AsyncParsableCommand {
             ReplayCommand.self,
             BenchCommand.self,
             ConformanceCommand.self,
+            EvalCommand.self,
+            TestCommand.self,
         ]
     )
 
