@@ -5,7 +5,8 @@ The stock `opa-oracle batch` re-encodes results through Python floats, so `1.50`
 20-digit quotient loses digits and `1e400` becomes `Infinity`. This driver loads the same engine library from
 the oracle's cache and passes OPA's JSON through untouched.
 
-Input: JSON lines {"modules": {"name.rego": "src"}, "data": {...}, "input_json": "raw JSON text" | "input": value,
+Input: JSON lines {"modules": {"name.rego": "src"}, "data": {...} | "data_json": "raw JSON text",
+                   "input_json": "raw JSON text" | "input": value,
                    "query": "a Rego query"}
 Output: one line per case, the engine's envelope: {"result": [...]} or {"error": {"code": ..., "message": ...}}.
 Run `opa-oracle eval` once first if the cache is empty.
@@ -42,8 +43,9 @@ def run(case):
             envelope = call(lib.OpaAddPolicy, handle, name.encode(), source.encode())
             if failed(envelope):
                 return envelope
-        if case.get("data") is not None:
-            envelope = call(lib.OpaAddData, handle, b"", json.dumps(case["data"]).encode())
+        data = case.get("data_json") or (json.dumps(case["data"]) if case.get("data") is not None else None)
+        if data is not None:
+            envelope = call(lib.OpaAddData, handle, b"", data.encode())
             if failed(envelope):
                 return envelope
         if "input_json" in case:
