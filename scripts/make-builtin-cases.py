@@ -257,4 +257,5 @@ def main():
     print("%d cases" % total)
 
 
-main()
+if __name__ == "__main__":
+    main()
