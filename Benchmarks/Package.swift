@@ -21,5 +21,16 @@ let package = Package(
             path: "AuthzPolicyBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        .executableTarget(
+            name: "RegoBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "Rego", package: "warden"),
+                .product(name: "PolicyCore", package: "warden"),
+            ],
+            path: "RegoBenchmarks",
+            exclude: ["policy", "make-inputs.py"],
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
     ]
 )

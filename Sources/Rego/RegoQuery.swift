@@ -53,8 +53,8 @@ public struct RegoQuery: Sendable {
     private static func isPlainReference(_ op: Operand) -> Bool {
         switch op {
         case .input, .node, .data, .constant: return true
-        case .ref(let base, let path):
-            return isPlainReference(base) && path.allSatisfy { $0.constantValue != nil }
+        case .ref(let r):
+            return isPlainReference(r.base) && r.constantPath != nil
         default: return false
         }
     }

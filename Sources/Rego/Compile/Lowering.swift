@@ -90,8 +90,8 @@ final class Lowering {
         switch base {
         case .node(let id):
             return resolveData(from: id, path: path)
-        case .ref(let inner, let innerPath):
-            return extend(inner, innerPath + path)
+        case .ref(let inner):
+            return extend(inner.base, inner.path + path)
         default:
             return .ref(base, path)
         }

@@ -12,7 +12,7 @@ indirect enum Operand: Sendable {
     /// The virtual document at a rule-tree node (`data.a.b`).
     case node(Int)
     /// `base[p0][p1]...`.
-    case ref(Operand, [Operand])
+    case ref(Reference)
     case array([Operand])
     case set([Operand])
     case object([Operand], [Operand])
@@ -26,6 +26,27 @@ indirect enum Operand: Sendable {
     var localSlot: Int? {
         if case .local(let s) = self { return s }
         return nil
+    }
+
+    static func ref(_ base: Operand, _ path: [Operand]) -> Operand { .ref(Reference(base: base, path: path)) }
+}
+
+/// `base[p0][p1]...`: a class, so evaluation shares it instead of copying its parts.
+final class Reference: Sendable {
+    let base: Operand
+    let path: [Operand]
+    /// The path when every part is a constant (most references into `input`).
+    let constantPath: [Value]?
+
+    init(base: Operand, path: [Operand]) {
+        self.base = base
+        self.path = path
+        var constants: [Value] = []
+        for part in path {
+            guard case .constant(let v) = part else { break }
+            constants.append(v)
+        }
+        constantPath = constants.count == path.count ? constants : nil
     }
 }
 
@@ -50,9 +71,30 @@ final class Comprehension: Sendable {
 }
 
 /// One step of a compiled body.
-struct Literal: Sendable {
-    var step: Step
-    var location: Location
+final class Literal: Sendable {
+    let step: Step
+    let location: Location
+
+    init(step: Step, location: Location) {
+        self.step = step
+        self.location = location
+    }
+}
+
+/// A call: what it invokes, its operands, where its result goes (a statement when nil), and the name errors
+/// use.
+final class Call: Sendable {
+    let target: CallTarget
+    let arguments: [Operand]
+    let output: Operand?
+    let name: String
+
+    init(target: CallTarget, arguments: [Operand], output: Operand?, name: String) {
+        self.target = target
+        self.arguments = arguments
+        self.output = output
+        self.name = name
+    }
 }
 
 indirect enum Step: Sendable {
@@ -61,7 +103,7 @@ indirect enum Step: Sendable {
     /// Unification (`=`, and `:=` once declarations are checked).
     case unify(Operand, Operand)
     /// A call; without an output its result must be defined and not `false`.
-    case call(CallTarget, [Operand], output: Operand?, name: String)
+    case call(Call)
     /// `some v in domain`, `some k, v in domain`: binds each member in turn.
     case member(key: Operand?, value: Operand, domain: Operand)
     case not([Literal])
@@ -69,6 +111,10 @@ indirect enum Step: Sendable {
     /// Literals evaluated with `with` replacements in force.
     case with([WithBinding], [Literal])
     case print([Operand])
+
+    static func call(_ target: CallTarget, _ arguments: [Operand], output: Operand?, name: String) -> Step {
+        .call(Call(target: target, arguments: arguments, output: output, name: name))
+    }
 }
 
 /// What a call invokes.
@@ -140,11 +186,17 @@ struct WithBinding: Sendable {
 /// One definition of a rule or function with its `else` chain; its variables live in one frame.
 final class CompiledRule: Sendable {
     /// The main body and the `else` clauses, in order: the first clause with a solution gives the value.
-    struct Clause: Sendable {
-        var body: [Literal]
+    final class Clause: Sendable {
+        let body: [Literal]
         /// The value (complete rules, functions, object members) or the member added (`contains`).
-        var value: Operand
-        var location: Location
+        let value: Operand
+        let location: Location
+
+        init(body: [Literal], value: Operand, location: Location) {
+            self.body = body
+            self.value = value
+            self.location = location
+        }
     }
 
     let location: Location

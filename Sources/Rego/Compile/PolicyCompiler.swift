@@ -34,7 +34,7 @@ struct PolicyCompiler {
         guard diagnostics.isEmpty else { return .failure(RegoCompileError(diagnostics)) }
 
         let index = TreeIndex(tree)
-        var groups: [Int: RuleGroup] = [:]
+        var compiled: [(node: NodeBuilder, rules: [CompiledRule], defaultRule: CompiledRule?)] = []
         var typeChecker = TypeChecker(tree: index, functionParameters: functionParameterTypes(tree))
         for node in tree.nodes where node.hasRules {
             var rules: [CompiledRule] = []
@@ -44,9 +44,14 @@ struct PolicyCompiler {
                 diagnostics.append(contentsOf: problems)
                 if definition.rule.isDefault { defaultRule = rule } else { rules.append(rule) }
             }
-            groups[node.id] = makeGroup(node.definitions[0].kind, rules: rules, defaultRule: defaultRule)
+            compiled.append((node, rules, defaultRule))
         }
         guard diagnostics.isEmpty else { return .failure(RegoCompileError(diagnostics.sortedByPlace())) }
+        let aliases = InputAliases(compiled.filter { $0.defaultRule == nil }.map { ($0.node.id, $0.rules) })
+        var groups: [Int: RuleGroup] = [:]
+        for (node, rules, defaultRule) in compiled {
+            groups[node.id] = makeGroup(node.definitions[0].kind, rules: rules, defaultRule: defaultRule, aliases: aliases)
+        }
 
         checkRecursion(tree, groups)
         guard diagnostics.isEmpty else { return .failure(RegoCompileError(diagnostics)) }
@@ -277,9 +282,9 @@ struct PolicyCompiler {
         return (compiled, problems)
     }
 
-    private func makeGroup(_ kind: NodeBuilder.Definition.Kind, rules: [CompiledRule], defaultRule: CompiledRule?)
-        -> RuleGroup
-    {
+    private func makeGroup(
+        _ kind: NodeBuilder.Definition.Kind, rules: [CompiledRule], defaultRule: CompiledRule?, aliases: InputAliases
+    ) -> RuleGroup {
         let groupKind: RuleGroup.Kind
         switch kind {
         case .complete: groupKind = .complete
@@ -297,7 +302,7 @@ struct PolicyCompiler {
         if case .function = groupKind {
             index = nil
         } else {
-            index = RuleIndex.build(rules.map { RuleIndex.constraints(of: $0) })
+            index = RuleIndex.build(rules.map { RuleIndex.constraints(of: $0, aliases: aliases) })
         }
         return RuleGroup(kind: groupKind, rules: rules, defaultRule: defaultRule, stopsAtFirstValue: stops, index: index)
     }
@@ -391,10 +396,10 @@ enum NodeReferences {
         case .unify(let a, let b):
             collect(a, into: &out)
             collect(b, into: &out)
-        case .call(let target, let args, let output, _):
-            if case .function(let id) = target { out.insert(id) }
-            for a in args { collect(a, into: &out) }
-            if let output { collect(output, into: &out) }
+        case .call(let c):
+            if case .function(let id) = c.target { out.insert(id) }
+            for a in c.arguments { collect(a, into: &out) }
+            if let output = c.output { collect(output, into: &out) }
         case .member(let key, let value, let domain):
             if let key { collect(key, into: &out) }
             collect(value, into: &out)
@@ -424,12 +429,13 @@ enum NodeReferences {
         switch op {
         case .node(let id): out.insert(id)
         case .data: out.insert(0)
-        case .ref(.node(let id), let path):
-            if case .constant? = path.first { out.insert(-id - 1) } else { out.insert(id) }
-            for p in path { collect(p, into: &out) }
-        case .ref(let base, let path):
-            collect(base, into: &out)
-            for p in path { collect(p, into: &out) }
+        case .ref(let r):
+            if case .node(let id) = r.base {
+                if case .constant? = r.path.first { out.insert(-id - 1) } else { out.insert(id) }
+            } else {
+                collect(r.base, into: &out)
+            }
+            for p in r.path { collect(p, into: &out) }
         case .array(let items), .set(let items):
             for i in items { collect(i, into: &out) }
         case .object(let keys, let values):

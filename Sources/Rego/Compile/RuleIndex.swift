@@ -100,11 +100,11 @@ final class RuleIndex: Sendable {
 
     /// The equalities on input a rule's body requires. Rules with `else` have none: their other clauses run
     /// exactly when the first fails.
-    static func constraints(of rule: CompiledRule) -> Constraints? {
+    static func constraints(of rule: CompiledRule, aliases: InputAliases) -> Constraints? {
         guard rule.clauses.count == 1 else { return nil }
         var out: Constraints = [:]
         for literal in rule.clauses[0].body {
-            guard let (path, values) = requirement(literal.step) else { continue }
+            guard let (path, values) = requirement(literal.step, aliases) else { continue }
             if let existing = out[path] {
                 out[path] = existing.intersection(values)
             } else {
@@ -114,17 +114,18 @@ final class RuleIndex: Sendable {
         return out
     }
 
-    private static func requirement(_ step: Step) -> ([Value], Set<Value>)? {
+    private static func requirement(_ step: Step, _ aliases: InputAliases) -> ([Value], Set<Value>)? {
         switch step {
         case .unify(let a, let b):
-            return equality(a, b)
-        case .call(let target, let args, let output, _):
-            guard output == nil, args.count == 2 else { return nil }
-            switch target {
+            return equality(a, b, aliases)
+        case .call(let c):
+            let args = c.arguments
+            guard c.output == nil, args.count == 2 else { return nil }
+            switch c.target {
             case .compare(.equal):
-                return equality(args[0], args[1])
+                return equality(args[0], args[1], aliases)
             case .member:
-                guard let path = inputPath(args[0]), let collection = args[1].constantValue else { return nil }
+                guard let path = aliases.inputPath(args[0]), let collection = args[1].constantValue else { return nil }
                 switch collection {
                 case .array(let items): return (path, Set(items))
                 case .set(let items): return (path, items)
@@ -139,25 +140,61 @@ final class RuleIndex: Sendable {
         }
     }
 
-    private static func equality(_ a: Operand, _ b: Operand) -> ([Value], Set<Value>)? {
-        if let path = inputPath(a), let v = b.constantValue { return (path, [v]) }
-        if let path = inputPath(b), let v = a.constantValue { return (path, [v]) }
+    private static func equality(_ a: Operand, _ b: Operand, _ aliases: InputAliases) -> ([Value], Set<Value>)? {
+        if let path = aliases.inputPath(a), let v = b.constantValue { return (path, [v]) }
+        if let path = aliases.inputPath(b), let v = a.constantValue { return (path, [v]) }
         return nil
     }
 
-    private static func inputPath(_ op: Operand) -> [Value]? {
+}
+
+/// Rules that only name a part of the input (`method := input.attributes.request.http.method`, as OPA-Envoy
+/// policies write them): the index reads conditions on them as conditions on the input. While `with` replaces
+/// part of `data`, the evaluator does not use indexes, so a replaced alias never misleads one.
+struct InputAliases {
+    private var paths: [Int: [Value]] = [:]
+
+    init(_ groups: [(node: Int, rules: [CompiledRule])]) {
+        var candidates: [Int: Operand] = [:]
+        for (node, rules) in groups {
+            guard rules.count == 1, let rule = rules.first, rule.parameters.isEmpty, rule.keys.isEmpty,
+                !rule.addsToSet, rule.clauses.count == 1, rule.clauses[0].body.isEmpty
+            else { continue }
+            candidates[node] = rule.clauses[0].value
+        }
+        // Resolve chains of aliases (`http := input.attributes.request.http`, `method := http.method`).
+        var resolving: Set<Int> = []
+        func resolve(_ node: Int) -> [Value]? {
+            if let known = paths[node] { return known }
+            guard let value = candidates[node], resolving.insert(node).inserted else { return nil }
+            defer { resolving.remove(node) }
+            let path = path(of: value, resolve)
+            if let path { paths[node] = path }
+            return path
+        }
+        for node in candidates.keys { _ = resolve(node) }
+    }
+
+    private func path(of op: Operand, _ resolve: (Int) -> [Value]?) -> [Value]? {
         switch op {
         case .input:
             return []
-        case .ref(.input, let parts):
-            var path: [Value] = []
-            for p in parts {
-                guard let v = p.constantValue else { return nil }
-                path.append(v)
+        case .node(let id):
+            return resolve(id)
+        case .ref(let r):
+            guard let tail = r.constantPath else { return nil }
+            switch r.base {
+            case .input: return tail
+            case .node(let id): return resolve(id).map { $0 + tail }
+            default: return nil
             }
-            return path
         default:
             return nil
         }
+    }
+
+    /// The input path an operand reads, if it reads one with constant keys.
+    func inputPath(_ op: Operand) -> [Value]? {
+        path(of: op) { paths[$0] }
     }
 }

@@ -126,9 +126,9 @@ struct Safety {
         case .unify(let a, let b):
             collectAll(a, into: &out)
             collectAll(b, into: &out)
-        case .call(_, let args, let output, _):
-            for a in args { collectAll(a, into: &out) }
-            if let output { collectAll(output, into: &out) }
+        case .call(let c):
+            for a in c.arguments { collectAll(a, into: &out) }
+            if let output = c.output { collectAll(output, into: &out) }
         case .member(let key, let value, let domain):
             collectAll(domain, into: &out)
             if let key { collectAll(key, into: &out) }
@@ -156,9 +156,9 @@ struct Safety {
     private func collectAll(_ op: Operand, into out: inout Set<Int>) {
         switch op {
         case .local(let s): out.insert(s)
-        case .ref(let base, let path):
-            collectAll(base, into: &out)
-            for p in path { collectAll(p, into: &out) }
+        case .ref(let r):
+            collectAll(r.base, into: &out)
+            for p in r.path { collectAll(p, into: &out) }
         case .array(let items), .set(let items):
             for i in items { collectAll(i, into: &out) }
         case .object(let keys, let values):
@@ -179,9 +179,9 @@ struct Safety {
     private func direct(_ op: Operand, into out: inout Set<Int>) {
         switch op {
         case .local(let s): out.insert(s)
-        case .ref(let base, let path):
-            direct(base, into: &out)
-            for p in path { direct(p, into: &out) }
+        case .ref(let r):
+            direct(r.base, into: &out)
+            for p in r.path { direct(p, into: &out) }
         case .array(let items), .set(let items):
             for i in items { direct(i, into: &out) }
         case .object(let keys, let values):
@@ -213,7 +213,8 @@ struct Safety {
             var bound = safe.union(out)
             unify(a, b, &bound)
             return bound.subtracting(safe)
-        case .call(_, let args, let output, _):
+        case .call(let c):
+            let args = c.arguments, output = c.output
             var out = Set<Int>()
             for a in args { referenceOutputs(a, safe: safe, into: &out) }
             let bound = safe.union(out)
@@ -240,12 +241,12 @@ struct Safety {
     /// Variables in the brackets of references whose head is bound: iterating binds them.
     private func referenceOutputs(_ op: Operand, safe: Set<Int>, into out: inout Set<Int>) {
         switch op {
-        case .ref(let base, let path):
-            if isSafe(base, safe) {
-                for p in path { direct(p, into: &out) }
+        case .ref(let r):
+            if isSafe(r.base, safe) {
+                for p in r.path { direct(p, into: &out) }
             } else {
-                referenceOutputs(base, safe: safe, into: &out)
-                for p in path { referenceOutputs(p, safe: safe, into: &out) }
+                referenceOutputs(r.base, safe: safe, into: &out)
+                for p in r.path { referenceOutputs(p, safe: safe, into: &out) }
             }
         case .array(let items), .set(let items):
             for i in items { referenceOutputs(i, safe: safe, into: &out) }

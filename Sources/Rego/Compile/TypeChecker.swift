@@ -54,7 +54,8 @@ struct TypeChecker {
     private func check(_ literals: [Literal], _ env: inout [Int: RegoType], _ problems: inout [Diagnostic]) {
         for literal in literals {
             switch literal.step {
-            case .call(let target, let args, let output, let name):
+            case .call(let c):
+                let target = c.target, args = c.arguments, output = c.output, name = c.name
                 var signature: BuiltinSignature?
                 switch target {
                 case .builtin(let b): signature = b.signature
@@ -119,9 +120,9 @@ struct TypeChecker {
         func visit(_ op: Operand) {
             switch op {
             case .comprehension(let c): body(c)
-            case .ref(let base, let path):
-                visit(base)
-                path.forEach(visit)
+            case .ref(let r):
+                visit(r.base)
+                r.path.forEach(visit)
             case .array(let items), .set(let items): items.forEach(visit)
             case .object(let keys, let values):
                 keys.forEach(visit)
@@ -134,9 +135,9 @@ struct TypeChecker {
         case .unify(let a, let b):
             visit(a)
             visit(b)
-        case .call(_, let args, let output, _):
-            args.forEach(visit)
-            if let output { visit(output) }
+        case .call(let c):
+            c.arguments.forEach(visit)
+            if let output = c.output { visit(output) }
         case .member(let k, let v, let d):
             if let k { visit(k) }
             visit(v)

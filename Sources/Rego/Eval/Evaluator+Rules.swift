@@ -60,7 +60,7 @@ extension Evaluator {
     /// default.
     func evalComplete(_ group: RuleGroup) throws(EvalSignal) -> Value? {
         var result: Value?
-        let candidates = group.index?.candidates(input: input)
+        let candidates = dataOverrides.isEmpty ? group.index?.candidates(input: input) : nil
         let count = candidates?.count ?? group.rules.count
         for position in 0..<count {
             let rule = group.rules[candidates?[position] ?? position]
@@ -149,7 +149,7 @@ extension Evaluator {
         let isSet = group.rules.allSatisfy { $0.addsToSet && $0.keys.isEmpty } && !group.rules.isEmpty
         var set = Set<Value>()
         var object: [Value: Value] = [:]
-        let candidates = group.index?.candidates(input: input)
+        let candidates = dataOverrides.isEmpty ? group.index?.candidates(input: input) : nil
         let count = candidates?.count ?? group.rules.count
         for position in 0..<count {
             let rule = group.rules[candidates?[position] ?? position]
@@ -227,10 +227,8 @@ extension Evaluator {
 
     // MARK: - Calls
 
-    func call(
-        _ target: CallTarget, _ args: [Operand], _ output: Operand?, _ name: String, _ location: Location,
-        _ k: Continuation
-    ) throws(EvalSignal) {
+    func call(_ c: Call, _ literal: Literal, _ k: Continuation) throws(EvalSignal) {
+        let target = c.target, args = c.arguments, output = c.output
         // Comparisons and membership need no operand array.
         if functionOverrides.isEmpty, args.count == 2 {
             switch target {
@@ -265,7 +263,7 @@ extension Evaluator {
         var values: [Value] = []
         values.reserveCapacity(args.count)
         try evalAll(args, 0, &values) { (values) throws(EvalSignal) in
-            guard let result = try self.invoke(target, values, name, location) else { return }
+            guard let result = try self.invoke(target, values, c.name, literal) else { return }
             if let output {
                 try self.match(output, result, k)
             } else {
@@ -275,7 +273,7 @@ extension Evaluator {
         }
     }
 
-    func invoke(_ target: CallTarget, _ values: [Value], _ name: String, _ location: Location) throws(EvalSignal)
+    func invoke(_ target: CallTarget, _ values: [Value], _ name: String, _ literal: Literal) throws(EvalSignal)
         -> Value?
     {
         if !functionOverrides.isEmpty, let (key, replacement) = replacement(for: target, name) {
@@ -287,13 +285,13 @@ extension Evaluator {
                 // calls the function it replaces does not call itself.
                 functionOverrides[key] = nil
                 defer { functionOverrides[key] = replacement }
-                return try invokeUnreplaced(other, values, name, location)
+                return try invokeUnreplaced(other, values, name, literal)
             }
         }
-        return try invokeUnreplaced(target, values, name, location)
+        return try invokeUnreplaced(target, values, name, literal)
     }
 
-    private func invokeUnreplaced(_ target: CallTarget, _ values: [Value], _ name: String, _ location: Location)
+    private func invokeUnreplaced(_ target: CallTarget, _ values: [Value], _ name: String, _ literal: Literal)
         throws(EvalSignal) -> Value?
     {
         switch target {
@@ -305,7 +303,8 @@ extension Evaluator {
                 // OPA: a builtin error makes the call undefined; with strict builtin errors the first one becomes
                 // the query's error once evaluation ends.
                 if builtinError == nil {
-                    builtinError = RegoError.diagnostic(error.kind.rawValue, "\(builtin.name): \(error.message)", location)
+                    builtinError = RegoError.diagnostic(
+                        error.kind.rawValue, "\(builtin.name): \(error.message)", literal.location)
                 }
                 return nil
             }

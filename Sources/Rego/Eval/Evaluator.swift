@@ -121,8 +121,8 @@ final class Evaluator {
             }
         case .unify(let a, let b):
             try unify(a, b, k)
-        case .call(let target, let args, let output, let name):
-            try call(target, args, output, name, literal.location, k)
+        case .call(let c):
+            try call(c, literal, k)
         case .member(let key, let value, let domain):
             try eval(domain) { (collection) throws(EvalSignal) in
                 try self.iterate(collection) { (index, element) throws(EvalSignal) in
@@ -200,14 +200,25 @@ final class Evaluator {
             if let v = try nodeValue(0) { try k(v) }
         case .node(let id):
             if let v = try nodeValue(id) { try k(v) }
-        case .ref(let base, let path):
-            switch base {
+        case .ref(let r):
+            switch r.base {
             case .node(let id):
-                try walkNode(id, path, 0, k)
+                try walkNode(id, r.path, 0, k)
             case .input:
-                if let input { try walk(input, path, 0, k) }
+                guard let input else { return }
+                if let keys = r.constantPath {
+                    // `input.a.b.c`: plain lookups, no continuation per step.
+                    var current = input
+                    for key in keys {
+                        guard let child = Evaluator.lookup(current, key) else { return }
+                        current = child
+                    }
+                    try k(current)
+                } else {
+                    try walk(input, r.path, 0, k)
+                }
             default:
-                try eval(base) { (v) throws(EvalSignal) in try self.walk(v, path, 0, k) }
+                try eval(r.base) { (v) throws(EvalSignal) in try self.walk(v, r.path, 0, k) }
             }
         case .array(let items):
             var values: [Value] = []
