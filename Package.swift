@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "PolicyLoading", targets: ["PolicyLoading"]),
         .library(name: "Rego", targets: ["Rego"]),
         .library(name: "Identity", targets: ["Identity"]),
+        .library(name: "JWKSClient", targets: ["JWKSClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -60,6 +61,19 @@ let package = Package(
             dependencies: ["PolicyCore", "AuthzPolicy", "DecisionPoint", "Documents"],
             swiftSettings: strict
         ),
+        // Leaves: sockets and TLS.
+        .target(
+            name: "JWKSClient",
+            dependencies: [
+                "Identity", "PolicyCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "Conformance",
             dependencies: ["PolicyCore", "AuthzPolicy", "DecisionPoint", "PolicyLoading", "Documents", "Identity"],
@@ -71,7 +85,7 @@ let package = Package(
             name: "warden",
             dependencies: [
                 "PolicyCore", "AuthzPolicy", "DecisionPoint", "Documents", "PolicyLoading", "Conformance",
-                "Identity",
+                "Identity", "JWKSClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -104,6 +118,19 @@ let package = Package(
                 "Identity", "PolicyCore", "Documents", "WardenTesting",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "JWKSClientTests",
+            dependencies: [
+                "JWKSClient", "Identity", "PolicyCore", "WardenTesting",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "X509", package: "swift-certificates"),
             ],
             swiftSettings: strict

@@ -6,6 +6,13 @@ public struct HTTPURL: Sendable, Hashable, CustomStringConvertible {
     /// The request target: the path and query, at least `/`.
     public var target: String
 
+    public init(isSecure: Bool, host: String, port: Int, target: String) {
+        self.isSecure = isSecure
+        self.host = host
+        self.port = port
+        self.target = target
+    }
+
     public struct ParseError: Error, Sendable, Hashable {
         public var message: String
     }
