@@ -4,6 +4,14 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A response to a GET.
 struct HTTPResponse: Sendable {
     var status: Int
@@ -113,7 +121,15 @@ struct HTTPFetcher: Sendable {
         host.contains(":") || host.allSatisfy { $0 == "." || $0.isNumber }
     }
 
+    /// A short, lowercase description of a connection error.
     static func describe(_ error: any Error) -> String {
+        if let error = error as? NIOConnectionError {
+            if let first = error.connectionErrors.first { return describe(first.error) }
+            if error.dnsAError != nil || error.dnsAAAAError != nil { return "the host name could not be resolved" }
+            return "no address to connect to"
+        }
+        if let error = error as? IOError { return String(cString: strerror(error.errnoCode)).lowercased() }
+        if case ChannelError.connectTimeout = error { return "connecting timed out" }
         if let error = error as? NIOSSLError { return "TLS error \(error)" }
         if let error = error as? BoringSSLError { return "TLS error \(error)" }
         return "\(error)"
