@@ -108,7 +108,8 @@ private final class DocumentHandler: ChannelInboundHandler {
             var buffer = context.channel.allocator.buffer(capacity: chosen.body.utf8.count)
             buffer.writeString(chosen.body)
             context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-            context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+            let channel = context.channel
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
         }
         if let delay = chosen.delay {
             let loop = context.eventLoop

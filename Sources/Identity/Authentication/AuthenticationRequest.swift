@@ -112,35 +112,39 @@ extension Substring {
     }
 }
 
-/// A token found in a request, and where.
-struct ExtractedToken {
-    var token: String
-    /// Index into the authenticator's distinct locations.
-    var location: Int
-}
-
 enum TokenExtractor {
-    static let tokenCharacters: Set<UInt8> = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.".utf8)
+    /// Base64url characters and `.`, as a lookup table.
+    static let tokenCharacters: [Bool] = {
+        var table = [Bool](repeating: false, count: 256)
+        for byte in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.".utf8 { table[Int(byte)] = true }
+        return table
+    }()
 
-    /// The tokens at `location`. For a header with a prefix, the prefix may appear anywhere in the value and the
-    /// token starts at the first base64url character after it (Envoy's rule, so `Bearer  <token>` works); a value
-    /// without the prefix carries no token.
-    static func tokens(at location: TokenLocation, in request: AuthenticationRequest) -> [String] {
-        switch location {
-        case .header(let name, let prefix):
-            return request.headerValues(name).compactMap { value in
-                guard !prefix.isEmpty else { return value }
-                guard let found = value.range(of: prefix) else { return nil }
-                let rest = value[found.upperBound...]
-                guard let start = rest.utf8.firstIndex(where: { tokenCharacters.contains($0) }) else {
-                    return String(rest)
-                }
-                return String(rest[start...])
+    /// The token in a header value. With a prefix, the prefix may appear anywhere in the value and the token starts
+    /// at the first base64url character after it (Envoy's rule, so `Bearer  <token>` works); a value without the
+    /// prefix carries no token.
+    static func token(in value: String, prefix: String) -> Substring? {
+        guard !prefix.isEmpty else { return value[...] }
+        guard let found = find(prefix, in: value) else { return nil }
+        let rest = value.utf8[found...]
+        guard let start = rest.firstIndex(where: { tokenCharacters[Int($0)] }) else { return value[found...] }
+        return value[start...]
+    }
+
+    /// The index just after the first occurrence of `needle` in `haystack`, compared byte by byte.
+    static func find(_ needle: String, in haystack: String) -> String.Index? {
+        let bytes = haystack.utf8, pattern = needle.utf8
+        guard let first = pattern.first, pattern.count <= bytes.count else { return nil }
+        var index = bytes.startIndex
+        while let candidate = bytes[index...].firstIndex(of: first) {
+            var h = candidate, p = pattern.startIndex
+            while p != pattern.endIndex, h != bytes.endIndex, bytes[h] == pattern[p] {
+                h = bytes.index(after: h)
+                p = pattern.index(after: p)
             }
-        case .queryParameter(let name):
-            return request.queryParameter(name).map { [$0] } ?? []
-        case .cookie(let name):
-            return request.cookie(name).map { [$0] } ?? []
+            if p == pattern.endIndex { return h }
+            index = bytes.index(after: candidate)
         }
+        return nil
     }
 }

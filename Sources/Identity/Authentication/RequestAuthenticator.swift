@@ -164,85 +164,101 @@ public final class RequestAuthenticator: Sendable {
     }
 
     private func evaluate(_ request: AuthenticationRequest, now: Double, context: Context, canFetch: Bool) -> Step {
-        var tokens: [ExtractedToken] = []
-        for (index, location) in locations.enumerated() {
-            for token in TokenExtractor.tokens(at: location, in: request) {
-                tokens.append(ExtractedToken(token: token, location: index))
-            }
-        }
-        guard !tokens.isEmpty else {
-            return .done(AuthenticationResult(outcome: .anonymous, headersToRemove: sanitizedHeaders))
-        }
-
+        var sawToken = false
         var firstFailure: JOSEError?
-        func fail(_ error: JOSEError) { if firstFailure == nil { firstFailure = error } }
-
-        for extracted in tokens {
-            let cacheKey = cache.map { _ in VerifiedTokenCache.Key(token: extracted.token, location: extracted.location) }
-            if let cache, let cacheKey, let entry = cache.lookup(cacheKey, now: now) {
-                if snapshot(for: entry.token.ruleIndex, context)?.revision == entry.keyRevision {
-                    return .done(success(entry.token, headersToSet: entry.headersToSet))
+        // Tokens are taken location by location, in order; the first that verifies (or is cached) decides.
+        for (index, location) in locations.enumerated() {
+            switch location {
+            case .header(let name, let prefix):
+                for field in request.headers where AuthenticationRequest.equalsIgnoringASCIICase(field.name, lowercased: name) {
+                    guard let token = TokenExtractor.token(in: field.value, prefix: prefix) else { continue }
+                    sawToken = true
+                    if let step = consider(token, location: index, now: now, context: context, canFetch: canFetch, failure: &firstFailure) {
+                        return step
+                    }
                 }
-                cache.remove(cacheKey)
+            case .queryParameter(let name):
+                guard let token = request.queryParameter(name) else { continue }
+                sawToken = true
+                if let step = consider(token[...], location: index, now: now, context: context, canFetch: canFetch, failure: &firstFailure) {
+                    return step
+                }
+            case .cookie(let name):
+                guard let token = request.cookie(name) else { continue }
+                sawToken = true
+                if let step = consider(token[...], location: index, now: now, context: context, canFetch: canFetch, failure: &firstFailure) {
+                    return step
+                }
             }
-
-            let jws: JWS
-            let claims: JWTClaims
-            do {
-                (jws, claims) = try JWTVerifier.decode(extracted.token, validation: decoding)
-            } catch {
-                fail(error)
-                continue
-            }
-            let candidates = rulesAtLocation[extracted.location].filter { index in
-                rules[index].issuer.isEmpty || rules[index].issuer == claims.issuer
-            }
-            guard !candidates.isEmpty else {
-                fail(JOSEError(.unknownIssuer, "jwt issuer is not configured"))
-                continue
-            }
-            for ruleIndex in candidates {
-                let rule = rules[ruleIndex]
-                do {
-                    try JWTVerifier.checkClaims(claims, validation: validations[ruleIndex], now: now)
-                } catch {
-                    fail(error)
-                    continue
-                }
-                var remote: RemoteKeys?
-                if case .remote(let location) = rule.keys { remote = location }
-                guard let keys = snapshot(for: ruleIndex, context) else {
-                    if let remote, canFetch, context.failed[remote] == nil { return .fetch(remote, rule.timeout) }
-                    fail(remote.flatMap { context.failed[$0] } ?? JOSEError(.keysUnavailable, "jwks is not available"))
-                    continue
-                }
-                if let remote, let keyID = jws.keyID, !keys.keys.contains(keyID: keyID), canFetch,
-                    !context.refreshed.contains(remote)
-                {
-                    return .refresh(remote, keyID: keyID, rule.timeout)
-                }
-                do {
-                    try keys.keys.verify(jws)
-                } catch {
-                    fail(error)
-                    continue
-                }
-                let token = authenticatedToken(jws: jws, claims: claims, rule: ruleIndex, location: extracted.location)
-                let headers = outputHeaders(rule, jws: jws, claims: claims)
-                if let cache, let cacheKey {
-                    let validUntil = claims.expiresAt.map { $0 + options.clockSkew } ?? .infinity
-                    cache.insert(
-                        cacheKey,
-                        VerifiedTokenCache.Entry(token: token, headersToSet: headers, validUntil: validUntil, keyRevision: keys.revision),
-                        now: now)
-                }
-                return .done(success(token, headersToSet: headers))
-            }
+        }
+        guard sawToken else {
+            return .done(AuthenticationResult(outcome: .anonymous, headersToRemove: sanitizedHeaders))
         }
         let error = firstFailure ?? JOSEError(.signatureInvalid, "jwt verification fails")
         let status = error.code == .audienceNotAllowed ? options.audienceFailureStatus : 401
         let failure = AuthenticationFailure(error: error, status: status, realm: AuthenticationFailure.realm(for: request.url))
         return .done(AuthenticationResult(outcome: .denied(failure), headersToRemove: sanitizedHeaders))
+    }
+
+    /// Verifies one token found at `location` (from the cache when it can): a step that ends the evaluation, or nil
+    /// after recording why the token failed.
+    private func consider(
+        _ token: Substring, location: Int, now: Double, context: Context, canFetch: Bool, failure: inout JOSEError?
+    ) -> Step? {
+        func fail(_ error: JOSEError) { if failure == nil { failure = error } }
+        let cacheKey = cache.map { _ in VerifiedTokenCache.Key(token: token, location: location) }
+        if let cache, let cacheKey, let entry = cache.lookup(cacheKey, now: now) {
+            if snapshot(for: entry.token.ruleIndex, context)?.revision == entry.keyRevision {
+                return .done(entry.result)
+            }
+            cache.remove(cacheKey)
+        }
+
+        let jws: JWS
+        let claims: JWTClaims
+        do {
+            (jws, claims) = try JWTVerifier.decode(String(token), validation: decoding)
+        } catch {
+            fail(error)
+            return nil
+        }
+        var matchedIssuer = false
+        for ruleIndex in rulesAtLocation[location] where rules[ruleIndex].issuer.isEmpty || rules[ruleIndex].issuer == claims.issuer {
+            matchedIssuer = true
+            let rule = rules[ruleIndex]
+            do {
+                try JWTVerifier.checkClaims(claims, validation: validations[ruleIndex], now: now)
+            } catch {
+                fail(error)
+                continue
+            }
+            var remote: RemoteKeys?
+            if case .remote(let location) = rule.keys { remote = location }
+            guard let keys = snapshot(for: ruleIndex, context) else {
+                if let remote, canFetch, context.failed[remote] == nil { return .fetch(remote, rule.timeout) }
+                fail(remote.flatMap { context.failed[$0] } ?? JOSEError(.keysUnavailable, "jwks is not available"))
+                continue
+            }
+            if let remote, let keyID = jws.keyID, !keys.keys.contains(keyID: keyID), canFetch, !context.refreshed.contains(remote) {
+                return .refresh(remote, keyID: keyID, rule.timeout)
+            }
+            do {
+                try keys.keys.verify(jws)
+            } catch {
+                fail(error)
+                continue
+            }
+            let verified = authenticatedToken(jws: jws, claims: claims, rule: ruleIndex, location: location)
+            let result = success(verified, headersToSet: outputHeaders(rule, jws: jws, claims: claims))
+            if let cache, let cacheKey {
+                let validUntil = claims.expiresAt.map { $0 + options.clockSkew } ?? .infinity
+                cache.insert(
+                    cacheKey, VerifiedTokenCache.Entry(result: result, validUntil: validUntil, keyRevision: keys.revision), now: now)
+            }
+            return .done(result)
+        }
+        if !matchedIssuer { fail(JOSEError(.unknownIssuer, "jwt issuer is not configured")) }
+        return nil
     }
 
     private func success(_ token: AuthenticatedToken, headersToSet: [(name: String, value: String)]) -> AuthenticationResult {

@@ -23,9 +23,9 @@ final class VerifiedTokenCache: Sendable {
             hasher.combine(location)
         }
 
-        init(token: String, location: Int) {
-            var token = token
-            let digest = token.withUTF8 { SHA256.hash(data: UnsafeRawBufferPointer($0)) }
+        init(token: Substring, location: Int) {
+            let digest = token.utf8.withContiguousStorageIfAvailable { SHA256.hash(data: UnsafeRawBufferPointer($0)) }
+                ?? SHA256.hash(data: Array(token.utf8))
             self.digest = digest.withUnsafeBytes { raw in
                 (raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self), raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
                  raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self), raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
@@ -35,10 +35,12 @@ final class VerifiedTokenCache: Sendable {
     }
 
     struct Entry: Sendable {
-        var token: AuthenticatedToken
-        var headersToSet: [(name: String, value: String)]
+        /// The whole result, ready to return: a hit allocates nothing.
+        var result: AuthenticationResult
         var validUntil: Double
         var keyRevision: UInt64
+
+        var token: AuthenticatedToken { result.token! }
     }
 
     private struct Slot {

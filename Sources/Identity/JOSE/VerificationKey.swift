@@ -11,7 +11,21 @@ public struct VerificationKey: Sendable {
         case p384(P384.Signing.PublicKey)
         case p521(P521.Signing.PublicKey)
         case ed25519(Curve25519.Signing.PublicKey)
-        case hmac(SymmetricKey)
+        case hmac(PreparedHMAC)
+    }
+
+    /// An HMAC secret with its inner and outer pads already hashed for each hash, so a verification only hashes
+    /// the message.
+    struct PreparedHMAC {
+        let sha256: HMAC<SHA256>
+        let sha384: HMAC<SHA384>
+        let sha512: HMAC<SHA512>
+
+        init(_ key: SymmetricKey) {
+            sha256 = HMAC(key: key)
+            sha384 = HMAC(key: key)
+            sha512 = HMAC(key: key)
+        }
     }
 
     let material: Material
@@ -139,7 +153,7 @@ public struct VerificationKey: Sendable {
     /// An HMAC secret (a JWK of type `oct`). Only HS256, HS384 and HS512 tokens can use it.
     public static func hmac(secret: [UInt8]) throws(JOSEError) -> VerificationKey {
         guard !secret.isEmpty else { throw .badKey("hmac secret is empty") }
-        return VerificationKey(.hmac(SymmetricKey(data: secret)))
+        return VerificationKey(.hmac(PreparedHMAC(SymmetricKey(data: secret))))
     }
 
     /// Wraps keys made with swift-crypto (the Rego builtins and tests build keys this way).
@@ -202,12 +216,21 @@ public struct VerificationKey: Sendable {
         case .ed25519(let key):
             guard signature.count == 64 else { return false }
             return key.isValidSignature(signature, for: message)
-        case .hmac(let secret):
-            // Compared in constant time by swift-crypto.
+        case .hmac(let prepared):
+            // `==` between a MAC and bytes compares in constant time.
             switch algorithm.hash {
-            case .sha256: return HMAC<SHA256>.isValidAuthenticationCode(signature, authenticating: message, using: secret)
-            case .sha384: return HMAC<SHA384>.isValidAuthenticationCode(signature, authenticating: message, using: secret)
-            case .sha512: return HMAC<SHA512>.isValidAuthenticationCode(signature, authenticating: message, using: secret)
+            case .sha256:
+                var mac = prepared.sha256
+                mac.update(data: message)
+                return mac.finalize() == signature
+            case .sha384:
+                var mac = prepared.sha384
+                mac.update(data: message)
+                return mac.finalize() == signature
+            case .sha512:
+                var mac = prepared.sha512
+                mac.update(data: message)
+                return mac.finalize() == signature
             }
         }
     }

@@ -75,10 +75,11 @@ public enum JWTVerifier {
         }
         try checkTime(claims, validation: validation, now: now)
         if !validation.audiences.isEmpty {
-            let allowed = Set(validation.audiences.map(normalizedAudience))
-            guard claims.audiences.contains(where: { allowed.contains(normalizedAudience($0)) }) else {
-                throw JOSEError(.audienceNotAllowed, "audiences in jwt are not allowed")
+            let allowed = claims.audiences.contains { audience in
+                let token = normalizedAudience(audience)
+                return validation.audiences.contains { normalizedAudience($0) == token }
             }
+            guard allowed else { throw JOSEError(.audienceNotAllowed, "audiences in jwt are not allowed") }
         }
     }
 
