@@ -16,7 +16,8 @@ import PolicyCore
 ///   rules: [{...}, {...}]                                                            # several, or
 ///   policies: [{apiVersion: security.istio.io/v1, kind: RequestAuthentication, ...}]
 ///   workload: {namespace: default, labels: {app: details}}   # with policies: the rules that apply to it
-///   options: {clock_skew: 60, audience_failure_status: 403, check_issued_at: false, max_token_size: 16384}
+///   options: {clock_skew: 60, invalid_token_status: 401, audience_failure_status: 403, check_issued_at: false,
+///             max_token_size: 16384}
 ///   token: eyJ...                  # sent as `Authorization: Bearer <token>`, or
 ///   request: {headers: [[name, value]], query: "a=b", cookies: {name: value}, url: "https://host/path"}
 ///   want: {outcome: authenticated|anonymous|denied, principal: iss/sub, claims: {subset},
@@ -41,7 +42,7 @@ public enum JWTCaseRunner {
         "outcome", "principal", "claims", "request_auth", "location", "status", "code", "reason", "www_authenticate",
         "headers_to_remove", "headers_to_set", "query_parameters_to_remove", "cookies_to_remove",
     ]
-    static let optionFields = ["clock_skew", "audience_failure_status", "check_issued_at", "max_token_size"]
+    static let optionFields = ["clock_skew", "invalid_token_status", "audience_failure_status", "check_issued_at", "max_token_size"]
 
     public static func run(_ file: CaseFile) -> [CaseResult] {
         guard let root = file.documents.first else { return [] }
@@ -117,6 +118,7 @@ public enum JWTCaseRunner {
             }
             if let problem = decoder.diagnostics.first { return fail(problem.description) }
             if let skew = given["clock_skew"]?.value.numberValue { options.clockSkew = skew.doubleValue }
+            if let status = given["invalid_token_status"]?.value.numberValue?.intValue { options.invalidTokenStatus = status }
             if let status = given["audience_failure_status"]?.value.numberValue?.intValue { options.audienceFailureStatus = status }
             if let check = given["check_issued_at"]?.value.boolValue { options.checkIssuedAt = check }
             if let size = given["max_token_size"]?.value.numberValue?.intValue { options.maximumTokenSize = size }

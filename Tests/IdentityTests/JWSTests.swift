@@ -131,6 +131,16 @@ struct JWSTests {
         #expect(throws: JOSEError.self) { try jws.verifySignature(using: rsa.keys[0].key) }
     }
 
+    @Test func anyKeyOfASetForAFixedAlgorithm() throws {
+        let other = JWTFactory.SigningKey.p256(keyID: "other")
+        let keys = try JWKSet.parse(JWTFactory.jwks([other, Self.key]))
+        // The kid is ignored here: every key is tried, as OPA's io.jwt.verify_es256 does.
+        let jws = try JWS.parse(JWTFactory.token(Self.claims, key: JWTFactory.SigningKey(Self.key.material, keyID: "nobody")))
+        #expect(keys.anyKeyVerifies(jws, algorithm: .es256))
+        #expect(!keys.anyKeyVerifies(jws, algorithm: .es384))
+        #expect(!(try JWKSet.parse(JWTFactory.jwks([other]))).anyKeyVerifies(jws, algorithm: .es256))
+    }
+
     @Test func signaturesOfTheWrongLengthAreRefusedNotCrashed() throws {
         let token = JWTFactory.token(Self.claims, key: Self.key)
         let parts = token.split(separator: ".")

@@ -9,7 +9,7 @@ import Synchronization
 /// - some token verifies under a rule that reads its location and names its issuer: authenticated with that
 ///   token (the first that verifies);
 /// - tokens present but none verifies: denied with the first token's reason, 401 (403 when only the audience
-///   failed, as Envoy answers).
+///   failed, as Envoy answers; both configurable).
 ///
 /// Verified tokens are cached (bounded LRU, keyed by the token's SHA-256). Remote key sets are read through a
 /// `KeySource`; `authenticate` waits for a first fetch, and refetches once (rate limited by the source) when a token
@@ -20,6 +20,8 @@ public final class RequestAuthenticator: Sendable {
         public var maximumTokenSize: Int
         /// Refuse tokens whose `iat` lies in the future; off by default, as in Envoy.
         public var checkIssuedAt: Bool
+        /// The status for a refused token: 401 as Envoy and Istio answer (some walkthroughs show 403).
+        public var invalidTokenStatus: Int
         /// The status for a token refused only for its audience: 403 as Envoy, or 401.
         public var audienceFailureStatus: Int
         /// Verified tokens kept; 0 disables the cache.
@@ -31,6 +33,7 @@ public final class RequestAuthenticator: Sendable {
             clockSkew: Double = JWTValidation.defaultClockSkew,
             maximumTokenSize: Int = JWS.defaultMaximumSize,
             checkIssuedAt: Bool = false,
+            invalidTokenStatus: Int = 401,
             audienceFailureStatus: Int = 403,
             cacheCapacity: Int = 4096,
             cacheMaximumLifetime: Double = 600
@@ -38,6 +41,7 @@ public final class RequestAuthenticator: Sendable {
             self.clockSkew = clockSkew
             self.maximumTokenSize = maximumTokenSize
             self.checkIssuedAt = checkIssuedAt
+            self.invalidTokenStatus = invalidTokenStatus
             self.audienceFailureStatus = audienceFailureStatus
             self.cacheCapacity = cacheCapacity
             self.cacheMaximumLifetime = cacheMaximumLifetime
@@ -195,7 +199,7 @@ public final class RequestAuthenticator: Sendable {
             return .done(AuthenticationResult(outcome: .anonymous, headersToRemove: sanitizedHeaders))
         }
         let error = firstFailure ?? JOSEError(.signatureInvalid, "jwt verification fails")
-        let status = error.code == .audienceNotAllowed ? options.audienceFailureStatus : 401
+        let status = error.code == .audienceNotAllowed ? options.audienceFailureStatus : options.invalidTokenStatus
         let failure = AuthenticationFailure(error: error, status: status, realm: AuthenticationFailure.realm(for: request.url))
         return .done(AuthenticationResult(outcome: .denied(failure), headersToRemove: sanitizedHeaders))
     }

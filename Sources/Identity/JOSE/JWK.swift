@@ -186,6 +186,13 @@ public struct JWKSet: Sendable {
         }
     }
 
+    /// Whether some key of the set verifies the token's signature with `algorithm`, whatever the token's `kid`
+    /// (OPA's `io.jwt.verify_*` builtins try every key they are given). The header must name `algorithm`.
+    public func anyKeyVerifies(_ jws: JWS, algorithm: JWSAlgorithm) -> Bool {
+        guard jws.algorithm == algorithm else { return false }
+        return keys.contains { $0.key.isValidSignature(jws.signature, for: jws.signingInput, algorithm: algorithm) }
+    }
+
     /// Verifies the token's signature with the first key that accepts it and returns that key.
     ///
     /// Throws `unsupportedAlgorithm` for `none` and unknown algorithms, `noMatchingKey` when no key has the
