@@ -37,6 +37,12 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    Benchmark("primitive/Ed25519 verify") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(fixture.edPublic.isValidSignature(fixture.edSignature, for: fixture.message))
+        }
+    }
+
     let cached = RequestAuthenticator(rules: [fixture.rule])
     let request = AuthenticationRequest(headers: [("Authorization", "Bearer " + fixture.tokens[0].1)], url: "https://api.example.com/items")
     _ = cached.authenticateWithoutFetching(request, now: Fixture.now)
@@ -67,6 +73,9 @@ struct Fixture: @unchecked Sendable {
     let p256Public: P256.Signing.PublicKey
     let p256Signature: P256.Signing.ECDSASignature
     let digest: SHA256Digest
+    let message: [UInt8]
+    let edPublic: Curve25519.Signing.PublicKey
+    let edSignature: Data
 
     init() {
         let rsa = try! _RSA.Signing.PrivateKey(keySize: .bits2048)
@@ -95,20 +104,40 @@ struct Fixture: @unchecked Sendable {
             let input = Base64URL.encode(#"{"alg":"\#(alg)","kid":"\#(kid)","typ":"JWT"}"#) + "." + Base64URL.encode(claims)
             return (alg, input + "." + Base64URL.encode(sign(Array(input.utf8))))
         }
+        func rsaSign(_ padding: _RSA.Signing.Padding, _ bits: Int) -> ([UInt8]) -> [UInt8] {
+            { input in
+                let signature: _RSA.Signing.RSASignature
+                switch bits {
+                case 384: signature = try! rsa.signature(for: SHA384.hash(data: input), padding: padding)
+                case 512: signature = try! rsa.signature(for: SHA512.hash(data: input), padding: padding)
+                default: signature = try! rsa.signature(for: SHA256.hash(data: input), padding: padding)
+                }
+                return Array(signature.rawRepresentation)
+            }
+        }
         tokens = [
-            mint("RS256", "rsa") { Array(try! rsa.signature(for: SHA256.hash(data: $0), padding: .insecurePKCS1v1_5).rawRepresentation) },
-            mint("PS256", "rsa") { Array(try! rsa.signature(for: SHA256.hash(data: $0), padding: .PSS).rawRepresentation) },
+            mint("RS256", "rsa", rsaSign(.insecurePKCS1v1_5, 256)),
+            mint("RS384", "rsa", rsaSign(.insecurePKCS1v1_5, 384)),
+            mint("RS512", "rsa", rsaSign(.insecurePKCS1v1_5, 512)),
+            mint("PS256", "rsa", rsaSign(.PSS, 256)),
+            mint("PS384", "rsa", rsaSign(.PSS, 384)),
+            mint("PS512", "rsa", rsaSign(.PSS, 512)),
             mint("ES256", "p256") { Array(try! p256.signature(for: $0).rawRepresentation) },
             mint("ES384", "p384") { Array(try! p384.signature(for: $0).rawRepresentation) },
             mint("ES512", "p521") { Array(try! p521.signature(for: $0).rawRepresentation) },
             mint("EdDSA", "ed") { Array(try! ed.signature(for: $0)) },
             mint("HS256", "hs") { Array(HMAC<SHA256>.authenticationCode(for: $0, using: secret)) },
+            mint("HS384", "hs") { Array(HMAC<SHA384>.authenticationCode(for: $0, using: secret)) },
+            mint("HS512", "hs") { Array(HMAC<SHA512>.authenticationCode(for: $0, using: secret)) },
         ]
         for (alg, token) in tokens {
             precondition((try? JWTVerifier.verify(token, keys: keys, validation: validation, now: Self.now)) != nil, "\(alg) fixture does not verify")
         }
 
-        digest = SHA256.hash(data: Array("a message of the size of a token's signing input".utf8))
+        message = Array("a message of the size of a token's signing input".utf8)
+        digest = SHA256.hash(data: message)
+        edPublic = ed.publicKey
+        edSignature = try! ed.signature(for: message)
         rsaPublic = rsa.publicKey
         rsaSignature = try! rsa.signature(for: digest, padding: .insecurePKCS1v1_5)
         p256Public = p256.publicKey
