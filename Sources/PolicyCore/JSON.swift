@@ -18,6 +18,7 @@ public struct JSONReader {
 
     public static func parse(_ bytes: UnsafeBufferPointer<UInt8>) throws(JSONError) -> Value {
         var reader = Cursor(bytes: bytes)
+        reader.pending.reserveCapacity(16)
         reader.skipWhitespace()
         let value = try reader.value(depth: 0)
         reader.skipWhitespace()

@@ -200,16 +200,16 @@ public struct JWKSet: Sendable {
     @discardableResult
     public func verify(_ jws: JWS) throws(JOSEError) -> JWK {
         let algorithm = try jws.requireAlgorithm()
-        let candidates = candidates(algorithm: algorithm, keyID: jws.keyID)
-        guard !candidates.isEmpty else {
+        var triedAny = false
+        for jwk in keys where jwk.key.allows(algorithm) && (jws.keyID == nil || jwk.keyID == nil || jwk.keyID == jws.keyID) {
+            triedAny = true
+            if jwk.key.isValidSignature(jws.signature, for: jws.signingInput, algorithm: algorithm) { return jwk }
+        }
+        guard triedAny else {
             if let kid = jws.keyID, !contains(keyID: kid) {
                 throw JOSEError(.noMatchingKey, "jwks has no key with the token's `kid`")
             }
             throw JOSEError(.noMatchingKey, "jwks has no key that can verify `\(algorithm)` signatures")
-        }
-        for jwk in candidates
-        where jwk.key.isValidSignature(jws.signature, for: jws.signingInput, algorithm: algorithm) {
-            return jwk
         }
         throw JOSEError(.signatureInvalid, "jwt signature does not verify")
     }

@@ -26,7 +26,7 @@ public struct JWS: Sendable {
     public let critical: [String]
 
     /// The signature algorithm, when it is one Warden verifies; nil for `none` and unknown names.
-    public var algorithm: JWSAlgorithm? { JWSAlgorithm(name: algorithmName) }
+    public let algorithm: JWSAlgorithm?
 
     /// Tokens larger than this are refused before any decoding: 16 KiB, the common proxies' header size limit.
     public static let defaultMaximumSize = 16 * 1024
@@ -104,7 +104,7 @@ public struct JWS: Sendable {
         return JWS(
             compact: token, header: header, payload: payload, signature: signature,
             signingInput: bytes[0..<dots[1]], encodedPayload: payloadText, algorithmName: algorithmName,
-            keyID: keyID, critical: critical)
+            keyID: keyID, critical: critical, algorithm: JWSAlgorithm(name: algorithmName))
     }
 
     private static func decode(_ segment: ArraySlice<UInt8>) -> [UInt8]? {
