@@ -12,6 +12,7 @@ import Synchronization
 /// - The first use of a location fetches it (callers wait, up to their timeout); concurrent callers share one fetch.
 /// - Every location fetched once is refreshed in the background at `refreshInterval`.
 /// - A failed fetch keeps the last good keys; the background retries sooner (`retryInterval`) until it succeeds.
+///   A location that never answered fails requests at once between those retries.
 /// - A token naming an unknown `kid` triggers a refetch, at most once per `minimumRefetchInterval` per location,
 ///   so a flood of made-up `kid`s cannot turn into a flood of fetches.
 /// - `jwksUri` locations are fetched directly; a discovery location first reads the issuer's
@@ -116,7 +117,15 @@ public final class JWKSClient: KeySource {
     }
 
     public func keys(for location: RemoteKeys, timeout: Duration) async -> Result<KeySnapshot, JOSEError> {
-        if let held = cachedKeys(for: location) { return .success(held) }
+        let (held, recentFailure) = state.withLock { state -> (KeySnapshot?, JOSEError?) in
+            guard let entry = state.entries[location] else { return (nil, nil) }
+            // While a location has never answered, requests fail fast between attempts instead of each starting a
+            // fetch; the background keeps retrying.
+            let recent = entry.inFlight == nil && entry.lastAttempt.map { ContinuousClock.now - $0 < configuration.retryInterval } ?? false
+            return (entry.snapshot, recent ? entry.lastError : nil)
+        }
+        if let held { return .success(held) }
+        if let recentFailure { return .failure(recentFailure) }
         return await fetch(location, timeout: timeout)
     }
 
@@ -197,18 +206,21 @@ public final class JWKSClient: KeySource {
             state.entries[location] = entry
             return (result, start)
         }
-        if startRefresher { startRefreshing(location) }
+        if startRefresher {
+            let succeeded = if case .success = result { true } else { false }
+            startRefreshing(location, firstDelay: succeeded ? configuration.refreshInterval : min(configuration.retryInterval, configuration.refreshInterval))
+        }
         return result
     }
 
     /// Refreshes `location` in the background until shutdown: at `refreshInterval` after a success, at
     /// `retryInterval` after a failure (the last good keys stay in use meanwhile).
-    private func startRefreshing(_ location: RemoteKeys) {
+    private func startRefreshing(_ location: RemoteKeys, firstDelay: Duration) {
         let refreshInterval = configuration.refreshInterval
         let retryInterval = configuration.retryInterval
         let timeout = configuration.fetchTimeout
         let task = Task { [weak self] in
-            var delay = refreshInterval
+            var delay = firstDelay
             while !Task.isCancelled {
                 do { try await Task.sleep(for: delay) } catch { return }
                 guard let self else { return }

@@ -186,6 +186,27 @@ struct JWKSClientTests {
         try await server.stop()
     }
 
+    @Test func aLocationThatNeverAnsweredFailsFastBetweenRetries() async throws {
+        let server = try await JWKSTestServer()
+        server.serve("/jwks", .init(status: 503, body: "{}"))
+        let client = try JWKSClient(configuration: Self.quick(retry: .milliseconds(400)))
+        defer { client.shutdown() }
+        let location = RemoteKeys.uri(server.baseURL + "/jwks")
+        for _ in 0..<5 {
+            guard case .failure(let error) = await client.keys(for: location, timeout: .seconds(2)) else {
+                Issue.record("keys from a failing server")
+                return
+            }
+            #expect(error.message == "jwks remote fetch failed: 127.0.0.1 answered 503")
+        }
+        #expect(server.requestCount("/jwks") == 1)
+        // The background retry finds the keys once the server answers.
+        server.serve("/jwks", body: JWTFactory.jwks([Self.keyA]))
+        #expect(await Self.eventually { client.cachedKeys(for: location) != nil })
+        #expect(try await client.keys(for: location, timeout: .seconds(2)).get().keys.keys.count == 1)
+        try await server.stop()
+    }
+
     @Test func openIDDiscoveryFindsTheJWKS() async throws {
         let server = try await JWKSTestServer()
         server.serve("/.well-known/openid-configuration", body: "{\"issuer\":\"\(server.baseURL)\",\"jwks_uri\":\"\(server.baseURL)/keys\"}")
