@@ -25,6 +25,15 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // The stages around the signature: splitting and decoding the compact form, then reading the claims.
+    let rs256 = fixture.tokens[0].1
+    Benchmark("stage/JWS.parse") { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(try? JWS.parse(rs256)) }
+    }
+    Benchmark("stage/decode (parse, crit, alg, claims)") { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(try? JWTVerifier.decode(rs256)) }
+    }
+
     // The primitive alone, over a precomputed digest, as `openssl speed` measures it.
     Benchmark("primitive/RSA-2048 PKCS#1 v1.5 verify") { benchmark in
         for _ in benchmark.scaledIterations {

@@ -49,8 +49,8 @@ public struct AuthenticationResult: Sendable {
     public var requestAuth: AuthzRequest.RequestAuth? { token?.requestAuth }
 }
 
-/// A verified token and the identity it carries.
-public struct AuthenticatedToken: Sendable {
+/// A verified token and the identity it carries. A class, so handing out a cached one costs one reference.
+public final class AuthenticatedToken: Sendable {
     public let issuer: String
     public let subject: String?
     /// `iss/sub`; nil when the token has no `sub`.
@@ -69,10 +69,27 @@ public struct AuthenticatedToken: Sendable {
     public let ruleIndex: Int
     public let expiresAt: Double?
 
-    /// `request.auth.principal`, `audiences`, `presenter` and `claims`.
-    public var requestAuth: AuthzRequest.RequestAuth {
-        AuthzRequest.RequestAuth(principal: principal, audiences: audiences, presenter: presenter, claims: normalizedClaims)
+    init(
+        issuer: String, subject: String?, principal: String?, audiences: [String], presenter: String?, claims: Value,
+        normalizedClaims: Value, header: Value, location: TokenLocation, ruleIndex: Int, expiresAt: Double?
+    ) {
+        self.issuer = issuer
+        self.subject = subject
+        self.principal = principal
+        self.audiences = audiences
+        self.presenter = presenter
+        self.claims = claims
+        self.normalizedClaims = normalizedClaims
+        self.header = header
+        self.location = location
+        self.ruleIndex = ruleIndex
+        self.expiresAt = expiresAt
+        requestAuth = AuthzRequest.RequestAuth(
+            principal: principal, audiences: audiences, presenter: presenter, claims: normalizedClaims)
     }
+
+    /// `request.auth.principal`, `audiences`, `presenter` and `claims`, made once (a cached token reuses it).
+    public let requestAuth: AuthzRequest.RequestAuth
 }
 
 /// Why a request with a token is refused, and the response to send.

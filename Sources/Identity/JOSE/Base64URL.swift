@@ -16,33 +16,47 @@ public enum Base64URL {
     public static func decode(bytes: UnsafeRawBufferPointer) -> [UInt8]? {
         let count = bytes.count
         if count % 4 == 1 { return nil }
-        var out = [UInt8]()
-        out.reserveCapacity(count * 3 / 4)
-        var index = 0
-        while index + 4 <= count {
-            let a = table[Int(bytes[index])], b = table[Int(bytes[index + 1])]
-            let c = table[Int(bytes[index + 2])], d = table[Int(bytes[index + 3])]
-            if (a | b | c | d) & 0x80 != 0 { return nil }
-            let n = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6 | UInt32(d)
-            out.append(UInt8(truncatingIfNeeded: n >> 16))
-            out.append(UInt8(truncatingIfNeeded: n >> 8))
-            out.append(UInt8(truncatingIfNeeded: n))
-            index += 4
+        let full = count / 4
+        let tail = count % 4
+        let outputCount = full * 3 + (tail == 0 ? 0 : tail - 1)
+        var valid = true
+        let out = [UInt8](unsafeUninitializedCapacity: outputCount) { buffer, initialized in
+            table.withUnsafeBufferPointer { table in
+                var input = 0, output = 0
+                // Any byte outside the alphabet maps to 0xFF, so one check per group catches it.
+                var bad: UInt8 = 0
+                for _ in 0..<full {
+                    let a = table[Int(bytes[input])], b = table[Int(bytes[input + 1])]
+                    let c = table[Int(bytes[input + 2])], d = table[Int(bytes[input + 3])]
+                    bad |= a | b | c | d
+                    buffer[output] = a << 2 | b >> 4
+                    buffer[output + 1] = b << 4 | c >> 2
+                    buffer[output + 2] = c << 6 | d
+                    input += 4
+                    output += 3
+                }
+                switch tail {
+                case 2:
+                    let a = table[Int(bytes[input])], b = table[Int(bytes[input + 1])]
+                    bad |= a | b
+                    if b & 0x0F != 0 { valid = false }
+                    buffer[output] = a << 2 | b >> 4
+                    output += 1
+                case 3:
+                    let a = table[Int(bytes[input])], b = table[Int(bytes[input + 1])], c = table[Int(bytes[input + 2])]
+                    bad |= a | b | c
+                    if c & 0x03 != 0 { valid = false }
+                    buffer[output] = a << 2 | b >> 4
+                    buffer[output + 1] = b << 4 | c >> 2
+                    output += 2
+                default:
+                    break
+                }
+                if bad & 0x80 != 0 { valid = false }
+                initialized = output
+            }
         }
-        switch count - index {
-        case 2:
-            let a = table[Int(bytes[index])], b = table[Int(bytes[index + 1])]
-            if (a | b) & 0x80 != 0 || b & 0x0F != 0 { return nil }
-            out.append(a << 2 | b >> 4)
-        case 3:
-            let a = table[Int(bytes[index])], b = table[Int(bytes[index + 1])], c = table[Int(bytes[index + 2])]
-            if (a | b | c) & 0x80 != 0 || c & 0x03 != 0 { return nil }
-            out.append(a << 2 | b >> 4)
-            out.append((b & 0x0F) << 4 | c >> 2)
-        default:
-            break
-        }
-        return out
+        return valid ? out : nil
     }
 
     /// Encodes without padding.
