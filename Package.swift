@@ -18,11 +18,16 @@ let package = Package(
         .library(name: "DecisionPoint", targets: ["DecisionPoint"]),
         .library(name: "PolicyLoading", targets: ["PolicyLoading"]),
         .library(name: "Rego", targets: ["Rego"]),
+        .library(name: "Identity", targets: ["Identity"]),
+        .library(name: "JWKSClient", targets: ["JWKSClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         // Pure engines.
@@ -32,6 +37,16 @@ let package = Package(
         .target(
             name: "Rego",
             dependencies: ["PolicyCore", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "Identity",
+            dependencies: [
+                "PolicyCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+            ],
             swiftSettings: strict
         ),
 
@@ -46,9 +61,22 @@ let package = Package(
             dependencies: ["PolicyCore", "AuthzPolicy", "DecisionPoint", "Documents"],
             swiftSettings: strict
         ),
+        // Leaves: sockets and TLS.
+        .target(
+            name: "JWKSClient",
+            dependencies: [
+                "Identity", "PolicyCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "Conformance",
-            dependencies: ["PolicyCore", "AuthzPolicy", "DecisionPoint", "PolicyLoading", "Documents", "Rego"],
+            dependencies: ["PolicyCore", "AuthzPolicy", "DecisionPoint", "PolicyLoading", "Documents", "Rego", "Identity"],
             swiftSettings: strict
         ),
 
@@ -57,13 +85,23 @@ let package = Package(
             name: "warden",
             dependencies: [
                 "PolicyCore", "AuthzPolicy", "DecisionPoint", "Documents", "PolicyLoading", "Conformance", "Rego",
+                "Identity", "JWKSClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
         ),
 
         // Tests: one target per module, plus end-to-end tests of the real binary.
-        .target(name: "WardenTesting", dependencies: ["PolicyCore"], path: "Tests/WardenTesting", swiftSettings: strict),
+        .target(
+            name: "WardenTesting",
+            dependencies: [
+                "PolicyCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
+            path: "Tests/WardenTesting",
+            swiftSettings: strict
+        ),
         .testTarget(name: "PolicyCoreTests", dependencies: ["PolicyCore"], swiftSettings: strict),
         .testTarget(name: "DocumentsTests", dependencies: ["Documents", "PolicyCore"], swiftSettings: strict),
         .testTarget(
@@ -78,6 +116,28 @@ let package = Package(
             name: "RegoTests",
             dependencies: ["Rego", "PolicyCore", "WardenTesting"],
             exclude: ["Fixtures"],
+            swiftSettings: strict
+        ),
+            name: "IdentityTests",
+            dependencies: [
+                "Identity", "PolicyCore", "Documents", "WardenTesting",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "JWKSClientTests",
+            dependencies: [
+                "JWKSClient", "Identity", "PolicyCore", "WardenTesting",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+            ],
             swiftSettings: strict
         ),
     ]

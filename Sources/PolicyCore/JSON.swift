@@ -18,6 +18,7 @@ public struct JSONReader {
 
     public static func parse(_ bytes: UnsafeBufferPointer<UInt8>) throws(JSONError) -> Value {
         var reader = Cursor(bytes: bytes)
+        reader.pending.reserveCapacity(16)
         reader.skipWhitespace()
         let value = try reader.value(depth: 0)
         reader.skipWhitespace()
@@ -32,6 +33,9 @@ public struct JSONReader {
     private struct Cursor {
         let bytes: UnsafeBufferPointer<UInt8>
         var index = 0
+        /// Members of the objects being read, innermost last: each object is built once at its exact size
+        /// instead of growing (and rehashing) member by member.
+        var pending: [(key: Value, value: Value)] = []
 
         var atEnd: Bool { index >= bytes.count }
 
@@ -83,10 +87,16 @@ public struct JSONReader {
 
         mutating func object(depth: Int) throws(JSONError) -> Value {
             index += 1
-            var members: [Value: Value] = [:]
             skipWhitespace()
             if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
                 index += 1
+                return .object([Value: Value]())
+            }
+            let first = pending.count
+            defer { pending.removeSubrange(first...) }
+            func finish() -> Value {
+                var members: [Value: Value] = Dictionary(minimumCapacity: pending.count - first)
+                for member in pending[first...] { members[member.key] = member.value }  // a repeated key: the last wins
                 return .object(members)
             }
             while true {
@@ -99,14 +109,15 @@ public struct JSONReader {
                 guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected `:` after key") }
                 index += 1
                 skipWhitespace()
-                members[.string(key)] = try value(depth: depth + 1)
+                let member = try value(depth: depth + 1)
+                pending.append((.string(key), member))
                 skipWhitespace()
                 guard index < bytes.count else { throw error("unexpected end of JSON in object") }
                 if bytes[index] == UInt8(ascii: ",") {
                     index += 1
                 } else if bytes[index] == UInt8(ascii: "}") {
                     index += 1
-                    return .object(members)
+                    return finish()
                 } else {
                     throw error("expected `,` or `}` in object")
                 }
@@ -158,6 +169,13 @@ public struct JSONReader {
                 guard index < bytes.count, isDigit(bytes[index]) else { throw error("invalid number: digit expected in exponent") }
                 while index < bytes.count, isDigit(bytes[index]) { index += 1 }
             }
+            // Fast path: an integer of up to 18 digits is exact in 64 bits without going through text.
+            let digits = bytes[start] == UInt8(ascii: "-") ? start + 1 : start
+            if index - digits <= 18, !bytes[digits..<index].contains(where: { !isDigit($0) }) {
+                var magnitude: Int64 = 0
+                for b in bytes[digits..<index] { magnitude = magnitude * 10 + Int64(b - UInt8(ascii: "0")) }
+                return Number(digits == start ? magnitude : -magnitude)
+            }
             let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
             guard let n = Number(literal: Substring(text)) else { throw error("invalid number `\(text)`") }
             return n
@@ -168,15 +186,19 @@ public struct JSONReader {
         mutating func string() throws(JSONError) -> String {
             index += 1  // opening quote
             let start = index
-            // Fast path: no escapes.
+            // Fast path: no escapes. ASCII text needs no UTF-8 validation (the generic validating initializer is
+            // slow enough to dominate parsing JWT claims).
+            var highBits: UInt8 = 0
             while index < bytes.count {
                 let b = bytes[index]
                 if b == UInt8(ascii: "\"") {
-                    let s = String(validating: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+                    let slice = UnsafeBufferPointer(rebasing: bytes[start..<index])
+                    let s = highBits & 0x80 == 0 ? String(decoding: slice, as: UTF8.self) : String(validating: slice, as: UTF8.self)
                     guard let s else { throw error("invalid UTF-8 in string") }
                     index += 1
                     return s
                 }
+                highBits |= b
                 if b == UInt8(ascii: "\\") { break }
                 if b < 0x20 { throw error("control character in string") }
                 index += 1

@@ -13,6 +13,7 @@ struct Warden: AsyncParsableCommand {
             DecideCommand.self,
             ReplayCommand.self,
             BenchCommand.self,
+            JWTCommand.self,
             ConformanceCommand.self,
             EvalCommand.self,
             TestCommand.self,

@@ -1,0 +1,389 @@
+import PolicyCore
+
+extension RequestAuthentication {
+    public static let kind = "RequestAuthentication"
+    public static let apiVersions = ["security.istio.io/v1", "security.istio.io/v1beta1"]
+
+    /// Decodes one RequestAuthentication document strictly (unknown fields and wrong types are errors) and
+    /// validates it as `istioctl validate` and the CRD's own rules do, reporting every problem to `decoder` with its
+    /// field path and place. Returns nil when the document has errors.
+    ///
+    /// `defaultNamespace` stands in for a missing `metadata.namespace`, as `kubectl apply` uses the current one.
+    public static func decode(
+        _ node: DocumentNode,
+        decoder: DocumentDecoder,
+        defaultNamespace: String = "default"
+    ) -> RequestAuthentication? {
+        let errorsBefore = decoder.diagnostics.filter(\.isError).count
+        let reader = RequestAuthenticationReader(decoder: decoder)
+        let policy = reader.policy(node, defaultNamespace: defaultNamespace)
+        return decoder.diagnostics.filter(\.isError).count == errorsBefore ? policy : nil
+    }
+
+    /// The RequestAuthentications among parsed documents (a `kind: List` is opened); other kinds are skipped
+    /// silently, so one file can hold a RequestAuthentication beside the AuthorizationPolicies that use it.
+    public static func decodeAll(
+        _ documents: [DocumentNode],
+        defaultNamespace: String = "default"
+    ) -> (policies: [RequestAuthentication], diagnostics: [Diagnostic]) {
+        let decoder = DocumentDecoder()
+        var policies: [RequestAuthentication] = []
+        var seen: [ID: SourceSpan?] = [:]
+        func visit(_ node: DocumentNode) {
+            guard case .mapping = node.content else { return }
+            switch node["kind"]?.value.stringValue {
+            case kind?:
+                guard let policy = decode(node, decoder: decoder, defaultNamespace: defaultNamespace) else { return }
+                if let earlier = seen[policy.id] {
+                    let place = earlier.map { " (first defined at \($0))" } ?? ""
+                    decoder.report(
+                        Diagnostic.Code.invalidValue, "duplicate RequestAuthentication `\(policy.id)`\(place)",
+                        span: node.span, path: FieldPath.root / "metadata" / "name")
+                } else {
+                    seen[policy.id] = policy.span
+                    policies.append(policy)
+                }
+            case "List"?:
+                if case .sequence(let items)? = node["items"]?.content { items.forEach(visit) }
+            default:
+                return
+            }
+        }
+        documents.forEach(visit)
+        return (decoder.hasErrors ? [] : policies, decoder.diagnostics)
+    }
+}
+
+/// The fields Kubernetes puts in `metadata`.
+private let objectMetaFields = [
+    "name", "namespace", "labels", "annotations", "uid", "resourceVersion", "generation", "creationTimestamp",
+    "deletionTimestamp", "deletionGracePeriodSeconds", "generateName", "managedFields", "ownerReferences",
+    "finalizers", "selfLink",
+]
+
+private let jwtRuleFields = [
+    "issuer", "audiences", "jwksUri", "jwks_uri", "jwks", "fromHeaders", "fromParams", "fromCookies",
+    "outputPayloadToHeader", "forwardOriginalToken", "outputClaimToHeaders", "timeout", "spaceDelimitedClaims",
+]
+
+private struct RequestAuthenticationReader {
+    let decoder: DocumentDecoder
+
+    func policy(_ node: DocumentNode, defaultNamespace: String) -> RequestAuthentication? {
+        guard let top = decoder.fields(node, at: .root, known: ["apiVersion", "kind", "metadata", "spec", "status"])
+        else { return nil }
+        if let apiVersion = top["apiVersion"].flatMap({ decoder.string($0, at: top.path("apiVersion")) }),
+            !RequestAuthentication.apiVersions.contains(apiVersion.value)
+        {
+            decoder.invalid(
+                "unsupported apiVersion `\(apiVersion.value)` for RequestAuthentication; use "
+                    + RequestAuthentication.apiVersions.map { "`\($0)`" }.joined(separator: " or "), at: apiVersion)
+        }
+        guard let metadataNode = top["metadata"] else {
+            decoder.report(Diagnostic.Code.missingField, "missing `metadata` (a policy needs a name)", span: node.span, path: .root)
+            return nil
+        }
+        guard let metadata = decoder.fields(metadataNode, at: top.path("metadata"), known: objectMetaFields) else {
+            return nil
+        }
+        let name = requiredName(metadata, metadataNode)
+        var namespace = defaultNamespace
+        if let ns = metadata["namespace"].flatMap({ decoder.string($0, at: metadata.path("namespace")) }) {
+            if isDNSLabel(ns.value) {
+                namespace = ns.value
+            } else {
+                decoder.invalid("invalid namespace `\(ns.value)`: must be a DNS-1123 label", at: ns)
+            }
+        }
+        for key in ["labels", "annotations"] {
+            if let map = metadata[key] { _ = decoder.stringMap(map, at: metadata.path(key)) }
+        }
+
+        let specNode = top["spec"] ?? DocumentNode(.mapping([]), span: node.span)
+        let specPath = FieldPath.root / "spec"
+        guard let spec = decoder.fields(specNode, at: specPath, known: ["selector", "targetRef", "targetRefs", "jwtRules"])
+        else { return nil }
+        if spec.has("selector") && (spec.has("targetRef") || spec.has("targetRefs")) {
+            decoder.invalid("only one of targetRefs or selector can be set", at: specNode, specPath)
+        }
+        for key in ["targetRef", "targetRefs"] where spec.has(key) {
+            decoder.report(
+                Diagnostic.Code.unsupported,
+                "`\(key)` attaches a policy to a gateway or service (waypoint mode); Warden selects workloads with `selector`",
+                span: spec[key]!.span, path: spec.path(key))
+        }
+        let selector = spec["selector"].flatMap { readSelector($0, at: spec.path("selector")) }
+        let id = name.map { RequestAuthentication.ID(namespace: namespace, name: $0) }
+
+        var rules: [JWTRule] = []
+        if let rulesNode = spec["jwtRules"], let items = decoder.sequence(rulesNode, at: spec.path("jwtRules")) {
+            rules = items.compactMap { jwtRule($0.node, at: $0.path, policy: id) }
+        }
+        guard let id else { return nil }
+        return RequestAuthentication(id: id, selector: selector, jwtRules: rules, span: node.span)
+    }
+
+    func requiredName(_ metadata: DocumentDecoder.Fields, _ node: DocumentNode) -> String? {
+        guard let nameNode = metadata["name"] else {
+            decoder.report(Diagnostic.Code.missingField, "missing `metadata.name`", span: node.span, path: metadata.path)
+            return nil
+        }
+        guard let name = decoder.string(nameNode, at: metadata.path("name")) else { return nil }
+        guard isDNSSubdomain(name.value) else {
+            decoder.invalid("invalid name `\(name.value)`: must be a lowercase DNS-1123 subdomain", at: name)
+            return nil
+        }
+        return name.value
+    }
+
+    func readSelector(_ node: DocumentNode, at path: FieldPath) -> [String: String]? {
+        guard let fields = decoder.fields(node, at: path, known: ["matchLabels"]) else { return nil }
+        let labels = fields["matchLabels"].flatMap { decoder.stringMap($0, at: fields.path("matchLabels")) } ?? [:]
+        if labels.isEmpty {
+            decoder.report(
+                Diagnostic.Code.invalidValue, "workload selector specified without labels: it selects every workload",
+                span: node.span, path: path, severity: .warning)
+        }
+        var out: [String: String] = [:]
+        for (key, value) in labels {
+            if key.isEmpty {
+                decoder.invalid("empty key is not supported in selector", at: value)
+            } else if key.contains("*") || value.value.contains("*") {
+                decoder.invalid("wildcard is not supported in selector: `\(key)=\(value.value)`", at: value)
+            }
+            out[key] = value.value
+        }
+        return out
+    }
+
+    func jwtRule(_ node: DocumentNode, at path: FieldPath, policy: RequestAuthentication.ID?) -> JWTRule? {
+        guard let fields = decoder.fields(node, at: path, known: jwtRuleFields) else { return nil }
+        let errorsBefore = decoder.diagnostics.filter(\.isError).count
+        func string(_ key: String) -> Located<String>? {
+            fields[key].flatMap { decoder.string($0, at: fields.path(key)) }
+        }
+        func strings(_ key: String, empty message: String) -> [String] {
+            guard let node = fields[key], let values = decoder.strings(node, at: fields.path(key)) else { return [] }
+            for value in values where value.value.isEmpty { decoder.invalid(message, at: value) }
+            return values.map(\.value)
+        }
+
+        let issuer = string("issuer")
+        if let issuer, issuer.value.isEmpty { decoder.invalid("`issuer` must not be empty", at: issuer) }
+        let audiences = strings("audiences", empty: "audience must be non-empty string")
+
+        var jwksURI = string("jwksUri")
+        if let alternate = string("jwks_uri") {
+            if jwksURI != nil {
+                decoder.invalid("set `jwksUri` or `jwks_uri`, not both", at: alternate)
+            } else {
+                jwksURI = alternate
+            }
+        }
+        let jwksText = string("jwks")
+        if (issuer?.value ?? "").isEmpty && (jwksURI?.value ?? "").isEmpty {
+            decoder.report(
+                Diagnostic.Code.missingField, "issuer or jwksUri must be non-empty string", span: node.span, path: path)
+        }
+        if let jwksURI, let jwksText, !jwksURI.value.isEmpty, !jwksText.value.isEmpty {
+            decoder.invalid("only one of jwks or jwksUri can be set", at: jwksText)
+        }
+        if let jwksURI { validateJWKSURI(jwksURI) }
+        var inlineKeys: JWKSet?
+        if let jwksText, !jwksText.value.isEmpty { inlineKeys = readJWKS(jwksText) }
+
+        var headers: [JWTRule.HeaderLocation] = []
+        if let headersNode = fields["fromHeaders"], let items = decoder.sequence(headersNode, at: fields.path("fromHeaders")) {
+            for item in items {
+                guard let header = decoder.fields(item.node, at: item.path, known: ["name", "prefix"]) else { continue }
+                let name = header["name"].flatMap { decoder.string($0, at: header.path("name")) }
+                let prefix = header["prefix"].flatMap { decoder.string($0, at: header.path("prefix")) }
+                guard let name, !name.value.isEmpty else {
+                    decoder.report(
+                        Diagnostic.Code.missingField, "location header name must be non-empty string",
+                        span: item.node.span, path: item.path / "name")
+                    continue
+                }
+                if !isHeaderName(name.value) { decoder.invalid("header name `\(name.value)` is not a valid header name", at: name) }
+                headers.append(JWTRule.HeaderLocation(name: name.value, prefix: prefix?.value ?? ""))
+            }
+        }
+        let params = strings("fromParams", empty: "location query must be non-empty string")
+        let cookies = strings("fromCookies", empty: "cookie name must be non-empty string")
+
+        var payloadHeader: String?
+        if let header = string("outputPayloadToHeader"), !header.value.isEmpty {
+            if isHeaderName(header.value) {
+                payloadHeader = header.value
+            } else {
+                decoder.invalid("header name `\(header.value)` is not a valid header name", at: header)
+            }
+        }
+        var claimHeaders: [JWTRule.ClaimToHeader] = []
+        var claimHeaderNames: Set<String> = []
+        if let claimsNode = fields["outputClaimToHeaders"],
+            let items = decoder.sequence(claimsNode, at: fields.path("outputClaimToHeaders"))
+        {
+            for item in items {
+                guard let entry = decoder.fields(item.node, at: item.path, known: ["header", "claim"]) else { continue }
+                let header = entry["header"].flatMap { decoder.string($0, at: entry.path("header")) }
+                let claim = entry["claim"].flatMap { decoder.string($0, at: entry.path("claim")) }
+                guard let header, let claim, !header.value.isEmpty, !claim.value.isEmpty else {
+                    decoder.report(
+                        Diagnostic.Code.missingField, "outputClaimToHeaders header and claim value must be non-empty string",
+                        span: item.node.span, path: item.path)
+                    continue
+                }
+                guard isStrictHeaderName(header.value) else {
+                    decoder.invalid("header name `\(header.value)` is not a valid header name", at: header)
+                    continue
+                }
+                if !claimHeaderNames.insert(Headers.normalize(header.value)).inserted {
+                    decoder.report(
+                        Diagnostic.Code.invalidValue, "header `\(header.value)` is already the target of another claim",
+                        span: header.span, path: header.path, severity: .warning)
+                }
+                claimHeaders.append(JWTRule.ClaimToHeader(header: header.value, claim: claim.value))
+            }
+        }
+        let forward = fields["forwardOriginalToken"].flatMap { decoder.bool($0, at: fields.path("forwardOriginalToken")) }
+        var timeout = JWTRule.defaultTimeout
+        if let text = string("timeout") {
+            switch parseDuration(text.value) {
+            case nil: decoder.invalid("invalid duration `\(text.value)`; write it like `5s` or `500ms`", at: text)
+            case let duration? where duration < .milliseconds(1): decoder.invalid("duration must be greater than 1ms", at: text)
+            case let duration? where duration.isSubMillisecond: decoder.invalid("only durations to ms precision are supported", at: text)
+            case let duration?: timeout = duration
+            }
+        }
+        let spaceDelimited = strings("spaceDelimitedClaims", empty: "claim name must be non-empty string")
+
+        guard decoder.diagnostics.filter(\.isError).count == errorsBefore else { return nil }
+        let issuerName = issuer?.value ?? ""
+        let keys: JWTRule.Keys
+        if let inlineKeys {
+            keys = .inline(inlineKeys)
+        } else if let uri = jwksURI?.value, !uri.isEmpty {
+            keys = .remote(.uri(uri))
+        } else {
+            keys = .remote(.discovery(issuer: issuerName))
+        }
+        return JWTRule(
+            issuer: issuerName, audiences: audiences, keys: keys, fromHeaders: headers, fromParams: params,
+            fromCookies: cookies, outputPayloadToHeader: payloadHeader, outputClaimToHeaders: claimHeaders,
+            forwardOriginalToken: forward ?? false, timeout: timeout, spaceDelimitedClaims: spaceDelimited,
+            policy: policy, span: node.span)
+    }
+
+    func validateJWKSURI(_ uri: Located<String>) {
+        guard !uri.value.isEmpty else { return }
+        guard uri.value.utf8.count <= 2048 else {
+            decoder.invalid("jwksUri is longer than 2048 characters", at: uri)
+            return
+        }
+        switch HTTPURL.parse(uri.value) {
+        case .success: break
+        case .failure(let problem): decoder.invalid("invalid jwksUri `\(uri.value)`: \(problem.message)", at: uri)
+        }
+    }
+
+    func readJWKS(_ text: Located<String>) -> JWKSet? {
+        let keys: JWKSet
+        do {
+            keys = try JWKSet.parse(text.value)
+        } catch {
+            decoder.report(error.code.rawValue, "jwks parse error: \(error.message)", span: text.span, path: text.path)
+            return nil
+        }
+        for rejected in keys.rejected {
+            let name = rejected.keyID.map { " `\($0)`" } ?? ""
+            decoder.report(
+                rejected.error.code.rawValue,
+                "jwks key\(name) at index \(rejected.index) is not used: \(rejected.error.message)",
+                span: text.span, path: text.path, severity: .warning)
+        }
+        for (index, key) in keys.keys.enumerated() where key.hasPrivateMembers {
+            decoder.report(
+                Diagnostic.Code.invalidValue,
+                "jwks key at index \(index) contains private key material; only public keys are used for verification",
+                span: text.span, path: text.path, severity: .warning)
+        }
+        if keys.keys.isEmpty {
+            decoder.report(
+                JOSEError.Code.badKeySet.rawValue, "jwks has no usable key: every token of this issuer would fail",
+                span: text.span, path: text.path)
+            return nil
+        }
+        return keys
+    }
+}
+
+/// An RFC 7230 header name (`token`).
+func isHeaderName(_ name: String) -> Bool {
+    !name.isEmpty && name.utf8.allSatisfy { byte in
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            true
+        default:
+            "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        }
+    }
+}
+
+/// The stricter header names Istio allows for claim headers: letters, digits, `-` and `_`.
+func isStrictHeaderName(_ name: String) -> Bool {
+    !name.isEmpty && name.utf8.allSatisfy { byte in
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+            UInt8(ascii: "-"), UInt8(ascii: "_"):
+            true
+        default:
+            false
+        }
+    }
+}
+
+/// A DNS-1123 label: lowercase alphanumerics and `-`, starting and ending alphanumeric, at most 63 characters.
+func isDNSLabel(_ text: String) -> Bool {
+    let bytes = Array(text.utf8)
+    guard !bytes.isEmpty, bytes.count <= 63 else { return false }
+    func alnum(_ b: UInt8) -> Bool { (b >= 97 && b <= 122) || (b >= 48 && b <= 57) }
+    return alnum(bytes.first!) && alnum(bytes.last!) && bytes.allSatisfy { alnum($0) || $0 == UInt8(ascii: "-") }
+}
+
+/// A DNS-1123 subdomain: dot-separated labels, at most 253 characters.
+func isDNSSubdomain(_ text: String) -> Bool {
+    text.utf8.count <= 253 && text.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { isDNSLabel(String($0)) }
+}
+
+/// A Go-style duration (`5s`, `1.5s`, `500ms`, `1m30s`, `2h`); nil when malformed.
+public func parseDuration(_ text: String) -> Duration? {
+    var rest = Substring(text)
+    guard !rest.isEmpty else { return nil }
+    var total: Double = 0
+    while !rest.isEmpty {
+        let number = rest.prefix { $0.isASCII && ($0.isNumber || $0 == ".") }
+        guard !number.isEmpty, let value = Double(number) else { return nil }
+        rest = rest.dropFirst(number.count)
+        let unit = rest.prefix { $0.isLetter || $0 == "µ" }
+        rest = rest.dropFirst(unit.count)
+        let scale: Double
+        switch unit {
+        case "ns": scale = 1e-9
+        case "us", "µs": scale = 1e-6
+        case "ms": scale = 1e-3
+        case "s": scale = 1
+        case "m": scale = 60
+        case "h": scale = 3600
+        default: return nil
+        }
+        total += value * scale
+    }
+    guard total.isFinite, total < 1e9 else { return nil }
+    let nanoseconds = (total * 1e9).rounded()
+    return .nanoseconds(Int64(nanoseconds))
+}
+
+extension Duration {
+    var isSubMillisecond: Bool { components.attoseconds % 1_000_000_000_000_000 != 0 }
+}

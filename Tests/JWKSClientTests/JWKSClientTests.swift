@@ -1,0 +1,268 @@
+import Crypto
+import Foundation
+import Identity
+import JWKSClient
+import NIOCore
+import NIOSSL
+import PolicyCore
+import SwiftASN1
+import Testing
+import WardenTesting
+import X509
+
+@Suite("JWKS client against a local server", .serialized)
+struct JWKSClientTests {
+    static let issuer = "https://issuer.example.com"
+    static let keyA = JWTFactory.SigningKey.p256(keyID: "a")
+    static let keyB = JWTFactory.SigningKey.rsa(keyID: "b")
+
+    static func token(_ key: JWTFactory.SigningKey, issuer: String = issuer) -> String {
+        JWTFactory.token(JWTFactory.claims(issuer: issuer), key: key)
+    }
+
+    static func bearer(_ token: String) -> AuthenticationRequest {
+        AuthenticationRequest(headers: [("authorization", "Bearer " + token)], url: "https://web.example.com/")
+    }
+
+    static func quick(refresh: Duration = .seconds(300), retry: Duration = .seconds(10), refetch: Duration = .seconds(30))
+        -> JWKSClient.Configuration
+    {
+        JWKSClient.Configuration(refreshInterval: refresh, retryInterval: retry, minimumRefetchInterval: refetch, fetchTimeout: .seconds(2))
+    }
+
+    /// Polls `condition` for up to `seconds`.
+    static func eventually(_ seconds: Double = 5, _ condition: () -> Bool) async -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition() { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return condition()
+    }
+
+    @Test func fetchesOnceAndServesFromMemory() async throws {
+        let server = try await JWKSTestServer()
+        server.serve("/jwks", body: JWTFactory.jwks([Self.keyA]))
+        let client = try JWKSClient(configuration: Self.quick())
+        defer { client.shutdown() }
+        let location = RemoteKeys.uri(server.baseURL + "/jwks")
+        #expect(client.cachedKeys(for: location) == nil)
+        let first = try await client.keys(for: location, timeout: .seconds(2)).get()
+        #expect(first.keys.keys.map(\.keyID) == ["a"])
+        let second = try await client.keys(for: location, timeout: .seconds(2)).get()
+        #expect(second.revision == first.revision)
+        #expect(client.cachedKeys(for: location)?.revision == first.revision)
+        #expect(server.requestCount("/jwks") == 1)
+        try await server.stop()
+    }
+
+    @Test func concurrentFirstUsesShareOneFetch() async throws {
+        let server = try await JWKSTestServer()
+        server.serve("/jwks", .init(body: JWTFactory.jwks([Self.keyA]), delay: .milliseconds(200)))
+        let client = try JWKSClient(configuration: Self.quick())
+        defer { client.shutdown() }
+        let location = RemoteKeys.uri(server.baseURL + "/jwks")
+        let results = await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<10 {
+                group.addTask { (try? await client.keys(for: location, timeout: .seconds(2)).get()) != nil }
+            }
+            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(results == Array(repeating: true, count: 10))
+        #expect(server.requestCount("/jwks") == 1)
+        try await server.stop()
+    }
+
+    @Test func rotationANewKidIsFetchedWhenATokenNamesIt() async throws {
+        let server = try await JWKSTestServer()
+        server.serve("/jwks", body: JWTFactory.jwks([Self.keyA]))
+        let client = try JWKSClient(configuration: Self.quick(refetch: .milliseconds(300)))
+        defer { client.shutdown() }
+        let authenticator = RequestAuthenticator(
+            rules: [JWTRule(issuer: Self.issuer, keys: .remote(.uri(server.baseURL + "/jwks")))], keySource: client)
+
+        #expect(await authenticator.authenticate(Self.bearer(Self.token(Self.keyA))).token != nil)
+        #expect(server.requestCount("/jwks") == 1)
+
+        // The issuer rotates: key b appears. The first token signed by b makes the client fetch again.
+        server.serve("/jwks", body: JWTFactory.jwks([Self.keyA, Self.keyB]))
+        try await Task.sleep(for: .milliseconds(350))
+        let rotated = await authenticator.authenticate(Self.bearer(Self.token(Self.keyB)))
+        #expect(rotated.token?.principal == "\(Self.issuer)/user-1")
+        #expect(server.requestCount("/jwks") == 2)
+
+        // Made-up kids cannot make the client fetch more often than the minimum interval: right after the
+        // rotation fetch none, once the interval has passed exactly one for a burst.
+        let stranger = JWTFactory.SigningKey.p256(keyID: "made-up")
+        #expect(await authenticator.authenticate(Self.bearer(Self.token(stranger))).failure?.error.code == .noMatchingKey)
+        #expect(server.requestCount("/jwks") == 2)
+        try await Task.sleep(for: .milliseconds(350))
+        for _ in 0..<5 {
+            #expect(await authenticator.authenticate(Self.bearer(Self.token(stranger))).failure?.error.code == .noMatchingKey)
+        }
+        #expect(server.requestCount("/jwks") == 3)
+        try await server.stop()
+    }
+
+    @Test func serverDownCachedKeysKeepWorking() async throws {
+        let server = try await JWKSTestServer()
+        server.serve("/jwks", body: JWTFactory.jwks([Self.keyA]))
+        let client = try JWKSClient(configuration: Self.quick(refresh: .milliseconds(100), retry: .milliseconds(50), refetch: .zero))
+        defer { client.shutdown() }
+        let location = RemoteKeys.uri(server.baseURL + "/jwks")
+        // No verified-token cache, so every request really uses the held keys.
+        let authenticator = RequestAuthenticator(
+            rules: [JWTRule(issuer: Self.issuer, keys: .remote(location))], keySource: client,
+            options: .init(cacheCapacity: 0))
+        #expect(await authenticator.authenticate(Self.bearer(Self.token(Self.keyA))).token != nil)
+
+        try await server.stop()
+        #expect(await Self.eventually { (client.status(of: location)?.failedFetches ?? 0) >= 2 })
+        let status = try #require(client.status(of: location))
+        #expect(status.lastError?.code == .keysUnavailable)
+        #expect(status.lastError?.message.contains("cannot connect to 127.0.0.1") == true)
+        #expect(status.keys?.keys.keys.map(\.keyID) == ["a"])
+        for _ in 0..<3 {
+            #expect(await authenticator.authenticate(Self.bearer(Self.token(Self.keyA))).token != nil)
+        }
+        // An unknown kid while the server is down: the refetch fails, the held keys stay, the token fails.
+        #expect(await authenticator.authenticate(Self.bearer(Self.token(Self.keyB))).failure?.error.code == .noMatchingKey)
+        #expect(client.cachedKeys(for: location)?.keys.keys.count == 1)
+    }
+
+    @Test func backgroundRefreshPicksUpNewKeysAndComesBackAfterAnOutage() async throws {
+        let server = try await JWKSTestServer()
+        server.serve("/jwks", body: JWTFactory.jwks([Self.keyA]))
+        let client = try JWKSClient(configuration: Self.quick(refresh: .milliseconds(100), retry: .milliseconds(50)))
+        defer { client.shutdown() }
+        let location = RemoteKeys.uri(server.baseURL + "/jwks")
+        let first = try await client.keys(for: location, timeout: .seconds(2)).get()
+        // Unchanged documents keep their revision.
+        #expect(await Self.eventually { server.requestCount("/jwks") >= 3 })
+        #expect(client.cachedKeys(for: location)?.revision == first.revision)
+        // An error answer keeps the last good keys.
+        server.serve("/jwks", .init(status: 500, body: "{}"))
+        #expect(await Self.eventually { client.status(of: location)?.lastError != nil })
+        #expect(client.cachedKeys(for: location)?.revision == first.revision)
+        // New content: a new revision, without any request asking for it.
+        server.serve("/jwks", body: JWTFactory.jwks([Self.keyA, Self.keyB]))
+        #expect(await Self.eventually { client.cachedKeys(for: location)?.keys.keys.count == 2 })
+        #expect(client.cachedKeys(for: location)!.revision > first.revision)
+        #expect(client.status(of: location)?.lastError == nil)
+        // After shutdown nothing is fetched any more.
+        client.shutdown()
+        try await Task.sleep(for: .milliseconds(150))
+        let settled = server.requestCount("/jwks")
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(server.requestCount("/jwks") == settled)
+        try await server.stop()
+    }
+
+    @Test func badAnswersAreErrorsNotKeys() async throws {
+        let server = try await JWKSTestServer()
+        server.serve("/not-json", body: "<html>")
+        server.serve("/no-keys", body: #"{"keys":[{"kty":"RSA","kid":"x","use":"enc","n":"AQAB","e":"AQAB"}]}"#)
+        server.serve("/huge", body: "{\"keys\":[],\"pad\":\"" + String(repeating: "x", count: 2 << 20) + "\"}")
+        server.serve("/silent", .init(body: "", silent: true))
+        server.serve("/moved", .init(status: 302, body: "", location: "/jwks"))
+        server.serve("/jwks", body: JWTFactory.jwks([Self.keyA]))
+        let client = try JWKSClient(configuration: Self.quick())
+        defer { client.shutdown() }
+        func failure(_ path: String, timeout: Duration = .seconds(2)) async -> String? {
+            switch await client.keys(for: .uri(server.baseURL + path), timeout: timeout) {
+            case .success: return nil
+            case .failure(let error): return error.message
+            }
+        }
+        #expect(await failure("/missing") == "jwks remote fetch failed: 127.0.0.1 answered 404")
+        #expect(await failure("/not-json")?.hasPrefix("jwks from `\(server.baseURL)/not-json` is invalid") == true)
+        #expect(await failure("/no-keys") == "jwks from `\(server.baseURL)/no-keys` has no usable key")
+        #expect(await failure("/huge")?.contains("larger than 1048576 bytes") == true)
+        let started = Date()
+        #expect(await failure("/silent", timeout: .milliseconds(300)) == "jwks remote fetch failed: timed out fetching from 127.0.0.1")
+        #expect(Date().timeIntervalSince(started) < 2)
+        #expect(await failure("/moved") == nil)
+        #expect(await failure("/jwks") == nil)
+        try await server.stop()
+    }
+
+    @Test func aLocationThatNeverAnsweredFailsFastBetweenRetries() async throws {
+        let server = try await JWKSTestServer()
+        server.serve("/jwks", .init(status: 503, body: "{}"))
+        let client = try JWKSClient(configuration: Self.quick(retry: .milliseconds(400)))
+        defer { client.shutdown() }
+        let location = RemoteKeys.uri(server.baseURL + "/jwks")
+        for _ in 0..<5 {
+            guard case .failure(let error) = await client.keys(for: location, timeout: .seconds(2)) else {
+                Issue.record("keys from a failing server")
+                return
+            }
+            #expect(error.message == "jwks remote fetch failed: 127.0.0.1 answered 503")
+        }
+        #expect(server.requestCount("/jwks") == 1)
+        // The background retry finds the keys once the server answers.
+        server.serve("/jwks", body: JWTFactory.jwks([Self.keyA]))
+        #expect(await Self.eventually { client.cachedKeys(for: location) != nil })
+        #expect(try await client.keys(for: location, timeout: .seconds(2)).get().keys.keys.count == 1)
+        try await server.stop()
+    }
+
+    @Test func openIDDiscoveryFindsTheJWKS() async throws {
+        let server = try await JWKSTestServer()
+        server.serve("/.well-known/openid-configuration", body: "{\"issuer\":\"\(server.baseURL)\",\"jwks_uri\":\"\(server.baseURL)/keys\"}")
+        server.serve("/keys", body: JWTFactory.jwks([Self.keyB]))
+        let client = try JWKSClient(configuration: Self.quick())
+        defer { client.shutdown() }
+        let authenticator = RequestAuthenticator(
+            rules: [JWTRule(issuer: server.baseURL, keys: .remote(.discovery(issuer: server.baseURL + "/")))], keySource: client)
+        #expect(await authenticator.authenticate(Self.bearer(Self.token(Self.keyB, issuer: server.baseURL))).token != nil)
+        #expect(server.requestCount("/keys") == 1)
+        try await server.stop()
+    }
+
+    @Test func httpsWithAVerifiedCertificate() async throws {
+        let (certificate, key) = try Self.selfSignedCertificate()
+        let serverTLS = TLSConfiguration.makeServerConfiguration(
+            certificateChain: [.certificate(try NIOSSLCertificate(bytes: certificate, format: .der))],
+            privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(key.pemRepresentation.utf8), format: .pem)))
+        let server = try await JWKSTestServer(tls: serverTLS)
+        server.serve("/jwks", body: JWTFactory.jwks([Self.keyA]))
+
+        var trusting = TLSConfiguration.makeClientConfiguration()
+        trusting.trustRoots = .certificates([try NIOSSLCertificate(bytes: certificate, format: .der)])
+        var configuration = Self.quick()
+        configuration.tls = trusting
+        let client = try JWKSClient(configuration: configuration)
+        defer { client.shutdown() }
+        let keys = try await client.keys(for: .uri(server.baseURL + "/jwks"), timeout: .seconds(2)).get()
+        #expect(keys.keys.keys.count == 1)
+
+        // The system roots do not know this certificate: the fetch fails instead of trusting it.
+        let strict = try JWKSClient(configuration: Self.quick())
+        defer { strict.shutdown() }
+        guard case .failure(let error) = await strict.keys(for: .uri(server.baseURL + "/jwks"), timeout: .seconds(2)) else {
+            Issue.record("an unknown certificate was trusted")
+            return
+        }
+        #expect(error.message.contains("TLS error") || error.message.contains("closed the connection"))
+        try await server.stop()
+    }
+
+    /// A self-signed certificate for 127.0.0.1 (DER) and its key.
+    static func selfSignedCertificate() throws -> ([UInt8], P256.Signing.PrivateKey) {
+        let key = P256.Signing.PrivateKey()
+        let name = try DistinguishedName { CommonName("127.0.0.1") }
+        let certificate = try Certificate(
+            version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey),
+            notValidBefore: Date(timeIntervalSinceNow: -60), notValidAfter: Date(timeIntervalSinceNow: 3600),
+            issuer: name, subject: name, signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil))
+                SubjectAlternativeNames([.ipAddress(ASN1OctetString(contentBytes: [127, 0, 0, 1]))])
+            },
+            issuerPrivateKey: .init(key))
+        var serializer = DER.Serializer()
+        try serializer.serialize(certificate)
+        return (serializer.serializedBytes, key)
+    }
+}
