@@ -1,4 +1,5 @@
 import AuthzPolicy
+import Foundation
 import DecisionPoint
 import Documents
 import PolicyCore
@@ -38,16 +39,29 @@ public struct PolicyLoader: Sendable {
     }
 
     /// Reads and validates every rule file under `paths` (files, or directories searched recursively).
-    public func read(_ paths: [String]) -> Result {
+    ///
+    /// `overlay` replaces files' text (or, with nil, removes them) without touching the disk, so a change can be
+    /// validated together with the rest of the set before it is written.
+    public func read(_ paths: [String], overlay: [String: String?] = [:]) -> Result {
         var diagnostics: [Diagnostic] = []
         var files: [String] = []
         for path in paths where !DocumentFiles.exists(path) {
             diagnostics.append(Diagnostic(code: Diagnostic.Code.io, message: "no such file or directory `\(path)`"))
         }
         files = DocumentFiles.expand(paths.filter(DocumentFiles.exists), extensions: Self.documentExtensions)
+        for (file, text) in overlay {
+            if text == nil {
+                files.removeAll { $0 == file }
+            } else if !files.contains(file), Self.documentExtensions.contains((file as NSString).pathExtension) {
+                files.append(file)
+            }
+        }
+        files.sort()
         var policies: [AuthorizationPolicy] = []
         for file in files {
-            switch DocumentFiles.read(file) {
+            let contents: Swift.Result<String, Diagnostic>
+            if let replaced = overlay[file], let text = replaced { contents = .success(text) } else { contents = DocumentFiles.read(file) }
+            switch contents {
             case .failure(let error):
                 diagnostics.append(error)
             case .success(let text):
@@ -100,8 +114,8 @@ public struct PolicyLoader: Sendable {
     }
 
     /// Loads `paths` into a snapshot ready to install, or returns the diagnostics that prevent it.
-    public func load(_ paths: [String]) -> (snapshot: PolicySnapshot?, result: Result) {
-        let result = read(paths)
+    public func load(_ paths: [String], overlay: [String: String?] = [:]) -> (snapshot: PolicySnapshot?, result: Result) {
+        let result = read(paths, overlay: overlay)
         guard !result.hasErrors else { return (nil, result) }
         let compiled = CompiledPolicySet(
             policies: result.policies, rootNamespace: options.rootNamespace, defaultNamespace: options.defaultNamespace)

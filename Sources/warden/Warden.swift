@@ -14,6 +14,7 @@ struct Warden: AsyncParsableCommand {
             ReplayCommand.self,
             BenchCommand.self,
             ConformanceCommand.self,
+            ServeCommand.self,
         ]
     )
 
