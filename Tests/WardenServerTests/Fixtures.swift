@@ -1,0 +1,86 @@
+import AuthzPolicy
+import DecisionPoint
+import ExtAuthz
+import Foundation
+import PolicyCore
+import PolicyLoading
+@testable import WardenServer
+import WardenTesting
+
+/// Policies most server tests decide against: `/admin` is denied, the `api` workload only allows GET, and
+/// `/ext/*` on the `api` workload asks the CUSTOM provider `ext`.
+let serverPolicies = """
+    apiVersion: security.istio.io/v1
+    kind: AuthorizationPolicy
+    metadata: {name: deny-admin, namespace: backend}
+    spec:
+      action: DENY
+      rules:
+      - to: [{operation: {paths: ["/admin", "/admin/*"]}}]
+    ---
+    apiVersion: security.istio.io/v1
+    kind: AuthorizationPolicy
+    metadata: {name: api-get-only, namespace: backend}
+    spec:
+      selector: {matchLabels: {app: api}}
+      action: ALLOW
+      rules:
+      - to: [{operation: {methods: [GET]}}]
+    ---
+    apiVersion: security.istio.io/v1
+    kind: AuthorizationPolicy
+    metadata: {name: ext, namespace: backend}
+    spec:
+      selector: {matchLabels: {app: api}}
+      action: CUSTOM
+      provider: {name: ext}
+      rules:
+      - to: [{operation: {paths: ["/ext/*"]}}]
+    """
+
+/// A CUSTOM provider answering with a fixed OPA-Envoy decision, as a Rego rule would.
+struct FixedDecisionProvider: CustomProvider {
+    let decision: Value
+    func check(_ request: AuthzRequest) -> CustomOutcome { OPAEnvoyDecision.decode(decision) }
+}
+
+func snapshot(_ yaml: String = serverPolicies, providers: [String: any CustomProvider] = [:]) throws -> PolicySnapshot {
+    let (policies, diagnostics) = PolicyLoader().readDocuments(yaml, file: "test.yaml")
+    if diagnostics.hasErrors { throw diagnostics.first { $0.isError }! }
+    return PolicySnapshot(authorization: CompiledPolicySet(policies: policies), providers: providers)
+}
+
+func makeHandler(_ snapshot: PolicySnapshot?, log: DecisionLog? = nil) -> CheckHandler {
+    CheckHandler(
+        decisionPoint: DecisionPoint(snapshot: snapshot), mapper: CheckRequestMapper(), metrics: ServerMetrics(), log: log)
+}
+
+/// A check from the `frontend` namespace to the `api` workload in `backend`.
+func apiCheck(method: String = "GET", path: String, headers: [String: String] = [:]) -> Envoy_Service_Auth_V3_CheckRequest {
+    var check = Envoy_Service_Auth_V3_CheckRequest()
+    check.attributes.source.principal = "spiffe://cluster.local/ns/frontend/sa/web"
+    check.attributes.source.address.socketAddress = .with {
+        $0.address = "10.0.0.5"
+        $0.portValue = 40000
+    }
+    check.attributes.destination.address.socketAddress = .with {
+        $0.address = "10.0.0.9"
+        $0.portValue = 8080
+    }
+    check.attributes.contextExtensions = ["destination.namespace": "backend", "destination.workload_labels": "app=api"]
+    check.attributes.request.http = .with {
+        $0.method = method
+        $0.path = path
+        $0.host = "api.backend"
+        $0.headers = headers
+    }
+    return check
+}
+
+extension Array where Element == Envoy_Config_Core_V3_HeaderValueOption {
+    var dictionary: [String: String] {
+        var out: [String: String] = [:]
+        for option in self { out[option.header.key] = option.header.value }
+        return out
+    }
+}
