@@ -55,7 +55,10 @@ let package = Package(
         ),
         .target(
             name: "Conformance",
-            dependencies: ["PolicyCore", "AuthzPolicy", "DecisionPoint", "PolicyLoading", "Documents", "ExtAuthz"],
+            dependencies: [
+                "PolicyCore", "AuthzPolicy", "DecisionPoint", "PolicyLoading", "Documents", "ExtAuthz",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             swiftSettings: strict
         ),
 

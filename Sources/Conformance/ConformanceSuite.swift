@@ -19,6 +19,7 @@ public enum ConformanceSuite {
     /// Every runner Warden has, by directory.
     public static let runners: [Runner] = [
         AuthzCaseRunner.runner,
+        ExtAuthzCaseRunner.runner,
     ]
 
     /// Runs every case file under `root` (or just `only`, a subdirectory name) and returns the results in a
