@@ -62,6 +62,9 @@ public final class AuthorizationServer: Sendable {
         return FileManager.default.fileExists(atPath: only, isDirectory: &isDirectory) && isDirectory.boolValue ? only : nil
     }
 
+    /// How long in-flight RPCs may take to finish after SIGTERM.
+    public var shutdownGracePeriod: Duration { .seconds(10) }
+
     /// Loads policies, binds both listeners, then serves until SIGTERM/SIGINT or cancellation.
     public func run(onReady: @escaping @Sendable (Bound) -> Void = { _ in }) async throws {
         store.reload()
@@ -88,18 +91,22 @@ public final class AuthorizationServer: Sendable {
         }.bind()
 
         let signals = SignalEvents()
+        let grpcTask = Task { try await grpcServer.serve() }
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await grpcServer.serve() }
             group.addTask { try await http.serve() }
             if let interval = configuration.watchInterval {
                 group.addTask { [store] in await store.watch(every: interval) }
             }
             if let decisionLog { group.addTask { await decisionLog.run() } }
 
-            guard let grpcAddress = try await grpcServer.listeningAddress else {
-                throw Diagnostic(code: "listen_error", message: "the gRPC listener did not bind")
+            let grpcPort: Int
+            do {
+                let address = try await grpcServer.listeningAddress
+                grpcPort = address?.ipv4?.port ?? address?.ipv6?.port ?? configuration.grpc.port
+            } catch {
+                grpcTask.cancel()
+                throw error
             }
-            let grpcPort = grpcAddress.ipv4?.port ?? grpcAddress.ipv6?.port ?? configuration.grpc.port
             let httpPort = http.port ?? configuration.http.port
             logger.info("gRPC listening on \(configuration.grpc.host):\(grpcPort)")
             logger.info("HTTP listening on \(configuration.http.host):\(httpPort)")
@@ -115,8 +122,14 @@ public final class AuthorizationServer: Sendable {
                 logger.info("shutting down")
                 break
             }
-            // In-flight RPCs finish; new ones are refused. Then the HTTP listener and background tasks stop.
+            // New RPCs are refused and in-flight ones finish, within a grace period; then everything stops.
             grpcServer.beginGracefulShutdown()
+            let grace = Task {
+                try? await Task.sleep(for: shutdownGracePeriod)
+                grpcTask.cancel()
+            }
+            _ = try? await grpcTask.value
+            grace.cancel()
             group.cancelAll()
         }
         decisionLog?.flush()
