@@ -37,7 +37,7 @@ let package = Package(
         // Pure engines.
         .target(name: "PolicyCore", swiftSettings: strict),
         .target(name: "AuthzPolicy", dependencies: ["PolicyCore"], swiftSettings: strict),
-        .target(name: "DecisionPoint", dependencies: ["PolicyCore", "AuthzPolicy"], swiftSettings: strict),
+        .target(name: "DecisionPoint", dependencies: ["PolicyCore", "AuthzPolicy", "Rego"], swiftSettings: strict),
         .target(
             name: "Rego",
             dependencies: ["PolicyCore", .product(name: "Crypto", package: "swift-crypto")],
@@ -52,13 +52,13 @@ let package = Package(
         ),
         .target(
             name: "PolicyLoading",
-            dependencies: ["PolicyCore", "AuthzPolicy", "DecisionPoint", "Documents"],
+            dependencies: ["PolicyCore", "AuthzPolicy", "DecisionPoint", "Documents", "Rego"],
             swiftSettings: strict
         ),
         .target(
             name: "Conformance",
             dependencies: [
-                "PolicyCore", "AuthzPolicy", "DecisionPoint", "PolicyLoading", "Documents", "ExtAuthz",
+                "PolicyCore", "AuthzPolicy", "DecisionPoint", "PolicyLoading", "Documents", "ExtAuthz", "Rego",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: strict
@@ -99,7 +99,7 @@ let package = Package(
             name: "warden",
             dependencies: [
                 "PolicyCore", "AuthzPolicy", "DecisionPoint", "Documents", "PolicyLoading", "Conformance",
-                "WardenServer",
+                "Rego", "WardenServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -142,6 +142,11 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "RegoTests", dependencies: ["Rego", "PolicyCore", "WardenTesting"], swiftSettings: strict),
+        .testTarget(
+            name: "RegoTests",
+            dependencies: ["Rego", "PolicyCore", "WardenTesting"],
+            exclude: ["Fixtures"],
+            swiftSettings: strict
+        ),
     ]
 )

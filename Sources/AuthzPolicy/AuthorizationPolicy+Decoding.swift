@@ -196,6 +196,14 @@ private struct PolicyReader {
 
     static let operationFields = ["hosts", "notHosts", "ports", "notPorts", "methods", "notMethods", "paths", "notPaths"]
 
+    /// A list of non-empty strings.
+    func values(_ fields: DocumentDecoder.Fields, _ key: String) -> [Located<String>] {
+        guard let n = fields[key] else { return [] }
+        let values = decoder.strings(n, at: fields.path(key)) ?? []
+        for v in values where v.value.isEmpty { decoder.invalid("empty value not allowed", at: v) }
+        return values
+    }
+
     func source(_ node: DocumentNode, at path: FieldPath) -> AuthorizationPolicy.Source? {
         guard let entry = decoder.fields(node, at: path, known: ["source"]) else { return nil }
         guard let sourceNode = entry["source"] else {
@@ -204,31 +212,25 @@ private struct PolicyReader {
         }
         let sourcePath = path / "source"
         guard let fields = decoder.fields(sourceNode, at: sourcePath, known: Self.sourceFields) else { return nil }
-        func list(_ key: String) -> [Located<String>] {
-            guard let n = fields[key] else { return [] }
-            let values = decoder.strings(n, at: fields.path(key)) ?? []
-            for v in values where v.value.isEmpty { decoder.invalid("empty value not allowed", at: v) }
-            return values
-        }
         var s = AuthorizationPolicy.Source()
-        let principals = list("principals"), notPrincipals = list("notPrincipals")
-        let namespaces = list("namespaces"), notNamespaces = list("notNamespaces")
-        let serviceAccounts = list("serviceAccounts"), notServiceAccounts = list("notServiceAccounts")
-        let trustDomains = list("trustDomains"), notTrustDomains = list("notTrustDomains")
+        let principals = values(fields, "principals"), notPrincipals = values(fields, "notPrincipals")
+        let namespaces = values(fields, "namespaces"), notNamespaces = values(fields, "notNamespaces")
+        let serviceAccounts = values(fields, "serviceAccounts"), notServiceAccounts = values(fields, "notServiceAccounts")
+        let trustDomains = values(fields, "trustDomains"), notTrustDomains = values(fields, "notTrustDomains")
         s.principals = principals.map(\.value)
         s.notPrincipals = notPrincipals.map(\.value)
-        s.requestPrincipals = list("requestPrincipals").map(\.value)
-        s.notRequestPrincipals = list("notRequestPrincipals").map(\.value)
+        s.requestPrincipals = values(fields, "requestPrincipals").map(\.value)
+        s.notRequestPrincipals = values(fields, "notRequestPrincipals").map(\.value)
         s.namespaces = namespaces.map(\.value)
         s.notNamespaces = notNamespaces.map(\.value)
         s.serviceAccounts = serviceAccounts.map(\.value)
         s.notServiceAccounts = notServiceAccounts.map(\.value)
         s.trustDomains = trustDomains.map(\.value)
         s.notTrustDomains = notTrustDomains.map(\.value)
-        s.ipBlocks = ipBlocks(list("ipBlocks"))
-        s.notIpBlocks = ipBlocks(list("notIpBlocks"))
-        s.remoteIpBlocks = ipBlocks(list("remoteIpBlocks"))
-        s.notRemoteIpBlocks = ipBlocks(list("notRemoteIpBlocks"))
+        s.ipBlocks = ipBlocks(values(fields, "ipBlocks"))
+        s.notIpBlocks = ipBlocks(values(fields, "notIpBlocks"))
+        s.remoteIpBlocks = ipBlocks(values(fields, "remoteIpBlocks"))
+        s.notRemoteIpBlocks = ipBlocks(values(fields, "notRemoteIpBlocks"))
         serviceAccountValues(serviceAccounts)
         serviceAccountValues(notServiceAccounts)
         trustDomainValues(trustDomains)
@@ -261,21 +263,15 @@ private struct PolicyReader {
         }
         let operationPath = path / "operation"
         guard let fields = decoder.fields(operationNode, at: operationPath, known: Self.operationFields) else { return nil }
-        func list(_ key: String) -> [Located<String>] {
-            guard let n = fields[key] else { return [] }
-            let values = decoder.strings(n, at: fields.path(key)) ?? []
-            for v in values where v.value.isEmpty { decoder.invalid("empty value not allowed", at: v) }
-            return values
-        }
         var o = AuthorizationPolicy.Operation()
-        o.hosts = list("hosts").map(\.value)
-        o.notHosts = list("notHosts").map(\.value)
-        o.ports = ports(list("ports"))
-        o.notPorts = ports(list("notPorts"))
-        o.methods = list("methods").map(\.value)
-        o.notMethods = list("notMethods").map(\.value)
-        o.paths = paths(list("paths"))
-        o.notPaths = paths(list("notPaths"))
+        o.hosts = values(fields, "hosts").map(\.value)
+        o.notHosts = values(fields, "notHosts").map(\.value)
+        o.ports = ports(values(fields, "ports"))
+        o.notPorts = ports(values(fields, "notPorts"))
+        o.methods = values(fields, "methods").map(\.value)
+        o.notMethods = values(fields, "notMethods").map(\.value)
+        o.paths = paths(values(fields, "paths"))
+        o.notPaths = paths(values(fields, "notPaths"))
         if fields.entries.allSatisfy({ entry in (fields[entry.key].flatMap { decoder.sequenceCount($0) } ?? 0) == 0 }) {
             decoder.invalid("`operation` must not be empty; remove the `to` entry to match any operation", at: operationNode, operationPath)
         }

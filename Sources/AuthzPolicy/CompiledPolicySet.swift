@@ -56,50 +56,52 @@ public struct CompiledPolicySet: Sendable {
     }
 
     /// Decides one request: CUSTOM, then DENY, then ALLOW; AUDIT marks and dry-run outcomes on the side.
-    public func decide(_ request: AuthzRequest, providers: some CustomProviders = NoCustomProviders()) -> DecisionResponse {
+    public func decide(_ request: AuthzRequest) -> DecisionResponse {
+        decide(request, asking: NoCustomProviders())
+    }
+
+    /// Decides one request, asking `providers` about matching CUSTOM policies.
+    public func decide(_ request: AuthzRequest, providers: any CustomProviders) -> DecisionResponse {
+        decide(request, asking: providers)
+    }
+
+    /// The decision itself, specialised for each kind of provider table so the common path carries no existential.
+    @inline(__always)
+    private func decide<Providers: CustomProviders>(_ request: AuthzRequest, asking providers: Providers) -> DecisionResponse {
         let bucket = self.bucket(for: request)
         let view = RequestView(request, lowercaseHost: bucket.readsHost)
         let candidates = bucket.candidates(request, view)
-        var response = DecisionResponse(decision: .deny, reason: .noAllowMatched)
-        if bucket.has(.audit) {
-            response.audits = candidates.allMatches(.audit, request, view).map { bucket.match($0) }
-        }
-        if bucket.hasDryRun {
-            response.dryRun = bucket.dryRunOutcomes(candidates, request, view)
-        }
+        // The response is assembled once at the end; building it field by field costs copies on this path.
+        let audits = bucket.has(.audit) ? candidates.allMatches(.audit, request, view).map { bucket.match($0) } : []
+        let dryRun = bucket.hasDryRun ? bucket.dryRunOutcomes(candidates, request, view) : []
+        var custom: [CustomCheck] = []
         if bucket.has(.custom) {
             for rule in candidates.allMatches(.custom, request, view) {
                 let match = bucket.match(rule)
                 let provider = bucket.policies[bucket.rules[Int(rule)].policy].provider ?? ""
-                if response.custom.contains(where: { $0.provider == provider }) { continue }
+                if custom.contains(where: { $0.provider == provider }) { continue }
                 let outcome = providers.check(provider: provider, request: request)
-                response.custom.append(CustomCheck(match: match, provider: provider, outcome: outcome))
+                custom.append(CustomCheck(match: match, provider: provider, outcome: outcome))
                 if !outcome.allowed {
-                    response.decision = .deny
-                    response.reason = outcome.failure == nil ? .customDenied : .customFailed
-                    response.decidedBy = match
-                    if let failure = outcome.failure { response.diagnostics.append(failure) }
-                    return response
+                    return DecisionResponse(
+                        decision: .deny, reason: outcome.failure == nil ? .customDenied : .customFailed, decidedBy: match,
+                        audits: audits, custom: custom, dryRun: dryRun, diagnostics: outcome.failure.map { [$0] } ?? [])
                 }
             }
         }
+        let decision: Decision, reason: DecisionReason, decidedBy: Int32?
         if let rule = candidates.firstMatch(.deny, request, view) {
-            response.decision = .deny
-            response.reason = .denyMatched
-            response.decidedBy = bucket.match(rule)
-            return response
+            (decision, reason, decidedBy) = (.deny, .denyMatched, rule)
+        } else if !candidates.anyAllowApplies {
+            (decision, reason, decidedBy) = (.allow, .noAllowPolicy, nil)
+        } else if let rule = candidates.firstMatch(.allow, request, view) {
+            (decision, reason, decidedBy) = (.allow, .allowMatched, rule)
+        } else {
+            (decision, reason, decidedBy) = (.deny, .noAllowMatched, nil)
         }
-        guard candidates.anyAllowApplies else {
-            response.decision = .allow
-            response.reason = .noAllowPolicy
-            return response
-        }
-        if let rule = candidates.firstMatch(.allow, request, view) {
-            response.decision = .allow
-            response.reason = .allowMatched
-            response.decidedBy = bucket.match(rule)
-        }
-        return response
+        return DecisionResponse(
+            decision: decision, reason: reason, decidedBy: decidedBy.map { bucket.match($0) }, audits: audits, custom: custom,
+            dryRun: dryRun)
     }
 
     /// The policies that apply to the request's workload, in evaluation order, with an account of every rule.
@@ -150,8 +152,11 @@ final class NamespaceBucket: Sendable {
 
     // Selector groups. Group 0 holds the policies without a selector (they apply to every workload).
     private let groupSelectors: [[(key: String, value: String)]]
-    /// Each group is indexed by the first label of its selector: label name → (label value → groups).
-    private let selectorKeys: StaticTable<StaticTable<[Int32]>>
+    /// Each group is indexed by the first label of its selector: (label name, label value) → a range of
+    /// `labelGroups`. A group whose selector has more labels is checked in full when its first label matches.
+    private let labelIndex: PairTable
+    private let labelGroups: Int32Table
+    private let groupLabelCount: Int32Table
     private let ruleGroups: Int32Table
     /// Groups holding an enforced ALLOW policy.
     private let allowGroups: [Int32]
@@ -196,11 +201,19 @@ final class NamespaceBucket: Sendable {
             }
         }
         groupSelectors = selectors
-        var byLabel: [String: [String: [Int32]]] = [:]
+        var byLabel: [[String]: [Int32]] = [:]
         for (g, selector) in selectors.enumerated() where !selector.isEmpty {
-            byLabel[selector[0].key, default: [:]][selector[0].value, default: []].append(Int32(g))
+            byLabel[[selector[0].key, selector[0].value], default: []].append(Int32(g))
         }
-        selectorKeys = StaticTable(byLabel.map { key, byValue in (key, StaticTable(byValue.map { ($0.key, $0.value) })) })
+        var flatGroups: [Int32] = []
+        var pairs: [(String, String, Int32, Int32)] = []
+        for (label, groups) in byLabel.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
+            pairs.append((label[0], label[1], Int32(flatGroups.count), Int32(flatGroups.count + groups.count)))
+            flatGroups += groups
+        }
+        labelIndex = PairTable(pairs)
+        labelGroups = Int32Table(flatGroups)
+        groupLabelCount = Int32Table(selectors.map { Int32($0.count) })
         ruleGroups = Int32Table(rules.map { policyGroup[$0.policy] })
         allowGroups = Array(Set(policies.indices.filter { policies[$0].action == .allow && !policies[$0].dryRun }.map { policyGroup[$0] })).sorted()
 
@@ -227,13 +240,15 @@ final class NamespaceBucket: Sendable {
     /// The selector groups and rule postings of one request, found without allocating in the common case.
     func candidates(_ request: AuthzRequest, _ view: RequestView) -> Candidates {
         var candidates = Candidates(bucket: self)
-        if !selectorKeys.isEmpty {
+        if !labelIndex.isEmpty {
             for (key, value) in request.destination.labels {
-                guard let k = selectorKeys.index(of: key), let v = selectorKeys.values[k].index(of: value) else { continue }
-                for g in selectorKeys.values[k].values[v] {
+                guard let (start, end) = labelIndex.range(key, value) else { continue }
+                for i in Int(start)..<Int(end) {
+                    let g = labelGroups[i]
                     // The indexed label matched; a selector with more labels needs the rest checked too.
-                    let selector = groupSelectors[Int(g)]
-                    if selector.count == 1 || selector.allSatisfy({ request.destination.labels[$0.key] == $0.value }) {
+                    if groupLabelCount[Int(g)] == 1
+                        || groupSelectors[Int(g)].allSatisfy({ request.destination.labels[$0.key] == $0.value })
+                    {
                         candidates.groups.insert(g)
                     }
                 }

@@ -102,3 +102,67 @@ final class StaticTable<Value: Sendable>: @unchecked Sendable {
         return h ^ (h >> 32)
     }
 }
+
+/// A read-only hash table keyed by pairs of strings (a label's name and value), looked up without joining them.
+final class PairTable: @unchecked Sendable {
+    private let firsts: ByteStore
+    private let seconds: ByteStore
+    private let hashes: UnsafeMutableBufferPointer<UInt64>
+    private let slots: UnsafeMutableBufferPointer<Int32>
+    private let payload: UnsafeMutableBufferPointer<(Int32, Int32)>
+    private let mask: Int
+    let count: Int
+
+    /// Entries are (first, second, payload); keys must be distinct.
+    init(_ entries: [(String, String, Int32, Int32)]) {
+        firsts = ByteStore(entries.map(\.0))
+        seconds = ByteStore(entries.map(\.1))
+        count = entries.count
+        var capacity = 8
+        while capacity < count * 2 { capacity <<= 1 }
+        mask = capacity - 1
+        hashes = .allocate(capacity: max(1, count))
+        payload = .allocate(capacity: max(1, count))
+        slots = .allocate(capacity: capacity)
+        slots.initialize(repeating: -1)
+        for i in 0..<count {
+            let h = Self.hash(firsts[i], seconds[i])
+            hashes[i] = h
+            payload[i] = (entries[i].2, entries[i].3)
+            var s = Int(truncatingIfNeeded: h) & mask
+            while slots[s] >= 0 { s = (s + 1) & mask }
+            slots[s] = Int32(i)
+        }
+    }
+
+    deinit {
+        hashes.deallocate()
+        slots.deallocate()
+        payload.deallocate()
+    }
+
+    var isEmpty: Bool { count == 0 }
+
+    @inline(__always)
+    func range(_ first: String, _ second: String) -> (Int32, Int32)? {
+        withBytes(first) { a in withBytes(second) { b in range(a, b) } }
+    }
+
+    @inline(__always)
+    func range(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> (Int32, Int32)? {
+        let h = Self.hash(a, b)
+        var s = Int(truncatingIfNeeded: h) & mask
+        while true {
+            let k = Int(slots[s])
+            if k < 0 { return nil }
+            if hashes[k] == h && bytesEqual(firsts[k], a) && bytesEqual(seconds[k], b) { return payload[k] }
+            s = (s + 1) & mask
+        }
+    }
+
+    @inline(__always)
+    private static func hash(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> UInt64 {
+        let x = StaticTable<Bool>.hash(a), y = StaticTable<Bool>.hash(b)
+        return (x ^ (y &* 0x9E37_79B9_7F4A_7C15)) &* 0xBF58_476D_1CE4_E5B9
+    }
+}

@@ -20,6 +20,7 @@ public enum ConformanceSuite {
     public static let runners: [Runner] = [
         AuthzCaseRunner.runner,
         ExtAuthzCaseRunner.runner,
+        RegoCaseRunner.runner,
     ]
 
     /// Runs every case file under `root` (or just `only`, a subdirectory name) and returns the results in a

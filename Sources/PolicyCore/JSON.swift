@@ -315,6 +315,8 @@ public enum JSONWriter {
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
+            case "\u{08}": out += "\\b"
+            case "\u{0C}": out += "\\f"
             case "<", ">", "&", "\u{2028}", "\u{2029}":
                 // Escaped as Go's encoding/json does, so output matches OPA byte for byte.
                 out += "\\u" + hex4(scalar.value)

@@ -87,7 +87,9 @@ extension Value: Hashable {
         case (.null, .null): true
         case (.bool(let a), .bool(let b)): a == b
         case (.number(let a), .number(let b)): a == b
-        case (.string(let a), .string(let b)): a == b
+        // Byte-wise, as OPA compares strings: Swift's `==` would equate canonically equivalent spellings
+        // (`é` and `e` + U+0301), which OPA keeps apart.
+        case (.string(let a), .string(let b)): sameBytes(a, b)
         case (.array(let a), .array(let b)): a == b
         case (.object(let a), .object(let b)): a == b
         case (.set(let a), .set(let b)): a == b
@@ -101,11 +103,17 @@ extension Value: Hashable {
         case .null: break
         case .bool(let b): hasher.combine(b)
         case .number(let n): hasher.combine(n)
+        // Swift's string hash is coarser than byte-wise equality (equal bytes always hash alike), so it serves.
         case .string(let s): hasher.combine(s)
         case .array(let a): hasher.combine(a)
         case .object(let o): hasher.combine(o)
         case .set(let s): hasher.combine(s)
         }
+    }
+
+    @inlinable
+    static func sameBytes(_ a: String, _ b: String) -> Bool {
+        a.utf8.count == b.utf8.count && a.utf8.elementsEqual(b.utf8)
     }
 
     /// The position of the value's kind in the total order.
@@ -139,7 +147,7 @@ extension Value: Comparable {
         case (.number(let a), .number(let b)):
             return Number.compare(a, b)
         case (.string(let a), .string(let b)):
-            return a == b ? 0 : (a.utf8.lexicographicallyPrecedes(b.utf8) ? -1 : 1)
+            return sameBytes(a, b) ? 0 : (a.utf8.lexicographicallyPrecedes(b.utf8) ? -1 : 1)
         case (.array(let a), .array(let b)):
             return compareSequences(a, b)
         case (.object(let a), .object(let b)):

@@ -15,6 +15,8 @@ struct Warden: AsyncParsableCommand {
             BenchCommand.self,
             ConformanceCommand.self,
             ServeCommand.self,
+            EvalCommand.self,
+            TestCommand.self,
         ]
     )
 

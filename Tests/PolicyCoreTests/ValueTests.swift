@@ -80,3 +80,13 @@ import Testing
         #expect(JSONWriter.string(try JSONReader.parse(text)) == text)
     }
 }
+
+@Suite struct StringEqualityTests {
+    @Test func stringsCompareByBytesNotCanonicalEquivalence() {
+        let composed: Value = "\u{E9}"
+        let decomposed: Value = "e\u{301}"
+        #expect(composed != decomposed)
+        #expect(Value.compare(composed, decomposed) != 0)
+        #expect(Set<Value>([composed, decomposed]).count == 2)
+    }
+}

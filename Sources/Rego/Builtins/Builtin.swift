@@ -11,6 +11,9 @@ public struct Builtin: Sendable {
     /// Whether the result can change between calls with equal operands (`time.now_ns`, `rand.intn`): such
     /// calls are never folded at compile time.
     public let isNondeterministic: Bool
+    /// The declared operand and result types, as OPA declares them, for the compiler's type checks and its
+    /// `rego_type_error` messages (`plus: invalid argument(s)` with `have:` and `want:` lines).
+    public let signature: BuiltinSignature?
     /// Returns the result, or nil when the call is undefined; throws for operand and runtime errors.
     public let implementation: @Sendable (_ operands: [Value], _ context: BuiltinContext) throws(BuiltinError) -> Value?
 
@@ -18,11 +21,13 @@ public struct Builtin: Sendable {
         _ name: String,
         arity: Int,
         nondeterministic: Bool = false,
+        signature: BuiltinSignature? = nil,
         _ implementation: @escaping @Sendable (_ operands: [Value], _ context: BuiltinContext) throws(BuiltinError) -> Value?
     ) {
         self.name = name
         self.arity = arity
         self.isNondeterministic = nondeterministic
+        self.signature = signature
         self.implementation = implementation
     }
 }
@@ -38,8 +43,12 @@ public struct BuiltinContext: Sendable {
 }
 
 /// A builtin that could not produce a value. `typeError` is OPA's `eval_type_error` (an operand of the wrong
-/// type); `builtinError` is `eval_builtin_error` (a well-typed operand the builtin cannot use). Outside strict
-/// mode OPA turns builtin errors into undefined; type errors always halt evaluation.
+/// type); `builtinError` is `eval_builtin_error` (a well-typed operand the builtin cannot use).
+///
+/// OPA treats both kinds alike at run time: the failing call is undefined and evaluation goes on. Outside strict
+/// mode the error is then forgotten; with `--strict-builtin-errors` the first error raised (in evaluation order)
+/// becomes the query's error once evaluation ends, even if the query had results. The evaluator prefixes the
+/// message with the builtin's name and the call's location: `t.rego:2: eval_builtin_error: div: divide by zero`.
 public struct BuiltinError: Error, Sendable, Hashable {
     public enum Kind: String, Sendable, Hashable {
         case typeError = "eval_type_error"

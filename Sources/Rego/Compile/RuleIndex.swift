@@ -1,0 +1,163 @@
+import PolicyCore
+
+/// Picks the rules of a group worth evaluating for an input, from the equalities their bodies require of it
+/// (`input.method == "GET"`, `input.path = "/a"`, `input.role in {"admin", "ops"}`): a tree of hash lookups on
+/// input paths, so a group of hundreds of rules evaluates only the few whose conditions can hold.
+///
+/// The index only prunes: every candidate's body is still evaluated in full, so a rule the index keeps is
+/// checked exactly as without it.
+final class RuleIndex: Sendable {
+    indirect enum Node: Sendable {
+        /// Candidate rules, by position in the group, in order.
+        case leaf([Int])
+        /// Looks up the value at `path` in `input`: its rules, or `otherwise` when it is undefined or unlisted.
+        case branch(path: [Value], table: [Value: Node], otherwise: Node)
+    }
+
+    let root: Node
+
+    init(root: Node) { self.root = root }
+
+    func candidates(input: Value?) -> [Int] {
+        var node = root
+        while true {
+            switch node {
+            case .leaf(let rules):
+                return rules
+            case .branch(let path, let table, let otherwise):
+                if let value = RuleIndex.lookup(input, path), let next = table[value] {
+                    node = next
+                } else {
+                    node = otherwise
+                }
+            }
+        }
+    }
+
+    static func lookup(_ input: Value?, _ path: [Value]) -> Value? {
+        guard var value = input else { return nil }
+        for key in path {
+            switch value {
+            case .object(let o):
+                guard let v = o[key] else { return nil }
+                value = v
+            case .array(let a):
+                guard case .number(let n) = key, let i = n.intValue, i >= 0, i < a.count else { return nil }
+                value = a[i]
+            default:
+                return nil
+            }
+        }
+        return value
+    }
+
+    // MARK: - Building
+
+    /// What one rule requires: input paths and the values allowed there.
+    typealias Constraints = [[Value]: Set<Value>]
+
+    /// An index for rules with these constraints; nil when no constraint would prune anything.
+    static func build(_ constraints: [Constraints?]) -> RuleIndex? {
+        let all = Array(constraints.indices)
+        guard constraints.count >= 2, constraints.contains(where: { !($0?.isEmpty ?? true) }) else { return nil }
+        return RuleIndex(root: node(all, constraints, used: [], depth: 0))
+    }
+
+    private static func node(_ rules: [Int], _ constraints: [Constraints?], used: Set<[Value]>, depth: Int) -> Node {
+        guard rules.count >= 2, depth < 4 else { return .leaf(rules) }
+        // The path the most rules constrain.
+        var counts: [[Value]: Int] = [:]
+        for r in rules {
+            for path in (constraints[r] ?? [:]).keys where !used.contains(path) { counts[path, default: 0] += 1 }
+        }
+        guard let best = counts.max(by: { a, b in a.value < b.value || (a.value == b.value && lessPath(b.key, a.key)) })
+        else {
+            return .leaf(rules)
+        }
+        let path = best.key
+        var byValue: [Value: [Int]] = [:]
+        var unconstrained: [Int] = []
+        for r in rules {
+            if let values = constraints[r]?[path] {
+                for v in values { byValue[v, default: []].append(r) }
+            } else {
+                unconstrained.append(r)
+            }
+        }
+        var table: [Value: Node] = [:]
+        let nextUsed = used.union([path])
+        for (value, constrained) in byValue {
+            let merged = (constrained + unconstrained).sorted()
+            table[value] = node(merged, constraints, used: nextUsed, depth: depth + 1)
+        }
+        let otherwise = node(unconstrained, constraints, used: nextUsed, depth: depth + 1)
+        return .branch(path: path, table: table, otherwise: otherwise)
+    }
+
+    private static func lessPath(_ a: [Value], _ b: [Value]) -> Bool {
+        Value.compare(.array(a), .array(b)) < 0
+    }
+
+    /// The equalities on input a rule's body requires. Rules with `else` have none: their other clauses run
+    /// exactly when the first fails.
+    static func constraints(of rule: CompiledRule) -> Constraints? {
+        guard rule.clauses.count == 1 else { return nil }
+        var out: Constraints = [:]
+        for literal in rule.clauses[0].body {
+            guard let (path, values) = requirement(literal.step) else { continue }
+            if let existing = out[path] {
+                out[path] = existing.intersection(values)
+            } else {
+                out[path] = values
+            }
+        }
+        return out
+    }
+
+    private static func requirement(_ step: Step) -> ([Value], Set<Value>)? {
+        switch step {
+        case .unify(let a, let b):
+            return equality(a, b)
+        case .call(let target, let args, let output, _):
+            guard output == nil, args.count == 2 else { return nil }
+            switch target {
+            case .compare(.equal):
+                return equality(args[0], args[1])
+            case .member:
+                guard let path = inputPath(args[0]), let collection = args[1].constantValue else { return nil }
+                switch collection {
+                case .array(let items): return (path, Set(items))
+                case .set(let items): return (path, items)
+                case .object(let members): return (path, Set(members.values))
+                default: return nil
+                }
+            default:
+                return nil
+            }
+        default:
+            return nil
+        }
+    }
+
+    private static func equality(_ a: Operand, _ b: Operand) -> ([Value], Set<Value>)? {
+        if let path = inputPath(a), let v = b.constantValue { return (path, [v]) }
+        if let path = inputPath(b), let v = a.constantValue { return (path, [v]) }
+        return nil
+    }
+
+    private static func inputPath(_ op: Operand) -> [Value]? {
+        switch op {
+        case .input:
+            return []
+        case .ref(.input, let parts):
+            var path: [Value] = []
+            for p in parts {
+                guard let v = p.constantValue else { return nil }
+                path.append(v)
+            }
+            return path
+        default:
+            return nil
+        }
+    }
+}

@@ -1,0 +1,102 @@
+import PolicyCore
+
+/// `with`: literals evaluated with `input`, parts of `data`, or functions replaced. Values computed inside a
+/// `with` scope are kept apart from those outside it.
+extension Evaluator {
+    func evalWith(_ bindings: [WithBinding], _ inner: [Literal], _ k: Continuation) throws(EvalSignal) {
+        var newInput = input
+        var newData = dataOverrides
+        var newFunctions = functionOverrides
+        for binding in bindings {
+            switch binding.replacement {
+            case .value(let op):
+                var replacement: Value?
+                try eval(op) { (v) throws(EvalSignal) in
+                    if replacement == nil { replacement = v }
+                }
+                // An undefined replacement makes the expression undefined.
+                guard let replacement else { return }
+                switch binding.target {
+                case .input(let path):
+                    newInput = path.isEmpty ? replacement : Evaluator.upsert(newInput ?? Value.emptyObject, path[...], replacement)
+                case .data(let path):
+                    newData[path] = replacement
+                case .function(let key):
+                    newFunctions[key] = .value(replacement)
+                }
+            case .function(let target):
+                if case .function(let key) = binding.target { newFunctions[key] = .target(target) }
+            }
+        }
+        var saved = WithScope(input: newInput, data: newData, functions: newFunctions, cache: ContiguousArray(repeating: .empty, count: nodes.count))
+        swapScope(&saved)
+        defer { swapScope(&saved) }
+        try evalBody(inner, 0) { () throws(EvalSignal) in
+            // The rest of the query runs outside the `with`.
+            self.swapScope(&saved)
+            defer { self.swapScope(&saved) }
+            try k()
+        }
+    }
+
+    struct WithScope {
+        var input: Value?
+        var data: [[Value]: Value]
+        var functions: [FunctionKey: FunctionReplacement]
+        var cache: ContiguousArray<CacheEntry>
+    }
+
+    private func swapScope(_ other: inout WithScope) {
+        swap(&input, &other.input)
+        swap(&dataOverrides, &other.data)
+        swap(&functionOverrides, &other.functions)
+        swap(&cache, &other.cache)
+    }
+
+    /// The replacement that covers `path` (the deepest one at or above it), if any: `.some(nil)` when it
+    /// makes the path undefined.
+    func overriddenValue(at path: [Value]) -> Value?? {
+        var best: (length: Int, value: Value)?
+        for (target, value) in dataOverrides where target.count <= path.count && path.starts(with: target) {
+            if best == nil || target.count > best!.length { best = (target.count, value) }
+        }
+        guard let best else { return nil }
+        var current = best.value
+        for key in path[best.length...] {
+            guard let child = Evaluator.lookup(current, key) else { return .some(nil) }
+            current = child
+        }
+        return .some(current)
+    }
+
+    /// Applies replacements below a node that its child nodes do not cover (paths into rule values or base
+    /// documents).
+    func patchOverridesBelow(_ node: RuleNode, _ value: Value?) -> Value? {
+        var result = value
+        let depth = node.path.count
+        for (target, replacement) in dataOverrides
+        where target.count > depth && target.starts(with: node.path) && node.children[target[depth]] == nil {
+            result = Evaluator.upsert(result ?? Value.emptyObject, target[depth...], replacement)
+        }
+        return result
+    }
+
+    /// A base document at `path` with the replacements below it applied.
+    func patchOverrides(below path: [Value], _ value: Value?) -> Value? {
+        var result = value
+        for (target, replacement) in dataOverrides where target.starts(with: path) {
+            result = Evaluator.upsert(result ?? Value.emptyObject, target[path.count...], replacement)
+        }
+        return result
+    }
+
+    /// `value` with `replacement` put at `path`, creating objects along the way.
+    static func upsert(_ value: Value, _ path: ArraySlice<Value>, _ replacement: Value) -> Value {
+        guard let key = path.first else { return replacement }
+        var object: [Value: Value]
+        if case .object(let o) = value { object = o } else { object = [:] }
+        let child = object[key] ?? Value.emptyObject
+        object[key] = upsert(child, path.dropFirst(), replacement)
+        return .object(object)
+    }
+}
