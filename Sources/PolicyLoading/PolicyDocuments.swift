@@ -9,7 +9,7 @@ public struct PolicyDocuments: Sendable {
     public let directory: String
     public let extensions: Set<String>
 
-    public init(directory: String, extensions: Set<String> = PolicyLoader.documentExtensions) {
+    public init(directory: String, extensions: Set<String> = PolicyLoader.ruleExtensions) {
         self.directory = directory.hasSuffix("/") && directory.count > 1 ? String(directory.dropLast()) : directory
         self.extensions = extensions
     }

@@ -19,6 +19,8 @@ public final class PolicyStore: Sendable {
         public var loadedAt: Date?
         public var files: [String]
         public var policies: Int
+        /// Rego modules in the serving set.
+        public var modules: Int
         /// The errors of the last load that failed, if it failed after the last success.
         public var lastError: [Diagnostic]
         public var lastErrorAt: Date?
@@ -45,7 +47,7 @@ public final class PolicyStore: Sendable {
     private let observers: Mutex<[@Sendable (Outcome) -> Void]>
 
     struct State {
-        var status = Status(files: [], policies: 0, lastError: [], reloads: 0, failures: 0)
+        var status = Status(files: [], policies: 0, modules: 0, lastError: [], reloads: 0, failures: 0)
         var fingerprint: [String: FileStamp]?
     }
 
@@ -94,6 +96,7 @@ public final class PolicyStore: Sendable {
                 $0.status.loadedAt = Date()
                 $0.status.files = installed.sources
                 $0.status.policies = installed.authorization.policies.count
+                $0.status.modules = installed.moduleCount
                 $0.status.lastError = []
                 $0.status.lastErrorAt = nil
                 $0.status.reloads += 1
@@ -153,7 +156,7 @@ public final class PolicyStore: Sendable {
     /// Every rule file's size and modification time; a changed, added or removed file changes it.
     static func fingerprint(_ paths: [String]) -> [String: FileStamp] {
         var out: [String: FileStamp] = [:]
-        for file in DocumentFiles.expand(paths.filter(DocumentFiles.exists), extensions: PolicyLoader.documentExtensions) {
+        for file in DocumentFiles.expand(paths.filter(DocumentFiles.exists), extensions: PolicyLoader.ruleExtensions) {
             guard let attributes = try? FileManager.default.attributesOfItem(atPath: file) else { continue }
             let size = (attributes[.size] as? NSNumber)?.uint64Value ?? 0
             let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0

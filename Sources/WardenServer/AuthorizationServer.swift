@@ -32,7 +32,8 @@ public final class AuthorizationServer: Sendable {
         metrics = ServerMetrics()
         decisionLog = try configuration.decisionLog.map { try DecisionLog(destination: $0) }
         let loader = PolicyLoader(options: .init(
-            rootNamespace: configuration.rootNamespace, defaultNamespace: configuration.defaultNamespace))
+            rootNamespace: configuration.rootNamespace, defaultNamespace: configuration.defaultNamespace,
+            providers: configuration.providers))
         store = PolicyStore(paths: configuration.policyPaths, loader: loader)
         handler = CheckHandler(
             decisionPoint: store.decisionPoint, mapper: CheckRequestMapper(options: configuration.mapperOptions),
@@ -41,10 +42,11 @@ public final class AuthorizationServer: Sendable {
         store.observe { outcome in
             switch outcome {
             case .installed(let snapshot, let warnings):
-                metrics.recordReload(policies: snapshot.authorization.policies.count, revision: snapshot.revision)
+                metrics.recordReload(
+                    policies: snapshot.authorization.policies.count, modules: snapshot.moduleCount, revision: snapshot.revision)
                 for warning in warnings { logger.warning(warning.description) }
                 logger.info(
-                    "loaded revision \(snapshot.revision): \(snapshot.authorization.policies.count) policies from \(snapshot.sources.count) files")
+                    "loaded revision \(snapshot.revision): \(snapshot.authorization.policies.count) policies and \(snapshot.moduleCount) Rego modules from \(snapshot.sources.count) files")
             case .refused(let errors):
                 metrics.recordReloadFailure()
                 logger.error("policies not loaded; the last good set keeps serving:")

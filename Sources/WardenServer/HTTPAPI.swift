@@ -3,6 +3,7 @@ import ExtAuthz
 import Foundation
 import PolicyCore
 import PolicyLoading
+import Rego
 
 /// The HTTP listener's routes: ext_authz's HTTP mode, OPA's REST API for policies, health, status and metrics.
 /// Every route is a function from a request to a response, tested without sockets.
@@ -56,9 +57,10 @@ public struct HTTPAPI: Sendable {
             }
         }
         if path == "/v1/data" || path.hasPrefix("/v1/data/") {
-            return .error(
-                501, code: "not_implemented",
-                message: "the data API evaluates Rego, which this build of the server does not include yet")
+            switch request.method {
+            case "GET", "POST": return data(request)
+            default: return methodNotAllowed(request)
+            }
         }
         return .error(404, code: "resource_not_found", message: "no route for \(request.method) `\(path)`")
     }
@@ -113,6 +115,7 @@ public struct HTTPAPI: Sendable {
             "revision": status.revision.map(Value.int) ?? .null,
             "loaded_at": status.loadedAt.map { .string(DecisionLog.timestamp($0)) } ?? .null,
             "policies": .int(status.policies),
+            "rego_modules": .int(status.modules),
             "files": .array(status.files.map(Value.string)),
             "reloads": .int(status.reloads),
             "reload_failures": .int(status.failures),
@@ -138,19 +141,17 @@ public struct HTTPAPI: Sendable {
         return .json(200, ["result": ["id": .string(document.id), "raw": .string(document.text)]])
     }
 
-    /// AuthorizationPolicy documents (YAML or JSON) are validated with the whole set, written into the policies
-    /// directory, and loaded; Rego modules need the Rego engine.
+    /// A Rego module (`text/plain`, as OPA takes it, or an id ending in `.rego`) or an AuthorizationPolicy document
+    /// (`application/yaml` or `application/json`) is validated with the whole set, written into the policies
+    /// directory, and loaded.
     func putPolicy(_ id: String, _ request: HTTPRequest) -> HTTPResponse {
         guard let documents else { return noDirectory() }
         let contentType = request.header("content-type")?.lowercased() ?? ""
-        let isJSON = contentType.contains("json")
-        let isDocument = isJSON || contentType.contains("yaml") || ["yaml", "yml", "json"].contains((id as NSString).pathExtension)
-        guard isDocument else {
-            return .error(
-                415, code: "invalid_parameter",
-                message: "send AuthorizationPolicy documents as application/yaml or application/json; Rego modules are not supported by this build")
-        }
-        guard let file = documents.file(for: id, defaultExtension: isJSON ? "json" : "yaml") else {
+        let ext = (id as NSString).pathExtension
+        let isJSON = contentType.contains("json") || ext == "json"
+        let isDocument = isJSON || contentType.contains("yaml") || ["yaml", "yml"].contains(ext)
+        let defaultExtension = isDocument ? (isJSON ? "json" : "yaml") : PolicyLoader.regoExtension
+        guard let file = documents.file(for: id, defaultExtension: defaultExtension) else {
             return .error(400, code: "invalid_parameter", message: "invalid policy id `\(id)`")
         }
         guard let text = String(validating: request.body, as: UTF8.self) else {
@@ -162,6 +163,60 @@ public struct HTTPAPI: Sendable {
             return updateError(error)
         }
         return .json(200, [:])
+    }
+
+    // MARK: - Data (OPA's /v1/data)
+
+    /// Evaluates the document at the path below `data` with the request's input: `{"result": ...}`, or `{}` when
+    /// it is undefined. POST takes `{"input": ...}` as its body; GET takes `?input=<json>`.
+    func data(_ request: HTTPRequest) -> HTTPResponse {
+        let rest = request.path.dropFirst("/v1/data".count)
+        let parts = rest.split(separator: "/").map { String($0).removingPercentEncoding ?? String($0) }
+        var input: Value?
+        let body = request.method == "POST" ? request.body : Array((request.queryParameter("input") ?? "").utf8)
+        if !body.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
+            let parsed: Value
+            do {
+                parsed = try JSONReader.parse(body)
+            } catch {
+                return .error(400, code: "invalid_parameter", message: "body contains malformed input document: \(error)")
+            }
+            if request.method == "POST" {
+                guard case .object = parsed else {
+                    return .error(400, code: "invalid_parameter", message: "the body must be an object: {\"input\": ...}")
+                }
+                input = parsed["input"]
+            } else {
+                input = parsed
+            }
+        }
+        guard let snapshot = handler.decisionPoint.snapshot else {
+            return .error(503, code: "unavailable", message: "policies are not loaded yet")
+        }
+        let policies: RegoPolicySet
+        if let rego = snapshot.rego {
+            policies = rego
+        } else {
+            do {
+                policies = try RegoPolicySet.compile(modules: [])
+            } catch {
+                return .error(500, code: "internal_error", message: error.description)
+            }
+        }
+        let query: RegoQuery
+        do {
+            query = try policies.prepare(path: parts)
+        } catch {
+            return .error(400, code: "invalid_parameter", message: "invalid data path `\(rest)`", errors: error.diagnostics)
+        }
+        switch query.evaluateValue(input: input) {
+        case .undefined:
+            return .json(200, [:])
+        case .value(let value):
+            return .json(200, ["result": value])
+        case .error(let problem):
+            return .error(500, code: "internal_error", message: problem.description, errors: [problem])
+        }
     }
 
     func deletePolicy(_ id: String) -> HTTPResponse {

@@ -12,6 +12,7 @@ import PolicyCore
 /// policies: {paths: [policies], root_namespace: istio-system, default_namespace: default, watch_interval_ms: 1000}
 /// request: {trusted_proxies: 0, merge_slashes: true, decode_escaped_slashes: false,
 ///           verified_claims_header: false, destination_namespace: default, destination_labels: {app: api}}
+/// providers: {opa: {path: envoy/authz/allow}}   # CUSTOM providers: the Rego rule each evaluates
 /// decision_log: stdout          # or a file path, or off
 /// log_level: info               # debug, info, warning, error
 /// ```
@@ -72,12 +73,14 @@ public struct ServerConfiguration: Sendable {
     public var verifiedClaimsHeader: String?
     public var destinationNamespace: String?
     public var destinationLabels: [String: String] = [:]
+    /// CUSTOM providers: name → Rego rule path. Unlisted names evaluate `envoy/authz/allow`.
+    public var providers: [String: String] = [:]
     public var decisionLog: DecisionLog.Destination? = .standardOutput
     public var logLevel = LogLevel.info
 
     public init() {}
 
-    static let topLevel = ["grpc", "http", "policies", "request", "decision_log", "log_level"]
+    static let topLevel = ["grpc", "http", "policies", "request", "providers", "decision_log", "log_level"]
 
     /// Reads a configuration file over the defaults; returns every problem found.
     public static func load(file: String) -> (ServerConfiguration?, [Diagnostic]) {
@@ -185,6 +188,28 @@ public struct ServerConfiguration: Sendable {
                 config.destinationLabels = m.mapValues(\.value)
             }
         }
+        if let n = top["providers"] {
+            switch n.content {
+            case .mapping(let entries):
+                for entry in entries {
+                    let path = top.path("providers") / entry.key
+                    guard let f = d.fields(entry.value, at: path, known: ["path"]) else { continue }
+                    guard let node = f["path"] else {
+                        d.report(Diagnostic.Code.missingField, "a provider needs `path`, the Rego rule it evaluates", span: entry.value.span, path: path)
+                        continue
+                    }
+                    if let rule = d.string(node, at: f.path("path")) {
+                        if RegoRulePath.isValid(rule.value) {
+                            config.providers[entry.key] = rule.value
+                        } else {
+                            d.invalid("expected a rule path such as `envoy/authz/allow`, found `\(rule.value)`", at: rule)
+                        }
+                    }
+                }
+            default:
+                d.mismatch(n, top.path("providers"), expected: "an object of providers")
+            }
+        }
         if let n = top["decision_log"], let s = d.string(n, at: top.path("decision_log")) {
             config.decisionLog = Self.decisionLog(s.value, relativeTo: relative)
         }
@@ -215,5 +240,15 @@ public struct ServerConfiguration: Sendable {
             verifiedClaimsHeader: verifiedClaimsHeader,
             destinationNamespace: destinationNamespace,
             destinationLabels: destinationLabels)
+    }
+}
+
+/// A Rego rule path as providers name them: `envoy/authz/allow` (dots also accepted, `data.` optional).
+enum RegoRulePath {
+    static func isValid(_ path: String) -> Bool {
+        let parts = path.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "/" || $0 == "." })
+        return !parts.isEmpty && parts.allSatisfy { part in
+            !part.isEmpty && part.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }
+        }
     }
 }

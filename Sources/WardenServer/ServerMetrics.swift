@@ -12,6 +12,7 @@ public final class ServerMetrics: Sendable {
     private let reloads: Counter
     private let reloadFailures: Counter
     private let loadedPolicies: Gauge
+    private let loadedModules: Gauge
     private let revision: Gauge
     private let ready: Gauge
 
@@ -53,6 +54,8 @@ public final class ServerMetrics: Sendable {
                 "policy_reload_failures", unit: "total", help: "Policy loads refused because a file had errors."))
         loadedPolicies = registry.makeGauge(
             descriptor: Self.name("policies_loaded", help: "AuthorizationPolicies in the serving policy set."))
+        loadedModules = registry.makeGauge(
+            descriptor: Self.name("rego_modules_loaded", help: "Rego modules in the serving policy set."))
         revision = registry.makeGauge(
             descriptor: Self.name("policy_revision", help: "Revision of the serving policy set."))
         ready = registry.makeGauge(descriptor: Self.name("ready", help: "1 once a policy set is loaded."))
@@ -68,9 +71,10 @@ public final class ServerMetrics: Sendable {
         latency.record(duration)
     }
 
-    public func recordReload(policies: Int, revision: Int) {
+    public func recordReload(policies: Int, modules: Int = 0, revision: Int) {
         reloads.increment()
         loadedPolicies.set(to: Double(policies))
+        loadedModules.set(to: Double(modules))
         self.revision.set(to: Double(revision))
         ready.set(to: 1)
     }

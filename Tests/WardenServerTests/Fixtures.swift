@@ -2,6 +2,8 @@ import AuthzPolicy
 import DecisionPoint
 import ExtAuthz
 import Foundation
+import GRPCCore
+import GRPCInProcessTransport
 import PolicyCore
 import PolicyLoading
 @testable import WardenServer
@@ -84,3 +86,45 @@ extension Array where Element == Envoy_Config_Core_V3_HeaderValueOption {
         return out
     }
 }
+
+/// The gRPC services over grpc-swift's in-process transport: real serialization and routing, no sockets.
+func withInProcessServices<T: Sendable>(
+    _ snapshot: PolicySnapshot?,
+    _ body: @Sendable (Envoy_Service_Auth_V3_Authorization.Client<InProcessTransport.Client>,
+                       Grpc_Health_V1_Health.Client<InProcessTransport.Client>) async throws -> T
+) async throws -> T {
+    let handler = makeHandler(snapshot)
+    let transport = InProcessTransport()
+    let ready = snapshot != nil
+    return try await withGRPCServer(
+        transport: transport.server,
+        services: [AuthorizationService(handler: handler), HealthService { ready }]
+    ) { _ in
+        try await withGRPCClient(transport: transport.client) { client in
+            try await body(
+                Envoy_Service_Auth_V3_Authorization.Client(wrapping: client), Grpc_Health_V1_Health.Client(wrapping: client))
+        }
+    }
+}
+
+/// An OPA-Envoy policy: users named `user-*` may call `/ext/...` (their name is passed upstream); everyone else
+/// gets 401 with a challenge and a body.
+let extRego = """
+    package envoy.authz
+
+    import rego.v1
+
+    default allow := {
+    	"allowed": false,
+    	"http_status": 401,
+    	"body": "sign in first",
+    	"headers": {"www-authenticate": "Bearer realm=\\"api\\""},
+    }
+
+    allow := {"allowed": true, "headers": {"x-user": user}, "request_headers_to_remove": ["x-user-token"]} if {
+    	user := input.attributes.request.http.headers["x-user"]
+    	input.parsed_path[0] == "ext"
+    	startswith(user, "user-")
+    	input.attributes.source.principal == "spiffe://cluster.local/ns/frontend/sa/web"
+    }
+    """

@@ -13,17 +13,7 @@ import Testing
         _ body: @Sendable (Envoy_Service_Auth_V3_Authorization.Client<InProcessTransport.Client>,
                            Grpc_Health_V1_Health.Client<InProcessTransport.Client>) async throws -> T
     ) async throws -> T {
-        let handler = makeHandler(snapshot)
-        let transport = InProcessTransport()
-        let ready = snapshot != nil
-        return try await withGRPCServer(
-            transport: transport.server,
-            services: [AuthorizationService(handler: handler), HealthService { ready }]
-        ) { _ in
-            try await withGRPCClient(transport: transport.client) { client in
-                try await body(Envoy_Service_Auth_V3_Authorization.Client(wrapping: client), Grpc_Health_V1_Health.Client(wrapping: client))
-            }
-        }
+        try await withInProcessServices(snapshot, body)
     }
 
     @Test func allowsWhatAnAllowPolicyMatches() async throws {

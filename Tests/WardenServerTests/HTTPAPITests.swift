@@ -133,10 +133,44 @@ struct APIHarness {
         }
     }
 
-    @Test func regoModulesNeedTheRegoEngine() async throws {
+    @Test func regoModulesAreValidatedWrittenAndQueried() async throws {
         let harness = try APIHarness()
-        let response = await harness.send("PUT", "/v1/policies/authz", body: "package envoy.authz\n", headers: [("content-type", "text/plain")])
-        #expect(response.status == 415)
+        harness.store.reload()
+        let broken = await harness.send("PUT", "/v1/policies/authz", body: "package envoy.authz\n\nallow if {\n", headers: [("content-type", "text/plain")])
+        #expect(broken.status == 400)
+        let report = try JSONReader.parse(broken.bodyText)
+        #expect(report["errors"]?.arrayValue?.first?["code"] == "rego_parse_error")
+        #expect(report["errors"]?.arrayValue?.first?["location"]?["file"] == .string(harness.directory.path + "/authz.rego"))
+        #expect(!FileManager.default.fileExists(atPath: harness.directory.path + "/authz.rego"))
+
+        let module = """
+            package envoy.authz
+
+            import rego.v1
+
+            default allow := false
+
+            allow if input.attributes.request.http.method == "GET"
+
+            names contains name if some name in input.names
+            """
+        #expect(await harness.send("PUT", "/v1/policies/authz", body: module, headers: [("content-type", "text/plain")]).status == 200)
+        #expect(FileManager.default.fileExists(atPath: harness.directory.path + "/authz.rego"))
+        let status = try JSONReader.parse(await harness.send("GET", "/v1/status").bodyText)
+        #expect(status["result"]?["rego_modules"] == 1)
+
+        let allowed = await harness.send(
+            "POST", "/v1/data/envoy/authz/allow", body: #"{"input": {"attributes": {"request": {"http": {"method": "GET"}}}}}"#)
+        #expect(try JSONReader.parse(allowed.bodyText) == ["result": true])
+        let denied = await harness.send("POST", "/v1/data/envoy/authz/allow", body: #"{"input": {}}"#)
+        #expect(try JSONReader.parse(denied.bodyText) == ["result": false])
+        let set = await harness.send("GET", "/v1/data/envoy/authz/names?input=%7B%22names%22%3A%5B%22b%22%2C%22a%22%5D%7D")
+        #expect(try JSONReader.parse(set.bodyText) == ["result": ["a", "b"]])
+        let undefined = await harness.send("POST", "/v1/data/envoy/authz/nothing")
+        #expect(try JSONReader.parse(undefined.bodyText) == [:])
+        let whole = try JSONReader.parse(await harness.send("GET", "/v1/data").bodyText)
+        #expect(whole["result"]?["envoy"]?["authz"]?["allow"] == false)
+        #expect(await harness.send("POST", "/v1/data/x", body: "{nope").status == 400)
     }
 
     @Test func metricsCountDecisionsAndReloads() async throws {
