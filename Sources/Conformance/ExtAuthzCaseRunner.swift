@@ -3,6 +3,7 @@ import DecisionPoint
 import ExtAuthz
 import PolicyCore
 import PolicyLoading
+import Rego
 import SwiftProtobuf
 
 /// Runs `conformance/extauthz/*.yaml`: an Envoy `CheckRequest` (protobuf's JSON mapping) decided against
@@ -15,6 +16,8 @@ import SwiftProtobuf
 ///   options: {trusted_proxies: 1, merge_slashes: false, decode_escaped_slashes: true,
 ///             verified_claims_header: true, destination_namespace: ns, destination_labels: {app: x}}
 ///   provider_decisions: {ext: {allowed: false, http_status: 401}}   # what a CUSTOM provider's rule returns
+///   modules: ["package envoy.authz ..."]          # or: Rego modules the providers evaluate
+///   provider_paths: {ext: team/authz/allow}      # rule per provider (default envoy/authz/allow)
 ///   check_request: {attributes: {request: {http: {method: GET, path: /admin}}}}
 ///   want_attributes: {request.path: /admin}      # optional: these flat attributes, exactly
 ///   want_response: {status: {code: 7}, deniedResponse: {...}}
@@ -23,7 +26,8 @@ public enum ExtAuthzCaseRunner {
     public static let runner = ConformanceSuite.Runner(directory: "extauthz") { file in run(file) }
 
     static let caseFields = [
-        "note", "policies", "options", "provider_decisions", "check_request", "want_attributes", "want_response",
+        "note", "policies", "options", "provider_decisions", "modules", "provider_paths", "check_request",
+        "want_attributes", "want_response",
     ]
     static let optionFields = [
         "trusted_proxies", "merge_slashes", "decode_escaped_slashes", "verified_claims_header", "destination_namespace",
@@ -77,6 +81,25 @@ public enum ExtAuthzCaseRunner {
         var providers: [String: any CustomProvider] = [:]
         if case .object(let decisions)? = fields["provider_decisions"]?.value {
             for (name, decision) in decisions { providers[name.stringValue ?? ""] = DecisionProvider(decision: decision) }
+        }
+        if let modulesNode = fields["modules"] {
+            guard case .array(let texts) = modulesNode.value else { return fail("`modules` must be a list of Rego texts") }
+            let sources = texts.enumerated().map { RegoModuleSource(path: "module\($0.offset).rego", text: $0.element.stringValue ?? "") }
+            let rego: RegoPolicySet
+            do {
+                rego = try RegoPolicySet.compile(modules: sources)
+            } catch {
+                return fail("modules did not compile: \(error)")
+            }
+            var paths: [String: String] = [:]
+            if case .object(let configured)? = fields["provider_paths"]?.value {
+                for (k, v) in configured { paths[k.stringValue ?? ""] = v.stringValue }
+            }
+            var names = Set(paths.keys)
+            for policy in policies { if let name = policy.provider { names.insert(name) } }
+            for name in names {
+                providers[name] = RegoProvider(name: name, path: paths[name] ?? RegoProvider.defaultPath, policies: rego)
+            }
         }
 
         guard let requestNode = fields["check_request"], let want = fields["want_response"] else {

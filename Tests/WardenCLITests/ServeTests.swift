@@ -147,6 +147,52 @@ func withClient<T: Sendable>(
         #expect(status["result"]?["last_error"] == .null)
     }
 
+    @Test func aRegoCustomProvidersObjectDecisionSetsStatusHeadersAndBody() async throws {
+        let directory = try TemporaryDirectory()
+        try directory.write("ext.yaml", """
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: ext-authz, namespace: backend}
+            spec:
+              action: CUSTOM
+              provider: {name: opa}
+              rules:
+              - to: [{operation: {paths: ["/ext/*"]}}]
+            """)
+        try directory.write("authz.rego", """
+            package envoy.authz
+
+            import rego.v1
+
+            default allow := {"allowed": false, "http_status": 401, "body": "sign in first", "headers": {"www-authenticate": "Bearer"}}
+
+            allow := {"allowed": true, "headers": {"x-user": user}} if {
+            	user := input.attributes.request.http.headers["x-user"]
+            	input.parsed_path == ["ext", "orders"]
+            }
+            """)
+        let server = try ServerProcess(["--policies", directory.path, "--decision-log", "off"])
+        defer { server.stop() }
+
+        let (denied, allowed) = try await withClient(port: server.grpcPort) { auth, _ in
+            var withUser = check(path: "/ext//orders")
+            withUser.attributes.request.http.headers["x-user"] = "alice"
+            return (try await auth.check(check(path: "/ext/orders")), try await auth.check(withUser))
+        }
+        #expect(denied.deniedResponse.status.code == .unauthorized)
+        #expect(denied.deniedResponse.body == "sign in first")
+        #expect(denied.deniedResponse.headers.contains { $0.header.key == "www-authenticate" && $0.header.value == "Bearer" })
+        #expect(denied.deniedResponse.headers.contains { $0.header.key == "x-warden-policy" && $0.header.value == "backend/ext-authz" })
+        #expect(allowed.status.code == 0, "the path is normalized before Rego sees it")
+        #expect(allowed.okResponse.headers.contains { $0.header.key == "x-user" && $0.header.value == "alice" })
+
+        let data = try curl([
+            "-X", "POST", "--data", #"{"input": {"parsed_path": ["ext", "orders"], "attributes": {"request": {"http": {"headers": {"x-user": "bob"}}}}}}"#,
+            server.httpBase + "/v1/data/envoy/authz/allow",
+        ])
+        #expect(try JSONReader.parse(data.body) == ["result": ["allowed": true, "headers": ["x-user": "bob"]]])
+    }
+
     @Test func servesTheRepositoryPoliciesByDefault() throws {
         let server = try ServerProcess(["--decision-log", "off", "--watch-interval-ms", "0"])
         defer { server.stop() }
