@@ -20,20 +20,27 @@ let package = Package(
         .library(name: "Rego", targets: ["Rego"]),
         .library(name: "Identity", targets: ["Identity"]),
         .library(name: "JWKSClient", targets: ["JWKSClient"]),
+        .library(name: "ExtAuthz", targets: ["ExtAuthz"]),
+        .library(name: "WardenServer", targets: ["WardenServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // Pure engines.
         .target(name: "PolicyCore", swiftSettings: strict),
         .target(name: "AuthzPolicy", dependencies: ["PolicyCore"], swiftSettings: strict),
-        .target(name: "DecisionPoint", dependencies: ["PolicyCore", "AuthzPolicy"], swiftSettings: strict),
+        .target(name: "DecisionPoint", dependencies: ["PolicyCore", "AuthzPolicy", "Rego"], swiftSettings: strict),
         .target(
             name: "Rego",
             dependencies: ["PolicyCore", .product(name: "Crypto", package: "swift-crypto")],
@@ -58,7 +65,7 @@ let package = Package(
         ),
         .target(
             name: "PolicyLoading",
-            dependencies: ["PolicyCore", "AuthzPolicy", "DecisionPoint", "Documents"],
+            dependencies: ["PolicyCore", "AuthzPolicy", "DecisionPoint", "Documents", "Rego"],
             swiftSettings: strict
         ),
         // Leaves: sockets and TLS.
@@ -76,7 +83,40 @@ let package = Package(
         ),
         .target(
             name: "Conformance",
-            dependencies: ["PolicyCore", "AuthzPolicy", "DecisionPoint", "PolicyLoading", "Documents", "Rego", "Identity"],
+            dependencies: [
+                "PolicyCore", "AuthzPolicy", "DecisionPoint", "PolicyLoading", "Documents", "ExtAuthz", "Rego", "Identity",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // Envoy's ext_authz API: generated messages (committed; `scripts/generate-protos`), the request mapping,
+        // OPA-Envoy's input document and the typed decision.
+        .target(
+            name: "ExtAuthz",
+            dependencies: [
+                "PolicyCore",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+            ],
+            exclude: ["Protos"],
+            swiftSettings: strict
+        ),
+
+        // The server: gRPC and HTTP listeners, reload, decision logs, metrics.
+        .target(
+            name: "WardenServer",
+            dependencies: [
+                "PolicyCore", "DecisionPoint", "PolicyLoading", "Documents", "ExtAuthz",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
             swiftSettings: strict
         ),
 
@@ -84,8 +124,8 @@ let package = Package(
         .executableTarget(
             name: "warden",
             dependencies: [
-                "PolicyCore", "AuthzPolicy", "DecisionPoint", "Documents", "PolicyLoading", "Conformance", "Rego",
-                "Identity", "JWKSClient",
+                "PolicyCore", "AuthzPolicy", "DecisionPoint", "Documents", "PolicyLoading", "Conformance",
+                "Rego", "Identity", "JWKSClient", "WardenServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -111,13 +151,39 @@ let package = Package(
         ),
         .testTarget(name: "PolicyLoadingTests", dependencies: ["PolicyLoading", "PolicyCore", "WardenTesting"], swiftSettings: strict),
         .testTarget(name: "ConformanceTests", dependencies: ["Conformance", "WardenTesting"], swiftSettings: strict),
-        .testTarget(name: "WardenCLITests", dependencies: ["PolicyCore", "WardenTesting"], swiftSettings: strict),
+        .testTarget(
+            name: "WardenCLITests",
+            dependencies: [
+                "PolicyCore", "WardenTesting", "ExtAuthz",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ExtAuthzTests",
+            dependencies: ["ExtAuthz", "PolicyCore", "AuthzPolicy", "DecisionPoint", "PolicyLoading", "WardenTesting"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "WardenServerTests",
+            dependencies: [
+                "WardenServer", "ExtAuthz", "PolicyCore", "DecisionPoint", "PolicyLoading", "WardenTesting",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "RegoTests",
             dependencies: ["Rego", "PolicyCore", "WardenTesting"],
             exclude: ["Fixtures"],
             swiftSettings: strict
         ),
+        .testTarget(
             name: "IdentityTests",
             dependencies: [
                 "Identity", "PolicyCore", "Documents", "WardenTesting",

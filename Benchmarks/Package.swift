@@ -10,6 +10,9 @@ let package = Package(
         .package(name: "warden", path: ".."),
         .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
     ],
     targets: [
         .executableTarget(
@@ -44,6 +47,33 @@ let package = Package(
             ],
             path: "IdentityBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        .executableTarget(
+            name: "ExtAuthzBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "ExtAuthz", package: "warden"),
+                .product(name: "WardenServer", package: "warden"),
+                .product(name: "DecisionPoint", package: "warden"),
+                .product(name: "PolicyLoading", package: "warden"),
+                .product(name: "AuthzPolicy", package: "warden"),
+                .product(name: "PolicyCore", package: "warden"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            path: "ExtAuthzBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        // The baseline for `check-load.sh`: a Check server on the same gRPC stack that decides nothing.
+        // It lives here so it never ships in the warden binary.
+        .executableTarget(
+            name: "CheckNoopServer",
+            dependencies: [
+                .product(name: "ExtAuthz", package: "warden"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            path: "CheckNoopServer"
         ),
     ]
 )

@@ -19,6 +19,7 @@ public enum ConformanceSuite {
     /// Every runner Warden has, by directory.
     public static let runners: [Runner] = [
         AuthzCaseRunner.runner,
+        ExtAuthzCaseRunner.runner,
         RegoCaseRunner.runner,
         JWTCaseRunner.runner,
     ]

@@ -1,5 +1,6 @@
 import AuthzPolicy
 import PolicyCore
+import Rego
 
 /// Answers CUSTOM checks for one provider name.
 public protocol CustomProvider: Sendable {
@@ -16,21 +17,31 @@ public struct PolicySnapshot: Sendable {
     public let providers: [String: any CustomProvider]
     /// The files the snapshot was built from.
     public let sources: [String]
+    /// The compiled Rego modules (CUSTOM providers evaluate them; OPA's data API queries them), if any.
+    public let rego: RegoPolicySet?
+    /// How many Rego modules `rego` was compiled from.
+    public let moduleCount: Int
 
     public init(
         revision: Int = 0,
         authorization: CompiledPolicySet,
         providers: [String: any CustomProvider] = [:],
-        sources: [String] = []
+        sources: [String] = [],
+        rego: RegoPolicySet? = nil,
+        moduleCount: Int = 0
     ) {
         self.revision = revision
         self.authorization = authorization
         self.providers = providers
         self.sources = sources
+        self.rego = rego
+        self.moduleCount = moduleCount
     }
 
     public func withRevision(_ revision: Int) -> PolicySnapshot {
-        PolicySnapshot(revision: revision, authorization: authorization, providers: providers, sources: sources)
+        PolicySnapshot(
+            revision: revision, authorization: authorization, providers: providers, sources: sources, rego: rego,
+            moduleCount: moduleCount)
     }
 
     /// Decides one request against this snapshot.

@@ -1,7 +1,9 @@
 import AuthzPolicy
+import Foundation
 import DecisionPoint
 import Documents
 import PolicyCore
+import Rego
 
 /// Reads rule files into a `PolicySnapshot`, or reports every problem in them.
 ///
@@ -14,9 +16,16 @@ public struct PolicyLoader: Sendable {
         /// Stands in for a missing `metadata.namespace`, and for a request that names no namespace.
         public var defaultNamespace: String
 
-        public init(rootNamespace: String = "istio-system", defaultNamespace: String = "default") {
+        /// CUSTOM providers: name → the Rego rule they evaluate (`envoy/authz/allow`). A provider a CUSTOM policy
+        /// names without configuration evaluates `RegoProvider.defaultPath`, as OPA-Envoy does.
+        public var providers: [String: String]
+
+        public init(
+            rootNamespace: String = "istio-system", defaultNamespace: String = "default", providers: [String: String] = [:]
+        ) {
             self.rootNamespace = rootNamespace
             self.defaultNamespace = defaultNamespace
+            self.providers = providers
         }
     }
 
@@ -25,11 +34,17 @@ public struct PolicyLoader: Sendable {
         public var policies: [AuthorizationPolicy]
         public var files: [String]
         public var diagnostics: [Diagnostic]
+        /// The `.rego` files, compiled (nil when there are none, or when any file had errors).
+        public var rego: RegoPolicySet?
+        public var moduleCount = 0
 
         public var hasErrors: Bool { diagnostics.hasErrors }
     }
 
     public static let documentExtensions: Set<String> = ["yaml", "yml", "json"]
+    public static let regoExtension = "rego"
+    /// Every kind of rule file a policies directory holds.
+    public static let ruleExtensions: Set<String> = documentExtensions.union([regoExtension])
 
     public var options: Options
 
@@ -38,18 +53,34 @@ public struct PolicyLoader: Sendable {
     }
 
     /// Reads and validates every rule file under `paths` (files, or directories searched recursively).
-    public func read(_ paths: [String]) -> Result {
+    ///
+    /// `overlay` replaces files' text (or, with nil, removes them) without touching the disk, so a change can be
+    /// validated together with the rest of the set before it is written.
+    public func read(_ paths: [String], overlay: [String: String?] = [:]) -> Result {
         var diagnostics: [Diagnostic] = []
         var files: [String] = []
         for path in paths where !DocumentFiles.exists(path) {
             diagnostics.append(Diagnostic(code: Diagnostic.Code.io, message: "no such file or directory `\(path)`"))
         }
-        files = DocumentFiles.expand(paths.filter(DocumentFiles.exists), extensions: Self.documentExtensions)
+        files = DocumentFiles.expand(paths.filter(DocumentFiles.exists), extensions: Self.ruleExtensions)
+        for (file, text) in overlay {
+            if text == nil {
+                files.removeAll { $0 == file }
+            } else if !files.contains(file), Self.ruleExtensions.contains((file as NSString).pathExtension) {
+                files.append(file)
+            }
+        }
+        files.sort()
         var policies: [AuthorizationPolicy] = []
+        var modules: [RegoModuleSource] = []
         for file in files {
-            switch DocumentFiles.read(file) {
+            let contents: Swift.Result<String, Diagnostic>
+            if let replaced = overlay[file], let text = replaced { contents = .success(text) } else { contents = DocumentFiles.read(file) }
+            switch contents {
             case .failure(let error):
                 diagnostics.append(error)
+            case .success(let text) where (file as NSString).pathExtension == Self.regoExtension:
+                modules.append(RegoModuleSource(path: file, text: text))
             case .success(let text):
                 let (found, problems) = readDocuments(text, file: file)
                 policies += found
@@ -57,7 +88,19 @@ public struct PolicyLoader: Sendable {
             }
         }
         diagnostics += duplicates(policies)
-        return Result(policies: diagnostics.hasErrors ? [] : policies, files: files, diagnostics: diagnostics.sortedByPlace())
+        var rego: RegoPolicySet?
+        if !modules.isEmpty {
+            do {
+                rego = try RegoPolicySet.compile(modules: modules)
+            } catch {
+                diagnostics += error.diagnostics
+            }
+        }
+        diagnostics += providerWarnings(policies, hasRego: rego != nil || !modules.isEmpty)
+        let failed = diagnostics.hasErrors
+        return Result(
+            policies: failed ? [] : policies, files: files, diagnostics: diagnostics.sortedByPlace(),
+            rego: failed ? nil : rego, moduleCount: modules.count)
     }
 
     /// Reads the policies in one file's text (multi-document YAML, or JSON, or a `kind: List`).
@@ -100,12 +143,34 @@ public struct PolicyLoader: Sendable {
     }
 
     /// Loads `paths` into a snapshot ready to install, or returns the diagnostics that prevent it.
-    public func load(_ paths: [String]) -> (snapshot: PolicySnapshot?, result: Result) {
-        let result = read(paths)
+    public func load(_ paths: [String], overlay: [String: String?] = [:]) -> (snapshot: PolicySnapshot?, result: Result) {
+        let result = read(paths, overlay: overlay)
         guard !result.hasErrors else { return (nil, result) }
         let compiled = CompiledPolicySet(
             policies: result.policies, rootNamespace: options.rootNamespace, defaultNamespace: options.defaultNamespace)
-        return (PolicySnapshot(authorization: compiled, sources: result.files), result)
+        var providers: [String: any CustomProvider] = [:]
+        if let rego = result.rego {
+            var names = Set(options.providers.keys)
+            for policy in result.policies { if let name = policy.provider { names.insert(name) } }
+            for name in names {
+                providers[name] = RegoProvider(name: name, path: options.providers[name] ?? RegoProvider.defaultPath, policies: rego)
+            }
+        }
+        let snapshot = PolicySnapshot(
+            authorization: compiled, providers: providers, sources: result.files, rego: result.rego,
+            moduleCount: result.moduleCount)
+        return (snapshot, result)
+    }
+
+    /// A CUSTOM policy whose provider cannot answer denies what it matches; say so when loading.
+    private func providerWarnings(_ policies: [AuthorizationPolicy], hasRego: Bool) -> [Diagnostic] {
+        guard !hasRego else { return [] }
+        return policies.filter { $0.action == .custom }.map { policy in
+            Diagnostic(
+                code: "custom_provider_missing",
+                message: "CUSTOM policy `\(policy.id)` names provider `\(policy.provider ?? "")`, but no Rego modules are loaded; the requests it matches are denied",
+                span: policy.span, path: FieldPath.root / "spec" / "provider", severity: .warning)
+        }
     }
 
     private func duplicates(_ policies: [AuthorizationPolicy]) -> [Diagnostic] {

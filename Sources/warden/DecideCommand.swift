@@ -138,8 +138,9 @@ func readInput(_ path: String) throws -> String {
     }
 }
 
-/// An unusable-input failure: the message goes to stderr and the exit status is 2.
-func usage(_ message: String) -> some Error {
+/// An unusable-input failure: the message goes to stderr and the exit status is 2. (Declared as `ExitCode`, not
+/// `some Error`: Swift 6.3.1 crashes generating release code for callers of the opaque form.)
+func usage(_ message: String) -> ExitCode {
     writeError(message)
     return ExitCode(Warden.Status.unusable)
 }

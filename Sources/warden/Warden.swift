@@ -15,6 +15,7 @@ struct Warden: AsyncParsableCommand {
             BenchCommand.self,
             JWTCommand.self,
             ConformanceCommand.self,
+            ServeCommand.self,
             EvalCommand.self,
             TestCommand.self,
         ]

@@ -1,0 +1,65 @@
+import ExtAuthz
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import SwiftProtobuf
+
+// Usage:
+//   CheckNoopServer serve PORT          answers every Check with OK, deciding nothing
+//   CheckNoopServer write-request FILE  writes the gRPC-framed CheckRequest the load test sends
+
+/// The request the load test sends: an Istio sidecar's check of `GET /api/v1/items` on the `details` workload.
+func sampleRequest() -> Envoy_Service_Auth_V3_CheckRequest {
+    var check = Envoy_Service_Auth_V3_CheckRequest()
+    check.attributes.source.principal = "spiffe://cluster.local/ns/default/sa/productpage"
+    check.attributes.source.address.socketAddress = .with {
+        $0.address = "10.1.2.3"
+        $0.portValue = 43210
+    }
+    check.attributes.destination.address.socketAddress = .with {
+        $0.address = "10.1.2.9"
+        $0.portValue = 9080
+    }
+    check.attributes.contextExtensions = ["destination.namespace": "default", "destination.workload_labels": "app=details"]
+    check.attributes.request.http = .with {
+        $0.id = "5d1d4a1e-6f3c-4a8b-9a0f-6c2e1d3b4a5f"
+        $0.method = "GET"
+        $0.host = "details:9080"
+        $0.path = "/api/v1/items?page=2"
+        $0.protocol = "HTTP/1.1"
+        $0.headers = [
+            ":authority": "details:9080", ":method": "GET", ":path": "/api/v1/items?page=2",
+            "user-agent": "Mozilla/5.0", "accept": "application/json", "x-request-id": "5d1d4a1e-6f3c-4a8b-9a0f-6c2e1d3b4a5f",
+            "x-forwarded-proto": "http",
+        ]
+    }
+    return check
+}
+
+struct NoopAuthorization: Envoy_Service_Auth_V3_Authorization.SimpleServiceProtocol {
+    func check(request: Envoy_Service_Auth_V3_CheckRequest, context: ServerContext) async throws -> Envoy_Service_Auth_V3_CheckResponse {
+        var response = Envoy_Service_Auth_V3_CheckResponse()
+        response.status = .init()
+        response.okResponse = .init()
+        return response
+    }
+}
+
+let arguments = CommandLine.arguments
+switch (arguments.count > 1 ? arguments[1] : "", arguments.count > 2 ? arguments[2] : "") {
+case ("write-request", let file) where !file.isEmpty:
+    let message = try sampleRequest().serializedBytes() as [UInt8]
+    var framed: [UInt8] = [0]
+    let length = UInt32(message.count)
+    framed += [UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)]
+    framed += message
+    try Data(framed).write(to: URL(fileURLWithPath: file))
+case ("serve", let port) where Int(port) != nil:
+    let server = GRPCServer(
+        transport: .http2NIOPosix(address: .ipv4(host: "127.0.0.1", port: Int(port)!), transportSecurity: .plaintext),
+        services: [NoopAuthorization()])
+    try await server.serve()
+default:
+    FileHandle.standardError.write(Data("usage: CheckNoopServer serve PORT | write-request FILE\n".utf8))
+    exit(2)
+}

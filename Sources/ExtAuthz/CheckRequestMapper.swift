@@ -1,0 +1,190 @@
+import Foundation
+import PolicyCore
+import SwiftProtobuf
+
+/// Turns Envoy's `CheckRequest` into the attributes AuthorizationPolicies match (`AuthzRequest`), the way an
+/// Istio sidecar reads them from the same connection and request.
+public struct CheckRequestMapper: Sendable {
+    public struct Options: Sendable, Hashable {
+        public var pathNormalizer: PathNormalizer
+        /// Proxies in front of the calling proxy that append to `X-Forwarded-For`; `remote.ip` skips their entries
+        /// (Istio's `numTrustedProxies`).
+        public var trustedProxies: Int
+        /// When set, `request.auth.*` may also come from this header, which `warden proxy` sets after verifying a
+        /// JWT (see `VerifiedClaimsHeader`). Only enable it behind a proxy that strips the header from clients.
+        public var verifiedClaimsHeader: String?
+        /// The workload this server guards, when neither the context extensions nor the destination peer name it.
+        public var destinationNamespace: String?
+        public var destinationLabels: [String: String]
+        /// Build OPA-Envoy's input document for CUSTOM providers (costs a JSON encoding per request).
+        public var includeProviderInput: Bool
+
+        public init(
+            pathNormalizer: PathNormalizer = PathNormalizer(),
+            trustedProxies: Int = 0,
+            verifiedClaimsHeader: String? = nil,
+            destinationNamespace: String? = nil,
+            destinationLabels: [String: String] = [:],
+            includeProviderInput: Bool = true
+        ) {
+            self.pathNormalizer = pathNormalizer
+            self.trustedProxies = trustedProxies
+            self.verifiedClaimsHeader = verifiedClaimsHeader
+            self.destinationNamespace = destinationNamespace
+            self.destinationLabels = destinationLabels
+            self.includeProviderInput = includeProviderInput
+        }
+    }
+
+    /// Context extension keys that name the destination workload (set per route or virtual host in Envoy's
+    /// `ext_authz` per-route config).
+    public enum ContextExtension {
+        public static let namespace = "destination.namespace"
+        /// Labels as a JSON object (`{"app":"details"}`) or `key=value` pairs joined by commas.
+        public static let labels = "destination.workload_labels"
+    }
+
+    /// Envoy's jwt_authn filter, whose metadata carries verified token payloads.
+    public static let jwtAuthnFilter = "envoy.filters.http.jwt_authn"
+
+    public var options: Options
+
+    public init(options: Options = Options()) {
+        self.options = options
+    }
+
+    /// The attributes of one check. Never fails: an attribute that cannot be read is left absent, so a rule
+    /// that needs it does not match (and a DENY rule written with `not…` does).
+    public func map(_ check: Envoy_Service_Auth_V3_CheckRequest) -> AuthzRequest {
+        let attributes = check.attributes
+        let http = attributes.request.http
+        var request = AuthzRequest()
+
+        // Source: the mTLS peer and its socket address.
+        let principal = attributes.source.principal
+        if !principal.isEmpty {
+            request.source.principal = principal.hasPrefix("spiffe://") ? String(principal.dropFirst(9)) : principal
+        }
+        if let socket = Self.socketAddress(attributes.source) { request.source.ip = IPAddress(socket.address) }
+
+        // Destination: the socket, then the workload from context extensions, the peer, or configuration.
+        if let socket = Self.socketAddress(attributes.destination) {
+            request.destination.ip = IPAddress(socket.address)
+            if case .portValue(let port)? = socket.portSpecifier { request.destination.port = Int(port) }
+        }
+        request.destination.namespace = attributes.contextExtensions[ContextExtension.namespace]
+            ?? Self.namespace(ofPrincipal: attributes.destination.principal)
+            ?? options.destinationNamespace
+        if let text = attributes.contextExtensions[ContextExtension.labels], let labels = Self.labels(text) {
+            request.destination.labels = labels
+        } else if !attributes.destination.labels.isEmpty {
+            request.destination.labels = attributes.destination.labels
+        } else {
+            request.destination.labels = options.destinationLabels
+        }
+
+        // The HTTP request.
+        var headers = Headers()
+        if http.hasHeaderMap && !http.headerMap.headers.isEmpty {
+            for header in http.headerMap.headers {
+                let value = header.value.isEmpty ? String(decoding: header.rawValue, as: UTF8.self) : header.value
+                headers.add(header.key, value)
+            }
+        } else {
+            for (name, value) in http.headers { headers.add(name, value) }
+        }
+        request.http.headers = headers
+        if !http.method.isEmpty { request.http.method = http.method }
+        let host = http.host.isEmpty ? headers[":authority"] ?? headers["host"] ?? "" : http.host
+        if !host.isEmpty { request.http.host = host }
+        let target = http.path.isEmpty ? headers[":path"] ?? "" : http.path
+        if !target.isEmpty {
+            let (path, query) = Self.split(target)
+            request.http.path = options.pathNormalizer.normalize(path)
+            request.http.query = query ?? (http.query.isEmpty ? nil : http.query)
+        }
+
+        request.remoteIP = remoteIP(forwardedFor: headers["x-forwarded-for"], source: request.source.ip)
+        if attributes.hasTlsSession && !attributes.tlsSession.sni.isEmpty { request.connectionSNI = attributes.tlsSession.sni }
+        request.auth = requestAuth(attributes, headers: headers)
+
+        if options.includeProviderInput {
+            request.providerInput = OPAEnvoyInput.document(for: check, normalizedPath: request.http.path)
+        }
+        return request
+    }
+
+    /// `remote.ip`: the `X-Forwarded-For` entry added by the first untrusted hop, counting from the right past
+    /// `trustedProxies` entries; the peer's own address when the header has no such entry.
+    public func remoteIP(forwardedFor: String?, source: IPAddress?) -> IPAddress? {
+        guard let forwardedFor else { return source }
+        let entries = forwardedFor.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard entries.count > options.trustedProxies else { return source }
+        let entry = entries[entries.count - 1 - options.trustedProxies]
+        return IPAddress(entry) ?? source
+    }
+
+    /// `request.auth.*`: a payload the jwt_authn filter verified, else the verified-claims header when trusted.
+    func requestAuth(_ attributes: Envoy_Service_Auth_V3_AttributeContext, headers: Headers) -> AuthzRequest.RequestAuth? {
+        if let metadata = attributes.metadataContext.filterMetadata[Self.jwtAuthnFilter],
+           let claims = Self.jwtPayload(PolicyCore.Value(protobuf: metadata))
+        {
+            return VerifiedClaimsHeader.requestAuth(claims: claims)
+        }
+        if let name = options.verifiedClaimsHeader, let text = headers[name],
+           let claims = try? VerifiedClaimsHeader.decode(text)
+        {
+            return VerifiedClaimsHeader.requestAuth(claims: claims)
+        }
+        return nil
+    }
+
+    /// jwt_authn writes each payload under the name its provider gives in `payload_in_metadata` (Istio uses the
+    /// issuer); a struct that is itself a payload (has `iss`) is taken as is.
+    static func jwtPayload(_ metadata: PolicyCore.Value) -> PolicyCore.Value? {
+        guard case .object(let members) = metadata else { return nil }
+        if metadata["iss"] != nil { return metadata }
+        return members.sorted { $0.key < $1.key }.lazy.map(\.value).first { $0["iss"] != nil }
+    }
+
+    static func socketAddress(_ peer: Envoy_Service_Auth_V3_AttributeContext.Peer) -> Envoy_Config_Core_V3_SocketAddress? {
+        guard peer.hasAddress, case .socketAddress(let socket)? = peer.address.address else { return nil }
+        return socket
+    }
+
+    /// The `/ns/<name>/` segment of a SPIFFE principal.
+    static func namespace(ofPrincipal principal: String) -> String? {
+        guard !principal.isEmpty else { return nil }
+        let bare = principal.hasPrefix("spiffe://") ? String(principal.dropFirst(9)) : principal
+        return PrincipalParts(principal: bare)?.namespace
+    }
+
+    /// Labels from a context extension: a JSON object of strings, or `key=value` pairs joined by commas.
+    static func labels(_ text: String) -> [String: String]? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        if trimmed.hasPrefix("{") {
+            guard case .object(let members)? = try? JSONReader.parse(trimmed) else { return nil }
+            var out: [String: String] = [:]
+            for (k, v) in members {
+                guard let key = k.stringValue, let value = v.stringValue else { return nil }
+                out[key] = value
+            }
+            return out
+        }
+        var out: [String: String] = [:]
+        for pair in trimmed.split(separator: ",") {
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2 else { return nil }
+            out[parts[0].trimmingCharacters(in: .whitespaces)] = parts[1].trimmingCharacters(in: .whitespaces)
+        }
+        return out
+    }
+
+    /// Splits a request target into path and query; a fragment is dropped.
+    static func split(_ target: String) -> (path: String, query: String?) {
+        var t = Substring(target)
+        if let hash = t.firstIndex(of: "#") { t = t[..<hash] }
+        guard let q = t.firstIndex(of: "?") else { return (String(t), nil) }
+        return (String(t[..<q]), String(t[t.index(after: q)...]))
+    }
+}

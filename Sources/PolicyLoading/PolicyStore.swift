@@ -1,0 +1,167 @@
+import DecisionPoint
+import Documents
+import Foundation
+import PolicyCore
+import Synchronization
+
+/// The policies directory behind a live decision point: loads it, reloads it when it changes (or when asked,
+/// as on SIGHUP), and keeps the last good set serving whenever a load fails.
+///
+/// Changes are found by polling a fingerprint of the directory (every rule file's path, size and modification
+/// time) rather than with inotify: it works the same on every platform and file system (including the
+/// bind-mounted and symlink-swapped volumes Kubernetes uses for ConfigMaps), needs no extra thread or file
+/// descriptors, and a one-second interval costs one `stat` per file.
+public final class PolicyStore: Sendable {
+    /// What the store knows about its loads, for `/v1/status` and `/health`.
+    public struct Status: Sendable {
+        /// The revision serving now; nil before the first successful load.
+        public var revision: Int?
+        public var loadedAt: Date?
+        public var files: [String]
+        public var policies: Int
+        /// Rego modules in the serving set.
+        public var modules: Int
+        /// The errors of the last load that failed, if it failed after the last success.
+        public var lastError: [Diagnostic]
+        public var lastErrorAt: Date?
+        public var reloads: Int
+        public var failures: Int
+
+        public var ready: Bool { revision != nil }
+    }
+
+    /// The result of one load attempt.
+    public enum Outcome: Sendable {
+        case installed(PolicySnapshot, [Diagnostic])
+        case refused([Diagnostic])
+        /// Nothing changed since the last load.
+        case unchanged
+    }
+
+    public let decisionPoint: DecisionPoint
+    public let paths: [String]
+    public let loader: PolicyLoader
+    private let state: Mutex<State>
+    /// Serializes loads: a reload that starts while another runs waits for it.
+    private let loading = Mutex<Void>(())
+    private let observers: Mutex<[@Sendable (Outcome) -> Void]>
+
+    struct State {
+        var status = Status(files: [], policies: 0, modules: 0, lastError: [], reloads: 0, failures: 0)
+        var fingerprint: [String: FileStamp]?
+    }
+
+    struct FileStamp: Hashable {
+        var size: UInt64
+        var modified: Double
+    }
+
+    public init(paths: [String], loader: PolicyLoader, decisionPoint: DecisionPoint = DecisionPoint()) {
+        self.paths = paths
+        self.loader = loader
+        self.decisionPoint = decisionPoint
+        state = Mutex(State())
+        observers = Mutex([])
+    }
+
+    public var status: Status { state.withLock { $0.status } }
+
+    /// Calls `observer` after every load attempt that installs or refuses a set (for metrics and logs).
+    public func observe(_ observer: @escaping @Sendable (Outcome) -> Void) {
+        observers.withLock { $0.append(observer) }
+    }
+
+    /// Loads the directory now. Compiling happens before the swap, so decisions in flight finish on the old
+    /// snapshot; a set with any error is refused whole and the old one keeps serving.
+    @discardableResult
+    public func reload(force: Bool = true) -> Outcome {
+        let outcome: Outcome = loading.withLock { _ in
+            let fingerprint = Self.fingerprint(paths)
+            if !force, state.withLock({ $0.fingerprint == fingerprint }) { return .unchanged }
+            let (snapshot, result) = loader.load(paths)
+            let problems = result.diagnostics.filter { $0.severity != .note }
+            guard let snapshot else {
+                state.withLock {
+                    $0.fingerprint = fingerprint
+                    $0.status.lastError = result.diagnostics.filter(\.isError)
+                    $0.status.lastErrorAt = Date()
+                    $0.status.failures += 1
+                }
+                return .refused(result.diagnostics.filter(\.isError))
+            }
+            let installed = decisionPoint.install(snapshot)
+            state.withLock {
+                $0.fingerprint = fingerprint
+                $0.status.revision = installed.revision
+                $0.status.loadedAt = Date()
+                $0.status.files = installed.sources
+                $0.status.policies = installed.authorization.policies.count
+                $0.status.modules = installed.moduleCount
+                $0.status.lastError = []
+                $0.status.lastErrorAt = nil
+                $0.status.reloads += 1
+            }
+            return .installed(installed, problems)
+        }
+        if case .unchanged = outcome { return outcome }
+        for observer in observers.withLock({ $0 }) { observer(outcome) }
+        return outcome
+    }
+
+    /// Why a change to a policy file was refused.
+    public enum UpdateError: Error, Sendable {
+        /// The set would not load with the change: nothing was written.
+        case invalid([Diagnostic])
+        case notFound(String)
+        case io(Diagnostic)
+    }
+
+    /// Writes (or, with nil, removes) one rule file, after validating the whole set with the change applied,
+    /// then reloads. Nothing is written when the set would not load, so a bad upload never reaches the disk.
+    @discardableResult
+    public func update(file: String, text: String?) throws(UpdateError) -> Outcome {
+        let written: Swift.Result<Void, UpdateError> = loading.withLock { _ in
+            if text == nil, !FileManager.default.fileExists(atPath: file) { return .failure(.notFound(file)) }
+            let check = loader.read(paths, overlay: [file: text])
+            if check.hasErrors { return .failure(.invalid(check.diagnostics.filter(\.isError))) }
+            do {
+                if let text {
+                    let directory = (file as NSString).deletingLastPathComponent
+                    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                    try text.write(toFile: file, atomically: true, encoding: .utf8)
+                } else {
+                    try FileManager.default.removeItem(atPath: file)
+                }
+            } catch {
+                return .failure(.io(Diagnostic(code: Diagnostic.Code.io, message: "cannot write `\(file)`: \(error)")))
+            }
+            return .success(())
+        }
+        if case .failure(let error) = written { throw error }
+        return reload()
+    }
+
+    /// Checks for changes every `interval` until the task is cancelled.
+    public func watch(every interval: Duration = .seconds(1)) async {
+        while !Task.isCancelled {
+            do {
+                try await Task.sleep(for: interval)
+            } catch {
+                return
+            }
+            reload(force: false)
+        }
+    }
+
+    /// Every rule file's size and modification time; a changed, added or removed file changes it.
+    static func fingerprint(_ paths: [String]) -> [String: FileStamp] {
+        var out: [String: FileStamp] = [:]
+        for file in DocumentFiles.expand(paths.filter(DocumentFiles.exists), extensions: PolicyLoader.ruleExtensions) {
+            guard let attributes = try? FileManager.default.attributesOfItem(atPath: file) else { continue }
+            let size = (attributes[.size] as? NSNumber)?.uint64Value ?? 0
+            let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+            out[file] = FileStamp(size: size, modified: modified)
+        }
+        return out
+    }
+}

@@ -1,0 +1,254 @@
+import Documents
+import ExtAuthz
+import Foundation
+import PolicyCore
+
+/// Everything `warden serve` can be told, from one YAML file and flags (flags win). Unknown keys and wrong
+/// types are errors with `file:line:col`, as in policy files.
+///
+/// ```yaml
+/// grpc: {address: 127.0.0.1:9191, tls: {certificate: cert.pem, key: key.pem}, max_message_bytes: 4194304}
+/// http: {address: 127.0.0.1:8181, tls: {...}, ext_authz_prefix: /ext_authz, max_body_bytes: 1048576}
+/// policies: {paths: [policies], root_namespace: istio-system, default_namespace: default, watch_interval_ms: 1000}
+/// request: {trusted_proxies: 0, merge_slashes: true, decode_escaped_slashes: false,
+///           verified_claims_header: false, destination_namespace: default, destination_labels: {app: api}}
+/// providers: {opa: {path: envoy/authz/allow}}   # CUSTOM providers: the Rego rule each evaluates
+/// decision_log: stdout          # or a file path, or off
+/// log_level: info               # debug, info, warning, error
+/// ```
+public struct ServerConfiguration: Sendable {
+    public struct Listener: Sendable, Hashable {
+        public var host: String
+        public var port: Int
+        public var tls: TLS?
+
+        public init(host: String, port: Int, tls: TLS? = nil) {
+            self.host = host
+            self.port = port
+            self.tls = tls
+        }
+
+        /// `host:port` or `[v6]:port`; a bare `:port` listens on 127.0.0.1.
+        public static func parse(_ text: String) -> (host: String, port: Int)? {
+            guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+                  (0...65535).contains(port)
+            else { return nil }
+            var host = String(text[..<colon])
+            if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            return (host.isEmpty ? "127.0.0.1" : host, port)
+        }
+    }
+
+    /// A certificate chain and key, PEM files.
+    public struct TLS: Sendable, Hashable {
+        public var certificate: String
+        public var key: String
+
+        public init(certificate: String, key: String) {
+            self.certificate = certificate
+            self.key = key
+        }
+    }
+
+    public enum LogLevel: String, Sendable, CaseIterable, Comparable {
+        case debug, info, warning, error
+
+        public static func < (a: LogLevel, b: LogLevel) -> Bool {
+            allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+        }
+    }
+
+    public var grpc = Listener(host: "127.0.0.1", port: 9191)
+    public var http = Listener(host: "127.0.0.1", port: 8181)
+    public var maxGRPCMessageBytes = 4 << 20
+    public var maxHTTPBodyBytes = 1 << 20
+    public var extAuthzPrefix = "/ext_authz"
+    public var policyPaths: [String] = ["policies"]
+    public var rootNamespace = "istio-system"
+    public var defaultNamespace = "default"
+    public var watchInterval: Duration? = .seconds(1)
+    public var trustedProxies = 0
+    public var mergeSlashes = true
+    public var decodeEscapedSlashes = false
+    public var verifiedClaimsHeader: String?
+    public var destinationNamespace: String?
+    public var destinationLabels: [String: String] = [:]
+    /// CUSTOM providers: name → Rego rule path. Unlisted names evaluate `envoy/authz/allow`.
+    public var providers: [String: String] = [:]
+    public var decisionLog: DecisionLog.Destination? = .standardOutput
+    public var logLevel = LogLevel.info
+
+    public init() {}
+
+    static let topLevel = ["grpc", "http", "policies", "request", "providers", "decision_log", "log_level"]
+
+    /// Reads a configuration file over the defaults; returns every problem found.
+    public static func load(file: String) -> (ServerConfiguration?, [Diagnostic]) {
+        switch DocumentFiles.read(file) {
+        case .failure(let error): return (nil, [error])
+        case .success(let text): return decode(text, file: file)
+        }
+    }
+
+    public static func decode(_ text: String, file: String) -> (ServerConfiguration?, [Diagnostic]) {
+        let parsed = YAMLDocuments.parse(text, file: file)
+        if parsed.diagnostics.hasErrors { return (nil, parsed.diagnostics) }
+        var config = ServerConfiguration()
+        guard let document = parsed.documents.first else { return (config, []) }
+        let d = DocumentDecoder()
+        guard let top = d.fields(document, at: .root, known: topLevel) else { return (nil, d.diagnostics) }
+        let base = (file as NSString).deletingLastPathComponent
+
+        func int(_ node: DocumentNode, _ path: FieldPath, range: ClosedRange<Int>) -> Int? {
+            guard let n = node.value.numberValue?.intValue else {
+                d.mismatch(node, path, expected: "an integer")
+                return nil
+            }
+            guard range.contains(n) else {
+                d.invalid("must be from \(range.lowerBound) to \(range.upperBound), found \(n)", at: node, path)
+                return nil
+            }
+            return n
+        }
+        func relative(_ path: String) -> String {
+            path.hasPrefix("/") || base.isEmpty ? path : base + "/" + path
+        }
+        func listener(_ node: DocumentNode, _ path: FieldPath, into listener: inout Listener) -> (Int?, String?) {
+            let known = path.description == "grpc" ? ["address", "tls", "max_message_bytes"]
+                : ["address", "tls", "max_body_bytes", "ext_authz_prefix"]
+            guard let f = d.fields(node, at: path, known: known) else { return (nil, nil) }
+            if let n = f["address"], let s = d.string(n, at: f.path("address")) {
+                if let (host, port) = Listener.parse(s.value) {
+                    listener.host = host
+                    listener.port = port
+                } else {
+                    d.invalid("expected `host:port`, found `\(s.value)`", at: s)
+                }
+            }
+            if let n = f["tls"], let t = d.fields(n, at: f.path("tls"), known: ["certificate", "key"]) {
+                let cert = t["certificate"].flatMap { d.string($0, at: t.path("certificate")) }
+                let key = t["key"].flatMap { d.string($0, at: t.path("key")) }
+                if let cert, let key {
+                    listener.tls = TLS(certificate: relative(cert.value), key: relative(key.value))
+                } else {
+                    d.report(Diagnostic.Code.missingField, "tls needs both `certificate` and `key`", span: n.span, path: t.path)
+                }
+            }
+            let limitKey = path.description == "grpc" ? "max_message_bytes" : "max_body_bytes"
+            let limit = f[limitKey].flatMap { int($0, f.path(limitKey), range: 1024...(1 << 30)) }
+            let prefix = f["ext_authz_prefix"].flatMap { d.string($0, at: f.path("ext_authz_prefix"))?.value }
+            if let prefix, !prefix.hasPrefix("/") || prefix.hasSuffix("/") {
+                d.invalid("must start with `/` and not end with one, found `\(prefix)`", at: f["ext_authz_prefix"]!, f.path("ext_authz_prefix"))
+            }
+            return (limit, prefix)
+        }
+
+        if let n = top["grpc"] {
+            let (limit, _) = listener(n, top.path("grpc"), into: &config.grpc)
+            if let limit { config.maxGRPCMessageBytes = limit }
+        }
+        if let n = top["http"] {
+            let (limit, prefix) = listener(n, top.path("http"), into: &config.http)
+            if let limit { config.maxHTTPBodyBytes = limit }
+            if let prefix { config.extAuthzPrefix = prefix }
+        }
+        if let n = top["policies"],
+           let f = d.fields(n, at: top.path("policies"), known: ["paths", "root_namespace", "default_namespace", "watch_interval_ms"])
+        {
+            if let p = f["paths"], let list = d.strings(p, at: f.path("paths")) { config.policyPaths = list.map { relative($0.value) } }
+            if let s = f["root_namespace"].flatMap({ d.string($0, at: f.path("root_namespace")) }) { config.rootNamespace = s.value }
+            if let s = f["default_namespace"].flatMap({ d.string($0, at: f.path("default_namespace")) }) { config.defaultNamespace = s.value }
+            if let ms = f["watch_interval_ms"].flatMap({ int($0, f.path("watch_interval_ms"), range: 0...3_600_000) }) {
+                config.watchInterval = ms == 0 ? nil : .milliseconds(ms)
+            }
+        }
+        if let n = top["request"],
+           let f = d.fields(n, at: top.path("request"), known: [
+               "trusted_proxies", "merge_slashes", "decode_escaped_slashes", "verified_claims_header",
+               "destination_namespace", "destination_labels",
+           ])
+        {
+            if let v = f["trusted_proxies"].flatMap({ int($0, f.path("trusted_proxies"), range: 0...64) }) { config.trustedProxies = v }
+            if let v = f["merge_slashes"].flatMap({ d.bool($0, at: f.path("merge_slashes")) }) { config.mergeSlashes = v }
+            if let v = f["decode_escaped_slashes"].flatMap({ d.bool($0, at: f.path("decode_escaped_slashes")) }) {
+                config.decodeEscapedSlashes = v
+            }
+            if let node = f["verified_claims_header"] {
+                // `true` trusts the standard header; a string names another one.
+                if case .scalar(let s) = node.content, s.kind == .bool {
+                    config.verifiedClaimsHeader = node.value.boolValue == true ? VerifiedClaimsHeader.name : nil
+                } else if let s = d.string(node, at: f.path("verified_claims_header")) {
+                    config.verifiedClaimsHeader = s.value.lowercased()
+                }
+            }
+            if let s = f["destination_namespace"].flatMap({ d.string($0, at: f.path("destination_namespace")) }) {
+                config.destinationNamespace = s.value
+            }
+            if let m = f["destination_labels"].flatMap({ d.stringMap($0, at: f.path("destination_labels")) }) {
+                config.destinationLabels = m.mapValues(\.value)
+            }
+        }
+        if let n = top["providers"] {
+            switch n.content {
+            case .mapping(let entries):
+                for entry in entries {
+                    let path = top.path("providers") / entry.key
+                    guard let f = d.fields(entry.value, at: path, known: ["path"]) else { continue }
+                    guard let node = f["path"] else {
+                        d.report(Diagnostic.Code.missingField, "a provider needs `path`, the Rego rule it evaluates", span: entry.value.span, path: path)
+                        continue
+                    }
+                    if let rule = d.string(node, at: f.path("path")) {
+                        if RegoRulePath.isValid(rule.value) {
+                            config.providers[entry.key] = rule.value
+                        } else {
+                            d.invalid("expected a rule path such as `envoy/authz/allow`, found `\(rule.value)`", at: rule)
+                        }
+                    }
+                }
+            default:
+                d.mismatch(n, top.path("providers"), expected: "an object of providers")
+            }
+        }
+        if let n = top["decision_log"], let s = d.string(n, at: top.path("decision_log")) {
+            config.decisionLog = Self.decisionLog(s.value, relativeTo: relative)
+        }
+        if let n = top["log_level"], let s = d.string(n, at: top.path("log_level")) {
+            if let level = LogLevel(rawValue: s.value) {
+                config.logLevel = level
+            } else {
+                d.invalid("unknown log level `\(s.value)`; expected one of debug, info, warning, error", at: s)
+            }
+        }
+        return (d.hasErrors ? nil : config, d.diagnostics)
+    }
+
+    /// `stdout`, `off`, or a file path.
+    public static func decisionLog(_ text: String, relativeTo resolve: (String) -> String = { $0 }) -> DecisionLog.Destination? {
+        switch text {
+        case "stdout", "-": .standardOutput
+        case "off", "none", "": nil
+        default: .file(resolve(text))
+        }
+    }
+
+    /// The request mapping these settings describe.
+    public var mapperOptions: CheckRequestMapper.Options {
+        CheckRequestMapper.Options(
+            pathNormalizer: PathNormalizer(mergeSlashes: mergeSlashes, decodeEscapedSlashes: decodeEscapedSlashes),
+            trustedProxies: trustedProxies,
+            verifiedClaimsHeader: verifiedClaimsHeader,
+            destinationNamespace: destinationNamespace,
+            destinationLabels: destinationLabels)
+    }
+}
+
+/// A Rego rule path as providers name them: `envoy/authz/allow` (dots also accepted, `data.` optional).
+enum RegoRulePath {
+    static func isValid(_ path: String) -> Bool {
+        let parts = path.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "/" || $0 == "." })
+        return !parts.isEmpty && parts.allSatisfy { part in
+            !part.isEmpty && part.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }
+        }
+    }
+}

@@ -1,0 +1,167 @@
+import ExtAuthz
+import Foundation
+import PolicyCore
+import SwiftProtobuf
+import Testing
+
+/// A CheckRequest as Envoy sends it from an Istio sidecar.
+func sampleCheck(
+    path: String = "/api/items?id=7&tag=a&tag=b+c",
+    headers: [String: String] = [:],
+    principal: String = "spiffe://cluster.local/ns/frontend/sa/web"
+) -> Envoy_Service_Auth_V3_CheckRequest {
+    var check = Envoy_Service_Auth_V3_CheckRequest()
+    check.attributes.source.principal = principal
+    check.attributes.source.address.socketAddress = .with {
+        $0.address = "10.0.0.5"
+        $0.portValue = 51000
+    }
+    check.attributes.destination.address.socketAddress = .with {
+        $0.address = "10.0.0.9"
+        $0.portValue = 8080
+    }
+    check.attributes.destination.principal = "spiffe://cluster.local/ns/backend/sa/api"
+    check.attributes.destination.labels = ["app": "api"]
+    check.attributes.tlsSession.sni = "api.backend.svc.cluster.local"
+    check.attributes.request.http = .with {
+        $0.method = "GET"
+        $0.host = "api.backend"
+        $0.path = path
+        $0.headers = [":authority": "api.backend", "user-agent": "curl/8"].merging(headers) { $1 }
+        $0.protocol = "HTTP/1.1"
+    }
+    return check
+}
+
+@Suite struct CheckRequestMapperTests {
+    @Test func mapsTheAttributesIstioMatches() {
+        let request = CheckRequestMapper().map(sampleCheck())
+        #expect(request.source.principal == "cluster.local/ns/frontend/sa/web")
+        #expect(request.source.namespace == "frontend")
+        #expect(request.source.ip == IPAddress("10.0.0.5"))
+        #expect(request.destination.ip == IPAddress("10.0.0.9"))
+        #expect(request.destination.port == 8080)
+        #expect(request.destination.namespace == "backend")
+        #expect(request.destination.labels == ["app": "api"])
+        #expect(request.http.method == "GET")
+        #expect(request.http.host == "api.backend")
+        #expect(request.http.path == "/api/items")
+        #expect(request.http.query == "id=7&tag=a&tag=b+c")
+        #expect(request.http.headers["User-Agent"] == "curl/8")
+        #expect(request.connectionSNI == "api.backend.svc.cluster.local")
+        #expect(request.remoteIP == IPAddress("10.0.0.5"), "no X-Forwarded-For: the peer")
+        #expect(request.auth == nil)
+    }
+
+    @Test func normalizesThePathBeforeMatching() {
+        for bypass in ["//admin", "/a/../admin", "/%61dmin", "/admin?x=1"] {
+            #expect(CheckRequestMapper().map(sampleCheck(path: bypass)).http.path == "/admin", "\(bypass)")
+        }
+    }
+
+    @Test func remoteIPSkipsTrustedProxies() {
+        let xff = ["x-forwarded-for": "203.0.113.7, 198.51.100.2, 10.1.1.1"]
+        #expect(CheckRequestMapper().map(sampleCheck(headers: xff)).remoteIP == IPAddress("10.1.1.1"))
+        let one = CheckRequestMapper(options: .init(trustedProxies: 1))
+        #expect(one.map(sampleCheck(headers: xff)).remoteIP == IPAddress("198.51.100.2"))
+        let two = CheckRequestMapper(options: .init(trustedProxies: 2))
+        #expect(two.map(sampleCheck(headers: xff)).remoteIP == IPAddress("203.0.113.7"))
+        let tooMany = CheckRequestMapper(options: .init(trustedProxies: 3))
+        #expect(tooMany.map(sampleCheck(headers: xff)).remoteIP == IPAddress("10.0.0.5"), "falls back to the peer")
+        #expect(CheckRequestMapper().map(sampleCheck(headers: ["x-forwarded-for": "junk"])).remoteIP == IPAddress("10.0.0.5"))
+    }
+
+    @Test func requestAuthComesFromJWTAuthnMetadata() throws {
+        var check = sampleCheck()
+        let payload = try Google_Protobuf_Struct(jsonString: #"{"iss":"https://issuer.example","sub":"alice","aud":["api","web"],"azp":"web-client","groups":["admins"]}"#)
+        check.attributes.metadataContext.filterMetadata["envoy.filters.http.jwt_authn"] = Google_Protobuf_Struct(
+            fields: ["https://issuer.example": Google_Protobuf_Value(structValue: payload)])
+        let auth = try #require(CheckRequestMapper().map(check).auth)
+        #expect(auth.principal == "https://issuer.example/alice")
+        #expect(auth.audiences == ["api", "web"])
+        #expect(auth.presenter == "web-client")
+        #expect(auth.claims["groups"] == ["admins"])
+    }
+
+    @Test func verifiedClaimsHeaderIsReadOnlyWhenTrusted() throws {
+        let claims: Value = ["iss": "https://issuer.example", "sub": "bob", "aud": "api"]
+        let header = [VerifiedClaimsHeader.name: VerifiedClaimsHeader.encode(claims)]
+        #expect(CheckRequestMapper().map(sampleCheck(headers: header)).auth == nil, "untrusted by default")
+        let trusting = CheckRequestMapper(options: .init(verifiedClaimsHeader: VerifiedClaimsHeader.name))
+        let auth = try #require(trusting.map(sampleCheck(headers: header)).auth)
+        #expect(auth.principal == "https://issuer.example/bob")
+        #expect(auth.audiences == ["api"])
+        #expect(trusting.map(sampleCheck(headers: [VerifiedClaimsHeader.name: "%%%"])).auth == nil)
+    }
+
+    @Test func verifiedClaimsHeaderRoundTrips() throws {
+        let claims: Value = ["iss": "i", "sub": "s", "n": 1, "nested": ["a": [true, nil]]]
+        #expect(try VerifiedClaimsHeader.decode(VerifiedClaimsHeader.encode(claims)) == claims)
+        #expect(throws: VerifiedClaimsHeader.FormatError.self) { try VerifiedClaimsHeader.decode("WzFd") }  // [1]
+    }
+
+    @Test func destinationWorkloadPrecedence() {
+        var check = sampleCheck()
+        check.attributes.contextExtensions = [
+            "destination.namespace": "payments", "destination.workload_labels": "app=ledger, version=v2",
+        ]
+        let fromExtensions = CheckRequestMapper().map(check)
+        #expect(fromExtensions.destination.namespace == "payments")
+        #expect(fromExtensions.destination.labels == ["app": "ledger", "version": "v2"])
+
+        check.attributes.contextExtensions = ["destination.workload_labels": #"{"app":"json"}"#]
+        #expect(CheckRequestMapper().map(check).destination.labels == ["app": "json"])
+
+        var bare = Envoy_Service_Auth_V3_CheckRequest()
+        bare.attributes.request.http.path = "/"
+        let configured = CheckRequestMapper(options: .init(destinationNamespace: "shop", destinationLabels: ["app": "cart"]))
+        #expect(configured.map(bare).destination.namespace == "shop")
+        #expect(configured.map(bare).destination.labels == ["app": "cart"])
+    }
+
+    @Test func headerMapIsUsedWhenEnvoySendsRawHeaders() {
+        var check = Envoy_Service_Auth_V3_CheckRequest()
+        check.attributes.request.http.path = "/x"
+        check.attributes.request.http.headerMap.headers = [
+            .with { $0.key = "x-team"; $0.rawValue = Data("blue".utf8) },
+            .with { $0.key = "x-team"; $0.value = "green" },
+        ]
+        #expect(CheckRequestMapper().map(check).http.headers["x-team"] == "blue,green")
+    }
+}
+
+@Suite struct OPAEnvoyInputTests {
+    @Test func hasOPAEnvoysShape() throws {
+        var check = sampleCheck(path: "//api/../items/%61?id=7&tag=a&tag=b+c")
+        check.attributes.request.http.headers["content-type"] = "application/json"
+        check.attributes.request.http.body = #"{"name":"x","n":2}"#
+        let input = try #require(CheckRequestMapper().map(check).providerInput)
+        #expect(input["version"] == ["ext_authz": "v3", "encoding": "protojson"])
+        #expect(input["parsed_path"] == ["items", "a"])
+        #expect(input["parsed_query"] == ["id": ["7"], "tag": ["a", "b c"]])
+        #expect(input["parsed_body"] == ["name": "x", "n": 2])
+        #expect(input["truncated_body"] == false)
+        let attributes = try #require(input["attributes"])
+        #expect(attributes["source"]?["principal"] == "spiffe://cluster.local/ns/frontend/sa/web")
+        #expect(attributes["source"]?["address"]?["socketAddress"]?["address"] == "10.0.0.5")
+        #expect(attributes["source"]?["address"]?["socketAddress"]?["portValue"] == 51000)
+        #expect(attributes["request"]?["http"]?["method"] == "GET")
+        #expect(attributes["request"]?["http"]?["path"] == "/items/a?id=7&tag=a&tag=b+c", "the normalized path")
+        #expect(attributes["request"]?["http"]?["headers"]?["user-agent"] == "curl/8")
+        #expect(attributes["tlsSession"]?["sni"] == "api.backend.svc.cluster.local")
+    }
+
+    @Test func truncatedBodiesAreMarked() {
+        var http = Envoy_Service_Auth_V3_AttributeContext.HttpRequest()
+        http.headers = ["content-type": "application/json", "content-length": "100"]
+        http.body = #"{"a":"#
+        let (body, truncated) = OPAEnvoyInput.parsedBody(http)
+        #expect(body == .null)
+        #expect(truncated)
+    }
+
+    @Test func rootPathParsesToOneEmptySegment() {
+        #expect(OPAEnvoyInput.parsedPath("/") == [""])
+        #expect(OPAEnvoyInput.parsedQuery(nil) == [:])
+    }
+}

@@ -1,0 +1,97 @@
+import DecisionPoint
+import ExtAuthz
+import PolicyCore
+import Testing
+
+@Suite struct ExtAuthzDecisionTests {
+    let denyMatch = RuleMatch(policy: PolicyID(namespace: "default", name: "deny-admin"), action: .deny, rule: 0)
+
+    @Test func aDenialNamesThePolicyAndSaysWhy() throws {
+        let response = DecisionResponse(decision: .deny, reason: .denyMatched, decidedBy: denyMatch)
+        let check = ExtAuthzDecision(response, decisionID: "id-1").checkResponse
+        #expect(check.status.code == 7)
+        let denied = try #require(check.deniedResponse as Envoy_Service_Auth_V3_DeniedHttpResponse?)
+        #expect(denied.status.code == .forbidden)
+        #expect(denied.body.contains("default/deny-admin"))
+        let headers = Dictionary(uniqueKeysWithValues: denied.headers.map { ($0.header.key, $0.header.value) })
+        #expect(headers["x-warden-decision"] == "deny")
+        #expect(headers["x-warden-reason"] == "deny_matched")
+        #expect(headers["x-warden-policy"] == "default/deny-admin")
+        #expect(headers["x-warden-rule"] == "0")
+        #expect(headers["x-warden-decision-id"] == "id-1")
+    }
+
+    @Test func anAllowedCheckIsOKWithNoChanges() {
+        let check = ExtAuthzDecision(DecisionResponse(decision: .allow, reason: .noAllowPolicy)).checkResponse
+        #expect(check.status.code == 0)
+        #expect(check.okResponse.headers.isEmpty)
+        #expect(!check.hasDynamicMetadata)
+    }
+
+    @Test func notReadyFailsClosedWith503() throws {
+        let check = ExtAuthzDecision(.notReady).checkResponse
+        #expect(check.status.code == 14)
+        #expect(check.deniedResponse.status.code == .serviceUnavailable)
+    }
+
+    @Test func aCustomProvidersDenialSetsStatusHeadersAndBody() throws {
+        let outcome = OPAEnvoyDecision.decode([
+            "allowed": false, "http_status": 401, "body": "login first", "headers": ["www-authenticate": "Bearer"],
+        ])
+        let match = RuleMatch(policy: PolicyID(namespace: "default", name: "ext"), action: .custom, rule: 0)
+        let response = DecisionResponse(
+            decision: .deny, reason: .customDenied, decidedBy: match,
+            custom: [CustomCheck(match: match, provider: "opa", outcome: outcome)])
+        let check = ExtAuthzDecision(response).checkResponse
+        #expect(check.deniedResponse.status.code == .unauthorized)
+        #expect(check.deniedResponse.body == "login first")
+        let names = check.deniedResponse.headers.map(\.header.key)
+        #expect(names.contains("www-authenticate"))
+        #expect(names.contains("x-warden-policy"))
+    }
+
+    @Test func aCustomProvidersAllowanceAddsAndRemovesHeadersAndMetadata() {
+        let outcome = OPAEnvoyDecision.decode([
+            "allowed": true, "headers": ["x-user": ["alice", "bob"]], "request_headers_to_remove": ["cookie"],
+            "response_headers_to_add": [["x-served-by": "warden"]], "dynamic_metadata": ["tier": "gold"],
+        ])
+        let match = RuleMatch(policy: PolicyID(namespace: "default", name: "ext"), action: .custom, rule: 0)
+        let response = DecisionResponse(
+            decision: .allow, reason: .noAllowPolicy, custom: [CustomCheck(match: match, provider: "opa", outcome: outcome)])
+        let check = ExtAuthzDecision(response).checkResponse
+        #expect(check.okResponse.headers.map { "\($0.header.key)=\($0.header.value)" } == ["x-user=alice", "x-user=bob"])
+        #expect(check.okResponse.headersToRemove == ["cookie"])
+        #expect(check.okResponse.responseHeadersToAdd.first?.header.key == "x-served-by")
+        #expect(check.dynamicMetadata.fields["tier"]?.stringValue == "gold")
+    }
+}
+
+@Suite struct OPAEnvoyDecisionTests {
+    @Test func booleansAndObjects() {
+        #expect(OPAEnvoyDecision.decode(true).allowed)
+        #expect(!OPAEnvoyDecision.decode(false).allowed)
+        #expect(OPAEnvoyDecision.decode(false).failure == nil)
+        #expect(OPAEnvoyDecision.decode(["allowed": true]).allowed)
+    }
+
+    static let invalid: [(Value, String)] = [
+        ("yes", "must be a boolean or an object, found string"),
+        (["headers": [:]], "no `allowed` key"),
+        (["allowed": "true"], "`allowed` must be a boolean"),
+        (["allowed": false, "http_status": 99], "invalid HTTP status code `99`"),
+        (["allowed": false, "http_status": "403"], "`http_status` must be an integer"),
+        (["allowed": false, "body": 1], "`body` must be a string"),
+        (["allowed": true, "headers": ["x": 1]], "invalid value type number for header `x`"),
+        (["allowed": true, "request_headers_to_remove": "cookie"], "must be an array of strings"),
+        (["allowed": true, "dynamic_metadata": [1]], "`dynamic_metadata` must be an object"),
+    ]
+
+    @Test(arguments: invalid)
+    func invalidDecisionsFailClosed(decision: Value, message: String) throws {
+        let outcome = OPAEnvoyDecision.decode(decision)
+        #expect(!outcome.allowed)
+        let failure = try #require(outcome.failure)
+        #expect(failure.code == "invalid_decision")
+        #expect(failure.message.contains(message), "\(failure.message)")
+    }
+}

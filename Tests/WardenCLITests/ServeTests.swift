@@ -1,0 +1,211 @@
+import ExtAuthz
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import PolicyCore
+import Testing
+import WardenTesting
+
+let denyAdminPolicy = """
+    apiVersion: security.istio.io/v1
+    kind: AuthorizationPolicy
+    metadata: {name: deny-admin, namespace: backend}
+    spec:
+      action: DENY
+      rules:
+      - to: [{operation: {paths: ["/admin"]}}]
+    """
+
+func check(path: String, method: String = "GET") -> Envoy_Service_Auth_V3_CheckRequest {
+    var check = Envoy_Service_Auth_V3_CheckRequest()
+    check.attributes.source.principal = "spiffe://cluster.local/ns/frontend/sa/web"
+    check.attributes.source.address.socketAddress = .with {
+        $0.address = "10.0.0.5"
+        $0.portValue = 40000
+    }
+    check.attributes.contextExtensions = ["destination.namespace": "backend"]
+    check.attributes.request.http = .with {
+        $0.method = method
+        $0.path = path
+        $0.host = "api.backend"
+        $0.headers = ["authorization": "Bearer secret-token"]
+    }
+    return check
+}
+
+/// Calls the server over real HTTP/2 with grpc-swift's NIO client.
+func withClient<T: Sendable>(
+    port: Int, _ body: @Sendable (Envoy_Service_Auth_V3_Authorization.Client<HTTP2ClientTransport.Posix>,
+                                   Grpc_Health_V1_Health.Client<HTTP2ClientTransport.Posix>) async throws -> T
+) async throws -> T {
+    let transport = try HTTP2ClientTransport.Posix(target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext)
+    return try await withGRPCClient(transport: transport) { client in
+        try await body(Envoy_Service_Auth_V3_Authorization.Client(wrapping: client), Grpc_Health_V1_Health.Client(wrapping: client))
+    }
+}
+
+/// The real `warden serve` binary on 127.0.0.1, called with a gRPC client and with curl.
+@Suite(.serialized, .timeLimit(.minutes(2))) struct ServeTests {
+    @Test func servesChecksOverGRPCAndHTTPAndShutsDownOnSIGTERM() async throws {
+        let directory = try TemporaryDirectory()
+        try directory.write("policies/deny-admin.yaml", denyAdminPolicy)
+        let log = directory.path + "/decisions.jsonl"
+        let server = try ServerProcess([
+            "--policies", directory.path + "/policies", "--decision-log", log, "--destination-namespace", "backend",
+        ])
+
+        let (allowed, denied, health) = try await withClient(port: server.grpcPort) { auth, health in
+            (try await auth.check(check(path: "/items")), try await auth.check(check(path: "/a/../admin?x=1")),
+             try await health.check(.init()))
+        }
+        #expect(allowed.status.code == 0)
+        #expect(denied.status.code == 7)
+        #expect(denied.deniedResponse.status.code == .forbidden)
+        #expect(denied.deniedResponse.headers.contains { $0.header.key == "x-warden-policy" && $0.header.value == "backend/deny-admin" })
+        #expect(health.status == .serving)
+
+        let ready = try curl([server.httpBase + "/health"])
+        #expect(ready.status == 200)
+        let httpDenied = try curl(["-H", "host: api.backend", server.httpBase + "/ext_authz//admin"])
+        #expect(httpDenied.status == 403)
+        #expect(httpDenied.headers.lowercased().contains("x-warden-policy: backend/deny-admin"))
+        #expect(httpDenied.body.contains("backend/deny-admin"))
+        let metrics = try curl([server.httpBase + "/metrics"])
+        #expect(metrics.body.contains(#"warden_decisions_total{action="DENY",result="deny"} 2"#), "\(metrics.body)")
+
+        let put = try curl([
+            "-X", "PUT", "-H", "content-type: application/yaml", "--data-binary",
+            denyAdminPolicy.replacingOccurrences(of: "deny-admin", with: "deny-ops").replacingOccurrences(of: "/admin", with: "/ops"),
+            server.httpBase + "/v1/policies/deny-ops",
+        ])
+        #expect(put.status == 200, "\(put.body)")
+        #expect(FileManager.default.fileExists(atPath: directory.path + "/policies/deny-ops.yaml"), "persisted")
+        let ops = try await withClient(port: server.grpcPort) { auth, _ in try await auth.check(check(path: "/ops")) }
+        #expect(ops.status.code == 7)
+
+        #expect(server.stop() == 0, "graceful exit\n\(server.stderr)")
+        let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 4)
+        let first = try JSONReader.parse(String(lines[0]))
+        #expect(first["attributes"]?["request.path"] == "/items")
+        #expect(first["attributes"]?["request.headers"]?["authorization"] == "<masked>")
+        #expect(first["attributes"]?["source.principal"] == "cluster.local/ns/frontend/sa/web")
+        #expect(first["result"] == "allow")
+        #expect(first["transport"] == "grpc")
+        #expect(first["revision"] == 1)
+        let second = try JSONReader.parse(String(lines[1]))
+        #expect(second["policy"] == "backend/deny-admin")
+        #expect(second["decision"]?["reason"] == "deny_matched")
+    }
+
+    @Test func aBrokenFileLeavesTheOldDecisionsServingAndStatusNamesIt() async throws {
+        let directory = try TemporaryDirectory()
+        try directory.write("deny-admin.yaml", denyAdminPolicy)
+        let server = try ServerProcess(["--policies", directory.path, "--decision-log", "off", "--watch-interval-ms", "100"])
+        defer { server.stop() }
+
+        let broken = try directory.write("broken.yaml", """
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: broken, namespace: backend}
+            spec:
+              action: DENY
+              rules:
+              - to: [{operation: {paths: ["/admin"], methods: GET}}]
+            """)
+        var status: Value = .null
+        let deadline = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < deadline {
+            status = try JSONReader.parse(try curl([server.httpBase + "/v1/status"]).body)
+            if status["result"]?["reload_failures"] != 0 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(status["result"]?["reload_failures"] == 1, "\(status)")
+        #expect(status["result"]?["revision"] == 1)
+        let message = status["result"]?["last_error_message"]?.stringValue ?? ""
+        #expect(message.hasPrefix("\(broken):7:"), "\(message)")
+        #expect(server.stderr.contains("\(broken):7:"), "the error is logged")
+
+        let (denied, allowed) = try await withClient(port: server.grpcPort) { auth, _ in
+            (try await auth.check(check(path: "/admin")), try await auth.check(check(path: "/items")))
+        }
+        #expect(denied.status.code == 7, "the old set still denies")
+        #expect(allowed.status.code == 0)
+        let metrics = try curl([server.httpBase + "/metrics"]).body
+        #expect(metrics.contains("warden_policy_reload_failures_total 1"))
+
+        // Fixing the file and sending SIGHUP loads the new set at once.
+        try directory.remove("broken.yaml")
+        server.signal(SIGHUP)
+        let fixedDeadline = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < fixedDeadline {
+            status = try JSONReader.parse(try curl([server.httpBase + "/v1/status"]).body)
+            if status["result"]?["revision"] == 2 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(status["result"]?["revision"] == 2)
+        #expect(status["result"]?["last_error"] == .null)
+    }
+
+    @Test func aRegoCustomProvidersObjectDecisionSetsStatusHeadersAndBody() async throws {
+        let directory = try TemporaryDirectory()
+        try directory.write("ext.yaml", """
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: ext-authz, namespace: backend}
+            spec:
+              action: CUSTOM
+              provider: {name: opa}
+              rules:
+              - to: [{operation: {paths: ["/ext/*"]}}]
+            """)
+        try directory.write("authz.rego", """
+            package envoy.authz
+
+            import rego.v1
+
+            default allow := {"allowed": false, "http_status": 401, "body": "sign in first", "headers": {"www-authenticate": "Bearer"}}
+
+            allow := {"allowed": true, "headers": {"x-user": user}} if {
+            	user := input.attributes.request.http.headers["x-user"]
+            	input.parsed_path == ["ext", "orders"]
+            }
+            """)
+        let server = try ServerProcess(["--policies", directory.path, "--decision-log", "off"])
+        defer { server.stop() }
+
+        let (denied, allowed) = try await withClient(port: server.grpcPort) { auth, _ in
+            var withUser = check(path: "/ext//orders")
+            withUser.attributes.request.http.headers["x-user"] = "alice"
+            return (try await auth.check(check(path: "/ext/orders")), try await auth.check(withUser))
+        }
+        #expect(denied.deniedResponse.status.code == .unauthorized)
+        #expect(denied.deniedResponse.body == "sign in first")
+        #expect(denied.deniedResponse.headers.contains { $0.header.key == "www-authenticate" && $0.header.value == "Bearer" })
+        #expect(denied.deniedResponse.headers.contains { $0.header.key == "x-warden-policy" && $0.header.value == "backend/ext-authz" })
+        #expect(allowed.status.code == 0, "the path is normalized before Rego sees it")
+        #expect(allowed.okResponse.headers.contains { $0.header.key == "x-user" && $0.header.value == "alice" })
+
+        let data = try curl([
+            "-X", "POST", "--data", #"{"input": {"parsed_path": ["ext", "orders"], "attributes": {"request": {"http": {"headers": {"x-user": "bob"}}}}}}"#,
+            server.httpBase + "/v1/data/envoy/authz/allow",
+        ])
+        #expect(try JSONReader.parse(data.body) == ["result": ["allowed": true, "headers": ["x-user": "bob"]]])
+    }
+
+    @Test func servesTheRepositoryPoliciesByDefault() throws {
+        let server = try ServerProcess(["--decision-log", "off", "--watch-interval-ms", "0"])
+        defer { server.stop() }
+        let status = try JSONReader.parse(try curl([server.httpBase + "/v1/status"]).body)
+        #expect(status["result"]?["policies"] == 5)
+        #expect(status["result"]?["ready"] == true)
+    }
+
+    @Test func aBadConfigurationFileExitsTwoWithItsPlace() throws {
+        let directory = try TemporaryDirectory()
+        let config = try directory.write("warden.yaml", "grpc: {adress: x}\n")
+        let out = try ProcessRunner.warden(["serve", "--config", config])
+        #expect(out.status == 2)
+        #expect(out.stderr.contains("\(config):1:8: grpc.adress: unknown field `adress`"))
+    }
+}

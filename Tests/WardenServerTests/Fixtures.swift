@@ -1,0 +1,130 @@
+import AuthzPolicy
+import DecisionPoint
+import ExtAuthz
+import Foundation
+import GRPCCore
+import GRPCInProcessTransport
+import PolicyCore
+import PolicyLoading
+@testable import WardenServer
+import WardenTesting
+
+/// Policies most server tests decide against: `/admin` is denied, the `api` workload only allows GET, and
+/// `/ext/*` on the `api` workload asks the CUSTOM provider `ext`.
+let serverPolicies = """
+    apiVersion: security.istio.io/v1
+    kind: AuthorizationPolicy
+    metadata: {name: deny-admin, namespace: backend}
+    spec:
+      action: DENY
+      rules:
+      - to: [{operation: {paths: ["/admin", "/admin/*"]}}]
+    ---
+    apiVersion: security.istio.io/v1
+    kind: AuthorizationPolicy
+    metadata: {name: api-get-only, namespace: backend}
+    spec:
+      selector: {matchLabels: {app: api}}
+      action: ALLOW
+      rules:
+      - to: [{operation: {methods: [GET]}}]
+    ---
+    apiVersion: security.istio.io/v1
+    kind: AuthorizationPolicy
+    metadata: {name: ext, namespace: backend}
+    spec:
+      selector: {matchLabels: {app: api}}
+      action: CUSTOM
+      provider: {name: ext}
+      rules:
+      - to: [{operation: {paths: ["/ext/*"]}}]
+    """
+
+/// A CUSTOM provider answering with a fixed OPA-Envoy decision, as a Rego rule would.
+struct FixedDecisionProvider: CustomProvider {
+    let decision: Value
+    func check(_ request: AuthzRequest) -> CustomOutcome { OPAEnvoyDecision.decode(decision) }
+}
+
+func snapshot(_ yaml: String = serverPolicies, providers: [String: any CustomProvider] = [:]) throws -> PolicySnapshot {
+    let (policies, diagnostics) = PolicyLoader().readDocuments(yaml, file: "test.yaml")
+    if diagnostics.hasErrors { throw diagnostics.first { $0.isError }! }
+    return PolicySnapshot(authorization: CompiledPolicySet(policies: policies), providers: providers)
+}
+
+func makeHandler(_ snapshot: PolicySnapshot?, log: DecisionLog? = nil) -> CheckHandler {
+    CheckHandler(
+        decisionPoint: DecisionPoint(snapshot: snapshot), mapper: CheckRequestMapper(), metrics: ServerMetrics(), log: log)
+}
+
+/// A check from the `frontend` namespace to the `api` workload in `backend`.
+func apiCheck(method: String = "GET", path: String, headers: [String: String] = [:]) -> Envoy_Service_Auth_V3_CheckRequest {
+    var check = Envoy_Service_Auth_V3_CheckRequest()
+    check.attributes.source.principal = "spiffe://cluster.local/ns/frontend/sa/web"
+    check.attributes.source.address.socketAddress = .with {
+        $0.address = "10.0.0.5"
+        $0.portValue = 40000
+    }
+    check.attributes.destination.address.socketAddress = .with {
+        $0.address = "10.0.0.9"
+        $0.portValue = 8080
+    }
+    check.attributes.contextExtensions = ["destination.namespace": "backend", "destination.workload_labels": "app=api"]
+    check.attributes.request.http = .with {
+        $0.method = method
+        $0.path = path
+        $0.host = "api.backend"
+        $0.headers = headers
+    }
+    return check
+}
+
+extension Array where Element == Envoy_Config_Core_V3_HeaderValueOption {
+    var dictionary: [String: String] {
+        var out: [String: String] = [:]
+        for option in self { out[option.header.key] = option.header.value }
+        return out
+    }
+}
+
+/// The gRPC services over grpc-swift's in-process transport: real serialization and routing, no sockets.
+func withInProcessServices<T: Sendable>(
+    _ snapshot: PolicySnapshot?,
+    _ body: @Sendable (Envoy_Service_Auth_V3_Authorization.Client<InProcessTransport.Client>,
+                       Grpc_Health_V1_Health.Client<InProcessTransport.Client>) async throws -> T
+) async throws -> T {
+    let handler = makeHandler(snapshot)
+    let transport = InProcessTransport()
+    let ready = snapshot != nil
+    return try await withGRPCServer(
+        transport: transport.server,
+        services: [AuthorizationService(handler: handler), HealthService { ready }]
+    ) { _ in
+        try await withGRPCClient(transport: transport.client) { client in
+            try await body(
+                Envoy_Service_Auth_V3_Authorization.Client(wrapping: client), Grpc_Health_V1_Health.Client(wrapping: client))
+        }
+    }
+}
+
+/// An OPA-Envoy policy: users named `user-*` may call `/ext/...` (their name is passed upstream); everyone else
+/// gets 401 with a challenge and a body.
+let extRego = """
+    package envoy.authz
+
+    import rego.v1
+
+    default allow := {
+    	"allowed": false,
+    	"http_status": 401,
+    	"body": "sign in first",
+    	"headers": {"www-authenticate": "Bearer realm=\\"api\\""},
+    }
+
+    allow := {"allowed": true, "headers": {"x-user": user}, "request_headers_to_remove": ["x-user-token"]} if {
+    	user := input.attributes.request.http.headers["x-user"]
+    	input.parsed_path[0] == "ext"
+    	startswith(user, "user-")
+    	input.attributes.source.principal == "spiffe://cluster.local/ns/frontend/sa/web"
+    }
+    """
