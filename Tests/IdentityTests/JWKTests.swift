@@ -48,6 +48,32 @@ struct JWKTests {
         #expect(throws: JOSEError.self) { try set.verify(JWS.parse(token)) }
     }
 
+    @Test func callersMayLowerTheRSAFloorTo1024Bits() throws {
+        let signing = JWTFactory.SigningKey.rsa(bits: 1024, keyID: nil)
+        guard case .rsa(let privateKey) = signing.material else { Issue.record("not an RSA key"); return }
+        let primitives = try privateKey.publicKey.getKeyPrimitives()
+        let modulus = Array(primitives.modulus), exponent = Array(primitives.publicExponent)
+        let token = try JWS.parse(JWTFactory.token(JWTFactory.claims(), key: signing, alg: "PS384"))
+
+        // Refused by default, as a JWK and as PEM.
+        #expect(throws: JOSEError(.weakKey, "rsa key is 1024 bits; at least 2048 are required")) {
+            try VerificationKey.rsa(modulus: modulus, exponent: exponent)
+        }
+        // Accepted when the caller allows it, from either form, and it verifies.
+        let fromMembers = try VerificationKey.rsa(modulus: modulus, exponent: exponent, minimumBits: 1024)
+        let fromPEM = try VerificationKey(pem: signing.publicKeyPEM!, minimumRSABits: 1024)
+        for key in [fromMembers, fromPEM] {
+            #expect(key.kindDescription == "1024-bit RSA key")
+            try token.verifySignature(using: key)
+            #expect(!key.isValidSignature(token.signature, for: token.signingInput, algorithm: .ps256))
+        }
+        // Never below 1024 bits, whatever the caller asks.
+        let short = [0xC1] + [UInt8](repeating: 0x5A, count: 62) + [0x01]
+        #expect(throws: JOSEError(.weakKey, "rsa key is 512 bits; at least 1024 are required")) {
+            try VerificationKey.rsa(modulus: short, exponent: [1, 0, 1], minimumBits: 512)
+        }
+    }
+
     @Test func malformedKeys() {
         #expect(Self.code(#"{"kty":"RSA","e":"AQAB"}"#) == .badKey)
         #expect(Self.code(#"{"kty":"RSA","n":"!!","e":"AQAB"}"#) == .badKey)

@@ -5,8 +5,8 @@ import _CryptoExtras
 extension VerificationKey {
     /// A key from PEM text: a `PUBLIC KEY` (SubjectPublicKeyInfo: RSA, EC P-256/384/521, Ed25519), an
     /// `RSA PUBLIC KEY` (PKCS #1), or a `CERTIFICATE`, whose subject public key is used. Only the first PEM block
-    /// is read.
-    public init(pem text: String) throws(JOSEError) {
+    /// is read. RSA keys shorter than `minimumRSABits` are refused as weak.
+    public init(pem text: String, minimumRSABits: Int = VerificationKey.minimumRSABits) throws(JOSEError) {
         guard let label = Self.firstPEMLabel(text) else {
             throw JOSEError(.badPEM, "no PEM block (`-----BEGIN ...-----`) found")
         }
@@ -22,7 +22,7 @@ extension VerificationKey {
         case "PUBLIC KEY":
             // RSA first, so a short RSA key is reported as weak rather than unreadable.
             if let rsa = try? _RSA.Signing.PublicKey(unsafePEMRepresentation: Self.firstPEMBlock(text)) {
-                self = try VerificationKey(rsa)
+                self = try VerificationKey(rsa, minimumBits: minimumRSABits)
                 return
             }
             do {
@@ -39,7 +39,7 @@ extension VerificationKey {
             } catch {
                 throw JOSEError(.badPEM, "the RSA public key could not be read")
             }
-            self = try VerificationKey(rsa)
+            self = try VerificationKey(rsa, minimumBits: minimumRSABits)
         default:
             throw JOSEError(.badPEM, "PEM block `\(label)` is not a public key or certificate")
         }

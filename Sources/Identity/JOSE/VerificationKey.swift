@@ -40,6 +40,9 @@ public struct VerificationKey: Sendable {
     /// RSA keys shorter than this are refused (NIST SP 800-131A; RFC 7518 §3.3 requires 2048 bits for RS*).
     public static let minimumRSABits = 2048
 
+    /// The shortest RSA key any caller may lower the floor to: what swift-crypto (and Go, hence OPA) still verify.
+    public static let smallestRSABits = 1024
+
     /// The key's JWK type.
     public var keyType: JWSAlgorithm.KeyType {
         switch material {
@@ -97,23 +100,54 @@ public struct VerificationKey: Sendable {
     // MARK: - Making keys
 
     /// An RSA public key from its modulus and public exponent (big-endian bytes, as in a JWK's `n` and `e`).
-    public static func rsa(modulus: [UInt8], exponent: [UInt8]) throws(JOSEError) -> VerificationKey {
+    ///
+    /// Keys shorter than `minimumBits` are refused as weak. Callers that must accept what OPA accepts (the Rego
+    /// `io.jwt.*` builtins) lower it, never below `smallestRSABits`.
+    public static func rsa(
+        modulus: [UInt8], exponent: [UInt8], minimumBits: Int = minimumRSABits
+    ) throws(JOSEError) -> VerificationKey {
         let n = modulus.drop { $0 == 0 }
         let e = exponent.drop { $0 == 0 }
         guard let top = n.first, !e.isEmpty else { throw .badKey("rsa key has an empty modulus or exponent") }
         let bits = (n.count - 1) * 8 + (8 - top.leadingZeroBitCount)
-        guard bits >= minimumRSABits else {
-            throw JOSEError(.weakKey, "rsa key is \(bits) bits; at least \(minimumRSABits) are required")
+        let floor = max(minimumBits, smallestRSABits)
+        guard bits >= floor else {
+            throw JOSEError(.weakKey, "rsa key is \(bits) bits; at least \(floor) are required")
         }
         guard e.count <= 8, e.last! & 1 == 1, !(e.count == 1 && e.first! < 3) else {
             throw .badKey("rsa key has an invalid public exponent")
         }
         do {
-            let key = try _RSA.Signing.PublicKey(n: Array(n), e: Array(e))
+            // swift-crypto reads keys under 2048 bits only from DER, so those go through their PKCS #1 encoding.
+            let key = bits >= 2048
+                ? try _RSA.Signing.PublicKey(n: Array(n), e: Array(e))
+                : try _RSA.Signing.PublicKey(unsafeDERRepresentation: pkcs1DER(modulus: Array(n), exponent: Array(e)))
             return VerificationKey(.rsa(key, bits: bits))
         } catch {
             throw .badKey("rsa key could not be read")
         }
+    }
+
+    /// `RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }` (RFC 8017 §A.1.1) in DER, for
+    /// big-endian magnitudes without leading zeros.
+    static func pkcs1DER(modulus: [UInt8], exponent: [UInt8]) -> [UInt8] {
+        func length(_ count: Int) -> [UInt8] {
+            guard count >= 0x80 else { return [UInt8(count)] }
+            var bytes: [UInt8] = []
+            var rest = count
+            while rest > 0 {
+                bytes.insert(UInt8(rest & 0xFF), at: 0)
+                rest >>= 8
+            }
+            return [0x80 | UInt8(bytes.count)] + bytes
+        }
+        func integer(_ magnitude: [UInt8]) -> [UInt8] {
+            // A set top bit would read as negative: DER adds a zero byte in front.
+            let content = (magnitude.first ?? 0) & 0x80 != 0 ? [0] + magnitude : magnitude
+            return [0x02] + length(content.count) + content
+        }
+        let body = integer(modulus) + integer(exponent)
+        return [0x30] + length(body.count) + body
     }
 
     /// An EC public key from its curve and affine coordinates (big-endian, full length for the curve).
@@ -162,10 +196,11 @@ public struct VerificationKey: Sendable {
     public init(_ key: P521.Signing.PublicKey) { self.init(.p521(key)) }
     public init(_ key: Curve25519.Signing.PublicKey) { self.init(.ed25519(key)) }
 
-    /// Wraps an RSA key; refused when it is shorter than 2048 bits.
-    public init(_ key: _RSA.Signing.PublicKey) throws(JOSEError) {
-        guard key.keySizeInBits >= Self.minimumRSABits else {
-            throw JOSEError(.weakKey, "rsa key is \(key.keySizeInBits) bits; at least \(Self.minimumRSABits) are required")
+    /// Wraps an RSA key; refused when it is shorter than `minimumBits` (2048 unless the caller lowers it).
+    public init(_ key: _RSA.Signing.PublicKey, minimumBits: Int = minimumRSABits) throws(JOSEError) {
+        let floor = max(minimumBits, Self.smallestRSABits)
+        guard key.keySizeInBits >= floor else {
+            throw JOSEError(.weakKey, "rsa key is \(key.keySizeInBits) bits; at least \(floor) are required")
         }
         self.init(.rsa(key, bits: key.keySizeInBits))
     }
