@@ -43,7 +43,7 @@ let package = Package(
         .target(name: "DecisionPoint", dependencies: ["PolicyCore", "AuthzPolicy", "Rego"], swiftSettings: strict),
         .target(
             name: "Rego",
-            dependencies: ["PolicyCore", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["PolicyCore", "Identity", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
         .target(

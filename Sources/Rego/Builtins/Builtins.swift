@@ -20,6 +20,7 @@ public enum Builtins {
         net,
         time,
         crypto,
+        tokens,
         units,
         semver,
     ])
