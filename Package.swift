@@ -142,7 +142,7 @@ let package = Package(
             path: "Tests/WardenTesting",
             swiftSettings: strict
         ),
-        .testTarget(name: "PolicyCoreTests", dependencies: ["PolicyCore"], swiftSettings: strict),
+        .testTarget(name: "PolicyCoreTests", dependencies: ["PolicyCore", "WardenTesting"], swiftSettings: strict),
         .testTarget(name: "DocumentsTests", dependencies: ["Documents", "PolicyCore"], swiftSettings: strict),
         .testTarget(
             name: "AuthzPolicyTests",

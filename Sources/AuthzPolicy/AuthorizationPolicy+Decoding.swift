@@ -21,61 +21,22 @@ extension AuthorizationPolicy {
     }
 }
 
-/// The fields Kubernetes puts in `metadata`; any other is a typo.
-let objectMetaFields = [
-    "name", "namespace", "labels", "annotations", "uid", "resourceVersion", "generation", "creationTimestamp",
-    "deletionTimestamp", "deletionGracePeriodSeconds", "generateName", "managedFields", "ownerReferences",
-    "finalizers", "selfLink",
-]
-
 private struct PolicyReader {
     let decoder: DocumentDecoder
     var action: PolicyAction = .allow
 
     mutating func policy(_ node: DocumentNode, defaultNamespace: String) -> AuthorizationPolicy? {
-        guard let top = decoder.fields(node, at: .root, known: ["apiVersion", "kind", "metadata", "spec", "status"]) else {
-            return nil
-        }
-        if let apiVersion = top["apiVersion"].flatMap({ decoder.string($0, at: top.path("apiVersion")) }),
-            !AuthorizationPolicy.apiVersions.contains(apiVersion.value)
-        {
-            decoder.invalid(
-                "unsupported apiVersion `\(apiVersion.value)` for AuthorizationPolicy; use "
-                    + AuthorizationPolicy.apiVersions.map { "`\($0)`" }.joined(separator: " or "), at: apiVersion)
-        }
-        guard let metadataNode = top["metadata"] else {
-            decoder.report(Diagnostic.Code.missingField, "missing `metadata` (a policy needs a name)", span: node.span, path: .root)
-            return nil
-        }
-        guard let metadata = decoder.fields(metadataNode, at: top.path("metadata"), known: objectMetaFields) else {
-            return nil
-        }
-        let name = requiredName(metadata, metadataNode)
-        var namespace = defaultNamespace
-        if let ns = metadata["namespace"].flatMap({ decoder.string($0, at: metadata.path("namespace")) }) {
-            if isDNSLabel(ns.value) {
-                namespace = ns.value
-            } else {
-                decoder.invalid("invalid namespace `\(ns.value)`: must be a DNS-1123 label", at: ns)
-            }
-        }
-        let annotations = metadata["annotations"].flatMap { decoder.stringMap($0, at: metadata.path("annotations")) } ?? [:]
-        if let labels = metadata["labels"] { _ = decoder.stringMap(labels, at: metadata.path("labels")) }
-
-        let specNode = top["spec"] ?? DocumentNode(.mapping([]), span: node.span)
-        let specPath = FieldPath.root / "spec"
         guard
-            let spec = decoder.fields(
-                specNode, at: specPath, known: ["selector", "targetRef", "targetRefs", "action", "provider", "rules"])
+            let resource = decoder.istioResource(
+                node, kind: AuthorizationPolicy.kind, apiVersions: AuthorizationPolicy.apiVersions,
+                specFields: ["selector", "targetRef", "targetRefs", "action", "provider", "rules"],
+                defaultNamespace: defaultNamespace)
         else { return nil }
-
-        for key in ["targetRef", "targetRefs"] where spec.has(key) {
-            decoder.report(
-                Diagnostic.Code.unsupported,
-                "`\(key)` attaches a policy to a gateway or service (waypoint mode); Warden selects workloads with `selector`",
-                span: spec[key]!.span, path: spec.path(key))
-        }
-        let selector = spec["selector"].flatMap { readSelector($0, at: spec.path("selector")) }
+        let (name, namespace, annotations, spec, specNode) =
+            (resource.name, resource.namespace, resource.annotations, resource.spec, resource.specNode)
+        let specPath = spec.path
+        decoder.refuseTargetRefs(spec)
+        let selector = spec["selector"].flatMap { decoder.workloadSelector($0, at: spec.path("selector")) }
 
         if let actionNode = spec["action"], let text = decoder.string(actionNode, at: spec.path("action")) {
             if let parsed = PolicyAction(rawValue: text.value) {
@@ -134,37 +95,6 @@ private struct PolicyReader {
         return AuthorizationPolicy(
             id: PolicyID(namespace: namespace, name: name), selector: selector, action: action,
             provider: provider?.value, rules: rules, dryRun: dryRun, span: node.span)
-    }
-
-    func requiredName(_ metadata: DocumentDecoder.Fields, _ node: DocumentNode) -> String? {
-        guard let nameNode = metadata["name"] else {
-            decoder.report(Diagnostic.Code.missingField, "missing `metadata.name`", span: node.span, path: metadata.path)
-            return nil
-        }
-        guard let name = decoder.string(nameNode, at: metadata.path("name")) else { return nil }
-        guard isDNSSubdomain(name.value) else {
-            decoder.invalid("invalid name `\(name.value)`: must be a lowercase DNS-1123 subdomain", at: name)
-            return nil
-        }
-        return name.value
-    }
-
-    func readSelector(_ node: DocumentNode, at path: FieldPath) -> [String: String]? {
-        guard let fields = decoder.fields(node, at: path, known: ["matchLabels"]) else { return nil }
-        let labels = fields["matchLabels"].flatMap { decoder.stringMap($0, at: fields.path("matchLabels")) } ?? [:]
-        if labels.isEmpty {
-            decoder.report(Diagnostic.Code.invalidValue, "workload selector specified without labels: it selects every workload", span: node.span, path: path, severity: .warning)
-        }
-        var out: [String: String] = [:]
-        for (key, value) in labels {
-            if key.isEmpty {
-                decoder.invalid("empty key is not supported in selector", at: value)
-            } else if key.contains("*") || value.value.contains("*") {
-                decoder.invalid("wildcard is not supported in selector: `\(key)=\(value.value)`", at: value)
-            }
-            out[key] = value.value
-        }
-        return out
     }
 
     func rule(_ node: DocumentNode, at path: FieldPath) -> AuthorizationPolicy.Rule? {
@@ -409,15 +339,3 @@ func parseGoBool(_ text: String) -> Bool? {
     }
 }
 
-/// A DNS-1123 label: lowercase alphanumerics and `-`, starting and ending alphanumeric, at most 63 characters.
-func isDNSLabel(_ text: String) -> Bool {
-    let bytes = Array(text.utf8)
-    guard !bytes.isEmpty, bytes.count <= 63 else { return false }
-    func alnum(_ b: UInt8) -> Bool { (b >= 97 && b <= 122) || (b >= 48 && b <= 57) }
-    return alnum(bytes.first!) && alnum(bytes.last!) && bytes.allSatisfy { alnum($0) || $0 == UInt8(ascii: "-") }
-}
-
-/// A DNS-1123 subdomain: dot-separated labels, at most 253 characters.
-func isDNSSubdomain(_ text: String) -> Bool {
-    text.utf8.count <= 253 && text.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { isDNSLabel(String($0)) }
-}

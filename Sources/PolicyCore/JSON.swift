@@ -174,7 +174,8 @@ public struct JSONReader {
             if index - digits <= 18, !bytes[digits..<index].contains(where: { !isDigit($0) }) {
                 var magnitude: Int64 = 0
                 for b in bytes[digits..<index] { magnitude = magnitude * 10 + Int64(b - UInt8(ascii: "0")) }
-                return Number(digits == start ? magnitude : -magnitude)
+                // `-0` keeps its text, as OPA prints it.
+                if magnitude != 0 || digits == start { return Number(digits == start ? magnitude : -magnitude) }
             }
             let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
             guard let n = Number(literal: Substring(text)) else { throw error("invalid number `\(text)`") }

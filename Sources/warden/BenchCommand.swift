@@ -2,6 +2,7 @@ import ArgumentParser
 import DecisionPoint
 import Foundation
 import PolicyCore
+import Rego
 
 /// `warden bench`: measures decision cost inside one process, in the manner of `opa bench`.
 struct BenchCommand: ParsableCommand {
@@ -10,13 +11,28 @@ struct BenchCommand: ParsableCommand {
         abstract: "Measure how long decisions take: warm up, then repeated timed passes over the requests."
     )
 
-    @Option(name: .long, help: "Policy files or directories (repeatable).")
-    var policies: [String]
+    @Option(name: .long, help: "AuthorizationPolicy files or directories (repeatable); with --requests.")
+    var policies: [String] = []
 
     @Option(name: .long, help: "Requests, one per line in the flat attribute form (JSON Lines; `-` for standard input).")
-    var requests: String
+    var requests: String?
 
     @OptionGroup var policyOptions: PolicyOptions
+
+    @Option(name: [.customShort("d"), .customLong("data-path")], help: "Rego mode: a policy or data file, or a directory of them.")
+    var regoPaths: [String] = []
+
+    @Option(name: .customLong("data"), help: "Rego mode: a JSON or YAML file merged into `data` at the root.")
+    var dataFiles: [String] = []
+
+    @Option(name: [.customShort("i"), .customLong("input")], help: "Rego mode: one input document (JSON or YAML).")
+    var inputFile: String?
+
+    @Option(name: .customLong("inputs"), help: "Rego mode: input documents, one JSON value per line (`-` for standard input).")
+    var inputsFile: String?
+
+    @Argument(help: "Rego mode: the query, such as `data.envoy.authz.allow`.")
+    var query: String?
 
     @Option(help: "Timed passes over all requests.")
     var passes = 20
@@ -29,30 +45,72 @@ struct BenchCommand: ParsableCommand {
 
     func validate() throws {
         guard passes > 0, warmup >= 0 else { throw ValidationError("--passes must be positive and --warmup not negative") }
+        if regoPaths.isEmpty {
+            guard !policies.isEmpty, requests != nil else {
+                throw ValidationError(
+                    "give --policies DIR --requests FILE for AuthorizationPolicy decisions, or -d REGO (-i INPUT | --inputs FILE) QUERY for Rego")
+            }
+            guard query == nil, inputFile == nil, inputsFile == nil else {
+                throw ValidationError("a query, -i and --inputs need -d (Rego mode)")
+            }
+        } else {
+            guard policies.isEmpty, requests == nil else {
+                throw ValidationError("--policies/--requests and -d are different modes: give one of them")
+            }
+            guard query != nil else { throw ValidationError("Rego mode needs a query, such as `data.envoy.authz.allow`") }
+            guard (inputFile == nil) != (inputsFile == nil) else { throw ValidationError("Rego mode needs one of -i and --inputs") }
+        }
     }
 
     func run() throws {
+        if let query { try benchRego(query) } else { try benchAuthorizationPolicy() }
+    }
+
+    private func benchAuthorizationPolicy() throws {
         let snapshot = try loadSnapshot(policies, options: policyOptions)
-        var batch: [AuthzRequest] = []
-        var lineNumber = 0
-        for line in try readInput(requests).split(separator: "\n", omittingEmptySubsequences: false) {
-            lineNumber += 1
-            if line.allSatisfy(\.isWhitespace) { continue }
-            do {
-                batch.append(try AuthzRequest(attributes: JSONReader.parse(String(line))))
-            } catch {
-                throw usage("\(requests):\(lineNumber): \(error)")
-            }
-        }
-        guard !batch.isEmpty else { throw usage("\(requests): no requests") }
+        let source = requests ?? "-"
+        let batch = try Bench.lines(source) { try AuthzRequest(attributes: JSONReader.parse($0)) }
         let result = Bench.measure(passes: passes, warmup: warmup, count: batch.count) {
             var allowed = 0
             for request in batch where snapshot.decide(request).decision == .allow { allowed += 1 }
             return allowed
         }
+        report(result, kind: "authorization-policy", title: "AuthorizationPolicy decisions", items: batch.count)
+    }
+
+    private func benchRego(_ query: String) throws {
+        let (files, problems) = RegoFiles.load(regoPaths, dataFiles: dataFiles)
+        var inputs: [Value] = []
+        var inputProblems: [Diagnostic] = []
+        if let inputFile, let input = RegoFiles.readValue(inputFile, &inputProblems) { inputs = [input] }
+        if let problem = (problems + inputProblems).first { throw usage(problem.description) }
+        if let inputsFile { inputs = try Bench.lines(inputsFile) { try JSONReader.parse($0) } }
+        let prepared: RegoQuery
+        do {
+            prepared = try RegoPolicySet.compile(modules: files.modules, data: files.data).prepare(query: query)
+        } catch {
+            throw usage(error.diagnostics.map(RegoError.render).joined(separator: "\n"))
+        }
+        // Evaluation errors would make the timings meaningless: refuse them before measuring.
+        for (index, input) in inputs.enumerated() {
+            if case .error(let diagnostic) = prepared.evaluate(input: input) {
+                throw usage("input \(index + 1): \(RegoError.render(diagnostic))")
+            }
+        }
+        let result = Bench.measure(passes: passes, warmup: warmup, count: inputs.count) {
+            var defined = 0
+            for input in inputs {
+                if case .results(let results) = prepared.evaluate(input: input), !results.isEmpty { defined += 1 }
+            }
+            return defined
+        }
+        report(result, kind: "rego", title: "Rego evaluations of `\(query)`", items: inputs.count)
+    }
+
+    private func report(_ result: Bench.Result, kind: String, title: String, items: Int) {
         switch format {
-        case .json: writeOutput(JSONWriter.string(result.json(kind: "authorization-policy", items: batch.count), pretty: true))
-        case .text: writeOutput(result.text(kind: "AuthorizationPolicy decisions", items: batch.count))
+        case .json: writeOutput(JSONWriter.string(result.json(kind: kind, items: items), pretty: true))
+        case .text: writeOutput(result.text(kind: title, items: items))
         }
     }
 }
@@ -90,6 +148,24 @@ enum Bench {
               allocations per decision: not measured by this command (see BENCHMARKS.md)
             """
         }
+    }
+
+    /// Reads a JSON Lines file (`-`: standard input), one item per non-blank line; a bad line is a usage error
+    /// naming its place.
+    static func lines<T>(_ path: String, _ parse: (String) throws -> T) throws -> [T] {
+        var items: [T] = []
+        var lineNumber = 0
+        for line in try readInput(path).split(separator: "\n", omittingEmptySubsequences: false) {
+            lineNumber += 1
+            if line.allSatisfy(\.isWhitespace) { continue }
+            do {
+                items.append(try parse(String(line)))
+            } catch {
+                throw usage("\(path):\(lineNumber): \(error)")
+            }
+        }
+        guard !items.isEmpty else { throw usage("\(path): nothing to measure") }
+        return items
     }
 
     static func measure(passes: Int, warmup: Int, count: Int, _ pass: () -> Int) -> Result {

@@ -1,12 +1,13 @@
 @testable import AuthzPolicy
 import PolicyCore
 import Testing
+import WardenTesting
 
 /// The compiled indexes must decide exactly as a plain walk over every rule: random policy sets and requests,
 /// decided both ways.
 @Suite struct IndexEquivalenceTests {
     @Test func indexedDecisionsMatchALinearWalk() {
-        var rng = SplitMix64(seed: 20261123)
+        var rng = SeededGenerator(seed: 20261123)
         for round in 0..<200 {
             let policies = (0..<Int.random(in: 1...40, using: &rng)).map { randomPolicy($0, &rng) }
             let set = CompiledPolicySet(policies: policies)
@@ -58,7 +59,7 @@ import Testing
         (id.namespace == set.rootNamespace ? 0 : 1, id.name)
     }
 
-    private func randomPolicy(_ n: Int, _ rng: inout SplitMix64) -> AuthorizationPolicy {
+    private func randomPolicy(_ n: Int, _ rng: inout SeededGenerator) -> AuthorizationPolicy {
         let actions: [PolicyAction] = [.allow, .allow, .deny, .audit]
         let action = actions.randomElement(using: &rng)!
         let namespace = ["default", "istio-system", "prod"].randomElement(using: &rng)!
@@ -69,7 +70,7 @@ import Testing
             rules: action == .deny && rules.isEmpty ? [AuthorizationPolicy.Rule()] : rules)
     }
 
-    private func randomRule(_ rng: inout SplitMix64) -> AuthorizationPolicy.Rule {
+    private func randomRule(_ rng: inout SeededGenerator) -> AuthorizationPolicy.Rule {
         var rule = AuthorizationPolicy.Rule()
         if Bool.random(using: &rng) {
             rule.to = (0..<Int.random(in: 1...2, using: &rng)).map { _ in
@@ -102,7 +103,7 @@ import Testing
         return rule
     }
 
-    private func randomRequest(_ rng: inout SplitMix64) -> AuthzRequest {
+    private func randomRequest(_ rng: inout SeededGenerator) -> AuthzRequest {
         var r = AuthzRequest()
         r.destination.namespace = ["default", "prod", "other"].randomElement(using: &rng)!
         if Bool.random(using: &rng) { r.destination.labels = ["app": ["a", "b", "c"].randomElement(using: &rng)!] }
@@ -116,20 +117,7 @@ import Testing
         return r
     }
 
-    private func pick(_ values: [String], _ rng: inout SplitMix64) -> [String] {
+    private func pick(_ values: [String], _ rng: inout SeededGenerator) -> [String] {
         Array(values.shuffled(using: &rng).prefix(Int.random(in: 1...values.count, using: &rng)))
-    }
-}
-
-/// A small seeded generator, so failures reproduce.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

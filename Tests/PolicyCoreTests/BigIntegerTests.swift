@@ -1,5 +1,6 @@
 import PolicyCore
 import Testing
+import WardenTesting
 
 @Suite struct BigIntegerTests {
     /// a, b, a+b, a-b, a*b, a/b (truncated), a%b; computed independently.
@@ -31,7 +32,7 @@ import Testing
     }
 
     @Test func divisionIsConsistentOnSeededRandomOperands() {
-        var rng = SplitMix64(seed: 42)
+        var rng = SeededGenerator(seed: 42)
         for _ in 0..<2000 {
             let a = BigInteger(negative: rng.next() & 1 == 0, limbs: (0..<Int(rng.next() % 9)).map { _ in rng.limb() })
             var b = BigInteger(negative: rng.next() & 1 == 0, limbs: (0..<Int(1 + rng.next() % 5)).map { _ in rng.limb() })
@@ -61,17 +62,7 @@ import Testing
     }
 }
 
-/// A small seeded generator, so failures reproduce.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+extension SeededGenerator {
     /// Limbs biased toward the edge values that break long division.
     mutating func limb() -> UInt64 {
         switch next() % 4 {

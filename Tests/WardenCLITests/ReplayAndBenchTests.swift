@@ -108,4 +108,43 @@ import WardenTesting
         let text = try ProcessRunner.warden(["bench", "--policies", "policies", "--requests", requests, "--passes", "2"])
         #expect(text.stdout.contains("ns per decision"))
     }
+
+    @Test func benchMeasuresRegoQueries() throws {
+        let dir = try TemporaryDirectory()
+        let policy = try dir.write("authz.rego", """
+            package envoy.authz
+
+            default allow := false
+
+            allow if input.attributes.request.http.method == "GET"
+            """)
+        let inputs = try dir.write("inputs.jsonl", ["GET", "POST", "GET"].map {
+            #"{"attributes":{"request":{"http":{"method":"\#($0)"}}}}"#
+        }.joined(separator: "\n"))
+        let out = try ProcessRunner.warden(["bench", "-d", policy, "--inputs", inputs, "--passes", "3", "--format", "json", "data.envoy.authz.allow"])
+        #expect(out.status == 0, "\(out.stderr)")
+        let report = try JSONReader.parse(out.stdout)
+        #expect(report["kind"] == "rego")
+        #expect(report["items"] == 3)
+        #expect((report["median_ns"]?.numberValue?.doubleValue ?? 0) > 0)
+
+        let input = try dir.write("input.json", #"{"attributes":{"request":{"http":{"method":"GET"}}}}"#)
+        let one = try ProcessRunner.warden(["bench", "-d", policy, "-i", input, "--passes", "2", "data.envoy.authz.allow"])
+        #expect(one.status == 0, "\(one.stderr)")
+        #expect(one.stdout.contains("1 per pass"))
+
+        // A query that fails to evaluate is refused before anything is measured; so are mixed modes.
+        let conflict = try dir.write("conflict.rego", """
+            package conflict
+
+            p := 1 if input.attributes
+            p := 2 if input.attributes
+            """)
+        let failing = try ProcessRunner.warden(["bench", "-d", conflict, "-i", input, "data.conflict.p"])
+        #expect(failing.status == 2, "\(failing.stdout)")
+        #expect(failing.stderr.contains("eval_conflict_error"), "\(failing.stderr)")
+        let mixed = try ProcessRunner.warden(["bench", "--policies", "policies", "-d", policy, "-i", input, "data.x"])
+        #expect(mixed.status == 2)
+        #expect(mixed.stderr.contains("different modes"))
+    }
 }

@@ -96,6 +96,17 @@ func withClient<T: Sendable>(
         let second = try JSONReader.parse(String(lines[1]))
         #expect(second["policy"] == "backend/deny-admin")
         #expect(second["decision"]?["reason"] == "deny_matched")
+
+        // The log replays: under the policies that served, nothing changes; a new DENY on /items flips exactly one.
+        let same = try ProcessRunner.warden(["replay", "--log", log, "--policies", directory.path + "/policies", "--format", "json"])
+        #expect(same.status == 0, "\(same.stdout)\(same.stderr)")
+        #expect(try JSONReader.parse(same.stdout)["changed"] == 0, "\(same.stdout)")
+        try directory.write("next/deny-items.yaml", denyAdminPolicy.replacingOccurrences(of: "/admin", with: "/items"))
+        let next = try ProcessRunner.warden(["replay", "--log", log, "--policies", directory.path + "/next", "--format", "json"])
+        #expect(next.status == 3, "\(next.stdout)\(next.stderr)")
+        let report = try JSONReader.parse(next.stdout)
+        #expect(report["allow_to_deny"] == 1, "\(next.stdout)")
+        #expect(report["deny_to_allow"] == 3, "\(next.stdout)")
     }
 
     @Test func aBrokenFileLeavesTheOldDecisionsServingAndStatusNamesIt() async throws {

@@ -54,13 +54,6 @@ extension RequestAuthentication {
     }
 }
 
-/// The fields Kubernetes puts in `metadata`.
-private let objectMetaFields = [
-    "name", "namespace", "labels", "annotations", "uid", "resourceVersion", "generation", "creationTimestamp",
-    "deletionTimestamp", "deletionGracePeriodSeconds", "generateName", "managedFields", "ownerReferences",
-    "finalizers", "selfLink",
-]
-
 private let jwtRuleFields = [
     "issuer", "audiences", "jwksUri", "jwks_uri", "jwks", "fromHeaders", "fromParams", "fromCookies",
     "outputPayloadToHeader", "forwardOriginalToken", "outputClaimToHeaders", "timeout", "spaceDelimitedClaims",
@@ -70,49 +63,17 @@ private struct RequestAuthenticationReader {
     let decoder: DocumentDecoder
 
     func policy(_ node: DocumentNode, defaultNamespace: String) -> RequestAuthentication? {
-        guard let top = decoder.fields(node, at: .root, known: ["apiVersion", "kind", "metadata", "spec", "status"])
+        guard
+            let resource = decoder.istioResource(
+                node, kind: RequestAuthentication.kind, apiVersions: RequestAuthentication.apiVersions,
+                specFields: ["selector", "targetRef", "targetRefs", "jwtRules"], defaultNamespace: defaultNamespace)
         else { return nil }
-        if let apiVersion = top["apiVersion"].flatMap({ decoder.string($0, at: top.path("apiVersion")) }),
-            !RequestAuthentication.apiVersions.contains(apiVersion.value)
-        {
-            decoder.invalid(
-                "unsupported apiVersion `\(apiVersion.value)` for RequestAuthentication; use "
-                    + RequestAuthentication.apiVersions.map { "`\($0)`" }.joined(separator: " or "), at: apiVersion)
-        }
-        guard let metadataNode = top["metadata"] else {
-            decoder.report(Diagnostic.Code.missingField, "missing `metadata` (a policy needs a name)", span: node.span, path: .root)
-            return nil
-        }
-        guard let metadata = decoder.fields(metadataNode, at: top.path("metadata"), known: objectMetaFields) else {
-            return nil
-        }
-        let name = requiredName(metadata, metadataNode)
-        var namespace = defaultNamespace
-        if let ns = metadata["namespace"].flatMap({ decoder.string($0, at: metadata.path("namespace")) }) {
-            if isDNSLabel(ns.value) {
-                namespace = ns.value
-            } else {
-                decoder.invalid("invalid namespace `\(ns.value)`: must be a DNS-1123 label", at: ns)
-            }
-        }
-        for key in ["labels", "annotations"] {
-            if let map = metadata[key] { _ = decoder.stringMap(map, at: metadata.path(key)) }
-        }
-
-        let specNode = top["spec"] ?? DocumentNode(.mapping([]), span: node.span)
-        let specPath = FieldPath.root / "spec"
-        guard let spec = decoder.fields(specNode, at: specPath, known: ["selector", "targetRef", "targetRefs", "jwtRules"])
-        else { return nil }
+        let (name, namespace, spec) = (resource.name, resource.namespace, resource.spec)
         if spec.has("selector") && (spec.has("targetRef") || spec.has("targetRefs")) {
-            decoder.invalid("only one of targetRefs or selector can be set", at: specNode, specPath)
+            decoder.invalid("only one of targetRefs or selector can be set", at: resource.specNode, spec.path)
         }
-        for key in ["targetRef", "targetRefs"] where spec.has(key) {
-            decoder.report(
-                Diagnostic.Code.unsupported,
-                "`\(key)` attaches a policy to a gateway or service (waypoint mode); Warden selects workloads with `selector`",
-                span: spec[key]!.span, path: spec.path(key))
-        }
-        let selector = spec["selector"].flatMap { readSelector($0, at: spec.path("selector")) }
+        decoder.refuseTargetRefs(spec)
+        let selector = spec["selector"].flatMap { decoder.workloadSelector($0, at: spec.path("selector")) }
         let id = name.map { RequestAuthentication.ID(namespace: namespace, name: $0) }
 
         var rules: [JWTRule] = []
@@ -121,39 +82,6 @@ private struct RequestAuthenticationReader {
         }
         guard let id else { return nil }
         return RequestAuthentication(id: id, selector: selector, jwtRules: rules, span: node.span)
-    }
-
-    func requiredName(_ metadata: DocumentDecoder.Fields, _ node: DocumentNode) -> String? {
-        guard let nameNode = metadata["name"] else {
-            decoder.report(Diagnostic.Code.missingField, "missing `metadata.name`", span: node.span, path: metadata.path)
-            return nil
-        }
-        guard let name = decoder.string(nameNode, at: metadata.path("name")) else { return nil }
-        guard isDNSSubdomain(name.value) else {
-            decoder.invalid("invalid name `\(name.value)`: must be a lowercase DNS-1123 subdomain", at: name)
-            return nil
-        }
-        return name.value
-    }
-
-    func readSelector(_ node: DocumentNode, at path: FieldPath) -> [String: String]? {
-        guard let fields = decoder.fields(node, at: path, known: ["matchLabels"]) else { return nil }
-        let labels = fields["matchLabels"].flatMap { decoder.stringMap($0, at: fields.path("matchLabels")) } ?? [:]
-        if labels.isEmpty {
-            decoder.report(
-                Diagnostic.Code.invalidValue, "workload selector specified without labels: it selects every workload",
-                span: node.span, path: path, severity: .warning)
-        }
-        var out: [String: String] = [:]
-        for (key, value) in labels {
-            if key.isEmpty {
-                decoder.invalid("empty key is not supported in selector", at: value)
-            } else if key.contains("*") || value.value.contains("*") {
-                decoder.invalid("wildcard is not supported in selector: `\(key)=\(value.value)`", at: value)
-            }
-            out[key] = value.value
-        }
-        return out
     }
 
     func jwtRule(_ node: DocumentNode, at path: FieldPath, policy: RequestAuthentication.ID?) -> JWTRule? {
@@ -343,18 +271,6 @@ func isStrictHeaderName(_ name: String) -> Bool {
     }
 }
 
-/// A DNS-1123 label: lowercase alphanumerics and `-`, starting and ending alphanumeric, at most 63 characters.
-func isDNSLabel(_ text: String) -> Bool {
-    let bytes = Array(text.utf8)
-    guard !bytes.isEmpty, bytes.count <= 63 else { return false }
-    func alnum(_ b: UInt8) -> Bool { (b >= 97 && b <= 122) || (b >= 48 && b <= 57) }
-    return alnum(bytes.first!) && alnum(bytes.last!) && bytes.allSatisfy { alnum($0) || $0 == UInt8(ascii: "-") }
-}
-
-/// A DNS-1123 subdomain: dot-separated labels, at most 253 characters.
-func isDNSSubdomain(_ text: String) -> Bool {
-    text.utf8.count <= 253 && text.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { isDNSLabel(String($0)) }
-}
 
 /// A Go-style duration (`5s`, `1.5s`, `500ms`, `1m30s`, `2h`); nil when malformed.
 public func parseDuration(_ text: String) -> Duration? {

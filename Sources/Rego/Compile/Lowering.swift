@@ -299,7 +299,10 @@ final class Lowering {
         case .every(_, _, let domain, _):
             references(domain, into: &out)
         }
-        for w in expr.withModifiers { references(w.value, into: &out) }
+        // `with f as lower`: a builtin's name as the value names the builtin, not a variable.
+        for w in expr.withModifiers where w.value.dottedName.flatMap({ Builtins.all[$0] }) == nil {
+            references(w.value, into: &out)
+        }
     }
 
     /// Variables a declaration introduces: the variables of a pattern, outside references.
@@ -388,7 +391,7 @@ final class Lowering {
                     location: location))
         }
         if expr.negated {
-            steps = [Literal(step: .not(steps), location: location)]
+            steps = negation(of: steps, location: location, scope: scope)
         }
         if !expr.withModifiers.isEmpty {
             var bindings: [WithBinding] = []
@@ -399,6 +402,73 @@ final class Lowering {
         }
         literals.append(contentsOf: steps)
         return literals
+    }
+
+    /// `not` over an expression's literals. As OPA's compiler does, the operands are evaluated before the
+    /// negation: nested calls, the references a call takes (not those `=` or `==` unify), and the references that
+    /// index a reference. So an undefined operand makes `not startswith(input.path, "/a")` undefined, not true.
+    private func negation(of steps: [Literal], location: Location, scope: Scope) -> [Literal] {
+        guard let mainIndex = steps.lastIndex(where: { $0.location == location }) else {
+            return [Literal(step: .not(steps), location: location)]
+        }
+        var before = steps
+        let main = before.remove(at: mainIndex)
+        let step: Step
+        switch main.step {
+        case .call(let call):
+            var arguments = call.arguments
+            let unifies: Bool
+            if case .compare(.equal) = call.target, call.output == nil { unifies = true } else { unifies = false }
+            for i in arguments.indices {
+                arguments[i] = unifies
+                    ? hoistIndexes(arguments[i], scope: scope, location: location, into: &before)
+                    : hoist(arguments[i], scope: scope, location: location, into: &before)
+            }
+            step = .call(call.target, arguments, output: call.output, name: call.name)
+        case .unify(let a, let b):
+            step = .unify(
+                hoistIndexes(a, scope: scope, location: location, into: &before),
+                hoistIndexes(b, scope: scope, location: location, into: &before))
+        case .test(let a):
+            step = .test(hoistIndexes(a, scope: scope, location: location, into: &before))
+        default:
+            step = main.step
+        }
+        return before + [Literal(step: .not([Literal(step: step, location: main.location)]), location: location)]
+    }
+
+    /// A call operand evaluated ahead: a reference (or document) into a fresh slot; composites member by member.
+    private func hoist(_ op: Operand, scope: Scope, location: Location, into steps: inout [Literal]) -> Operand {
+        switch op {
+        case .ref, .input, .data, .node:
+            let indexed = hoistIndexes(op, scope: scope, location: location, into: &steps)
+            let slot = newSlot("", .temporary, scope: scope, location: location, declared: false)
+            steps.append(Literal(step: .unify(.local(slot), indexed), location: location))
+            return .local(slot)
+        case .array(let items):
+            return .array(items.map { hoist($0, scope: scope, location: location, into: &steps) })
+        case .set(let items):
+            return .set(items.map { hoist($0, scope: scope, location: location, into: &steps) })
+        case .object(let keys, let values):
+            return .object(
+                keys.map { hoist($0, scope: scope, location: location, into: &steps) },
+                values.map { hoist($0, scope: scope, location: location, into: &steps) })
+        case .constant, .local, .comprehension:
+            return op
+        }
+    }
+
+    /// A term whose reference indexes (`input.x[input.y]`) are evaluated ahead; the term itself stays.
+    private func hoistIndexes(_ op: Operand, scope: Scope, location: Location, into steps: inout [Literal]) -> Operand {
+        switch op {
+        case .ref(let reference):
+            let path = reference.path.map { hoist($0, scope: scope, location: location, into: &steps) }
+            return .ref(hoistIndexes(reference.base, scope: scope, location: location, into: &steps), path)
+        case .array, .set, .object:
+            return hoist(op, scope: scope, location: location, into: &steps)
+        default:
+            return op
+        }
     }
 
     private func collectSlots(_ op: Operand, into out: inout Set<Int>) {

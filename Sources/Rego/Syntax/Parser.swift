@@ -584,7 +584,9 @@ struct Parser {
                 _ = advance()
                 return Term(.set([]), location(from: start))
             default:
-                if keywords.contains(start.text) {
+                // `contains` is also a builtin: directly followed by `(` in a term, it is a call.
+                let isCall = start.text == "contains" && current.kind == .leftParen && !current.spaceBefore
+                if keywords.contains(start.text), !isCall {
                     position -= 1
                     throw unexpected()
                 }
