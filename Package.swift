@@ -43,7 +43,11 @@ let package = Package(
         .target(name: "DecisionPoint", dependencies: ["PolicyCore", "AuthzPolicy", "Rego"], swiftSettings: strict),
         .target(
             name: "Rego",
-            dependencies: ["PolicyCore", "Identity", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "PolicyCore", "Identity",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
             swiftSettings: strict
         ),
         .target(

@@ -613,6 +613,69 @@ def build(fx):
     c.add("decode_verify/constant operands and a time", "p := io.jwt.decode_verify(%s, %s)" % (
         json.dumps(signed["HS256"]), json.dumps(dict(hs, time=TIME))))
 
+    # io.jwt.encode_sign_raw and encode_sign. HMAC, RSA PKCS #1 and EdDSA signatures are deterministic and compared
+    # as text; ECDSA and PSS ones are randomized, so those tokens are checked by verifying them.
+    oct_jwk = {"kty": "oct", "k": b64(SECRET)}
+    raw = "io.jwt.encode_sign_raw(input.header, input.payload, input.key)"
+
+    def raw_case(note, header_text, payload_text, key, **options):
+        c.call("encode_sign_raw/" + note, raw, {"header": header_text, "payload": payload_text, "key": key}, **options)
+
+    for alg, key in (("HS256", oct_jwk), ("HS384", oct_jwk), ("HS512", oct_jwk), ("RS256", fx.private_jwk("rsa")),
+                     ("RS512", fx.private_jwk("rsa")), ("EdDSA", fx.private_jwk("ed25519"))):
+        raw_case("%s" % alg, compact({"alg": alg, "typ": "JWT"}), compact({"sub": "alice"}), compact(key))
+    raw_case("header and payload kept as written", '{"alg": "HS256",  "typ": "JWT"}', '{ "sub" : "alice" }',
+             compact(oct_jwk))
+    raw_case("payload not JSON with another typ", compact({"alg": "HS256", "typ": "text"}), "hello", compact(oct_jwk))
+    raw_case("payload not JSON without a typ", compact({"alg": "HS256"}), "hello", compact(oct_jwk))
+    raw_case("payload not JSON with typ JWT", compact({"alg": "HS256", "typ": "JWT"}), "hello", compact(oct_jwk))
+    raw_case("first key of a set", compact({"alg": "HS256"}), "{}", jwks(oct_jwk, fx.private_jwk("rsa")))
+    raw_case("empty set", compact({"alg": "HS256"}), "{}", jwks())
+    raw_case("no alg", compact({"typ": "JWT"}), "{}", compact(oct_jwk))
+    raw_case("alg not a string", compact({"alg": 256}), "{}", compact(oct_jwk))
+    raw_case("alg none", compact({"alg": "none"}), "{}", compact(oct_jwk))
+    raw_case("unknown alg", compact({"alg": "XYZ"}), "{}", compact(oct_jwk))
+    raw_case("header a JSON array", "[1]", "{}", compact(oct_jwk))
+    raw_case("header not JSON", "not json", "{}", compact(oct_jwk),
+             error_part="io.jwt.encode_sign_raw: missing or invalid 'alg' header: cannot parse JSON")
+    raw_case("RS256 with an oct key", compact({"alg": "RS256"}), "{}", compact(oct_jwk))
+    raw_case("RS256 with a public key", compact({"alg": "RS256"}), "{}", compact(jwk_rsa))
+    raw_case("HS256 with an RSA key", compact({"alg": "HS256"}), "{}", compact(fx.private_jwk("rsa")))
+    raw_case("ES256 with an RSA key", compact({"alg": "ES256"}), "{}", compact(fx.private_jwk("rsa")))
+    raw_case("EdDSA with an EC key", compact({"alg": "EdDSA"}), "{}", compact(fx.private_jwk("p256")))
+    raw_case("key not JSON", compact({"alg": "HS256"}), "{}", "secret")
+    raw_case("oct key with an empty k", compact({"alg": "HS256"}), "{}", '{"kty": "oct", "k": ""}')
+    c.call("encode_sign_raw/key not a string", raw, {"header": compact({"alg": "HS256"}), "payload": "{}", "key": 1})
+    round_trip = """
+token := io.jwt.encode_sign_raw(input.header, input.payload, input.key)
+
+p := [io.jwt.%s(token, input.public), io.jwt.decode(token)[1]]
+"""
+    for alg, key in (("ES256", "p256"), ("ES384", "p384"), ("ES512", "p521"), ("PS256", "rsa"), ("PS512", "rsa")):
+        c.add("encode_sign_raw/%s signs what verify_%s accepts" % (alg, alg.lower()),
+              round_trip % builtin_name(alg)[len("io.jwt."):],
+              {"header": compact({"alg": alg}), "payload": compact({"sub": "alice"}),
+               "key": compact(fx.private_jwk(key)), "public": fx.pem(key)})
+
+    sign_obj = "io.jwt.encode_sign(input.header, input.payload, input.key)"
+    c.call("encode_sign/HS256 with claims written as Go writes JSON", sign_obj,
+           {"header": {"typ": "JWT", "alg": "HS256"}, "payload": {"sub": "a<b>&c", "z": [1, {"b": 1, "a": 2}]},
+            "key": oct_jwk})
+    c.call("encode_sign/RS384", sign_obj, {"header": {"alg": "RS384"}, "payload": {"sub": "alice"},
+                                           "key": fx.private_jwk("rsa")})
+    c.call("encode_sign/a payload that is a string", sign_obj, {"header": {"alg": "HS256"}, "payload": "text",
+                                                                "key": oct_jwk})
+    c.call("encode_sign/a key member of the wrong type", sign_obj, {"header": {"alg": "HS256"}, "payload": {},
+                                                                    "key": {"kty": "oct", "k": 1}})
+    c.add("encode_sign/round trip through decode_verify", """
+token := io.jwt.encode_sign({"alg": "ES256"}, {"sub": "alice", "aud": "api", "exp": %d}, input.key)
+
+p := io.jwt.decode_verify(token, {"cert": input.public, "aud": "api", "time": %d})
+""" % (EXP, TIME), {"key": fx.private_jwk("p256"), "public": compact(fx.jwk("p256"))})
+    c.add("encode_sign/numbers keep their text", 'p := io.jwt.encode_sign({"alg": "HS256"}, {"n": 1.50, "m": 1e3}, %s)'
+          % json.dumps(oct_jwk))
+    c.add("encode_sign/constant operands of the wrong type", 'p := io.jwt.encode_sign("x", {}, {})')
+
     # Policies as they use the builtins, and the difference strict builtin errors make.
     policy = '''
 default allow := false

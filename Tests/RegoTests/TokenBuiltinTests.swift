@@ -236,6 +236,33 @@ struct TokenBuiltinTests {
         }
     }
 
+    @Test func signedTokensVerify() throws {
+        let oct = "{\"kty\":\"oct\",\"k\":\"\(JWTFactory.base64url(Self.secret))\"}"
+        let header = "{\"alg\":\"HS256\"}", payload = "{\"sub\":\"alice\"}"
+        let token = call("io.jwt.encode_sign_raw", .string(header), .string(payload), .string(oct))
+        let input = JWTFactory.base64url(header) + "." + JWTFactory.base64url(payload)
+        let mac = JWTFactory.SigningKey.hmac(Self.secret).sign(Array(input.utf8), alg: "HS256")
+        #expect(token == .value(.string(input + "." + JWTFactory.base64url(mac))))
+
+        // An EC private JWK: the public members and `d`.
+        guard case .p256(let privateKey) = Self.p256.material else { return }
+        let publicJWK = Self.p256.publicJWK()
+        let privateJWK = publicJWK.dropLast() + ",\"d\":\"\(JWTFactory.base64url(privateKey.rawRepresentation))\"}"
+        let signed = call("io.jwt.encode_sign", Self.object(["alg": "ES256"]), Self.object(["sub": "alice"]),
+                          try JSONReader.parse(String(privateJWK)))
+        guard case .value(.string(let es256)) = signed else { Issue.record("\(signed)"); return }
+        #expect(call("io.jwt.verify_es256", .string(es256), .string(Self.p256.publicKeyPEM!)) == .value(true))
+        // A private JWK signs but never verifies through verify_*, as in OPA.
+        #expect(call("io.jwt.verify_es256", .string(es256), .string(String(privateJWK))) == .value(false))
+
+        #expect(call("io.jwt.encode_sign_raw", .string(header), .string(payload), .string(publicJWK))
+            == builtinError("jwsbb.Sign: invalid key type *jwk.ecdsaPublicKey. []byte is required: keyconv: failed to "
+                + "produce []byte from *jwk.ecdsaPublicKey: jwk.Export: no suitable exporter found for key type "
+                + "'*jwk.ecdsaPublicKey'"))
+        #expect(call("io.jwt.encode_sign_raw", "{\"alg\":\"none\"}", .string(payload), .string(oct))
+            == builtinError("unknown JWS algorithm: none"))
+    }
+
     @Test func strictModeDecidesWhetherAFailingCallIsAnError() throws {
         let policy = try compile("""
             package test

@@ -39,7 +39,11 @@ enum TokenKeys {
                 throw failure("failed to extract a Key from the PEM certificate")
             }
         }
-        return try JWKReader.parse(bytes)
+        return try JWKReader.parse(bytes, context: .verification).compactMap { jwk in
+            // OPA leaves out keys pinned to an algorithm it does not verify.
+            guard jwk.algorithm.isEmpty || algorithms.contains(jwk.algorithm) else { return nil }
+            return TokenKey(key: jwk.publicKey, algorithm: jwk.algorithm, keyID: jwk.keyID, isPrivate: jwk.isPrivate)
+        }
     }
 
     /// The key of a PEM block; nil for a well-formed key that cannot verify JWS signatures.
@@ -60,11 +64,43 @@ enum TokenKeys {
 /// JWK and JWK set documents as OPA's JWK library reads them: a lenient reader (padding and either base64
 /// alphabet in key members, unknown members and `use` ignored) whose refusals are long chains of context.
 enum JWKReader {
-    private static let prefix = "failed to parse a JWK key (set): jwk.ParseString: failed to parse string: jwk.Parse: "
     private static let probeFailure = "jwk.Parse: failed to probe data: probe: failed to unmarshal data: "
     private static let probeStruct =
         "struct { Kty string \"json:\\\"kty\\\"\"; D json.RawMessage \"json:\\\"d,omitempty\\\"\" }"
     private static let validationFailure = "jwk.Parse: key validation failed: key validation failed: "
+
+    /// Where a document is read, which decides how refusals begin.
+    enum Context {
+        /// The key operand of the verifying builtins.
+        case verification
+        /// The key operand of `io.jwt.encode_sign` and `encode_sign_raw`.
+        case signing
+
+        var prefix: String {
+            switch self {
+            case .verification: "failed to parse a JWK key (set): jwk.ParseString: failed to parse string: jwk.Parse: "
+            case .signing: "jwk.Parse: "
+            }
+        }
+    }
+
+    enum KeyKind: String {
+        case rsa = "RSA", ec = "EC", okp = "OKP", oct = "oct"
+    }
+
+    /// One JWK as read: its type, its decoded byte members, and its public key when it has a usable one.
+    struct Parsed {
+        var kind: KeyKind
+        var isPrivate: Bool
+        var algorithm: String
+        var keyID: String
+        /// The `crv` of an EC or OKP key.
+        var curve: String
+        /// The base64 members (`n`, `e`, `d`, `x`, `k`, ...) decoded.
+        var members: [String: [UInt8]]
+        /// The public key (for a private JWK, its public half); nil when it cannot verify JWS signatures.
+        var publicKey: VerificationKey?
+    }
 
     /// A key's refusal, without the context of the document around it.
     struct Refusal: Error {
@@ -73,7 +109,8 @@ enum JWKReader {
         var isExport = false
     }
 
-    static func parse(_ bytes: [UInt8]) throws(BuiltinError) -> [TokenKey] {
+    static func parse(_ bytes: [UInt8], context: Context) throws(BuiltinError) -> [Parsed] {
+        let prefix = context.prefix
         // The library reads one JSON value from a stream: text after it is never looked at.
         var parser = GoJSON.Parser(bytes: bytes)
         parser.skipSpace()
@@ -87,7 +124,7 @@ enum JWKReader {
 
         guard case .object(let members) = document, let list = members[.string("keys")] else {
             do throws(Refusal) {
-                return try key(document).map { [$0] } ?? []
+                return [try key(document)]
             } catch {
                 throw TokenKeys.failure(error.isExport ? error.message
                     : prefix + "failed to parse sole key: jwk.ParseKey: " + error.message)
@@ -97,10 +134,10 @@ enum JWKReader {
             throw TokenKeys.failure(prefix + "failed to unmarshal JWK set: failed to decode \"keys\": expected '[' but got "
                 + tokenText(list))
         }
-        var keys: [TokenKey] = []
+        var keys: [Parsed] = []
         for (index, item) in items.enumerated() {
             do throws(Refusal) {
-                if let parsed = try key(item) { keys.append(parsed) }
+                keys.append(try key(item))
             } catch {
                 throw TokenKeys.failure(error.isExport ? error.message
                     : prefix + "failed to unmarshal JWK set: failed to decode key #\(index) in \"keys\": jwk.ParseKey: "
@@ -134,39 +171,6 @@ enum JWKReader {
         }
     }
 
-    private enum KeyKind: String {
-        case rsa = "RSA", ec = "EC", okp = "OKP", oct = "oct"
-
-        /// The required members, in the order their absence is reported.
-        var required: [String] {
-            switch self {
-            case .rsa: ["e", "n"]
-            case .ec: ["crv", "x", "y"]
-            case .okp: ["crv", "x"]
-            case .oct: ["k"]
-            }
-        }
-
-        /// Members holding base64 bytes.
-        var byteMembers: Set<String> {
-            switch self {
-            case .rsa: ["n", "e", "d", "p", "q", "dp", "dq", "qi"]
-            case .ec: ["x", "y", "d"]
-            case .okp: ["x", "d"]
-            case .oct: ["k"]
-            }
-        }
-
-        func goType(isPrivate: Bool) -> String {
-            switch self {
-            case .rsa: isPrivate ? "*jwk.rsaPrivateKey" : "*jwk.rsaPublicKey"
-            case .ec: isPrivate ? "*jwk.ecdsaPrivateKey" : "*jwk.ecdsaPublicKey"
-            case .okp: isPrivate ? "*jwk.okpPrivateKey" : "*jwk.okpPublicKey"
-            case .oct: "*jwk.symmetricKey"
-            }
-        }
-    }
-
     /// Key algorithm names the library knows (signature, key management and content encryption); any other `alg`
     /// refuses the key.
     private static let knownAlgorithms: Set<String> = [
@@ -180,8 +184,8 @@ enum JWKReader {
 
     private static let stringMembers: Set<String> = ["kid", "use", "x5u", "x5t", "x5t#S256"]
 
-    /// One JWK; nil when its `alg` is not one OPA verifies (OPA leaves such keys out).
-    private static func key(_ value: Value) throws(Refusal) -> TokenKey? {
+    /// One JWK.
+    private static func key(_ value: Value) throws(Refusal) -> Parsed {
         let members: [Value: Value]
         switch value {
         case .object(let m): members = m
@@ -343,8 +347,8 @@ enum JWKReader {
             guard !secret.isEmpty else { throw invalid("jwk.SymmetricKey: missing \"k\" field") }
             material = try? VerificationKey.hmac(secret: secret)
         }
-        guard algorithm.isEmpty || TokenKeys.algorithms.contains(algorithm) else { return nil }
-        return TokenKey(key: material, algorithm: algorithm, keyID: keyID, isPrivate: isPrivate)
+        return Parsed(kind: kind, isPrivate: isPrivate, algorithm: algorithm, keyID: keyID, curve: strings["crv"] ?? "",
+                      members: byteValues, publicKey: material)
     }
 
     /// `x5c`: a list of standard-base64 DER certificates.
@@ -392,5 +396,36 @@ enum JWKReader {
             }
         }
         return try? Base64.decode(bytes, url: isURL)
+    }
+}
+
+extension JWKReader.KeyKind {
+    /// The required members, in the order their absence is reported.
+    var required: [String] {
+        switch self {
+        case .rsa: ["e", "n"]
+        case .ec: ["crv", "x", "y"]
+        case .okp: ["crv", "x"]
+        case .oct: ["k"]
+        }
+    }
+
+    /// Members holding base64 bytes.
+    var byteMembers: Set<String> {
+        switch self {
+        case .rsa: ["n", "e", "d", "p", "q", "dp", "dq", "qi"]
+        case .ec: ["x", "y", "d"]
+        case .okp: ["x", "d"]
+        case .oct: ["k"]
+        }
+    }
+
+    func goType(isPrivate: Bool) -> String {
+        switch self {
+        case .rsa: isPrivate ? "*jwk.rsaPrivateKey" : "*jwk.rsaPublicKey"
+        case .ec: isPrivate ? "*jwk.ecdsaPrivateKey" : "*jwk.ecdsaPublicKey"
+        case .okp: isPrivate ? "*jwk.okpPrivateKey" : "*jwk.okpPublicKey"
+        case .oct: "*jwk.symmetricKey"
+        }
     }
 }

@@ -2,8 +2,8 @@ import Crypto
 import Identity
 import PolicyCore
 
-/// `io.jwt.*`: decoding JWTs, verifying their signatures with PEM keys, certificates, JWKs or JWK sets, and checking
-/// their claims under `decode_verify`'s constraints, with OPA's rules and error texts.
+/// `io.jwt.*`: decoding JWTs, verifying their signatures with PEM keys, certificates, JWKs or JWK sets, checking
+/// their claims under `decode_verify`'s constraints, and signing new ones, with OPA's rules and error texts.
 ///
 /// Tokens are read as OPA reads them, which is laxer than Identity's `JWS.parse` (padded segments, a header without
 /// `alg`, a `kid` of any type all decode); signatures are verified by Identity's keys, HMACs by swift-crypto.
@@ -37,6 +37,27 @@ extension Builtins {
         verifyHMAC("io.jwt.verify_hs256", SHA256.self),
         verifyHMAC("io.jwt.verify_hs384", SHA384.self),
         verifyHMAC("io.jwt.verify_hs512", SHA512.self),
+        // Nondeterministic: ECDSA and PSS signatures are randomized.
+        Builtin(
+            "io.jwt.encode_sign_raw", arity: 3, nondeterministic: true,
+            signature: .parse("(headers: string, payload: string, key: string) -> output: string")
+        ) { operands, _ throws(BuiltinError) in
+            let key = try string(operands, 2)
+            let header = try string(operands, 0)
+            let payload = try string(operands, 1)
+            return .string(try TokenSigning.sign(header: Array(header.utf8), payload: Array(payload.utf8),
+                                                 jwk: Array(key.utf8)))
+        },
+        Builtin(
+            "io.jwt.encode_sign", arity: 3, nondeterministic: true,
+            signature: .parse(
+                "(headers: object[string: any], payload: object[string: any], key: object[string: any]) -> "
+                    + "output: string")
+        ) { operands, _ throws(BuiltinError) in
+            // Each operand is written as Go's encoder writes it (sorted keys, HTML characters escaped).
+            let parts = operands.map { Array(GoJSON.marshal($0).utf8) }
+            return .string(try TokenSigning.sign(header: parts[0], payload: parts[1], jwk: parts[2]))
+        },
     ]
 
     private static func verify(_ name: String, _ algorithm: JWSAlgorithm) -> Builtin {
