@@ -722,15 +722,21 @@ subject := claims.sub
     c.add("policies/decode_verify of an expired token answers false, not undefined",
           "p := io.jwt.decode_verify(input.token, input.constraints)",
           {"token": claims_token("expired in 2001", dict(CLAIMS, exp=NBF + 3600)), "constraints": hs})
-    c.add("policies/claims from a verified JWKS token", '''
+    verified_claims = '''
 jwks := `%s`
 
 claims := payload if {
-    [true, _, payload] := io.jwt.decode_verify(input.token, {"cert": jwks, "aud": "api", "time": %d})
+    %s := io.jwt.decode_verify(input.token, {"cert": jwks, "aud": "api", "time": %d})%s
 }
 
 is_alice if claims.sub == "alice"
-''' % (jwks(fx.jwk("p256"), jwk_rsa), TIME), {"token": signed["RS256"]}, query="data.test.is_alice = x")
+'''
+    c.add("policies/claims from a verified JWKS token",
+          verified_claims % (jwks(fx.jwk("p256"), jwk_rsa), "[valid, _, payload]", TIME, "\n    valid"),
+          {"token": signed["RS256"]}, query="data.test.is_alice = x")
+    c.add("policies/a constant in an assignment pattern is a compile error",
+          verified_claims % (jwks(fx.jwk("p256"), jwk_rsa), "[true, _, payload]", TIME, ""),
+          {"token": signed["RS256"]}, query="data.test.is_alice = x")
     return c.cases
 
 

@@ -1,9 +1,10 @@
 import Identity
 import PolicyCore
+import Synchronization
 
 /// A key given to an `io.jwt.*` builtin, with the `alg` and `kid` its JWK named (empty when it named none, and
 /// always for PEM keys).
-struct TokenKey {
+struct TokenKey: Sendable {
     /// The (public) key material; nil for a key OPA reads but that can never verify a signature (an X25519 key, an
     /// RSA key under 1024 bits).
     var key: VerificationKey?
@@ -24,7 +25,13 @@ enum TokenKeys {
         "HS256", "HS384", "HS512", "EdDSA",
     ]
 
+    /// The keys of a key operand. Policies pass the same few keys (a constant, a JWKS in `data`) on every
+    /// decision, so reading them is remembered, refusals included.
     static func parse(_ text: String) throws(BuiltinError) -> [TokenKey] {
+        try TokenKeyCache.shared.keys(text)
+    }
+
+    static func read(_ text: String) throws(BuiltinError) -> [TokenKey] {
         let bytes = Array(text.utf8)
         if let block = GoPEM.decode(bytes) {
             guard block.rest.isEmpty else { throw failure("extra data after a PEM certificate block") }
@@ -59,6 +66,32 @@ enum TokenKeys {
     }
 
     static func failure(_ message: String) -> BuiltinError { BuiltinError(.builtinError, message) }
+}
+
+/// Key operands already read, shared by every evaluation. Bounded: when full it starts over, and texts too long to be
+/// worth keeping are read every time.
+final class TokenKeyCache: Sendable {
+    static let shared = TokenKeyCache()
+    static let capacity = 256
+    static let longestText = 64 * 1024
+
+    private let entries = Mutex<[String: Result<[TokenKey], BuiltinError>]>([:])
+
+    func keys(_ text: String) throws(BuiltinError) -> [TokenKey] {
+        guard text.utf8.count <= Self.longestText else { return try TokenKeys.read(text) }
+        if let cached = entries.withLock({ $0[text] }) { return try cached.get() }
+        let result: Result<[TokenKey], BuiltinError>
+        do {
+            result = .success(try TokenKeys.read(text))
+        } catch {
+            result = .failure(error)
+        }
+        entries.withLock { table in
+            if table.count >= Self.capacity { table.removeAll(keepingCapacity: true) }
+            table[text] = result
+        }
+        return try result.get()
+    }
 }
 
 /// JWK and JWK set documents as OPA's JWK library reads them: a lenient reader (padding and either base64

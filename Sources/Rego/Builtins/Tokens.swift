@@ -89,12 +89,14 @@ struct CompactToken {
 
     init(_ value: Value) throws(BuiltinError) {
         guard case .string(let text) = value else { throw .operand(1, mustBe: "string", got: value) }
-        let parts = text.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
-        guard parts.count > 1 else { throw TokenKeys.failure("encoded JWT had no period separators") }
-        guard parts.count == 3 else { throw TokenKeys.failure("encoded JWT must have 3 sections, found \(parts.count)") }
-        header = Array(parts[0])
-        payload = Array(parts[1])
-        signature = Array(parts[2])
+        let bytes = Array(text.utf8)
+        var dots: [Int] = []
+        for (index, byte) in bytes.enumerated() where byte == UInt8(ascii: ".") { dots.append(index) }
+        guard !dots.isEmpty else { throw TokenKeys.failure("encoded JWT had no period separators") }
+        guard dots.count == 2 else { throw TokenKeys.failure("encoded JWT must have 3 sections, found \(dots.count + 1)") }
+        header = Array(bytes[..<dots[0]])
+        payload = Array(bytes[(dots[0] + 1)..<dots[1]])
+        signature = Array(bytes[(dots[1] + 1)...])
     }
 
     /// `header "." payload`, the bytes the signature covers.
@@ -143,6 +145,9 @@ enum TokenBuiltins {
 
     /// base64url as OPA's `base64url.decode` reads it: missing padding restored, then Go's padded decoder.
     static func base64URL(_ segment: [UInt8]) throws(BuiltinError) -> [UInt8] {
+        // Canonical unpadded base64url, what tokens hold, decodes the same in Identity's fast decoder; anything
+        // else takes Go's decoder for its leniency and its error texts.
+        if let decoded = segment.withUnsafeBytes({ Base64URL.decode(bytes: $0) }) { return decoded }
         var text = segment
         if text.last != UInt8(ascii: "=") {
             switch text.count % 4 {
@@ -209,7 +214,20 @@ enum TokenBuiltins {
         } catch {
             throw failure("JWT signature had invalid encoding: " + error.message)
         }
-        return .array([.object(header), .object(claims), .string(Builtins.lowercaseHex(signature))])
+        return .array([.object(header), .object(claims), .string(hex(signature))])
+    }
+
+    static func hex(_ bytes: [UInt8]) -> String {
+        let digits: StaticString = "0123456789abcdef"
+        return String(unsafeUninitializedCapacity: bytes.count * 2) { buffer in
+            digits.withUTF8Buffer { digits in
+                for (index, byte) in bytes.enumerated() {
+                    buffer[2 * index] = digits[Int(byte >> 4)]
+                    buffer[2 * index + 1] = digits[Int(byte & 0x0F)]
+                }
+            }
+            return bytes.count * 2
+        }
     }
 
     // MARK: - io.jwt.verify_*
@@ -301,8 +319,14 @@ enum TokenBuiltins {
                     key.isValidSignature(signature, for: input, algorithm: algorithm)
                 }
             }
-            guard let key = try? VerificationKey.hmac(secret: Array(secret.utf8)) else { return false }
-            return key.isValidSignature(signature, for: input, algorithm: algorithm)
+            // A secret is an HMAC key: any other algorithm does not verify with it.
+            let key = SymmetricKey(data: Array(secret.utf8))
+            switch algorithm {
+            case .hs256: return HMAC<SHA256>.isValidAuthenticationCode(signature, authenticating: input, using: key)
+            case .hs384: return HMAC<SHA384>.isValidAuthenticationCode(signature, authenticating: input, using: key)
+            case .hs512: return HMAC<SHA512>.isValidAuthenticationCode(signature, authenticating: input, using: key)
+            default: return false
+            }
         }
 
         /// Whether the audience claim names the constraint's audience (a string, or a list with it).
