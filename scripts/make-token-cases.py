@@ -454,6 +454,14 @@ def build(fx):
         ("payload empty", hs_header + "..c2ln"),
         ("payload numbers keep their text", hs_header + "." + b64('{"n":1.50,"m":1e3,"big":123456789012345678901234567890}')
          + ".c2ln"),
+        ("payload escapes and surrogates", hs_header + "."
+         + b64(r'{"s":"\u00e9\ud83d\ude00\/\"\\\b\f\n\r\t","lone":"\ud800","pair":"\ud800\u0041"}') + ".c2ln"),
+        ("payload with nested repeated members", hs_header + "." + b64('{"a":{"b":1,"b":2},"c":[{"d":1,"d":3}]}')
+         + ".c2ln"),
+        ("payload followed by null", hs_header + "." + b64("{} null") + ".c2ln"),
+        ("payload with a raw tab in a string", hs_header + "." + b64('{"t":"a\tb"}') + ".c2ln"),
+        ("payload with numbers beyond doubles", hs_header + "." + b64('{"e":1e400,"f":-1e-400,"z":-0}') + ".c2ln"),
+        ("payload nested 600 deep", hs_header + "." + b64('{"deep":' + "[" * 600 + "]" * 600 + "}") + ".c2ln"),
         ("signature empty", hs_header + "." + claims_segment + "."),
         ("signature padded", hs_header + "." + claims_segment + ".c2k="),
         ("signature of one base64 character too many", hs_header + "." + claims_segment + ".a"),
@@ -757,6 +765,7 @@ def undefined_call(text):
 
 
 def main():
+    sys.setrecursionlimit(20000)  # the deepest case nests 600 arrays
     fx = Fixtures("--new-keys" in sys.argv[1:])
     cases = build(fx)
     fx.save()

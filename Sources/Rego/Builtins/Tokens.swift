@@ -162,6 +162,11 @@ enum TokenBuiltins {
 
     /// JSON text that must hold an object, as OPA reads a token's header and payload.
     static func jsonObject(_ bytes: [UInt8]) throws(BuiltinError) -> [Value: Value] {
+        // Well-formed UTF-8 holding one strict JSON object reads the same in PolicyCore's fast reader (repeated
+        // members: the last wins; numbers keep their text); anything else takes Go's decoder and its errors.
+        if String(validating: bytes, as: UTF8.self) != nil, case .object(let members)? = try? JSONReader.parse(bytes) {
+            return members
+        }
         switch GoJSON.decode(GoUTF8.decode(bytes)) {
         case .failure(let failure): throw self.failure("invalid JSON: " + failure.message)
         case .success(.object(let members)): return members
