@@ -33,7 +33,7 @@ let package = Package(
                 .product(name: "PolicyCore", package: "warden"),
             ],
             path: "RegoBenchmarks",
-            exclude: ["policy", "make-inputs.py"],
+            exclude: ["policy", "make-inputs.py", "make-jwt-inputs.py"],
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
         .executableTarget(

@@ -51,6 +51,8 @@ let benchmarks: @Sendable () -> Void = {
             blackHole(try? RegoPolicySet.compile(modules: [workload.source]))
         }
     }
+
+    tokenBenchmarks()
 }
 
 struct RegoWorkload: Sendable {
