@@ -36,7 +36,7 @@ run() {
         --log-file "$work/log.tsv" "http://127.0.0.1:$port/envoy.service.auth.v3.Authorization/Check" > "$work/out.txt"
     local rps failed
     rps=$(awk '/^finished in/ {print $4}' "$work/out.txt")
-    failed=$(awk '/^requests:/ {print $8}' "$work/out.txt")
+    failed=$(awk '/^requests:/ {print $10}' "$work/out.txt")
     [ "$failed" = "0" ] || { echo "h2load reported $failed failed requests" >&2; cat "$work/out.txt" >&2; exit 1; }
     # Column 3 of the log is each request's latency in microseconds.
     sort -n -k3 "$work/log.tsv" | awk -v n="$(wc -l < "$work/log.tsv")" '

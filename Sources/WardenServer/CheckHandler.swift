@@ -49,19 +49,26 @@ public final class CheckHandler: Sendable {
 
     /// A random version-4 UUID, lowercase.
     static func newDecisionID() -> String {
+        // A version-4 UUID from two random words, formatted into one buffer: this runs on every check.
         var generator = SystemRandomNumberGenerator()
-        var bytes = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        bytes[6] = bytes[6] & 0x0F | 0x40
-        bytes[8] = bytes[8] & 0x3F | 0x80
-        let hex = bytes.map { b in
-            let s = String(b, radix: 16)
-            return b < 16 ? "0" + s : s
-        }.joined()
-        var out = ""
-        for (i, c) in hex.enumerated() {
-            if i == 8 || i == 12 || i == 16 || i == 20 { out.append("-") }
-            out.append(c)
+        let high = generator.next() & 0xFFFF_FFFF_FFFF_0FFF | 0x0000_0000_0000_4000
+        let low = generator.next() & 0x3FFF_FFFF_FFFF_FFFF | 0x8000_0000_0000_0000
+        let digits: StaticString = "0123456789abcdef"
+        return String(unsafeUninitializedCapacity: 36) { buffer in
+            digits.withUTF8Buffer { digits in
+                var position = 0
+                for nibble in 0..<32 {
+                    if nibble == 8 || nibble == 12 || nibble == 16 || nibble == 20 {
+                        buffer[position] = UInt8(ascii: "-")
+                        position += 1
+                    }
+                    let word = nibble < 16 ? high : low
+                    let shift = UInt64(60 - (nibble % 16) * 4)
+                    buffer[position] = digits[Int((word >> shift) & 0xF)]
+                    position += 1
+                }
+            }
+            return 36
         }
-        return out
     }
 }
