@@ -282,7 +282,7 @@ final class Lowering {
         case .term(let t):
             references(t, into: &out)
         case .call(let function, let arguments):
-            if function.variableName == "assign", arguments.count == 2 {
+            if function.variableName == "assign", arguments.count == 2, !expr.negated {
                 references(arguments[1], into: &out)
                 patternVariables(arguments[0], role: .assign, into: &out)
             } else {
@@ -352,6 +352,10 @@ final class Lowering {
         var literals: [Literal] = []
         let location = expr.location
         var steps: [Literal] = []
+        if expr.negated, case .call(let function, _) = expr.kind, function.variableName == "assign" {
+            error(RegoError.Code.compile, "cannot assign vars inside negated expression", location)
+            return []
+        }
         switch expr.kind {
         case .term(let t):
             if case .call(let function, let arguments) = t.kind {

@@ -372,8 +372,8 @@ struct Parser {
         if atKeyword("not") {
             _ = advance()
             negated = true
-            if atKeyword("every") {
-                throw fail("unexpected every keyword: illegal negation of 'every'", at: current)
+            for keyword in ["every", "some"] where atKeyword(keyword) {
+                throw fail("unexpected \(keyword) keyword: illegal negation of '\(keyword)'", at: current)
             }
         }
         var expr = try expression()
