@@ -23,31 +23,16 @@ import sys
 here = os.path.dirname(os.path.abspath(__file__))
 
 
-def split_operands(text):
-    """Splits a JSON array text into its top-level element texts."""
-    assert text.startswith("[") and text.endswith("]"), text
-    inner = text[1:-1]
-    parts, depth, start, quoted, escaped = [], 0, 0, False, False
-    for i, ch in enumerate(inner):
-        if quoted:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                quoted = False
-        elif ch == '"':
-            quoted = True
-        elif ch in "[{":
-            depth += 1
-        elif ch in "]}":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            parts.append(inner[start:i].strip())
-            start = i + 1
-    if inner.strip():
-        parts.append(inner[start:].strip())
-    return parts
+def _load_case_writer():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("make_builtin_cases", os.path.join(here, "make-builtin-cases.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# One parser of `[op, op, ...]` operand lists for both generators.
+split_operands = _load_case_writer().split_operands
 
 
 def has_set(text):
