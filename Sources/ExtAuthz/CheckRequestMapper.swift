@@ -1,6 +1,7 @@
 import Foundation
 import PolicyCore
 import SwiftProtobuf
+import Synchronization
 
 /// Turns Envoy's `CheckRequest` into the attributes AuthorizationPolicies match (`AuthzRequest`), the way an
 /// Istio sidecar reads them from the same connection and request.
@@ -48,6 +49,7 @@ public struct CheckRequestMapper: Sendable {
     public static let jwtAuthnFilter = "envoy.filters.http.jwt_authn"
 
     public var options: Options
+    let labelCache = LabelCache()
 
     public init(options: Options = Options()) {
         self.options = options
@@ -75,7 +77,7 @@ public struct CheckRequestMapper: Sendable {
         request.destination.namespace = attributes.contextExtensions[ContextExtension.namespace]
             ?? Self.namespace(ofPrincipal: attributes.destination.principal)
             ?? options.destinationNamespace
-        if let text = attributes.contextExtensions[ContextExtension.labels], let labels = Self.labels(text) {
+        if let text = attributes.contextExtensions[ContextExtension.labels], let labels = labelCache.labels(text) {
             request.destination.labels = labels
         } else if !attributes.destination.labels.isEmpty {
             request.destination.labels = attributes.destination.labels
@@ -84,7 +86,7 @@ public struct CheckRequestMapper: Sendable {
         }
 
         // The HTTP request.
-        var headers = Headers()
+        var headers = Headers(minimumCapacity: max(http.headers.count, http.headerMap.headers.count))
         if http.hasHeaderMap && !http.headerMap.headers.isEmpty {
             for header in http.headerMap.headers {
                 let value = header.value.isEmpty ? String(decoding: header.rawValue, as: UTF8.self) : header.value
@@ -99,7 +101,7 @@ public struct CheckRequestMapper: Sendable {
         if !host.isEmpty { request.http.host = host }
         let target = http.path.isEmpty ? headers[":path"] ?? "" : http.path
         if !target.isEmpty {
-            let (path, query) = Self.split(target)
+            let (path, query) = AuthzRequest.HTTPAttributes.split(target: target)
             request.http.path = options.pathNormalizer.normalize(path)
             request.http.query = query ?? (http.query.isEmpty ? nil : http.query)
         }
@@ -118,10 +120,19 @@ public struct CheckRequestMapper: Sendable {
     /// `trustedProxies` entries; the peer's own address when the header has no such entry.
     public func remoteIP(forwardedFor: String?, source: IPAddress?) -> IPAddress? {
         guard let forwardedFor else { return source }
-        let entries = forwardedFor.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-        guard entries.count > options.trustedProxies else { return source }
-        let entry = entries[entries.count - 1 - options.trustedProxies]
-        return IPAddress(entry) ?? source
+        // Walk the entries from the right without splitting the whole header: only one entry is needed.
+        var end = forwardedFor.endIndex
+        var skip = options.trustedProxies
+        while true {
+            let comma = forwardedFor.utf8[..<end].lastIndex(of: UInt8(ascii: ","))
+            let start = comma.map { forwardedFor.utf8.index(after: $0) } ?? forwardedFor.startIndex
+            if start != end {  // an empty entry (",,") is no hop
+                if skip == 0 { return IPAddress(String(forwardedFor[start..<end].trimmingASCIIWhitespace)) ?? source }
+                skip -= 1
+            }
+            guard let comma else { return source }
+            end = comma
+        }
     }
 
     /// `request.auth.*`: a payload the jwt_authn filter verified, else the verified-claims header when trusted.
@@ -161,9 +172,9 @@ public struct CheckRequestMapper: Sendable {
 
     /// Labels from a context extension: a JSON object of strings, or `key=value` pairs joined by commas.
     static func labels(_ text: String) -> [String: String]? {
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let trimmed = Substring(text).trimmingASCIIWhitespace
         if trimmed.hasPrefix("{") {
-            guard case .object(let members)? = try? JSONReader.parse(trimmed) else { return nil }
+            guard case .object(let members)? = try? JSONReader.parse(String(trimmed)) else { return nil }
             var out: [String: String] = [:]
             for (k, v) in members {
                 guard let key = k.stringValue, let value = v.stringValue else { return nil }
@@ -173,18 +184,39 @@ public struct CheckRequestMapper: Sendable {
         }
         var out: [String: String] = [:]
         for pair in trimmed.split(separator: ",") {
-            let parts = pair.split(separator: "=", maxSplits: 1)
-            guard parts.count == 2 else { return nil }
-            out[parts[0].trimmingCharacters(in: .whitespaces)] = parts[1].trimmingCharacters(in: .whitespaces)
+            guard let equals = pair.firstIndex(of: "="), equals != pair.startIndex,
+                  pair.index(after: equals) != pair.endIndex
+            else { return nil }
+            out[String(pair[..<equals].trimmingASCIIWhitespace)] =
+                String(pair[pair.index(after: equals)...].trimmingASCIIWhitespace)
         }
         return out
     }
+}
 
-    /// Splits a request target into path and query; a fragment is dropped.
-    static func split(_ target: String) -> (path: String, query: String?) {
-        var t = Substring(target)
-        if let hash = t.firstIndex(of: "#") { t = t[..<hash] }
-        guard let q = t.firstIndex(of: "?") else { return (String(t), nil) }
-        return (String(t[..<q]), String(t[t.index(after: q)...]))
+/// Workload labels parsed from context extensions, by their text: a route sends the same text on every check,
+/// so each is parsed once. Bounded: past `capacity` distinct texts it starts over.
+final class LabelCache: Sendable {
+    static let capacity = 256
+    private let entries = Mutex<[String: [String: String]]>([:])
+
+    func labels(_ text: String) -> [String: String]? {
+        if let hit = entries.withLock({ $0[text] }) { return hit }
+        guard let parsed = CheckRequestMapper.labels(text) else { return nil }
+        entries.withLock {
+            if $0.count >= Self.capacity { $0.removeAll(keepingCapacity: true) }
+            $0[text] = parsed
+        }
+        return parsed
+    }
+}
+
+extension Substring {
+    /// Without leading and trailing spaces and tabs (the whitespace HTTP headers and label lists allow).
+    var trimmingASCIIWhitespace: Substring {
+        var out = self
+        while let first = out.utf8.first, first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") { out = out.dropFirst() }
+        while let last = out.utf8.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { out = out.dropLast() }
+        return out
     }
 }

@@ -20,7 +20,7 @@ public enum OPAEnvoyInput {
         }
         let http = check.attributes.request.http
         let target = http.path.isEmpty ? http.headers[":path"] ?? "" : http.path
-        let (rawPath, query) = CheckRequestMapper.split(target)
+        let (rawPath, query) = AuthzRequest.HTTPAttributes.split(target: target)
         let path = normalizedPath ?? rawPath
         if let normalizedPath, !http.path.isEmpty {
             let full = normalizedPath + (query.map { "?" + $0 } ?? "")

@@ -16,6 +16,36 @@ public struct PathNormalizer: Sendable, Hashable {
 
     /// The normalized form of a path (without query string). A path that does not start with `/` gets one.
     public func normalize(_ path: String) -> String {
+        isNormal(path) ? path : normalizeBytes(path)
+    }
+
+    /// Whether `normalize` would give the path back unchanged (most requests), found in one scan without copying.
+    func isNormal(_ path: String) -> Bool {
+        let slash = UInt8(ascii: "/")
+        var bytes = path.utf8.makeIterator()
+        guard bytes.next() == slash else { return false }
+        var segmentLength = 0
+        var segmentDots = 0
+        func isDotSegment() -> Bool { segmentLength > 0 && segmentLength <= 2 && segmentDots == segmentLength }
+        while let c = bytes.next() {
+            switch c {
+            case UInt8(ascii: "%"):
+                return false
+            case UInt8(ascii: "\\") where decodeEscapedSlashes:
+                return false
+            case slash:
+                if isDotSegment() || (mergeSlashes && segmentLength == 0) { return false }
+                segmentLength = 0
+                segmentDots = 0
+            default:
+                segmentLength += 1
+                if c == UInt8(ascii: ".") { segmentDots += 1 }
+            }
+        }
+        return !isDotSegment()
+    }
+
+    func normalizeBytes(_ path: String) -> String {
         var bytes = decodeUnreserved(Array(path.utf8))
         if decodeEscapedSlashes {
             // A decoded backslash becomes a separator too, as Envoy's UNESCAPE_AND_MERGE treats it.

@@ -93,15 +93,17 @@ extension AuthzRequest {
 
         /// Sets `path` and `query` from a request target such as `/a/b?x=1#frag`.
         public mutating func setTarget(_ target: String) {
-            var t = Substring(target)
-            if let hash = t.firstIndex(of: "#") { t = t[..<hash] }
-            if let q = t.firstIndex(of: "?") {
-                path = String(t[..<q])
-                query = String(t[t.index(after: q)...])
-            } else {
-                path = String(t)
-                query = nil
+            (path, query) = Self.split(target: target)
+        }
+
+        /// A request target's path and query (without `?`); a fragment is dropped.
+        public static func split(target: String) -> (path: String, query: String?) {
+            let utf8 = target.utf8
+            let end = utf8.firstIndex(of: UInt8(ascii: "#")) ?? utf8.endIndex
+            guard let question = utf8[..<end].firstIndex(of: UInt8(ascii: "?")) else {
+                return (end == utf8.endIndex ? target : String(target[..<end]), nil)
             }
+            return (String(target[..<question]), String(target[utf8.index(after: question)..<end]))
         }
     }
 
@@ -160,6 +162,8 @@ public struct Headers: Sendable, Hashable, Sequence {
 
     public init() { storage = [:] }
 
+    public init(minimumCapacity: Int) { storage = Dictionary(minimumCapacity: minimumCapacity) }
+
     public init(_ pairs: [(String, String)]) {
         storage = [:]
         for (name, value) in pairs { add(name, value) }
@@ -217,16 +221,43 @@ public struct PrincipalParts: Sendable, Hashable {
     /// is followed by more path (Istio matches `.*/ns/<ns>/.*`); the service account is the segment after the
     /// first `sa` segment behind it.
     public init?(principal: String) {
-        let segments = principal.split(separator: "/", omittingEmptySubsequences: false)
-        guard segments.count > 1, !segments[0].isEmpty else { return nil }
-        trustDomain = String(segments[0])
+        // One pass over the bytes (this runs for every request): segment by segment after the trust domain,
+        // the first `ns` with two segments behind it names the namespace, then the first `sa` after that with
+        // a segment behind it names the service account.
+        let utf8 = principal.utf8
+        let slash = UInt8(ascii: "/")
+        guard let first = utf8.firstIndex(of: slash), first != utf8.startIndex else { return nil }
+        trustDomain = String(principal[..<first])
         namespace = nil
         serviceAccount = nil
-        guard let ns = segments.indices.dropFirst().first(where: { segments[$0] == "ns" && $0 + 2 < segments.count })
-        else { return }
-        namespace = String(segments[ns + 1])
-        if let sa = segments.indices.dropFirst(ns + 2).first(where: { segments[$0] == "sa" && $0 + 1 < segments.count }) {
-            serviceAccount = String(segments[sa + 1])
+        enum Looking { case ns, namespace, sa, serviceAccount }
+        var looking = Looking.ns
+        var start = utf8.index(after: first)
+        while true {
+            let end = utf8[start...].firstIndex(of: slash) ?? utf8.endIndex
+            let segment = principal[start..<end]
+            let more = end != utf8.endIndex
+            switch looking {
+            case .ns:
+                if segment == "ns" {
+                    guard more else { return }
+                    looking = .namespace
+                }
+            case .namespace:
+                guard more else { return }
+                namespace = String(segment)
+                looking = .sa
+            case .sa:
+                if segment == "sa" {
+                    guard more else { return }
+                    looking = .serviceAccount
+                }
+            case .serviceAccount:
+                serviceAccount = String(segment)
+                return
+            }
+            guard more else { return }
+            start = utf8.index(after: end)
         }
     }
 }

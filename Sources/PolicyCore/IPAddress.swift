@@ -20,16 +20,24 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
 
     /// Parses dotted-quad IPv4 or RFC 4291 IPv6 text (with `::` and an embedded IPv4 tail; a `%zone` is refused).
     public init?(_ text: some StringProtocol) {
-        if text.contains(":") {
-            guard let v6 = Self.parseV6(Array(text.utf8)) else { return nil }
-            self.init(v6: v6)
-        } else {
-            guard let v4 = Self.parseV4(Array(text.utf8)[...]) else { return nil }
-            self.init(v4: v4)
-        }
+        self.init(String(text))
     }
 
-    static func parseV4(_ bytes: ArraySlice<UInt8>) -> UInt32? {
+    /// The same, without generic dispatch: servers parse an address or two on every request.
+    public init?(_ text: String) {
+        var text = text
+        guard let parsed = text.withUTF8(Self.parse) else { return nil }
+        self = parsed
+    }
+
+    static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> IPAddress? {
+        if bytes.contains(UInt8(ascii: ":")) {
+            return parseV6(Array(bytes)).map(IPAddress.init(v6:))
+        }
+        return parseV4(bytes).map(IPAddress.init(v4:))
+    }
+
+    static func parseV4(_ bytes: some Collection<UInt8>) -> UInt32? {
         var value: UInt32 = 0
         var octets = 0
         var current: UInt32 = 0

@@ -2,6 +2,7 @@ import DecisionPoint
 import ExtAuthz
 import Foundation
 import PolicyCore
+import Synchronization
 
 /// Decides checks, whatever transport they came by: maps the `CheckRequest`, decides on the snapshot serving at
 /// that moment, renders the answer, and records metrics and the decision log. Never throws: a server with no
@@ -47,12 +48,12 @@ public final class CheckHandler: Sendable {
         return Result(decision: decision, response: response, request: request, decisionID: decisionID)
     }
 
-    /// A random version-4 UUID, lowercase.
+    /// A version-4 UUID, lowercase: a counter mixed with a per-process random key, so every id in the process
+    /// differs and none costs a system call.
     static func newDecisionID() -> String {
-        // A version-4 UUID from two random words, formatted into one buffer: this runs on every check.
-        var generator = SystemRandomNumberGenerator()
-        let high = generator.next() & 0xFFFF_FFFF_FFFF_0FFF | 0x0000_0000_0000_4000
-        let low = generator.next() & 0x3FFF_FFFF_FFFF_FFFF | 0x8000_0000_0000_0000
+        let count = decisionCounter.add(1, ordering: .relaxed).newValue
+        let high = mix(count &+ decisionKey.0) & 0xFFFF_FFFF_FFFF_0FFF | 0x0000_0000_0000_4000
+        let low = mix(count &+ decisionKey.1) & 0x3FFF_FFFF_FFFF_FFFF | 0x8000_0000_0000_0000
         let digits: StaticString = "0123456789abcdef"
         return String(unsafeUninitializedCapacity: 36) { buffer in
             digits.withUTF8Buffer { digits in
@@ -70,5 +71,19 @@ public final class CheckHandler: Sendable {
             }
             return 36
         }
+    }
+
+    private static let decisionCounter = Atomic<UInt64>(0)
+    private static let decisionKey: (UInt64, UInt64) = {
+        var generator = SystemRandomNumberGenerator()
+        return (generator.next(), generator.next())
+    }()
+
+    /// SplitMix64's finalizer: a bijection that spreads a counter over all 64 bits.
+    private static func mix(_ value: UInt64) -> UInt64 {
+        var z = value
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

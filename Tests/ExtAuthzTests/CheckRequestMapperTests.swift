@@ -1,4 +1,4 @@
-import ExtAuthz
+@testable import ExtAuthz
 import Foundation
 import PolicyCore
 import SwiftProtobuf
@@ -69,6 +69,23 @@ func sampleCheck(
         let tooMany = CheckRequestMapper(options: .init(trustedProxies: 3))
         #expect(tooMany.map(sampleCheck(headers: xff)).remoteIP == IPAddress("10.0.0.5"), "falls back to the peer")
         #expect(CheckRequestMapper().map(sampleCheck(headers: ["x-forwarded-for": "junk"])).remoteIP == IPAddress("10.0.0.5"))
+        // Empty entries are no hops; spaces and tabs around an entry are not part of it.
+        let gappy = ["x-forwarded-for": "203.0.113.7,,\t198.51.100.2 ,"]
+        #expect(CheckRequestMapper().map(sampleCheck(headers: gappy)).remoteIP == IPAddress("198.51.100.2"))
+        #expect(one.map(sampleCheck(headers: gappy)).remoteIP == IPAddress("203.0.113.7"))
+        #expect(two.map(sampleCheck(headers: gappy)).remoteIP == IPAddress("10.0.0.5"))
+    }
+
+    @Test(arguments: [
+        ("app=ledger, version=v2", ["app": "ledger", "version": "v2"]),
+        ("  app = ledger ,,", ["app": "ledger"]),
+        ("k==v", ["k": "=v"]),
+        ("", [:]),
+        ("app", nil), ("=v", nil), ("k=", nil), ("a=b,c", nil),
+        (#" {"app":"json"} "#, ["app": "json"]), (#"{"app":1}"#, nil), ("{", nil),
+    ] as [(String, [String: String]?)])
+    func workloadLabelsFromAContextExtension(text: String, labels: [String: String]?) {
+        #expect(CheckRequestMapper.labels(text) == labels)
     }
 
     @Test func requestAuthComesFromJWTAuthnMetadata() throws {

@@ -1,5 +1,6 @@
-import ExtAuthz
+@testable import ExtAuthz
 import Testing
+import WardenTesting
 
 @Suite struct PathNormalizerTests {
     static let bypasses: [(String, String)] = [
@@ -44,5 +45,20 @@ import Testing
         #expect(decoding.normalize("/a%2F..%2Fadmin") == "/admin")
         #expect(decoding.normalize("/%5Cadmin") == "/admin")
         #expect(PathNormalizer().normalize("/a%2F..%2Fadmin") == "/a%2F..%2Fadmin")
+    }
+
+    /// The shortcut for paths that are already normal must agree with the full normalization on every path.
+    @Test(arguments: [(true, false), (false, false), (true, true), (false, true)])
+    func shortcutAgreesWithFullNormalization(mergeSlashes: Bool, decodeEscapedSlashes: Bool) {
+        let normalizer = PathNormalizer(mergeSlashes: mergeSlashes, decodeEscapedSlashes: decodeEscapedSlashes)
+        let alphabet: [Character] = ["/", "/", ".", ".", "a", "%", "2", "f", "\\", "é"]
+        var random = SeededGenerator(seed: 7)
+        var normalSeen = 0
+        for _ in 0..<20_000 {
+            let path = String((0..<Int.random(in: 0...7, using: &random)).map { _ in alphabet.randomElement(using: &random)! })
+            if normalizer.isNormal(path) { normalSeen += 1 }
+            #expect(normalizer.normalize(path) == normalizer.normalizeBytes(path), "\(path)")
+        }
+        #expect(normalSeen > 1_000, "the shortcut is taken")
     }
 }
