@@ -141,15 +141,19 @@ public final class PolicyStore: Sendable {
         return reload()
     }
 
-    /// Checks for changes every `interval` until the task is cancelled.
-    public func watch(every interval: Duration = .seconds(1)) async {
+    /// Checks for changes every `interval` until the task is cancelled. `offload` runs each check (which
+    /// compiles the set when it changed) where blocking is allowed; by default, on the calling task.
+    public func watch(
+        every interval: Duration = .seconds(1),
+        offload: @Sendable (@escaping @Sendable () -> Void) async -> Void = { $0() }
+    ) async {
         while !Task.isCancelled {
             do {
                 try await Task.sleep(for: interval)
             } catch {
                 return
             }
-            reload(force: false)
+            await offload { [self] in reload(force: false) }
         }
     }
 

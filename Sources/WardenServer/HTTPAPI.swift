@@ -51,8 +51,8 @@ public struct HTTPAPI: Sendable {
             let id = String(path.dropFirst("/v1/policies/".count)).removingPercentEncoding ?? ""
             switch request.method {
             case "GET": return getPolicy(id)
-            case "PUT": return putPolicy(id, request)
-            case "DELETE": return deletePolicy(id)
+            case "PUT": return await putPolicy(id, request)
+            case "DELETE": return await deletePolicy(id)
             default: return methodNotAllowed(request)
             }
         }
@@ -144,7 +144,7 @@ public struct HTTPAPI: Sendable {
     /// A Rego module (`text/plain`, as OPA takes it, or an id ending in `.rego`) or an AuthorizationPolicy document
     /// (`application/yaml` or `application/json`) is validated with the whole set, written into the policies
     /// directory, and loaded.
-    func putPolicy(_ id: String, _ request: HTTPRequest) -> HTTPResponse {
+    func putPolicy(_ id: String, _ request: HTTPRequest) async -> HTTPResponse {
         guard let documents else { return noDirectory() }
         let contentType = request.header("content-type")?.lowercased() ?? ""
         let ext = (id as NSString).pathExtension
@@ -157,11 +157,7 @@ public struct HTTPAPI: Sendable {
         guard let text = String(validating: request.body, as: UTF8.self) else {
             return .error(400, code: "invalid_parameter", message: "the policy is not UTF-8 text")
         }
-        do {
-            try store.update(file: file, text: text)
-        } catch {
-            return updateError(error)
-        }
+        if let response = await update(file: file, text: text) { return response }
         return .json(200, [:])
     }
 
@@ -219,17 +215,27 @@ public struct HTTPAPI: Sendable {
         }
     }
 
-    func deletePolicy(_ id: String) -> HTTPResponse {
+    func deletePolicy(_ id: String) async -> HTTPResponse {
         guard let documents else { return noDirectory() }
         guard let file = documents.existingFile(for: id) else {
             return .error(404, code: "resource_not_found", message: "storage_not_found_error: policy id `\(id)`")
         }
-        do {
-            try store.update(file: file, text: nil)
-        } catch {
-            return updateError(error)
-        }
+        if let response = await update(file: file, text: nil) { return response }
         return .json(200, [:])
+    }
+
+    /// Writes or removes one policy file and reloads, off the event loops (it compiles the whole set); nil when
+    /// it worked, else the error response.
+    func update(file: String, text: String?) async -> HTTPResponse? {
+        let store = self.store
+        do {
+            _ = try await AuthorizationServer.blocking { try store.update(file: file, text: text) }
+            return nil
+        } catch let error as PolicyStore.UpdateError {
+            return updateError(error)
+        } catch {
+            return .error(503, code: "unavailable", message: "the server is shutting down")
+        }
     }
 
     func updateError(_ error: PolicyStore.UpdateError) -> HTTPResponse {

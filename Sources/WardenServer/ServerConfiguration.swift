@@ -15,6 +15,7 @@ import PolicyCore
 /// providers: {opa: {path: envoy/authz/allow}}   # CUSTOM providers: the Rego rule each evaluates
 /// decision_log: stdout          # or a file path, or off
 /// log_level: info               # debug, info, warning, error
+/// threads: 1                    # event-loop threads that also run the checks (default: per core, thread pool)
 /// ```
 public struct ServerConfiguration: Sendable {
     public struct Listener: Sendable, Hashable {
@@ -77,10 +78,13 @@ public struct ServerConfiguration: Sendable {
     public var providers: [String: String] = [:]
     public var decisionLog: DecisionLog.Destination? = .standardOutput
     public var logLevel = LogLevel.info
+    /// Event-loop threads; when set, checks also run on the loops (`AuthorizationServer.runOnEventLoops`).
+    public var threads: Int?
+    public static let maxThreads = 256
 
     public init() {}
 
-    static let topLevel = ["grpc", "http", "policies", "request", "providers", "decision_log", "log_level"]
+    static let topLevel = ["grpc", "http", "policies", "request", "providers", "decision_log", "log_level", "threads"]
 
     /// Reads a configuration file over the defaults; returns every problem found.
     public static func load(file: String) -> (ServerConfiguration?, [Diagnostic]) {
@@ -220,6 +224,7 @@ public struct ServerConfiguration: Sendable {
                 d.invalid("unknown log level `\(s.value)`; expected one of debug, info, warning, error", at: s)
             }
         }
+        if let n = top["threads"], let v = int(n, top.path("threads"), range: 1...maxThreads) { config.threads = v }
         return (d.hasErrors ? nil : config, d.diagnostics)
     }
 

@@ -44,6 +44,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("watch-interval-ms"), help: "How often to look for policy changes; 0 disables watching.")
     var watchIntervalMs: Int?
 
+    @Option(
+        name: .customLong("threads"),
+        help: "Serve on this many event-loop threads and run every check on the loop that read it (default: one loop per core, checks on Swift's thread pool).")
+    var threads: Int?
+
     @Option(name: .customLong("trusted-proxies"), help: "Proxies in front whose X-Forwarded-For entries are skipped for remote.ip.")
     var trustedProxies: Int?
 
@@ -72,6 +77,7 @@ struct ServeCommand: AsyncParsableCommand {
             settings = loaded
         }
         try apply(to: &settings)
+        if let threads = settings.threads { AuthorizationServer.runOnEventLoops(threads: threads) }
         let server: AuthorizationServer
         do {
             server = try AuthorizationServer(configuration: settings)
@@ -114,6 +120,12 @@ struct ServeCommand: AsyncParsableCommand {
         if let watchIntervalMs {
             guard watchIntervalMs >= 0 else { throw ValidationError("--watch-interval-ms must not be negative") }
             settings.watchInterval = watchIntervalMs == 0 ? nil : .milliseconds(watchIntervalMs)
+        }
+        if let threads {
+            guard (1...ServerConfiguration.maxThreads).contains(threads) else {
+                throw ValidationError("--threads must be between 1 and \(ServerConfiguration.maxThreads)")
+            }
+            settings.threads = threads
         }
         if let trustedProxies {
             guard trustedProxies >= 0 else { throw ValidationError("--trusted-proxies must not be negative") }

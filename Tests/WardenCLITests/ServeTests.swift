@@ -46,13 +46,16 @@ func withClient<T: Sendable>(
 
 /// The real `warden serve` binary on 127.0.0.1, called with a gRPC client and with curl.
 @Suite(.serialized, .timeLimit(.minutes(2))) struct ServeTests {
-    @Test func servesChecksOverGRPCAndHTTPAndShutsDownOnSIGTERM() async throws {
+    /// Run as deployed by default, and with checks on the event loops (`--threads 1`), where policy loads must
+    /// not block the loop.
+    @Test(arguments: [[], ["--threads", "1"]])
+    func servesChecksOverGRPCAndHTTPAndShutsDownOnSIGTERM(threads: [String]) async throws {
         let directory = try TemporaryDirectory()
         try directory.write("policies/deny-admin.yaml", denyAdminPolicy)
         let log = directory.path + "/decisions.jsonl"
         let server = try ServerProcess([
             "--policies", directory.path + "/policies", "--decision-log", log, "--destination-namespace", "backend",
-        ])
+        ] + threads)
 
         let (allowed, denied, health) = try await withClient(port: server.grpcPort) { auth, health in
             (try await auth.check(check(path: "/items")), try await auth.check(check(path: "/a/../admin?x=1")),
@@ -109,10 +112,11 @@ func withClient<T: Sendable>(
         #expect(report["deny_to_allow"] == 3, "\(next.stdout)")
     }
 
-    @Test func aBrokenFileLeavesTheOldDecisionsServingAndStatusNamesIt() async throws {
+    @Test(arguments: [[], ["--threads", "1"]])
+    func aBrokenFileLeavesTheOldDecisionsServingAndStatusNamesIt(threads: [String]) async throws {
         let directory = try TemporaryDirectory()
         try directory.write("deny-admin.yaml", denyAdminPolicy)
-        let server = try ServerProcess(["--policies", directory.path, "--decision-log", "off", "--watch-interval-ms", "100"])
+        let server = try ServerProcess(["--policies", directory.path, "--decision-log", "off", "--watch-interval-ms", "100"] + threads)
         defer { server.stop() }
 
         let broken = try directory.write("broken.yaml", """

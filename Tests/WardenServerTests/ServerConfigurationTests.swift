@@ -10,6 +10,7 @@ import Testing
         #expect(config.http.host == "127.0.0.1" && config.http.port == 8181)
         #expect(config.policyPaths == ["policies"])
         #expect(config.verifiedClaimsHeader == nil)
+        #expect(config.threads == nil, "checks run on Swift's thread pool unless told otherwise")
     }
 
     @Test func readsEverySection() throws {
@@ -21,6 +22,7 @@ import Testing
                       destination_namespace: shop, destination_labels: {app: cart}}
             decision_log: decisions.jsonl
             log_level: warning
+            threads: 2
             """, file: "/etc/warden/config.yaml")
         #expect(diagnostics.isEmpty, "\(diagnostics)")
         let c = try #require(config)
@@ -38,6 +40,7 @@ import Testing
         #expect(c.destinationNamespace == "shop" && c.destinationLabels == ["app": "cart"])
         #expect(c.decisionLog == .file("/etc/warden/decisions.jsonl"))
         #expect(c.logLevel == .warning)
+        #expect(c.threads == 2)
     }
 
     @Test func reportsEveryProblemWithItsPlace() {
@@ -46,6 +49,7 @@ import Testing
             http: {address: nowhere}
             request: {trusted_proxies: -1}
             log_level: loud
+            threads: 0
             """, file: "c.yaml")
         #expect(config == nil)
         let text = diagnostics.map(\.description)
@@ -53,6 +57,7 @@ import Testing
         #expect(text.contains { $0.contains("http.address: expected `host:port`, found `nowhere`") })
         #expect(text.contains { $0.contains("request.trusted_proxies: must be from 0 to 64") })
         #expect(text.contains { $0.hasPrefix("c.yaml:4:12:") && $0.contains("unknown log level `loud`") })
+        #expect(text.contains { $0.hasPrefix("c.yaml:5:10: threads: must be from 1 to 256") }, "\(text)")
     }
 }
 
