@@ -3,10 +3,18 @@
 # protobuf with content-type application/grpc and te: trailers) to `warden serve` and, in the same run, to a
 # no-op Check server on the same gRPC stack (CheckNoopServer), at several concurrencies.
 #
-# Usage: Benchmarks/check-load.sh [requests-per-run]     (release builds; needs Debian's nghttp2-client)
+# Each server is pinned to CPU 0 and h2load to CPU 1 (when there are two or more), so the load generator and
+# the server do not take turns on one core; runs alternate between the two servers and each figure is the
+# median of REPEATS runs. "CPU µs/req" is the server process's user+system time per request.
+#
+# With THREADS=N in the environment both servers run N event loops that also run the checks
+# (`warden serve --threads N`); by default both use one loop per core and Swift's thread pool.
+#
+# Usage: [THREADS=N] Benchmarks/check-load.sh [requests-per-run] [repeats]   (release builds; nghttp2-client)
 set -euo pipefail
 cd "$(dirname "$0")"
-requests=${1:-100000}
+requests=${1:-20000}
+repeats=${2:-3}
 command -v h2load >/dev/null || { echo "h2load not found: install Debian's nghttp2-client" >&2; exit 2; }
 
 (cd .. && swift build -c release --product warden >&2)
@@ -14,44 +22,73 @@ swift build -c release --product CheckNoopServer >&2
 warden=$(cd .. && swift build -c release --show-bin-path)/warden
 noop=$(swift build -c release --show-bin-path)/CheckNoopServer
 
+server_cpu=() client_cpu=()
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+    server_cpu=(taskset -c 0) client_cpu=(taskset -c 1)
+fi
+
 work=$(mktemp -d)
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
 "$noop" write-request "$work/check.bin"
-"$noop" serve 19291 & pids+=($!)
-"$warden" serve --grpc-address 127.0.0.1:19191 --http-address 127.0.0.1:19181 --policies ../policies \
-    --decision-log off --watch-interval-ms 0 --log-level warning & pids+=($!)
+"${server_cpu[@]}" "$noop" serve 19291 ${THREADS:-} & noop_pid=$!; pids+=($noop_pid)
+"${server_cpu[@]}" "$warden" serve --grpc-address 127.0.0.1:19191 --http-address 127.0.0.1:19181 --policies ../policies \
+    --decision-log off --watch-interval-ms 0 --log-level warning ${THREADS:+--threads "$THREADS"} & warden_pid=$!
+pids+=($warden_pid)
 for _ in $(seq 100); do
     curl -sf http://127.0.0.1:19181/health >/dev/null 2>&1 && break
     sleep 0.1
 done
 
-# One run: prints "req/s p50_ms p99_ms" from h2load's per-request log.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# One run: prints "req/s p50_ms p99_ms cpu_us_per_request".
 run() {
-    local port=$1 clients=$2 streams=$3
-    h2load -n "$requests" -c "$clients" -m "$streams" -t 1 \
+    local port=$1 pid=$2 clients=$3 streams=$4
+    rm -f "$work/log.tsv"   # h2load appends to its log file
+    local before after
+    before=$(cpu_ticks "$pid")
+    "${client_cpu[@]}" h2load -n "$requests" -c "$clients" -m "$streams" -t 1 \
         -H 'content-type: application/grpc' -H 'te: trailers' -d "$work/check.bin" \
         --log-file "$work/log.tsv" "http://127.0.0.1:$port/envoy.service.auth.v3.Authorization/Check" > "$work/out.txt"
+    after=$(cpu_ticks "$pid")
     local rps failed
     rps=$(awk '/^finished in/ {print $4}' "$work/out.txt")
     failed=$(awk '/^requests:/ {print $10}' "$work/out.txt")
     [ "$failed" = "0" ] || { echo "h2load reported $failed failed requests" >&2; cat "$work/out.txt" >&2; exit 1; }
     # Column 3 of the log is each request's latency in microseconds.
-    sort -n -k3 "$work/log.tsv" | awk -v n="$(wc -l < "$work/log.tsv")" '
+    sort -n -k3 "$work/log.tsv" | awk -v rps="$rps" -v cpu="$(( (after - before) * 1000000 / $(getconf CLK_TCK) ))" \
+        -v requests="$requests" '
         { v[NR] = $3 }
-        END { printf "%s %.3f %.3f\n", "'"$rps"'", v[int(n * 0.50)] / 1000, v[int(n * 0.99)] / 1000 }'
+        END { printf "%.0f %.3f %.3f %.0f\n", rps, v[int(NR * 0.50)] / 1000, v[int(NR * 0.99)] / 1000, cpu / requests }'
 }
 
-printf '%-22s %12s %9s %9s %12s %9s %9s %7s\n' "clients x streams" "noop req/s" "p50 ms" "p99 ms" \
-    "warden req/s" "p50 ms" "p99 ms" "ratio"
-for setting in "1 1" "4 8" "16 16" "64 16"; do
+# The median of each column over the given lines.
+median() {
+    awk '{ for (i = 1; i <= NF; i++) col[i, NR] = $i } END {
+        for (i = 1; i <= NF; i++) {
+            n = 0; for (r = 1; r <= NR; r++) v[++n] = col[i, r]
+            for (a = 1; a <= n; a++) for (b = a + 1; b <= n; b++) if (v[b] < v[a]) { t = v[a]; v[a] = v[b]; v[b] = t }
+            printf "%s%s", v[int((n + 1) / 2)], (i < NF ? " " : "\n")
+        } }'
+}
+
+printf '%-10s | %9s %7s %7s %8s | %9s %7s %7s %8s | %6s\n' "c x m" "noop r/s" "p50 ms" "p99 ms" "CPU µs" \
+    "warden r/s" "p50 ms" "p99 ms" "CPU µs" "ratio"
+for setting in "1 1" "1 4" "2 8" "4 8" "16 16"; do
     set -- $setting
-    run 19291 "$1" "$2" > /dev/null   # warm-up
-    read -r noop_rps noop_p50 noop_p99 < <(run 19291 "$1" "$2")
-    run 19191 "$1" "$2" > /dev/null
-    read -r w_rps w_p50 w_p99 < <(run 19191 "$1" "$2")
-    ratio=$(awk -v a="$w_rps" -v b="$noop_rps" 'BEGIN { printf "%.2f", a / b }')
-    printf '%-22s %12s %9s %9s %12s %9s %9s %7s\n' "$1 x $2" "$noop_rps" "$noop_p50" "$noop_p99" "$w_rps" "$w_p50" "$w_p99" "$ratio"
+    run 19291 "$noop_pid" "$1" "$2" > /dev/null   # warm-up
+    run 19191 "$warden_pid" "$1" "$2" > /dev/null
+    : > "$work/noop.txt"; : > "$work/warden.txt"
+    for _ in $(seq "$repeats"); do
+        run 19291 "$noop_pid" "$1" "$2" >> "$work/noop.txt"
+        run 19191 "$warden_pid" "$1" "$2" >> "$work/warden.txt"
+    done
+    read -r n_rps n_p50 n_p99 n_cpu < <(median < "$work/noop.txt")
+    read -r w_rps w_p50 w_p99 w_cpu < <(median < "$work/warden.txt")
+    ratio=$(awk -v a="$w_rps" -v b="$n_rps" 'BEGIN { printf "%.2f", a / b }')
+    printf '%-10s | %9s %7s %7s %8s | %9s %7s %7s %8s | %6s\n' "$1 x $2" "$n_rps" "$n_p50" "$n_p99" "$n_cpu" \
+        "$w_rps" "$w_p50" "$w_p99" "$w_cpu" "$ratio"
 done

@@ -2,10 +2,12 @@ import ExtAuthz
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import NIOCore
+import NIOPosix
 import SwiftProtobuf
 
 // Usage:
-//   CheckNoopServer serve PORT          answers every Check with OK, deciding nothing
+//   CheckNoopServer serve PORT [THREADS]  answers every Check with OK, deciding nothing
 //   CheckNoopServer write-request FILE  writes the gRPC-framed CheckRequest the load test sends
 
 /// The request the load test sends: an Istio sidecar's check of `GET /api/v1/items` on the `details` workload.
@@ -55,11 +57,16 @@ case ("write-request", let file) where !file.isEmpty:
     framed += message
     try Data(framed).write(to: URL(fileURLWithPath: file))
 case ("serve", let port) where Int(port) != nil:
+    // As `warden serve --threads N`: N event loops that also run the handlers.
+    if arguments.count > 3, let threads = Int(arguments[3]) {
+        NIOSingletons.groupLoopCountSuggestion = threads
+        NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+    }
     let server = GRPCServer(
         transport: .http2NIOPosix(address: .ipv4(host: "127.0.0.1", port: Int(port)!), transportSecurity: .plaintext),
         services: [NoopAuthorization()])
     try await server.serve()
 default:
-    FileHandle.standardError.write(Data("usage: CheckNoopServer serve PORT | write-request FILE\n".utf8))
+    FileHandle.standardError.write(Data("usage: CheckNoopServer serve PORT [THREADS] | write-request FILE\n".utf8))
     exit(2)
 }
