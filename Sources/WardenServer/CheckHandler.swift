@@ -52,8 +52,8 @@ public final class CheckHandler: Sendable {
     /// differs and none costs a system call.
     static func newDecisionID() -> String {
         let count = decisionCounter.add(1, ordering: .relaxed).newValue
-        let high = mix(count &+ decisionKey.0) & 0xFFFF_FFFF_FFFF_0FFF | 0x0000_0000_0000_4000
-        let low = mix(count &+ decisionKey.1) & 0x3FFF_FFFF_FFFF_FFFF | 0x8000_0000_0000_0000
+        let high = SplitMix64.mix(count &+ decisionKey.0) & 0xFFFF_FFFF_FFFF_0FFF | 0x0000_0000_0000_4000
+        let low = SplitMix64.mix(count &+ decisionKey.1) & 0x3FFF_FFFF_FFFF_FFFF | 0x8000_0000_0000_0000
         let digits: StaticString = "0123456789abcdef"
         return String(unsafeUninitializedCapacity: 36) { buffer in
             digits.withUTF8Buffer { digits in
@@ -78,12 +78,4 @@ public final class CheckHandler: Sendable {
         var generator = SystemRandomNumberGenerator()
         return (generator.next(), generator.next())
     }()
-
-    /// SplitMix64's finalizer: a bijection that spreads a counter over all 64 bits.
-    private static func mix(_ value: UInt64) -> UInt64 {
-        var z = value
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
