@@ -3,7 +3,6 @@ import Dispatch
 import ExtAuthz
 import Foundation
 import GRPCCore
-import GRPCNIOTransportHTTP2
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -27,6 +26,38 @@ public final class AuthorizationServer: Sendable {
     public static func runOnEventLoops(threads: Int) {
         NIOSingletons.groupLoopCountSuggestion = threads
         NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+    }
+
+    /// Sizes the event loops of a server not given `--threads`: one per core the process may run on. NIO counts
+    /// cgroup limits; this also honours the CPU affinity mask (taskset, a cpuset), so a server pinned to one core
+    /// does not run loops that take turns on it. Call once, before anything starts.
+    public static func sizeEventLoopsToUsableCores() {
+        NIOSingletons.groupLoopCountSuggestion = usableCores()
+    }
+
+    static func usableCores() -> Int {
+        let cores = System.coreCount
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed_list:") }),
+              let allowed = allowedCPUCount(String(line.dropFirst("Cpus_allowed_list:".count)))
+        else { return cores }
+        return max(1, min(cores, allowed))
+    }
+
+    /// The number of CPUs in a Linux CPU list such as `0-3,8,10-11`; nil when it does not parse.
+    static func allowedCPUCount(_ list: String) -> Int? {
+        var count = 0
+        for range in list.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ",") {
+            let bounds = range.split(separator: "-").map { Int($0) }
+            switch bounds.count {
+            case 1: guard bounds[0] != nil else { return nil }; count += 1
+            case 2:
+                guard let low = bounds[0], let high = bounds[1], high >= low else { return nil }
+                count += high - low + 1
+            default: return nil
+            }
+        }
+        return count > 0 ? count : nil
     }
 
     /// Runs blocking work (compiling a policy set) on NIO's blocking pool, never on an event loop.
@@ -85,17 +116,12 @@ public final class AuthorizationServer: Sendable {
     public func run(onReady: @escaping @Sendable (Bound) -> Void = { _ in }) async throws {
         _ = try await Self.blocking { [store] in store.reload() }
 
-        let grpcServer = GRPCServer(
-            transport: .http2NIOPosix(
-                address: configuration.grpc.host.contains(":")
-                    ? .ipv6(host: configuration.grpc.host, port: configuration.grpc.port)
-                    : .ipv4(host: configuration.grpc.host, port: configuration.grpc.port),
-                transportSecurity: try grpcSecurity(),
-                config: .defaults { $0.rpc.maxRequestPayloadSize = configuration.maxGRPCMessageBytes }),
-            services: [
-                AuthorizationService(handler: handler),
-                HealthService { [store] in store.status.ready },
-            ])
+        let listener = GRPCListener(
+            options: .init(
+                host: configuration.grpc.host, port: configuration.grpc.port, tls: try grpcTLS(),
+                maxMessageBytes: configuration.maxGRPCMessageBytes),
+            inPlace: [.check(handler)])
+        let grpcServer = GRPCServer(transport: listener, services: [HealthService { [store] in store.status.ready }])
         let api = HTTPAPI(
             handler: handler, store: store, documents: policyDirectory.map { PolicyDocuments(directory: $0) },
             metrics: metrics, extAuthzPrefix: configuration.extAuthzPrefix)
@@ -119,8 +145,7 @@ public final class AuthorizationServer: Sendable {
 
             let grpcPort: Int
             do {
-                let address = try await grpcServer.listeningAddress
-                grpcPort = address?.ipv4?.port ?? address?.ipv6?.port ?? configuration.grpc.port
+                grpcPort = try await listener.listeningAddress.port ?? configuration.grpc.port
             } catch {
                 grpcTask.cancel()
                 throw error
@@ -153,18 +178,21 @@ public final class AuthorizationServer: Sendable {
         decisionLog?.flush()
     }
 
-    func grpcSecurity() throws -> HTTP2ServerTransport.Posix.TransportSecurity {
-        guard let tls = configuration.grpc.tls else { return .plaintext }
-        return .tls(
-            certificateChain: [.file(path: tls.certificate, format: .pem)],
-            privateKey: .file(path: tls.key, format: .pem))
+    func grpcTLS() throws -> NIOSSLContext? {
+        guard let tls = configuration.grpc.tls else { return nil }
+        var configuration = try Self.serverTLS(tls)
+        configuration.applicationProtocols = ["h2"]
+        return try NIOSSLContext(configuration: configuration)
     }
 
     func httpTLS() throws -> NIOSSLContext? {
-        guard let tls = configuration.http.tls else { return nil }
+        try configuration.http.tls.map { try NIOSSLContext(configuration: Self.serverTLS($0)) }
+    }
+
+    static func serverTLS(_ tls: ServerConfiguration.TLS) throws -> TLSConfiguration {
         let chain = try NIOSSLCertificate.fromPEMFile(tls.certificate).map { NIOSSLCertificateSource.certificate($0) }
         let key = try NIOSSLPrivateKey(file: tls.key, format: .pem)
-        return try NIOSSLContext(configuration: .makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key)))
+        return .makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
     }
 }
 

@@ -36,7 +36,7 @@ public struct HealthService: Grpc_Health_V1_Health.SimpleServiceProtocol {
         context: ServerContext
     ) async throws {
         var last: Grpc_Health_V1_HealthCheckResponse.ServingStatus?
-        while !Task.isCancelled {
+        while !Task.isCancelled, !context.cancellation.isCancelled {
             let current = status(of: request.service) ?? .serviceUnknown
             if current != last {
                 try await response.write(.with { $0.status = current })

@@ -77,7 +77,11 @@ struct ServeCommand: AsyncParsableCommand {
             settings = loaded
         }
         try apply(to: &settings)
-        if let threads = settings.threads { AuthorizationServer.runOnEventLoops(threads: threads) }
+        if let threads = settings.threads {
+            AuthorizationServer.runOnEventLoops(threads: threads)
+        } else {
+            AuthorizationServer.sizeEventLoopsToUsableCores()
+        }
         let server: AuthorizationServer
         do {
             server = try AuthorizationServer(configuration: settings)

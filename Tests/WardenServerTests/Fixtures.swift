@@ -3,7 +3,7 @@ import DecisionPoint
 import ExtAuthz
 import Foundation
 import GRPCCore
-import GRPCInProcessTransport
+import GRPCNIOTransportHTTP2
 import PolicyCore
 import PolicyLoading
 @testable import WardenServer
@@ -87,23 +87,31 @@ extension Array where Element == Envoy_Config_Core_V3_HeaderValueOption {
     }
 }
 
-/// The gRPC services over grpc-swift's in-process transport: real serialization and routing, no sockets.
-func withInProcessServices<T: Sendable>(
-    _ snapshot: PolicySnapshot?,
-    _ body: @Sendable (Envoy_Service_Auth_V3_Authorization.Client<InProcessTransport.Client>,
-                       Grpc_Health_V1_Health.Client<InProcessTransport.Client>) async throws -> T
+/// The gRPC listener as `warden serve` runs it (Check in place, health through `GRPCServer`), on an ephemeral
+/// port of 127.0.0.1, called by grpc-swift-2's HTTP/2 client.
+func withGRPCListener<T: Sendable>(
+    _ snapshot: PolicySnapshot?, maxMessageBytes: Int = 4 << 20,
+    _ body: @Sendable (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> T
 ) async throws -> T {
-    let handler = makeHandler(snapshot)
-    let transport = InProcessTransport()
     let ready = snapshot != nil
-    return try await withGRPCServer(
-        transport: transport.server,
-        services: [AuthorizationService(handler: handler), HealthService { ready }]
-    ) { _ in
-        try await withGRPCClient(transport: transport.client) { client in
-            try await body(
-                Envoy_Service_Auth_V3_Authorization.Client(wrapping: client), Grpc_Health_V1_Health.Client(wrapping: client))
-        }
+    let listener = GRPCListener(
+        options: .init(host: "127.0.0.1", port: 0, maxMessageBytes: maxMessageBytes), inPlace: [.check(makeHandler(snapshot))])
+    let health = HealthService(watchInterval: .milliseconds(50)) { ready }
+    return try await withGRPCServer(transport: listener, services: [health]) { _ in
+        let port = try await listener.listeningAddress.port!
+        return try await withGRPCClient(
+            transport: .http2NIOPosix(target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext),
+            handleClient: body)
+    }
+}
+
+func withGRPCServices<T: Sendable>(
+    _ snapshot: PolicySnapshot?,
+    _ body: @Sendable (Envoy_Service_Auth_V3_Authorization.Client<HTTP2ClientTransport.Posix>,
+                       Grpc_Health_V1_Health.Client<HTTP2ClientTransport.Posix>) async throws -> T
+) async throws -> T {
+    try await withGRPCListener(snapshot) { client in
+        try await body(Envoy_Service_Auth_V3_Authorization.Client(wrapping: client), Grpc_Health_V1_Health.Client(wrapping: client))
     }
 }
 

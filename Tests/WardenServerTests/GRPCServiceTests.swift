@@ -1,19 +1,19 @@
 import DecisionPoint
 import ExtAuthz
 import GRPCCore
-import GRPCInProcessTransport
+import GRPCNIOTransportHTTP2
 import PolicyCore
 import Testing
 @testable import WardenServer
 
-/// The gRPC services over grpc-swift's in-process transport: real serialization and routing, no sockets.
+/// The gRPC listener over 127.0.0.1 with grpc-swift-2's HTTP/2 client: every response shape of Check and health.
 @Suite struct GRPCServiceTests {
     func withServices<T: Sendable>(
         _ snapshot: PolicySnapshot?,
-        _ body: @Sendable (Envoy_Service_Auth_V3_Authorization.Client<InProcessTransport.Client>,
-                           Grpc_Health_V1_Health.Client<InProcessTransport.Client>) async throws -> T
+        _ body: @Sendable (Envoy_Service_Auth_V3_Authorization.Client<HTTP2ClientTransport.Posix>,
+                           Grpc_Health_V1_Health.Client<HTTP2ClientTransport.Posix>) async throws -> T
     ) async throws -> T {
-        try await withInProcessServices(snapshot, body)
+        try await withGRPCServices(snapshot, body)
     }
 
     @Test func allowsWhatAnAllowPolicyMatches() async throws {

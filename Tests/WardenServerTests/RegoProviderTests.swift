@@ -20,7 +20,7 @@ import WardenTesting
     @Test func anObjectDecisionDenialSetsStatusHeadersAndBody() async throws {
         let snapshot = try loaded()
         #expect(snapshot.moduleCount == 1)
-        let response = try await withInProcessServices(snapshot) { auth, _ in
+        let response = try await withGRPCServices(snapshot) { auth, _ in
             try await auth.check(apiCheck(path: "/ext/orders", headers: ["x-user": "mallory"]))
         }
         #expect(response.status.code == 7)
@@ -33,7 +33,7 @@ import WardenTesting
     }
 
     @Test func anObjectDecisionAllowanceChangesTheRequest() async throws {
-        let response = try await withInProcessServices(try loaded()) { auth, _ in
+        let response = try await withGRPCServices(try loaded()) { auth, _ in
             try await auth.check(apiCheck(path: "/ext/orders?id=1", headers: ["x-user": "user-alice"]))
         }
         #expect(response.status.code == 0)
@@ -50,7 +50,7 @@ import WardenTesting
             allowed if input.attributes.request.http.method == "GET"
             """
         let snapshot = try loaded(rego, providers: ["ext": "team/authz/allowed"])
-        let (get, post) = try await withInProcessServices(snapshot) { auth, _ in
+        let (get, post) = try await withGRPCServices(snapshot) { auth, _ in
             (try await auth.check(apiCheck(path: "/ext/a")), try await auth.check(apiCheck(method: "POST", path: "/ext/a")))
         }
         #expect(get.status.code == 0)
@@ -66,7 +66,7 @@ import WardenTesting
             allow := true if input.attributes.request.http.method == "GET"
             allow := false if input.attributes.request.http.host == "api.backend"
             """
-        let response = try await withInProcessServices(try loaded(rego)) { auth, _ in
+        let response = try await withGRPCServices(try loaded(rego)) { auth, _ in
             try await auth.check(apiCheck(path: "/ext/a"))
         }
         #expect(response.status.code == 7)

@@ -1,0 +1,18 @@
+import ExtAuthz
+import GRPCCore
+
+extension InPlaceMethod {
+    /// `envoy.service.auth.v3.Authorization/Check`, Envoy's ext_authz call, answered on the event loop that read
+    /// it: decode, decide, encode.
+    public static func check(_ handler: CheckHandler) -> InPlaceMethod {
+        InPlaceMethod(descriptor: Envoy_Service_Auth_V3_Authorization.Method.Check.descriptor) { bytes in
+            let request: Envoy_Service_Auth_V3_CheckRequest
+            do {
+                request = try Envoy_Service_Auth_V3_CheckRequest(serializedBytes: bytes)
+            } catch {
+                throw RPCError(code: .invalidArgument, message: "the CheckRequest does not decode: \(error)")
+            }
+            return try handler.check(request, transport: "grpc").decision.checkResponse.serializedBytes()
+        }
+    }
+}
