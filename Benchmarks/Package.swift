@@ -64,12 +64,14 @@ let package = Package(
             path: "ExtAuthzBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
-        // The baseline for `check-load.sh`: a Check server on the same gRPC stack that decides nothing.
+        // The baseline for `check-load.sh`: a Check server on the same gRPC stack that decides nothing (and, for
+        // comparison, the same on grpc-swift-2's own NIO transport).
         // It lives here so it never ships in the warden binary.
         .executableTarget(
             name: "CheckNoopServer",
             dependencies: [
                 .product(name: "ExtAuthz", package: "warden"),
+                .product(name: "WardenServer", package: "warden"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOCore", package: "swift-nio"),

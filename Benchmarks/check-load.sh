@@ -7,10 +7,14 @@
 # the server do not take turns on one core; runs alternate between the two servers and each figure is the
 # median of REPEATS runs. "CPU µs/req" is the server process's user+system time per request.
 #
-# With THREADS=N in the environment both servers run N event loops that also run the checks
-# (`warden serve --threads N`); by default both use one loop per core and Swift's thread pool.
+# Each call carries `grpc-timeout: 200m`, as Envoy sends its ext_authz timeout.
 #
-# Usage: [THREADS=N] Benchmarks/check-load.sh [requests-per-run] [repeats]   (release builds; nghttp2-client)
+# With THREADS=N in the environment both servers run N event loops (`warden serve --threads N`); by default
+# both use one loop per core. With BASELINE=grpc-swift the no-op server runs on grpc-swift-2's own NIO HTTP/2
+# transport instead of Warden's gRPC listener, to compare the two stacks.
+#
+# Usage: [THREADS=N] [BASELINE=grpc-swift] Benchmarks/check-load.sh [requests-per-run] [repeats]
+#        (release builds; nghttp2-client)
 set -euo pipefail
 cd "$(dirname "$0")"
 requests=${1:-20000}
@@ -33,7 +37,7 @@ cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; r
 trap cleanup EXIT
 
 "$noop" write-request "$work/check.bin"
-"${server_cpu[@]}" "$noop" serve 19291 ${THREADS:-} & noop_pid=$!; pids+=($noop_pid)
+"${server_cpu[@]}" "$noop" "serve${BASELINE:+-$BASELINE}" 19291 ${THREADS:-} & noop_pid=$!; pids+=($noop_pid)
 "${server_cpu[@]}" "$warden" serve --grpc-address 127.0.0.1:19191 --http-address 127.0.0.1:19181 --policies ../policies \
     --decision-log off --watch-interval-ms 0 --log-level warning ${THREADS:+--threads "$THREADS"} & warden_pid=$!
 pids+=($warden_pid)
@@ -51,7 +55,7 @@ run() {
     local before after
     before=$(cpu_ticks "$pid")
     "${client_cpu[@]}" h2load -n "$requests" -c "$clients" -m "$streams" -t 1 \
-        -H 'content-type: application/grpc' -H 'te: trailers' -d "$work/check.bin" \
+        -H 'content-type: application/grpc' -H 'te: trailers' -H 'grpc-timeout: 200m' -d "$work/check.bin" \
         --log-file "$work/log.tsv" "http://127.0.0.1:$port/envoy.service.auth.v3.Authorization/Check" > "$work/out.txt"
     after=$(cpu_ticks "$pid")
     local rps failed

@@ -5,10 +5,13 @@ import GRPCNIOTransportHTTP2
 import NIOCore
 import NIOPosix
 import SwiftProtobuf
+import WardenServer
 
 // Usage:
-//   CheckNoopServer serve PORT [THREADS]  answers every Check with OK, deciding nothing
-//   CheckNoopServer write-request FILE  writes the gRPC-framed CheckRequest the load test sends
+//   CheckNoopServer serve PORT [THREADS]             answers every Check with OK, deciding nothing, on Warden's
+//                                                    gRPC listener (what `warden serve` runs)
+//   CheckNoopServer serve-grpc-swift PORT [THREADS]  the same on grpc-swift-2's own NIO HTTP/2 transport
+//   CheckNoopServer write-request FILE               writes the gRPC-framed CheckRequest the load test sends
 
 /// The request the load test sends: an Istio sidecar's check of `GET /api/v1/items` on the `details` workload.
 func sampleRequest() -> Envoy_Service_Auth_V3_CheckRequest {
@@ -38,12 +41,17 @@ func sampleRequest() -> Envoy_Service_Auth_V3_CheckRequest {
     return check
 }
 
+/// OK for every check: the request is decoded and the response encoded, as a real service would.
+func okResponse(to request: Envoy_Service_Auth_V3_CheckRequest) -> Envoy_Service_Auth_V3_CheckResponse {
+    var response = Envoy_Service_Auth_V3_CheckResponse()
+    response.status = .init()
+    response.okResponse = .init()
+    return response
+}
+
 struct NoopAuthorization: Envoy_Service_Auth_V3_Authorization.SimpleServiceProtocol {
     func check(request: Envoy_Service_Auth_V3_CheckRequest, context: ServerContext) async throws -> Envoy_Service_Auth_V3_CheckResponse {
-        var response = Envoy_Service_Auth_V3_CheckResponse()
-        response.status = .init()
-        response.okResponse = .init()
-        return response
+        okResponse(to: request)
     }
 }
 
@@ -56,17 +64,26 @@ case ("write-request", let file) where !file.isEmpty:
     framed += [UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)]
     framed += message
     try Data(framed).write(to: URL(fileURLWithPath: file))
-case ("serve", let port) where Int(port) != nil:
+case (let mode, let port) where (mode == "serve" || mode == "serve-grpc-swift") && Int(port) != nil:
     // As `warden serve --threads N`: N event loops that also run the handlers.
     if arguments.count > 3, let threads = Int(arguments[3]) {
-        NIOSingletons.groupLoopCountSuggestion = threads
-        NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        AuthorizationServer.runOnEventLoops(threads: threads)
+    } else {
+        AuthorizationServer.sizeEventLoopsToUsableCores()
     }
-    let server = GRPCServer(
-        transport: .http2NIOPosix(address: .ipv4(host: "127.0.0.1", port: Int(port)!), transportSecurity: .plaintext),
-        services: [NoopAuthorization()])
-    try await server.serve()
+    if mode == "serve" {
+        let check = InPlaceMethod(descriptor: Envoy_Service_Auth_V3_Authorization.Method.Check.descriptor) { bytes in
+            try okResponse(to: Envoy_Service_Auth_V3_CheckRequest(serializedBytes: bytes)).serializedBytes()
+        }
+        let listener = GRPCListener(options: .init(host: "127.0.0.1", port: Int(port)!), inPlace: [check])
+        try await GRPCServer(transport: listener, services: []).serve()
+    } else {
+        let server = GRPCServer(
+            transport: .http2NIOPosix(address: .ipv4(host: "127.0.0.1", port: Int(port)!), transportSecurity: .plaintext),
+            services: [NoopAuthorization()])
+        try await server.serve()
+    }
 default:
-    FileHandle.standardError.write(Data("usage: CheckNoopServer serve PORT [THREADS] | write-request FILE\n".utf8))
+    FileHandle.standardError.write(Data("usage: CheckNoopServer serve|serve-grpc-swift PORT [THREADS] | write-request FILE\n".utf8))
     exit(2)
 }
