@@ -137,25 +137,25 @@ public final class GRPCListener: ServerTransport {
 
     /// Stops accepting; each connection gets a GOAWAY and closes once its streams finish; `listen` returns then.
     public func beginGracefulShutdown() {
-        let (server, connections) = state.withLock { state in
-            state.quiescing = true
-            return (state.server, Array(state.connections.values))
-        }
-        server?.close(promise: nil)
-        for connection in connections {
+        for connection in stopAccepting() {
             connection.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         }
         finishIfDrained()
     }
 
     private func closeEverything() {
+        for connection in stopAccepting() { connection.close(promise: nil) }
+        state.withLock { $0.handOffs?.finish() }
+    }
+
+    /// Closes the listening socket and returns the open connections.
+    private func stopAccepting() -> [any Channel] {
         let (server, connections) = state.withLock { state in
             state.quiescing = true
             return (state.server, Array(state.connections.values))
         }
         server?.close(promise: nil)
-        for connection in connections { connection.close(promise: nil) }
-        state.withLock { $0.handOffs?.finish() }
+        return connections
     }
 
     private func finishIfDrained() {
