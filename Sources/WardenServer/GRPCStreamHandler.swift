@@ -51,6 +51,8 @@ final class GRPCStreamHandler: ChannelInboundHandler {
             if headers.endStream { complete(call, context: context) }
         case (.data(let frame), .reading(var call)):
             guard case .byteBuffer(var bytes) = frame.data else { return }
+            // Drop the state's reference first, so appending to the body does not copy it on every frame.
+            state = .done
             // Each message carries a 5-byte prefix; a unary call has one.
             if (call.body?.readableBytes ?? 0) + bytes.readableBytes > maxMessageBytes + 5 {
                 fail(context, code: .resourceExhausted, "request message larger than \(maxMessageBytes) bytes", reset: true)
@@ -133,8 +135,7 @@ final class GRPCStreamHandler: ChannelInboundHandler {
     }
 
     private func handOff(_ call: Call, messages: [[UInt8]], context: ChannelHandlerContext) {
-        let parts = Method(path: call.path)
-        guard let descriptor = parts.descriptor else {
+        guard let descriptor = Self.descriptor(path: call.path) else {
             fail(context, code: .unimplemented, "no method `\(call.path)`", reset: false)
             return
         }
@@ -245,17 +246,11 @@ final class GRPCStreamHandler: ChannelInboundHandler {
         base64 + String(repeating: "=", count: (4 - base64.utf8.count % 4) % 4)
     }
 
-    /// `/package.Service/Method`.
-    struct Method {
-        var descriptor: MethodDescriptor?
-        init(path: String) {
-            let parts = path.split(separator: "/", omittingEmptySubsequences: false)
-            guard parts.count == 3, parts[0].isEmpty, !parts[1].isEmpty, !parts[2].isEmpty else {
-                descriptor = nil
-                return
-            }
-            descriptor = MethodDescriptor(fullyQualifiedService: String(parts[1]), method: String(parts[2]))
-        }
+    /// The method named by a `:path` of the form `/package.Service/Method`.
+    static func descriptor(path: String) -> MethodDescriptor? {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0].isEmpty, !parts[1].isEmpty, !parts[2].isEmpty else { return nil }
+        return MethodDescriptor(fullyQualifiedService: String(parts[1]), method: String(parts[2]))
     }
 }
 

@@ -112,6 +112,22 @@ struct RawBytes: MessageSerializer, MessageDeserializer {
         #expect(status(frames) == "0")
     }
 
+    @Test func aMessageSplitAcrossDataFramesArrivesWhole() throws {
+        let channel = try embedded()
+        try channel.writeInbound(headers())
+        var framed = GRPCStreamHandler.frame([1, 2, 3, 4], allocator: .init())
+        let head = framed.readSlice(length: 6)!
+        try channel.writeInbound(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(head))))
+        try channel.writeInbound(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(framed), endStream: true)))
+        let frames = try written(channel)
+        guard frames.count == 3, case .data(let data) = frames[1], case .byteBuffer(let bytes) = data.data else {
+            Issue.record("expected headers, one message and trailers, got \(frames)")
+            return
+        }
+        #expect(Array(bytes.readableBytesView) == [0, 0, 0, 0, 4, 1, 2, 3, 4])
+        #expect(status(frames) == "0")
+    }
+
     @Test func aDeadlineThatPassesBeforeTheRequestEndsIsDeadlineExceeded() throws {
         let channel = try embedded()
         try channel.writeInbound(headers(timeout: "5m"))
