@@ -5,6 +5,7 @@ import PackageDescription
 // transport and TLS live only in the leaves.
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
 let package = Package(
@@ -123,7 +124,8 @@ let package = Package(
         .target(
             name: "Conformance",
             dependencies: [
-                "PolicyCore", "AuthzPolicy", "DecisionPoint", "PolicyLoading", "Documents", "ExtAuthz", "Rego", "Identity",
+                "PolicyCore", "AuthzPolicy", "DecisionPoint", "PolicyLoading", "Documents", "ExtAuthz", "Rego", "JOSE",
+                "Identity",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: strict
@@ -147,8 +149,10 @@ let package = Package(
         .target(
             name: "WardenServer",
             dependencies: [
-                "PolicyCore", "DecisionPoint", "PolicyLoading", "Documents", "ExtAuthz", "Networking",
+                "PolicyCore", "AuthzPolicy", "Rego", "DecisionPoint", "PolicyLoading", "Documents", "ExtAuthz", "Networking",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -186,20 +190,28 @@ let package = Package(
             dependencies: ["AuthzPolicy", "PolicyCore", "Documents", "WardenTesting"],
             swiftSettings: strict
         ),
-        .testTarget(name: "PolicyLoadingTests", dependencies: ["PolicyLoading", "PolicyCore", "WardenTesting"], swiftSettings: strict),
+        .testTarget(
+            name: "PolicyLoadingTests",
+            dependencies: ["PolicyLoading", "AuthzPolicy", "DecisionPoint", "PolicyCore", "WardenTesting"],
+            swiftSettings: strict
+        ),
         .testTarget(name: "ConformanceTests", dependencies: ["Conformance", "WardenTesting"], swiftSettings: strict),
         .testTarget(
             name: "WardenCLITests",
             dependencies: [
                 "PolicyCore", "WardenTesting", "ExtAuthz",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             ],
             swiftSettings: strict
         ),
         .testTarget(
             name: "ExtAuthzTests",
-            dependencies: ["ExtAuthz", "PolicyCore", "AuthzPolicy", "DecisionPoint", "PolicyLoading", "WardenTesting"],
+            dependencies: [
+                "ExtAuthz", "PolicyCore", "AuthzPolicy", "DecisionPoint", "PolicyLoading", "WardenTesting",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(
@@ -222,8 +234,10 @@ let package = Package(
         .testTarget(
             name: "WardenServerTests",
             dependencies: [
-                "WardenServer", "Networking", "ExtAuthz", "PolicyCore", "DecisionPoint", "PolicyLoading", "WardenTesting",
+                "WardenServer", "Networking", "ExtAuthz", "PolicyCore", "AuthzPolicy", "DecisionPoint", "PolicyLoading",
+                "WardenTesting",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -232,7 +246,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RegoTests",
-            dependencies: ["Rego", "PolicyCore", "WardenTesting"],
+            dependencies: ["Rego", "PolicyCore", "WardenTesting", .product(name: "Crypto", package: "swift-crypto")],
             exclude: ["Fixtures"],
             swiftSettings: strict
         ),
@@ -262,6 +276,7 @@ let package = Package(
             dependencies: [
                 "JWKSClient", "Identity", "JOSE", "Networking", "PolicyCore", "WardenTesting",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -3,6 +3,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import PolicyCore
+import SwiftProtobuf
 import Testing
 import WardenTesting
 

@@ -5,8 +5,10 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Networking
+import NIOCore
 import PolicyCore
 import PolicyLoading
+import SwiftProtobuf
 @testable import WardenServer
 import WardenTesting
 
