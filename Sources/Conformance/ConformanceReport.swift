@@ -1,3 +1,4 @@
+import Foundation
 import PolicyCore
 
 /// The results of one `warden conformance` run, grouped by area (`authz`, `extauthz`, `jwt`, `rego`,
@@ -163,7 +164,8 @@ public struct ConformanceResults: Sendable {
     }
 
     /// The report as YAML: per profile, a result (`success`, `partial` when some cases were skipped, `failure`),
-    /// the counts, and the features covered (every case of the feature passed), failed and skipped. Lists are
+    /// the counts, and the features covered (some case of the feature passed, none failed), failed (some case
+    /// failed) and skipped (no case of the feature ran). Lists are
     /// sorted and the layout fixed, so only real changes show in a diff of two reports.
     public func report(_ implementation: Implementation) -> String {
         func quoted(_ text: String) -> String { JSONWriter.string(.string(text)) }
@@ -196,9 +198,9 @@ public struct ConformanceResults: Sendable {
                     if let reason = result.skipped { skips[result.file] = reason }
                 }
             }
-            let covered = byFeature.filter { $0.value.failed == 0 && $0.value.skipped == 0 }.keys.sorted()
+            let covered = byFeature.filter { $0.value.failed == 0 && $0.value.passed > 0 }.keys.sorted()
             let failedFeatures = byFeature.filter { $0.value.failed > 0 }.keys.sorted()
-            let skippedFeatures = byFeature.filter { $0.value.failed == 0 && $0.value.skipped > 0 }.keys.sorted()
+            let skippedFeatures = byFeature.filter { $0.value.failed == 0 && $0.value.passed == 0 }.keys.sorted()
             let result = counts.failed > 0 ? "failure" : counts.passed + counts.skipped == 0 ? "not-run"
                 : counts.skipped > 0 ? "partial" : "success"
             out += "- name: \(name)\n  title: \(quoted(title))\n  result: \(result)\n"

@@ -187,7 +187,7 @@ extension ScenarioRun {
             labels: try check.labels.mapValues(resolve), method: check.method, host: try resolve(check.host),
             target: try resolve(check.path), headers: try check.headers.map { ($0.name, try resolve($0.value)) })
         if let peer = check.peer {
-            let text = (try? value("\(peer).spiffe")) ?? (try resolve(peer))
+            let text = try (try? value("\(peer).spiffe")) ?? resolve(peer)
             do {
                 parts.source = .init(identity: try SPIFFEID(principalOrURI: text), address: "127.0.0.1", port: 40000)
             } catch {

@@ -60,11 +60,18 @@ public enum ChildProcesses {
                 then(number)
             }
             source.resume()
-            signalSources.withLock { $0.append(source) }
+            signalSources.keep(source)
         }
     }
 
-    private static let signalSources = Mutex<[any DispatchSourceSignal]>([])
+    private static let signalSources = SignalSources()
+
+    /// Keeps the signal sources alive for the life of the process.
+    private final class SignalSources: @unchecked Sendable {
+        private let lock = NSLock()
+        private var sources: [any DispatchSourceSignal] = []
+        func keep(_ source: any DispatchSourceSignal) { lock.withLock { sources.append(source) } }
+    }
 }
 
 /// A long-running program (a server, a proxy, an upstream) with its output captured as it runs.
@@ -201,7 +208,8 @@ public enum Program {
     /// The full path of a program on the usual paths, or nil.
     public static func find(_ name: String) -> String? {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        for directory in path.split(separator: ":") + ["/usr/bin", "/usr/local/bin", "/bin"] {
+        let directories = path.split(separator: ":").map(String.init) + ["/usr/bin", "/usr/local/bin", "/bin"]
+        for directory in directories {
             let candidate = directory + "/" + name
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         }

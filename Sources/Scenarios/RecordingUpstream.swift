@@ -3,6 +3,7 @@ import Logging
 import Networking
 import PolicyCore
 import ServiceLifecycle
+import UnixSignals
 
 /// `warden upstream`: a workload for scenarios and the demo. It answers every request with `status` and a small
 /// JSON body naming itself, and records what it received — method, target, headers in order, body size — as one

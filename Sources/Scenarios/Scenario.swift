@@ -1,4 +1,5 @@
 import Documents
+import Foundation
 import PolicyCore
 
 /// One end-to-end scenario of `conformance/scenarios/`: the files to write, the identities to issue, the
@@ -219,10 +220,10 @@ final class ScenarioDecoder {
             base.mismatch(node, path, expected: "an object")
             return nil
         }
-        let kinds = entries.filter { Scenario.Component.Kind(rawValue: $0.key) != nil }
-        guard kinds.count == 1, let kindEntry = kinds.first, let kind = Scenario.Component.Kind(rawValue: kindEntry.key) else {
+        // The first key says what the component is (`- proxy: details-proxy`); the others are its options.
+        guard let kindEntry = entries.first, let kind = Scenario.Component.Kind(rawValue: kindEntry.key) else {
             let names = Scenario.Component.Kind.allCases.map { "`\($0.rawValue)`" }.joined(separator: ", ")
-            base.invalid("a component names exactly one of \(names) with its name", at: node, path)
+            base.invalid("a component starts with its kind (\(names)) and its name", at: node, path)
             return nil
         }
         guard let name = base.string(kindEntry.value, at: path / kindEntry.key) else { return nil }
@@ -231,7 +232,7 @@ final class ScenarioDecoder {
         case .server: ["policies", "config", "args"]
         case .proxy: ["upstream", "identity", "policies", "namespace", "labels", "ports", "outbound", "expect_peer", "authz", "args"]
         case .caServer: ["args"]
-        case .agent: ["ca", "ttl", "args"]
+        case .agent: ["identity", "ca", "ttl", "args"]
         }
         _ = base.fields(node, at: path, known: [kind.rawValue] + known)
         var options: [String: Value] = [:]
@@ -249,7 +250,8 @@ final class ScenarioDecoder {
             return nil
         }
         let within = fields["within"].flatMap { duration($0, at: fields.path("within")) }
-        let expectation = fields["expect"].flatMap { expectation($0, at: fields.path("expect")) }
+        let expected: Scenario.Expectation? = ["request", "check"].contains(kind)
+            ? fields["expect"].flatMap { self.expectation($0, at: fields.path("expect")) } : nil
         if fields.has("expect") && !["request", "check", "decision_log"].contains(kind) {
             base.invalid("only `request`, `check` and `decision_log` steps take `expect`", at: fields["expect"]!, fields.path("expect"))
         }
@@ -257,9 +259,9 @@ final class ScenarioDecoder {
         let action: Scenario.Action?
         switch kind {
         case "request":
-            action = request(body, at: bodyPath, expect: expectation ?? requireExpect(fields, node, path))
+            action = request(body, at: bodyPath, expect: expected ?? requireExpect(fields, node, path))
         case "check":
-            action = check(body, at: bodyPath, expect: expectation ?? requireExpect(fields, node, path))
+            action = check(body, at: bodyPath, expect: expected ?? requireExpect(fields, node, path))
         case "write":
             guard let write = base.fields(body, at: bodyPath, known: ["path", "text"]) else { return nil }
             guard let file = requiredString(write, "path"), let text = requiredString(write, "text") else { return nil }
@@ -283,7 +285,7 @@ final class ScenarioDecoder {
                 base.report(Diagnostic.Code.missingField, "a `decision_log` step needs `expect`", span: node.span, path: path)
                 return nil
             }
-            action = .decisionLog(of: of, match: log["request"]?.value ?? .object([:]), expect: expect.value)
+            action = .decisionLog(of: of, match: log["request"]?.value ?? Value.object([Value: Value]()), expect: expect.value)
         default:
             action = nil
         }
@@ -322,11 +324,10 @@ final class ScenarioDecoder {
     }
 
     func expectation(_ node: DocumentNode, at path: FieldPath) -> Scenario.Expectation? {
-        if case .mapping = node.content {} else { return nil }  // decision_log expectations are free-form
         let known = ["status", "exit", "headers", "absent_headers", "body", "upstream", "certificate"]
         guard let fields = base.fields(node, at: path, known: known) else { return nil }
         var expect = Scenario.Expectation(
-            status: int(fields, "status"), exit: int(fields, "exit"), headers: headerList(fields, "headers"),
+            status: int(fields, "status"), exit: int(fields, "exit"), headers: patterns(fields, "headers"),
             absentHeaders: strings(fields, "absent_headers"), bodyContains: [], upstreams: [],
             certificate: optionalString(fields, "certificate"))
         if let body = fields["body"] {
@@ -340,12 +341,12 @@ final class ScenarioDecoder {
             for entry in entries {
                 let entryPath = fields.path("upstream") / entry.key
                 if case .scalar(let s) = entry.value.content, s.text == "nothing" {
-                    expect.upstreams.append((entry.key, .nothing))
+                    expect.upstreams.append((entry.key, Scenario.UpstreamExpectation.nothing))
                     continue
                 }
                 guard let saw = base.fields(entry.value, at: entryPath, known: ["count", "headers", "absent_headers"]) else { continue }
-                expect.upstreams.append((entry.key, .requests(
-                    count: int(saw, "count"), headers: headerList(saw, "headers"), absentHeaders: strings(saw, "absent_headers"))))
+                expect.upstreams.append((entry.key, Scenario.UpstreamExpectation.requests(
+                    count: int(saw, "count"), headers: patterns(saw, "headers"), absentHeaders: strings(saw, "absent_headers"))))
             }
         } else if let upstream = fields["upstream"] {
             base.mismatch(upstream, fields.path("upstream"), expected: "an object")
@@ -388,7 +389,7 @@ final class ScenarioDecoder {
                     report("`authz: \(authz)` names no server component", line: component.line)
                 }
             case .agent:
-                if !identities.contains(component.name) { report("an agent is named after the identity it renews", line: component.line) }
+                needs("identity")
                 needs("ca", [.caServer])
             case .caServer:
                 if scenario.trustDomain == nil { report("a `ca_server` needs the scenario's `ca`", line: component.line) }
@@ -415,7 +416,9 @@ final class ScenarioDecoder {
             case .decisionLog(of: let name, match: _, expect: _):
                 if components[name]?.kind != .server { report("`of: \(name)` names no server component", line: step.line) }
             case .rotated(let identity):
-                if components[identity]?.kind != .agent { report("`rotated: \(identity)` names no agent", line: step.line) }
+                if !scenario.components.contains(where: { $0.kind == .agent && $0.string("identity") == identity }) {
+                    report("`rotated: \(identity)` names no identity an agent renews", line: step.line)
+                }
             case .write, .remove:
                 break
             }
@@ -467,6 +470,10 @@ final class ScenarioDecoder {
         return entries.compactMap { entry in
             base.string(entry.value, at: fields.path(key) / entry.key).map { (entry.key, $0.value) }
         }
+    }
+
+    func patterns(_ fields: DocumentDecoder.Fields, _ key: String) -> [(name: String, pattern: String)] {
+        headerList(fields, key).map { (name: $0.name, pattern: $0.value) }
     }
 
     /// `500ms`, `1s`, `1.5s`, `2m`.

@@ -199,11 +199,12 @@ public final class ScenarioRun: @unchecked Sendable {
             return ["ca", "serve", "--dir", directory + "/ca", "--listen", listen()] + extra
         case .agent:
             guard let caPort = port(component.string("ca") ?? "") else { throw ScenarioError("agent `\(component.name)` has no CA") }
+            let identity = component.string("identity") ?? ""
             let token = try await warden([
-                "ca", "token", "--dir", directory + "/ca", "--spiffe", try value("\(component.name).spiffe"), "--ttl", "1h",
+                "ca", "token", "--dir", directory + "/ca", "--spiffe", try value("\(identity).spiffe"), "--ttl", "1h",
             ]).trimmingCharacters(in: .whitespacesAndNewlines)
             var arguments = [
-                "ca", "agent", "--ca", "127.0.0.1:\(caPort)", "--out", directory + "/certs/" + component.name,
+                "ca", "agent", "--ca", "127.0.0.1:\(caPort)", "--out", directory + "/certs/" + identity,
                 "--root-cert", directory + "/ca/root-cert.pem", "--bootstrap-token", token,
             ]
             if let ttl = component.string("ttl") { arguments += ["--ttl", ttl] }
@@ -219,15 +220,15 @@ public final class ScenarioRun: @unchecked Sendable {
         if let known = commandLines[component.name] {
             arguments = known
         } else {
-            arguments = try await arguments(for: component)
+            arguments = try await self.arguments(for: component)
             commandLines[component.name] = arguments
         }
-        let before = component.kind == .agent ? try? value("\(component.name).cert").contentsIfReadable : nil
+        let certificate = component.kind == .agent ? try value("\(component.string("identity") ?? "").cert") : nil
+        let before = certificate?.contentsIfReadable
         let process = try ChildProcess(name: component.name, executable: environment.warden, arguments: arguments,
                                        directory: directory)
         processes[component.name] = process
         let listening = Array((ports[component.name] ?? [:]).filter { $0.key != "port" || component.kind != .server }.values)
-        let certificate = component.kind == .agent ? try value("\(component.name).cert") : nil
         let ready = await process.wait(until: {
             if let certificate { return certificate.contentsIfReadable != nil && certificate.contentsIfReadable != before }
             return listening.allSatisfy(LocalPorts.accepts)

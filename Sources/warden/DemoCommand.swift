@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PolicyCore
 import Scenarios
 
 /// `warden demo`: the seeds' zero-trust walkthrough on one machine. Starts a CA, the Bookinfo-style upstreams,
@@ -63,7 +64,7 @@ struct DemoCommand: AsyncParsableCommand {
             await run.shutdown()
             throw ExitCode(Warden.Status.failed)
         }
-        writeOutput(where: run)
+        describe(run)
         let substitutions = try tokenVariables(run)
         if !substitutions.isEmpty {
             writeOutput("\nThe seeds' demo token (issuer testing@secure.istio.io, from conformance/scenarios/seed/):")
@@ -102,7 +103,7 @@ struct DemoCommand: AsyncParsableCommand {
         return [(token, "TOKEN")]
     }
 
-    func writeOutput(where run: ScenarioRun) {
+    func describe(_ run: ScenarioRun) {
         var lines = ["\nWhat runs where (all on 127.0.0.1):"]
         for component in run.scenario.components {
             var line = "  \(component.kind.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)) \(component.name.padding(toLength: 18, withPad: " ", startingAt: 0))"
