@@ -29,7 +29,7 @@ extension ScenarioRun {
         guard let target = component(request.to) else { throw ScenarioError("no component `\(request.to)`") }
         let portKey = target.kind == .server ? "http_port" : "port"
         guard let port = port(request.to, portKey) else { throw ScenarioError("`\(request.to)` has no port") }
-        let host = try request.host.map(resolve) ?? "127.0.0.1"
+        let host = try request.host.map(resolve) ?? defaultHost(target)
         var arguments: [String] = []
         if host != "127.0.0.1" { arguments += ["--resolve", "\(host):\(port):127.0.0.1"] }
         if request.tls {
@@ -48,6 +48,18 @@ extension ScenarioRun {
         if let body = request.body { arguments += ["--data-binary", try resolve(body)] }
         arguments.append("\(request.tls ? "https" : "http")://\(host):\(port)\(try resolve(request.path))")
         return arguments
+    }
+
+    /// A proxy is called by the first DNS name of its identity (Bookinfo's `details`), resolved to 127.0.0.1, so
+    /// that curl verifies its certificate as it would any server's; anything else by its address.
+    func defaultHost(_ target: Scenario.Component) -> String {
+        guard target.kind == .proxy, let identity = scenario.identities.first(where: { $0.name == target.string("identity") }),
+              let name = identity.dnsNames.first(where: { !Self.isIPAddress($0) }) else { return "127.0.0.1" }
+        return name
+    }
+
+    static func isIPAddress(_ text: String) -> Bool {
+        text.contains(":") || (!text.isEmpty && text.allSatisfy { $0.isNumber || $0 == "." })
     }
 
     /// Sends a request step with curl and compares what came back (and what the upstreams saw) with its

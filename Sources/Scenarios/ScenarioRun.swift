@@ -200,9 +200,11 @@ public final class ScenarioRun: @unchecked Sendable {
         case .agent:
             guard let caPort = port(component.string("ca") ?? "") else { throw ScenarioError("agent `\(component.name)` has no CA") }
             let identity = component.string("identity") ?? ""
+            // The agent asks for the DNS names its bootstrap token grants, and keeps them on renewal.
+            let names = scenario.identities.first { $0.name == identity }?.dnsNames.filter { !Self.isIPAddress($0) } ?? []
             let token = try await warden([
                 "ca", "token", "--dir", directory + "/ca", "--spiffe", try value("\(identity).spiffe"), "--ttl", "1h",
-            ]).trimmingCharacters(in: .whitespacesAndNewlines)
+            ] + names.flatMap { ["--dns", $0] }).trimmingCharacters(in: .whitespacesAndNewlines)
             var arguments = [
                 "ca", "agent", "--ca", "127.0.0.1:\(caPort)", "--out", directory + "/certs/" + identity,
                 "--root-cert", directory + "/ca/root-cert.pem", "--bootstrap-token", token,
