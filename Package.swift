@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "Identity", targets: ["Identity"]),
         .library(name: "JWKSClient", targets: ["JWKSClient"]),
         .library(name: "ExtAuthz", targets: ["ExtAuthz"]),
+        .library(name: "MeshCA", targets: ["MeshCA"]),
         .library(name: "WardenServer", targets: ["WardenServer"]),
     ],
     dependencies: [
@@ -64,12 +65,15 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Request and peer identity, and the mesh CA (`CA/`): certificates, CSRs, bootstrap tokens, chain
+        // verification. Pure: no sockets, no files.
         .target(
             name: "Identity",
             dependencies: [
                 "PolicyCore", "JOSE",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "X509", package: "swift-certificates"),
             ],
             swiftSettings: strict
@@ -122,6 +126,25 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // The mesh CA as a service: Istio's certificate API over gRPC with TLS (generated from `Sources/MeshCA/Protos`
+        // by `scripts/generate-protos`, committed), the CA's files, the token ledger and the rotating agent.
+        .target(
+            name: "MeshCA",
+            dependencies: [
+                "Identity", "JOSE", "PolicyCore",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            exclude: ["Protos"],
+            swiftSettings: strict
+        ),
+
         // The server: gRPC and HTTP listeners, reload, decision logs, metrics.
         .target(
             name: "WardenServer",
@@ -144,7 +167,7 @@ let package = Package(
             name: "warden",
             dependencies: [
                 "PolicyCore", "AuthzPolicy", "DecisionPoint", "Documents", "PolicyLoading", "Conformance",
-                "Rego", "Identity", "JWKSClient", "WardenServer",
+                "Rego", "Identity", "JWKSClient", "WardenServer", "MeshCA",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -154,9 +177,11 @@ let package = Package(
         .target(
             name: "WardenTesting",
             dependencies: [
-                "PolicyCore",
+                "PolicyCore", "Identity",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "X509", package: "swift-certificates"),
             ],
             path: "Tests/WardenTesting",
             swiftSettings: strict
@@ -173,7 +198,8 @@ let package = Package(
         .testTarget(
             name: "WardenCLITests",
             dependencies: [
-                "PolicyCore", "WardenTesting", "ExtAuthz",
+                "PolicyCore", "WardenTesting", "ExtAuthz", "Identity", "MeshCA",
+                .product(name: "X509", package: "swift-certificates"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             ],
@@ -222,6 +248,16 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "MeshCATests",
+            dependencies: [
+                "MeshCA", "Identity", "PolicyCore", "WardenTesting",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             ],
             swiftSettings: strict
         ),
