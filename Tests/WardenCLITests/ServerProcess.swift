@@ -1,7 +1,7 @@
 import Foundation
 import WardenTesting
 
-/// A `warden serve` process for end-to-end tests: started on ephemeral ports, found ready by its log lines,
+/// A `warden` server process for end-to-end tests (`serve`, `ca serve`, `ca agent`): found ready by its log lines,
 /// stopped with a signal. Every wait is bounded.
 final class ServerProcess: @unchecked Sendable {
     let process = Process()
@@ -14,9 +14,28 @@ final class ServerProcess: @unchecked Sendable {
         var description: String
     }
 
-    init(_ arguments: [String], currentDirectory: String = Repository.root, timeout: Duration = .seconds(60)) throws {
+    /// Starts `warden serve` on ephemeral ports and waits until both listeners report their ports.
+    convenience init(_ arguments: [String], currentDirectory: String = Repository.root, timeout: Duration = .seconds(60)) throws {
+        try self.init(
+            command: ["serve", "--grpc-address", "127.0.0.1:0", "--http-address", "127.0.0.1:0"] + arguments,
+            currentDirectory: currentDirectory, timeout: timeout
+        ) { server in
+            guard let grpc = server.port(after: "gRPC listening on "), let http = server.port(after: "HTTP listening on ")
+            else { return false }
+            server.grpcPort = grpc
+            server.httpPort = http
+            return true
+        }
+    }
+
+    /// Starts `warden <command>` and waits until `ready` (called with the process as its standard error grows)
+    /// says it is ready.
+    init(
+        command: [String], currentDirectory: String = Repository.root, timeout: Duration = .seconds(60),
+        ready: (ServerProcess) -> Bool
+    ) throws {
         process.executableURL = URL(fileURLWithPath: Repository.wardenBinary)
-        process.arguments = ["serve", "--grpc-address", "127.0.0.1:0", "--http-address", "127.0.0.1:0"] + arguments
+        process.arguments = command
         process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory)
         let err = Pipe()
         process.standardError = err
@@ -32,16 +51,12 @@ final class ServerProcess: @unchecked Sendable {
         try process.run()
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            if let grpc = port(after: "gRPC listening on "), let http = port(after: "HTTP listening on ") {
-                grpcPort = grpc
-                httpPort = http
-                return
-            }
+            if ready(self) { return }
             if !process.isRunning { break }
             Thread.sleep(forTimeInterval: 0.05)
         }
         stop()
-        throw StartError(description: "warden serve did not start:\n\(stderr)")
+        throw StartError(description: "warden \(command.first ?? "") did not start:\n\(stderr)")
     }
 
     var stderr: String {
@@ -52,7 +67,8 @@ final class ServerProcess: @unchecked Sendable {
 
     var httpBase: String { "http://127.0.0.1:\(httpPort)" }
 
-    private func port(after marker: String) -> Int? {
+    /// The port in the first line of standard error that holds `marker` and ends in `:<port>`.
+    func port(after marker: String) -> Int? {
         let text = stderr
         guard let range = text.range(of: marker) else { return nil }
         let rest = text[range.upperBound...].prefix { $0 != "\n" }
