@@ -1,6 +1,4 @@
 import Foundation
-import GRPCCore
-import GRPCNIOTransportHTTP2
 import Identity
 import JOSE
 import PolicyCore
@@ -127,43 +125,15 @@ public struct CertificateAgent: Sendable {
     }
 
     private func call(csr: String, current: Current?) async throws -> [String] {
-        let trust = TLSConfig.TrustRootsSource.certificates([
-            .bytes(Array(configuration.trustedRootsPEM.utf8), format: .pem)
-        ])
-        let security: HTTP2ClientTransport.Posix.TransportSecurity
-        var metadata: Metadata = [:]
-        if let current {
-            security = .mTLS(
-                certificateChain: current.chain.map { .bytes(Array(PEMCertificates.pem($0).utf8), format: .pem) },
-                privateKey: .bytes(Array(current.key.pem.utf8), format: .pem)
-            ) { $0.trustRoots = trust }
-        } else {
-            security = .tls { $0.trustRoots = trust }
-            metadata.addString("Bearer \(configuration.bootstrapToken ?? "")", forKey: "authorization")
-        }
-        let (host, port) = (configuration.host, configuration.port)
-        let config = HTTP2ClientTransport.Posix.Config.defaults {
-            if let serverName = configuration.serverName { $0.http2.authority = serverName }
-        }
-        let transport: HTTP2ClientTransport.Posix
-        if IPAddress(host) == nil {
-            transport = try .init(target: .dns(host: host, port: port), transportSecurity: security, config: config)
-        } else if host.contains(":") {
-            transport = try .init(target: .ipv6(address: host, port: port), transportSecurity: security, config: config)
-        } else {
-            transport = try .init(target: .ipv4(address: host, port: port), transportSecurity: security, config: config)
-        }
-        var options = CallOptions.defaults
-        options.timeout = .milliseconds(Int64(configuration.callTimeout * 1000))
-        let request = Istio_V1_Auth_IstioCertificateRequest.with {
-            $0.csr = csr
-            $0.validityDuration = Int64(configuration.requestedLifetime)
-        }
-        return try await withGRPCClient(transport: transport) { client in
-            try await Istio_V1_Auth_IstioCertificateService.Client(wrapping: client).createCertificate(
-                request, metadata: metadata, options: options
-            ).certChain
-        }
+        let client = CAClient(
+            host: configuration.host, port: configuration.port, serverName: configuration.serverName,
+            trustedRootsPEM: configuration.trustedRootsPEM, callTimeout: configuration.callTimeout)
+        let credential: CAClient.Credential =
+            if let current { .certificate(chain: current.chain, key: current.key) } else {
+                .bootstrapToken(configuration.bootstrapToken ?? "")
+            }
+        return try await client.createCertificate(
+            csr: csr, credential: credential, validity: configuration.requestedLifetime)
     }
 
     /// The SPIFFE ID and DNS names of a current certificate, asked for again on renewal.

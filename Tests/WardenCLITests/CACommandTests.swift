@@ -1,6 +1,5 @@
 import Foundation
 import GRPCCore
-import GRPCNIOTransportHTTP2
 import Identity
 import MeshCA
 import PolicyCore
@@ -162,30 +161,14 @@ import X509
         /// Calls CreateCertificate with a bootstrap token, or with `credential` as the client certificate.
         func create(
             csr: String, token: String? = nil, credential: (chain: [Certificate], key: SigningKey)? = nil,
-            validity: Int64 = 0
+            validity: TimeInterval = 0
         ) async throws -> [String] {
-            let trust = TLSConfig.TrustRootsSource.certificates([.bytes(Array(rootsPEM.utf8), format: .pem)])
-            let security: HTTP2ClientTransport.Posix.TransportSecurity
-            if let credential {
-                security = .mTLS(
-                    certificateChain: credential.chain.map { .bytes(Array(PEMCertificates.pem($0).utf8), format: .pem) },
-                    privateKey: .bytes(Array(credential.key.pem.utf8), format: .pem)
-                ) { $0.trustRoots = trust }
-            } else {
-                security = .tls { $0.trustRoots = trust }
-            }
-            var metadata: Metadata = [:]
-            if let token { metadata.addString("Bearer \(token)", forKey: "authorization") }
-            let transport = try HTTP2ClientTransport.Posix(
-                target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: security)
-            let request = Istio_V1_Auth_IstioCertificateRequest.with {
-                $0.csr = csr
-                $0.validityDuration = validity
-            }
-            return try await withGRPCClient(transport: transport) { client in
-                try await Istio_V1_Auth_IstioCertificateService.Client(wrapping: client)
-                    .createCertificate(request, metadata: metadata).certChain
-            }
+            let presented: CAClient.Credential =
+                if let credential { .certificate(chain: credential.chain, key: credential.key) } else if let token {
+                    .bootstrapToken(token)
+                } else { .none }
+            return try await CAClient(host: "127.0.0.1", port: port, trustedRootsPEM: rootsPEM)
+                .createCertificate(csr: csr, credential: presented, validity: validity)
         }
 
         /// The status a refused call ends with.
