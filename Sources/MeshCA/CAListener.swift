@@ -4,6 +4,7 @@ import Identity
 import NIOCore
 import NIOPosix
 import NIOSSL
+import NIOTLS
 import Synchronization
 import X509
 
@@ -21,10 +22,12 @@ public struct CAListener: ServerTransport {
     private let base: HTTP2ServerTransport.Custom<ListenerFactory>
     private let presented: PresentedChains
 
-    /// A listener on `host:port` (port 0: any free port) presenting `certificateChain` with `key`.
+    /// A listener on `host:port` (port 0: any free port) presenting `certificateChain` with `key`. A connection
+    /// whose TLS handshake takes longer than `handshakeTimeout` is closed.
     public init(
         host: String, port: Int, certificateChain: [Certificate], key: SigningKey,
-        eventLoopGroup: MultiThreadedEventLoopGroup = .singleton, maximumRequestSize: Int = 64 * 1024
+        eventLoopGroup: MultiThreadedEventLoopGroup = .singleton, maximumRequestSize: Int = 64 * 1024,
+        handshakeTimeout: Duration = .seconds(10)
     ) throws {
         var tls = TLSConfiguration.makeServerConfiguration(
             certificateChain: try certificateChain.map { .certificate(try NIOSSLCertificate(bytes: PEMCertificates.der($0), format: .der)) },
@@ -37,9 +40,12 @@ public struct CAListener: ServerTransport {
         self.presented = presented
         var config = HTTP2ServerTransport.Custom<ListenerFactory>.Config.defaults
         config.rpc.maxRequestPayloadSize = maximumRequestSize
+        config.http2.maxConcurrentStreams = 16
+        config.connection.maxIdleTime = .seconds(300)
         base = HTTP2ServerTransport.Custom(
             listenerFactory: ListenerFactory(
-                eventLoopGroup: eventLoopGroup, host: host, port: port, sslContext: context, presented: presented),
+                eventLoopGroup: eventLoopGroup, host: host, port: port, sslContext: context, presented: presented,
+                handshakeTimeout: .nanoseconds(Int64(handshakeTimeout / .nanoseconds(1)))),
             config: config)
     }
 
@@ -63,7 +69,8 @@ public struct CAListener: ServerTransport {
         let presented = self.presented
         try await base.listen { stream, context in
             var context = context
-            context.transportSpecific = PresentedCertificates(chain: presented.chain(forPeer: context.remotePeer))
+            context.transportSpecific = PresentedCertificates(
+                chain: presented.chain(for: PresentedChains.key(remote: context.remotePeer, local: context.localPeer)))
             await streamHandler(stream, context)
         }
     }
@@ -78,6 +85,7 @@ public struct CAListener: ServerTransport {
         let port: Int
         let sslContext: NIOSSLContext
         let presented: PresentedChains
+        let handshakeTimeout: TimeAmount
 
         func makeListeningChannel(
             listenerConfigurator: HTTP2ServerTransport.ListenerConfigurator,
@@ -85,12 +93,13 @@ public struct CAListener: ServerTransport {
         ) async throws -> NIOAsyncChannel<HTTP2ServerTransport.ConnectionConfigurator.ConnectionChannel, Never> {
             let presented = self.presented
             let sslContext = self.sslContext
+            let handshakeTimeout = self.handshakeTimeout
             return try await ServerBootstrap(group: eventLoopGroup)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .serverChannelInitializer { channel in listenerConfigurator.configure(channel: channel) }
                 .bind(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        let peer = PresentedChains.key(channel.remoteAddress)
+                        let peer = PresentedChains.key(channel)
                         let connection = presented.opened(peer: peer)
                         let handler = NIOSSLServerHandler(
                             context: sslContext,
@@ -99,6 +108,7 @@ public struct CAListener: ServerTransport {
                                 promise.succeed(.certificateVerified(VerificationMetadata(nil)))
                             })
                         try channel.pipeline.syncOperations.addHandler(handler)
+                        try channel.pipeline.syncOperations.addHandler(HandshakeDeadline(channel: channel, limit: handshakeTimeout))
                         channel.closeFuture.whenComplete { _ in presented.closed(peer: peer, connection: connection) }
                     }.flatMap {
                         connectionConfigurator.configure(channel: channel, tls: .configured(requireALPN: false))
@@ -146,17 +156,50 @@ final class PresentedChains: Sendable {
         }
     }
 
-    func chain(forPeer peer: String) -> [Certificate] {
+    func chain(for peer: String) -> [Certificate] {
         state.withLock { $0.entries[peer]?.chain ?? [] }
     }
 
-    /// A connection's remote address written as grpc-swift-nio-transport writes `ServerContext.remotePeer`.
-    static func key(_ address: NIOCore.SocketAddress?) -> String? {
-        guard let address, let port = address.port, let host = address.ipAddress else { return nil }
+    /// A connection's key: its remote and local addresses (together unique among open TCP connections), written
+    /// as grpc-swift-nio-transport writes `ServerContext.remotePeer` and `localPeer`, so a call finds its own
+    /// connection's chain and never another's. Should the spelling ever differ, calls find no chain: certificate
+    /// callers are then refused, never given another connection's identity.
+    static func key(_ channel: any Channel) -> String? {
+        guard let remote = address(channel.remoteAddress), let local = address(channel.localAddress) else { return nil }
+        return key(remote: remote, local: local)
+    }
+
+    static func key(remote: String, local: String) -> String { remote + " " + local }
+
+    private static func address(_ address: NIOCore.SocketAddress?) -> String? {
         switch address {
-        case .v4: return "ipv4:\(host):\(port)"
-        case .v6: return "ipv6:[\(host)]:\(port)"
-        case .unixDomainSocket: return nil
+        case .v4(let v4)?: address?.port.map { "ipv4:\(v4.host):\($0)" }
+        case .v6(let v6)?: address?.port.map { "ipv6:[\(v6.host)]:\($0)" }
+        default: nil
         }
+    }
+}
+
+/// Closes a connection whose TLS handshake has not completed within `limit`, so a client that connects and stays
+/// silent holds nothing for long.
+final class HandshakeDeadline: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+    private var timeout: Scheduled<Void>?
+
+    init(channel: any Channel, limit: TimeAmount) {
+        timeout = channel.eventLoop.scheduleTask(in: limit) { channel.close(promise: nil) }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? TLSUserEvent, case .handshakeCompleted = event {
+            timeout?.cancel()
+            timeout = nil
+            context.pipeline.syncOperations.removeHandler(self, promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timeout?.cancel()
     }
 }
