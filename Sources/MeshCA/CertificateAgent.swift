@@ -99,7 +99,10 @@ public struct CertificateAgent: Sendable {
         let csr = try CSRBuilder.pem(key: key, spiffeID: identity.spiffeID, dnsNames: identity.dnsNames)
         let pems = try await call(csr: csr, current: current)
         let files = try IssuedFiles(pems: pems, key: key, trustDomain: identity.spiffeID.trustDomain)
-        _ = try await files.verify()
+        let issued = try await files.verify()
+        guard issued.spiffeID == identity.spiffeID else {
+            throw CAError(.identityMismatch, "the CA issued `\(issued.spiffeID)`, not `\(identity.spiffeID)`")
+        }
         try configuration.output.save(chainPEM: files.chainPEM, keyPEM: key.pem, rootsPEM: files.rootsPEM)
         log("renewed \(identity.spiffeID.uri): serial=\(CertificateText.serial(files.leaf))"
             + " not_after=\(CertificateText.time(files.leaf.notValidAfter))"
