@@ -34,10 +34,10 @@ struct CAInitCommand: ParsableCommand {
     @Option(name: .customLong("trust-domain"), help: "The SPIFFE trust domain (default cluster.local; with --intermediate, the root's).")
     var trustDomain: String?
 
-    @Option(help: "The CA key: ecdsa-p256, rsa-2048 or rsa-3072.")
+    @Option(help: "The CA key.")
     var key: KeyAlgorithm = .ecdsaP256
 
-    @Option(help: "How long the CA certificate is valid, e.g. 87600h (ten years, the default).")
+    @Option(help: "How long the CA certificate is valid (87600h: ten years).")
     var ttl: TTL = TTL(seconds: CertificateAuthority.defaultCALifetime)
 
     @Flag(help: "Make an intermediate CA signed by the root in --root-dir.")
@@ -97,7 +97,7 @@ struct CAIssueCommand: ParsableCommand {
     @Option(name: .customLong("dns"), help: "A DNS name (or IP address) for the certificate (repeatable).")
     var dnsNames: [String] = []
 
-    @Option(help: "How long the certificate is valid, e.g. 24h (the default) or 30m.")
+    @Option(help: "How long the certificate is valid, e.g. 24h or 30m.")
     var ttl: TTL = TTL(seconds: CertificateAuthority.defaultLeafLifetime)
 
     @Option(help: "The directory to write the workload's files to.")
@@ -140,7 +140,7 @@ struct CATokenCommand: ParsableCommand {
     @Option(name: .customLong("dns"), help: "A DNS name the token entitles (repeatable).")
     var dnsNames: [String] = []
 
-    @Option(help: "How long the token is valid, e.g. 1h (the default); at most 168h.")
+    @Option(help: "How long the token is valid; at most 168h.")
     var ttl: TTL = TTL(seconds: 3600)
 
     func run() throws {
@@ -177,10 +177,10 @@ struct CAServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("dns"), help: "Another name (or IP address) for the serving certificate (repeatable).")
     var dnsNames: [String] = []
 
-    @Option(name: .customLong("default-ttl"), help: "The validity of a certificate when the request names none (default 24h).")
+    @Option(name: .customLong("default-ttl"), help: "The validity of a certificate when the request names none.")
     var defaultTTL: TTL = TTL(seconds: CertificateAuthority.defaultLeafLifetime)
 
-    @Option(name: .customLong("max-ttl"), help: "The most validity a request may get (default 24h).")
+    @Option(name: .customLong("max-ttl"), help: "The most validity a request may get.")
     var maxTTL: TTL = TTL(seconds: CertificateAuthority.defaultLeafLifetime)
 
     func run() async throws {
@@ -282,7 +282,7 @@ struct CAAgentCommand: AsyncParsableCommand {
 }
 
 /// A lifetime as Go writes durations: `24h`, `87600h`, `30m`, `20s`, `1h30m`.
-struct TTL: ExpressibleByArgument, Sendable {
+struct TTL: ExpressibleByArgument, CustomStringConvertible, Sendable {
     var seconds: TimeInterval
 
     init(seconds: TimeInterval) {
@@ -313,6 +313,15 @@ struct TTL: ExpressibleByArgument, Sendable {
     }
 
     static var defaultCompletionKind: CompletionKind { .default }
+
+    /// The largest whole unit: `87600h`, `30m`, `20s`.
+    var description: String {
+        let whole = Int(seconds)
+        guard Double(whole) == seconds else { return "\(seconds)s" }
+        if whole % 3600 == 0 { return "\(whole / 3600)h" }
+        if whole % 60 == 0 { return "\(whole / 60)m" }
+        return "\(whole)s"
+    }
 }
 
 extension KeyAlgorithm: ExpressibleByArgument {}

@@ -70,6 +70,23 @@ import X509
         #expect(try ProcessRunner.warden(["ca", "issue", "--dir", ca, "--spiffe", Self.sleep, "--ttl", "soon", "--out", out]).status == 2)
     }
 
+    @Test func lifetimesAreGoDurations() throws {
+        let directory = try TemporaryDirectory()
+        let ca = directory.path + "/ca", out = directory.path + "/w"
+        #expect(try ProcessRunner.warden(["ca", "init", "--dir", ca, "--ttl", "48h"]).status == 0)
+        for (ttl, seconds) in [("1h30m", 5400.0), ("20s", 20), ("90m", 5400), ("100h", 48 * 3600)] {
+            let issued = try ProcessRunner.warden(["ca", "issue", "--dir", ca, "--spiffe", Self.sleep, "--ttl", ttl, "--out", out])
+            #expect(issued.status == 0, "\(issued.stderr)")
+            let leaf = try PEMCertificates.parse(String(contentsOfFile: out + "/cert-chain.pem", encoding: .utf8))[0]
+            // Issued now, or (100h) clamped to the CA's own expiry 48 h from its start.
+            let lifetime = leaf.notValidAfter.timeIntervalSince(Date())
+            #expect(abs(lifetime - seconds) < 5, "\(ttl): \(lifetime) s")
+        }
+        for bad in ["24", "1d", "h", "-5s", "0s"] {
+            #expect(try ProcessRunner.warden(["ca", "issue", "--dir", ca, "--spiffe", Self.sleep, "--ttl", bad, "--out", out]).status == 2, "\(bad)")
+        }
+    }
+
     @Test func anIntermediateSignsWhileTheRootStaysElsewhere() throws {
         let directory = try TemporaryDirectory()
         let root = directory.path + "/root", intermediate = directory.path + "/intermediate", out = directory.path + "/w"
