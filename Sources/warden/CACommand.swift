@@ -94,6 +94,9 @@ struct CAIssueCommand: ParsableCommand {
     @Option(help: "The workload's SPIFFE ID, e.g. spiffe://cluster.local/ns/default/sa/sleep.")
     var spiffe: String
 
+    @Option(name: .customLong("trust-domain"), help: "The trust domain, when the CA certificate names none (a CA made elsewhere).")
+    var trustDomain: String?
+
     @Option(name: .customLong("dns"), help: "A DNS name (or IP address) for the certificate (repeatable).")
     var dnsNames: [String] = []
 
@@ -105,7 +108,7 @@ struct CAIssueCommand: ParsableCommand {
 
     func run() throws {
         try reportingCAErrors {
-            let ca = try CADirectory(dir).load()
+            let ca = try CADirectory(dir).load(trustDomain: trustDomain)
             let names = SANOption.split(dnsNames)
             let request = try LeafRequest(
                 spiffeID: parseSPIFFEID(spiffe), dnsNames: names.dnsNames, ipAddresses: names.addresses,
@@ -137,6 +140,9 @@ struct CATokenCommand: ParsableCommand {
     @Option(help: "The SPIFFE ID the token entitles.")
     var spiffe: String
 
+    @Option(name: .customLong("trust-domain"), help: "The trust domain, when the CA certificate names none (a CA made elsewhere).")
+    var trustDomain: String?
+
     @Option(name: .customLong("dns"), help: "A DNS name the token entitles (repeatable).")
     var dnsNames: [String] = []
 
@@ -145,7 +151,7 @@ struct CATokenCommand: ParsableCommand {
 
     func run() throws {
         try reportingCAErrors {
-            let ca = try CADirectory(dir).load()
+            let ca = try CADirectory(dir).load(trustDomain: trustDomain)
             let minted = try ca.bootstrapToken(for: parseSPIFFEID(spiffe), dnsNames: dnsNames, lifetime: ttl.seconds)
             writeError("bootstrap token for \(minted.grant.spiffeID.uri), valid until \(CertificateText.time(minted.grant.expiresAt))")
             writeOutput(minted.token)
@@ -174,6 +180,9 @@ struct CAServeCommand: AsyncParsableCommand {
     @Option(help: "The listen address, host:port (port 0: any free port).")
     var listen: String = "127.0.0.1:15012"
 
+    @Option(name: .customLong("trust-domain"), help: "The trust domain, when the CA certificate names none (a CA made elsewhere).")
+    var trustDomain: String?
+
     @Option(name: .customLong("dns"), help: "Another name (or IP address) for the serving certificate (repeatable).")
     var dnsNames: [String] = []
 
@@ -191,6 +200,7 @@ struct CAServeCommand: AsyncParsableCommand {
         configuration.host = host
         configuration.port = port
         configuration.serverNames = dnsNames
+        configuration.trustDomain = trustDomain
         configuration.lifetimes = LifetimePolicy(
             defaultLifetime: min(defaultTTL.seconds, maxTTL.seconds), maximumLifetime: maxTTL.seconds)
         let server = try reportingCAErrors {

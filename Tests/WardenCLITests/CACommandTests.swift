@@ -111,6 +111,30 @@ import X509
         #expect(alone.status != 0)
     }
 
+    @Test func aCAMadeWithOpenSSLIsPluggedIn() async throws {
+        let directory = try TemporaryDirectory()
+        let ca = directory.path + "/ca", out = directory.path + "/w"
+        try FileManager.default.createDirectory(atPath: ca, withIntermediateDirectories: true)
+        let made = try Self.openssl([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca + "/ca-key.pem", "-out", ca + "/ca-cert.pem",
+            "-days", "30", "-subj", "/O=Plugged/CN=Plugged Root", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        ])
+        #expect(made.status == 0, "\(made.stderr)")
+        let withoutDomain = try ProcessRunner.warden(["ca", "issue", "--dir", ca, "--spiffe", Self.sleep, "--out", out])
+        #expect(withoutDomain.status == 2)
+        #expect(withoutDomain.stderr.contains("names no trust domain"))
+        let issued = try ProcessRunner.warden([
+            "ca", "issue", "--dir", ca, "--trust-domain", "cluster.local", "--spiffe", Self.sleep, "--out", out,
+        ])
+        #expect(issued.status == 0, "\(issued.stderr)")
+        let verified = try Self.openssl(["verify", "-CAfile", ca + "/ca-cert.pem", out + "/cert-chain.pem"])
+        #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
+        let chain = try PEMCertificates.parse(String(contentsOfFile: out + "/cert-chain.pem", encoding: .utf8))
+        let bundle = try TrustBundle(trustDomain: "cluster.local", pem: String(contentsOfFile: ca + "/ca-cert.pem", encoding: .utf8))
+        #expect(try await PeerCertificateVerifier(bundle: bundle, usage: .clientAuth).verify(chain).spiffeID.uri == Self.sleep)
+    }
+
     @Test func aBundleOfTwoRootsVerifiesLeavesOfEither() throws {
         let directory = try TemporaryDirectory()
         let old = directory.path + "/old", new = directory.path + "/new"
