@@ -11,8 +11,8 @@ import X509
 @Suite(.serialized, .timeLimit(.minutes(2))) struct CACommandTests {
     static let sleep = "spiffe://cluster.local/ns/default/sa/sleep"
 
-    static func openssl(_ arguments: [String]) throws -> ProcessOutput {
-        try ProcessRunner.run(try tool("openssl", package: "openssl"), arguments, timeout: .seconds(30))
+    static func openssl(_ arguments: [String]) async throws -> ProcessOutput {
+        try await ProcessRunner.run(try tool("openssl", package: "openssl"), arguments, timeout: .seconds(30))
     }
 
     static func mode(_ path: String) throws -> Int {
@@ -22,38 +22,38 @@ import X509
     @Test func initAndIssueWriteIstiosFilesThatOpenSSLVerifies() async throws {
         let directory = try TemporaryDirectory()
         let ca = directory.path + "/ca", out = directory.path + "/sleep"
-        let made = try ProcessRunner.warden(["ca", "init", "--dir", ca, "--trust-domain", "cluster.local", "--ttl", "87600h"])
+        let made = try await ProcessRunner.warden(["ca", "init", "--dir", ca, "--trust-domain", "cluster.local", "--ttl", "87600h"])
         #expect(made.status == 0, "\(made.stderr)")
         for name in ["ca-cert.pem", "ca-key.pem", "cert-chain.pem", "root-cert.pem"] {
             #expect(FileManager.default.fileExists(atPath: ca + "/" + name), "\(name) is missing")
         }
         #expect(try Self.mode(ca + "/ca-key.pem") == 0o600)
-        let again = try ProcessRunner.warden(["ca", "init", "--dir", ca])
+        let again = try await ProcessRunner.warden(["ca", "init", "--dir", ca])
         #expect(again.status == 2)
         #expect(again.stderr.contains("already holds a CA: pass --force to replace it"))
-        let rootText = try Self.openssl(["x509", "-in", ca + "/ca-cert.pem", "-noout", "-text"]).stdout
+        let rootText = try await Self.openssl(["x509", "-in", ca + "/ca-cert.pem", "-noout", "-text"]).stdout
         #expect(rootText.contains("CA:TRUE"))
         #expect(rootText.contains("Certificate Sign, CRL Sign"))
         #expect(rootText.contains("URI:spiffe://cluster.local"))
 
-        let issued = try ProcessRunner.warden([
+        let issued = try await ProcessRunner.warden([
             "ca", "issue", "--dir", ca, "--spiffe", Self.sleep, "--dns", "sleep.default.svc", "--ttl", "24h", "--out", out,
         ])
         #expect(issued.status == 0, "\(issued.stderr)")
         #expect(try Self.mode(out + "/key.pem") == 0o600)
-        let verified = try Self.openssl([
+        let verified = try await Self.openssl([
             "verify", "-CAfile", out + "/root-cert.pem", "-untrusted", out + "/cert-chain.pem", out + "/cert-chain.pem",
         ])
         #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
-        let text = try Self.openssl(["x509", "-in", out + "/cert-chain.pem", "-noout", "-text"]).stdout
+        let text = try await Self.openssl(["x509", "-in", out + "/cert-chain.pem", "-noout", "-text"]).stdout
         #expect(text.contains("URI:\(Self.sleep)"))
         #expect(text.contains("DNS:sleep.default.svc"))
         #expect(text.contains("TLS Web Server Authentication, TLS Web Client Authentication"))
         #expect(text.contains("Digital Signature, Key Encipherment"))
         #expect(text.contains("CA:FALSE"))
         // The key in key.pem belongs to the certificate.
-        let certKey = try Self.openssl(["x509", "-in", out + "/cert-chain.pem", "-noout", "-pubkey"]).stdout
-        let keyKey = try Self.openssl(["pkey", "-in", out + "/key.pem", "-pubout"]).stdout
+        let certKey = try await Self.openssl(["x509", "-in", out + "/cert-chain.pem", "-noout", "-pubkey"]).stdout
+        let keyKey = try await Self.openssl(["pkey", "-in", out + "/key.pem", "-pubout"]).stdout
         #expect(!certKey.isEmpty && certKey == keyKey)
 
         // swift-certificates' verifier agrees, and reads the SPIFFE ID.
@@ -62,20 +62,20 @@ import X509
         let peer = try await PeerCertificateVerifier(bundle: bundle, usage: .serverAuth).verify(chain)
         #expect(peer.spiffeID.uri == Self.sleep)
 
-        let outside = try ProcessRunner.warden([
+        let outside = try await ProcessRunner.warden([
             "ca", "issue", "--dir", ca, "--spiffe", "spiffe://example.org/ns/default/sa/sleep", "--out", out,
         ])
         #expect(outside.status == 2)
         #expect(outside.stderr.contains("ca_outside_trust_domain: `spiffe://example.org/ns/default/sa/sleep` is outside the trust domain `cluster.local`"))
-        #expect(try ProcessRunner.warden(["ca", "issue", "--dir", ca, "--spiffe", Self.sleep, "--ttl", "soon", "--out", out]).status == 2)
+        #expect(try await ProcessRunner.warden(["ca", "issue", "--dir", ca, "--spiffe", Self.sleep, "--ttl", "soon", "--out", out]).status == 2)
     }
 
-    @Test func lifetimesAreGoDurations() throws {
+    @Test func lifetimesAreGoDurations() async throws {
         let directory = try TemporaryDirectory()
         let ca = directory.path + "/ca", out = directory.path + "/w"
-        #expect(try ProcessRunner.warden(["ca", "init", "--dir", ca, "--ttl", "48h"]).status == 0)
+        #expect(try await ProcessRunner.warden(["ca", "init", "--dir", ca, "--ttl", "48h"]).status == 0)
         for (ttl, seconds) in [("1h30m", 5400.0), ("20s", 20), ("90m", 5400), ("100h", 48 * 3600)] {
-            let issued = try ProcessRunner.warden(["ca", "issue", "--dir", ca, "--spiffe", Self.sleep, "--ttl", ttl, "--out", out])
+            let issued = try await ProcessRunner.warden(["ca", "issue", "--dir", ca, "--spiffe", Self.sleep, "--ttl", ttl, "--out", out])
             #expect(issued.status == 0, "\(issued.stderr)")
             let leaf = try PEMCertificates.parse(String(contentsOfFile: out + "/cert-chain.pem", encoding: .utf8))[0]
             // Issued now, or (100h) clamped to the CA's own expiry 48 h from its start.
@@ -83,15 +83,15 @@ import X509
             #expect(abs(lifetime - seconds) < 5, "\(ttl): \(lifetime) s")
         }
         for bad in ["24", "1d", "h", "-5s", "0s"] {
-            #expect(try ProcessRunner.warden(["ca", "issue", "--dir", ca, "--spiffe", Self.sleep, "--ttl", bad, "--out", out]).status == 2, "\(bad)")
+            #expect(try await ProcessRunner.warden(["ca", "issue", "--dir", ca, "--spiffe", Self.sleep, "--ttl", bad, "--out", out]).status == 2, "\(bad)")
         }
     }
 
-    @Test func anIntermediateSignsWhileTheRootStaysElsewhere() throws {
+    @Test func anIntermediateSignsWhileTheRootStaysElsewhere() async throws {
         let directory = try TemporaryDirectory()
         let root = directory.path + "/root", intermediate = directory.path + "/intermediate", out = directory.path + "/w"
-        #expect(try ProcessRunner.warden(["ca", "init", "--dir", root, "--key", "rsa-2048"]).status == 0)
-        let made = try ProcessRunner.warden([
+        #expect(try await ProcessRunner.warden(["ca", "init", "--dir", root, "--key", "rsa-2048"]).status == 0)
+        let made = try await ProcessRunner.warden([
             "ca", "init", "--dir", intermediate, "--intermediate", "--root-dir", root, "--ttl", "8760h",
         ])
         #expect(made.status == 0, "\(made.stderr)")
@@ -99,15 +99,15 @@ import X509
         #expect(chain.components(separatedBy: "BEGIN CERTIFICATE").count == 3)
         #expect(try String(contentsOfFile: intermediate + "/root-cert.pem", encoding: .utf8)
             == String(contentsOfFile: root + "/ca-cert.pem", encoding: .utf8))
-        #expect(try ProcessRunner.warden(["ca", "issue", "--dir", intermediate, "--spiffe", Self.sleep, "--out", out]).status == 0)
+        #expect(try await ProcessRunner.warden(["ca", "issue", "--dir", intermediate, "--spiffe", Self.sleep, "--out", out]).status == 0)
         let workloadChain = try String(contentsOfFile: out + "/cert-chain.pem", encoding: .utf8)
         #expect(workloadChain.components(separatedBy: "BEGIN CERTIFICATE").count == 3)
-        let verified = try Self.openssl([
+        let verified = try await Self.openssl([
             "verify", "-CAfile", root + "/root-cert.pem", "-untrusted", out + "/cert-chain.pem", out + "/cert-chain.pem",
         ])
         #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
         // Without the intermediate the leaf does not verify.
-        let alone = try Self.openssl(["verify", "-CAfile", root + "/root-cert.pem", out + "/cert-chain.pem"])
+        let alone = try await Self.openssl(["verify", "-CAfile", root + "/root-cert.pem", out + "/cert-chain.pem"])
         #expect(alone.status != 0)
     }
 
@@ -115,48 +115,48 @@ import X509
         let directory = try TemporaryDirectory()
         let ca = directory.path + "/ca", out = directory.path + "/w"
         try FileManager.default.createDirectory(atPath: ca, withIntermediateDirectories: true)
-        let made = try Self.openssl([
+        let made = try await Self.openssl([
             "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca + "/ca-key.pem", "-out", ca + "/ca-cert.pem",
             "-days", "30", "-subj", "/O=Plugged/CN=Plugged Root", "-addext", "basicConstraints=critical,CA:TRUE",
             "-addext", "keyUsage=critical,keyCertSign,cRLSign",
         ])
         #expect(made.status == 0, "\(made.stderr)")
-        let withoutDomain = try ProcessRunner.warden(["ca", "issue", "--dir", ca, "--spiffe", Self.sleep, "--out", out])
+        let withoutDomain = try await ProcessRunner.warden(["ca", "issue", "--dir", ca, "--spiffe", Self.sleep, "--out", out])
         #expect(withoutDomain.status == 2)
         #expect(withoutDomain.stderr.contains("names no trust domain"))
-        let issued = try ProcessRunner.warden([
+        let issued = try await ProcessRunner.warden([
             "ca", "issue", "--dir", ca, "--trust-domain", "cluster.local", "--spiffe", Self.sleep, "--out", out,
         ])
         #expect(issued.status == 0, "\(issued.stderr)")
-        let verified = try Self.openssl(["verify", "-CAfile", ca + "/ca-cert.pem", out + "/cert-chain.pem"])
+        let verified = try await Self.openssl(["verify", "-CAfile", ca + "/ca-cert.pem", out + "/cert-chain.pem"])
         #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
         let chain = try PEMCertificates.parse(String(contentsOfFile: out + "/cert-chain.pem", encoding: .utf8))
         let bundle = try TrustBundle(trustDomain: "cluster.local", pem: String(contentsOfFile: ca + "/ca-cert.pem", encoding: .utf8))
         #expect(try await PeerCertificateVerifier(bundle: bundle, usage: .clientAuth).verify(chain).spiffeID.uri == Self.sleep)
     }
 
-    @Test func aBundleOfTwoRootsVerifiesLeavesOfEither() throws {
+    @Test func aBundleOfTwoRootsVerifiesLeavesOfEither() async throws {
         let directory = try TemporaryDirectory()
         let old = directory.path + "/old", new = directory.path + "/new"
-        #expect(try ProcessRunner.warden(["ca", "init", "--dir", old]).status == 0)
-        #expect(try ProcessRunner.warden(["ca", "init", "--dir", new]).status == 0)
+        #expect(try await ProcessRunner.warden(["ca", "init", "--dir", old]).status == 0)
+        #expect(try await ProcessRunner.warden(["ca", "init", "--dir", new]).status == 0)
         let bundle = try directory.write(
             "bundle.pem",
             String(contentsOfFile: old + "/root-cert.pem", encoding: .utf8)
                 + String(contentsOfFile: new + "/root-cert.pem", encoding: .utf8))
         for ca in [old, new] {
             let out = ca + "-leaf"
-            #expect(try ProcessRunner.warden(["ca", "issue", "--dir", ca, "--spiffe", Self.sleep, "--out", out]).status == 0)
-            let verified = try Self.openssl(["verify", "-CAfile", bundle, out + "/cert-chain.pem"])
+            #expect(try await ProcessRunner.warden(["ca", "issue", "--dir", ca, "--spiffe", Self.sleep, "--out", out]).status == 0)
+            let verified = try await Self.openssl(["verify", "-CAfile", bundle, out + "/cert-chain.pem"])
             #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
         }
     }
 
-    @Test func aTokenIsPrintedAloneOnStandardOutput() throws {
+    @Test func aTokenIsPrintedAloneOnStandardOutput() async throws {
         let directory = try TemporaryDirectory()
         let ca = directory.path + "/ca"
-        #expect(try ProcessRunner.warden(["ca", "init", "--dir", ca]).status == 0)
-        let minted = try ProcessRunner.warden(["ca", "token", "--dir", ca, "--spiffe", Self.sleep, "--ttl", "10m"])
+        #expect(try await ProcessRunner.warden(["ca", "init", "--dir", ca]).status == 0)
+        let minted = try await ProcessRunner.warden(["ca", "token", "--dir", ca, "--spiffe", Self.sleep, "--ttl", "10m"])
         #expect(minted.status == 0, "\(minted.stderr)")
         let token = minted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(token.split(separator: ".").count == 3)
@@ -164,7 +164,7 @@ import X509
         let grant = try loaded.verifyBootstrapToken(token)
         #expect(grant.spiffeID.uri == Self.sleep)
         #expect(abs(grant.expiresAt.timeIntervalSinceNow - 600) < 30)
-        let outside = try ProcessRunner.warden(["ca", "token", "--dir", ca, "--spiffe", "spiffe://other.org/ns/a/sa/b"])
+        let outside = try await ProcessRunner.warden(["ca", "token", "--dir", ca, "--spiffe", "spiffe://other.org/ns/a/sa/b"])
         #expect(outside.status == 2)
         #expect(outside.stdout.isEmpty)
     }
@@ -180,21 +180,28 @@ import X509
         let caDirectory: String
         let server: ServerProcess
 
-        init(serveArguments: [String] = []) throws {
-            directory = try TemporaryDirectory()
-            caDirectory = directory.path + "/ca"
-            let made = try ProcessRunner.warden(["ca", "init", "--dir", caDirectory])
+        private init(directory: TemporaryDirectory, caDirectory: String, server: ServerProcess) {
+            self.directory = directory
+            self.caDirectory = caDirectory
+            self.server = server
+        }
+
+        static func start(serveArguments: [String] = []) async throws -> Fixture {
+            let directory = try TemporaryDirectory()
+            let caDirectory = directory.path + "/ca"
+            let made = try await ProcessRunner.warden(["ca", "init", "--dir", caDirectory])
             guard made.status == 0 else { throw ServerProcess.StartError(description: made.stderr) }
-            server = try ServerProcess(command: ["ca", "serve", "--dir", caDirectory, "--listen", "127.0.0.1:0"] + serveArguments) {
-                $0.port(after: "listening on ") != nil
-            }
+            let server = try ServerProcess(
+                command: ["ca", "serve", "--dir", caDirectory, "--listen", "127.0.0.1:0"] + serveArguments
+            ) { $0.port(after: "listening on ") != nil }
+            return Fixture(directory: directory, caDirectory: caDirectory, server: server)
         }
 
         var port: Int { server.port(after: "listening on ") ?? 0 }
         var rootsPEM: String { (try? String(contentsOfFile: caDirectory + "/root-cert.pem", encoding: .utf8)) ?? "" }
 
-        func token(_ spiffe: String = CAServeTests.sleep, extra: [String] = []) throws -> String {
-            let minted = try ProcessRunner.warden(["ca", "token", "--dir", caDirectory, "--spiffe", spiffe] + extra)
+        func token(_ spiffe: String = CAServeTests.sleep, extra: [String] = []) async throws -> String {
+            let minted = try await ProcessRunner.warden(["ca", "token", "--dir", caDirectory, "--spiffe", spiffe] + extra)
             guard minted.status == 0 else { throw ServerProcess.StartError(description: minted.stderr) }
             return minted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         }
@@ -228,9 +235,9 @@ import X509
     }
 
     /// A key and a CSR made by `openssl req`, asking for `spiffe`.
-    static func opensslCSR(in directory: TemporaryDirectory, spiffe: String, name: String = "w") throws -> (csr: String, key: SigningKey) {
+    static func opensslCSR(in directory: TemporaryDirectory, spiffe: String, name: String = "w") async throws -> (csr: String, key: SigningKey) {
         let key = directory.path + "/\(name).key", csr = directory.path + "/\(name).csr"
-        let made = try CACommandTests.openssl([
+        let made = try await CACommandTests.openssl([
             "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
             "-out", csr, "-subj", "/O=workload", "-addext", "subjectAltName=URI:\(spiffe)",
         ])
@@ -239,15 +246,15 @@ import X509
     }
 
     @Test func aBootstrapTokenGetsTheFirstCertificateOnceAndTheCertificateRenewsIt() async throws {
-        let fixture = try Fixture()
+        let fixture = try await Fixture.start()
         defer { fixture.server.stop() }
-        let (csr, key) = try Self.opensslCSR(in: fixture.directory, spiffe: Self.sleep)
-        let token = try fixture.token()
+        let (csr, key) = try await Self.opensslCSR(in: fixture.directory, spiffe: Self.sleep)
+        let token = try await fixture.token()
         let chain = try await fixture.create(csr: csr, token: token, validity: 3600)
         #expect(chain.count == 2)
         let written = try fixture.directory.write("issued.pem", chain.joined())
         let roots = try fixture.directory.write("roots.pem", chain.last ?? "")
-        let verified = try CACommandTests.openssl(["verify", "-CAfile", roots, written])
+        let verified = try await CACommandTests.openssl(["verify", "-CAfile", roots, written])
         #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
         let leaf = try PEMCertificates.parse(chain[0])[0]
         #expect(try CertificateNames(leaf).uris == [Self.sleep])
@@ -255,7 +262,7 @@ import X509
         #expect(abs(leaf.notValidAfter.timeIntervalSinceNow - 3600) < 60)
 
         // The same token again: refused.
-        let (csr2, _) = try Self.opensslCSR(in: fixture.directory, spiffe: Self.sleep, name: "w2")
+        let (csr2, _) = try await Self.opensslCSR(in: fixture.directory, spiffe: Self.sleep, name: "w2")
         let replay = await fixture.refusal(csr: csr2, token: token)
         #expect(replay?.code == .unauthenticated)
         #expect(replay?.message == "the bootstrap token was already used")
@@ -270,35 +277,37 @@ import X509
         // 24 h by default.
         #expect(abs(renewedLeaf.notValidAfter.timeIntervalSinceNow - 24 * 3600) < 60)
 
+        // The log reaches the test through a pipe: wait (bounded) for the second issuance's line.
+        let renewedLine = "issued serial=\(CertificateText.serial(renewedLeaf))"
+        #expect(await fixture.server.waitForStandardError(containing: renewedLine))
         let log = fixture.server.stderr
         #expect(log.contains("issued serial=\(CertificateText.serial(leaf)) spiffe_id=\(Self.sleep)"))
         #expect(log.contains("credential=bootstrap-token:"))
-        #expect(log.contains("issued serial=\(CertificateText.serial(renewedLeaf))"))
         #expect(log.contains("credential=certificate:\(CertificateText.serial(leaf))"))
     }
 
     @Test func refusalsCarryTheirStatus() async throws {
-        let fixture = try Fixture()
+        let fixture = try await Fixture.start()
         defer { fixture.server.stop() }
         let ca = try CADirectory(fixture.caDirectory).load()
         let factory = CertificateFactory(ca: ca)
-        let (csr, _) = try Self.opensslCSR(in: fixture.directory, spiffe: Self.sleep)
+        let (csr, _) = try await Self.opensslCSR(in: fixture.directory, spiffe: Self.sleep)
 
         // A CSR for another identity than the token's.
-        let (adminCSR, _) = try Self.opensslCSR(in: fixture.directory, spiffe: "spiffe://cluster.local/ns/default/sa/admin", name: "admin")
-        let mismatch = await fixture.refusal(csr: adminCSR, token: try fixture.token())
+        let (adminCSR, _) = try await Self.opensslCSR(in: fixture.directory, spiffe: "spiffe://cluster.local/ns/default/sa/admin", name: "admin")
+        let mismatch = await fixture.refusal(csr: adminCSR, token: try await fixture.token())
         #expect(mismatch?.code == .permissionDenied)
         #expect(mismatch?.message.contains("asks for `spiffe://cluster.local/ns/default/sa/admin`") == true)
 
         // A DNS name the token does not grant; then one it does.
         let key = try SigningKey()
         let named = try CSRBuilder.pem(key: key, spiffeID: SPIFFEID(parsing: Self.sleep), dnsNames: ["sleep.default.svc"])
-        #expect(await fixture.refusal(csr: named, token: try fixture.token())?.code == .permissionDenied)
-        let granted = try await fixture.create(csr: named, token: try fixture.token(extra: ["--dns", "sleep.default.svc"]))
+        #expect(await fixture.refusal(csr: named, token: try await fixture.token())?.code == .permissionDenied)
+        let granted = try await fixture.create(csr: named, token: try await fixture.token(extra: ["--dns", "sleep.default.svc"]))
         #expect(try CertificateNames(PEMCertificates.parse(granted[0])[0]).dnsNames == ["sleep.default.svc"])
 
         // A bad token: tampered, or from another CA; no credential at all.
-        let token = try fixture.token()
+        let token = try await fixture.token()
         let tampered = String(token.dropLast(2)) + (token.hasSuffix("AA") ? "BB" : "AA")
         #expect(await fixture.refusal(csr: csr, token: tampered)?.code == .unauthenticated)
         let foreign = try CertificateAuthority.root(trustDomain: "cluster.local", key: SigningKey())
@@ -334,13 +343,13 @@ import X509
     }
 
     @Test func theAgentRenewsAShortLivedCertificateAtomically() async throws {
-        let fixture = try Fixture(serveArguments: ["--max-ttl", "20s"])
+        let fixture = try await Fixture.start(serveArguments: ["--max-ttl", "20s"])
         defer { fixture.server.stop() }
         let out = fixture.directory.path + "/workload"
         let paths = WorkloadPaths(directory: out)
         let agent = try ServerProcess(command: [
             "ca", "agent", "--ca", "127.0.0.1:\(fixture.port)", "--out", out,
-            "--root-cert", fixture.caDirectory + "/root-cert.pem", "--bootstrap-token", try fixture.token(),
+            "--root-cert", fixture.caDirectory + "/root-cert.pem", "--bootstrap-token", try await fixture.token(),
             "--ttl", "1h",
         ]) { $0.stderr.contains("renewed ") }
         defer { agent.stop() }
@@ -370,7 +379,7 @@ import X509
         #expect(next.notValidBefore > first.notValidBefore)
         #expect(try CertificateNames(next).uris == [Self.sleep])
         // Renewal ran with the certificate, not the (spent) token, and after about half the lifetime.
-        #expect(fixture.server.stderr.contains("credential=certificate"))
+        #expect(await fixture.server.waitForStandardError(containing: "credential=certificate"))
         let sinceFirst = next.notValidBefore.timeIntervalSince(first.notValidBefore)
         #expect(sinceFirst > 5 && sinceFirst < 20, "renewed \(sinceFirst) s after the first certificate")
         // The key on disk now belongs to the new certificate, still 0600, and openssl verifies the chain.
@@ -378,17 +387,17 @@ import X509
         let final = try PEMCertificates.parse(String(contentsOfFile: paths.certificateChain, encoding: .utf8))[0]
         #expect(try SigningKey(pem: String(contentsOfFile: paths.key, encoding: .utf8)).publicKey == final.publicKey)
         #expect(try CACommandTests.mode(paths.key) == 0o600)
-        let verified = try CACommandTests.openssl(["verify", "-CAfile", paths.rootCertificate, paths.certificateChain])
+        let verified = try await CACommandTests.openssl(["verify", "-CAfile", paths.rootCertificate, paths.certificateChain])
         #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
         let names = try FileManager.default.contentsOfDirectory(atPath: out).sorted()
         #expect(names == ["cert-chain.pem", "key.pem", "root-cert.pem"])
     }
 
-    @Test func theAgentRetriesWhileTheCAIsDown() throws {
+    @Test func theAgentRetriesWhileTheCAIsDown() async throws {
         let directory = try TemporaryDirectory()
         let ca = directory.path + "/ca"
-        #expect(try ProcessRunner.warden(["ca", "init", "--dir", ca]).status == 0)
-        let token = try ProcessRunner.warden(["ca", "token", "--dir", ca, "--spiffe", Self.sleep]).stdout
+        #expect(try await ProcessRunner.warden(["ca", "init", "--dir", ca]).status == 0)
+        let token = try await ProcessRunner.warden(["ca", "token", "--dir", ca, "--spiffe", Self.sleep]).stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)
         // Nothing listens on port 9 of 127.0.0.1.
         let agent = try ServerProcess(command: [
@@ -398,11 +407,23 @@ import X509
         defer { agent.stop() }
         #expect(agent.stderr.contains("retrying in"))
         #expect(!FileManager.default.fileExists(atPath: directory.path + "/w/key.pem"))
-        let once = try ProcessRunner.warden([
+        let once = try await ProcessRunner.warden([
             "ca", "agent", "--once", "--ca", "127.0.0.1:9", "--out", directory.path + "/w",
             "--root-cert", ca + "/root-cert.pem", "--bootstrap-token", token,
         ])
         #expect(once.status == 1)
+    }
+}
+
+extension ServerProcess {
+    /// Waits up to `timeout` for `text` to appear on the process's standard error.
+    func waitForStandardError(containing text: String, timeout: Duration = .seconds(10)) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if stderr.contains(text) { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return stderr.contains(text)
     }
 }
 

@@ -80,8 +80,8 @@ public struct CertificateAuthority: Sendable {
             let subject = try CertificateProfile.caSubject(trustDomain: id.trustDomain, commonName: "Warden Root CA")
             certificate = try Certificate(
                 version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: key.publicKey,
-                notValidBefore: now.addingTimeInterval(-60), notValidAfter: now.addingTimeInterval(lifetime),
-                issuer: subject, subject: subject, signatureAlgorithm: key.signatureAlgorithm,
+                notValidBefore: Self.wholeSeconds(now.addingTimeInterval(-60)),
+                notValidAfter: Self.wholeSeconds(now.addingTimeInterval(lifetime)), issuer: subject, subject: subject, signatureAlgorithm: key.signatureAlgorithm,
                 extensions: CertificateProfile.caExtensions(
                     trustDomain: id.trustDomain, publicKey: key.publicKey, issuerKeyIdentifier: nil, maxPathLength: nil),
                 issuerPrivateKey: key.certificateKey)
@@ -186,7 +186,12 @@ public struct CertificateAuthority: Sendable {
             throw CAError(.expired, "the CA expired at \(CertificateText.time(end)): make a new one")
         }
         let notBefore = max(now.addingTimeInterval(-backdate), certificate.notValidBefore)
-        return (notBefore, min(now.addingTimeInterval(lifetime), end))
+        return (Self.wholeSeconds(notBefore), Self.wholeSeconds(min(now.addingTimeInterval(lifetime), end)))
+    }
+
+    /// Certificates hold whole seconds; the CA chooses them itself, down, rather than leave it to the encoding.
+    static func wholeSeconds(_ date: Date) -> Date {
+        Date(timeIntervalSince1970: date.timeIntervalSince1970.rounded(.down))
     }
 
     // MARK: Names
