@@ -5,6 +5,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import NIOTLS
+import Networking
 import Synchronization
 import X509
 
@@ -27,7 +28,7 @@ public struct CAListener: ServerTransport {
     public init(
         host: String, port: Int, certificateChain: [Certificate], key: SigningKey,
         eventLoopGroup: MultiThreadedEventLoopGroup = .singleton, maximumRequestSize: Int = 64 * 1024,
-        handshakeTimeout: Duration = .seconds(10)
+        handshakeTimeout: Duration = .seconds(10), maximumConnections: Int = 1024
     ) throws {
         var tls = TLSConfiguration.makeServerConfiguration(
             certificateChain: try certificateChain.map { .certificate(try NIOSSLCertificate(bytes: PEMCertificates.der($0), format: .der)) },
@@ -45,7 +46,8 @@ public struct CAListener: ServerTransport {
         base = HTTP2ServerTransport.Custom(
             listenerFactory: ListenerFactory(
                 eventLoopGroup: eventLoopGroup, host: host, port: port, sslContext: context, presented: presented,
-                handshakeTimeout: .nanoseconds(Int64(handshakeTimeout / .nanoseconds(1)))),
+                handshakeTimeout: .nanoseconds(Int64(handshakeTimeout / .nanoseconds(1))),
+                tracker: ConnectionTracker(maximumConnections: maximumConnections)),
             config: config)
     }
 
@@ -86,6 +88,8 @@ public struct CAListener: ServerTransport {
         let sslContext: NIOSSLContext
         let presented: PresentedChains
         let handshakeTimeout: TimeAmount
+        /// Admission under the connection limit (the transport itself drains connections on shutdown).
+        let tracker: ConnectionTracker
 
         func makeListeningChannel(
             listenerConfigurator: HTTP2ServerTransport.ListenerConfigurator,
@@ -94,11 +98,15 @@ public struct CAListener: ServerTransport {
             let presented = self.presented
             let sslContext = self.sslContext
             let handshakeTimeout = self.handshakeTimeout
+            let tracker = self.tracker
             return try await ServerBootstrap(group: eventLoopGroup)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .serverChannelInitializer { channel in listenerConfigurator.configure(channel: channel) }
                 .bind(host: host, port: port) { channel in
-                    channel.eventLoop.makeCompletedFuture {
+                    guard tracker.admit(channel) else {
+                        return channel.eventLoop.makeFailedFuture(ChannelError.inputClosed)
+                    }
+                    return channel.eventLoop.makeCompletedFuture {
                         let peer = PresentedChains.key(channel)
                         let connection = presented.opened(peer: peer)
                         let handler = NIOSSLServerHandler(

@@ -1,6 +1,9 @@
 import Foundation
 import GRPCCore
 import Identity
+import Logging
+import Networking
+import ServiceLifecycle
 
 /// `warden ca serve`: the CA of a directory behind Istio's certificate service, on one TLS listener whose own
 /// certificate the CA issues at start-up (its key stays in memory) for the listen host's names.
@@ -17,6 +20,10 @@ public struct CAServer: Sendable {
         public var trustDomain: String?
         /// The serving certificate's lifetime (never past the CA's).
         public var servingLifetime: TimeInterval = 365 * 24 * 3600
+        /// Connections beyond this many are closed as they are accepted.
+        public var maximumConnections = 1024
+        /// How long calls in flight may take to finish after SIGTERM.
+        public var shutdownGracePeriod: Duration = .seconds(5)
 
         public init(directory: CADirectory) {
             self.directory = directory
@@ -25,14 +32,14 @@ public struct CAServer: Sendable {
 
     public let configuration: Configuration
     public let ca: CertificateAuthority
+    public let logger: Logger
     let listener: CAListener
     let service: CertificateService
-    public let log: @Sendable (String) -> Void
 
     /// Loads the CA and issues the serving certificate; nothing listens yet.
-    public init(configuration: Configuration, log: @escaping @Sendable (String) -> Void) throws {
+    public init(configuration: Configuration, logger: Logger) throws {
         self.configuration = configuration
-        self.log = log
+        self.logger = logger
         ca = try configuration.directory.load(trustDomain: configuration.trustDomain)
         let ledger = try BootstrapTokenLedger(path: configuration.directory.file(CADirectory.usedTokens))
         var dnsNames = ["localhost"]
@@ -50,38 +57,33 @@ public struct CAServer: Sendable {
             lifetime: configuration.servingLifetime)
         listener = try CAListener(
             host: configuration.host, port: configuration.port,
-            certificateChain: [serving.certificate] + serving.intermediates, key: key)
+            certificateChain: [serving.certificate] + serving.intermediates, key: key,
+            maximumConnections: configuration.maximumConnections)
         service = CertificateService(ca: ca, lifetimes: configuration.lifetimes, ledger: ledger) { record in
-            log(record.description)
+            logger.info("issued", metadata: record.metadata)
         }
     }
 
-    /// Serves until `shutdown` returns (then in-flight calls get a few seconds to finish) or the task is cancelled.
+    /// Serves until SIGTERM or SIGINT (calls in flight then get `shutdownGracePeriod` to finish) or cancellation.
     /// `onListening` gets the bound address.
-    public func run(
-        onListening: @escaping @Sendable (_ host: String, _ port: Int) -> Void = { _, _ in },
-        until shutdown: @escaping @Sendable () async -> Void
-    ) async throws {
+    public func run(onListening: @escaping @Sendable (_ host: String, _ port: Int) -> Void = { _, _ in }) async throws {
         let server = GRPCServer(transport: listener, services: [service])
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await server.serve() }
-            guard let address = await listener.listeningAddress else {
-                group.cancelAll()
-                try await group.waitForAll()
-                return
-            }
-            log("CA for `\(ca.trustDomain)` (certificates for \(Int(configuration.lifetimes.defaultLifetime)) s by default,"
-                + " at most \(Int(configuration.lifetimes.maximumLifetime)) s) listening on \(address.host):\(address.port)")
+        let ready = ClosureService { [listener, ca, configuration, logger] in
+            guard let address = await listener.listeningAddress else { return }
+            let lifetimes = configuration.lifetimes
+            logger.info(
+                "CA for `\(ca.trustDomain)` (certificates for \(Int(lifetimes.defaultLifetime)) s by default, at most \(Int(lifetimes.maximumLifetime)) s) listening on \(address.host):\(address.port)")
             onListening(address.host, address.port)
-            await shutdown()
-            log("shutting down")
-            server.beginGracefulShutdown()
-            group.addTask {
-                try await Task.sleep(for: .seconds(5))
-                throw CancellationError()
-            }
-            _ = try? await group.next()
-            group.cancelAll()
         }
+        var group = ServiceGroupConfiguration(
+            services: [
+                .init(service: GRPCServerService(server), serviceName: "ca-listener"),
+                .init(service: ready, successTerminationBehavior: .ignore, serviceName: "ready"),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        group.maximumGracefulShutdownDuration = configuration.shutdownGracePeriod
+        group.logging.keys.serviceKey = "service"
+        try await ServiceGroup(configuration: group).run()
+        logger.info("stopped")
     }
 }

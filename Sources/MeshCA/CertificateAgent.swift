@@ -1,14 +1,16 @@
 import Foundation
 import Identity
 import JOSE
+import Logging
 import PolicyCore
+import ServiceLifecycle
 import X509
 
 /// Keeps a workload's certificate files fresh, as istio-agent does: when half the certificate's lifetime has
 /// passed (give or take a little jitter, so a fleet does not renew at once) it makes a new key and CSR, asks the
 /// CA's `CreateCertificate` over TLS (authenticating with the current certificate, or with a bootstrap token for
 /// the first one), and replaces the files atomically. While the CA cannot be reached it retries with backoff.
-public struct CertificateAgent: Sendable {
+public struct CertificateAgent: Service {
     public struct Configuration: Sendable {
         /// The CA's address.
         public var host: String
@@ -41,11 +43,11 @@ public struct CertificateAgent: Sendable {
     }
 
     public let configuration: Configuration
-    public let log: @Sendable (String) -> Void
+    public let logger: Logger
 
-    public init(configuration: Configuration, log: @escaping @Sendable (String) -> Void) {
+    public init(configuration: Configuration, logger: Logger) {
         self.configuration = configuration
-        self.log = log
+        self.logger = logger
     }
 
     /// The current certificate, if the output directory holds a usable one.
@@ -55,15 +57,24 @@ public struct CertificateAgent: Sendable {
         var leaf: Certificate { chain[0] }
     }
 
-    /// Renews forever (until cancelled): at each renewal time, or at once when there is no certificate.
+    /// Renews until graceful shutdown or cancellation: at each renewal time, or at once when there is no
+    /// certificate.
     public func run() async throws {
+        do {
+            try await cancelWhenGracefulShutdown { try await renewForever() }
+        } catch is CancellationError {
+            return
+        }
+    }
+
+    private func renewForever() async throws {
         var failures = 0
         while !Task.isCancelled {
             let current = loadCurrent()
             if let current {
                 let wait = renewalTime(of: current.leaf).timeIntervalSinceNow
                 if wait > 0 {
-                    log("next renewal at \(CertificateText.time(Date().addingTimeInterval(wait)))")
+                    logger.info("next renewal at \(CertificateText.time(Date().addingTimeInterval(wait)))")
                     try await Task.sleep(for: .milliseconds(Int64(wait * 1000)))
                 }
             }
@@ -75,7 +86,7 @@ public struct CertificateAgent: Sendable {
             } catch {
                 failures += 1
                 let delay = retryDelay(after: failures)
-                log("renewal failed (\(error)); retrying in \(String(format: "%.1f", delay)) s")
+                logger.warning("renewal failed (\(error)); retrying in \(String(format: "%.1f", delay)) s")
                 try await Task.sleep(for: .milliseconds(Int64(delay * 1000)))
             }
         }
@@ -104,9 +115,13 @@ public struct CertificateAgent: Sendable {
             throw CAError(.identityMismatch, "the CA issued `\(issued.spiffeID)`, not `\(identity.spiffeID)`")
         }
         try configuration.output.save(chainPEM: files.chainPEM, keyPEM: key.pem, rootsPEM: files.rootsPEM)
-        log("renewed \(identity.spiffeID.uri): serial=\(CertificateText.serial(files.leaf))"
-            + " not_after=\(CertificateText.time(files.leaf.notValidAfter))"
-            + " via \(current == nil ? "bootstrap token" : "certificate")")
+        logger.info(
+            "renewed \(identity.spiffeID.uri)",
+            metadata: [
+                "serial": "\(CertificateText.serial(files.leaf))",
+                "not_after": "\(CertificateText.time(files.leaf.notValidAfter))",
+                "credential": "\(current == nil ? "bootstrap-token" : "certificate")",
+            ])
         return files
     }
 

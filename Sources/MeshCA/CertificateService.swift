@@ -1,6 +1,7 @@
 import Foundation
 import GRPCCore
 import Identity
+import Logging
 import PolicyCore
 import X509
 
@@ -27,6 +28,14 @@ public struct IssuanceRecord: Sendable, CustomStringConvertible {
     public var description: String {
         "issued serial=\(serial) spiffe_id=\(spiffeID.uri) not_after=\(CertificateText.time(notValidAfter))"
             + " caller=\(caller) credential=\(credential)"
+    }
+
+    /// The record as log metadata.
+    public var metadata: Logger.Metadata {
+        [
+            "serial": "\(serial)", "spiffe_id": "\(spiffeID.uri)", "not_after": "\(CertificateText.time(notValidAfter))",
+            "caller": "\(caller)", "credential": "\(credential)",
+        ]
     }
 }
 

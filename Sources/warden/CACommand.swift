@@ -1,8 +1,11 @@
 import ArgumentParser
 import Foundation
 import Identity
+import Logging
 import MeshCA
+import Networking
 import PolicyCore
+import ServiceLifecycle
 
 /// `warden ca`: a SPIFFE certificate authority with Istio's file layout and certificate API.
 struct CACommand: AsyncParsableCommand {
@@ -204,10 +207,10 @@ struct CAServeCommand: AsyncParsableCommand {
         configuration.lifetimes = LifetimePolicy(
             defaultLifetime: min(defaultTTL.seconds, maxTTL.seconds), maximumLifetime: maxTTL.seconds)
         let server = try reportingCAErrors {
-            try CAServer(configuration: configuration) { line in writeError(line) }
+            try CAServer(configuration: configuration, logger: .standardError(level: .info))
         }
         do {
-            try await server.run { await waitForTermination() }
+            try await server.run()
         } catch {
             writeError("warden: error: \(error)")
             throw ExitCode(Warden.Status.failed)
@@ -274,7 +277,8 @@ struct CAAgentCommand: AsyncParsableCommand {
         } else {
             configuration.bootstrapToken = bootstrapToken
         }
-        let agent = CertificateAgent(configuration: configuration) { line in writeError(line) }
+        let logger = Logger.standardError(level: .info)
+        let agent = CertificateAgent(configuration: configuration, logger: logger)
         if once {
             do {
                 try await agent.renewOnce()
@@ -284,10 +288,10 @@ struct CAAgentCommand: AsyncParsableCommand {
             }
             return
         }
-        let task = Task { try await agent.run() }
-        await waitForTermination()
-        task.cancel()
-        _ = await task.result
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [.init(service: agent, serviceName: "certificate-agent")],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
     }
 }
 
@@ -374,18 +378,4 @@ func reportingCAErrors<T>(_ body: () throws -> T) throws -> T {
     } catch let error as CAError {
         throw usage("warden: error: \(error.code.rawValue): \(error.message)")
     }
-}
-
-/// Returns when SIGTERM or SIGINT arrives; their default actions are off from the call on.
-func waitForTermination() async {
-    let (stream, continuation) = AsyncStream.makeStream(of: Int32.self)
-    let sources = [SIGTERM, SIGINT].map { number in
-        signal(number, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-        source.setEventHandler { continuation.yield(number) }
-        source.resume()
-        return source
-    }
-    for await _ in stream { break }
-    for source in sources { source.cancel() }
 }

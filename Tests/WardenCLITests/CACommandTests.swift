@@ -278,12 +278,16 @@ import X509
         #expect(abs(renewedLeaf.notValidAfter.timeIntervalSinceNow - 24 * 3600) < 60)
 
         // The log reaches the test through a pipe: wait (bounded) for the second issuance's line.
-        let renewedLine = "issued serial=\(CertificateText.serial(renewedLeaf))"
-        #expect(await fixture.server.waitForStandardError(containing: renewedLine))
-        let log = fixture.server.stderr
-        #expect(log.contains("issued serial=\(CertificateText.serial(leaf)) spiffe_id=\(Self.sleep)"))
-        #expect(log.contains("credential=bootstrap-token:"))
-        #expect(log.contains("credential=certificate:\(CertificateText.serial(leaf))"))
+        #expect(await fixture.server.waitForStandardError(containing: "serial=\(CertificateText.serial(renewedLeaf))"))
+        let lines = fixture.server.stderr.split(separator: "\n").filter { $0.hasPrefix("warden: info: issued ") }
+        #expect(lines.count == 2)
+        let first = try #require(lines.first { $0.contains("serial=\(CertificateText.serial(leaf))") })
+        #expect(first.contains("spiffe_id=\(Self.sleep)"))
+        #expect(first.contains("credential=bootstrap-token:"))
+        #expect(first.contains("caller=ipv4:127.0.0.1:"))
+        #expect(first.contains("not_after=\(CertificateText.time(leaf.notValidAfter))"))
+        let second = try #require(lines.first { $0.contains("serial=\(CertificateText.serial(renewedLeaf))") })
+        #expect(second.contains("credential=certificate:\(CertificateText.serial(leaf))"))
     }
 
     @Test func refusalsCarryTheirStatus() async throws {
