@@ -5,6 +5,7 @@ import PackageDescription
 // transport and TLS live only in the leaves.
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
 let package = Package(
@@ -127,7 +128,8 @@ let package = Package(
         .target(
             name: "Conformance",
             dependencies: [
-                "PolicyCore", "AuthzPolicy", "DecisionPoint", "PolicyLoading", "Documents", "ExtAuthz", "Rego", "Identity",
+                "PolicyCore", "AuthzPolicy", "DecisionPoint", "PolicyLoading", "Documents", "ExtAuthz", "Rego", "JOSE",
+                "Identity",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: strict
@@ -162,7 +164,9 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["Protos"],
@@ -173,8 +177,10 @@ let package = Package(
         .target(
             name: "WardenServer",
             dependencies: [
-                "PolicyCore", "DecisionPoint", "PolicyLoading", "Documents", "ExtAuthz", "Networking",
+                "PolicyCore", "AuthzPolicy", "Rego", "DecisionPoint", "PolicyLoading", "Documents", "ExtAuthz", "Networking",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -190,7 +196,9 @@ let package = Package(
                 "PolicyCore", "AuthzPolicy", "DecisionPoint", "Documents", "PolicyLoading", "Conformance",
                 "Rego", "JOSE", "Identity", "JWKSClient", "ExtAuthz", "Networking", "WardenServer", "MeshCA",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "X509", package: "swift-certificates"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -200,7 +208,7 @@ let package = Package(
         .target(
             name: "WardenTesting",
             dependencies: [
-                "PolicyCore", "Identity",
+                "PolicyCore", "ExtAuthz", "Identity",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -216,7 +224,11 @@ let package = Package(
             dependencies: ["AuthzPolicy", "PolicyCore", "Documents", "WardenTesting"],
             swiftSettings: strict
         ),
-        .testTarget(name: "PolicyLoadingTests", dependencies: ["PolicyLoading", "PolicyCore", "WardenTesting"], swiftSettings: strict),
+        .testTarget(
+            name: "PolicyLoadingTests",
+            dependencies: ["PolicyLoading", "AuthzPolicy", "DecisionPoint", "PolicyCore", "WardenTesting"],
+            swiftSettings: strict
+        ),
         .testTarget(name: "ConformanceTests", dependencies: ["Conformance", "WardenTesting"], swiftSettings: strict),
         .testTarget(
             name: "WardenCLITests",
@@ -224,13 +236,17 @@ let package = Package(
                 "PolicyCore", "WardenTesting", "ExtAuthz", "Identity", "MeshCA",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             ],
             swiftSettings: strict
         ),
         .testTarget(
             name: "ExtAuthzTests",
-            dependencies: ["ExtAuthz", "PolicyCore", "AuthzPolicy", "DecisionPoint", "PolicyLoading", "WardenTesting"],
+            dependencies: [
+                "ExtAuthz", "PolicyCore", "AuthzPolicy", "DecisionPoint", "PolicyLoading", "WardenTesting",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(
@@ -253,8 +269,10 @@ let package = Package(
         .testTarget(
             name: "WardenServerTests",
             dependencies: [
-                "WardenServer", "Networking", "ExtAuthz", "PolicyCore", "DecisionPoint", "PolicyLoading", "WardenTesting",
+                "WardenServer", "Networking", "ExtAuthz", "PolicyCore", "AuthzPolicy", "DecisionPoint", "PolicyLoading",
+                "WardenTesting",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -263,7 +281,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RegoTests",
-            dependencies: ["Rego", "PolicyCore", "WardenTesting"],
+            dependencies: ["Rego", "PolicyCore", "WardenTesting", .product(name: "Crypto", package: "swift-crypto")],
             exclude: ["Fixtures"],
             swiftSettings: strict
         ),
@@ -284,6 +302,7 @@ let package = Package(
                 "Identity", "JOSE", "PolicyCore", "Documents", "WardenTesting",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "X509", package: "swift-certificates"),
             ],
             swiftSettings: strict
@@ -305,6 +324,7 @@ let package = Package(
             dependencies: [
                 "JWKSClient", "Identity", "JOSE", "Networking", "PolicyCore", "WardenTesting",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -3,6 +3,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import Identity
 import PolicyCore
+import SwiftProtobuf
 import X509
 
 /// A client of a CA's `CreateCertificate` over TLS, as a workload calls it: with its current certificate (mutual

@@ -6,6 +6,7 @@ import NIOPosix
 import NIOSSL
 import NIOTLS
 import Networking
+import SwiftASN1
 import Synchronization
 import X509
 

@@ -4,6 +4,7 @@ import Identity
 import Logging
 import Networking
 import ServiceLifecycle
+import UnixSignals
 
 /// `warden ca serve`: the CA of a directory behind Istio's certificate service, on one TLS listener whose own
 /// certificate the CA issues at start-up (its key stays in memory) for the listen host's names.

@@ -3,6 +3,7 @@ import GRPCCore
 import Identity
 import Logging
 import PolicyCore
+import SwiftProtobuf
 import X509
 
 /// The certificate chain a caller presented in the TLS handshake (leaf first), as the CA's listener hands it to

@@ -6,6 +6,8 @@ import MeshCA
 import Networking
 import PolicyCore
 import ServiceLifecycle
+import UnixSignals
+import X509
 
 /// `warden ca`: a SPIFFE certificate authority with Istio's file layout and certificate API.
 struct CACommand: AsyncParsableCommand {

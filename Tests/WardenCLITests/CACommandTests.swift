@@ -178,9 +178,9 @@ import X509
     final class Fixture: @unchecked Sendable {
         let directory: TemporaryDirectory
         let caDirectory: String
-        let server: ServerProcess
+        let server: LaunchedProcess
 
-        private init(directory: TemporaryDirectory, caDirectory: String, server: ServerProcess) {
+        private init(directory: TemporaryDirectory, caDirectory: String, server: LaunchedProcess) {
             self.directory = directory
             self.caDirectory = caDirectory
             self.server = server
@@ -190,10 +190,10 @@ import X509
             let directory = try TemporaryDirectory()
             let caDirectory = directory.path + "/ca"
             let made = try await ProcessRunner.warden(["ca", "init", "--dir", caDirectory])
-            guard made.status == 0 else { throw ServerProcess.StartError(description: made.stderr) }
-            let server = try ServerProcess(
-                command: ["ca", "serve", "--dir", caDirectory, "--listen", "127.0.0.1:0"] + serveArguments
-            ) { $0.port(after: "listening on ") != nil }
+            guard made.status == 0 else { throw LaunchedProcess.StartError(description: made.stderr) }
+            let server = try await LaunchedProcess(
+                warden: "warden ca serve", ["ca", "serve", "--dir", caDirectory, "--listen", "127.0.0.1:0"] + serveArguments,
+                readyMarkers: ["listening on "])
             return Fixture(directory: directory, caDirectory: caDirectory, server: server)
         }
 
@@ -202,7 +202,7 @@ import X509
 
         func token(_ spiffe: String = CAServeTests.sleep, extra: [String] = []) async throws -> String {
             let minted = try await ProcessRunner.warden(["ca", "token", "--dir", caDirectory, "--spiffe", spiffe] + extra)
-            guard minted.status == 0 else { throw ServerProcess.StartError(description: minted.stderr) }
+            guard minted.status == 0 else { throw LaunchedProcess.StartError(description: minted.stderr) }
             return minted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         }
 
@@ -241,7 +241,7 @@ import X509
             "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
             "-out", csr, "-subj", "/O=workload", "-addext", "subjectAltName=URI:\(spiffe)",
         ])
-        guard made.status == 0 else { throw ServerProcess.StartError(description: made.stderr) }
+        guard made.status == 0 else { throw LaunchedProcess.StartError(description: made.stderr) }
         return (try String(contentsOfFile: csr, encoding: .utf8), try SigningKey(pem: String(contentsOfFile: key, encoding: .utf8)))
     }
 
@@ -351,11 +351,11 @@ import X509
         defer { fixture.server.stop() }
         let out = fixture.directory.path + "/workload"
         let paths = WorkloadPaths(directory: out)
-        let agent = try ServerProcess(command: [
+        let agent = try await LaunchedProcess("warden ca agent", [
             "ca", "agent", "--ca", "127.0.0.1:\(fixture.port)", "--out", out,
             "--root-cert", fixture.caDirectory + "/root-cert.pem", "--bootstrap-token", try await fixture.token(),
             "--ttl", "1h",
-        ]) { $0.stderr.contains("renewed ") }
+        ]) { $0.contains("renewed ") }
         defer { agent.stop() }
         #expect(try CACommandTests.mode(paths.key) == 0o600)
         let first = try PEMCertificates.parse(String(contentsOfFile: paths.certificateChain, encoding: .utf8))[0]
@@ -404,10 +404,10 @@ import X509
         let token = try await ProcessRunner.warden(["ca", "token", "--dir", ca, "--spiffe", Self.sleep]).stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)
         // Nothing listens on port 9 of 127.0.0.1.
-        let agent = try ServerProcess(command: [
+        let agent = try await LaunchedProcess("warden ca agent", [
             "ca", "agent", "--ca", "127.0.0.1:9", "--out", directory.path + "/w", "--root-cert", ca + "/root-cert.pem",
             "--bootstrap-token", token,
-        ]) { process in process.stderr.ranges(of: "renewal failed").count >= 2 }
+        ]) { $0.ranges(of: "renewal failed").count >= 2 }
         defer { agent.stop() }
         #expect(agent.stderr.contains("retrying in"))
         #expect(!FileManager.default.fileExists(atPath: directory.path + "/w/key.pem"))
@@ -419,7 +419,7 @@ import X509
     }
 }
 
-extension ServerProcess {
+extension LaunchedProcess {
     /// Waits up to `timeout` for `text` to appear on the process's standard error.
     func waitForStandardError(containing text: String, timeout: Duration = .seconds(10)) async -> Bool {
         let deadline = ContinuousClock.now + timeout

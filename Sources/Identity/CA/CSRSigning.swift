@@ -1,5 +1,6 @@
 import Foundation
 import PolicyCore
+import SwiftASN1
 import X509
 import _CryptoExtras
 
