@@ -93,14 +93,10 @@ struct CAIssueCommand: ParsableCommand {
             """
     )
 
-    @Option(help: "The CA directory.")
-    var dir: String
+    @OptionGroup var ca: CADirectoryOptions
 
     @Option(help: "The workload's SPIFFE ID, e.g. spiffe://cluster.local/ns/default/sa/sleep.")
     var spiffe: String
-
-    @Option(name: .customLong("trust-domain"), help: "The trust domain, when the CA certificate names none (a CA made elsewhere).")
-    var trustDomain: String?
 
     @Option(name: .customLong("dns"), help: "A DNS name (or IP address) for the certificate (repeatable).")
     var dnsNames: [String] = []
@@ -113,13 +109,13 @@ struct CAIssueCommand: ParsableCommand {
 
     func run() throws {
         try reportingCAErrors {
-            let ca = try CADirectory(dir).load(trustDomain: trustDomain)
+            let authority = try ca.load()
             let names = SANOption.split(dnsNames)
             let request = try LeafRequest(
                 spiffeID: parseSPIFFEID(spiffe), dnsNames: names.dnsNames, ipAddresses: names.addresses,
                 lifetime: ttl.seconds)
             let key = try SigningKey(.ecdsaP256)
-            let issued = try ca.issue(request, publicKey: key.publicKey)
+            let issued = try authority.issue(request, publicKey: key.publicKey)
             try WorkloadFiles(out).save(issued, key: key)
             writeOutput(
                 "issued \(request.spiffeID.uri) to \(out): serial \(issued.serialNumber),"
@@ -139,14 +135,10 @@ struct CATokenCommand: ParsableCommand {
             """
     )
 
-    @Option(help: "The CA directory.")
-    var dir: String
+    @OptionGroup var ca: CADirectoryOptions
 
     @Option(help: "The SPIFFE ID the token entitles.")
     var spiffe: String
-
-    @Option(name: .customLong("trust-domain"), help: "The trust domain, when the CA certificate names none (a CA made elsewhere).")
-    var trustDomain: String?
 
     @Option(name: .customLong("dns"), help: "A DNS name the token entitles (repeatable).")
     var dnsNames: [String] = []
@@ -156,8 +148,7 @@ struct CATokenCommand: ParsableCommand {
 
     func run() throws {
         try reportingCAErrors {
-            let ca = try CADirectory(dir).load(trustDomain: trustDomain)
-            let minted = try ca.bootstrapToken(for: parseSPIFFEID(spiffe), dnsNames: dnsNames, lifetime: ttl.seconds)
+            let minted = try ca.load().bootstrapToken(for: parseSPIFFEID(spiffe), dnsNames: dnsNames, lifetime: ttl.seconds)
             writeError("bootstrap token for \(minted.grant.spiffeID.uri), valid until \(CertificateText.time(minted.grant.expiresAt))")
             writeOutput(minted.token)
         }
@@ -179,14 +170,10 @@ struct CAServeCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "The CA directory.")
-    var dir: String
+    @OptionGroup var ca: CADirectoryOptions
 
     @Option(help: "The listen address, host:port (port 0: any free port).")
     var listen: String = "127.0.0.1:15012"
-
-    @Option(name: .customLong("trust-domain"), help: "The trust domain, when the CA certificate names none (a CA made elsewhere).")
-    var trustDomain: String?
 
     @Option(name: .customLong("dns"), help: "Another name (or IP address) for the serving certificate (repeatable).")
     var dnsNames: [String] = []
@@ -201,11 +188,11 @@ struct CAServeCommand: AsyncParsableCommand {
         guard let (host, port) = HostPort.parse(listen) else {
             throw ValidationError("--listen must be host:port, found `\(listen)`")
         }
-        var configuration = CAServer.Configuration(directory: CADirectory(dir))
+        var configuration = CAServer.Configuration(directory: CADirectory(ca.dir))
         configuration.host = host
         configuration.port = port
         configuration.serverNames = dnsNames
-        configuration.trustDomain = trustDomain
+        configuration.trustDomain = ca.trustDomain
         configuration.lifetimes = LifetimePolicy(
             defaultLifetime: min(defaultTTL.seconds, maxTTL.seconds), maximumLifetime: maxTTL.seconds)
         let server = try reportingCAErrors {
@@ -294,6 +281,19 @@ struct CAAgentCommand: AsyncParsableCommand {
             services: [.init(service: agent, serviceName: "certificate-agent")],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+    }
+}
+
+/// The CA directory of `issue`, `token` and `serve`.
+struct CADirectoryOptions: ParsableArguments {
+    @Option(help: "The CA directory.")
+    var dir: String
+
+    @Option(name: .customLong("trust-domain"), help: "The trust domain, when the CA certificate names none (a CA made elsewhere).")
+    var trustDomain: String?
+
+    func load() throws(CAError) -> CertificateAuthority {
+        try CADirectory(dir).load(trustDomain: trustDomain)
     }
 }
 
