@@ -166,7 +166,7 @@ func withClient<T: Sendable>(
               rules:
               - to: [{operation: {paths: ["/admin"]}}]
             """)
-        let server = try ServerProcess(["--policies", directory.path, "--decision-log", "off"])
+        let server = try await ServerProcess(["--policies", directory.path, "--decision-log", "off"])
         defer { server.stop() }
 
         let (denied, allowed) = try await withClient(port: server.grpcPort) { auth, _ in
