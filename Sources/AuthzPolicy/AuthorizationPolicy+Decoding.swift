@@ -117,30 +117,11 @@ private struct PolicyReader {
         }
         guard let fields = decoder.fields(node, at: path, known: ["from", "to", "when"]) else { return nil }
         var rule = AuthorizationPolicy.Rule(span: node.span)
-        if let fromNode = fields["from"], let items = decoder.sequence(fromNode, at: fields.path("from")) {
-            if items.isEmpty {
-                decoder.warn(
-                    Diagnostic.Code.emptyListIgnored,
-                    "an empty `from` is no `from`, as Istio decodes it: the rule matches any source; remove it, or list the sources",
-                    at: fromNode, fields.path("from"))
-            } else {
-                if items.count > AuthorizationPolicy.maximumSources {
-                    decoder.invalid(
-                        "may not have more than \(AuthorizationPolicy.maximumSources) entries", at: fromNode,
-                        fields.path("from"))
-                }
-                rule.from = items.compactMap { source($0.node, at: $0.path) }
-            }
+        if let items = entries(fields, "from", matchingAny: "source", limit: AuthorizationPolicy.maximumSources) {
+            rule.from = items.compactMap { source($0.node, at: $0.path) }
         }
-        if let toNode = fields["to"], let items = decoder.sequence(toNode, at: fields.path("to")) {
-            if items.isEmpty {
-                decoder.warn(
-                    Diagnostic.Code.emptyListIgnored,
-                    "an empty `to` is no `to`, as Istio decodes it: the rule matches any operation; remove it, or list the operations",
-                    at: toNode, fields.path("to"))
-            } else {
-                rule.to = items.compactMap { operation($0.node, at: $0.path) }
-            }
+        if let items = entries(fields, "to", matchingAny: "operation") {
+            rule.to = items.compactMap { operation($0.node, at: $0.path) }
         }
         if let whenNode = fields["when"], let items = decoder.sequence(whenNode, at: fields.path("when")) {
             rule.when = items.compactMap { condition($0.node, at: $0.path) }
@@ -152,6 +133,25 @@ private struct PolicyReader {
                 at: node, path)
         }
         return rule
+    }
+
+    /// The entries of a rule's `from` or `to`; nil when the list is absent or empty. Istio decodes `[]` as no list,
+    /// so the rule then matches any source (operation): a warning says so.
+    func entries(
+        _ fields: DocumentDecoder.Fields, _ key: String, matchingAny what: String, limit: Int? = nil
+    ) -> [(node: DocumentNode, path: FieldPath)]? {
+        guard let node = fields[key], let items = decoder.sequence(node, at: fields.path(key)) else { return nil }
+        if items.isEmpty {
+            decoder.warn(
+                Diagnostic.Code.emptyListIgnored,
+                "an empty `\(key)` is no `\(key)`, as Istio decodes it: the rule matches any \(what); remove it, or list the \(what)s",
+                at: node, fields.path(key))
+            return nil
+        }
+        if let limit, items.count > limit {
+            decoder.invalid("may not have more than \(limit) entries", at: node, fields.path(key))
+        }
+        return items
     }
 
     static let sourceFields = [
