@@ -32,9 +32,10 @@ import WardenTesting
         }
         let port = try #require(listener.port)
         let serving = Task { try await listener.serve() }
-        let slow = Task { try await curlStatus("http://127.0.0.1:\(port)/slow") }
-        // Shut down only once the request is being handled (a loaded machine may start curl late).
-        let deadline = ContinuousClock.now + .seconds(30)
+        // A loaded machine (CI runs suites in parallel on two cores) may take long to start curl or wake the handler.
+        let slow = Task { try await curlStatus("http://127.0.0.1:\(port)/slow", maxTime: 60) }
+        // Shut down only once the request is being handled.
+        let deadline = ContinuousClock.now + .seconds(50)
         while !arrived.withLock({ $0 }) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
         listener.beginGracefulShutdown()
         #expect(try await slow.value == 200)
