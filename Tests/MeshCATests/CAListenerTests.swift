@@ -41,7 +41,9 @@ import WardenTesting
                 .connect(host: "127.0.0.1", port: port).get()
             try await channel.closeFuture.get()
             let elapsed = ContinuousClock.now - start
-            #expect(elapsed >= .milliseconds(300) && elapsed < .seconds(5), "closed after \(elapsed)")
+            // The lower bound is the point; the upper one only says the server closed it, not the test's own limit,
+            // and stays loose for a loaded machine.
+            #expect(elapsed >= .milliseconds(300) && elapsed < .seconds(30), "closed after \(elapsed)")
         }
     }
 

@@ -88,7 +88,7 @@ import WardenTesting
         let task = Task { try await listener.serve() }
         defer { task.cancel() }
         let url = "https://127.0.0.1:\(port)/"
-        #expect(try await curlStatus(url, arguments: ["--cacert", original.certificate]) == 200)
+        #expect(try await curlStatus(url, arguments: ["--cacert", original.certificate], maxTime: 30) == 200)
 
         // A keep-alive client that trusts both certificates holds a connection made with the original one.
         var trustBoth = TLSConfiguration.makeClientConfiguration()
@@ -101,15 +101,15 @@ import WardenTesting
         try next.install(over: serving)
         #expect(try tls.reloadIfChanged() == true)
         #expect(tls.generation == 2)
-        #expect(try await curlStatus(url, arguments: ["--cacert", next.certificate]) == 200)
-        #expect(try await curlStatus(url, arguments: ["--cacert", original.certificate]) == nil)
+        #expect(try await curlStatus(url, arguments: ["--cacert", next.certificate], maxTime: 30) == 200)
+        #expect(try await curlStatus(url, arguments: ["--cacert", original.certificate], maxTime: 30) == nil)
         let after = try await client.get(url, timeout: .seconds(5), maximumBodyBytes: 100)
         #expect(after.body == before.body, "the established connection was kept")
 
         // A broken rotation keeps the last good certificate.
         try "not a key".write(toFile: serving.key, atomically: true, encoding: .utf8)
         #expect(throws: TLSFileError.self) { try tls.reloadIfChanged() }
-        #expect(try await curlStatus(url, arguments: ["--cacert", next.certificate]) == 200)
+        #expect(try await curlStatus(url, arguments: ["--cacert", next.certificate], maxTime: 30) == 200)
     }
 
     @Test func theControlPlaneClientBoundsBodiesAndRefusesADowngrade() async throws {
