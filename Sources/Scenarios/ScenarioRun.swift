@@ -159,7 +159,7 @@ public final class ScenarioRun: @unchecked Sendable {
         func listen(_ key: String = "port") -> String { "127.0.0.1:\(ports[key] ?? 0)" }
         switch component.kind {
         case .upstream:
-            var arguments = ["upstream", "--listen", listen(), "--name", component.name]
+            var arguments = ["upstream", "--listen", listen(), "--name", component.name, "--record", recordPath(component.name)]
             if let status = component.options["status"]?.intValue { arguments += ["--status", String(status)] }
             return arguments + extra
         case .server:
@@ -270,10 +270,12 @@ public final class ScenarioRun: @unchecked Sendable {
         text.split(separator: "\n", omittingEmptySubsequences: true).suffix(lines).joined(separator: "\n")
     }
 
-    /// The lines an upstream has recorded so far (one JSON object per request it received).
+    /// Where an upstream records the requests it receives.
+    func recordPath(_ name: String) -> String { directory + "/logs/\(name)-requests.jsonl" }
+
+    /// The requests an upstream has recorded so far, one JSON object each.
     func upstreamRecords(_ name: String) -> [Value] {
-        guard let process = processes[name] else { return [] }
-        return process.standardOutput.split(separator: "\n").compactMap { try? JSONReader.parse(String($0)) }
+        (recordPath(name).contentsIfReadable ?? "").split(separator: "\n").compactMap { try? JSONReader.parse(String($0)) }
     }
 
     var decisionLogPath: (String) -> String { { [directory] name in directory + "/logs/\(name)-decisions.jsonl" } }
