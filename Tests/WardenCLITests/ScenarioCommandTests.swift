@@ -63,7 +63,7 @@ import WardenTesting
         let out = try await ProcessRunner.warden(["conformance", suite.path, "--only", "scenarios", "--format", "junit"])
         #expect(out.status == 1, "\(out.stdout)\n\(out.stderr)")
         #expect(out.stdout.contains(#"<testsuite name="scenarios" tests="1" failures="1" skipped="0">"#), "\(out.stdout)")
-        #expect(out.stdout.contains("wrong.yaml:13: expects an allow where the policy denies: expected status 200, got 403"), "\(out.stdout)")
+        #expect(out.stdout.contains("wrong.yaml:12: expects an allow where the policy denies: expected status 200, got 403"), "\(out.stdout)")
     }
 
     /// SIGINT in the middle of a scenario: every process it started ends with the run.
