@@ -83,7 +83,7 @@ import WardenTesting
         #expect(!run.isRunning)
         try await Task.sleep(for: .milliseconds(200))
         for child in children {
-            #expect(kill(child, 0) != 0, "process \(child) (\(Self.commandLine(child))) outlived the run")
+            #expect(!Self.isRunning(child), "process \(child) (\(Self.commandLine(child))) outlived the run")
         }
     }
 
@@ -93,6 +93,13 @@ import WardenTesting
             guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return false }
             return status.split(separator: "\n").contains { $0 == "PPid:\t\(parent)" }
         }
+    }
+
+    /// Alive and not a zombie (a process whose parent exited may wait a moment to be reaped).
+    static func isRunning(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        return !stat[close...].hasPrefix(") Z")
     }
 
     static func commandLine(_ pid: Int32) -> String {
