@@ -70,9 +70,15 @@ let package = Package(
         ),
         .target(
             name: "PolicyLoading",
-            dependencies: ["PolicyCore", "AuthzPolicy", "DecisionPoint", "Documents", "Rego"],
+            dependencies: [
+                "PolicyCore", "AuthzPolicy", "DecisionPoint", "Documents", "Rego", "Identity", "CZlib",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
             swiftSettings: strict
         ),
+        // The system zlib (gzip for bundles and decision-log uploads); scripts/test installs zlib1g-dev.
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // Leaves: sockets and TLS.
         .target(
             name: "JWKSClient",
