@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "DecisionPoint", targets: ["DecisionPoint"]),
         .library(name: "PolicyLoading", targets: ["PolicyLoading"]),
         .library(name: "Rego", targets: ["Rego"]),
+        .library(name: "JOSE", targets: ["JOSE"]),
         .library(name: "Identity", targets: ["Identity"]),
         .library(name: "JWKSClient", targets: ["JWKSClient"]),
         .library(name: "ExtAuthz", targets: ["ExtAuthz"]),
@@ -27,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
         .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
@@ -45,16 +47,27 @@ let package = Package(
         .target(
             name: "Rego",
             dependencies: [
-                "PolicyCore", "Identity",
+                "PolicyCore", "JOSE",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        // JWS, JWK/JWKS, JWT: parsing and signature checks, shared by the Rego `io.jwt.*` builtins and Identity.
+        .target(
+            name: "JOSE",
+            dependencies: [
+                "PolicyCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
             ],
             swiftSettings: strict
         ),
         .target(
             name: "Identity",
             dependencies: [
-                "PolicyCore",
+                "PolicyCore", "JOSE",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -198,9 +211,20 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "JOSETests",
+            dependencies: [
+                "JOSE", "PolicyCore", "WardenTesting",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "X509", package: "swift-certificates"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "IdentityTests",
             dependencies: [
-                "Identity", "PolicyCore", "Documents", "WardenTesting",
+                "Identity", "JOSE", "PolicyCore", "Documents", "WardenTesting",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),

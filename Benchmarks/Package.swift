@@ -42,6 +42,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "Identity", package: "warden"),
+                .product(name: "JOSE", package: "warden"),
                 .product(name: "PolicyCore", package: "warden"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),

@@ -1,5 +1,6 @@
 import Foundation
 import Identity
+import JOSE
 import PolicyCore
 
 /// Runs `conformance/jwt/*.yaml`: JWT rules (or whole RequestAuthentication documents), a fixed verification time,

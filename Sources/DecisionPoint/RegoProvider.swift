@@ -69,7 +69,9 @@ public enum ProviderInput {
         http["headers"] = .object(headers)
 
         var source: [String: Value] = [:]
-        if let principal = request.source.principal { source["principal"] = .string("spiffe://" + principal) }
+        if let principal = request.source.principal {
+            source["principal"] = .string(request.source.identity?.uri ?? principal)
+        }
         if let ip = request.source.ip { source["address"] = ["socketAddress": ["address": .string(ip.description)]] }
         var destination: [String: Value] = [:]
         if let ip = request.destination.ip {

@@ -64,9 +64,7 @@ public struct CheckRequestMapper: Sendable {
 
         // Source: the mTLS peer and its socket address.
         let principal = attributes.source.principal
-        if !principal.isEmpty {
-            request.source.principal = principal.hasPrefix("spiffe://") ? String(principal.dropFirst(9)) : principal
-        }
+        if !principal.isEmpty { request.source.principal = SPIFFEID.principal(ofPeer: principal) }
         if let socket = Self.socketAddress(attributes.source) { request.source.ip = IPAddress(socket.address) }
 
         // Destination: the socket, then the workload from context extensions, the peer, or configuration.
@@ -166,8 +164,7 @@ public struct CheckRequestMapper: Sendable {
     /// The `/ns/<name>/` segment of a SPIFFE principal.
     static func namespace(ofPrincipal principal: String) -> String? {
         guard !principal.isEmpty else { return nil }
-        let bare = principal.hasPrefix("spiffe://") ? String(principal.dropFirst(9)) : principal
-        return PrincipalParts(principal: bare)?.namespace
+        return (try? SPIFFEID(principalOrURI: principal))?.namespace
     }
 
     /// Labels from a context extension: a JSON object of strings, or `key=value` pairs joined by commas.

@@ -1,3 +1,4 @@
+import JOSE
 import Identity
 import NIOCore
 import NIOHTTP1

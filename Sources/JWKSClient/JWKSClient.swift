@@ -1,5 +1,6 @@
 import Crypto
 import Identity
+import JOSE
 import NIOCore
 import NIOPosix
 import NIOSSL

@@ -2,6 +2,7 @@ import ArgumentParser
 import Documents
 import Foundation
 import Identity
+import JOSE
 import JWKSClient
 import PolicyCore
 

@@ -1,5 +1,6 @@
 import Documents
 import Identity
+import JOSE
 import PolicyCore
 import Testing
 import WardenTesting

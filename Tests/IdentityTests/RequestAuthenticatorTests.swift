@@ -1,4 +1,5 @@
 import Identity
+import JOSE
 import PolicyCore
 import Synchronization
 import Testing

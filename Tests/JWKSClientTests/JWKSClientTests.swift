@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Identity
+import JOSE
 import JWKSClient
 import NIOCore
 import NIOSSL

@@ -1,3 +1,4 @@
+import JOSE
 import PolicyCore
 
 extension RequestAuthentication {

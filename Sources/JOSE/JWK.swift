@@ -1,6 +1,5 @@
 import Foundation
 import PolicyCore
-import X509
 
 /// One JSON Web Key (RFC 7517) usable for verifying signatures.
 public struct JWK: Sendable {
@@ -113,13 +112,11 @@ public struct JWK: Sendable {
         guard let first = chain.arrayValue?.first?.stringValue, let der = Data(base64Encoded: first) else {
             throw .badKey("jwk `x5c` is not a list of base64 certificates")
         }
-        let certificate: Certificate
         do {
-            certificate = try Certificate(derEncoded: Array(der))
-        } catch {
+            return try VerificationKey(certificateDER: Array(der))
+        } catch where error.code == .badPEM {
             throw .badKey("jwk `x5c` certificate could not be read")
         }
-        return try VerificationKey(certificate.publicKey)
     }
 }
 

@@ -1,6 +1,6 @@
 import Crypto
 import Foundation
-import Identity
+import JOSE
 import PolicyCore
 import SwiftASN1
 import Testing

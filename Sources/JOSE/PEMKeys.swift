@@ -1,5 +1,5 @@
 import Crypto
-import X509
+import SwiftASN1
 import _CryptoExtras
 
 extension VerificationKey {
@@ -12,26 +12,10 @@ extension VerificationKey {
         }
         switch label {
         case "CERTIFICATE":
-            let certificate: Certificate
-            do {
-                certificate = try Certificate(pemEncoded: Self.firstPEMBlock(text))
-            } catch {
-                throw JOSEError(.badPEM, "the certificate could not be read (RSA keys under 2048 bits are refused)")
-            }
-            self = try VerificationKey(certificate.publicKey)
+            let spki = try SubjectPublicKeyInfo.spki(certificate: Self.derOfFirstPEMBlock(text, label: label))
+            self = try SubjectPublicKeyInfo.key(spki: spki, minimumRSABits: minimumRSABits)
         case "PUBLIC KEY":
-            // RSA first, so a short RSA key is reported as weak rather than unreadable.
-            if let rsa = try? _RSA.Signing.PublicKey(unsafePEMRepresentation: Self.firstPEMBlock(text)) {
-                self = try VerificationKey(rsa, minimumBits: minimumRSABits)
-                return
-            }
-            do {
-                self = try VerificationKey(Certificate.PublicKey(pemEncoded: Self.firstPEMBlock(text)))
-            } catch let error as JOSEError {
-                throw error
-            } catch {
-                throw JOSEError(.badPEM, "the public key could not be read")
-            }
+            self = try SubjectPublicKeyInfo.key(spki: Self.derOfFirstPEMBlock(text, label: label), minimumRSABits: minimumRSABits)
         case "RSA PUBLIC KEY":
             let rsa: _RSA.Signing.PublicKey
             do {
@@ -45,20 +29,17 @@ extension VerificationKey {
         }
     }
 
-    /// The key of a certificate's or SubjectPublicKeyInfo's public key.
-    public init(_ publicKey: Certificate.PublicKey) throws(JOSEError) {
-        if let key = P256.Signing.PublicKey(publicKey) {
-            self.init(key)
-        } else if let key = P384.Signing.PublicKey(publicKey) {
-            self.init(key)
-        } else if let key = P521.Signing.PublicKey(publicKey) {
-            self.init(key)
-        } else if let key = Curve25519.Signing.PublicKey(publicKey) {
-            self.init(key)
-        } else if let key = _RSA.Signing.PublicKey(publicKey) {
-            try self.init(key)
-        } else {
-            throw JOSEError(.unsupportedKey, "the public key's algorithm is not supported")
+    /// The key of a DER certificate (the first of an `x5c` chain, say).
+    public init(certificateDER der: [UInt8], minimumRSABits: Int = VerificationKey.minimumRSABits) throws(JOSEError) {
+        self = try SubjectPublicKeyInfo.key(spki: SubjectPublicKeyInfo.spki(certificate: der), minimumRSABits: minimumRSABits)
+    }
+
+    /// The DER bytes of the first PEM block labelled `label`.
+    static func derOfFirstPEMBlock(_ text: String, label: String) throws(JOSEError) -> [UInt8] {
+        do {
+            return try PEMDocument(pemString: firstPEMBlock(text)).derBytes
+        } catch {
+            throw JOSEError(.badPEM, "the `\(label)` PEM block could not be decoded")
         }
     }
 

@@ -1,5 +1,5 @@
 import Foundation
-import Identity
+import JOSE
 import PolicyCore
 import Testing
 import WardenTesting
