@@ -190,11 +190,11 @@ public struct PolicyLoader: Sendable {
 
     /// Loads a bundle (already verified) into a snapshot: its Rego modules, data and AuthorizationPolicy documents,
     /// validated as a directory is, and within the manifest's roots as OPA requires.
-    public func load(bundle: Bundle) -> (snapshot: PolicySnapshot?, result: Result) {
+    public func load(bundle: OPABundle) -> (snapshot: PolicySnapshot?, result: Result) {
         let contents: BundleContents
         do throws(Diagnostic) {
             if bundle.manifest.regoVersion == 0 {
-                throw Bundle.error("bundle declares `rego_version` 0; Warden reads Rego v1 only", file: "/" + Bundle.manifestFile)
+                throw OPABundle.error("bundle declares `rego_version` 0; Warden reads Rego v1 only", file: "/" + OPABundle.manifestFile)
             }
             contents = try bundle.contents()
         } catch {
@@ -205,11 +205,11 @@ public struct PolicyLoader: Sendable {
         let roots = bundle.manifest.effectiveRoots
         var outside: [Diagnostic] = []
         for package in result.rego?.packages ?? [] where !BundleRoots.permit(roots, package.joined(separator: "/")) {
-            outside.append(Bundle.error(
-                Bundle.Code.roots, "manifest roots \(roots) do not permit package `\(package.joined(separator: "."))`"))
+            outside.append(OPABundle.error(
+                OPABundle.Code.roots, "manifest roots \(roots) do not permit package `\(package.joined(separator: "."))`"))
         }
         if let path = BundleRoots.dataOutside(roots, contents.data) {
-            outside.append(Bundle.error(Bundle.Code.roots, "manifest roots \(roots) do not permit data at path `\(path)`"))
+            outside.append(OPABundle.error(OPABundle.Code.roots, "manifest roots \(roots) do not permit data at path `\(path)`"))
         }
         if !outside.isEmpty {
             result.diagnostics += outside

@@ -18,6 +18,10 @@ public final class AuthorizationServer: Sendable {
     public let handler: CheckHandler
     public let logger: ServerLogger
     let decisionLog: DecisionLog?
+    /// Polls the bundle service when policies come from a bundle.
+    public let bundlePoller: BundlePoller?
+    /// Uploads decision logs when a remote service is configured.
+    public let uploader: DecisionLogUploader?
 
     /// Sizes the process's event loops to `threads` and runs Swift tasks on them too, so a check is read,
     /// decided and answered on one thread. Without it each check hops from the loop to Swift's thread pool and
@@ -79,11 +83,20 @@ public final class AuthorizationServer: Sendable {
         let loader = PolicyLoader(options: .init(
             rootNamespace: configuration.rootNamespace, defaultNamespace: configuration.defaultNamespace,
             providers: configuration.providers))
-        store = PolicyStore(paths: configuration.policyPaths, loader: loader)
+        store = PolicyStore(paths: configuration.bundle == nil ? configuration.policyPaths : [], loader: loader)
+        let metrics = self.metrics, logger = self.logger
+        uploader = configuration.decisionLogUpload.map {
+            DecisionLogUploader(settings: $0, labels: configuration.labels.merging(["app": "warden"]) { a, _ in a }, metrics: metrics)
+        }
         handler = CheckHandler(
             decisionPoint: store.decisionPoint, mapper: CheckRequestMapper(options: configuration.mapperOptions),
-            metrics: metrics, log: decisionLog)
-        let metrics = self.metrics, logger = self.logger
+            metrics: metrics, log: decisionLog, upload: uploader)
+        let store = self.store
+        bundlePoller = configuration.bundle.map {
+            BundlePoller(
+                settings: $0, store: store, metrics: metrics, logger: logger,
+                persistenceDirectory: configuration.persistenceDirectory)
+        }
         store.observe { outcome in
             switch outcome {
             case .installed(let snapshot, let warnings):
@@ -104,7 +117,7 @@ public final class AuthorizationServer: Sendable {
 
     /// The policies directory, when the server was given exactly one directory (the policy API writes there).
     public var policyDirectory: String? {
-        guard configuration.policyPaths.count == 1, let only = configuration.policyPaths.first else { return nil }
+        guard configuration.bundle == nil, configuration.policyPaths.count == 1, let only = configuration.policyPaths.first else { return nil }
         var isDirectory: ObjCBool = false
         return FileManager.default.fileExists(atPath: only, isDirectory: &isDirectory) && isDirectory.boolValue ? only : nil
     }
@@ -114,7 +127,7 @@ public final class AuthorizationServer: Sendable {
 
     /// Loads policies, binds both listeners, then serves until SIGTERM/SIGINT or cancellation.
     public func run(onReady: @escaping @Sendable (Bound) -> Void = { _ in }) async throws {
-        _ = try await Self.blocking { [store] in store.reload() }
+        if bundlePoller == nil { _ = try await Self.blocking { [store] in store.reload() } }
 
         let listener = GRPCListener(
             options: .init(
@@ -124,7 +137,8 @@ public final class AuthorizationServer: Sendable {
         let grpcServer = GRPCServer(transport: listener, services: [HealthService { [store] in store.status.ready }])
         let api = HTTPAPI(
             handler: handler, store: store, documents: policyDirectory.map { PolicyDocuments(directory: $0) },
-            metrics: metrics, extAuthzPrefix: configuration.extAuthzPrefix)
+            metrics: metrics, extAuthzPrefix: configuration.extAuthzPrefix,
+            statusExtras: { [bundlePoller, uploader] in Self.statusExtras(bundlePoller, uploader) })
         let http = try await HTTPServer(
             host: configuration.http.host, port: configuration.http.port, tls: try httpTLS(),
             maxBodyBytes: configuration.maxHTTPBodyBytes
@@ -136,7 +150,11 @@ public final class AuthorizationServer: Sendable {
         let grpcTask = Task { try await grpcServer.serve() }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await http.serve() }
-            if let interval = configuration.watchInterval {
+            if let bundlePoller {
+                group.addTask { await bundlePoller.run { work in _ = try? await Self.blocking(work) } }
+            }
+            if let uploader { group.addTask { await uploader.run() } }
+            if let interval = configuration.watchInterval, bundlePoller == nil {
                 group.addTask { [store] in
                     await store.watch(every: interval) { reload in _ = try? await Self.blocking(reload) }
                 }
@@ -157,6 +175,10 @@ public final class AuthorizationServer: Sendable {
 
             // Wait for a signal: SIGHUP reloads; SIGTERM and SIGINT shut down gracefully.
             for await signal in signals.stream {
+                if signal == SIGHUP, bundlePoller != nil {
+                    logger.info("SIGHUP: policies come from a bundle; the next poll picks up changes")
+                    continue
+                }
                 if signal == SIGHUP {
                     logger.info("SIGHUP: reloading policies")
                     _ = try? await Self.blocking { [store] in store.reload() }
@@ -176,6 +198,47 @@ public final class AuthorizationServer: Sendable {
             group.cancelAll()
         }
         decisionLog?.flush()
+    }
+
+    /// `/v1/status` members for the bundle (`bundle`) and the decision-log upload (`decision_logs`).
+    static func statusExtras(_ poller: BundlePoller?, _ uploader: DecisionLogUploader?) -> [String: Value] {
+        func time(_ date: Date?) -> Value { date.map { .string(DecisionLog.timestamp($0)) } ?? .null }
+        var out: [String: Value] = [:]
+        if let poller {
+            let s = poller.status
+            out["bundle"] = .object([
+                "name": .string(s.name),
+                "url": .string(s.url),
+                "revision": s.revision.map(Value.string) ?? .null,
+                "etag": s.etag.map(Value.string) ?? .null,
+                "last_request": time(s.lastRequest),
+                "last_successful_request": time(s.lastSuccessfulRequest),
+                "last_successful_download": time(s.lastSuccessfulDownload),
+                "last_successful_activation": time(s.lastSuccessfulActivation),
+                "last_error": s.lastError.map { .object(["code": .string($0.code), "message": .string($0.message)]) } ?? .null,
+                "last_error_at": time(s.lastErrorAt),
+                "activations": .int(s.activations),
+                "not_modified": .int(s.notModified),
+                "failures": .int(s.failures),
+                "from_persisted": .bool(s.fromPersisted),
+            ])
+        }
+        if let uploader {
+            let s = uploader.status
+            out["decision_logs"] = .object([
+                "url": .string(uploader.settings.url),
+                "buffered": .int(s.buffered),
+                "buffered_bytes": .int(s.bufferedBytes),
+                "uploaded": .int(s.uploaded),
+                "uploads": .int(s.uploads),
+                "dropped": .int(s.dropped),
+                "failures": .int(s.failures),
+                "last_error": s.lastError.map(Value.string) ?? .null,
+                "last_error_at": time(s.lastErrorAt),
+                "last_upload": time(s.lastUpload),
+            ])
+        }
+        return out
     }
 
     func grpcTLS() throws -> NIOSSLContext? {

@@ -190,7 +190,8 @@ func blackHole(_ value: Int) {
 
 extension Double {
     func rounded(toPlaces places: Int) -> Double {
-        let scale = pow(10, Double(places))
+        var scale = 1.0
+        for _ in 0..<max(0, places) { scale *= 10 }
         return (self * scale).rounded() / scale
     }
 }

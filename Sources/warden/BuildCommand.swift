@@ -1,7 +1,7 @@
 import ArgumentParser
 import Documents
 import Foundation
-import Identity
+import JOSE
 import PolicyCore
 import PolicyLoading
 
@@ -71,7 +71,7 @@ struct BuildCommand: ParsableCommand {
         }
         files.sort { $0.path < $1.path }
         let manifest = BundleManifest(revision: revision, roots: roots.isEmpty ? nil : roots, regoVersion: 1)
-        var bundle = Bundle(manifest: manifest, files: files, manifestBytes: manifest.encoded())
+        var bundle = OPABundle(manifest: manifest, files: files, manifestBytes: manifest.encoded())
         do {
             _ = try BundleManifest.decode(bundle.manifestBytes ?? [])
         } catch {
@@ -94,7 +94,7 @@ struct BuildCommand: ParsableCommand {
             do {
                 let signer = try BundleSigner(pem: pem, algorithm: algorithm, keyID: signingKeyID)
                 var signed = files.map { ($0.path, $0.bytes) }
-                signed.append((Bundle.manifestFile, bundle.manifestBytes ?? []))
+                signed.append((OPABundle.manifestFile, bundle.manifestBytes ?? []))
                 bundle.signatures = [try signer.sign(signed)]
             } catch {
                 throw usage(renderer.render([error]))

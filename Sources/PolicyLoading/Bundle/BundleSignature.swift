@@ -1,6 +1,6 @@
 import Crypto
 import Foundation
-import Identity
+import JOSE
 import PolicyCore
 import _CryptoExtras
 
@@ -39,16 +39,16 @@ public struct BundleVerification: Sendable {
         do {
             key = try VerificationKey(pem: pem)
         } catch {
-            throw Bundle.error(Bundle.Code.signature, "bundle verification key: \(error.message)")
+            throw OPABundle.error(OPABundle.Code.signature, "bundle verification key: \(error.message)")
         }
         guard let chosen = algorithm ?? BundleSigner.defaultAlgorithm(for: key) else {
-            throw Bundle.error(Bundle.Code.signature, "bundle verification key: give the algorithm for this key type")
+            throw OPABundle.error(OPABundle.Code.signature, "bundle verification key: give the algorithm for this key type")
         }
         return BundleVerification(keys: [keyID: Key(key: key, algorithm: chosen)], keyID: keyID)
     }
 }
 
-extension Bundle {
+extension OPABundle {
     /// Checks the bundle's signature as OPA does: with keys configured, a bundle must carry exactly one JWT, signed
     /// by the configured key, whose `files` list every file of the bundle with a matching digest and nothing more;
     /// without keys, a signed bundle is refused too (its signature could not be checked).
@@ -56,36 +56,36 @@ extension Bundle {
         let signatures = self.signatures ?? []
         guard let verification else {
             if !signatures.isEmpty {
-                throw Bundle.error(Bundle.Code.signature, "bundle is signed but no verification key is configured")
+                throw OPABundle.error(OPABundle.Code.signature, "bundle is signed but no verification key is configured")
             }
             return
         }
-        guard !signatures.isEmpty else { throw Bundle.error(Bundle.Code.signature, "bundle missing .signatures.json file") }
+        guard !signatures.isEmpty else { throw OPABundle.error(OPABundle.Code.signature, "bundle missing .signatures.json file") }
         guard signatures.count == 1 else {
-            throw Bundle.error(Bundle.Code.signature, ".signatures.json: multiple JWTs not supported (expected exactly one)")
+            throw OPABundle.error(OPABundle.Code.signature, ".signatures.json: multiple JWTs not supported (expected exactly one)")
         }
         var listed = try Self.verifiedFiles(signatures[0], verification)
         var present = files.map { ($0.path, $0.bytes) }
-        if let manifestBytes { present.append((Bundle.manifestFile, manifestBytes)) }
+        if let manifestBytes { present.append((OPABundle.manifestFile, manifestBytes)) }
         for (path, bytes) in present {
             guard let entry = listed.removeValue(forKey: path) else {
-                throw Bundle.error(Bundle.Code.signature, "file `\(path)` not included in bundle signature", file: "/" + path)
+                throw OPABundle.error(OPABundle.Code.signature, "file `\(path)` not included in bundle signature", file: "/" + path)
             }
             guard entry.algorithm == "SHA-256" else {
-                throw Bundle.error(Bundle.Code.signature, "file `\(path)`: unsupported hashing algorithm `\(entry.algorithm)`")
+                throw OPABundle.error(OPABundle.Code.signature, "file `\(path)`: unsupported hashing algorithm `\(entry.algorithm)`")
             }
             let digest: String
             do {
                 digest = try BundleHash.digest(path: path, bytes: bytes)
             } catch {
-                throw Bundle.error(Bundle.Code.signature, "`\(path)`: \(error.message)", file: "/" + path)
+                throw OPABundle.error(OPABundle.Code.signature, "`\(path)`: \(error.message)", file: "/" + path)
             }
             guard digest == entry.hash.lowercased() else {
-                throw Bundle.error(Bundle.Code.signature, "`\(path)`: digest mismatch", file: "/" + path)
+                throw OPABundle.error(OPABundle.Code.signature, "`\(path)`: digest mismatch", file: "/" + path)
             }
         }
         if let missing = listed.keys.sorted().first {
-            throw Bundle.error(Bundle.Code.signature, "file `\(missing)` specified in bundle signature but not found in the bundle")
+            throw OPABundle.error(OPABundle.Code.signature, "file `\(missing)` specified in bundle signature but not found in the bundle")
         }
     }
 
@@ -96,7 +96,7 @@ extension Bundle {
 
     /// The `files` of a verified signature token, by name.
     static func verifiedFiles(_ token: String, _ verification: BundleVerification) throws(Diagnostic) -> [String: SignedFile] {
-        func fail(_ message: String) -> Diagnostic { Bundle.error(Bundle.Code.signature, message) }
+        func fail(_ message: String) -> Diagnostic { OPABundle.error(OPABundle.Code.signature, message) }
         let jws: JWS
         do {
             jws = try JWS.parse(token, maximumSize: 16 << 20)
@@ -147,19 +147,19 @@ public struct BundleSigner: Sendable {
         switch algorithm {
         case .rs256:
             guard let key = try? _RSA.Signing.PrivateKey(pemRepresentation: pem) else {
-                throw Bundle.error(Bundle.Code.signature, "the signing key is not an RSA private key in PEM")
+                throw OPABundle.error(OPABundle.Code.signature, "the signing key is not an RSA private key in PEM")
             }
             guard key.keySizeInBits >= 2048 else {
-                throw Bundle.error(Bundle.Code.signature, "the RSA signing key has \(key.keySizeInBits) bits; at least 2048 are needed")
+                throw OPABundle.error(OPABundle.Code.signature, "the RSA signing key has \(key.keySizeInBits) bits; at least 2048 are needed")
             }
             self.key = .rsa(key)
         case .es256:
             guard let key = try? P256.Signing.PrivateKey(pemRepresentation: pem) else {
-                throw Bundle.error(Bundle.Code.signature, "the signing key is not a P-256 private key in PEM")
+                throw OPABundle.error(OPABundle.Code.signature, "the signing key is not a P-256 private key in PEM")
             }
             self.key = .p256(key)
         default:
-            throw Bundle.error(Bundle.Code.signature, "signing algorithm `\(algorithm)` is not supported; use RS256 or ES256")
+            throw OPABundle.error(OPABundle.Code.signature, "signing algorithm `\(algorithm)` is not supported; use RS256 or ES256")
         }
         self.algorithm = algorithm
         self.keyID = keyID
@@ -177,7 +177,7 @@ public struct BundleSigner: Sendable {
             do {
                 digest = try BundleHash.digest(path: path, bytes: bytes)
             } catch {
-                throw Bundle.error("`\(path)`: \(error.message)", file: "/" + path)
+                throw OPABundle.error("`\(path)`: \(error.message)", file: "/" + path)
             }
             var name = ""
             JSONWriter.writeString(path, to: &name)
@@ -197,7 +197,7 @@ public struct BundleSigner: Sendable {
                 signature = Array(try key.signature(for: Array(input.utf8)).rawRepresentation)
             }
         } catch {
-            throw Bundle.error(Bundle.Code.signature, "cannot sign the bundle: \(error)")
+            throw OPABundle.error(OPABundle.Code.signature, "cannot sign the bundle: \(error)")
         }
         return input + "." + Base64URL.encode(signature)
     }

@@ -5,7 +5,7 @@ import PolicyCore
 /// An OPA bundle: a gzip'd tar of `.rego` modules, `data.json`/`data.yaml` files (placed below `data` at their
 /// directory's path), a `.manifest`, an optional `.signatures.json`, and Warden's AuthorizationPolicy YAML and
 /// JSON documents at their paths (OPA skips those; Warden loads them as it loads a policies directory).
-public struct Bundle: Sendable {
+public struct OPABundle: Sendable {
     public var manifest: BundleManifest
     /// Every file but `.manifest` and `.signatures.json`, in archive order, paths without a leading `/`.
     public var files: [TarArchive.Entry]
@@ -40,7 +40,7 @@ public struct Bundle: Sendable {
 
     /// Reads a `.tar.gz` bundle, enforcing every limit before the work it would cause: the compressed size first,
     /// then the decompressed size while inflating, then the file count and each file's size from its tar header.
-    public static func read(_ compressed: [UInt8], limits: BundleLimits = BundleLimits()) throws(Diagnostic) -> Bundle {
+    public static func read(_ compressed: [UInt8], limits: BundleLimits = BundleLimits()) throws(Diagnostic) -> OPABundle {
         guard compressed.count <= limits.maxCompressedBytes else {
             throw error(Code.tooLarge, "bundle is \(compressed.count) bytes; the limit is \(limits.maxCompressedBytes)")
         }
@@ -58,7 +58,7 @@ public struct Bundle: Sendable {
             let code = error.message.contains("limit") || error.message.contains("more than") ? Code.tooLarge : Code.format
             throw Self.error(code, "bundle: \(error.message)")
         }
-        var bundle = Bundle(manifest: BundleManifest(), files: [])
+        var bundle = OPABundle(manifest: BundleManifest(), files: [])
         var seen = Set<String>()
         for entry in entries {
             guard seen.insert(entry.path).inserted else { throw error("bundle holds `\(entry.path)` twice", file: entry.path) }
@@ -116,7 +116,7 @@ public struct Bundle: Sendable {
             if let path = BundleData.dataPath(file.path) {
                 let value = try BundleData.value(file.bytes, path: file.path)
                 if path.isEmpty, value.objectValue == nil {
-                    throw Bundle.error("bundle data file `\(name)` must hold an object at the root", file: name)
+                    throw OPABundle.error("bundle data file `\(name)` must hold an object at the root", file: name)
                 }
                 contents.data = try BundleData.merge(contents.data, value, at: path[...], file: name)
                 contents.dataFiles.append(name)
@@ -125,7 +125,7 @@ public struct Bundle: Sendable {
             let ext = (file.path as NSString).pathExtension
             guard PolicyLoader.ruleExtensions.contains(ext) else { continue }
             guard let text = String(validating: file.bytes, as: UTF8.self) else {
-                throw Bundle.error("`\(name)` is not UTF-8 text", file: name)
+                throw OPABundle.error("`\(name)` is not UTF-8 text", file: name)
             }
             contents.sources.append((name, text))
         }
@@ -178,28 +178,28 @@ public struct BundleManifest: Sendable, Hashable {
     }
 
     public static func decode(_ bytes: [UInt8]) throws(Diagnostic) -> BundleManifest {
-        let file = Bundle.manifestFile
+        let file = OPABundle.manifestFile
         guard case .object(let top)? = try? JSONReader.parse(bytes) else {
-            throw Bundle.error("`.manifest` is not a JSON object", file: file)
+            throw OPABundle.error("`.manifest` is not a JSON object", file: file)
         }
         var manifest = BundleManifest()
         for (key, value) in top {
             switch key.stringValue {
             case "revision":
-                guard let s = value.stringValue else { throw Bundle.error("`.manifest`: `revision` must be a string", file: file) }
+                guard let s = value.stringValue else { throw OPABundle.error("`.manifest`: `revision` must be a string", file: file) }
                 manifest.revision = s
             case "roots":
                 guard let items = value.arrayValue, items.allSatisfy({ $0.stringValue != nil }) else {
-                    throw Bundle.error("`.manifest`: `roots` must be a list of strings", file: file)
+                    throw OPABundle.error("`.manifest`: `roots` must be a list of strings", file: file)
                 }
                 manifest.roots = items.compactMap(\.stringValue)
             case "rego_version":
                 guard let v = value.numberValue?.intValue, v == 0 || v == 1 else {
-                    throw Bundle.error("`.manifest`: `rego_version` must be 0 or 1", file: file)
+                    throw OPABundle.error("`.manifest`: `rego_version` must be 0 or 1", file: file)
                 }
                 manifest.regoVersion = v
             case "metadata":
-                guard value.objectValue != nil else { throw Bundle.error("`.manifest`: `metadata` must be an object", file: file) }
+                guard value.objectValue != nil else { throw OPABundle.error("`.manifest`: `metadata` must be an object", file: file) }
                 manifest.metadata = value
             default:
                 break  // `wasm`, `file_rego_versions` and future keys: nothing Warden serves depends on them.
@@ -208,7 +208,7 @@ public struct BundleManifest: Sendable, Hashable {
         let roots = manifest.effectiveRoots
         for i in roots.indices {
             for j in roots.indices where j > i && BundleRoots.overlap(roots[i], roots[j]) {
-                throw Bundle.error("`.manifest` has overlapping roots `\(roots[i])` and `\(roots[j])`", file: file)
+                throw OPABundle.error("`.manifest` has overlapping roots `\(roots[i])` and `\(roots[j])`", file: file)
             }
         }
         return manifest
@@ -292,7 +292,7 @@ public enum BundleData {
 
     static func yamlValue(_ bytes: [UInt8], path: String) throws(Diagnostic) -> Value {
         guard let text = String(validating: bytes, as: UTF8.self) else {
-            throw Bundle.error("`/\(path)` is not UTF-8 text", file: "/" + path)
+            throw OPABundle.error("`/\(path)` is not UTF-8 text", file: "/" + path)
         }
         let parsed = YAMLDocuments.parse(text, file: "/" + path)
         if let problem = parsed.diagnostics.first(where: \.isError) { throw problem }
@@ -304,7 +304,7 @@ public enum BundleData {
     static func merge(_ base: Value, _ addition: Value, at path: ArraySlice<String>, file: String) throws(Diagnostic) -> Value {
         guard let key = path.first else {
             guard case .object(var left) = base, case .object(let right) = addition else {
-                throw Bundle.error("bundle data file `\(file)` conflicts with another data file", file: file)
+                throw OPABundle.error("bundle data file `\(file)` conflicts with another data file", file: file)
             }
             for (k, v) in right {
                 if let existing = left[k] {
@@ -316,7 +316,7 @@ public enum BundleData {
             return .object(left)
         }
         var object: [Value: Value] = [:]
-        if case .object(let o) = base { object = o } else { throw Bundle.error("bundle data file `\(file)` conflicts with another data file", file: file) }
+        if case .object(let o) = base { object = o } else { throw OPABundle.error("bundle data file `\(file)` conflicts with another data file", file: file) }
         object[.string(key)] = try merge(object[.string(key)] ?? .object([Value: Value]()), addition, at: path.dropFirst(), file: file)
         return .object(object)
     }
