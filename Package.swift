@@ -177,7 +177,15 @@ let package = Package(
             dependencies: ["AuthzPolicy", "PolicyCore", "Documents", "WardenTesting"],
             swiftSettings: strict
         ),
-        .testTarget(name: "PolicyLoadingTests", dependencies: ["PolicyLoading", "PolicyCore", "WardenTesting"], swiftSettings: strict),
+        .testTarget(
+            name: "PolicyLoadingTests",
+            dependencies: [
+                "PolicyLoading", "PolicyCore", "JOSE", "Rego", "WardenTesting",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(name: "ConformanceTests", dependencies: ["Conformance", "WardenTesting"], swiftSettings: strict),
         .testTarget(
             name: "WardenCLITests",
