@@ -1,4 +1,5 @@
 import DecisionPoint
+import AsyncHTTPClient
 import Dispatch
 import ExtAuthz
 import Foundation
@@ -22,6 +23,17 @@ public final class AuthorizationServer: Sendable {
     public let bundlePoller: BundlePoller?
     /// Uploads decision logs when a remote service is configured.
     public let uploader: DecisionLogUploader?
+    /// The HTTP client of the bundle poller and the uploader; shut down when `run` returns.
+    let httpClient: HTTPClient?
+
+    /// A client that gives up on an unreachable service after two seconds (the default retries connecting until
+    /// the request's deadline, which would hide a service that is down behind the whole download timeout).
+    static func makeHTTPClient() -> HTTPClient {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .seconds(2), read: .seconds(30))
+        configuration.redirectConfiguration = .follow(max: 5, allowCycles: false)
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }
 
     /// Sizes the process's event loops to `threads` and runs Swift tasks on them too, so a check is read,
     /// decided and answered on one thread. Without it each check hops from the loop to Swift's thread pool and
@@ -85,8 +97,12 @@ public final class AuthorizationServer: Sendable {
             providers: configuration.providers))
         store = PolicyStore(paths: configuration.bundle == nil ? configuration.policyPaths : [], loader: loader)
         let metrics = self.metrics, logger = self.logger
+        let client = configuration.bundle != nil || configuration.decisionLogUpload != nil ? Self.makeHTTPClient() : nil
+        httpClient = client
         uploader = configuration.decisionLogUpload.map {
-            DecisionLogUploader(settings: $0, labels: configuration.labels.merging(["app": "warden"]) { a, _ in a }, metrics: metrics)
+            DecisionLogUploader(
+                settings: $0, labels: configuration.labels.merging(["app": "warden"]) { a, _ in a }, metrics: metrics,
+                client: client ?? .shared)
         }
         handler = CheckHandler(
             decisionPoint: store.decisionPoint, mapper: CheckRequestMapper(options: configuration.mapperOptions),
@@ -95,7 +111,7 @@ public final class AuthorizationServer: Sendable {
         bundlePoller = configuration.bundle.map {
             BundlePoller(
                 settings: $0, store: store, metrics: metrics, logger: logger,
-                persistenceDirectory: configuration.persistenceDirectory)
+                persistenceDirectory: configuration.persistenceDirectory, client: client ?? .shared)
         }
         store.observe { outcome in
             switch outcome {
@@ -127,6 +143,16 @@ public final class AuthorizationServer: Sendable {
 
     /// Loads policies, binds both listeners, then serves until SIGTERM/SIGINT or cancellation.
     public func run(onReady: @escaping @Sendable (Bound) -> Void = { _ in }) async throws {
+        do {
+            try await serve(onReady: onReady)
+        } catch {
+            try? await httpClient?.shutdown()
+            throw error
+        }
+        try? await httpClient?.shutdown()
+    }
+
+    private func serve(onReady: @escaping @Sendable (Bound) -> Void) async throws {
         if bundlePoller == nil { _ = try await Self.blocking { [store] in store.reload() } }
 
         let listener = GRPCListener(
