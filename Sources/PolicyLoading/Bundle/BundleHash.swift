@@ -155,7 +155,7 @@ public enum CanonicalJSON {
             switch bytes[index] {
             case UInt8(ascii: "{"):
                 index += 1
-                var members: [([UInt8], [UInt8])] = []
+                var members: [[UInt8]: [UInt8]] = [:]
                 skipSpace()
                 if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
                     index += 1
@@ -170,9 +170,7 @@ public enum CanonicalJSON {
                         var member: [UInt8] = []
                         try value(into: &member, depth: depth + 1)
                         let keyBytes = Array(String(String.UnicodeScalarView(key)).utf8)
-                        // Go keeps the last of duplicate keys.
-                        if let i = members.firstIndex(where: { $0.0 == keyBytes }) { members.remove(at: i) }
-                        members.append((keyBytes, member))
+                        members[keyBytes] = member  // Go keeps the last of duplicate keys.
                         skipSpace()
                         guard index < bytes.count else { throw fail("unexpected end of JSON") }
                         if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
@@ -180,9 +178,9 @@ public enum CanonicalJSON {
                         break
                     }
                 }
-                members.sort { $0.0.lexicographicallyPrecedes($1.0) }
+                let sorted = members.sorted { $0.key.lexicographicallyPrecedes($1.key) }
                 out.append(UInt8(ascii: "{"))
-                for (i, (key, member)) in members.enumerated() {
+                for (i, (key, member)) in sorted.enumerated() {
                     if i > 0 { out.append(UInt8(ascii: ",")) }
                     CanonicalJSON.writeString(Array(String(decoding: key, as: UTF8.self).unicodeScalars), into: &out)
                     out.append(UInt8(ascii: ":"))
