@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "Identity", targets: ["Identity"]),
         .library(name: "JWKSClient", targets: ["JWKSClient"]),
         .library(name: "ExtAuthz", targets: ["ExtAuthz"]),
+        .library(name: "Networking", targets: ["Networking"]),
         .library(name: "WardenServer", targets: ["WardenServer"]),
     ],
     dependencies: [
@@ -39,6 +40,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.38.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
         // Pure engines.
@@ -94,14 +97,31 @@ let package = Package(
         // The system zlib (gzip for bundles and decision-log uploads); scripts/test installs zlib1g-dev.
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // Leaves: sockets and TLS.
+        // The network layer both programs stand on: listeners with graceful and forced shutdown, TLS contexts
+        // from PEM files with reload, the HTTP/1.1 server, the gRPC listener, the control-plane HTTP client,
+        // event-loop sizing, logs. It knows nothing of policies.
         .target(
-            name: "JWKSClient",
+            name: "Networking",
             dependencies: [
-                "Identity", "PolicyCore",
-                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "JWKSClient",
+            dependencies: [
+                "Identity", "JOSE", "PolicyCore", "Networking",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: strict
@@ -133,16 +153,12 @@ let package = Package(
         .target(
             name: "WardenServer",
             dependencies: [
-                "PolicyCore", "DecisionPoint", "PolicyLoading", "Documents", "ExtAuthz",
+                "PolicyCore", "DecisionPoint", "PolicyLoading", "Documents", "ExtAuthz", "Networking", "JOSE",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
-                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
-                .product(name: "NIOHPACK", package: "swift-nio-http2"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict
@@ -153,7 +169,7 @@ let package = Package(
             name: "warden",
             dependencies: [
                 "PolicyCore", "AuthzPolicy", "DecisionPoint", "Documents", "PolicyLoading", "Conformance",
-                "Rego", "JOSE", "Identity", "JWKSClient", "WardenServer",
+                "Rego", "JOSE", "Identity", "JWKSClient", "ExtAuthz", "Networking", "WardenServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -202,16 +218,30 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
-            name: "WardenServerTests",
+            name: "NetworkingTests",
             dependencies: [
-                "WardenServer", "ExtAuthz", "PolicyCore", "DecisionPoint", "PolicyLoading", "WardenTesting",
+                "Networking", "WardenTesting",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
-                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "WardenServerTests",
+            dependencies: [
+                "WardenServer", "Networking", "ExtAuthz", "PolicyCore", "DecisionPoint", "PolicyLoading", "WardenTesting",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),
@@ -245,7 +275,7 @@ let package = Package(
         .testTarget(
             name: "JWKSClientTests",
             dependencies: [
-                "JWKSClient", "Identity", "PolicyCore", "WardenTesting",
+                "JWKSClient", "Identity", "JOSE", "Networking", "PolicyCore", "WardenTesting",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -18,7 +18,7 @@ let benchmarks: @Sendable () -> Void = {
     )
     let checks = sampleChecks()
     let wire = checks.map { try! $0.serializedBytes() as [UInt8] }
-    let mapper = CheckRequestMapper(options: .init(includeProviderInput: false))
+    let mapper = CheckRequestMapper()
     let (snapshot, _) = PolicyLoader().load(["../policies"])
     let handler = CheckHandler(
         decisionPoint: DecisionPoint(snapshot: snapshot!), mapper: mapper, metrics: ServerMetrics(), log: nil)

@@ -1,5 +1,6 @@
 import AuthzPolicy
 import DecisionPoint
+import ExtAuthz
 import PolicyCore
 import PolicyLoading
 
@@ -59,7 +60,7 @@ public enum AuthzCaseRunner {
             return fail("bad request: \(error)")
         }
         let set = CompiledPolicySet(policies: policies, rootNamespace: options.rootNamespace, defaultNamespace: options.defaultNamespace)
-        let response = PolicySnapshot(authorization: set).decide(request)
+        let response = PolicySnapshot(authorization: set).decide(request) { OPAEnvoyInput.document(forAttributesOf: request) }
         return compareDecision(want, response, file: file, note: note)
     }
 

@@ -17,23 +17,19 @@ public struct CheckRequestMapper: Sendable {
         /// The workload this server guards, when neither the context extensions nor the destination peer name it.
         public var destinationNamespace: String?
         public var destinationLabels: [String: String]
-        /// Build OPA-Envoy's input document for CUSTOM providers (costs a JSON encoding per request).
-        public var includeProviderInput: Bool
 
         public init(
             pathNormalizer: PathNormalizer = PathNormalizer(),
             trustedProxies: Int = 0,
             verifiedClaimsHeader: String? = nil,
             destinationNamespace: String? = nil,
-            destinationLabels: [String: String] = [:],
-            includeProviderInput: Bool = true
+            destinationLabels: [String: String] = [:]
         ) {
             self.pathNormalizer = pathNormalizer
             self.trustedProxies = trustedProxies
             self.verifiedClaimsHeader = verifiedClaimsHeader
             self.destinationNamespace = destinationNamespace
             self.destinationLabels = destinationLabels
-            self.includeProviderInput = includeProviderInput
         }
     }
 
@@ -107,10 +103,6 @@ public struct CheckRequestMapper: Sendable {
         request.remoteIP = remoteIP(forwardedFor: headers["x-forwarded-for"], source: request.source.ip)
         if attributes.hasTlsSession && !attributes.tlsSession.sni.isEmpty { request.connectionSNI = attributes.tlsSession.sni }
         request.auth = requestAuth(attributes, headers: headers)
-
-        if options.includeProviderInput {
-            request.providerInput = OPAEnvoyInput.document(for: check, normalizedPath: request.http.path)
-        }
         return request
     }
 

@@ -10,9 +10,6 @@ public struct AuthzRequest: Sendable, Hashable {
     public var auth: RequestAuth?
     /// The SNI of the downstream TLS connection (`connection.sni`).
     public var connectionSNI: String?
-    /// The document a CUSTOM Rego provider receives (OPA-Envoy's `input`), when the transport has the whole
-    /// request; otherwise one is derived from these attributes.
-    public var providerInput: Value?
 
     public init(
         source: Source = Source(),
@@ -20,8 +17,7 @@ public struct AuthzRequest: Sendable, Hashable {
         destination: Destination = Destination(),
         http: HTTPAttributes = HTTPAttributes(),
         auth: RequestAuth? = nil,
-        connectionSNI: String? = nil,
-        providerInput: Value? = nil
+        connectionSNI: String? = nil
     ) {
         self.source = source
         self.remoteIP = remoteIP
@@ -29,7 +25,6 @@ public struct AuthzRequest: Sendable, Hashable {
         self.http = http
         self.auth = auth
         self.connectionSNI = connectionSNI
-        self.providerInput = providerInput
     }
 }
 

@@ -1,5 +1,6 @@
 import ExtAuthz
 import GRPCCore
+import Networking
 
 extension InPlaceMethod {
     /// `envoy.service.auth.v3.Authorization/Check`, Envoy's ext_authz call, answered on the event loop that read

@@ -1,6 +1,5 @@
-import AsyncHTTPClient
 import Foundation
-import NIOCore
+import Networking
 import PolicyCore
 import PolicyLoading
 import Synchronization
@@ -33,14 +32,14 @@ public final class DecisionLogUploader: Sendable {
     }
 
     public let settings: DecisionLogUploadSettings
-    let client: HTTPClient
+    let client: ControlPlaneClient
     let metrics: ServerMetrics?
     private let state = Mutex(State())
     /// Labels sent with every event, as OPA's `labels` (`id`, `version`, and the configured ones).
     let labels: Value
 
     public init(settings: DecisionLogUploadSettings, labels: [String: String] = [:], metrics: ServerMetrics? = nil,
-                client: HTTPClient = .shared) {
+                client: ControlPlaneClient) {
         self.settings = settings
         self.client = client
         self.metrics = metrics
@@ -96,22 +95,18 @@ public final class DecisionLogUploader: Sendable {
     public func flush() async -> Bool {
         while true {
             guard let (count, body) = nextChunk() else { return true }
-            var request = HTTPClientRequest(url: settings.url)
-            request.method = .POST
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.headers.add(name: "Content-Encoding", value: "gzip")
-            for (name, value) in settings.headers { request.headers.add(name: name, value: value) }
-            request.body = .bytes(ByteBuffer(bytes: body))
+            let headers = [("Content-Type", "application/json"), ("Content-Encoding", "gzip")]
+                + settings.headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
             do {
-                let response = try await client.execute(
-                    request, timeout: .nanoseconds(Int64(settings.timeout.components.seconds) * 1_000_000_000))
-                _ = try? await response.body.collect(upTo: 64 * 1024)
-                guard (200..<300).contains(Int(response.status.code)) else {
-                    failed("log upload: server answered \(response.status.code)")
+                let response = try await client.send(
+                    method: .POST, settings.url, headers: headers, body: body, timeout: settings.timeout,
+                    maximumBodyBytes: 64 * 1024)
+                guard (200..<300).contains(response.status) else {
+                    failed("log upload: the server answered \(response.status)")
                     return false
                 }
             } catch {
-                failed("log upload to `\(settings.url)` failed: \(error)")
+                failed("log upload: \(error.message)")
                 return false
             }
             state.withLock { s in

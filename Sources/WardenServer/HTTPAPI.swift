@@ -1,6 +1,7 @@
 import DecisionPoint
 import ExtAuthz
 import Foundation
+import Networking
 import PolicyCore
 import PolicyLoading
 import Rego
@@ -116,14 +117,14 @@ public struct HTTPAPI: Sendable {
         var result: [String: Value] = [
             "ready": .bool(status.ready),
             "revision": status.revision.map(Value.int) ?? .null,
-            "loaded_at": status.loadedAt.map { .string(DecisionLog.timestamp($0)) } ?? .null,
+            "loaded_at": status.loadedAt.map { .string(LineLog.timestamp($0)) } ?? .null,
             "policies": .int(status.policies),
             "rego_modules": .int(status.modules),
             "files": .array(status.files.map(Value.string)),
             "reloads": .int(status.reloads),
             "reload_failures": .int(status.failures),
             "last_error": status.lastError.isEmpty ? .null : .array(status.lastError.map(\.apiJSON)),
-            "last_error_at": status.lastErrorAt.map { .string(DecisionLog.timestamp($0)) } ?? .null,
+            "last_error_at": status.lastErrorAt.map { .string(LineLog.timestamp($0)) } ?? .null,
         ]
         if let first = status.lastError.first { result["last_error_message"] = .string(first.description) }
         if let bundleRevision = status.bundleRevision { result["bundle_revision"] = .string(bundleRevision) }
@@ -234,7 +235,7 @@ public struct HTTPAPI: Sendable {
     func update(file: String, text: String?) async -> HTTPResponse? {
         let store = self.store
         do {
-            _ = try await AuthorizationServer.blocking { try store.update(file: file, text: text) }
+            _ = try await EventLoops.blocking { try store.update(file: file, text: text) }
             return nil
         } catch let error as PolicyStore.UpdateError {
             return updateError(error)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Networking
 import PolicyCore
 import PolicyLoading
 import WardenServer
@@ -94,9 +95,9 @@ struct ServeCommand: AsyncParsableCommand {
         }
         try apply(to: &settings)
         if let threads = settings.threads {
-            AuthorizationServer.runOnEventLoops(threads: threads)
+            EventLoops.runTasksOnEventLoops(threads: threads)
         } else {
-            AuthorizationServer.sizeEventLoopsToUsableCores()
+            EventLoops.sizeToUsableCores()
         }
         let server: AuthorizationServer
         do {

@@ -7,13 +7,13 @@ import WardenTesting
 struct BundleFixture {
     let dir: TemporaryDirectory
 
-    init() throws {
+    init() async throws {
         dir = try TemporaryDirectory(prefix: "warden-bundle")
         for name in ["signing", "other"] {
-            let out = try ProcessRunner.run(
+            let out = try await ProcessRunner.run(
                 try tool("openssl", package: "openssl"), ["genrsa", "-out", dir.path + "/\(name).pem", "2048"])
             guard out.status == 0 else { throw ServerProcess.StartError(description: out.stderr) }
-            _ = try ProcessRunner.run(
+            _ = try await ProcessRunner.run(
                 try tool("openssl", package: "openssl"),
                 ["rsa", "-in", dir.path + "/\(name).pem", "-pubout", "-out", dir.path + "/\(name).pub"])
         }
@@ -52,9 +52,9 @@ struct BundleFixture {
     }
 
     /// Builds a revision with `warden build` and publishes it with an atomic rename, as a deploy would.
-    func publish(_ revision: String, key: String? = nil) throws {
+    func publish(_ revision: String, key: String? = nil) async throws {
         let staged = dir.path + "/staged-\(revision).tar.gz"
-        let out = try ProcessRunner.warden(
+        let out = try await ProcessRunner.warden(
             ["build", try source(revision), "-o", staged, "--revision", revision, "--signing-key", key ?? self.key])
         guard out.status == 0 else { throw ServerProcess.StartError(description: out.stderr) }
         try replace(with: staged)
@@ -65,17 +65,17 @@ struct BundleFixture {
     }
 
     /// A copy of the published bundle with one byte of its Rego module changed (its signature kept).
-    func publishTampered() throws {
+    func publishTampered() async throws {
         let work = dir.path + "/tampered"
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         let tar = try tool("tar", package: "tar")
-        _ = try ProcessRunner.run(tar, ["xzf", published, "-C", work])
+        _ = try await ProcessRunner.run(tar, ["xzf", published, "-C", work])
         let module = work + "/envoy/authz/policy.rego"
         var text = try String(contentsOfFile: module, encoding: .utf8)
         text = text.replacingOccurrences(of: "\"GET\"", with: "\"PUT\"")
         try text.write(toFile: module, atomically: true, encoding: .utf8)
         let staged = dir.path + "/tampered.tar.gz"
-        let out = try ProcessRunner.run(tar, ["czf", staged, "-C", work, "."])
+        let out = try await ProcessRunner.run(tar, ["czf", staged, "-C", work, "."])
         guard out.status == 0 else { throw ServerProcess.StartError(description: out.stderr) }
         try replace(with: staged)
     }
@@ -99,6 +99,19 @@ func freePort() -> Int {
     return Int(UInt16(bigEndian: address.sin_port))
 }
 
+/// Whether something accepts TCP connections on 127.0.0.1:`port`.
+func listening(_ port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    } == 0
+}
+
 /// A helper process (nginx, a receiver) stopped with SIGTERM when done.
 final class Helper: @unchecked Sendable {
     let process = Process()
@@ -112,7 +125,7 @@ final class Helper: @unchecked Sendable {
         try process.run()
         let deadline = ContinuousClock.now + .seconds(20)
         while ContinuousClock.now < deadline {
-            if (try? curl(["http://127.0.0.1:\(port)/"]))?.status ?? 0 > 0 { return }
+            if listening(port) { return }
             Thread.sleep(forTimeInterval: 0.1)
         }
         stop()
@@ -174,22 +187,22 @@ func startReceiver(output: String, delay: Double = 0) throws -> (Helper, Int) {
 }
 
 /// `/v1/status` of a server, as a value.
-func serverStatus(_ server: ServerProcess) -> Value? {
-    guard let out = try? curl([server.httpBase + "/v1/status"]), out.status == 200 else { return nil }
+func serverStatus(_ server: ServerProcess) async -> Value? {
+    guard let out = try? await curl([server.httpBase + "/v1/status"]), out.status == 200 else { return nil }
     return (try? JSONReader.parse(out.body))?["result"]
 }
 
 /// One ext_authz HTTP check: the status, the `x-rev` header (the revision whose data decided) and the decision id.
-struct BundleCheck {
+struct BundleCheck: Sendable {
     var status: Int
     var revision: String?
     var decisionID: String?
     var duration: Duration
 }
 
-func bundleCheck(_ server: ServerProcess) -> BundleCheck {
+func bundleCheck(_ server: ServerProcess) async -> BundleCheck {
     let started = ContinuousClock.now
-    guard let out = try? curl([server.httpBase + "/ext_authz/probe"]) else {
+    guard let out = try? await curl([server.httpBase + "/ext_authz/probe"]) else {
         return BundleCheck(status: 0, duration: ContinuousClock.now - started)
     }
     func header(_ name: String) -> String? {

@@ -1,6 +1,5 @@
 import Foundation
 import PolicyCore
-import Synchronization
 import Testing
 import WardenTesting
 
@@ -10,19 +9,19 @@ import WardenTesting
     static let maxDelay: Duration = .seconds(2)
 
     /// Waits (bounded) until `condition` holds; returns whether it did.
-    static func eventually(within limit: Duration, _ condition: () -> Bool) -> Bool {
+    static func eventually(within limit: Duration, _ condition: () async -> Bool) async -> Bool {
         let deadline = ContinuousClock.now + limit
         while ContinuousClock.now < deadline {
-            if condition() { return true }
-            Thread.sleep(forTimeInterval: 0.05)
+            if await condition() { return true }
+            try? await Task.sleep(for: .milliseconds(50))
         }
-        return condition()
+        return await condition()
     }
 
-    @Test func replicasFollowTheBundleRefuseBadOnesAndSurviveTheSource() throws {
-        let fixture = try BundleFixture()
+    @Test func replicasFollowTheBundleRefuseBadOnesAndSurviveTheSource() async throws {
+        let fixture = try await BundleFixture()
         let dir = fixture.dir.path
-        try fixture.publish("r1")
+        try await fixture.publish("r1")
         let port = freePort()
         var nginx: Helper? = try startNginx(root: dir + "/www", prefix: dir + "/nginx", port: port)
         let (fast, fastPort) = try startReceiver(output: dir + "/uploads.jsonl")
@@ -47,56 +46,56 @@ import WardenTesting
         defer { for r in replicas { r.stop() } }
         // Every check each replica answered, in order, to compare with what its decision logs hold.
         var checks: [[BundleCheck]] = [[], [], []]
-        func check(_ i: Int) -> BundleCheck {
-            let c = bundleCheck(replicas[i])
+        func check(_ i: Int) async -> BundleCheck {
+            let c = await bundleCheck(replicas[i])
             checks[i].append(c)
             return c
         }
         for i in 0..<3 {
-            #expect(Self.eventually(within: .seconds(20)) { check(i).revision == "r1" }, "replica \(i) never served r1")
+            #expect(await Self.eventually(within: .seconds(20)) { await check(i).revision == "r1" }, "replica \(i) never served r1")
         }
 
         // A new revision: every replica decides with it within the poll's max delay plus one second, and a check
         // during the swap never fails and never mixes revisions (its data's revision is the one its decision log
         // entry records for the snapshot that decided it).
-        let during = Mutex<[BundleCheck]>([])
-        let hammering = Atomic<Bool>(true)
-        let hammer = Thread { [replicas] in
-            while hammering.load(ordering: .relaxed) {
-                let c = bundleCheck(replicas[0])
-                during.withLock { $0.append(c) }
-            }
+        let first = replicas[0]
+        let hammer = Task {
+            var seen: [BundleCheck] = []
+            while !Task.isCancelled { seen.append(await bundleCheck(first)) }
+            return seen
         }
-        hammer.start()
-        Thread.sleep(forTimeInterval: 0.3)
-        try fixture.publish("r2")
+        try await Task.sleep(for: .milliseconds(300))
+        try await fixture.publish("r2")
         let published = ContinuousClock.now
         var converged: [Duration] = []
         for i in 0..<3 {
-            #expect(Self.eventually(within: .seconds(10)) { check(i).revision == "r2" }, "replica \(i) never served r2")
+            #expect(await Self.eventually(within: .seconds(10)) { await check(i).revision == "r2" }, "replica \(i) never served r2")
             converged.append(ContinuousClock.now - published)
         }
-        Thread.sleep(forTimeInterval: 0.3)
-        hammering.store(false, ordering: .relaxed)
-        while !hammer.isFinished { Thread.sleep(forTimeInterval: 0.01) }
+        try await Task.sleep(for: .milliseconds(300))
+        hammer.cancel()
+        let swap = await hammer.value
         #expect(converged.allSatisfy { $0 <= Self.maxDelay + .seconds(1) }, "converged after \(converged)")
-        let swap = during.withLock { $0 }
         #expect(swap.count > 10)
         #expect(swap.allSatisfy { $0.status == 200 }, "\(swap.filter { $0.status != 200 }.map(\.status))")
         #expect(Set(swap.compactMap(\.revision)) == ["r1", "r2"], "the swap happened while checks ran")
-        Thread.sleep(forTimeInterval: 0.5)  // the file decision log flushes every 200 ms
+        try await Task.sleep(for: .milliseconds(500))  // the file decision log flushes every 200 ms
         let logged = try Self.decisionLog(dir + "/decisions-0.jsonl")
         for c in swap {
             #expect(c.revision != nil && logged[c.decisionID ?? ""] == c.revision, "decision \(c.decisionID ?? "?") mixed revisions")
         }
 
         // A tampered bundle and one signed with another key are refused; r2 keeps deciding everywhere.
-        for (label, publish) in [("tampered", { try fixture.publishTampered() }), ("other key", { try fixture.publish("r3", key: fixture.otherKey) })] {
-            try publish()
-            Thread.sleep(forTimeInterval: 3.5)
+        for label in ["tampered", "other key"] {
+            if label == "tampered" {
+                try await fixture.publishTampered()
+            } else {
+                try await fixture.publish("r3", key: fixture.otherKey)
+            }
+            try await Task.sleep(for: .milliseconds(3500))
             for i in 0..<3 {
-                #expect(check(i).revision == "r2", "\(label): replica \(i) left r2")
-                let status = serverStatus(replicas[i])
+                #expect(await check(i).revision == "r2", "\(label): replica \(i) left r2")
+                let status = await serverStatus(replicas[i])
                 #expect(status?["bundle"]?["revision"] == .string("r2"))
                 #expect(status?["bundle"]?["last_error"]?["code"] == .string("bundle_signature_error"), "\(label): \(String(describing: status))")
             }
@@ -107,36 +106,38 @@ import WardenTesting
         nginx = nil
         for i in 0..<3 {
             // A poll comes within the max delay, and gives up connecting after two seconds.
-            #expect(Self.eventually(within: .seconds(8)) {
-                serverStatus(replicas[i])?["bundle"]?["last_error"]?["code"] == .string("bundle_download_error")
+            let server = replicas[i]
+            #expect(await Self.eventually(within: .seconds(8)) {
+                await serverStatus(server)?["bundle"]?["last_error"]?["code"] == .string("bundle_download_error")
             })
-            #expect(check(i).revision == "r2")
+            #expect(await check(i).revision == "r2")
         }
 
         // A replica restarted while the source is down serves the persisted revision.
         replicas[0].stop()
         replicas[0] = try replica(0, ["--decision-log", "off"])
-        #expect(Self.eventually(within: .seconds(10)) { bundleCheck(replicas[0]).revision == "r2" })
-        #expect(serverStatus(replicas[0])?["bundle"]?["from_persisted"] == .bool(true))
+        let restarted = replicas[0]
+        #expect(await Self.eventually(within: .seconds(10)) { await bundleCheck(restarted).revision == "r2" })
+        #expect(await serverStatus(restarted)?["bundle"]?["from_persisted"] == .bool(true))
 
         // Decision logs: the service got every decision of replica 1 in complete batches, in order; the slow one
         // (5 s per upload) never delayed a check of replica 2.
         for _ in 0..<20 {
-            _ = check(1)
-            _ = check(2)
+            _ = await check(1)
+            _ = await check(2)
         }
         let expected = checks[1].compactMap(\.decisionID)
         #expect(expected.count == checks[1].count)
         var uploaded: [String] = []
-        #expect(Self.eventually(within: .seconds(15)) {
+        #expect(await Self.eventually(within: .seconds(15)) {
             uploaded = (try? Self.uploads(dir + "/uploads.jsonl")) ?? []
             return uploaded.count >= expected.count
         })
         #expect(uploaded == expected)
         let slowest = checks[2].map(\.duration).max() ?? .zero
         #expect(slowest < .seconds(2), "a check waited \(slowest) behind a 5 s upload")
-        #expect(Self.eventually(within: .seconds(10)) { ((try? Self.uploads(dir + "/slow-uploads.jsonl")) ?? []).count > 0 })
-        let status = serverStatus(replicas[2])?["decision_logs"]
+        #expect(await Self.eventually(within: .seconds(10)) { ((try? Self.uploads(dir + "/slow-uploads.jsonl")) ?? []).count > 0 })
+        let status = await serverStatus(replicas[2])?["decision_logs"]
         #expect(status?["dropped"] == .int(0))
     }
 

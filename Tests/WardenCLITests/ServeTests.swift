@@ -67,16 +67,16 @@ func withClient<T: Sendable>(
         #expect(denied.deniedResponse.headers.contains { $0.header.key == "x-warden-policy" && $0.header.value == "backend/deny-admin" })
         #expect(health.status == .serving)
 
-        let ready = try curl([server.httpBase + "/health"])
+        let ready = try await curl([server.httpBase + "/health"])
         #expect(ready.status == 200)
-        let httpDenied = try curl(["-H", "host: api.backend", server.httpBase + "/ext_authz//admin"])
+        let httpDenied = try await curl(["-H", "host: api.backend", server.httpBase + "/ext_authz//admin"])
         #expect(httpDenied.status == 403)
         #expect(httpDenied.headers.lowercased().contains("x-warden-policy: backend/deny-admin"))
         #expect(httpDenied.body.contains("backend/deny-admin"))
-        let metrics = try curl([server.httpBase + "/metrics"])
+        let metrics = try await curl([server.httpBase + "/metrics"])
         #expect(metrics.body.contains(#"warden_decisions_total{action="DENY",result="deny"} 2"#), "\(metrics.body)")
 
-        let put = try curl([
+        let put = try await curl([
             "-X", "PUT", "-H", "content-type: application/yaml", "--data-binary",
             denyAdminPolicy.replacingOccurrences(of: "deny-admin", with: "deny-ops").replacingOccurrences(of: "/admin", with: "/ops"),
             server.httpBase + "/v1/policies/deny-ops",
@@ -101,11 +101,11 @@ func withClient<T: Sendable>(
         #expect(second["decision"]?["reason"] == "deny_matched")
 
         // The log replays: under the policies that served, nothing changes; a new DENY on /items flips exactly one.
-        let same = try ProcessRunner.warden(["replay", "--log", log, "--policies", directory.path + "/policies", "--format", "json"])
+        let same = try await ProcessRunner.warden(["replay", "--log", log, "--policies", directory.path + "/policies", "--format", "json"])
         #expect(same.status == 0, "\(same.stdout)\(same.stderr)")
         #expect(try JSONReader.parse(same.stdout)["changed"] == 0, "\(same.stdout)")
         try directory.write("next/deny-items.yaml", denyAdminPolicy.replacingOccurrences(of: "/admin", with: "/items"))
-        let next = try ProcessRunner.warden(["replay", "--log", log, "--policies", directory.path + "/next", "--format", "json"])
+        let next = try await ProcessRunner.warden(["replay", "--log", log, "--policies", directory.path + "/next", "--format", "json"])
         #expect(next.status == 3, "\(next.stdout)\(next.stderr)")
         let report = try JSONReader.parse(next.stdout)
         #expect(report["allow_to_deny"] == 1, "\(next.stdout)")
@@ -131,7 +131,7 @@ func withClient<T: Sendable>(
         var status: Value = .null
         let deadline = ContinuousClock.now + .seconds(20)
         while ContinuousClock.now < deadline {
-            status = try JSONReader.parse(try curl([server.httpBase + "/v1/status"]).body)
+            status = try JSONReader.parse(try await curl([server.httpBase + "/v1/status"]).body)
             if status["result"]?["reload_failures"] != 0 { break }
             try await Task.sleep(for: .milliseconds(100))
         }
@@ -146,19 +146,21 @@ func withClient<T: Sendable>(
         }
         #expect(denied.status.code == 7, "the old set still denies")
         #expect(allowed.status.code == 0)
-        let metrics = try curl([server.httpBase + "/metrics"]).body
+        let metrics = try await curl([server.httpBase + "/metrics"]).body
         #expect(metrics.contains("warden_policy_reload_failures_total 1"))
 
-        // Fixing the file and sending SIGHUP loads the new set at once.
+        // Fixing the file and sending SIGHUP loads the new set at once (the directory watch may load it too, so
+        // the revision is 2 or 3).
         try directory.remove("broken.yaml")
         server.signal(SIGHUP)
         let fixedDeadline = ContinuousClock.now + .seconds(20)
+        func revision() -> Int { status["result"]?["revision"]?.numberValue?.intValue ?? 0 }
         while ContinuousClock.now < fixedDeadline {
-            status = try JSONReader.parse(try curl([server.httpBase + "/v1/status"]).body)
-            if status["result"]?["revision"] == 2 { break }
+            status = try JSONReader.parse(try await curl([server.httpBase + "/v1/status"]).body)
+            if revision() >= 2 { break }
             try await Task.sleep(for: .milliseconds(100))
         }
-        #expect(status["result"]?["revision"] == 2)
+        #expect(revision() >= 2, "\(status)")
         #expect(status["result"]?["last_error"] == .null)
     }
 
@@ -201,25 +203,25 @@ func withClient<T: Sendable>(
         #expect(allowed.status.code == 0, "the path is normalized before Rego sees it")
         #expect(allowed.okResponse.headers.contains { $0.header.key == "x-user" && $0.header.value == "alice" })
 
-        let data = try curl([
+        let data = try await curl([
             "-X", "POST", "--data", #"{"input": {"parsed_path": ["ext", "orders"], "attributes": {"request": {"http": {"headers": {"x-user": "bob"}}}}}}"#,
             server.httpBase + "/v1/data/envoy/authz/allow",
         ])
         #expect(try JSONReader.parse(data.body) == ["result": ["allowed": true, "headers": ["x-user": "bob"]]])
     }
 
-    @Test func servesTheRepositoryPoliciesByDefault() throws {
+    @Test func servesTheRepositoryPoliciesByDefault() async throws {
         let server = try ServerProcess(["--decision-log", "off", "--watch-interval-ms", "0"])
         defer { server.stop() }
-        let status = try JSONReader.parse(try curl([server.httpBase + "/v1/status"]).body)
+        let status = try JSONReader.parse(try await curl([server.httpBase + "/v1/status"]).body)
         #expect(status["result"]?["policies"] == 5)
         #expect(status["result"]?["ready"] == true)
     }
 
-    @Test func aBadConfigurationFileExitsTwoWithItsPlace() throws {
+    @Test func aBadConfigurationFileExitsTwoWithItsPlace() async throws {
         let directory = try TemporaryDirectory()
         let config = try directory.write("warden.yaml", "grpc: {adress: x}\n")
-        let out = try ProcessRunner.warden(["serve", "--config", config])
+        let out = try await ProcessRunner.warden(["serve", "--config", config])
         #expect(out.status == 2)
         #expect(out.stderr.contains("\(config):1:8: grpc.adress: unknown field `adress`"))
     }

@@ -93,10 +93,10 @@ func tool(_ name: String, package: String) throws -> String {
 }
 
 /// Runs curl and returns the status code and body.
-func curl(_ arguments: [String]) throws -> (status: Int, body: String, headers: String) {
+func curl(_ arguments: [String]) async throws -> (status: Int, body: String, headers: String) {
     let headersFile = NSTemporaryDirectory() + "/warden-curl-\(UUID().uuidString)"
     defer { try? FileManager.default.removeItem(atPath: headersFile) }
-    let out = try ProcessRunner.run(
+    let out = try await ProcessRunner.run(
         try tool("curl", package: "curl"),
         ["-sS", "-o", "-", "-D", headersFile, "-w", "\n%{http_code}", "--max-time", "20"] + arguments,
         timeout: .seconds(30))

@@ -4,6 +4,7 @@ import ExtAuthz
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import Networking
 import PolicyCore
 import PolicyLoading
 @testable import WardenServer
@@ -43,7 +44,7 @@ let serverPolicies = """
 /// A CUSTOM provider answering with a fixed OPA-Envoy decision, as a Rego rule would.
 struct FixedDecisionProvider: CustomProvider {
     let decision: Value
-    func check(_ request: AuthzRequest) -> CustomOutcome { OPAEnvoyDecision.decode(decision) }
+    func check(_ request: AuthzRequest, input: () -> Value) -> CustomOutcome { OPAEnvoyDecision.decode(decision) }
 }
 
 func snapshot(_ yaml: String = serverPolicies, providers: [String: any CustomProvider] = [:]) throws -> PolicySnapshot {

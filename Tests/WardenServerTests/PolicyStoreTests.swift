@@ -44,7 +44,8 @@ import WardenTesting
         let watcher = Task { await store.watch(every: .milliseconds(20)) }
         defer { watcher.cancel() }
         try directory.write("more.yaml", validPolicy.replacingOccurrences(of: "deny-admin", with: "deny-more"))
-        let deadline = ContinuousClock.now + .seconds(10)
+        // Generous: CPU-bound suites running beside this one can hold every cooperative thread for seconds.
+        let deadline = ContinuousClock.now + .seconds(60)
         while store.decisionPoint.snapshot?.revision != 2 && ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(20))
         }

@@ -1,8 +1,7 @@
-import AsyncHTTPClient
 import Crypto
 import Foundation
-import NIOCore
-import NIOHTTP1
+import Logging
+import Networking
 import PolicyCore
 import PolicyLoading
 import Synchronization
@@ -36,14 +35,14 @@ public final class BundlePoller: Sendable {
     public let settings: BundleSettings
     let store: PolicyStore
     let metrics: ServerMetrics
-    let logger: ServerLogger
+    let logger: Logger
     let persistenceDirectory: String
-    let client: HTTPClient
+    let client: ControlPlaneClient
     private let state: Mutex<Status>
 
     public init(
-        settings: BundleSettings, store: PolicyStore, metrics: ServerMetrics, logger: ServerLogger,
-        persistenceDirectory: String, client: HTTPClient = .shared
+        settings: BundleSettings, store: PolicyStore, metrics: ServerMetrics, logger: Logger,
+        persistenceDirectory: String, client: ControlPlaneClient
     ) {
         self.settings = settings
         self.store = store
@@ -88,42 +87,37 @@ public final class BundlePoller: Sendable {
 
     /// One request: returns what happened and whether to ask again at once (long polling).
     public func poll(offload: @escaping @Sendable (@escaping @Sendable () -> Void) async -> Void = { $0() }) async -> (Poll, Bool) {
-        var request = HTTPClientRequest(url: settings.url)
-        request.method = .GET
-        for (name, value) in settings.headers { request.headers.add(name: name, value: value) }
-        if let etag = state.withLock({ $0.etag }) { request.headers.add(name: "If-None-Match", value: etag) }
+        var headers = settings.headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        if let etag = state.withLock({ $0.etag }) { headers.append(("If-None-Match", etag)) }
         var timeout = settings.timeout
         if let wait = settings.longPollingTimeout {
-            request.headers.add(name: "Prefer", value: "wait=\(wait.components.seconds)")
+            headers.append(("Prefer", "wait=\(wait.components.seconds)"))
             timeout = timeout + wait
         }
         state.withLock { $0.lastRequest = Date() }
         let started = ContinuousClock.now
-        let response: HTTPClientResponse
-        let body: ByteBuffer
+        let response: ControlPlaneClient.Response
         do {
-            response = try await client.execute(request, timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000))
-            if response.status == .notModified {
-                state.withLock {
-                    $0.lastSuccessfulRequest = Date()
-                    $0.notModified += 1
-                }
-                metrics.recordBundleNotModified()
-                return (.notModified, longPolling(response))
-            }
-            guard response.status == .ok else {
-                return (fail(OPABundle.Code.format, "bundle download: server answered \(response.status.code) for `\(settings.url)`"), false)
-            }
-            body = try await response.body.collect(upTo: settings.limits.maxCompressedBytes)
-        } catch let error as NIOTooManyBytesError {
-            _ = error
-            return (fail(OPABundle.Code.tooLarge, "bundle download: larger than \(settings.limits.maxCompressedBytes) bytes"), false)
+            response = try await client.get(
+                settings.url, headers: headers, timeout: timeout, maximumBodyBytes: settings.limits.maxCompressedBytes)
         } catch {
-            return (fail("bundle_download_error", "bundle download from `\(settings.url)` failed: \(error)"), false)
+            let code = error.message.contains("larger than") ? OPABundle.Code.tooLarge : "bundle_download_error"
+            return (fail(code, "bundle download: \(error.message)"), false)
+        }
+        if response.status == 304 {
+            state.withLock {
+                $0.lastSuccessfulRequest = Date()
+                $0.notModified += 1
+            }
+            metrics.recordBundleNotModified()
+            return (.notModified, longPolling(response))
+        }
+        guard response.status == 200 else {
+            return (fail("bundle_download_error", "bundle download: the server answered \(response.status) for `\(settings.url)`"), false)
         }
         metrics.recordBundleDownload(ContinuousClock.now - started)
-        let etag = response.headers.first(name: "etag")
-        let bytes = Array(buffer: body)
+        let etag = response.header("etag")
+        let bytes = response.body
         let result = Mutex<Poll>(.notModified)
         await offload { [self] in result.withLock { $0 = activate(bytes, etag: etag, source: "download") } }
         let outcome = result.withLock { $0 }
@@ -136,9 +130,8 @@ public final class BundlePoller: Sendable {
         return (outcome, longPolling(response))
     }
 
-    private func longPolling(_ response: HTTPClientResponse) -> Bool {
-        settings.longPollingTimeout != nil
-            && response.headers.first(name: "content-type") == "application/vnd.openpolicyagent.bundles"
+    private func longPolling(_ response: ControlPlaneClient.Response) -> Bool {
+        settings.longPollingTimeout != nil && response.header("content-type") == "application/vnd.openpolicyagent.bundles"
     }
 
     /// Reads, verifies, compiles and installs a bundle; persists it when asked.

@@ -1,15 +1,23 @@
 import NIOCore
 import NIOHTTP1
 
+/// Why a request was refused before it was whole; the application renders the response.
+public enum HTTPRejection: Sendable, Hashable {
+    /// The body is, or says it will be, larger than the limit (413).
+    case bodyTooLarge(limit: Int)
+    /// The parts did not arrive in the order HTTP/1.1 allows (400).
+    case malformed
+}
+
 /// Collects the parts NIO's HTTP/1 decoder delivers into whole requests, enforcing the body size limit.
 /// Pure state: the connection handler feeds it parts and performs the actions it returns.
 public struct HTTPRequestAssembler {
-    public enum Action {
+    public enum Action: Sendable {
         /// Wait for more parts.
         case none
         case deliver(HTTPRequest)
-        /// Answer with this response and close the connection (the rest of the request is not read).
-        case reject(HTTPResponse)
+        /// Answer the refusal and close the connection (the rest of the request is not read).
+        case reject(HTTPRejection)
     }
 
     enum State {
@@ -30,15 +38,17 @@ public struct HTTPRequestAssembler {
         case (.idle, .head(let head)):
             if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > maxBodyBytes {
                 state = .rejected
-                return .reject(Self.tooLarge(maxBodyBytes))
+                return .reject(.bodyTooLarge(limit: maxBodyBytes))
             }
             state = .receiving(head, [])
             return .none
         case (.receiving(let head, var body), .body(let chunk)):
             guard body.count + chunk.readableBytes <= maxBodyBytes else {
                 state = .rejected
-                return .reject(Self.tooLarge(maxBodyBytes))
+                return .reject(.bodyTooLarge(limit: maxBodyBytes))
             }
+            // Drop the state's reference first, so appending does not copy the body on every chunk.
+            state = .rejected
             body.append(contentsOf: chunk.readableBytesView)
             state = .receiving(head, body)
             return .none
@@ -52,11 +62,7 @@ public struct HTTPRequestAssembler {
             return .none
         default:
             state = .rejected
-            return .reject(.error(400, code: "invalid_parameter", message: "malformed HTTP request"))
+            return .reject(.malformed)
         }
-    }
-
-    static func tooLarge(_ limit: Int) -> HTTPResponse {
-        .error(413, code: "request_too_large", message: "request body exceeds the limit of \(limit) bytes")
     }
 }

@@ -1,5 +1,4 @@
 import Foundation
-import PolicyCore
 
 /// One HTTP request, read whole (the API never streams).
 public struct HTTPRequest: Sendable {
@@ -55,38 +54,9 @@ public struct HTTPResponse: Sendable {
         self.body = body
     }
 
-    public static func json(_ status: Int, _ value: Value, headers: [(name: String, value: String)] = []) -> HTTPResponse {
-        HTTPResponse(
-            status: status, headers: [("content-type", "application/json")] + headers,
-            body: Array((JSONWriter.string(value) + "\n").utf8))
-    }
-
-    public static func text(_ status: Int, _ text: String, headers: [(name: String, value: String)] = []) -> HTTPResponse {
-        HTTPResponse(status: status, headers: [("content-type", "text/plain; charset=utf-8")] + headers, body: Array(text.utf8))
-    }
-
-    /// An error in OPA's REST API shape: `{"code": ..., "message": ..., "errors": [...]}`.
-    public static func error(_ status: Int, code: String, message: String, errors: [Diagnostic] = []) -> HTTPResponse {
-        var object: [String: Value] = ["code": .string(code), "message": .string(message)]
-        if !errors.isEmpty { object["errors"] = .array(errors.map(\.apiJSON)) }
-        return json(status, .object(object))
-    }
-
     public func header(_ name: String) -> String? {
         headers.first { $0.name.caseInsensitiveCompare(name) == .orderedSame }?.value
     }
 
     public var bodyText: String { String(decoding: body, as: UTF8.self) }
-}
-
-extension Diagnostic {
-    /// OPA's error form: `{"code", "message", "location": {"file", "row", "col"}}`.
-    public var apiJSON: Value {
-        var o: [String: Value] = ["code": .string(code), "message": .string(message)]
-        if let span {
-            o["location"] = ["file": .string(span.file), "row": .int(span.line), "col": .int(span.column)]
-        }
-        if let path, !path.isEmpty { o["path"] = .string(path.description) }
-        return .object(o)
-    }
 }

@@ -33,30 +33,32 @@ public final class GRPCListener: ServerTransport {
     public struct Options: Sendable {
         public var host: String
         public var port: Int
-        /// TLS for the listener; its context must offer ALPN `h2`.
-        public var tls: NIOSSLContext?
+        /// TLS for the listener; its settings must offer ALPN `h2`.
+        public var tls: ReloadingTLSContext?
         /// The largest request message accepted; a larger one ends the call with RESOURCE_EXHAUSTED.
         public var maxMessageBytes: Int
         /// SETTINGS_MAX_CONCURRENT_STREAMS offered to each client.
         public var maxConcurrentStreams: Int
+        /// Connections beyond this many are closed as they are accepted.
+        public var maxConnections: Int
 
-        public init(host: String, port: Int, tls: NIOSSLContext? = nil, maxMessageBytes: Int = 4 << 20,
-                    maxConcurrentStreams: Int = 4096) {
+        public init(host: String, port: Int, tls: ReloadingTLSContext? = nil, maxMessageBytes: Int = 4 << 20,
+                    maxConcurrentStreams: Int = 4096, maxConnections: Int = 10_000) {
             self.host = host
             self.port = port
             self.tls = tls
             self.maxMessageBytes = maxMessageBytes
             self.maxConcurrentStreams = maxConcurrentStreams
+            self.maxConnections = maxConnections
         }
     }
 
     public let options: Options
     let inPlace: [String: InPlaceMethod]
+    /// The listener's connections: admission, graceful and forced shutdown.
+    public let tracker: ConnectionTracker
 
     private struct State {
-        var server: (any Channel)?
-        var connections: [ObjectIdentifier: any Channel] = [:]
-        var quiescing = false
         var handOffs: AsyncStream<HandOff>.Continuation?
         var address: Result<SocketAddress, any Error>?
         var addressWaiters: [CheckedContinuation<SocketAddress, any Error>] = []
@@ -65,6 +67,7 @@ public final class GRPCListener: ServerTransport {
 
     public init(options: Options, inPlace: [InPlaceMethod]) {
         self.options = options
+        self.tracker = ConnectionTracker(maximumConnections: options.maxConnections)
         self.inPlace = Dictionary(inPlace.map { ("/" + $0.descriptor.fullyQualifiedMethod, $0) }) { first, _ in first }
     }
 
@@ -113,13 +116,11 @@ public final class GRPCListener: ServerTransport {
             publish(address: .failure(error))
             throw error
         }
-        let closeNow = state.withLock { state in
-            state.server = server
-            return state.quiescing
-        }
-        if closeNow {
-            server.close(promise: nil)
-            finishIfDrained()
+        tracker.setListener(server)
+        Task { [self] in
+            // Once shutdown has begun and the last connection closed, no stream can be handed off any more.
+            await tracker.drained()
+            state.withLock { $0.handOffs?.finish() }
         }
         publish(address: server.localAddress.map { .success($0) } ?? .failure(ChannelError.unknownLocalAddress))
 
@@ -137,31 +138,12 @@ public final class GRPCListener: ServerTransport {
 
     /// Stops accepting; each connection gets a GOAWAY and closes once its streams finish; `listen` returns then.
     public func beginGracefulShutdown() {
-        for connection in stopAccepting() {
-            connection.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
-        }
-        finishIfDrained()
+        tracker.beginGracefulShutdown()
     }
 
     private func closeEverything() {
-        for connection in stopAccepting() { connection.close(promise: nil) }
+        tracker.closeAll()
         state.withLock { $0.handOffs?.finish() }
-    }
-
-    /// Closes the listening socket and returns the open connections.
-    private func stopAccepting() -> [any Channel] {
-        let (server, connections) = state.withLock { state in
-            state.quiescing = true
-            return (state.server, Array(state.connections.values))
-        }
-        server?.close(promise: nil)
-        return connections
-    }
-
-    private func finishIfDrained() {
-        state.withLock { state in
-            if state.quiescing, state.connections.isEmpty { state.handOffs?.finish() }
-        }
     }
 
     private func publish(address: Result<SocketAddress, any Error>) {
@@ -175,21 +157,9 @@ public final class GRPCListener: ServerTransport {
 
     /// One connection: TLS when configured, HTTP/2, and a `GRPCStreamHandler` per stream.
     private func configure(connection channel: any Channel, handOffs: AsyncStream<HandOff>.Continuation) throws {
-        let id = ObjectIdentifier(channel)
-        let refused = state.withLock { state in
-            if !state.quiescing { state.connections[id] = channel }
-            return state.quiescing
-        }
-        if refused {
-            channel.close(promise: nil)
-            return
-        }
-        channel.closeFuture.whenComplete { [self] _ in
-            state.withLock { _ = $0.connections.removeValue(forKey: id) }
-            finishIfDrained()
-        }
+        guard tracker.admit(channel) else { return }
         let sync = channel.pipeline.syncOperations
-        if let tls = options.tls { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
+        if let tls = options.tls { try sync.addHandler(NIOSSLServerHandler(context: tls.current)) }
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
         connection.initialSettings = [
             HTTP2Setting(parameter: .maxConcurrentStreams, value: options.maxConcurrentStreams),
