@@ -167,8 +167,11 @@ public final class BundlePoller: Sendable {
                 $0.lastErrorAt = nil
                 $0.fromPersisted = false
             }
-            metrics.recordBundleActivation(ContinuousClock.now - started)
-            logger.info("bundle `\(settings.name)` revision `\(revision)` activated from \(source) (snapshot \(snapshot.revision))")
+            let took = ContinuousClock.now - started
+            metrics.recordBundleActivation(took)
+            let ms = Double(took.components.seconds) * 1000 + Double(took.components.attoseconds) / 1e15
+            logger.info(
+                "bundle `\(settings.name)` revision `\(revision)` activated from \(source) in \(Int(ms.rounded())) ms (\(bytes.count) bytes, snapshot \(snapshot.revision))")
             if settings.persist && source != "persisted" { persist(bytes) }
             return .activated(revision)
         case .refused(let errors):
