@@ -88,7 +88,9 @@ public final class DecisionLogUploader: Sendable {
                 backoff = backoff == .zero ? settings.minDelay : min(backoff * 2, settings.maxDelay * 4)
             }
         }
-        _ = await flush()
+        // Shutting down: one last pass outside the cancelled task (a cancelled request would fail at once); it
+        // stops at the first failure, so an unreachable service costs at most the connect timeout.
+        _ = await Task.detached { [self] in await flush() }.value
     }
 
     /// Sends every buffered event, one chunk at a time; false when an upload failed (the rest stays buffered).

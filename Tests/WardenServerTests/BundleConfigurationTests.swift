@@ -2,16 +2,12 @@ import Foundation
 import Networking
 import PolicyCore
 import Testing
+import WardenTesting
 @testable import WardenServer
 
 /// OPA's configuration keys for bundles and decision-log upload, and the upload buffer.
 @Suite struct BundleConfigurationTests {
-    static let publicKey = """
-        -----BEGIN PUBLIC KEY-----
-        MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEH2QyYQbpDmDMjvKFLTItJlVcEMSS
-        uwn8prbbYOYNHeZ+ND+8uv2PbY0SDe4QLcSlJv5rwl5NK8gkWp7mDVZ/ZA==
-        -----END PUBLIC KEY-----
-        """
+    static let publicKey = JWTFactory.SigningKey.p256().publicKeyPEM!
 
     @Test func readsOPAsBundleAndDecisionLogKeys() throws {
         let key = Self.publicKey.split(separator: "\n").joined(separator: "\\n")
