@@ -5,6 +5,7 @@ import PackageDescription
 // transport and TLS live only in the leaves.
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
 let package = Package(
@@ -129,7 +130,8 @@ let package = Package(
         .target(
             name: "Conformance",
             dependencies: [
-                "PolicyCore", "AuthzPolicy", "DecisionPoint", "PolicyLoading", "Documents", "ExtAuthz", "Rego", "Identity",
+                "PolicyCore", "AuthzPolicy", "DecisionPoint", "PolicyLoading", "Documents", "ExtAuthz", "Rego", "JOSE",
+                "Identity",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: strict
@@ -153,8 +155,11 @@ let package = Package(
         .target(
             name: "WardenServer",
             dependencies: [
-                "PolicyCore", "DecisionPoint", "PolicyLoading", "Documents", "ExtAuthz", "Networking", "JOSE",
+                "PolicyCore", "AuthzPolicy", "Rego", "DecisionPoint", "PolicyLoading", "Documents", "ExtAuthz", "Networking",
+                "JOSE",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -179,7 +184,7 @@ let package = Package(
         .target(
             name: "WardenTesting",
             dependencies: [
-                "PolicyCore",
+                "PolicyCore", "ExtAuthz",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ],
@@ -196,7 +201,7 @@ let package = Package(
         .testTarget(
             name: "PolicyLoadingTests",
             dependencies: [
-                "PolicyLoading", "PolicyCore", "JOSE", "Rego", "WardenTesting",
+                "PolicyLoading", "AuthzPolicy", "DecisionPoint", "PolicyCore", "JOSE", "Rego", "WardenTesting",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ],
@@ -208,13 +213,17 @@ let package = Package(
             dependencies: [
                 "PolicyCore", "WardenTesting", "ExtAuthz",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             ],
             swiftSettings: strict
         ),
         .testTarget(
             name: "ExtAuthzTests",
-            dependencies: ["ExtAuthz", "PolicyCore", "AuthzPolicy", "DecisionPoint", "PolicyLoading", "WardenTesting"],
+            dependencies: [
+                "ExtAuthz", "PolicyCore", "AuthzPolicy", "DecisionPoint", "PolicyLoading", "WardenTesting",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(
@@ -237,8 +246,10 @@ let package = Package(
         .testTarget(
             name: "WardenServerTests",
             dependencies: [
-                "WardenServer", "Networking", "ExtAuthz", "PolicyCore", "DecisionPoint", "PolicyLoading", "WardenTesting",
+                "WardenServer", "Networking", "ExtAuthz", "PolicyCore", "AuthzPolicy", "DecisionPoint", "PolicyLoading",
+                "WardenTesting",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -247,7 +258,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RegoTests",
-            dependencies: ["Rego", "PolicyCore", "WardenTesting"],
+            dependencies: ["Rego", "PolicyCore", "WardenTesting", .product(name: "Crypto", package: "swift-crypto")],
             exclude: ["Fixtures"],
             swiftSettings: strict
         ),
@@ -277,6 +288,7 @@ let package = Package(
             dependencies: [
                 "JWKSClient", "Identity", "JOSE", "Networking", "PolicyCore", "WardenTesting",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -83,6 +83,8 @@ let package = Package(
             name: "CheckNoopServer",
             dependencies: [
                 .product(name: "ExtAuthz", package: "warden"),
+                .product(name: "Networking", package: "warden"),
+                .product(name: "PolicyCore", package: "warden"),
                 .product(name: "WardenServer", package: "warden"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),

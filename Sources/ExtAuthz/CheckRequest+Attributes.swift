@@ -11,52 +11,21 @@ extension Envoy_Service_Auth_V3_CheckRequest {
     /// `X-Forwarded-For` entry, and the verified token as jwt_authn metadata under its issuer (`iss`, `sub`, `aud`
     /// and `azp` filled in from the request principal, audiences and presenter when the claims lack them).
     public init(attributes request: AuthzRequest) {
-        self.init()
-        if let principal = request.source.principal {
-            attributes.source.principal = request.source.identity?.uri ?? principal
+        var headers = request.http.headers.map { (name: $0.key, value: $0.value) }
+        if let remote = request.remoteIP, remote != request.source.ip, request.http.headers["x-forwarded-for"] == nil {
+            headers.append((name: "x-forwarded-for", value: remote.description))
         }
-        if let ip = request.source.ip { attributes.source.address = Self.address(ip.description, port: nil) }
-        if let ip = request.destination.ip {
-            attributes.destination.address = Self.address(ip.description, port: request.destination.port)
-        } else if let port = request.destination.port {
-            attributes.destination.address = Self.address("", port: port)
-        }
-        if let namespace = request.destination.namespace {
-            attributes.contextExtensions[CheckRequestMapper.ContextExtension.namespace] = namespace
-        }
-        if !request.destination.labels.isEmpty {
-            attributes.contextExtensions[CheckRequestMapper.ContextExtension.labels] =
-                JSONWriter.string(.object(request.destination.labels.mapValues(PolicyCore.Value.string)))
-        }
-
-        var http = Envoy_Service_Auth_V3_AttributeContext.HttpRequest()
-        var headers: [String: String] = [:]
-        for (name, value) in request.http.headers { headers[name] = value }
-        if let remote = request.remoteIP, remote != request.source.ip, headers["x-forwarded-for"] == nil {
-            headers["x-forwarded-for"] = remote.description
-        }
-        http.headers = headers
-        http.method = request.http.method ?? ""
-        http.host = request.http.host ?? ""
-        if let path = request.http.path { http.path = request.http.query.map { path + "?" + $0 } ?? path }
-        http.protocol = "HTTP/1.1"
-        attributes.request.http = http
-
-        if let sni = request.connectionSNI { attributes.tlsSession.sni = sni }
-        if let auth = request.auth, let payload = Self.payload(auth).protobufStruct {
-            let key = auth.issuer ?? "verified_jwt"
-            attributes.metadataContext.filterMetadata[CheckRequestMapper.jwtAuthnFilter] =
-                Google_Protobuf_Struct(fields: [key: Google_Protobuf_Value(structValue: payload)])
-        }
-    }
-
-    static func address(_ ip: String, port: Int?) -> Envoy_Config_Core_V3_Address {
-        var socket = Envoy_Config_Core_V3_SocketAddress()
-        socket.address = ip
-        if let port { socket.portValue = UInt32(clamping: port) }
-        var address = Envoy_Config_Core_V3_Address()
-        address.socketAddress = socket
-        return address
+        let target = request.http.path.map { path in request.http.query.map { path + "?" + $0 } ?? path }
+        let parts = CheckRequestParts(
+            source: .init(identity: request.source.identity, address: request.source.ip?.description),
+            destination: .init(address: request.destination.ip?.description, port: request.destination.port),
+            namespace: request.destination.namespace, labels: request.destination.labels,
+            method: request.http.method ?? "", scheme: "", host: request.http.host ?? "", target: target ?? "",
+            headers: headers, serverName: request.connectionSNI,
+            verifiedTokens: request.auth.map { [(issuer: $0.issuer ?? "verified_jwt", payload: Self.payload($0))] } ?? [])
+        self = parts.checkRequest
+        // A peer identity that is not a SPIFFE ID travels as it is.
+        if request.source.identity == nil, let principal = request.source.principal { attributes.source.principal = principal }
     }
 
     /// The token payload, with the principal, audiences and presenter in claim form where the claims lack them.

@@ -1,4 +1,5 @@
 import Crypto
+import Foundation
 import SwiftASN1
 import _CryptoExtras
 

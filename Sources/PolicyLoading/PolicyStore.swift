@@ -1,3 +1,4 @@
+import AuthzPolicy
 import DecisionPoint
 import Documents
 import Foundation

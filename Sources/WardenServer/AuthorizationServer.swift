@@ -1,12 +1,15 @@
+import AuthzPolicy
 import DecisionPoint
 import ExtAuthz
 import Foundation
 import GRPCCore
 import Logging
 import Networking
+import NIOCore
 import PolicyCore
 import PolicyLoading
 import ServiceLifecycle
+import UnixSignals
 
 /// `warden serve`: the gRPC and HTTP listeners over one live policy store, with reload, decision logs and
 /// metrics, run as one `ServiceGroup`. `run` returns after a graceful shutdown (SIGTERM or SIGINT, or

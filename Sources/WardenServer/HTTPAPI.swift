@@ -76,9 +76,9 @@ public struct HTTPAPI: Sendable {
         if target.isEmpty || target.first == "?" { target = "/" + target }
         // The peer is the calling proxy (its address is `source.ip`); the original destination is not known in
         // this mode, so the workload comes from configuration.
-        let source = connection.remoteIP.map { HTTPCheckRequest.Endpoint(ip: $0, port: connection.remotePort ?? 0) }
         let check = HTTPCheckRequest.make(
-            method: request.method, target: target, headers: request.headers, body: request.body, source: source)
+            method: request.method, target: target, headers: request.headers, body: request.body,
+            source: .init(address: connection.remoteIP, port: connection.remotePort))
         let result = handler.check(check, transport: "http")
         return Self.httpResponse(result.decision, decisionID: result.decisionID)
     }

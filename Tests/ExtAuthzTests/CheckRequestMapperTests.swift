@@ -5,32 +5,22 @@ import SwiftProtobuf
 import Testing
 import WardenTesting
 
-/// A CheckRequest as Envoy sends it from an Istio sidecar.
+/// A CheckRequest as Envoy sends it from an Istio sidecar that names the workload only by its peer (the
+/// destination principal and labels), not in context extensions.
 func sampleCheck(
     path: String = "/api/items?id=7&tag=a&tag=b+c",
     headers: [String: String] = [:],
     principal: String = "spiffe://cluster.local/ns/frontend/sa/web"
 ) -> Envoy_Service_Auth_V3_CheckRequest {
-    var check = Envoy_Service_Auth_V3_CheckRequest()
+    var parts = CheckFixtures.sidecar(
+        path: path, headers: [":authority": "api.backend", "user-agent": "curl/8"].merging(headers) { $1 }, sourcePort: 51000,
+        labels: [:])
+    parts.namespace = nil
+    parts.destination.identity = CheckFixtures.backend
+    parts.serverName = "api.backend.svc.cluster.local"
+    var check = parts.checkRequest
     check.attributes.source.principal = principal
-    check.attributes.source.address.socketAddress = .with {
-        $0.address = "10.0.0.5"
-        $0.portValue = 51000
-    }
-    check.attributes.destination.address.socketAddress = .with {
-        $0.address = "10.0.0.9"
-        $0.portValue = 8080
-    }
-    check.attributes.destination.principal = "spiffe://cluster.local/ns/backend/sa/api"
     check.attributes.destination.labels = ["app": "api"]
-    check.attributes.tlsSession.sni = "api.backend.svc.cluster.local"
-    check.attributes.request.http = .with {
-        $0.method = "GET"
-        $0.host = "api.backend"
-        $0.path = path
-        $0.headers = [":authority": "api.backend", "user-agent": "curl/8"].merging(headers) { $1 }
-        $0.protocol = "HTTP/1.1"
-    }
     return check
 }
 

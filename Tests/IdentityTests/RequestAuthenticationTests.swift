@@ -1,4 +1,5 @@
 import Documents
+import Foundation
 import Identity
 import JOSE
 import PolicyCore

@@ -1,3 +1,4 @@
+import Foundation
 import Identity
 import JOSE
 import PolicyCore

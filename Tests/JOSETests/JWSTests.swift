@@ -1,3 +1,4 @@
+import Foundation
 import JOSE
 import PolicyCore
 import Testing

@@ -9,7 +9,7 @@ import WardenTesting
 /// The HTTP/1.1 listener over real sockets on 127.0.0.1: graceful and forced shutdown, the connection limit,
 /// certificate rotation, and the control-plane client against it.
 @Suite(.timeLimit(.minutes(1))) struct HTTPServerTests {
-    /// A bound listener whose `handle` answers 200 with the path, after `delay` for paths under `/slow`.
+    /// A bound listener whose `handle` answers 200 with the path, unless given another `handle`.
     func listen(
         maxConnections: Int = 100, tls: ReloadingTLSContext? = nil, maxBodyBytes: Int = 1 << 20,
         handle: (@Sendable (HTTPRequest, HTTPServer.Connection) async -> HTTPResponse)? = nil
@@ -18,18 +18,24 @@ import WardenTesting
             options: .init(host: "127.0.0.1", port: 0, tls: tls, maxBodyBytes: maxBodyBytes, maxConnections: maxConnections)
         ) { request, connection in
             if let handle { return await handle(request, connection) }
-            if request.path.hasPrefix("/slow") { try? await Task.sleep(for: .milliseconds(500)) }
             return HTTPResponse(status: 200, body: Array(request.path.utf8))
         }
         return try await server.bind()
     }
 
     @Test func gracefulShutdownFinishesARequestInFlightAndRefusesNewOnes() async throws {
-        let listener = try await listen()
+        let arrived = Mutex(false)
+        let listener = try await listen { request, _ in
+            arrived.withLock { $0 = true }
+            try? await Task.sleep(for: .milliseconds(500))
+            return HTTPResponse(status: 200, body: Array(request.path.utf8))
+        }
         let port = try #require(listener.port)
         let serving = Task { try await listener.serve() }
         let slow = Task { try await curlStatus("http://127.0.0.1:\(port)/slow") }
-        try await Task.sleep(for: .milliseconds(200))
+        // Shut down only once the request is being handled (a loaded machine may start curl late).
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !arrived.withLock({ $0 }) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
         listener.beginGracefulShutdown()
         #expect(try await slow.value == 200)
         try await serving.value

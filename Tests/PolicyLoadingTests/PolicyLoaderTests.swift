@@ -1,3 +1,5 @@
+import AuthzPolicy
+import DecisionPoint
 import PolicyCore
 import PolicyLoading
 import Testing

@@ -16,7 +16,7 @@ import WardenTesting
         ])
         #expect(made.status == 0, "\(made.stderr)")
         try directory.write("policies/deny-admin.yaml", denyAdminPolicy)
-        let server = try ServerProcess([
+        let server = try await ServerProcess([
             "--policies", directory.path + "/policies", "--decision-log", "off", "--destination-namespace", "backend",
             "--http-tls-cert", cert, "--http-tls-key", key, "--grpc-tls-cert", cert, "--grpc-tls-key", key,
         ])

@@ -3,6 +3,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import PolicyCore
+import SwiftProtobuf
 import Testing
 import WardenTesting
 
@@ -17,20 +18,8 @@ let denyAdminPolicy = """
     """
 
 func check(path: String, method: String = "GET") -> Envoy_Service_Auth_V3_CheckRequest {
-    var check = Envoy_Service_Auth_V3_CheckRequest()
-    check.attributes.source.principal = "spiffe://cluster.local/ns/frontend/sa/web"
-    check.attributes.source.address.socketAddress = .with {
-        $0.address = "10.0.0.5"
-        $0.portValue = 40000
-    }
-    check.attributes.contextExtensions = ["destination.namespace": "backend"]
-    check.attributes.request.http = .with {
-        $0.method = method
-        $0.path = path
-        $0.host = "api.backend"
-        $0.headers = ["authorization": "Bearer secret-token"]
-    }
-    return check
+    CheckFixtures.sidecar(method: method, path: path, headers: ["authorization": "Bearer secret-token"], labels: [:])
+        .checkRequest
 }
 
 /// Calls the server over real HTTP/2 with grpc-swift's NIO client.
@@ -53,7 +42,7 @@ func withClient<T: Sendable>(
         let directory = try TemporaryDirectory()
         try directory.write("policies/deny-admin.yaml", denyAdminPolicy)
         let log = directory.path + "/decisions.jsonl"
-        let server = try ServerProcess([
+        let server = try await ServerProcess([
             "--policies", directory.path + "/policies", "--decision-log", log, "--destination-namespace", "backend",
         ] + threads)
 
@@ -116,7 +105,7 @@ func withClient<T: Sendable>(
     func aBrokenFileLeavesTheOldDecisionsServingAndStatusNamesIt(threads: [String]) async throws {
         let directory = try TemporaryDirectory()
         try directory.write("deny-admin.yaml", denyAdminPolicy)
-        let server = try ServerProcess(["--policies", directory.path, "--decision-log", "off", "--watch-interval-ms", "100"] + threads)
+        let server = try await ServerProcess(["--policies", directory.path, "--decision-log", "off", "--watch-interval-ms", "100"] + threads)
         defer { server.stop() }
 
         let broken = try directory.write("broken.yaml", """
@@ -188,7 +177,7 @@ func withClient<T: Sendable>(
             	input.parsed_path == ["ext", "orders"]
             }
             """)
-        let server = try ServerProcess(["--policies", directory.path, "--decision-log", "off"])
+        let server = try await ServerProcess(["--policies", directory.path, "--decision-log", "off"])
         defer { server.stop() }
 
         let (denied, allowed) = try await withClient(port: server.grpcPort) { auth, _ in
@@ -211,7 +200,7 @@ func withClient<T: Sendable>(
     }
 
     @Test func servesTheRepositoryPoliciesByDefault() async throws {
-        let server = try ServerProcess(["--decision-log", "off", "--watch-interval-ms", "0"])
+        let server = try await ServerProcess(["--decision-log", "off", "--watch-interval-ms", "0"])
         defer { server.stop() }
         let status = try JSONReader.parse(try await curl([server.httpBase + "/v1/status"]).body)
         #expect(status["result"]?["policies"] == 5)

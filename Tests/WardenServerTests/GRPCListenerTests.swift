@@ -2,10 +2,7 @@ import ExtAuthz
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Networking
-import NIOCore
-import NIOEmbedded
-import NIOHPACK
-import NIOHTTP2
+import SwiftProtobuf
 import Testing
 @testable import WardenServer
 

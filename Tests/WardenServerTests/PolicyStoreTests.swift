@@ -1,3 +1,5 @@
+import AuthzPolicy
+import DecisionPoint
 import Foundation
 import PolicyCore
 import PolicyLoading

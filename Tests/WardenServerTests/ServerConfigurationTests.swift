@@ -1,4 +1,5 @@
 import Foundation
+import Networking
 import NIOCore
 import PolicyCore
 import Testing

@@ -1,3 +1,4 @@
+import Foundation
 import JOSE
 
 /// An `http` or `https` URL split into the parts a client needs to fetch it.
