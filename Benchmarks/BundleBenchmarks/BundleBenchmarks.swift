@@ -13,7 +13,7 @@ import _CryptoExtras
 // floor any bundle reader pays for this archive.
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(
-        metrics: [.wallClock, .peakMemoryResident],
+        metrics: [.wallClock, .cpuTotal, .peakMemoryResident],
         maxDuration: .seconds(30),
         maxIterations: 10
     )

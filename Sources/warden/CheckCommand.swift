@@ -1,4 +1,6 @@
 import ArgumentParser
+import AuthzPolicy
+import DecisionPoint
 import Foundation
 import PolicyCore
 import PolicyLoading

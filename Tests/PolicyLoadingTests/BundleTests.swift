@@ -1,4 +1,6 @@
+import AuthzPolicy
 import Crypto
+import DecisionPoint
 import Foundation
 import JOSE
 import PolicyCore

@@ -12,7 +12,7 @@ struct BundleFixture {
         for name in ["signing", "other"] {
             let out = try await ProcessRunner.run(
                 try tool("openssl", package: "openssl"), ["genrsa", "-out", dir.path + "/\(name).pem", "2048"])
-            guard out.status == 0 else { throw ServerProcess.StartError(description: out.stderr) }
+            guard out.status == 0 else { throw LaunchedProcess.StartError(description: out.stderr) }
             _ = try await ProcessRunner.run(
                 try tool("openssl", package: "openssl"),
                 ["rsa", "-in", dir.path + "/\(name).pem", "-pubout", "-out", dir.path + "/\(name).pub"])
@@ -56,12 +56,12 @@ struct BundleFixture {
         let staged = dir.path + "/staged-\(revision).tar.gz"
         let out = try await ProcessRunner.warden(
             ["build", try source(revision), "-o", staged, "--revision", revision, "--signing-key", key ?? self.key])
-        guard out.status == 0 else { throw ServerProcess.StartError(description: out.stderr) }
+        guard out.status == 0 else { throw LaunchedProcess.StartError(description: out.stderr) }
         try replace(with: staged)
     }
 
     func replace(with file: String) throws {
-        guard rename(file, published) == 0 else { throw ServerProcess.StartError(description: "cannot publish \(file)") }
+        guard rename(file, published) == 0 else { throw LaunchedProcess.StartError(description: "cannot publish \(file)") }
     }
 
     /// A copy of the published bundle with one byte of its Rego module changed (its signature kept).
@@ -76,7 +76,7 @@ struct BundleFixture {
         try text.write(toFile: module, atomically: true, encoding: .utf8)
         let staged = dir.path + "/tampered.tar.gz"
         let out = try await ProcessRunner.run(tar, ["czf", staged, "-C", work, "."])
-        guard out.status == 0 else { throw ServerProcess.StartError(description: out.stderr) }
+        guard out.status == 0 else { throw LaunchedProcess.StartError(description: out.stderr) }
         try replace(with: staged)
     }
 }
@@ -129,7 +129,7 @@ final class Helper: @unchecked Sendable {
             Thread.sleep(forTimeInterval: 0.1)
         }
         stop()
-        throw ServerProcess.StartError(description: "\(executable) did not start on port \(port)")
+        throw LaunchedProcess.StartError(description: "\(executable) did not start on port \(port)")
     }
 
     func stop() {
@@ -151,7 +151,7 @@ func startNginx(root: String, prefix: String, port: Int) throws -> Helper {
         binary = candidate
     }
     guard let binary else {
-        throw ServerProcess.StartError(description: "`nginx` is not installed: install Debian's `nginx-light` (scripts/test does)")
+        throw LaunchedProcess.StartError(description: "`nginx` is not installed: install Debian's `nginx-light` (scripts/test does)")
     }
     try FileManager.default.createDirectory(atPath: prefix + "/logs", withIntermediateDirectories: true)
     let user = geteuid() == 0 ? "user root;\n" : ""

@@ -32,16 +32,16 @@ import WardenTesting
             slow.stop()
         }
         let url = "http://127.0.0.1:\(port)/bundle.tar.gz"
-        func replica(_ i: Int, _ extra: [String]) throws -> ServerProcess {
-            try ServerProcess([
+        func replica(_ i: Int, _ extra: [String]) async throws -> ServerProcess {
+            try await ServerProcess([
                 "--bundle", url, "--bundle-key", fixture.publicKey, "--bundle-poll", "1s..2s",
                 "--bundle-persist", dir + "/persist-\(i)",
             ] + extra)
         }
         var replicas = [
-            try replica(0, ["--decision-log", dir + "/decisions-0.jsonl"]),
-            try replica(1, ["--decision-log", "off", "--decision-log-url", "http://127.0.0.1:\(fastPort)/logs"]),
-            try replica(2, ["--decision-log", "off", "--decision-log-url", "http://127.0.0.1:\(slowPort)/logs"]),
+            try await replica(0, ["--decision-log", dir + "/decisions-0.jsonl"]),
+            try await replica(1, ["--decision-log", "off", "--decision-log-url", "http://127.0.0.1:\(fastPort)/logs"]),
+            try await replica(2, ["--decision-log", "off", "--decision-log-url", "http://127.0.0.1:\(slowPort)/logs"]),
         ]
         defer { for r in replicas { r.stop() } }
         // Every check each replica answered, in order, to compare with what its decision logs hold.
@@ -115,7 +115,7 @@ import WardenTesting
 
         // A replica restarted while the source is down serves the persisted revision.
         replicas[0].stop()
-        replicas[0] = try replica(0, ["--decision-log", "off"])
+        replicas[0] = try await replica(0, ["--decision-log", "off"])
         let restarted = replicas[0]
         #expect(await Self.eventually(within: .seconds(10)) { await bundleCheck(restarted).revision == "r2" })
         #expect(await serverStatus(restarted)?["bundle"]?["from_persisted"] == .bool(true))

@@ -2,6 +2,7 @@ import Foundation
 import JOSE
 import Networking
 import PolicyCore
+import PolicyLoading
 import Testing
 import WardenTesting
 @testable import WardenServer

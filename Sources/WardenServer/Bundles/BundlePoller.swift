@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Logging
 import Networking
+import DecisionPoint
 import PolicyCore
 import PolicyLoading
 import Synchronization

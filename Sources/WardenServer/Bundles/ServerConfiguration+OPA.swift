@@ -1,5 +1,6 @@
 import Foundation
 import JOSE
+import Networking
 import PolicyCore
 import PolicyLoading
 
