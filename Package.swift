@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "Identity", targets: ["Identity"]),
         .library(name: "JWKSClient", targets: ["JWKSClient"]),
         .library(name: "ExtAuthz", targets: ["ExtAuthz"]),
+        .library(name: "MeshCA", targets: ["MeshCA"]),
         .library(name: "Networking", targets: ["Networking"]),
         .library(name: "WardenServer", targets: ["WardenServer"]),
     ],
@@ -69,12 +70,15 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Request and peer identity, and the mesh CA (`CA/`): certificates, CSRs, bootstrap tokens, chain
+        // verification. Pure: no sockets, no files.
         .target(
             name: "Identity",
             dependencies: [
                 "PolicyCore", "JOSE",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "X509", package: "swift-certificates"),
             ],
             swiftSettings: strict
@@ -151,6 +155,30 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // The mesh CA as a service: Istio's certificate API over gRPC with TLS (generated from `Sources/MeshCA/Protos`
+        // by `scripts/generate-protos`, committed), the CA's files, the token ledger and the rotating agent.
+        .target(
+            name: "MeshCA",
+            dependencies: [
+                "Identity", "JOSE", "PolicyCore", "Networking",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["Protos"],
+            swiftSettings: strict
+        ),
+
         // The server: gRPC and HTTP listeners, reload, decision logs, metrics.
         .target(
             name: "WardenServer",
@@ -175,8 +203,12 @@ let package = Package(
             name: "warden",
             dependencies: [
                 "PolicyCore", "AuthzPolicy", "DecisionPoint", "Documents", "PolicyLoading", "Conformance",
-                "Rego", "JOSE", "Identity", "JWKSClient", "ExtAuthz", "Networking", "WardenServer",
+                "Rego", "JOSE", "Identity", "JWKSClient", "ExtAuthz", "Networking", "WardenServer", "MeshCA",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
@@ -185,9 +217,11 @@ let package = Package(
         .target(
             name: "WardenTesting",
             dependencies: [
-                "PolicyCore", "ExtAuthz",
+                "PolicyCore", "ExtAuthz", "Identity",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "X509", package: "swift-certificates"),
             ],
             path: "Tests/WardenTesting",
             swiftSettings: strict
@@ -212,7 +246,8 @@ let package = Package(
         .testTarget(
             name: "WardenCLITests",
             dependencies: [
-                "PolicyCore", "WardenTesting", "ExtAuthz",
+                "PolicyCore", "WardenTesting", "ExtAuthz", "Identity", "MeshCA",
+                .product(name: "X509", package: "swift-certificates"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
@@ -280,7 +315,20 @@ let package = Package(
                 "Identity", "JOSE", "PolicyCore", "Documents", "WardenTesting",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "X509", package: "swift-certificates"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "MeshCATests",
+            dependencies: [
+                "MeshCA", "Identity", "PolicyCore", "WardenTesting",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),

@@ -22,6 +22,8 @@ public final class PolicyStore: Sendable {
         public var policies: Int
         /// Rego modules in the serving set.
         public var modules: Int
+        /// The warnings of the set serving now: what Istio accepts and reports (the set loaded with them).
+        public var warnings: [Diagnostic]
         /// The errors of the last load that failed, if it failed after the last success.
         public var lastError: [Diagnostic]
         public var lastErrorAt: Date?
@@ -50,7 +52,7 @@ public final class PolicyStore: Sendable {
     private let observers: Mutex<[@Sendable (Outcome) -> Void]>
 
     struct State {
-        var status = Status(files: [], policies: 0, modules: 0, lastError: [], reloads: 0, failures: 0)
+        var status = Status(files: [], policies: 0, modules: 0, warnings: [], lastError: [], reloads: 0, failures: 0)
         var fingerprint: [String: FileStamp]?
     }
 
@@ -131,6 +133,7 @@ public final class PolicyStore: Sendable {
             $0.status.files = installed.sources
             $0.status.policies = installed.authorization.policies.count
             $0.status.modules = installed.moduleCount
+            $0.status.warnings = problems.filter { $0.severity == .warning }
             $0.status.lastError = []
             $0.status.lastErrorAt = nil
             $0.status.reloads += 1

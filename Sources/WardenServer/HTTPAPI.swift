@@ -123,6 +123,7 @@ public struct HTTPAPI: Sendable {
             "files": .array(status.files.map(Value.string)),
             "reloads": .int(status.reloads),
             "reload_failures": .int(status.failures),
+            "warnings": .array(status.warnings.map(\.apiJSON)),
             "last_error": status.lastError.isEmpty ? .null : .array(status.lastError.map(\.apiJSON)),
             "last_error_at": status.lastErrorAt.map { .string(LineLog.timestamp($0)) } ?? .null,
         ]

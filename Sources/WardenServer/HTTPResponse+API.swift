@@ -31,9 +31,11 @@ extension HTTPResponse {
 }
 
 extension Diagnostic {
-    /// OPA's error form: `{"code", "message", "location": {"file", "row", "col"}}`.
+    /// OPA's error form: `{"code", "message", "location": {"file", "row", "col"}}`, with `"severity"` for a
+    /// warning or a note.
     public var apiJSON: Value {
         var o: [String: Value] = ["code": .string(code), "message": .string(message)]
+        if severity != .error { o["severity"] = .string(severity.rawValue) }
         if let span {
             o["location"] = ["file": .string(span.file), "row": .int(span.line), "col": .int(span.column)]
         }

@@ -19,6 +19,7 @@ struct Warden: AsyncParsableCommand {
             ServeCommand.self,
             EvalCommand.self,
             TestCommand.self,
+            CACommand.self,
         ]
     )
 

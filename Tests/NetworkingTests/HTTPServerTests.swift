@@ -32,9 +32,10 @@ import WardenTesting
         }
         let port = try #require(listener.port)
         let serving = Task { try await listener.serve() }
-        let slow = Task { try await curlStatus("http://127.0.0.1:\(port)/slow") }
-        // Shut down only once the request is being handled (a loaded machine may start curl late).
-        let deadline = ContinuousClock.now + .seconds(30)
+        // A loaded machine (CI runs suites in parallel on two cores) may take long to start curl or wake the handler.
+        let slow = Task { try await curlStatus("http://127.0.0.1:\(port)/slow", maxTime: 60) }
+        // Shut down only once the request is being handled.
+        let deadline = ContinuousClock.now + .seconds(50)
         while !arrived.withLock({ $0 }) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
         listener.beginGracefulShutdown()
         #expect(try await slow.value == 200)
@@ -87,7 +88,7 @@ import WardenTesting
         let task = Task { try await listener.serve() }
         defer { task.cancel() }
         let url = "https://127.0.0.1:\(port)/"
-        #expect(try await curlStatus(url, arguments: ["--cacert", original.certificate]) == 200)
+        #expect(try await curlStatus(url, arguments: ["--cacert", original.certificate], maxTime: 30) == 200)
 
         // A keep-alive client that trusts both certificates holds a connection made with the original one.
         var trustBoth = TLSConfiguration.makeClientConfiguration()
@@ -100,15 +101,15 @@ import WardenTesting
         try next.install(over: serving)
         #expect(try tls.reloadIfChanged() == true)
         #expect(tls.generation == 2)
-        #expect(try await curlStatus(url, arguments: ["--cacert", next.certificate]) == 200)
-        #expect(try await curlStatus(url, arguments: ["--cacert", original.certificate]) == nil)
+        #expect(try await curlStatus(url, arguments: ["--cacert", next.certificate], maxTime: 30) == 200)
+        #expect(try await curlStatus(url, arguments: ["--cacert", original.certificate], maxTime: 30) == nil)
         let after = try await client.get(url, timeout: .seconds(5), maximumBodyBytes: 100)
         #expect(after.body == before.body, "the established connection was kept")
 
         // A broken rotation keeps the last good certificate.
         try "not a key".write(toFile: serving.key, atomically: true, encoding: .utf8)
         #expect(throws: TLSFileError.self) { try tls.reloadIfChanged() }
-        #expect(try await curlStatus(url, arguments: ["--cacert", next.certificate]) == 200)
+        #expect(try await curlStatus(url, arguments: ["--cacert", next.certificate], maxTime: 30) == 200)
     }
 
     @Test func theControlPlaneClientBoundsBodiesAndRefusesADowngrade() async throws {

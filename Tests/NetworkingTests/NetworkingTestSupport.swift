@@ -37,10 +37,10 @@ struct TestFailure: Error, CustomStringConvertible {
 }
 
 /// curl against a local server: the HTTP status, or nil when the connection or handshake failed.
-func curlStatus(_ url: String, arguments: [String] = []) async throws -> Int? {
+func curlStatus(_ url: String, arguments: [String] = [], maxTime: Int = 5) async throws -> Int? {
     let result = try await ProcessRunner.run(
-        "/usr/bin/env", ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5"] + arguments + [url],
-        timeout: .seconds(10))
+        "/usr/bin/env", ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", String(maxTime)] + arguments + [url],
+        timeout: .seconds(maxTime + 10))
     guard result.status == 0 else { return nil }
     return Int(result.stdout)
 }

@@ -34,6 +34,53 @@ import WardenTesting
         #expect(out.stdout.contains("2 errors in 1 file"))
     }
 
+    /// Warnings are listed as `file:line:col: field.path: warning: message` and do not fail the check.
+    @Test func checkShowsWarningsAndExitsZero() async throws {
+        let dir = try TemporaryDirectory()
+        let file = try dir.write("deny-deletes.yaml", """
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: deny-deletes, namespace: shop}
+            spec:
+              action: DENY
+              rules:
+              - from: []
+                to:
+                - operation: {methods: [DELETE]}
+            """)
+        let out = try await ProcessRunner.warden(["check", dir.path])
+        #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+        #expect(out.stdout.contains("""
+            \(file):7:5: spec.rules[0]: warning: a DENY rule with only HTTP attributes denies all traffic to TCP ports \
+            under the policy's scope in Istio; set `ports` to say which ports it covers
+            """), "\(out.stdout)")
+        #expect(out.stdout.contains("""
+            \(file):7:11: spec.rules[0].from: warning: an empty `from` is no `from`, as Istio decodes it: the rule matches \
+            any source; remove it, or list the sources
+            """))
+        #expect(out.stdout.contains("  - from: []\n"), "the source line is shown")
+        #expect(out.stdout.contains("ok: 1 policy in 1 file, 2 warnings"))
+
+        let json = try await ProcessRunner.warden(["check", "--format", "json", dir.path])
+        #expect(json.status == 0)
+        let report = try JSONReader.parse(json.stdout)
+        #expect(report["valid"] == true)
+        #expect(report["warnings"] == 2)
+        #expect(report["diagnostics"]?.arrayValue?.map { $0["severity"] } == ["warning", "warning"])
+
+        // One error beside the warnings fails the check, and both are listed.
+        try dir.write("broken.yaml", """
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: broken, namespace: shop}
+            spec: {action: DENY, rules: []}
+            """)
+        let failed = try await ProcessRunner.warden(["check", dir.path])
+        #expect(failed.status == 1)
+        #expect(failed.stdout.contains("broken.yaml:4:7: spec: DENY action without `rules` is meaningless"))
+        #expect(failed.stdout.contains("1 error in 2 files, 2 warnings"))
+    }
+
     @Test func checkJSONReportsDiagnostics() async throws {
         let dir = try TemporaryDirectory()
         try dir.write("p.yaml", "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: p}\nspec: {action: DENY}\n")

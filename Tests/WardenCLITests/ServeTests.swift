@@ -153,6 +153,42 @@ func withClient<T: Sendable>(
         #expect(status["result"]?["last_error"] == .null)
     }
 
+    /// A policy Istio accepts with a warning loads and decides; the warning is logged and shown on `/v1/status`.
+    @Test func aWarnedPolicyLoadsDecidesAndIsReported() async throws {
+        let directory = try TemporaryDirectory()
+        let warned = try directory.write("deny-admin.yaml", """
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: deny-admin, namespace: backend}
+            spec:
+              selector: {}
+              action: DENY
+              rules:
+              - to: [{operation: {paths: ["/admin"]}}]
+            """)
+        let server = try await ServerProcess(["--policies", directory.path, "--decision-log", "off"])
+        defer { server.stop() }
+
+        let (denied, allowed) = try await withClient(port: server.grpcPort) { auth, _ in
+            (try await auth.check(check(path: "/admin")), try await auth.check(check(path: "/items")))
+        }
+        #expect(denied.status.code == 7)
+        #expect(denied.deniedResponse.headers.contains { $0.header.key == "x-warden-policy" && $0.header.value == "backend/deny-admin" })
+        #expect(allowed.status.code == 0)
+
+        let status = try JSONReader.parse(try await curl([server.httpBase + "/v1/status"]).body)
+        #expect(status["result"]?["ready"] == true)
+        #expect(status["result"]?["policies"] == 1)
+        let warnings = status["result"]?["warnings"]?.arrayValue ?? []
+        #expect(warnings.map { $0["code"] } == ["selector_without_labels", "http_only_deny_rule"], "\(status)")
+        #expect(warnings.first?["severity"] == "warning")
+        #expect(warnings.first?["location"]?["file"]?.stringValue == warned)
+        #expect(warnings.first?["location"]?["row"] == 5)
+        #expect(warnings.first?["path"] == "spec.selector")
+        #expect(server.stderr.contains("\(warned):5:13: spec.selector: warning: workload selector specified without labels"))
+        #expect(server.stderr.contains("\(warned):8:5: spec.rules[0]: warning: a DENY rule with only HTTP attributes"))
+    }
+
     @Test func aRegoCustomProvidersObjectDecisionSetsStatusHeadersAndBody() async throws {
         let directory = try TemporaryDirectory()
         try directory.write("ext.yaml", """

@@ -27,6 +27,24 @@ import WardenTesting
         #expect(store.status.lastError.isEmpty)
     }
 
+    @Test func aWarnedSetIsInstalledAndItsWarningsStayWithIt() throws {
+        let directory = try TemporaryDirectory()
+        try directory.write("deny-admin.yaml", validPolicy)
+        try directory.write("warned.yaml", "kind: AuthorizationPolicy\napiVersion: security.istio.io/v1\nmetadata: {name: w}\nspec: {selector: {}, rules: [{from: []}]}\n")
+        let store = PolicyStore(paths: [directory.path], loader: PolicyLoader())
+        guard case .installed(let snapshot, let warnings) = store.reload() else { Issue.record("installed"); return }
+        #expect(snapshot.authorization.policies.count == 2)
+        let codes = ["http_only_deny_rule", "selector_without_labels", "empty_list_ignored"]
+        #expect(warnings.map(\.code) == codes)
+        #expect(store.status.warnings.map(\.code) == codes)
+
+        try directory.write("broken.yaml", "kind: AuthorizationPolicy\napiVersion: security.istio.io/v1\nmetadata: {name: b}\nspec: {action: DENY}\n")
+        guard case .refused = store.reload() else { Issue.record("refused"); return }
+        #expect(store.decisionPoint.snapshot?.revision == snapshot.revision, "the last good set keeps serving")
+        #expect(store.status.warnings.count == 3, "the warnings of the set serving")
+        #expect(store.status.lastError.map(\.code) == ["invalid_value"])
+    }
+
     @Test func watchingReloadsOnlyWhenFilesChange() throws {
         let directory = try TemporaryDirectory()
         try directory.write("deny-admin.yaml", validPolicy)
