@@ -81,24 +81,6 @@ struct BundleFixture {
     }
 }
 
-/// A free port on 127.0.0.1 (bound, read, released).
-func freePort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
-    }
-    _ = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-    }
-    return Int(UInt16(bigEndian: address.sin_port))
-}
-
 /// Whether something accepts TCP connections on 127.0.0.1:`port`.
 func listening(_ port: Int) -> Bool {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -180,7 +162,7 @@ func startNginx(root: String, prefix: String, port: Int) throws -> Helper {
 
 /// The decision-log receiver in scripts/, on a free port; every upload it receives is one line of `output`.
 func startReceiver(output: String, delay: Double = 0) throws -> (Helper, Int) {
-    let port = freePort()
+    let port = try FreePort.allocate()
     var arguments = [Repository.path("scripts/decision-log-receiver.py"), String(port), output]
     if delay > 0 { arguments += ["--delay", String(delay)] }
     return (try Helper("/usr/bin/env", ["python3"] + arguments, waitForPort: port), port)

@@ -22,7 +22,7 @@ import WardenTesting
         let fixture = try await BundleFixture()
         let dir = fixture.dir.path
         try await fixture.publish("r1")
-        let port = freePort()
+        let port = try FreePort.allocate()
         var nginx: Helper? = try startNginx(root: dir + "/www", prefix: dir + "/nginx", port: port)
         let (fast, fastPort) = try startReceiver(output: dir + "/uploads.jsonl")
         let (slow, slowPort) = try startReceiver(output: dir + "/slow-uploads.jsonl", delay: 5)
