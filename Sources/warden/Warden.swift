@@ -10,6 +10,7 @@ struct Warden: AsyncParsableCommand {
         abstract: "Zero-trust authorization: Istio AuthorizationPolicy and Rego decisions for Envoy and Istio.",
         subcommands: [
             CheckCommand.self,
+            BuildCommand.self,
             DecideCommand.self,
             ReplayCommand.self,
             BenchCommand.self,
