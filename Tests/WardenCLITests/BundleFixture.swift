@@ -94,40 +94,13 @@ func listening(_ port: Int) -> Bool {
     } == 0
 }
 
-/// A helper process (nginx, a receiver) stopped with SIGTERM when done.
-final class Helper: @unchecked Sendable {
-    let process = Process()
-
-    init(_ executable: String, _ arguments: [String], waitForPort port: Int) throws {
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let deadline = ContinuousClock.now + .seconds(20)
-        while ContinuousClock.now < deadline {
-            if listening(port) { return }
-            Thread.sleep(forTimeInterval: 0.1)
-        }
-        stop()
-        throw LaunchedProcess.StartError(description: "\(executable) did not start on port \(port)")
-    }
-
-    func stop() {
-        guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGTERM)
-        let deadline = Date().addingTimeInterval(10)
-        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-    }
-
-    deinit { stop() }
+/// A program that is ready once it accepts connections on 127.0.0.1:`port` (nginx, a receiver).
+func launch(_ name: String, _ executable: String, _ arguments: [String], waitForPort port: Int) async throws -> LaunchedProcess {
+    try await LaunchedProcess(name, executable: executable, arguments, timeout: .seconds(20)) { _ in listening(port) }
 }
 
 /// nginx from Debian serving `root` on 127.0.0.1:`port`, as the invoking user, with every path under `prefix`.
-func startNginx(root: String, prefix: String, port: Int) throws -> Helper {
+func startNginx(root: String, prefix: String, port: Int) async throws -> LaunchedProcess {
     var binary: String?
     for candidate in ["/usr/sbin/nginx", "/usr/bin/nginx"] where FileManager.default.isExecutableFile(atPath: candidate) {
         binary = candidate
@@ -157,15 +130,15 @@ func startNginx(root: String, prefix: String, port: Int) throws -> Helper {
         }
         """
     try config.write(toFile: prefix + "/nginx.conf", atomically: true, encoding: .utf8)
-    return try Helper(binary, ["-p", prefix, "-e", "stderr", "-c", prefix + "/nginx.conf"], waitForPort: port)
+    return try await launch("nginx", binary, ["-p", prefix, "-e", "stderr", "-c", prefix + "/nginx.conf"], waitForPort: port)
 }
 
 /// The decision-log receiver in scripts/, on a free port; every upload it receives is one line of `output`.
-func startReceiver(output: String, delay: Double = 0) throws -> (Helper, Int) {
+func startReceiver(output: String, delay: Double = 0) async throws -> (LaunchedProcess, Int) {
     let port = try FreePort.allocate()
     var arguments = [Repository.path("scripts/decision-log-receiver.py"), String(port), output]
     if delay > 0 { arguments += ["--delay", String(delay)] }
-    return (try Helper("/usr/bin/env", ["python3"] + arguments, waitForPort: port), port)
+    return (try await launch("decision-log receiver", "/usr/bin/env", ["python3"] + arguments, waitForPort: port), port)
 }
 
 /// `/v1/status` of a server, as a value.

@@ -23,9 +23,9 @@ import WardenTesting
         let dir = fixture.dir.path
         try await fixture.publish("r1")
         let port = try FreePort.allocate()
-        var nginx: Helper? = try startNginx(root: dir + "/www", prefix: dir + "/nginx", port: port)
-        let (fast, fastPort) = try startReceiver(output: dir + "/uploads.jsonl")
-        let (slow, slowPort) = try startReceiver(output: dir + "/slow-uploads.jsonl", delay: 5)
+        var nginx: LaunchedProcess? = try await startNginx(root: dir + "/www", prefix: dir + "/nginx", port: port)
+        let (fast, fastPort) = try await startReceiver(output: dir + "/uploads.jsonl")
+        let (slow, slowPort) = try await startReceiver(output: dir + "/slow-uploads.jsonl", delay: 5)
         defer {
             nginx?.stop()
             fast.stop()
