@@ -92,9 +92,15 @@ let package = Package(
         ),
         .target(
             name: "PolicyLoading",
-            dependencies: ["PolicyCore", "AuthzPolicy", "DecisionPoint", "Documents", "Rego"],
+            dependencies: [
+                "PolicyCore", "AuthzPolicy", "DecisionPoint", "Documents", "Rego", "JOSE", "CZlib",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
             swiftSettings: strict
         ),
+        // The system zlib (gzip for bundles and decision-log uploads); scripts/test installs zlib1g-dev.
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // Leaves: sockets and TLS.
         // The network layer both programs stand on: listeners with graceful and forced shutdown, TLS contexts
         // from PEM files with reload, the HTTP/1.1 server, the gRPC listener, the control-plane HTTP client,
@@ -192,6 +198,7 @@ let package = Package(
             name: "WardenServer",
             dependencies: [
                 "PolicyCore", "AuthzPolicy", "Rego", "DecisionPoint", "PolicyLoading", "Documents", "ExtAuthz", "Networking",
+                "JOSE",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -199,6 +206,8 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),
@@ -240,7 +249,11 @@ let package = Package(
         ),
         .testTarget(
             name: "PolicyLoadingTests",
-            dependencies: ["PolicyLoading", "AuthzPolicy", "DecisionPoint", "PolicyCore", "WardenTesting"],
+            dependencies: [
+                "PolicyLoading", "AuthzPolicy", "DecisionPoint", "PolicyCore", "JOSE", "Rego", "WardenTesting",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(name: "ConformanceTests", dependencies: ["Conformance", "WardenTesting"], swiftSettings: strict),
@@ -289,7 +302,7 @@ let package = Package(
             name: "WardenServerTests",
             dependencies: [
                 "WardenServer", "Networking", "ExtAuthz", "PolicyCore", "AuthzPolicy", "DecisionPoint", "PolicyLoading",
-                "WardenTesting",
+                "JOSE", "WardenTesting",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),

@@ -40,6 +40,8 @@ public struct PolicySnapshot: Sendable {
     public let rego: RegoPolicySet?
     /// How many Rego modules `rego` was compiled from.
     public let moduleCount: Int
+    /// The `.manifest` revision of the bundle the snapshot was built from, if it came from a bundle.
+    public let bundleRevision: String?
 
     public init(
         revision: Int = 0,
@@ -47,7 +49,8 @@ public struct PolicySnapshot: Sendable {
         providers: [String: any CustomProvider] = [:],
         sources: [String] = [],
         rego: RegoPolicySet? = nil,
-        moduleCount: Int = 0
+        moduleCount: Int = 0,
+        bundleRevision: String? = nil
     ) {
         self.revision = revision
         self.authorization = authorization
@@ -55,12 +58,13 @@ public struct PolicySnapshot: Sendable {
         self.sources = sources
         self.rego = rego
         self.moduleCount = moduleCount
+        self.bundleRevision = bundleRevision
     }
 
     public func withRevision(_ revision: Int) -> PolicySnapshot {
         PolicySnapshot(
             revision: revision, authorization: authorization, providers: providers, sources: sources, rego: rego,
-            moduleCount: moduleCount)
+            moduleCount: moduleCount, bundleRevision: bundleRevision)
     }
 
     /// Decides one request against this snapshot; a CUSTOM provider asked about it gets `input`'s document.

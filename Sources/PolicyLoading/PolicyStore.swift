@@ -29,6 +29,8 @@ public final class PolicyStore: Sendable {
         public var lastErrorAt: Date?
         public var reloads: Int
         public var failures: Int
+        /// The `.manifest` revision of the serving bundle, when policies come from a bundle.
+        public var bundleRevision: String?
 
         public var ready: Bool { revision != nil }
     }
@@ -82,34 +84,61 @@ public final class PolicyStore: Sendable {
             let fingerprint = Self.fingerprint(paths)
             if !force, state.withLock({ $0.fingerprint == fingerprint }) { return .unchanged }
             let (snapshot, result) = loader.load(paths)
-            let problems = result.diagnostics.filter { $0.severity != .note }
-            guard let snapshot else {
-                state.withLock {
-                    $0.fingerprint = fingerprint
-                    $0.status.lastError = result.diagnostics.filter(\.isError)
-                    $0.status.lastErrorAt = Date()
-                    $0.status.failures += 1
-                }
-                return .refused(result.diagnostics.filter(\.isError))
-            }
-            let installed = decisionPoint.install(snapshot)
-            state.withLock {
-                $0.fingerprint = fingerprint
-                $0.status.revision = installed.revision
-                $0.status.loadedAt = Date()
-                $0.status.files = installed.sources
-                $0.status.policies = installed.authorization.policies.count
-                $0.status.modules = installed.moduleCount
-                $0.status.warnings = problems.filter { $0.severity == .warning }
-                $0.status.lastError = []
-                $0.status.lastErrorAt = nil
-                $0.status.reloads += 1
-            }
-            return .installed(installed, problems)
+            state.withLock { $0.fingerprint = fingerprint }
+            return install(snapshot, result)
         }
         if case .unchanged = outcome { return outcome }
         for observer in observers.withLock({ $0 }) { observer(outcome) }
         return outcome
+    }
+
+    /// Installs a bundle's policies (verified by the caller): compiled before the swap, refused whole on any error
+    /// (the last good set keeps serving), observed like a reload.
+    @discardableResult
+    public func activate(_ bundle: OPABundle) -> Outcome {
+        let outcome: Outcome = loading.withLock { _ in
+            let (snapshot, result) = loader.load(bundle: bundle)
+            return install(snapshot, result)
+        }
+        for observer in observers.withLock({ $0 }) { observer(outcome) }
+        return outcome
+    }
+
+    /// Records a bundle that could not be used before it reached the loader (download, size, signature): the last
+    /// good set keeps serving and the error shows in the status.
+    public func recordFailure(_ errors: [Diagnostic]) {
+        state.withLock {
+            $0.status.lastError = errors
+            $0.status.lastErrorAt = Date()
+            $0.status.failures += 1
+        }
+        for observer in observers.withLock({ $0 }) { observer(.refused(errors)) }
+    }
+
+    private func install(_ snapshot: PolicySnapshot?, _ result: PolicyLoader.Result) -> Outcome {
+        let problems = result.diagnostics.filter { $0.severity != .note }
+        guard let snapshot else {
+            state.withLock {
+                $0.status.lastError = result.diagnostics.filter(\.isError)
+                $0.status.lastErrorAt = Date()
+                $0.status.failures += 1
+            }
+            return .refused(result.diagnostics.filter(\.isError))
+        }
+        let installed = decisionPoint.install(snapshot)
+        state.withLock {
+            $0.status.revision = installed.revision
+            $0.status.bundleRevision = installed.bundleRevision
+            $0.status.loadedAt = Date()
+            $0.status.files = installed.sources
+            $0.status.policies = installed.authorization.policies.count
+            $0.status.modules = installed.moduleCount
+            $0.status.warnings = problems.filter { $0.severity == .warning }
+            $0.status.lastError = []
+            $0.status.lastErrorAt = nil
+            $0.status.reloads += 1
+        }
+        return .installed(installed, problems)
     }
 
     /// Why a change to a policy file was refused.

@@ -21,6 +21,10 @@ public final class AuthorizationServer: Sendable {
     public let handler: CheckHandler
     public let logger: Logger
     let decisionLog: DecisionLog?
+    /// Polls the bundle service when policies come from a bundle.
+    public let bundlePoller: BundlePoller?
+    /// Uploads decision logs when a remote service is configured.
+    public let uploader: DecisionLogUploader?
 
     /// The ports actually bound (useful when 0 asked for an ephemeral one).
     public struct Bound: Sendable {
@@ -36,11 +40,28 @@ public final class AuthorizationServer: Sendable {
         let loader = PolicyLoader(options: .init(
             rootNamespace: configuration.rootNamespace, defaultNamespace: configuration.defaultNamespace,
             providers: configuration.providers))
-        store = PolicyStore(paths: configuration.policyPaths, loader: loader)
+        store = PolicyStore(paths: configuration.bundle == nil ? configuration.policyPaths : [], loader: loader)
+        let metrics = self.metrics, logger = self.logger, store = self.store
+        // Bundles and log uploads share one control-plane client; an unreachable service fails in two seconds.
+        let client = configuration.bundle != nil || configuration.decisionLogUpload != nil
+            ? ControlPlaneClient(options: .init(connectTimeout: .seconds(2))) : nil
+        uploader = configuration.decisionLogUpload.flatMap { settings in
+            client.map {
+                DecisionLogUploader(
+                    settings: settings, labels: configuration.labels.merging(["app": "warden"]) { a, _ in a },
+                    metrics: metrics, client: $0)
+            }
+        }
         handler = CheckHandler(
             decisionPoint: store.decisionPoint, mapper: CheckRequestMapper(options: configuration.mapperOptions),
-            metrics: metrics, log: decisionLog)
-        let metrics = self.metrics, logger = self.logger
+            metrics: metrics, log: decisionLog, upload: uploader)
+        bundlePoller = configuration.bundle.flatMap { settings in
+            client.map {
+                BundlePoller(
+                    settings: settings, store: store, metrics: metrics, logger: logger,
+                    persistenceDirectory: configuration.persistenceDirectory, client: $0)
+            }
+        }
         store.observe { outcome in
             switch outcome {
             case .installed(let snapshot, let warnings):
@@ -61,7 +82,7 @@ public final class AuthorizationServer: Sendable {
 
     /// The policies directory, when the server was given exactly one directory (the policy API writes there).
     public var policyDirectory: String? {
-        guard configuration.policyPaths.count == 1, let only = configuration.policyPaths.first else { return nil }
+        guard configuration.bundle == nil, configuration.policyPaths.count == 1, let only = configuration.policyPaths.first else { return nil }
         var isDirectory: ObjCBool = false
         return FileManager.default.fileExists(atPath: only, isDirectory: &isDirectory) && isDirectory.boolValue ? only : nil
     }
@@ -71,7 +92,7 @@ public final class AuthorizationServer: Sendable {
 
     /// Loads policies, binds both listeners, then serves until SIGTERM/SIGINT or cancellation.
     public func run(onReady: @escaping @Sendable (Bound) -> Void = { _ in }) async throws {
-        _ = try await EventLoops.blocking { [store] in store.reload() }
+        if bundlePoller == nil { _ = try await EventLoops.blocking { [store] in store.reload() } }
 
         let grpcTLS = try configuration.grpc.tls.map { try Self.serverTLS($0, protocols: ["h2"]) }
         let httpTLS = try configuration.http.tls.map { try Self.serverTLS($0, protocols: []) }
@@ -83,7 +104,8 @@ public final class AuthorizationServer: Sendable {
         let grpcServer = GRPCServer(transport: listener, services: [HealthService { [store] in store.status.ready }])
         let api = HTTPAPI(
             handler: handler, store: store, documents: policyDirectory.map { PolicyDocuments(directory: $0) },
-            metrics: metrics, extAuthzPrefix: configuration.extAuthzPrefix)
+            metrics: metrics, extAuthzPrefix: configuration.extAuthzPrefix,
+            statusExtras: { [bundlePoller, uploader] in Self.statusExtras(bundlePoller, uploader) })
         let http = try await HTTPServer(
             options: .init(
                 host: configuration.http.host, port: configuration.http.port, tls: httpTLS,
@@ -96,7 +118,20 @@ public final class AuthorizationServer: Sendable {
         // Shutdown runs in reverse order: the listeners drain first, the decision log is written last.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let decisionLog { services.append(.init(service: decisionLog.lines, serviceName: "decision-log")) }
-        if let interval = configuration.watchInterval {
+        if let uploader {
+            // Stops with the listeners drained (it is started before them), then sends what is buffered.
+            services.append(.init(service: ClosureService {
+                await cancelWhenGracefulShutdown { await uploader.run() }
+            }, serviceName: "decision-log-upload"))
+        }
+        if let bundlePoller {
+            services.append(.init(service: ClosureService {
+                await cancelWhenGracefulShutdown {
+                    await bundlePoller.run { work in _ = try? await EventLoops.blocking(work) }
+                }
+            }, serviceName: "bundle-poller"))
+        }
+        if let interval = configuration.watchInterval, bundlePoller == nil {
             services.append(.init(service: ClosureService { [store] in
                 await cancelWhenGracefulShutdown {
                     await store.watch(every: interval) { reload in _ = try? await EventLoops.blocking(reload) }
@@ -109,7 +144,11 @@ public final class AuthorizationServer: Sendable {
                 for context in tls { Self.reload(context, logger: logger) }
             }, serviceName: "tls-reload"))
         }
-        services.append(.init(service: SignalHandlerService(signals: [.sighup]) { [store, logger] _ in
+        services.append(.init(service: SignalHandlerService(signals: [.sighup]) { [store, logger, bundlePoller] _ in
+            if bundlePoller != nil {
+                logger.info("SIGHUP: policies come from a bundle; the next poll picks up changes")
+                return
+            }
             logger.info("SIGHUP: reloading policies")
             _ = try? await EventLoops.blocking { store.reload() }
         }, serviceName: "sighup-reload"))
@@ -131,6 +170,47 @@ public final class AuthorizationServer: Sendable {
         group.logging.keys.serviceKey = "service"
         try await ServiceGroup(configuration: group).run()
         logger.info("stopped")
+    }
+
+    /// `/v1/status` members for the bundle (`bundle`) and the decision-log upload (`decision_logs`).
+    static func statusExtras(_ poller: BundlePoller?, _ uploader: DecisionLogUploader?) -> [String: Value] {
+        func time(_ date: Date?) -> Value { date.map { .string(LineLog.timestamp($0)) } ?? .null }
+        var out: [String: Value] = [:]
+        if let poller {
+            let s = poller.status
+            out["bundle"] = .object([
+                "name": .string(s.name),
+                "url": .string(s.url),
+                "revision": s.revision.map(Value.string) ?? .null,
+                "etag": s.etag.map(Value.string) ?? .null,
+                "last_request": time(s.lastRequest),
+                "last_successful_request": time(s.lastSuccessfulRequest),
+                "last_successful_download": time(s.lastSuccessfulDownload),
+                "last_successful_activation": time(s.lastSuccessfulActivation),
+                "last_error": s.lastError.map { .object(["code": .string($0.code), "message": .string($0.message)]) } ?? .null,
+                "last_error_at": time(s.lastErrorAt),
+                "activations": .int(s.activations),
+                "not_modified": .int(s.notModified),
+                "failures": .int(s.failures),
+                "from_persisted": .bool(s.fromPersisted),
+            ])
+        }
+        if let uploader {
+            let s = uploader.status
+            out["decision_logs"] = .object([
+                "url": .string(uploader.settings.url),
+                "buffered": .int(s.buffered),
+                "buffered_bytes": .int(s.bufferedBytes),
+                "uploaded": .int(s.uploaded),
+                "uploads": .int(s.uploads),
+                "dropped": .int(s.dropped),
+                "failures": .int(s.failures),
+                "last_error": s.lastError.map(Value.string) ?? .null,
+                "last_error_at": time(s.lastErrorAt),
+                "last_upload": time(s.lastUpload),
+            ])
+        }
+        return out
     }
 
     static func serverTLS(_ tls: ServerConfiguration.TLS, protocols: [String]) throws -> ReloadingTLSContext {

@@ -12,12 +12,18 @@ public final class CheckHandler: Sendable {
     public let mapper: CheckRequestMapper
     public let metrics: ServerMetrics
     public let log: DecisionLog?
+    /// Remote decision logs: events are buffered here and uploaded in the background.
+    public let upload: DecisionLogUploader?
 
-    public init(decisionPoint: DecisionPoint, mapper: CheckRequestMapper, metrics: ServerMetrics, log: DecisionLog?) {
+    public init(
+        decisionPoint: DecisionPoint, mapper: CheckRequestMapper, metrics: ServerMetrics, log: DecisionLog?,
+        upload: DecisionLogUploader? = nil
+    ) {
         self.decisionPoint = decisionPoint
         self.mapper = mapper
         self.metrics = metrics
         self.log = log
+        self.upload = upload
     }
 
     public struct Result: Sendable {
@@ -38,9 +44,13 @@ public final class CheckHandler: Sendable {
         let decision = ExtAuthzDecision(response, decisionID: decisionID)
         let duration = clock.now - start
         metrics.recordDecision(response, duration: duration)
-        log?.record(DecisionLog.Entry(
-            decisionID: decisionID, time: Date(), request: request, response: response, revision: snapshot?.revision,
-            duration: duration, transport: transport))
+        if log != nil || upload != nil {
+            let entry = DecisionLog.Entry(
+                decisionID: decisionID, time: Date(), request: request, response: response, revision: snapshot?.revision,
+                duration: duration, transport: transport, bundleRevision: snapshot?.bundleRevision)
+            log?.record(entry)
+            upload?.record(entry.json)
+        }
         return Result(decision: decision, response: response, request: request, decisionID: decisionID)
     }
 

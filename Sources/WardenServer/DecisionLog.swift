@@ -34,11 +34,14 @@ public final class DecisionLog: Sendable {
         public var duration: Duration
         /// `grpc` or `http`.
         public var transport: String
+        /// The `.manifest` revision of the bundle the deciding snapshot came from.
+        public var bundleRevision: String?
 
         public init(
             decisionID: String, time: Date, request: AuthzRequest, response: DecisionResponse, revision: Int?,
-            duration: Duration, transport: String
+            duration: Duration, transport: String, bundleRevision: String? = nil
         ) {
+            self.bundleRevision = bundleRevision
             self.decisionID = decisionID
             self.time = time
             self.request = request
@@ -51,7 +54,7 @@ public final class DecisionLog: Sendable {
         public var json: Value {
             let (seconds, attoseconds) = duration.components
             let nanoseconds = seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-            return [
+            var json: Value = [
                 "decision_id": .string(decisionID),
                 "time": .string(LineLog.timestamp(time)),
                 "attributes": DecisionLog.masked(request.attributes),
@@ -63,6 +66,11 @@ public final class DecisionLog: Sendable {
                 "duration_ns": .int(Int(nanoseconds)),
                 "transport": .string(transport),
             ]
+            if let bundleRevision, case .object(var members) = json {
+                members[.string("bundle_revision")] = .string(bundleRevision)
+                json = .object(members)
+            }
+            return json
         }
     }
 

@@ -17,11 +17,14 @@ public struct HTTPAPI: Sendable {
     /// ext_authz HTTP mode: requests under this prefix are checks of the request that follows it
     /// (`/ext_authz/api/items?id=1` checks `/api/items?id=1`).
     public let extAuthzPrefix: String
+    /// More members for `/v1/status` (the bundle and decision-log upload states).
+    public let statusExtras: (@Sendable () -> [String: Value])?
 
     public init(
         handler: CheckHandler, store: PolicyStore, documents: PolicyDocuments?, metrics: ServerMetrics,
-        extAuthzPrefix: String = "/ext_authz"
+        extAuthzPrefix: String = "/ext_authz", statusExtras: (@Sendable () -> [String: Value])? = nil
     ) {
+        self.statusExtras = statusExtras
         self.handler = handler
         self.store = store
         self.documents = documents
@@ -125,6 +128,8 @@ public struct HTTPAPI: Sendable {
             "last_error_at": status.lastErrorAt.map { .string(LineLog.timestamp($0)) } ?? .null,
         ]
         if let first = status.lastError.first { result["last_error_message"] = .string(first.description) }
+        if let bundleRevision = status.bundleRevision { result["bundle_revision"] = .string(bundleRevision) }
+        if let statusExtras { result.merge(statusExtras()) { $1 } }
         return .json(200, ["result": .object(result)])
     }
 

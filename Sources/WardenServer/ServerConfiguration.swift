@@ -93,10 +93,18 @@ public struct ServerConfiguration: Sendable {
     /// Event-loop threads; when set, checks also run on the loops (`EventLoops.runTasksOnEventLoops`).
     public var threads: Int?
     public static let maxThreads = 256
+    /// Policies from an OPA bundle service instead of `policyPaths`.
+    public var bundle: BundleSettings?
+    /// Where persisted bundles live (`<dir>/bundles/<name>/bundle.tar.gz`, as OPA lays them out).
+    public var persistenceDirectory = ".warden"
+    /// Decision logs uploaded to a remote service.
+    public var decisionLogUpload: DecisionLogUploadSettings?
+    /// Labels sent with uploaded decision-log events.
+    public var labels: [String: String] = [:]
 
     public init() {}
 
-    static let topLevel = ["grpc", "http", "policies", "request", "providers", "decision_log", "log_level", "threads"]
+    static let topLevel = ["grpc", "http", "policies", "request", "providers", "decision_log", "log_level", "threads"] + opaKeys
 
     /// Reads a configuration file over the defaults; returns every problem found.
     public static func load(file: String) -> (ServerConfiguration?, [Diagnostic]) {
@@ -237,6 +245,7 @@ public struct ServerConfiguration: Sendable {
             }
         }
         if let n = top["threads"], let v = int(n, top.path("threads"), range: 1...maxThreads) { config.threads = v }
+        decodeOPA(top, d, into: &config, relative: relative)
         return (d.hasErrors ? nil : config, d.diagnostics)
     }
 

@@ -1,4 +1,7 @@
 import ArgumentParser
+import AuthzPolicy
+import DecisionPoint
+import Foundation
 import PolicyCore
 import PolicyLoading
 
@@ -21,7 +24,13 @@ struct CheckCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Also show notes (such as documents of other kinds that were skipped).")
     var verbose = false
 
+    @Option(name: .customLong("bundle-key"), help: "A PEM public key a bundle (.tar.gz) argument must be signed with.")
+    var bundleKey: String?
+
     func run() throws {
+        if let bundle = paths.first, paths.count == 1, bundle.hasSuffix(".tar.gz") || bundle.hasSuffix(".tgz") {
+            return try checkBundle(bundle)
+        }
         let result = policyOptions.loader.read(paths)
         let shown = result.diagnostics.filter { verbose || $0.severity != .note }
         let errors = result.diagnostics.filter(\.isError).count
@@ -50,6 +59,36 @@ struct CheckCommand: ParsableCommand {
             }
         }
         if errors > 0 { throw ExitCode(Warden.Status.failed) }
+    }
+}
+
+extension CheckCommand {
+    /// A bundle: read within its limits, its signature verified (required with --bundle-key, refused without it),
+    /// and its contents validated as `warden serve --bundle` would load them.
+    func checkBundle(_ file: String) throws {
+        var renderer = DiagnosticRenderer()
+        guard let data = FileManager.default.contents(atPath: file) else { throw usage("cannot read `\(file)`") }
+        let bundle: OPABundle
+        do {
+            let verification = try bundleKey.map { key throws(Diagnostic) in
+                guard let pem = try? String(contentsOfFile: key, encoding: .utf8) else {
+                    throw Diagnostic(code: Diagnostic.Code.io, message: "cannot read `\(key)`")
+                }
+                return try BundleVerification.single(pem: pem)
+            }
+            bundle = try OPABundle.read(Array(data))
+            try bundle.verify(verification)
+        } catch {
+            writeOutput(renderer.render([error]))
+            throw ExitCode(Warden.Status.failed)
+        }
+        let (snapshot, result) = policyOptions.loader.load(bundle: bundle)
+        let shown = result.diagnostics.filter { verbose || $0.severity != .note }
+        if !shown.isEmpty { writeOutput(renderer.render(shown)) }
+        guard let snapshot else { throw ExitCode(Warden.Status.failed) }
+        let policies = snapshot.authorization.policies.count
+        writeOutput(
+            "ok: bundle revision `\(bundle.manifest.revision)`: \(policies) \(plural(policies, "policy", "policies")), \(snapshot.moduleCount) Rego \(plural(snapshot.moduleCount, "module", "modules")), \(bundle.files.count) \(plural(bundle.files.count, "file", "files"))\(bundle.signatures == nil ? "" : ", signature verified")")
     }
 }
 

@@ -11,6 +11,7 @@ struct Warden: AsyncParsableCommand {
         version: version,
         subcommands: [
             CheckCommand.self,
+            BuildCommand.self,
             DecideCommand.self,
             ReplayCommand.self,
             BenchCommand.self,
