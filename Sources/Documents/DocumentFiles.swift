@@ -3,15 +3,34 @@ import PolicyCore
 
 /// Reading rule and case files from disk: the only file-system access the loaders need.
 public enum DocumentFiles {
-    /// The file's text, or an `io_error` diagnostic naming it.
-    public static func read(_ path: String) -> Result<String, Diagnostic> {
-        guard let data = FileManager.default.contents(atPath: path) else {
+    /// The file's text, or an `io_error` diagnostic naming it; a file larger than `limits.maxFileBytes` is
+    /// refused (`limit_exceeded`) without being read past the limit.
+    public static func read(_ path: String, limits: InputLimits = .default) -> Result<String, Diagnostic> {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
             return .failure(Diagnostic(code: Diagnostic.Code.io, message: "cannot read `\(path)`", span: SourceSpan(file: path, line: 1, column: 1)))
         }
+        defer { try? handle.close() }
+        let data: Data
+        do {
+            // One byte more than the limit tells a file at the limit from one over it (or still growing).
+            data = try handle.read(upToCount: limits.maxFileBytes + 1) ?? Data()
+        } catch {
+            return .failure(Diagnostic(code: Diagnostic.Code.io, message: "cannot read `\(path)`", span: SourceSpan(file: path, line: 1, column: 1)))
+        }
+        if let refused = checkSize(data.count, file: path, limits: limits) { return .failure(refused) }
         guard let text = String(data: data, encoding: .utf8) else {
             return .failure(Diagnostic(code: Diagnostic.Code.io, message: "`\(path)` is not UTF-8 text", span: SourceSpan(file: path, line: 1, column: 1)))
         }
         return .success(text)
+    }
+
+    /// A `limit_exceeded` diagnostic when a file's text is larger than `limits.maxFileBytes`.
+    public static func checkSize(_ bytes: Int, file: String, limits: InputLimits) -> Diagnostic? {
+        guard bytes > limits.maxFileBytes else { return nil }
+        return Diagnostic(
+            code: Diagnostic.Code.limitExceeded,
+            message: "file too large: more than \(limits.maxFileBytes) bytes (limits.max_file_bytes)",
+            span: SourceSpan(file: file, line: 1, column: 1))
     }
 
     public static func isDirectory(_ path: String) -> Bool {
