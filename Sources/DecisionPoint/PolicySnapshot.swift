@@ -46,7 +46,8 @@ public struct PolicySnapshot: Sendable {
 
     /// Decides one request against this snapshot.
     public func decide(_ request: AuthzRequest) -> DecisionResponse {
-        authorization.decide(request, providers: ProviderTable(providers: providers))
+        if let refusal = request.http.refusal { return .invalidRequest(refusal) }
+        return authorization.decide(request, providers: ProviderTable(providers: providers))
     }
 }
 
