@@ -78,7 +78,7 @@ public final class AuthorizationServer: Sendable {
         decisionLog = try configuration.decisionLog.map { try DecisionLog(destination: $0) }
         let loader = PolicyLoader(options: .init(
             rootNamespace: configuration.rootNamespace, defaultNamespace: configuration.defaultNamespace,
-            providers: configuration.providers))
+            providers: configuration.providers, limits: configuration.limits))
         store = PolicyStore(paths: configuration.policyPaths, loader: loader)
         handler = CheckHandler(
             decisionPoint: store.decisionPoint, mapper: CheckRequestMapper(options: configuration.mapperOptions),

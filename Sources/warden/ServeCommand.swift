@@ -58,6 +58,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(name: .customLong("trust-verified-claims-header"), help: "Read request.auth.* from the x-warden-verified-claims header (only behind warden proxy).")
     var trustVerifiedClaimsHeader = false
 
+    @OptionGroup var limits: LimitOptions
+
     @Option(name: .customLong("grpc-tls-cert"), help: "PEM certificate chain for the gRPC listener.")
     var grpcTLSCert: String?
     @Option(name: .customLong("grpc-tls-key"), help: "PEM private key for the gRPC listener.")
@@ -136,6 +138,7 @@ struct ServeCommand: AsyncParsableCommand {
             settings.trustedProxies = trustedProxies
         }
         if let destinationNamespace { settings.destinationNamespace = destinationNamespace }
+        settings.limits = limits.applied(to: settings.limits)
         if trustVerifiedClaimsHeader { settings.verifiedClaimsHeader = "x-warden-verified-claims" }
         switch (grpcTLSCert, grpcTLSKey) {
         case (let cert?, let key?): settings.grpc.tls = .init(certificate: cert, key: key)
