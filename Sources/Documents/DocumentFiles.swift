@@ -63,3 +63,36 @@ public enum DocumentFiles {
         paths.flatMap { isDirectory($0) ? files(under: $0, extensions: extensions) : [$0] }
     }
 }
+
+/// What a look at a file sees without reading it: enough to tell that it changed, and whether it was put in
+/// place whole (renamed, or its modification time set, after its last write).
+public struct FileStamp: Sendable, Hashable {
+    public var size: Int64
+    /// Modification time (the last write), in nanoseconds since the epoch.
+    public var modified: Int64
+    /// Status change time (the last write, rename, or change of times or mode), in nanoseconds.
+    public var changed: Int64
+    public var inode: UInt64
+    public var device: UInt64
+
+    /// Whether something happened to the file after its last write: `rename(2)` onto the final name (the
+    /// write-then-rename pattern), or its modification time being set (`rsync`, `tar`, `cp -p`). A file
+    /// still being written in place has both times equal.
+    public var settledByRename: Bool { changed > modified }
+
+    /// The stamp of the file at `path` (following symbolic links), or nil when it cannot be looked at.
+    public static func of(_ path: String) -> FileStamp? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        #if canImport(Darwin)
+        let modified = info.st_mtimespec, changed = info.st_ctimespec
+        #else
+        let modified = info.st_mtim, changed = info.st_ctim
+        #endif
+        return FileStamp(
+            size: Int64(info.st_size),
+            modified: Int64(modified.tv_sec) * 1_000_000_000 + Int64(modified.tv_nsec),
+            changed: Int64(changed.tv_sec) * 1_000_000_000 + Int64(changed.tv_nsec),
+            inode: UInt64(info.st_ino), device: UInt64(info.st_dev))
+    }
+}
