@@ -12,9 +12,11 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "warden", targets: ["warden"]),
-        // The engines as libraries, for the benchmark package in Benchmarks/.
+        // The engines as libraries, for the benchmark package in Benchmarks/ and the fuzz targets in Fuzz/.
         .library(name: "PolicyCore", targets: ["PolicyCore"]),
         .library(name: "AuthzPolicy", targets: ["AuthzPolicy"]),
+        // The YAML/JSON document readers, for the fuzz targets in Fuzz/.
+        .library(name: "Documents", targets: ["Documents"]),
         .library(name: "DecisionPoint", targets: ["DecisionPoint"]),
         .library(name: "PolicyLoading", targets: ["PolicyLoading"]),
         .library(name: "Rego", targets: ["Rego"]),
