@@ -20,11 +20,11 @@ struct LimitOptions: ParsableArguments {
     var maxYAMLAliasNodes: Int?
 
     func validate() throws {
-        for (name, value) in [
-            ("--max-file-bytes", maxFileBytes), ("--max-nesting-depth", maxNestingDepth),
-            ("--max-yaml-aliases", maxYAMLAliases), ("--max-yaml-alias-nodes", maxYAMLAliasNodes),
+        for (name, value, least) in [
+            ("--max-file-bytes", maxFileBytes, 1), ("--max-nesting-depth", maxNestingDepth, 1),
+            ("--max-yaml-aliases", maxYAMLAliases, 0), ("--max-yaml-alias-nodes", maxYAMLAliasNodes, 0),
         ] {
-            if let value, value < 1 { throw ValidationError("\(name) must be at least 1") }
+            if let value, value < least { throw ValidationError("\(name) must be at least \(least)") }
         }
         if let maxNestingDepth, maxNestingDepth > InputLimits.maximumNestingDepth {
             throw ValidationError("--max-nesting-depth must be at most \(InputLimits.maximumNestingDepth)")
