@@ -42,6 +42,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "Identity", package: "warden"),
+                .product(name: "JOSE", package: "warden"),
                 .product(name: "PolicyCore", package: "warden"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
@@ -71,6 +72,8 @@ let package = Package(
             name: "CheckNoopServer",
             dependencies: [
                 .product(name: "ExtAuthz", package: "warden"),
+                .product(name: "Networking", package: "warden"),
+                .product(name: "PolicyCore", package: "warden"),
                 .product(name: "WardenServer", package: "warden"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),

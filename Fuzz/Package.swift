@@ -21,7 +21,7 @@ let warden: [Target.Dependency] = [
     .product(name: "PolicyLoading", package: "warden"),
     .product(name: "DecisionPoint", package: "warden"),
     .product(name: "Rego", package: "warden"),
-    .product(name: "Identity", package: "warden"),
+    .product(name: "JOSE", package: "warden"),
     .product(name: "ExtAuthz", package: "warden"),
 ]
 

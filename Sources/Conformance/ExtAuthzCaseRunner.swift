@@ -48,7 +48,7 @@ public enum ExtAuthzCaseRunner {
     /// A provider answering with the decision a Rego rule would have produced.
     struct DecisionProvider: CustomProvider {
         let decision: Value
-        func check(_ request: AuthzRequest) -> CustomOutcome { OPAEnvoyDecision.decode(decision) }
+        func check(_ request: AuthzRequest, input: () -> Value) -> CustomOutcome { OPAEnvoyDecision.decode(decision) }
     }
 
     static func runCase(_ node: DocumentNode, file: String, note: String) -> CaseResult {
@@ -122,7 +122,9 @@ public enum ExtAuthzCaseRunner {
         }
         let request = CheckRequestMapper(options: options).map(check)
         let snapshot = PolicySnapshot(authorization: CompiledPolicySet(policies: policies), providers: providers)
-        let response = ExtAuthzDecision(snapshot.decide(request)).checkResponse
+        let response = ExtAuthzDecision(snapshot.decide(request) {
+            OPAEnvoyInput.document(for: check, normalizedPath: request.http.path)
+        }).checkResponse
 
         var mismatches: [String] = []
         if let wantAttributes = fields["want_attributes"]?.value {

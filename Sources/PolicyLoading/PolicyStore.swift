@@ -1,3 +1,4 @@
+import AuthzPolicy
 import DecisionPoint
 import Documents
 import Foundation
@@ -27,6 +28,8 @@ public final class PolicyStore: Sendable {
         public var policies: Int
         /// Rego modules in the serving set.
         public var modules: Int
+        /// The warnings of the set serving now: what Istio accepts and reports (the set loaded with them).
+        public var warnings: [Diagnostic]
         /// The errors of the last load that failed, if it failed after the last success.
         public var lastError: [Diagnostic]
         public var lastErrorAt: Date?
@@ -53,7 +56,7 @@ public final class PolicyStore: Sendable {
     private let observers: Mutex<[@Sendable (Outcome) -> Void]>
 
     struct State {
-        var status = Status(files: [], policies: 0, modules: 0, lastError: [], reloads: 0, failures: 0)
+        var status = Status(files: [], policies: 0, modules: 0, warnings: [], lastError: [], reloads: 0, failures: 0)
         /// The files as they were when the serving set (or the last refused one) was read.
         var fingerprint: [String: FileStamp]?
         /// A change seen at the last look and not loaded yet: loaded when the next look sees it again.
@@ -122,6 +125,7 @@ public final class PolicyStore: Sendable {
                 $0.status.files = installed.sources
                 $0.status.policies = installed.authorization.policies.count
                 $0.status.modules = installed.moduleCount
+                $0.status.warnings = problems.filter { $0.severity == .warning }
                 $0.status.lastError = []
                 $0.status.lastErrorAt = nil
                 $0.status.reloads += 1

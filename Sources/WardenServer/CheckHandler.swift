@@ -31,13 +31,9 @@ public final class CheckHandler: Sendable {
         let clock = ContinuousClock()
         let start = clock.now
         let snapshot = decisionPoint.snapshot
-        var mapper = self.mapper
-        // OPA-Envoy's input document is only needed when a CUSTOM provider may be asked.
-        if mapper.options.includeProviderInput, snapshot?.providers.isEmpty ?? true {
-            mapper.options.includeProviderInput = false
-        }
         let request = mapper.map(check)
-        let response = snapshot?.decide(request) ?? .notReady
+        let response = snapshot?.decide(request, input: CheckInput(check: check, normalizedPath: request.http.path))
+            ?? .notReady
         let decisionID = Self.newDecisionID()
         let decision = ExtAuthzDecision(response, decisionID: decisionID)
         let duration = clock.now - start
@@ -78,4 +74,15 @@ public final class CheckHandler: Sendable {
         var generator = SystemRandomNumberGenerator()
         return (generator.next(), generator.next())
     }()
+}
+
+/// OPA-Envoy's input document for a check, built from the `CheckRequest` as received, only if a CUSTOM provider
+/// asks for it; the path is the normalized one rules match.
+struct CheckInput: ProviderInputSource {
+    let check: Envoy_Service_Auth_V3_CheckRequest
+    let normalizedPath: String?
+
+    func providerInput() -> Value {
+        OPAEnvoyInput.document(for: check, normalizedPath: normalizedPath)
+    }
 }

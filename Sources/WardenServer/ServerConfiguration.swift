@@ -1,6 +1,8 @@
 import Documents
 import ExtAuthz
 import Foundation
+import Logging
+import Networking
 import PolicyCore
 
 /// Everything `warden serve` can be told, from one YAML file and flags (flags win). Unknown keys and wrong
@@ -59,6 +61,16 @@ public struct ServerConfiguration: Sendable {
         public static func < (a: LogLevel, b: LogLevel) -> Bool {
             allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
         }
+
+        /// The same level in swift-log's terms.
+        public var level: Logger.Level {
+            switch self {
+            case .debug: .debug
+            case .info: .info
+            case .warning: .warning
+            case .error: .error
+            }
+        }
     }
 
     public var grpc = Listener(host: "127.0.0.1", port: 9191)
@@ -83,7 +95,7 @@ public struct ServerConfiguration: Sendable {
     public var limits = InputLimits.default
     public var decisionLog: DecisionLog.Destination? = .standardOutput
     public var logLevel = LogLevel.info
-    /// Event-loop threads; when set, checks also run on the loops (`AuthorizationServer.runOnEventLoops`).
+    /// Event-loop threads; when set, checks also run on the loops (`EventLoops.runTasksOnEventLoops`).
     public var threads: Int?
     public static let maxThreads = 256
 

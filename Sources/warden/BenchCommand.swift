@@ -72,7 +72,7 @@ struct BenchCommand: ParsableCommand {
         let batch = try Bench.lines(source) { try AuthzRequest(attributes: JSONReader.parse($0)) }
         let result = Bench.measure(passes: passes, warmup: warmup, count: batch.count) {
             var allowed = 0
-            for request in batch where snapshot.decide(request).decision == .allow { allowed += 1 }
+            for request in batch where snapshot.decide(attributes: request).decision == .allow { allowed += 1 }
             return allowed
         }
         report(result, kind: "authorization-policy", title: "AuthorizationPolicy decisions", items: batch.count)
@@ -191,7 +191,7 @@ func blackHole(_ value: Int) {
 
 extension Double {
     func rounded(toPlaces places: Int) -> Double {
-        let scale = pow(10, Double(places))
+        let scale = Foundation.pow(10, Double(places))
         return (self * scale).rounded() / scale
     }
 }

@@ -3,10 +3,11 @@ import PolicyCore
 import PolicyLoading
 
 /// `warden check`: validates rule files as `istioctl validate` would, reporting every problem with its place.
+/// Errors (what Istio rejects) fail the check; warnings (what Istio accepts and reports) are shown and do not.
 struct CheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
-        abstract: "Validate policy files; exit 0 when clean, 1 with every error listed."
+        abstract: "Validate policy files; exit 0 when they load (warnings are shown), 1 with every error listed."
     )
 
     @Argument(help: "Files or directories of policies (.yaml, .yml, .json).")
@@ -24,22 +25,28 @@ struct CheckCommand: ParsableCommand {
         let result = policyOptions.loader.read(paths)
         let shown = result.diagnostics.filter { verbose || $0.severity != .note }
         let errors = result.diagnostics.filter(\.isError).count
+        let warnings = result.diagnostics.filter { $0.severity == .warning }.count
         switch format {
         case .json:
             let report: Value = [
                 "valid": .bool(errors == 0),
                 "files": .int(result.files.count),
                 "policies": .int(result.policies.count),
+                "errors": .int(errors),
+                "warnings": .int(warnings),
                 "diagnostics": .array(shown.map(\.json)),
             ]
             writeOutput(JSONWriter.string(report, pretty: true))
         case .text:
             var renderer = DiagnosticRenderer()
             if !shown.isEmpty { writeOutput(renderer.render(shown)) }
+            let files = "\(result.files.count) \(plural(result.files.count, "file", "files"))"
+            let warned = warnings == 0 ? "" : ", \(warnings) \(plural(warnings, "warning", "warnings"))"
+            let policies = "\(result.policies.count) \(plural(result.policies.count, "policy", "policies"))"
             if errors == 0 {
-                writeOutput("ok: \(result.policies.count) \(plural(result.policies.count, "policy", "policies")) in \(result.files.count) \(plural(result.files.count, "file", "files"))")
+                writeOutput("ok: \(policies) in \(files)\(warned)")
             } else {
-                writeOutput("\(errors) \(plural(errors, "error", "errors")) in \(result.files.count) \(plural(result.files.count, "file", "files"))")
+                writeOutput("\(errors) \(plural(errors, "error", "errors")) in \(files)\(warned)")
             }
         }
         if errors > 0 { throw ExitCode(Warden.Status.failed) }

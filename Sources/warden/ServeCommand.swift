@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Networking
 import PolicyCore
 import WardenServer
 
@@ -80,9 +81,9 @@ struct ServeCommand: AsyncParsableCommand {
         }
         try apply(to: &settings)
         if let threads = settings.threads {
-            AuthorizationServer.runOnEventLoops(threads: threads)
+            EventLoops.runTasksOnEventLoops(threads: threads)
         } else {
-            AuthorizationServer.sizeEventLoopsToUsableCores()
+            EventLoops.sizeToUsableCores()
         }
         let server: AuthorizationServer
         do {

@@ -18,6 +18,7 @@ struct Warden: AsyncParsableCommand {
             ServeCommand.self,
             EvalCommand.self,
             TestCommand.self,
+            CACommand.self,
         ]
     )
 

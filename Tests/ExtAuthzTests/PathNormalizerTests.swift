@@ -1,4 +1,5 @@
 @testable import ExtAuthz
+import PolicyCore
 import Testing
 import WardenTesting
 

@@ -22,7 +22,7 @@ import WardenTesting
     @Test func deepRegoAndAliasBombsAreRefusedOnReloadAndByThePolicyAPI() async throws {
         let directory = try TemporaryDirectory()
         try directory.write("deny-admin.yaml", denyAdminPolicy)
-        let server = try ServerProcess([
+        let server = try await ServerProcess([
             "--policies", directory.path, "--decision-log", "off", "--watch-interval-ms", "100",
         ])
         defer { server.stop() }
@@ -44,13 +44,13 @@ import WardenTesting
         try directory.remove("arrays.rego")
 
         // The policy API refuses the same texts before writing anything.
-        let put = try curl([
+        let put = try await curl([
             "-X", "PUT", "-H", "content-type: text/plain", "--data-binary", Self.deepRego,
             server.httpBase + "/v1/policies/deep",
         ])
         #expect(put.status == 400)
         #expect(put.body.contains("rego_parse_error") && put.body.contains("max_nesting_depth"), "\(put.body)")
-        let putYAML = try curl([
+        let putYAML = try await curl([
             "-X", "PUT", "-H", "content-type: application/yaml", "--data-binary", Self.billionLaughs,
             server.httpBase + "/v1/policies/laughs",
         ])
@@ -59,29 +59,29 @@ import WardenTesting
         #expect(!FileManager.default.fileExists(atPath: directory.path + "/deep.rego"))
         #expect(!FileManager.default.fileExists(atPath: directory.path + "/laughs.yaml"))
 
-        #expect(server.process.isRunning)
+        #expect(server.launched.isRunning)
         let (denied, allowed) = try await withClient(port: server.grpcPort) { auth, _ in
             (try await auth.check(check(path: "/admin")), try await auth.check(check(path: "/items")))
         }
         #expect(denied.status.code == 7, "the first set still denies")
         #expect(allowed.status.code == 0)
         // Nothing was expanded: the process never grew anywhere near what 9^9 strings would take.
-        let peak = try #require(Self.peakResidentKilobytes(of: server.process.processIdentifier))
+        let peak = try #require(Self.peakResidentKilobytes(of: server.launched.processIdentifier))
         #expect(peak < 1_000_000, "peak RSS \(peak) kB")
     }
 
     @Test func aServerStartsOnDeepTextAndServesOnceItIsFixed() async throws {
         let directory = try TemporaryDirectory()
         let deep = try directory.write("deep.rego", Self.deepRego)
-        let server = try ServerProcess(["--policies", directory.path, "--decision-log", "off", "--watch-interval-ms", "0"])
+        let server = try await ServerProcess(["--policies", directory.path, "--decision-log", "off", "--watch-interval-ms", "0"])
         defer { server.stop() }
         #expect(server.stderr.contains("\(deep):3:"), "\(server.stderr)")
-        #expect(try curl([server.httpBase + "/health"]).status == 503)
+        #expect(try await curl([server.httpBase + "/health"]).status == 503)
         try directory.remove("deep.rego")
         try directory.write("deny-admin.yaml", denyAdminPolicy)
         server.signal(SIGHUP)
         _ = try await waitForStatus(server) { $0["revision"] == 1 }
-        #expect(try curl([server.httpBase + "/health"]).status == 200)
+        #expect(try await curl([server.httpBase + "/health"]).status == 200)
     }
 
     /// The bypasses of a DENY on `/admin/*`, through gRPC and through ext_authz's HTTP mode.
@@ -96,7 +96,7 @@ import WardenTesting
               rules:
               - to: [{operation: {paths: ["/admin/*"]}}]
             """)
-        let server = try ServerProcess([
+        let server = try await ServerProcess([
             "--policies", directory.path, "--decision-log", "off", "--watch-interval-ms", "0",
             "--destination-namespace", "backend",
         ])
@@ -115,17 +115,17 @@ import WardenTesting
         #expect(responses.last?.status.code == 0, "/public/x is allowed")
 
         for path in bypasses.dropFirst() {
-            let http = try curl(["--path-as-is", server.httpBase + "/ext_authz" + path])
+            let http = try await curl(["--path-as-is", server.httpBase + "/ext_authz" + path])
             #expect(http.status == (path.contains("%00") ? 400 : 403), "\(path): \(http.status) \(http.body)")
         }
-        #expect(try curl([server.httpBase + "/ext_authz/public/x"]).status == 200)
+        #expect(try await curl([server.httpBase + "/ext_authz/public/x"]).status == 200)
     }
 
     /// A policy file rewritten in place, with a pause between its two documents, is never served half-written.
     @Test func aPolicyFileWrittenInPlaceIsNeverServedHalfWritten() async throws {
         let directory = try TemporaryDirectory()
         let file = try directory.write("set.yaml", Self.policySet(version: 0))
-        let server = try ServerProcess(["--policies", directory.path, "--decision-log", "off", "--watch-interval-ms", "300"])
+        let server = try await ServerProcess(["--policies", directory.path, "--decision-log", "off", "--watch-interval-ms", "300"])
         defer { server.stop() }
 
         let rewrites = 4
@@ -202,7 +202,7 @@ import WardenTesting
         let deadline = ContinuousClock.now + .seconds(30)
         var result: Value = .null
         while ContinuousClock.now < deadline {
-            result = try JSONReader.parse(try curl([server.httpBase + "/v1/status"]).body)["result"] ?? .null
+            result = try JSONReader.parse(try await curl([server.httpBase + "/v1/status"]).body)["result"] ?? .null
             if condition(result) { return result }
             try await Task.sleep(for: .milliseconds(100))
         }

@@ -1,3 +1,5 @@
+import AuthzPolicy
+import DecisionPoint
 import Foundation
 import PolicyCore
 import PolicyLoading
@@ -23,6 +25,24 @@ import WardenTesting
         guard case .installed(let second, _) = store.reload() else { Issue.record("recovered"); return }
         #expect(second.revision == 2)
         #expect(store.status.lastError.isEmpty)
+    }
+
+    @Test func aWarnedSetIsInstalledAndItsWarningsStayWithIt() throws {
+        let directory = try TemporaryDirectory()
+        try directory.write("deny-admin.yaml", validPolicy)
+        try directory.write("warned.yaml", "kind: AuthorizationPolicy\napiVersion: security.istio.io/v1\nmetadata: {name: w}\nspec: {selector: {}, rules: [{from: []}]}\n")
+        let store = PolicyStore(paths: [directory.path], loader: PolicyLoader())
+        guard case .installed(let snapshot, let warnings) = store.reload() else { Issue.record("installed"); return }
+        #expect(snapshot.authorization.policies.count == 2)
+        let codes = ["http_only_deny_rule", "selector_without_labels", "empty_list_ignored"]
+        #expect(warnings.map(\.code) == codes)
+        #expect(store.status.warnings.map(\.code) == codes)
+
+        try directory.write("broken.yaml", "kind: AuthorizationPolicy\napiVersion: security.istio.io/v1\nmetadata: {name: b}\nspec: {action: DENY}\n")
+        guard case .refused = store.reload() else { Issue.record("refused"); return }
+        #expect(store.decisionPoint.snapshot?.revision == snapshot.revision, "the last good set keeps serving")
+        #expect(store.status.warnings.count == 3, "the warnings of the set serving")
+        #expect(store.status.lastError.map(\.code) == ["invalid_value"])
     }
 
     @Test func watchingReloadsOnlyWhenFilesChange() throws {
@@ -102,6 +122,7 @@ import WardenTesting
         let watcher = Task { await store.watch(every: .milliseconds(20)) }
         defer { watcher.cancel() }
         try directory.write("more.yaml", validPolicy.replacingOccurrences(of: "deny-admin", with: "deny-more"))
+        // Generous: CPU-bound suites running beside this one can hold every cooperative thread for seconds.
         let deadline = ContinuousClock.now + .seconds(60)
         while store.decisionPoint.snapshot?.revision != 2 && ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(20))

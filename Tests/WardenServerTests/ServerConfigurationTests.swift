@@ -1,4 +1,6 @@
+import ExtAuthz
 import Foundation
+import Networking
 import NIOCore
 import PolicyCore
 import Testing
@@ -91,21 +93,5 @@ import Testing
         // `warden replay` reads the attributes back.
         let replayed = try AuthzRequest(attributes: try #require(json["attributes"]))
         #expect(replayed.http.path == "/admin")
-    }
-}
-
-@Suite struct EventLoopSizingTests {
-    @Test func countsALinuxCPUList() {
-        #expect(AuthorizationServer.allowedCPUCount("0") == 1)
-        #expect(AuthorizationServer.allowedCPUCount("0-3,8,10-11\n") == 7)
-        #expect(AuthorizationServer.allowedCPUCount("\t0-1") == 2)
-        #expect(AuthorizationServer.allowedCPUCount("3-1") == nil)
-        #expect(AuthorizationServer.allowedCPUCount("x") == nil)
-        #expect(AuthorizationServer.allowedCPUCount("") == nil)
-    }
-
-    @Test func usesNoMoreLoopsThanTheCPUsItMayRunOn() {
-        #expect(AuthorizationServer.usableCores() >= 1)
-        #expect(AuthorizationServer.usableCores() <= System.coreCount)
     }
 }

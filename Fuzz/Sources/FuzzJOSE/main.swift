@@ -1,5 +1,5 @@
 import FuzzSupport
-import Identity
+import JOSE
 import PolicyCore
 
 /// JWS compact parsing, JWT claims decoding, and JWK/JWKS/PEM key reading on any text; tokens that parse are

@@ -1,3 +1,5 @@
+import PolicyCore
+
 /// Splits Rego source into tokens. Line breaks and spaces are not tokens; each token records whether a line
 /// break or a space came before it, which is all the parser needs to know about layout.
 struct Lexer {
