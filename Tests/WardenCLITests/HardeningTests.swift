@@ -70,6 +70,32 @@ import WardenTesting
         #expect(peak < 1_000_000, "peak RSS \(peak) kB")
     }
 
+    /// `warden eval` and `warden check` end with an error at the place the text goes over, never a crash.
+    @Test func evalAndCheckRefuseDeepTextWithItsPlace() async throws {
+        let directory = try TemporaryDirectory()
+        let texts = [
+            "parens.rego": Self.deepRego,
+            "sum.rego": "package sum\n\nx := " + Array(repeating: "1", count: 5_000).joined(separator: " + ") + "\n",
+            "arrays.rego": "package arrays\n\nx := " + String(repeating: "[", count: 10_000) + "1"
+                + String(repeating: "]", count: 10_000) + "\n",
+        ]
+        for (name, text) in texts.sorted(by: { $0.key < $1.key }) {
+            let file = try directory.write(name, text)
+            let eval = try await ProcessRunner.warden(["eval", "-d", file, "data"])
+            #expect(eval.status == 1, "\(name): \(eval.stderr)")
+            #expect(eval.stdout.contains("rego_parse_error") && eval.stdout.contains("max_nesting_depth"), "\(eval.stdout)")
+            #expect(eval.stdout.contains("\"row\": 3"), "\(eval.stdout)")
+        }
+        try directory.write("laughs.yaml", Self.billionLaughs)
+        let check = try await ProcessRunner.warden(["check", directory.path])
+        #expect(check.status == 1)
+        for name in texts.keys {
+            #expect(check.stdout.contains("\(directory.path)/\(name):3:") || check.stderr.contains("\(directory.path)/\(name):3:"),
+                    "\(name): \(check.stdout) \(check.stderr)")
+        }
+        #expect((check.stdout + check.stderr).contains("laughs.yaml:6:8: YAML aliases expand to more than 100000 nodes"))
+    }
+
     @Test func aServerStartsOnDeepTextAndServesOnceItIsFixed() async throws {
         let directory = try TemporaryDirectory()
         let deep = try directory.write("deep.rego", Self.deepRego)

@@ -24,7 +24,7 @@ public func fuzzCheckRequest(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     }
     let request = mapper.map(check)
     _ = request.attributes
-    let response = snapshot.decide(request)
+    let response = snapshot.decide(request) { OPAEnvoyInput.document(for: check, normalizedPath: request.http.path) }
     _ = ExtAuthzDecision(response, decisionID: "fuzz").checkResponse
     return 0
 }
