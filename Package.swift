@@ -220,7 +220,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "PolicyCoreTests", dependencies: ["PolicyCore", "WardenTesting"], swiftSettings: strict),
-        .testTarget(name: "DocumentsTests", dependencies: ["Documents", "PolicyCore"], swiftSettings: strict),
+        .testTarget(name: "DocumentsTests", dependencies: ["Documents", "PolicyCore", "WardenTesting"], swiftSettings: strict),
         .testTarget(
             name: "AuthzPolicyTests",
             dependencies: ["AuthzPolicy", "PolicyCore", "Documents", "WardenTesting"],

@@ -2,18 +2,11 @@ import Documents
 import Foundation
 import PolicyCore
 import Testing
+import WardenTesting
 
 /// YAML and JSON over `InputLimits` are refused before any node is built, with the place they go over.
 @Suite struct InputLimitsTests {
-    /// The classic billion laughs: nine aliases of nine aliases, eight levels deep (9^9 strings, ~400 bytes).
-    static let billionLaughs: String = {
-        var lines = [#"a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]"#]
-        let names = Array("abcdefghi").map(String.init)
-        for (previous, name) in zip(names, names.dropFirst()) {
-            lines.append("\(name): &\(name) [" + Array(repeating: "*\(previous)", count: 9).joined(separator: ",") + "]")
-        }
-        return lines.joined(separator: "\n") + "\n"
-    }()
+    static let billionLaughs = HostileInputs.billionLaughs
 
     @Test func aBillionLaughsIsRefusedBeforeExpansion() throws {
         let parsed = YAMLDocuments.parse(Self.billionLaughs, file: "laughs.yaml")

@@ -8,16 +8,8 @@ import WardenTesting
 /// Inputs that used to crash, exhaust or fool the real `warden serve`: deep Rego, YAML alias bombs, path bypasses,
 /// and policy files read while half-written. Each is refused (or denied) and the last good set keeps serving.
 @Suite(.serialized, .timeLimit(.minutes(3))) struct HardeningTests {
-    static let deepRego = "package deep\n\nx := " + String(repeating: "(", count: 3_000) + "1"
-        + String(repeating: ")", count: 3_000) + "\n"
-    static let billionLaughs: String = {
-        var lines = [#"a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]"#]
-        let names = Array("abcdefghi").map(String.init)
-        for (previous, name) in zip(names, names.dropFirst()) {
-            lines.append("\(name): &\(name) [" + Array(repeating: "*\(previous)", count: 9).joined(separator: ",") + "]")
-        }
-        return lines.joined(separator: "\n") + "\n"
-    }()
+    static let deepRego = HostileInputs.deepRego(open: "(", close: ")", count: 3_000)
+    static let billionLaughs = HostileInputs.billionLaughs
 
     @Test func deepRegoAndAliasBombsAreRefusedOnReloadAndByThePolicyAPI() async throws {
         let directory = try TemporaryDirectory()
@@ -39,7 +31,7 @@ import WardenTesting
         let laughsMessage = status["last_error_message"]?.stringValue ?? ""
         #expect(laughsMessage.hasPrefix("\(laughs):6:8:") && laughsMessage.contains("max_yaml_alias_nodes"), "\(laughsMessage)")
         try directory.remove("laughs.yaml")
-        try directory.write("arrays.rego", "package arrays\n\nx := " + String(repeating: "[", count: 10_000) + "1" + String(repeating: "]", count: 10_000) + "\n")
+        try directory.write("arrays.rego", HostileInputs.deepRego(package: "arrays", open: "[", close: "]", count: 10_000))
         status = try await waitForStatus(server) { $0["reload_failures"] == 3 }
         try directory.remove("arrays.rego")
 
@@ -76,8 +68,7 @@ import WardenTesting
         let texts = [
             "parens.rego": Self.deepRego,
             "sum.rego": "package sum\n\nx := " + Array(repeating: "1", count: 5_000).joined(separator: " + ") + "\n",
-            "arrays.rego": "package arrays\n\nx := " + String(repeating: "[", count: 10_000) + "1"
-                + String(repeating: "]", count: 10_000) + "\n",
+            "arrays.rego": HostileInputs.deepRego(package: "arrays", open: "[", close: "]", count: 10_000),
         ]
         for (name, text) in texts.sorted(by: { $0.key < $1.key }) {
             let file = try directory.write(name, text)
@@ -113,15 +104,7 @@ import WardenTesting
     /// The bypasses of a DENY on `/admin/*`, through gRPC and through ext_authz's HTTP mode.
     @Test func pathsIstioNormalizesToAdminAreDenied() async throws {
         let directory = try TemporaryDirectory()
-        try directory.write("deny-admin.yaml", """
-            apiVersion: security.istio.io/v1
-            kind: AuthorizationPolicy
-            metadata: {name: deny-admin, namespace: backend}
-            spec:
-              action: DENY
-              rules:
-              - to: [{operation: {paths: ["/admin/*"]}}]
-            """)
+        try directory.write("deny-admin.yaml", denyAdminPolicy.replacingOccurrences(of: #""/admin""#, with: #""/admin/*""#))
         let server = try await ServerProcess([
             "--policies", directory.path, "--decision-log", "off", "--watch-interval-ms", "0",
             "--destination-namespace", "backend",
@@ -197,30 +180,8 @@ import WardenTesting
         #expect(lastDenied, "version \(rewrites) was loaded")
     }
 
-    /// An ALLOW-all, then a DENY on /admin and a DENY named after the version: cut between the two documents,
-    /// the file allows /admin.
     static func policySet(version: Int) -> String {
-        """
-        apiVersion: security.istio.io/v1
-        kind: AuthorizationPolicy
-        metadata: {name: allow-all, namespace: backend}
-        spec: {rules: [{}]}
-        ---
-        apiVersion: security.istio.io/v1
-        kind: AuthorizationPolicy
-        metadata: {name: deny-admin, namespace: backend}
-        spec:
-          action: DENY
-          rules: [{to: [{operation: {paths: ["/admin"]}}]}]
-        ---
-        apiVersion: security.istio.io/v1
-        kind: AuthorizationPolicy
-        metadata: {name: deny-v\(version), namespace: backend}
-        spec:
-          action: DENY
-          rules: [{to: [{operation: {paths: ["/v\(version)"]}}]}]
-
-        """
+        HostileInputs.allowAllThenDenyAdmin(namespace: "backend", version: version)
     }
 
     /// Polls `/v1/status` until `condition` holds on its `result` (bounded), and returns it.

@@ -132,17 +132,4 @@ import WardenTesting
 }
 
 /// Two policies in one file: the DENY comes second, so a file cut between them would open /admin.
-let twoDocuments = """
-    apiVersion: security.istio.io/v1
-    kind: AuthorizationPolicy
-    metadata: {name: allow-all, namespace: default}
-    spec: {rules: [{}]}
-    ---
-    apiVersion: security.istio.io/v1
-    kind: AuthorizationPolicy
-    metadata: {name: deny-admin, namespace: default}
-    spec:
-      action: DENY
-      rules: [{to: [{operation: {paths: ["/admin"]}}]}]
-
-    """
+let twoDocuments = HostileInputs.allowAllThenDenyAdmin(namespace: "default")
