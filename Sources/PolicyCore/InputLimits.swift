@@ -31,8 +31,11 @@ public struct InputLimits: Sendable, Hashable {
 
     public static let `default` = InputLimits()
 
-    /// The largest nesting bound that may be configured: the readers' stacks are sized for it.
-    public static let maximumNestingDepth = 4_096
+    /// The largest nesting bound that may be configured. Parsing and compiling run on a stack sized for the bound
+    /// (`DeepStack`), but Rego's evaluator recurses once per expression it runs on the caller's thread: a chain of
+    /// 512 operators is what it evaluates within the 8 MiB stacks threads get by default (a debug build; an
+    /// optimized one has room to spare).
+    public static let maximumNestingDepth = 512
 }
 
 extension Diagnostic.Code {
