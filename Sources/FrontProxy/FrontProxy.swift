@@ -131,8 +131,14 @@ public final class FrontProxy: Sendable {
             }
         }
 
-        let authorization: GRPCAuthorizationClient? = try configuration.authorization.map {
-            try GRPCAuthorizationClient(options: .init(host: $0.host, port: $0.port))
+        var authorization: (any AuthorizationClient)?
+        if let address = configuration.authorization {
+            switch configuration.authorizationClient {
+            case .inPlace:
+                authorization = InPlaceAuthorizationClient(options: .init(host: address.host, port: address.port))
+            case .grpcSwift:
+                authorization = try GRPCAuthorizationClient(options: .init(host: address.host, port: address.port))
+            }
         }
         let upstream = UpstreamPool(settings: UpstreamSettings(
             host: configuration.upstream.host, port: configuration.upstream.port,

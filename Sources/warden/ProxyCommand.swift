@@ -57,6 +57,8 @@ struct ProxyCommand: AsyncParsableCommand {
     var admin: String?
     @Option(name: .customLong("check-timeout"), help: "Deadline of each check, as 200ms or 1s (default 200ms).")
     var checkTimeout: String?
+    @Option(name: .customLong("authz-client"), help: "in-place (default) or grpc-swift: how checks are sent.")
+    var authzClient: String?
     @Option(name: .customLong("failure-status"), help: "The status of a request whose check failed (default 403).")
     var failureStatus: Int?
     @Flag(help: "Outbound mode: plaintext in, mutual TLS out.")
@@ -153,6 +155,12 @@ struct ProxyCommand: AsyncParsableCommand {
         if let rootNamespace { c.rootNamespace = rootNamespace }
         if let timeout = try duration(checkTimeout, "check-timeout") { c.checkTimeout = timeout }
         if let failureStatus { c.failureStatus = failureStatus }
+        if let authzClient {
+            guard let kind = AuthorizationClientKind(rawValue: authzClient) else {
+                throw ValidationError("--authz-client must be in-place or grpc-swift")
+            }
+            c.authorizationClient = kind
+        }
         c.outbound = outbound
         if let expectPeer {
             do {

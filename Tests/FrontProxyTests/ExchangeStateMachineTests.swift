@@ -183,6 +183,25 @@ struct ExchangeStateMachineTests {
         #expect(none.record.requestPrincipal == nil)
     }
 
+    @Test func ofSeveralValidTokensTheFirstLocationDecides() throws {
+        // Two issuers, each with its own header; both tokens are valid. Rules are ordered by issuer, and each rule's
+        // locations in turn, so the token in `x-token-a` (issuer `a.example`) decides, whichever header comes first.
+        let keyA = JWTFactory.SigningKey.p256(keyID: "a"), keyB = JWTFactory.SigningKey.p256(keyID: "b")
+        let authenticator = RequestAuthenticator(rules: [
+            JWTRule(issuer: "b.example", keys: .inline(try JWKSet.parse(JWTFactory.jwks([keyB]))), fromHeaders: [.init(name: "x-token-b")]),
+            JWTRule(issuer: "a.example", keys: .inline(try JWKSet.parse(JWTFactory.jwks([keyA]))), fromHeaders: [.init(name: "x-token-a")]),
+        ].sorted { $0.issuer < $1.issuer })
+        let tokenA = JWTFactory.token(JWTFactory.claims(issuer: "a.example", subject: "alice"), key: keyA)
+        let tokenB = JWTFactory.token(JWTFactory.claims(issuer: "b.example", subject: "bob"), key: keyB)
+        for headers in [[("x-token-b", tokenB), ("x-token-a", tokenA)], [("x-token-a", tokenA), ("x-token-b", tokenB)]] {
+            var machine = Self.machine(authenticator: authenticator)
+            let request = try #require(Self.check(&machine, Self.head(.GET, "/", headers)))
+            #expect(machine.record.requestPrincipal == "a.example/alice")
+            let metadata = request.attributes.metadataContext.filterMetadata["envoy.filters.http.jwt_authn"]
+            #expect(metadata?.fields.keys.sorted() == ["a.example"])
+        }
+    }
+
     @Test func oversizedBodiesAreRefused() {
         var declared = Self.machine(maximumBody: 8)
         guard case .respond(let response, let close) = declared.receiveHead(Self.head(.POST, "/", [("content-length", "9")]), now: 1)

@@ -59,7 +59,7 @@ struct RawConnection {
 @Suite(.serialized, .timeLimit(.minutes(5))) struct ProxyHostileInputTests {
     @Test func everyHostileRequestIsRefusedAndTheProxyKeepsServing() async throws {
         let harness = try await ProxyHarness(proxyArguments: [
-            "--header-timeout", "1s", "--max-request-body", "1000", "--max-connections", "20",
+            "--header-timeout", "1s", "--idle-timeout", "2s", "--max-request-body", "1000", "--max-connections", "20",
         ])
         defer { harness.stop() }
         let port = harness.proxy.port
@@ -107,22 +107,29 @@ struct RawConnection {
         }
         #expect(held.contains { $0.closed && $0.response.isEmpty })
 
+        // An idle keep-alive connection is closed after the idle timeout.
+        let idle = await RawConnection.exchange(port: port, ["GET /idle HTTP/1.1\r\nHost: d\r\n\r\n"], readTimeout: .seconds(5))
+        #expect(idle.response.hasPrefix("HTTP/1.1 200"))
+        #expect(idle.closed, "an idle connection stayed open")
+
         let after = try await curlExit([harness.httpURL + "/after"])
         #expect(after.status == 200)
         let kept = try await bystander
         #expect(kept.exitStatus == 0)
         let paths = harness.upstreamRequests().compactMap { $0["path"] as? String }
         #expect(paths.filter { $0.hasPrefix("/bystander") }.count == 3)
+        #expect(paths.contains("/idle"))
         #expect(!paths.contains("/s") && !paths.contains("/slow") && !paths.contains("/big") && !paths.contains("/large"))
         #expect(harness.proxy.launched.isRunning)
     }
 
-    @Test func drainingFinishesTheRequestsInFlight() async throws {
+    @Test(arguments: [false, true])
+    func drainingFinishesTheRequestsInFlight(http2: Bool) async throws {
         let harness = try await ProxyHarness(upstreamArguments: ["--delay", "1s"])
         defer { harness.stop() }
         let ready = try await curlExit(["http://127.0.0.1:\(harness.proxy.adminPort!)/ready"])
         #expect(ready.status == 200)
-        async let inFlight = curlExit([harness.httpURL + "/slow"])
+        async let inFlight = curlExit(http2 ? harness.asSleep + ["--http2", harness.detailsURL + "/slow"] : [harness.httpURL + "/slow"])
         try await Task.sleep(for: .milliseconds(300))
         harness.proxy.launched.signal(SIGTERM)
         let finished = try await inFlight

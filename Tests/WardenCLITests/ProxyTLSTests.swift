@@ -97,8 +97,13 @@ import WardenTesting
         #expect(through.status == 200, "\(through) \(outbound.launched.stderr)")
         let headers = harness.upstreamRequests().first?["headers"] as? [String: [String]] ?? [:]
         #expect(headers["x-forwarded-client-cert"]?.first?.hasSuffix("URI=\(ProxyHarness.sleepID)") == true)
+        // Both stop cleanly while the outbound proxy's kept-alive connection to the inbound one is open.
+        outbound.launched.signal(SIGTERM)
+        #expect(harness.proxy.launched.stop() == 0, "\(harness.proxy.launched.stderr)")
+        #expect(outbound.launched.stop() == 0)
 
         // Expecting another identity: the seed's secure naming refuses details' certificate.
+        try await harness.restartProxy([])
         let wrong = try await ProxyProcess(arguments: [
             "--outbound", "--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:\(harness.proxy.port)",
             "--cert", harness.sleep.certificateChain, "--key", harness.sleep.key, "--trust-bundle", harness.sleep.rootCertificate,

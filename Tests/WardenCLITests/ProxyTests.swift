@@ -79,7 +79,7 @@ import WardenTesting
         let lines = try await harness.accessLog(atLeast: 3)
         #expect(lines.map { $0["decision"] as? String } == ["deny", "deny", "allow"])
         #expect(lines.last?["peer_principal"] as? String == "cluster.local/ns/default/sa/sleep")
-        #expect((lines.first?["decision_id"] as? String)?.isEmpty == false)
+        #expect(lines.allSatisfy { ($0["decision_id"] as? String)?.isEmpty == false })
         #expect(lines.allSatisfy { $0["duration_us"] is Int && $0["check_us"] is Int })
     }
 
@@ -130,8 +130,9 @@ import WardenTesting
         #expect(try await curlExit(["-H", "Authorization: Bearer " + SeedToken.token + "x", harness.httpURL + "/x"]).status == 401)
     }
 
-    @Test func failsClosedWhenTheServerIsStoppedOrSlow() async throws {
-        let harness = try await ProxyHarness(proxyArguments: ["--check-timeout", "300ms"])
+    @Test(arguments: ["in-place", "grpc-swift"])
+    func failsClosedWhenTheServerIsStoppedOrSlow(client: String) async throws {
+        let harness = try await ProxyHarness(proxyArguments: ["--check-timeout", "300ms", "--authz-client", client])
         defer { harness.stop() }
         #expect(try await curlExit([harness.httpURL + "/before"]).status == 200)
         // Slow: the server process is frozen, the check times out.
@@ -140,7 +141,7 @@ import WardenTesting
         harness.server!.signal(SIGCONT)
         #expect(slow.status == 403)
         // Stopped: the connection is refused.
-        harness.server!.stop()
+        harness.server!.launched.kill9()
         let stopped = try await curlExit([harness.httpURL + "/stopped"])
         #expect(stopped.status == 403)
         #expect(harness.upstreamRequests().map { $0["path"] as? String } == ["/before"])

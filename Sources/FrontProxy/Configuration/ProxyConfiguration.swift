@@ -4,6 +4,14 @@ import NIOCore
 import Networking
 import PolicyCore
 
+/// The ext_authz clients the proxy has.
+public enum AuthorizationClientKind: String, Sendable, CaseIterable {
+    /// `InPlaceAuthorizationClient`: checks written and read on the request's event loop.
+    case inPlace = "in-place"
+    /// `GRPCAuthorizationClient`: grpc-swift-2's client, a task per check.
+    case grpcSwift = "grpc-swift"
+}
+
 /// Everything `warden proxy` is told: where it listens and forwards, whom it asks, which workload it fronts, its
 /// certificate files, limits and timeouts.
 public struct ProxyConfiguration: Sendable {
@@ -54,6 +62,8 @@ public struct ProxyConfiguration: Sendable {
     public var rootNamespace = "istio-system"
     public var admin: Address?
     public var checkTimeout: Duration = .milliseconds(200)
+    /// Which ext_authz client asks the server.
+    public var authorizationClient = AuthorizationClientKind.inPlace
     public var failureStatus = 403
     /// Outbound mode: plaintext in from the local application, mutual TLS out to `upstream`, whose certificate must
     /// name `expectedPeer`.

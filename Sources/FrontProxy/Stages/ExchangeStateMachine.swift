@@ -339,6 +339,7 @@ public struct ExchangeStateMachine {
         let close = response.closeConnection || !keepAlive || !requestEnded
         state = .done
         record.status = response.status
+        record.responseBodyBytes = response.body.utf8.count
         held = []
         heldBytes = 0
         finishRecord(now: now)

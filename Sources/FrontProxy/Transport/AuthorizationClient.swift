@@ -6,10 +6,10 @@ import SwiftProtobuf
 
 /// Asks the authorization server (`warden serve`, or any Envoy ext_authz v3 gRPC server) about one request.
 public protocol AuthorizationClient: Sendable {
-    /// The server's answer within `timeout`, or how the call failed. Never throws: every failure is a kind the
-    /// proxy fails closed on.
-    func check(_ request: Envoy_Service_Auth_V3_CheckRequest, timeout: Duration) async
-        -> Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure>
+    /// The server's answer within `timeout`, or how the call failed, completed on `eventLoop` (the loop of the
+    /// connection that needs it). Never fails: every failure is a kind the proxy fails closed on.
+    func check(_ request: Envoy_Service_Auth_V3_CheckRequest, timeout: Duration, on eventLoop: any EventLoop)
+        -> EventLoopFuture<Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure>>
 
     /// Keeps the connection up (reconnecting with backoff) until cancelled or `shutDown`.
     func run() async throws
@@ -20,7 +20,9 @@ public protocol AuthorizationClient: Sendable {
 
 /// The ext_authz client on grpc-swift-2 and grpc-swift-nio-transport: one long-lived HTTP/2 connection to the
 /// server that every check is multiplexed over, re-established with exponential backoff when it drops. Calls do not
-/// wait for a connection (`waitForReady` off): with none, a check fails at once as `unavailable`.
+/// wait for a connection (`waitForReady` off): with none, a check fails at once as `unavailable`. Each call runs as a
+/// Swift task; `InPlaceAuthorizationClient` is the proxy's default, and this one its measured baseline
+/// (`--authz-client grpc-swift`, BENCHMARKS.md).
 public final class GRPCAuthorizationClient: AuthorizationClient {
     public struct Options: Sendable {
         public var host: String
@@ -58,6 +60,12 @@ public final class GRPCAuthorizationClient: AuthorizationClient {
 
     public func shutDown() {
         client.beginGracefulShutdown()
+    }
+
+    public func check(
+        _ request: Envoy_Service_Auth_V3_CheckRequest, timeout: Duration, on eventLoop: any EventLoop
+    ) -> EventLoopFuture<Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure>> {
+        eventLoop.makeFutureWithTask { await self.check(request, timeout: timeout) }
     }
 
     public func check(_ request: Envoy_Service_Auth_V3_CheckRequest, timeout: Duration) async

@@ -76,8 +76,14 @@ struct HTTPPipeline {
                 HTTP2Setting(parameter: .maxHeaderListSize, value: limits.maximumHeaderBytes),
             ]
             let environment = self.environment
+            // Graceful shutdown (ChannelShouldQuiesceEvent) becomes GOAWAY, and the connection closes once its
+            // streams are done.
+            let management = NIOHTTP2ServerConnectionManagementHandler(
+                eventLoop: channel.eventLoop,
+                configuration: .init(maxIdleTime: nil, maxAge: nil, maxGraceTime: nil, keepalive: nil))
             _ = try sync.configureHTTP2Pipeline(
-                mode: .server, connectionConfiguration: connection, streamConfiguration: .init()
+                mode: .server, connectionConfiguration: connection, streamConfiguration: .init(),
+                streamDelegate: management.http2StreamDelegate
             ) { stream in
                 stream.eventLoop.makeCompletedFuture {
                     try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
@@ -85,6 +91,7 @@ struct HTTPPipeline {
                         ProxyHTTPHandler(environment: environment, connection: streamFacts, headTimer: nil))
                 }
             }
+            try sync.addHandler(management)
             return
         }
         let timer = RequestHeadTimer(timeout: TimeAmount(limits.headerTimeout))

@@ -135,7 +135,16 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // The request could not be parsed: answer when no response has begun, and close either way.
+        // A request that could not be parsed is answered when no response has begun; any other error (the
+        // connection failed) only closes. Either way the connection closes.
+        guard error is HTTPParserError, context.channel.isActive else {
+            if exchange != nil {
+                let action = exchange!.clientClosed(now: Self.now())
+                perform(action)
+            }
+            context.close(promise: nil)
+            return
+        }
         let response = HostileInput.response(for: error)
         if exchange == nil || exchange?.isDone == true {
             var machine = ExchangeStateMachine(settings: environment.snapshot().settings, connection: connection)
@@ -194,7 +203,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
                 return
             }
             let timeout = environment.checkTimeout
-            context.eventLoop.makeFutureWithTask { await authorization.check(request, timeout: timeout) }.whenSuccess { result in
+            authorization.check(request, timeout: timeout, on: context.eventLoop).whenSuccess { result in
                 guard generation == self.generation, self.exchange != nil else { return }
                 let action = self.exchange!.checked(result, now: Self.now())
                 self.perform(action)
