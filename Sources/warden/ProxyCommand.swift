@@ -1,4 +1,5 @@
 import ArgumentParser
+import Documents
 import Foundation
 import FrontProxy
 import Identity
@@ -29,6 +30,8 @@ struct ProxyCommand: AsyncParsableCommand {
             """
     )
 
+    @Option(help: "A YAML file of the same settings, keys named as the flags with `_` (flags win).")
+    var config: String?
     @Option(help: "Listen address, host:port (default 127.0.0.1:15006).")
     var listen: String?
     @Option(help: "The workload (inbound) or the next proxy (outbound), host:port (default 127.0.0.1:8080).")
@@ -89,8 +92,16 @@ struct ProxyCommand: AsyncParsableCommand {
     var threads: Int?
 
     func run() async throws {
-        let configuration = try makeConfiguration()
-        if let threads {
+        var command = self
+        if let config {
+            let (file, diagnostics) = ProxyConfigFile.load(config)
+            var renderer = DiagnosticRenderer()
+            if !diagnostics.isEmpty { writeError(renderer.render(diagnostics)) }
+            guard let file else { throw ExitCode(Warden.Status.unusable) }
+            file.fill(&command)
+        }
+        let configuration = try command.makeConfiguration()
+        if let threads = command.threads {
             EventLoops.runTasksOnEventLoops(threads: threads)
         } else {
             EventLoops.sizeToUsableCores()
@@ -220,5 +231,123 @@ struct ProxyCommand: AsyncParsableCommand {
             out[String(parts[0]).trimmingCharacters(in: .whitespaces)] = String(parts[1]).trimmingCharacters(in: .whitespaces)
         }
         return out
+    }
+}
+
+/// `warden proxy --config FILE`: the flags' settings as YAML, keys named as the flags with `_` for `-`
+/// (`trust_bundle`, `check_timeout`, ...); `labels` may be a mapping and `ports` a list. Unknown keys and wrong types
+/// are errors with `file:line:col`; a flag given on the command line wins over the file.
+///
+/// ```yaml
+/// listen: 127.0.0.1:15006
+/// upstream: 127.0.0.1:9080
+/// authz: 127.0.0.1:9191
+/// cert: certs/details/cert-chain.pem
+/// key: certs/details/key.pem
+/// trust_bundle: certs/details/root-cert.pem
+/// policies: authn
+/// namespace: default
+/// labels: {app: details, version: v1}
+/// ports: [9080]
+/// check_timeout: 200ms
+/// admin: 127.0.0.1:15000
+/// ```
+struct ProxyConfigFile {
+    var strings: [String: String] = [:]
+    var integers: [String: Int] = [:]
+    var outbound = false
+
+    static let stringKeys = [
+        "listen", "upstream", "authz", "cert", "key", "trust_bundle", "policies", "namespace", "labels", "ports",
+        "trust_domain", "root_namespace", "admin", "check_timeout", "authz_client", "expect_peer", "access_log",
+        "log_level", "upstream_timeout", "idle_timeout", "header_timeout", "drain_timeout",
+    ]
+    static let integerKeys = [
+        "failure_status", "max_connections", "max_header_bytes", "max_request_body", "watch_interval_ms", "threads",
+    ]
+    /// Paths in the file are taken relative to the file's directory.
+    static let pathKeys: Set<String> = ["cert", "key", "trust_bundle", "policies"]
+
+    static func load(_ path: String) -> (ProxyConfigFile?, [Diagnostic]) {
+        let text: String
+        switch DocumentFiles.read(path) {
+        case .failure(let error): return (nil, [error])
+        case .success(let read): text = read
+        }
+        let parsed = YAMLDocuments.parse(text, file: path)
+        if parsed.diagnostics.hasErrors { return (nil, parsed.diagnostics) }
+        var file = ProxyConfigFile()
+        guard let document = parsed.documents.first else { return (file, []) }
+        let d = DocumentDecoder()
+        guard let top = d.fields(document, at: .root, known: stringKeys + integerKeys + ["outbound"]) else {
+            return (nil, d.diagnostics)
+        }
+        let base = (path as NSString).deletingLastPathComponent
+        for entry in top.entries {
+            let path = top.path(entry.key)
+            switch entry.key {
+            case "outbound":
+                if let flag = d.bool(entry.value, at: path) { file.outbound = flag }
+            case "labels" where { if case .mapping = entry.value.content { true } else { false } }():
+                if let labels = d.stringMap(entry.value, at: path) {
+                    file.strings["labels"] = labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.value)" }.joined(separator: ",")
+                }
+            case "ports" where { if case .sequence = entry.value.content { true } else { false } }():
+                let ports = d.sequence(entry.value, at: path)?.compactMap { item -> String? in
+                    guard let port = item.node.value.numberValue?.intValue else {
+                        d.mismatch(item.node, item.path, expected: "a port number")
+                        return nil
+                    }
+                    return String(port)
+                }
+                file.strings["ports"] = ports?.joined(separator: ",")
+            case let key where integerKeys.contains(key):
+                guard let number = entry.value.value.numberValue?.intValue else {
+                    d.mismatch(entry.value, path, expected: "an integer")
+                    continue
+                }
+                file.integers[key] = number
+            default:
+                guard let value = d.string(entry.value, at: path)?.value else { continue }
+                let resolved = pathKeys.contains(entry.key) && !value.hasPrefix("/") && !base.isEmpty ? base + "/" + value : value
+                file.strings[entry.key] = resolved
+            }
+        }
+        return (d.hasErrors ? nil : file, d.diagnostics)
+    }
+
+    /// Sets every setting of the file that the command line left unset.
+    func fill(_ command: inout ProxyCommand) {
+        func set(_ value: inout String?, _ key: String) { if value == nil { value = strings[key] } }
+        func set(_ value: inout Int?, _ key: String) { if value == nil { value = integers[key] } }
+        set(&command.listen, "listen")
+        set(&command.upstream, "upstream")
+        set(&command.authz, "authz")
+        set(&command.cert, "cert")
+        set(&command.key, "key")
+        set(&command.trustBundle, "trust_bundle")
+        set(&command.policies, "policies")
+        set(&command.namespace, "namespace")
+        set(&command.labels, "labels")
+        set(&command.ports, "ports")
+        set(&command.trustDomain, "trust_domain")
+        set(&command.rootNamespace, "root_namespace")
+        set(&command.admin, "admin")
+        set(&command.checkTimeout, "check_timeout")
+        set(&command.authzClient, "authz_client")
+        set(&command.expectPeer, "expect_peer")
+        set(&command.accessLog, "access_log")
+        set(&command.logLevel, "log_level")
+        set(&command.upstreamTimeout, "upstream_timeout")
+        set(&command.idleTimeout, "idle_timeout")
+        set(&command.headerTimeout, "header_timeout")
+        set(&command.drainTimeout, "drain_timeout")
+        set(&command.failureStatus, "failure_status")
+        set(&command.maxConnections, "max_connections")
+        set(&command.maxHeaderBytes, "max_header_bytes")
+        set(&command.maxRequestBody, "max_request_body")
+        set(&command.watchIntervalMs, "watch_interval_ms")
+        set(&command.threads, "threads")
+        if outbound { command.outbound = true }
     }
 }

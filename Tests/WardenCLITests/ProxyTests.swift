@@ -147,6 +147,14 @@ import WardenTesting
         #expect(harness.upstreamRequests().map { $0["path"] as? String } == ["/before"])
         let lines = try await harness.accessLog(atLeast: 3)
         #expect(lines.compactMap { $0["check_failure"] as? String } == ["timeout", "unavailable"])
+        // The server comes back on its address: the client reconnects (with backoff) and requests pass again.
+        let restarted = try await LaunchedProcess(
+            warden: "warden serve", [
+                "serve", "--grpc-address", "127.0.0.1:\(harness.server!.grpcPort)", "--http-address", "127.0.0.1:0",
+                "--policies", harness.directory.path + "/server-policies", "--decision-log", "off",
+            ], readyMarkers: ["gRPC listening on "])
+        defer { restarted.stop() }
+        try await waitUntil { try await curlExit([harness.httpURL + "/again"]).status == 200 }
         let metrics = try await curlExit(["http://127.0.0.1:\(harness.proxy.adminPort!)/metrics"])
         #expect(metrics.body.contains(#"warden_proxy_check_failures_total{kind="timeout"} 1"#))
         #expect(metrics.body.contains(#"warden_proxy_check_failures_total{kind="unavailable"} 1"#))
@@ -166,6 +174,33 @@ import WardenTesting
         #expect(try await curlExit([harness.httpURL + "/slow"]).status == 504)
         harness.upstream.stop()
         #expect(try await curlExit([harness.httpURL + "/down"]).status == 503)
+    }
+
+    @Test func aConfigFileGivesTheSameSettings() async throws {
+        let harness = try await ProxyHarness()
+        defer { harness.stop() }
+        try harness.directory.write("proxy.yaml", """
+            listen: 127.0.0.1:0
+            upstream: 127.0.0.1:\(harness.upstream.port)
+            authz: 127.0.0.1:\(harness.server!.grpcPort)
+            cert: details/cert-chain.pem
+            key: details/key.pem
+            trust_bundle: details/root-cert.pem
+            policies: proxy-policies
+            labels: {app: details, version: v1}
+            ports: [\(harness.upstream.port)]
+            access_log: "off"
+            check_timeout: 500ms
+            """)
+        let proxy = try await ProxyProcess(arguments: ["--config", harness.directory.path + "/proxy.yaml", "--log-level", "debug"])
+        defer { proxy.stop() }
+        #expect(try await curlExit(["http://127.0.0.1:\(proxy.port)/from-config"]).status == 200)
+        #expect(proxy.launched.stderr.contains("workload default {app=details,version=v1}"))
+        // A typo is an error with its place.
+        let bad = try harness.directory.write("bad.yaml", "listen: 127.0.0.1:0\ncheck_timout: 1s\n")
+        let refused = try await ProcessRunner.warden(["proxy", "--config", bad])
+        #expect(refused.status == 2)
+        #expect(refused.stderr.contains("\(bad):2:1: check_timout: unknown field `check_timout`; did you mean `check_timeout`?"))
     }
 
     static let seedRequestAuthentication = """

@@ -240,7 +240,6 @@ public struct ExchangeStateMachine {
         case .allow(let allowed):
             record.outcome = .allowed
             CheckResponseStage.apply(allowed, to: &request)
-            request.responseHeadersToAdd = []
             self.request = request
             responseHeaders = allowed.responseHeaders
             state = .connecting

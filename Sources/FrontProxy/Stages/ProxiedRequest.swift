@@ -52,8 +52,6 @@ public struct ProxiedRequest: Sendable {
     public var requestID: String
     /// The verified token, once RequestAuthentication has accepted one.
     public var token: AuthenticatedToken?
-    /// Response headers the check asked to add (`response_headers_to_add`).
-    public var responseHeadersToAdd: [(name: String, value: String, append: Bool)]
 
     public init(
         method: HTTPMethod, target: String, version: HTTPVersion = .http1_1, headers: HTTPHeaders = [:],
@@ -65,7 +63,6 @@ public struct ProxiedRequest: Sendable {
         self.headers = headers
         self.requestID = requestID
         self.token = token
-        responseHeadersToAdd = []
     }
 
     /// The `Host` header (`:authority` in HTTP/2).

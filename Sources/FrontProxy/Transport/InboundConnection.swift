@@ -196,8 +196,9 @@ final class ConnectionStartHandler: ChannelInboundHandler, RemovableChannelHandl
             let box = VerifiedPeerBox()
             let verification = tls.verification
             let observer = self.observer
-            let context = certificate == .required ? tls.requiringClientCertificate.current : tls.acceptingClientCertificate.current
-            let handler = NIOSSLServerHandler(context: context, customVerificationCallback: { certificates, promise in
+            let sslContext = certificate == .required
+                ? tls.requiringClientCertificate.current : tls.acceptingClientCertificate.current
+            let handler = NIOSSLServerHandler(context: sslContext, customVerificationCallback: { certificates, promise in
                 verification.verify(certificates, on: channel.eventLoop).whenComplete { result in
                     switch result {
                     case .success(let peer):
