@@ -99,11 +99,14 @@ public final class AuthorizationServer: Sendable {
 
         let grpcTLS = try configuration.grpc.tls.map { try Self.serverTLS($0, protocols: ["h2"]) }
         let httpTLS = try configuration.http.tls.map { try Self.serverTLS($0, protocols: []) }
+        let limits = configuration.grpcLimits
         let listener = GRPCListener(
-            options: .init(
+            options: limits.options(
                 host: configuration.grpc.host, port: configuration.grpc.port, tls: grpcTLS,
-                maxMessageBytes: configuration.maxGRPCMessageBytes),
+                maxMessageBytes: configuration.maxGRPCMessageBytes,
+                observer: ListenerLimitReport(metrics: metrics, logger: logger)),
             inPlace: [.check(handler)])
+        logger.info("\(limits.summary(maxMessageBytes: configuration.maxGRPCMessageBytes))")
         let grpcServer = GRPCServer(transport: listener, services: [HealthService { [store] in store.status.ready }])
         let api = HTTPAPI(
             handler: handler, store: store, documents: policyDirectory.map { PolicyDocuments(directory: $0) },
@@ -117,6 +120,14 @@ public final class AuthorizationServer: Sendable {
         ) { request, connection in
             await api.handle(request, connection: connection)
         }.bind()
+        let descriptors = FileDescriptorLimit.raise()
+        if limits.maxConnections + http.tracker.maximumConnections + 64 > descriptors {
+            logger.warning("""
+                the open-file limit (\(descriptors)) is below the connections the listeners may hold \
+                (gRPC \(limits.maxConnections), HTTP \(http.tracker.maximumConnections)): past it new connections \
+                fail; raise `ulimit -n` or lower --grpc-max-connections
+                """)
+        }
 
         // Shutdown runs in reverse order: the listeners drain first, the decision log is written last.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []

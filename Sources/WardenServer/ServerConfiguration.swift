@@ -9,7 +9,9 @@ import PolicyCore
 /// types are errors with `file:line:col`, as in policy files.
 ///
 /// ```yaml
-/// grpc: {address: 127.0.0.1:9191, tls: {certificate: cert.pem, key: key.pem}, max_message_bytes: 4194304}
+/// grpc: {address: 127.0.0.1:9191, tls: {certificate: cert.pem, key: key.pem}, max_message_bytes: 4194304,
+///        max_connection_buffer_bytes: 16777216, max_concurrent_streams: 100, request_timeout_ms: 10000,
+///        idle_timeout_ms: 60000, max_connections: 10000}
 /// http: {address: 127.0.0.1:8181, tls: {...}, ext_authz_prefix: /ext_authz, max_body_bytes: 1048576}
 /// policies: {paths: [policies], root_namespace: istio-system, default_namespace: default, watch_interval_ms: 1000}
 /// request: {trusted_proxies: 0, normalize_path: true, merge_slashes: true, strip_path_parameters: true,
@@ -76,6 +78,9 @@ public struct ServerConfiguration: Sendable {
     public var grpc = Listener(host: "127.0.0.1", port: 9191)
     public var http = Listener(host: "127.0.0.1", port: 8181)
     public var maxGRPCMessageBytes = 4 << 20
+    public static let maxGRPCMessageBytesRange = 1024...(1 << 30)
+    /// What one gRPC client can make the server hold: connections, streams, buffered bytes, time.
+    public var grpcLimits = GRPCLimits()
     public var maxHTTPBodyBytes = 1 << 20
     public var extAuthzPrefix = "/ext_authz"
     public var policyPaths: [String] = ["policies"]
@@ -142,10 +147,19 @@ public struct ServerConfiguration: Sendable {
         func relative(_ path: String) -> String {
             path.hasPrefix("/") || base.isEmpty ? path : base + "/" + path
         }
+        // Apart from `config`, which `listener` is given a part of inout.
+        var grpcLimits = config.grpcLimits
         func listener(_ node: DocumentNode, _ path: FieldPath, into listener: inout Listener) -> (Int?, String?) {
-            let known = path.description == "grpc" ? ["address", "tls", "max_message_bytes"]
+            let known = path.description == "grpc" ? ["address", "tls", "max_message_bytes"] + GRPCLimits.fields.map(\.key)
                 : ["address", "tls", "max_body_bytes", "ext_authz_prefix"]
             guard let f = d.fields(node, at: path, known: known) else { return (nil, nil) }
+            if path.description == "grpc" {
+                for field in GRPCLimits.fields {
+                    if let v = f[field.key].flatMap({ int($0, f.path(field.key), range: field.range) }) {
+                        field.set(v, in: &grpcLimits)
+                    }
+                }
+            }
             if let n = f["address"], let s = d.string(n, at: f.path("address")) {
                 if let (host, port) = Listener.parse(s.value) {
                     listener.host = host
@@ -175,6 +189,7 @@ public struct ServerConfiguration: Sendable {
         if let n = top["grpc"] {
             let (limit, _) = listener(n, top.path("grpc"), into: &config.grpc)
             if let limit { config.maxGRPCMessageBytes = limit }
+            config.grpcLimits = grpcLimits
         }
         if let n = top["http"] {
             let (limit, prefix) = listener(n, top.path("http"), into: &config.http)

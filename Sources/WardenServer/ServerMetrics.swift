@@ -1,4 +1,5 @@
 import Foundation
+import Networking
 import PolicyCore
 import Prometheus
 
@@ -26,6 +27,7 @@ public final class ServerMetrics: Sendable {
     private let logUploadedEvents: Counter
     private let logUploadFailures: Counter
     private let logDropped: Counter
+    private let grpcLimitEvents: [ListenerLimit: Counter]
 
     struct DecisionKey: Hashable {
         var action: String
@@ -101,6 +103,13 @@ public final class ServerMetrics: Sendable {
         logDropped = registry.makeCounter(
             descriptor: Self.name(
                 "decision_log_dropped", unit: "total", help: "Decision-log events dropped because the upload buffer was full."))
+        grpcLimitEvents = Dictionary(uniqueKeysWithValues: ListenerLimit.allCases.map { limit in
+            (limit, registry.makeCounter(
+                descriptor: Self.name(
+                    "grpc_limit_events", unit: "total",
+                    help: "Times the gRPC listener enforced a limit: connections refused or closed idle, streams reset or made to wait."),
+                labels: [("limit", limit.rawValue)]))
+        })
     }
 
     static func name(_ metric: String, unit: String = "", help: String) -> MetricNameDescriptor {
@@ -140,6 +149,7 @@ public final class ServerMetrics: Sendable {
     }
     public func recordDecisionLogUploadFailure() { logUploadFailures.increment() }
     public func recordDecisionLogDropped() { logDropped.increment() }
+    public func recordGRPCLimit(_ limit: ListenerLimit) { grpcLimitEvents[limit]?.increment() }
 
     /// The Prometheus text exposition.
     public func exposition() -> [UInt8] {

@@ -46,6 +46,33 @@ import Testing
         #expect(c.threads == 2)
     }
 
+    @Test func readsTheGRPCLimitsAndRefusesOnesOutOfRange() throws {
+        #expect(ServerConfiguration().grpcLimits == GRPCLimits())
+        let (config, diagnostics) = ServerConfiguration.decode("""
+            grpc: {max_connection_buffer_bytes: 1048576, max_concurrent_streams: 8, request_timeout_ms: 1500,
+                   idle_timeout_ms: 30000, max_connections: 50}
+            """, file: "c.yaml")
+        #expect(diagnostics.isEmpty, "\(diagnostics)")
+        let limits = try #require(config?.grpcLimits)
+        #expect(limits.maxConnectionBufferBytes == 1 << 20 && limits.maxConcurrentStreams == 8)
+        #expect(limits.requestTimeout == .milliseconds(1500) && limits.idleTimeout == .seconds(30))
+        #expect(limits.maxConnections == 50)
+        let options = limits.options(host: "h", port: 1, tls: nil, maxMessageBytes: 4096, observer: NoObserver())
+        #expect(options.maxConnectionBufferBytes == 1 << 20 && options.maxConcurrentStreams == 8)
+        #expect(options.requestTimeout == .milliseconds(1500) && options.idleTimeout == .seconds(30))
+        #expect(options.maxConnections == 50 && options.maxMessageBytes == 4096)
+
+        let (refused, problems) = ServerConfiguration.decode("grpc: {max_concurrent_streams: 0, idle_timeout_ms: -5}", file: "c.yaml")
+        #expect(refused == nil)
+        let text = problems.map(\.description)
+        #expect(text.contains { $0.hasPrefix("c.yaml:1:32: grpc.max_concurrent_streams: must be from 1 to 1000000") }, "\(text)")
+        #expect(text.contains { $0.contains("grpc.idle_timeout_ms: must be from 1 to 86400000") }, "\(text)")
+    }
+
+    struct NoObserver: ListenerLimitObserver {
+        func limitEnforced(_ limit: ListenerLimit) {}
+    }
+
     @Test func reportsEveryProblemWithItsPlace() {
         let (config, diagnostics) = ServerConfiguration.decode("""
             grpc: {adress: "1:2"}

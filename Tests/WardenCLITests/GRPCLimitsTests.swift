@@ -1,0 +1,294 @@
+import ExtAuthz
+import Foundation
+import NIOCore
+import NIOHPACK
+import NIOHTTP2
+import NIOPosix
+import Synchronization
+import Testing
+import WardenTesting
+
+/// What gRPC clients can make the real `warden serve` hold: streams that never finish are stopped by HTTP/2 flow
+/// control at the connection's bound, a request still arriving is reset at its timeout, idle and silent
+/// connections are closed, connections past the maximum are refused at once; a normal Check still succeeds during
+/// each attack, and memory comes back after it.
+@Suite(.serialized, .timeLimit(.minutes(3))) struct GRPCLimitsTests {
+    /// The issue's attack: streams that each send 4 MB and never finish. Before the bounds, 1,000 of them on one
+    /// connection took the server from 0.5 to 4.5 GB.
+    @Test func streamsThatNeverFinishAreStoppedByFlowControlNotHeldInMemory() async throws {
+        let directory = try TemporaryDirectory()
+        try directory.write("deny-admin.yaml", denyAdminPolicy)
+        let server = try await ServerProcess([
+            "--policies", directory.path, "--decision-log", "off", "--grpc-max-concurrent-streams", "200",
+            "--grpc-request-timeout-ms", "60000",
+        ])
+        defer { server.stop() }
+        let pid = server.launched.processIdentifier
+        #expect(try await allowedCheck(server.grpcPort))
+        let before = try #require(memoryKilobytes(of: pid, "VmRSS"))
+
+        let stats = StreamStats()
+        var attackers: [any Channel] = []
+        for _ in 0..<2 {
+            attackers.append(try await HTTP2Attacker.connect(port: server.grpcPort, stats: stats) { multiplexer in
+                for _ in 0..<200 { HTTP2Attacker.open(multiplexer, sending: 4 << 20, stats: stats) }
+            })
+        }
+        // A stream over the message bound is reset with RESOURCE_EXHAUSTED, whatever the other streams do.
+        let oversized = try await HTTP2Attacker.connect(port: server.grpcPort, stats: stats) { multiplexer in
+            HTTP2Attacker.open(multiplexer, sending: 5 << 20, stats: stats)
+        }
+        // The clients are stopped once the windows close: what they manage to send stops growing.
+        var sent = 0
+        for _ in 0..<40 {
+            try await Task.sleep(for: .milliseconds(500))
+            let now = stats.sent
+            if now == sent { break }
+            sent = now
+        }
+        #expect(sent > 32 << 20, "the attack got going: \(sent) bytes sent")
+        #expect(sent < 200 << 20, "flow control stopped the clients: \(sent) bytes sent of \(2 * 200 * 4 << 20)")
+        #expect(stats.statuses["8"] == 1, "the oversized stream: \(stats.statuses)")
+        #expect(try await allowedCheck(server.grpcPort), "a normal Check during the attack")
+        let during = try #require(memoryKilobytes(of: pid, "VmRSS"))
+        // Two connections, each at most its 16 MiB budget and a 64 KiB window or two per stream, and slack.
+        #expect(during - before < 160_000, "RSS grew from \(before) kB to \(during) kB")
+        print("flood: sent \(sent) bytes; RSS before \(before) kB, during \(during) kB")
+
+        for attacker in attackers + [oversized] { try? await attacker.close() }
+        try await Task.sleep(for: .seconds(1))
+        let after = try #require(memoryKilobytes(of: pid, "VmRSS"))
+        print("flood: RSS after \(after) kB, peak \(memoryKilobytes(of: pid, "VmHWM") ?? 0) kB")
+        #expect(after - before < 40_000, "RSS after the attack: \(after) kB, before: \(before) kB")
+        #expect(try await allowedCheck(server.grpcPort))
+        let metrics = try await curl([server.httpBase + "/metrics"]).body
+        #expect(metrics.contains(#"warden_grpc_limit_events_total{limit="max_connection_buffer_bytes"}"#), "\(metrics)")
+        #expect(server.stderr.contains("gRPC limits: 10000 connections, 200 streams per connection"))
+    }
+
+    /// A burst of large requests from h2load: the server's memory comes back once it is over.
+    @Test func memoryComesBackAfterABurstOfLargeRequests() async throws {
+        let h2load = try tool("h2load", package: "nghttp2-client")
+        let directory = try TemporaryDirectory()
+        try directory.write("deny-admin.yaml", denyAdminPolicy)
+        let body = try directory.write("body.bin", String(repeating: "x", count: 1 << 20))
+        let server = try await ServerProcess(["--policies", directory.path, "--decision-log", "off"])
+        defer { server.stop() }
+        let pid = server.launched.processIdentifier
+        #expect(try await allowedCheck(server.grpcPort))
+        let before = try #require(memoryKilobytes(of: pid, "VmRSS"))
+        let run = try await ProcessRunner.run(
+            h2load,
+            [
+                "-n", "400", "-c", "4", "-m", "50", "-d", body, "-H", "content-type: application/grpc",
+                "-H", "te: trailers", "http://127.0.0.1:\(server.grpcPort)/envoy.service.auth.v3.Authorization/Check",
+            ],
+            timeout: .seconds(60))
+        #expect(run.stdout.contains("400 succeeded") || run.stdout.contains("requests: 400 total"), "\(run.stdout)")
+        let peak = try #require(memoryKilobytes(of: pid, "VmHWM"))
+        try await Task.sleep(for: .seconds(1))
+        let after = try #require(memoryKilobytes(of: pid, "VmRSS"))
+        print("burst: RSS before \(before) kB, peak \(peak) kB, after \(after) kB")
+        #expect(peak - before < 200_000, "peak \(peak) kB, before \(before) kB")
+        #expect(after - before < 40_000, "RSS after the burst: \(after) kB, before: \(before) kB")
+        #expect(try await allowedCheck(server.grpcPort))
+    }
+
+    /// Idle and silent connections are closed after the idle timeout, connections past the maximum are closed at
+    /// once, and a request still arriving is reset at the request timeout, while a client already connected keeps
+    /// being answered throughout.
+    @Test func idleConnectionsCloseTheConnectionLimitHoldsAndSlowRequestsAreReset() async throws {
+        let directory = try TemporaryDirectory()
+        try directory.write("deny-admin.yaml", denyAdminPolicy)
+        let server = try await ServerProcess([
+            "--policies", directory.path, "--decision-log", "off", "--grpc-idle-timeout-ms", "1500",
+            "--grpc-max-connections", "20", "--grpc-request-timeout-ms", "1000",
+        ])
+        defer { server.stop() }
+        let port = server.grpcPort
+
+        // A client already connected checks every 100 ms throughout (so its connection is never idle).
+        let results = Mutex<[Bool]>([])
+        let stop = Mutex(false)
+        let steady = Task {
+            try await withClient(port: port) { auth, _ in
+                while !stop.withLock({ $0 }) {
+                    let response = try? await auth.check(check(path: "/items"))
+                    results.withLock { $0.append(response?.status.code == 0) }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+            }
+        }
+        try await waitUntil { results.withLock { $0.contains(true) } }
+
+        // 30 silent connections: 19 fit beside the client, the rest are closed at once.
+        let silent = try await (0..<30).asyncMap { _ in try await SilentConnection.open(port: port) }
+        try await Task.sleep(for: .milliseconds(500))
+        let closedAtOnce = silent.filter { !$0.isActive }.count
+        #expect(closedAtOnce == 11, "\(closedAtOnce) of 30 closed on accept")
+        // The admitted ones are closed once idle for 1.5 s.
+        try await waitUntil { silent.allSatisfy { !$0.isActive } }
+
+        // An HTTP/2 client with no stream gets a GOAWAY, then the close.
+        let stats = StreamStats()
+        let idle = try await HTTP2Attacker.connect(port: port, stats: stats) { _ in }
+        try await waitUntil { !idle.isActive }
+        #expect(stats.goAways == 1)
+
+        // A request that never finishes arriving is reset with DEADLINE_EXCEEDED after 1 s.
+        let slow = try await HTTP2Attacker.connect(port: port, stats: stats) { multiplexer in
+            HTTP2Attacker.open(multiplexer, sending: 10, stats: stats)
+        }
+        let started = ContinuousClock.now
+        try await waitUntil { stats.statuses["4"] == 1 }
+        #expect(ContinuousClock.now - started < .seconds(3))
+        try? await slow.close()
+
+        // After all that, a new client connects and is answered, and the steady client never failed.
+        #expect(try await allowedCheck(port))
+        stop.withLock { $0 = true }
+        try await steady.value
+        let outcomes = results.withLock { $0 }
+        #expect(outcomes.count > 10 && outcomes.allSatisfy { $0 }, "\(outcomes.filter { !$0 }.count) of \(outcomes.count) checks failed")
+        let metrics = try await curl([server.httpBase + "/metrics"]).body
+        for limit in ["max_connections", "idle_timeout", "request_timeout"] {
+            #expect(metrics.contains(#"warden_grpc_limit_events_total{limit="\#(limit)"}"#), "\(limit)")
+        }
+        #expect(server.stderr.contains("gRPC max_connections enforced"))
+    }
+
+    /// One Check on a new connection, bounded in time; true when it is answered OK.
+    func allowedCheck(_ port: Int) async throws -> Bool {
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask { try await withClient(port: port) { auth, _ in try await auth.check(check(path: "/items")) }.status.code == 0 }
+            group.addTask {
+                try await Task.sleep(for: .seconds(10))
+                return false
+            }
+            let first = try await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+    }
+}
+
+/// What the hostile streams saw: bytes sent, `grpc-status` values received, GOAWAY frames.
+final class StreamStats: Sendable {
+    private struct State {
+        var sent = 0
+        var statuses: [String: Int] = [:]
+        var goAways = 0
+    }
+    private let state = Mutex(State())
+    var sent: Int { state.withLock { $0.sent } }
+    var statuses: [String: Int] { state.withLock { $0.statuses } }
+    var goAways: Int { state.withLock { $0.goAways } }
+    func add(sent bytes: Int) { state.withLock { $0.sent += bytes } }
+    func add(status: String) { state.withLock { $0.statuses[status, default: 0] += 1 } }
+    func addGoAway() { state.withLock { $0.goAways += 1 } }
+}
+
+/// A swift-nio-http2 client that opens gRPC Check streams and sends bytes on them as fast as flow control lets
+/// it, never ending them.
+enum HTTP2Attacker {
+    static func connect(
+        port: Int, stats: StreamStats, streams: @escaping @Sendable (NIOHTTP2Handler.StreamMultiplexer) -> Void
+    ) async throws -> any Channel {
+        try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let multiplexer = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+                        mode: .client, connectionConfiguration: .init(), streamConfiguration: .init()
+                    ) { $0.eventLoop.makeSucceededVoidFuture() }
+                    try channel.pipeline.syncOperations.addHandler(GoAwayRecorder(stats: stats))
+                    streams(multiplexer)
+                    return channel
+                }
+            }
+    }
+
+    /// A stream sending one `bytes`-long message (prefix included), never ending it.
+    static func open(_ multiplexer: NIOHTTP2Handler.StreamMultiplexer, sending bytes: Int, stats: StreamStats) {
+        multiplexer.createStreamChannel(promise: nil) { stream in
+            stream.eventLoop.makeCompletedFuture {
+                try stream.pipeline.syncOperations.addHandler(Flooder(total: bytes, stats: stats))
+            }
+        }
+    }
+
+    final class Flooder: ChannelInboundHandler {
+        typealias InboundIn = HTTP2Frame.FramePayload
+        typealias OutboundOut = HTTP2Frame.FramePayload
+        let total: Int
+        let stats: StreamStats
+        var sent = 0
+
+        init(total: Int, stats: StreamStats) {
+            self.total = total
+            self.stats = stats
+        }
+
+        func channelActive(context: ChannelHandlerContext) {
+            let headers: HPACKHeaders = [
+                ":method": "POST", ":scheme": "http", ":authority": "127.0.0.1",
+                ":path": "/envoy.service.auth.v3.Authorization/Check", "content-type": "application/grpc", "te": "trailers",
+            ]
+            context.write(wrapOutboundOut(.headers(.init(headers: headers))), promise: nil)
+            sendNext(context)
+            context.fireChannelActive()
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            if case .headers(let headers) = unwrapInboundIn(data), let status = headers.headers.first(name: "grpc-status") {
+                stats.add(status: status)
+            }
+        }
+
+        /// One chunk at a time: the next is written once swift-nio-http2 has sent this one, which flow control
+        /// lets it do only while the server grants window.
+        private func sendNext(_ context: ChannelHandlerContext) {
+            guard sent < total, context.channel.isActive else { return }
+            var chunk = context.channel.allocator.buffer(capacity: 16 << 10)
+            if sent == 0 {
+                chunk.writeInteger(UInt8(0))
+                chunk.writeInteger(UInt32(total - 5))
+            }
+            chunk.writeRepeatingByte(0x61, count: min(16 << 10, total - sent) - chunk.readableBytes)
+            let size = chunk.readableBytes
+            sent += size
+            let promise = context.eventLoop.makePromise(of: Void.self)
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            promise.futureResult.whenSuccess {
+                let (handler, context) = loopBound.value
+                handler.stats.add(sent: size)
+                handler.sendNext(context)
+            }
+            context.writeAndFlush(wrapOutboundOut(.data(.init(data: .byteBuffer(chunk)))), promise: promise)
+        }
+    }
+
+    final class GoAwayRecorder: ChannelInboundHandler {
+        typealias InboundIn = HTTP2Frame
+        let stats: StreamStats
+        init(stats: StreamStats) { self.stats = stats }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            if case .goAway = unwrapInboundIn(data).payload { stats.addGoAway() }
+        }
+    }
+}
+
+/// A TCP connection that sends nothing.
+enum SilentConnection {
+    static func open(port: Int) async throws -> any Channel {
+        try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port).get()
+    }
+}
+
+extension Range where Bound == Int {
+    func asyncMap<T>(_ transform: (Int) async throws -> T) async rethrows -> [T] {
+        var out: [T] = []
+        for i in self { out.append(try await transform(i)) }
+        return out
+    }
+}
