@@ -73,14 +73,7 @@ run() {
     sort -n -k3 "$work/log.tsv" | awk '{ v[NR] = $3 } END { printf "%d %d\n", v[int(NR * 0.50)], v[int(NR * 0.99)] }'
 }
 
-median() {
-    awk '{ for (i = 1; i <= NF; i++) col[i, NR] = $i } END {
-        for (i = 1; i <= NF; i++) {
-            n = 0; for (r = 1; r <= NR; r++) v[++n] = col[i, r]
-            for (a = 1; a <= n; a++) for (b = a + 1; b <= n; b++) if (v[b] < v[a]) { t = v[a]; v[a] = v[b]; v[b] = t }
-            printf "%s%s", v[int((n + 1) / 2)], (i < NF ? " " : "\n")
-        } }'
-}
+. ./median.sh
 
 kinds=(grpc http nginx nginx-h2)
 for kind in "${kinds[@]}"; do run "$kind" > /dev/null; : > "$work/$kind.txt"; done   # warm-up

@@ -25,34 +25,9 @@ extension RequestAuthentication {
     /// The RequestAuthentications among parsed documents (a `kind: List` is opened); other kinds are skipped
     /// silently, so one file can hold a RequestAuthentication beside the AuthorizationPolicies that use it.
     public static func decodeAll(
-        _ documents: [DocumentNode],
-        defaultNamespace: String = "default"
+        _ documents: [DocumentNode], defaultNamespace: String = "default"
     ) -> (policies: [RequestAuthentication], diagnostics: [Diagnostic]) {
-        let decoder = DocumentDecoder()
-        var policies: [RequestAuthentication] = []
-        var seen: [ID: SourceSpan?] = [:]
-        func visit(_ node: DocumentNode) {
-            guard case .mapping = node.content else { return }
-            switch node["kind"]?.value.stringValue {
-            case kind?:
-                guard let policy = decode(node, decoder: decoder, defaultNamespace: defaultNamespace) else { return }
-                if let earlier = seen[policy.id] {
-                    let place = earlier.map { " (first defined at \($0))" } ?? ""
-                    decoder.report(
-                        Diagnostic.Code.invalidValue, "duplicate RequestAuthentication `\(policy.id)`\(place)",
-                        span: node.span, path: FieldPath.root / "metadata" / "name")
-                } else {
-                    seen[policy.id] = policy.span
-                    policies.append(policy)
-                }
-            case "List"?:
-                if case .sequence(let items)? = node["items"]?.content { items.forEach(visit) }
-            default:
-                return
-            }
-        }
-        documents.forEach(visit)
-        return (decoder.hasErrors ? [] : policies, decoder.diagnostics)
+        decodeEvery(documents, defaultNamespace: defaultNamespace)
     }
 }
 
