@@ -69,15 +69,7 @@ run() {
         END { printf "%.0f %.3f %.3f %.0f\n", rps, v[int(NR * 0.50)] / 1000, v[int(NR * 0.99)] / 1000, cpu / requests }'
 }
 
-# The median of each column over the given lines.
-median() {
-    awk '{ for (i = 1; i <= NF; i++) col[i, NR] = $i } END {
-        for (i = 1; i <= NF; i++) {
-            n = 0; for (r = 1; r <= NR; r++) v[++n] = col[i, r]
-            for (a = 1; a <= n; a++) for (b = a + 1; b <= n; b++) if (v[b] < v[a]) { t = v[a]; v[a] = v[b]; v[b] = t }
-            printf "%s%s", v[int((n + 1) / 2)], (i < NF ? " " : "\n")
-        } }'
-}
+. ./median.sh
 
 printf '%-10s | %9s %7s %7s %8s | %9s %7s %7s %8s | %6s\n' "c x m" "noop r/s" "p50 ms" "p99 ms" "CPU µs" \
     "warden r/s" "p50 ms" "p99 ms" "CPU µs" "ratio"

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
-import Identity
 import Networking
+import PolicyCore
 import Scenarios
 
 /// `warden upstream`: a workload that says, and records, what it received — for scenarios and the demo.

@@ -23,31 +23,7 @@ extension PeerAuthentication {
     public static func decodeAll(
         _ documents: [DocumentNode], defaultNamespace: String = "default"
     ) -> (policies: [PeerAuthentication], diagnostics: [Diagnostic]) {
-        let decoder = DocumentDecoder()
-        var policies: [PeerAuthentication] = []
-        var seen: [ID: SourceSpan?] = [:]
-        func visit(_ node: DocumentNode) {
-            guard case .mapping = node.content else { return }
-            switch node["kind"]?.value.stringValue {
-            case kind?:
-                guard let policy = decode(node, decoder: decoder, defaultNamespace: defaultNamespace) else { return }
-                if let earlier = seen[policy.id] {
-                    let place = earlier.map { " (first defined at \($0))" } ?? ""
-                    decoder.report(
-                        Diagnostic.Code.invalidValue, "duplicate PeerAuthentication `\(policy.id)`\(place)",
-                        span: node.span, path: FieldPath.root / "metadata" / "name")
-                } else {
-                    seen[policy.id] = policy.span
-                    policies.append(policy)
-                }
-            case "List"?:
-                if case .sequence(let items)? = node["items"]?.content { items.forEach(visit) }
-            default:
-                return
-            }
-        }
-        documents.forEach(visit)
-        return (decoder.hasErrors ? [] : policies, decoder.diagnostics)
+        decodeEvery(documents, defaultNamespace: defaultNamespace)
     }
 
     /// `2024-05-01T10:00:00Z` (RFC 3339, as Kubernetes writes `creationTimestamp`) in seconds since the epoch.
