@@ -1,5 +1,6 @@
 import Foundation
 import Networking
+import PolicyCore
 import NIOCore
 
 /// The bounds on what gRPC clients can make `warden serve` hold: `grpc:` keys in the configuration, `--grpc-*`
@@ -19,23 +20,43 @@ public struct GRPCLimits: Sendable, Hashable {
 
     public init() {}
 
-    /// The configuration keys and flags, their ranges, and where each goes.
+    /// A limit's configuration key and flag, its range, and where it goes.
     public struct Field: Sendable {
+        public enum Range: Sendable {
+            case count(ClosedRange<Int>)
+            /// Written as a Go-style duration (`10s`, `500ms`, `1m`).
+            case duration(ClosedRange<Duration>)
+        }
         public let key: String
-        public let range: ClosedRange<Int>
-        let apply: @Sendable (inout GRPCLimits, Int) -> Void
+        public let range: Range
+        let apply: @Sendable (inout GRPCLimits, Int64) -> Void
 
         public var flag: String { "--grpc-" + key.replacingOccurrences(of: "_", with: "-") }
 
-        public func set(_ value: Int, in limits: inout GRPCLimits) { apply(&limits, value) }
+        /// Sets the limit from its written value; the reason it is refused otherwise.
+        public func set(_ text: String, in limits: inout GRPCLimits) -> String? {
+            switch range {
+            case .count(let range):
+                guard let value = Int(text), range.contains(value) else {
+                    return "must be an integer from \(range.lowerBound) to \(range.upperBound), found `\(text)`"
+                }
+                apply(&limits, Int64(value))
+            case .duration(let range):
+                guard let value = parseDuration(text), range.contains(value) else {
+                    return "must be a duration from \(range.lowerBound.formatted) to \(range.upperBound.formatted) such as 10s or 500ms, found `\(text)`"
+                }
+                apply(&limits, Int64(GRPCLimits.milliseconds(value)))
+            }
+            return nil
+        }
     }
 
     public static let fields: [Field] = [
-        Field(key: "max_connection_buffer_bytes", range: (64 << 10)...(1 << 30)) { $0.maxConnectionBufferBytes = $1 },
-        Field(key: "max_concurrent_streams", range: 1...1_000_000) { $0.maxConcurrentStreams = $1 },
-        Field(key: "request_timeout_ms", range: 1...3_600_000) { $0.requestTimeout = .milliseconds($1) },
-        Field(key: "idle_timeout_ms", range: 1...86_400_000) { $0.idleTimeout = .milliseconds($1) },
-        Field(key: "max_connections", range: 1...1_000_000) { $0.maxConnections = $1 },
+        Field(key: "max_connection_buffer_bytes", range: .count((64 << 10)...(1 << 30))) { $0.maxConnectionBufferBytes = Int($1) },
+        Field(key: "max_concurrent_streams", range: .count(1...1_000_000)) { $0.maxConcurrentStreams = Int($1) },
+        Field(key: "request_timeout", range: .duration(.milliseconds(1)...(.seconds(3600)))) { $0.requestTimeout = .milliseconds($1) },
+        Field(key: "idle_timeout", range: .duration(.milliseconds(1)...(.seconds(86_400)))) { $0.idleTimeout = .milliseconds($1) },
+        Field(key: "max_connections", range: .count(1...1_000_000)) { $0.maxConnections = Int($1) },
     ]
 
     /// The listener's options with these limits.
@@ -53,12 +74,26 @@ public struct GRPCLimits: Sendable, Hashable {
         """
         gRPC limits: \(maxConnections) connections, \(maxConcurrentStreams) streams per connection, \
         \(maxMessageBytes) bytes per request message, \(maxConnectionBufferBytes) request bytes held per connection, \
-        requests whole within \(Self.milliseconds(requestTimeout)) ms, connections with no stream closed after \
-        \(Self.milliseconds(idleTimeout)) ms
+        requests whole within \(requestTimeout.formatted), connections with no stream closed after \
+        \(idleTimeout.formatted)
         """
     }
 
     static func milliseconds(_ duration: Duration) -> Int64 {
         duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+    }
+}
+
+extension Duration {
+    /// Whole seconds as `10s`, else milliseconds as `1500ms`.
+    var formatted: String {
+        let ms = GRPCLimits.milliseconds(self)
+        return ms % 1000 == 0 ? "\(ms / 1000)s" : "\(ms)ms"
+    }
+}
+
+extension GRPCLimits.Field.Range {
+    var isDuration: Bool {
+        if case .duration = self { true } else { false }
     }
 }

@@ -10,8 +10,8 @@ import PolicyCore
 ///
 /// ```yaml
 /// grpc: {address: 127.0.0.1:9191, tls: {certificate: cert.pem, key: key.pem}, max_message_bytes: 4194304,
-///        max_connection_buffer_bytes: 16777216, max_concurrent_streams: 100, request_timeout_ms: 10000,
-///        idle_timeout_ms: 60000, max_connections: 10000}
+///        max_connection_buffer_bytes: 16777216, max_concurrent_streams: 100, request_timeout: 10s,
+///        idle_timeout: 60s, max_connections: 10000}
 /// http: {address: 127.0.0.1:8181, tls: {...}, ext_authz_prefix: /ext_authz, max_body_bytes: 1048576}
 /// policies: {paths: [policies], root_namespace: istio-system, default_namespace: default, watch_interval_ms: 1000}
 /// request: {trusted_proxies: 0, normalize_path: true, merge_slashes: true, strip_path_parameters: true,
@@ -155,9 +155,17 @@ public struct ServerConfiguration: Sendable {
             guard let f = d.fields(node, at: path, known: known) else { return (nil, nil) }
             if path.description == "grpc" {
                 for field in GRPCLimits.fields {
-                    if let v = f[field.key].flatMap({ int($0, f.path(field.key), range: field.range) }) {
-                        field.set(v, in: &grpcLimits)
+                    guard let node = f[field.key] else { continue }
+                    let written: String?
+                    switch field.range {
+                    case .count: written = node.value.numberValue?.intValue.map(String.init)
+                    case .duration: written = node.value.stringValue
                     }
+                    guard let written else {
+                        d.mismatch(node, f.path(field.key), expected: field.range.isDuration ? "a duration such as 10s" : "an integer")
+                        continue
+                    }
+                    if let problem = field.set(written, in: &grpcLimits) { d.invalid(problem, at: node, f.path(field.key)) }
                 }
             }
             if let n = f["address"], let s = d.string(n, at: f.path("address")) {

@@ -163,7 +163,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let destinationLabels { settings.destinationLabels = try parseLabels(destinationLabels, flag: "--destination-labels") }
         try applyBundle(to: &settings)
         settings.limits = limits.applied(to: settings.limits)
-        grpcLimits.apply(to: &settings)
+        try grpcLimits.apply(to: &settings)
         if trustVerifiedClaimsHeader { settings.verifiedClaimsHeader = "x-warden-verified-claims" }
         switch (grpcTLSCert, grpcTLSKey) {
         case (let cert?, let key?): settings.grpc.tls = .init(certificate: cert, key: key)

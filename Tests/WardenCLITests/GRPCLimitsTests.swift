@@ -20,7 +20,7 @@ import WardenTesting
         try directory.write("deny-admin.yaml", denyAdminPolicy)
         let server = try await ServerProcess([
             "--policies", directory.path, "--decision-log", "off", "--grpc-max-concurrent-streams", "200",
-            "--grpc-request-timeout-ms", "60000",
+            "--grpc-request-timeout", "60s",
         ])
         defer { server.stop() }
         let pid = server.launched.processIdentifier
@@ -101,8 +101,8 @@ import WardenTesting
         let directory = try TemporaryDirectory()
         try directory.write("deny-admin.yaml", denyAdminPolicy)
         let server = try await ServerProcess([
-            "--policies", directory.path, "--decision-log", "off", "--grpc-idle-timeout-ms", "1500",
-            "--grpc-max-connections", "20", "--grpc-request-timeout-ms", "1000",
+            "--policies", directory.path, "--decision-log", "off", "--grpc-idle-timeout", "1500ms",
+            "--grpc-max-connections", "20", "--grpc-request-timeout", "1s",
         ])
         defer { server.stop() }
         let port = server.grpcPort

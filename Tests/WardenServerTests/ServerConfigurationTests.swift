@@ -49,8 +49,8 @@ import Testing
     @Test func readsTheGRPCLimitsAndRefusesOnesOutOfRange() throws {
         #expect(ServerConfiguration().grpcLimits == GRPCLimits())
         let (config, diagnostics) = ServerConfiguration.decode("""
-            grpc: {max_connection_buffer_bytes: 1048576, max_concurrent_streams: 8, request_timeout_ms: 1500,
-                   idle_timeout_ms: 30000, max_connections: 50}
+            grpc: {max_connection_buffer_bytes: 1048576, max_concurrent_streams: 8, request_timeout: 1500ms,
+                   idle_timeout: 30s, max_connections: 50}
             """, file: "c.yaml")
         #expect(diagnostics.isEmpty, "\(diagnostics)")
         let limits = try #require(config?.grpcLimits)
@@ -62,11 +62,16 @@ import Testing
         #expect(options.requestTimeout == .milliseconds(1500) && options.idleTimeout == .seconds(30))
         #expect(options.maxConnections == 50 && options.maxMessageBytes == 4096)
 
-        let (refused, problems) = ServerConfiguration.decode("grpc: {max_concurrent_streams: 0, idle_timeout_ms: -5}", file: "c.yaml")
+        let (refused, problems) = ServerConfiguration.decode("grpc: {max_concurrent_streams: 0, idle_timeout: 5, request_timeout: 2d}", file: "c.yaml")
         #expect(refused == nil)
         let text = problems.map(\.description)
-        #expect(text.contains { $0.hasPrefix("c.yaml:1:32: grpc.max_concurrent_streams: must be from 1 to 1000000") }, "\(text)")
-        #expect(text.contains { $0.contains("grpc.idle_timeout_ms: must be from 1 to 86400000") }, "\(text)")
+        #expect(text.contains {
+            $0.hasPrefix("c.yaml:1:32: grpc.max_concurrent_streams: must be an integer from 1 to 1000000, found `0`")
+        }, "\(text)")
+        #expect(text.contains { $0.contains("grpc.idle_timeout:") && $0.contains("expected a duration such as 10s") }, "\(text)")
+        #expect(text.contains {
+            $0.contains("grpc.request_timeout: must be a duration from 1ms to 3600s such as 10s or 500ms, found `2d`")
+        }, "\(text)")
     }
 
     struct NoObserver: ListenerLimitObserver {
