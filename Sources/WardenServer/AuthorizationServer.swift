@@ -115,7 +115,9 @@ public final class AuthorizationServer: Sendable {
         let http = try await HTTPServer(
             options: .init(
                 host: configuration.http.host, port: configuration.http.port, tls: httpTLS,
-                maxBodyBytes: configuration.maxHTTPBodyBytes),
+                maxBodyBytes: configuration.maxHTTPBodyBytes, idleTimeout: TimeAmount(configuration.httpLimits.idleTimeout),
+                requestTimeout: TimeAmount(configuration.httpLimits.requestTimeout),
+                maxConnections: configuration.httpLimits.maxConnections),
             reject: HTTPResponse.api
         ) { request, connection in
             await api.handle(request, connection: connection)
@@ -125,7 +127,7 @@ public final class AuthorizationServer: Sendable {
             logger.warning("""
                 the open-file limit (\(descriptors)) is below the connections the listeners may hold \
                 (gRPC \(limits.maxConnections), HTTP \(http.tracker.maximumConnections)): past it new connections \
-                fail; raise `ulimit -n` or lower --grpc-max-connections
+                fail; raise `ulimit -n` or lower --grpc-max-connections and --http-max-connections
                 """)
         }
 

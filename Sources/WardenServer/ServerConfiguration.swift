@@ -12,7 +12,8 @@ import PolicyCore
 /// grpc: {address: 127.0.0.1:9191, tls: {certificate: cert.pem, key: key.pem}, max_message_bytes: 4194304,
 ///        max_connection_buffer_bytes: 16777216, max_concurrent_streams: 100, request_timeout: 10s,
 ///        idle_timeout: 60s, max_connections: 10000}
-/// http: {address: 127.0.0.1:8181, tls: {...}, ext_authz_prefix: /ext_authz, max_body_bytes: 1048576}
+/// http: {address: 127.0.0.1:8181, tls: {...}, ext_authz_prefix: /ext_authz, max_body_bytes: 1048576,
+///        request_timeout: 10s, idle_timeout: 60s, max_connections: 10000}
 /// policies: {paths: [policies], root_namespace: istio-system, default_namespace: default, watch_interval_ms: 1000}
 /// request: {trusted_proxies: 0, normalize_path: true, merge_slashes: true, strip_path_parameters: true,
 ///           path_with_escaped_slashes_action: KEEP_UNCHANGED,
@@ -82,6 +83,8 @@ public struct ServerConfiguration: Sendable {
     /// What one gRPC client can make the server hold: connections, streams, buffered bytes, time.
     public var grpcLimits = GRPCLimits()
     public var maxHTTPBodyBytes = 1 << 20
+    /// What one HTTP client can make the server hold beside the body: connections and time.
+    public var httpLimits = HTTPLimits()
     public var extAuthzPrefix = "/ext_authz"
     public var policyPaths: [String] = ["policies"]
     public var rootNamespace = "istio-system"
@@ -147,27 +150,25 @@ public struct ServerConfiguration: Sendable {
         func relative(_ path: String) -> String {
             path.hasPrefix("/") || base.isEmpty ? path : base + "/" + path
         }
-        // Apart from `config`, which `listener` is given a part of inout.
-        var grpcLimits = config.grpcLimits
-        func listener(_ node: DocumentNode, _ path: FieldPath, into listener: inout Listener) -> (Int?, String?) {
-            let known = path.description == "grpc" ? ["address", "tls", "max_message_bytes"] + GRPCLimits.fields.map(\.key)
-                : ["address", "tls", "max_body_bytes", "ext_authz_prefix"]
-            guard let f = d.fields(node, at: path, known: known) else { return (nil, nil) }
-            if path.description == "grpc" {
-                for field in GRPCLimits.fields {
-                    guard let node = f[field.key] else { continue }
-                    let written: String?
-                    switch field.range {
-                    case .count: written = node.value.numberValue?.intValue.map(String.init)
-                    case .duration: written = node.value.stringValue
-                    }
-                    guard let written else {
-                        d.mismatch(node, f.path(field.key), expected: field.range.isDuration ? "a duration such as 10s" : "an integer")
-                        continue
-                    }
-                    if let problem = field.set(written, in: &grpcLimits) { d.invalid(problem, at: node, f.path(field.key)) }
+        func limits<Limits>(_ f: DocumentDecoder.Fields, _ fields: [LimitField<Limits>], into limits: inout Limits) {
+            for field in fields {
+                guard let node = f[field.key] else { continue }
+                let written = field.range.isDuration ? node.value.stringValue : node.value.numberValue?.intValue.map(String.init)
+                guard let written else {
+                    d.mismatch(node, f.path(field.key), expected: field.range.isDuration ? "a duration such as 10s" : "an integer")
+                    continue
                 }
+                if let problem = field.set(written, in: &limits) { d.invalid(problem, at: node, f.path(field.key)) }
             }
+        }
+        // Apart from `config`, which `listener` is given a part of inout.
+        var grpcLimits = config.grpcLimits, httpLimits = config.httpLimits
+        func listener(_ node: DocumentNode, _ path: FieldPath, into listener: inout Listener) -> (Int?, String?) {
+            let grpc = path.description == "grpc"
+            let known = grpc ? ["address", "tls", "max_message_bytes"] + GRPCLimits.fields.map(\.key)
+                : ["address", "tls", "max_body_bytes", "ext_authz_prefix"] + HTTPLimits.fields.map(\.key)
+            guard let f = d.fields(node, at: path, known: known) else { return (nil, nil) }
+            if grpc { limits(f, GRPCLimits.fields, into: &grpcLimits) } else { limits(f, HTTPLimits.fields, into: &httpLimits) }
             if let n = f["address"], let s = d.string(n, at: f.path("address")) {
                 if let (host, port) = Listener.parse(s.value) {
                     listener.host = host
@@ -202,6 +203,7 @@ public struct ServerConfiguration: Sendable {
         if let n = top["http"] {
             let (limit, prefix) = listener(n, top.path("http"), into: &config.http)
             if let limit { config.maxHTTPBodyBytes = limit }
+            config.httpLimits = httpLimits
             if let prefix { config.extAuthzPrefix = prefix }
         }
         if let n = top["policies"],

@@ -80,7 +80,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var limits: LimitOptions
 
-    @OptionGroup var grpcLimits: GRPCLimitOptions
+    @OptionGroup var listenerLimits: ListenerLimitOptions
 
     @Option(name: .customLong("grpc-tls-cert"), help: "PEM certificate chain for the gRPC listener.")
     var grpcTLSCert: String?
@@ -163,7 +163,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let destinationLabels { settings.destinationLabels = try parseLabels(destinationLabels, flag: "--destination-labels") }
         try applyBundle(to: &settings)
         settings.limits = limits.applied(to: settings.limits)
-        try grpcLimits.apply(to: &settings)
+        try listenerLimits.apply(to: &settings)
         if trustVerifiedClaimsHeader { settings.verifiedClaimsHeader = "x-warden-verified-claims" }
         switch (grpcTLSCert, grpcTLSKey) {
         case (let cert?, let key?): settings.grpc.tls = .init(certificate: cert, key: key)

@@ -55,11 +55,12 @@ import WardenTesting
         #expect(during - before < 160_000, "RSS grew from \(before) kB to \(during) kB")
         print("flood: sent \(sent) bytes; RSS before \(before) kB, during \(during) kB")
 
+        // The heap is trimmed within a second of a heavy connection's close.
         for attacker in attackers + [oversized] { try? await attacker.close() }
-        try await Task.sleep(for: .seconds(1))
+        try await Task.sleep(for: .seconds(2))
         let after = try #require(memoryKilobytes(of: pid, "VmRSS"))
         print("flood: RSS after \(after) kB, peak \(memoryKilobytes(of: pid, "VmHWM") ?? 0) kB")
-        #expect(after - before < 40_000, "RSS after the attack: \(after) kB, before: \(before) kB")
+        #expect(after - before < 32_000, "RSS after the attack: \(after) kB, before: \(before) kB")
         #expect(try await allowedCheck(server.grpcPort))
         let metrics = try await curl([server.httpBase + "/metrics"]).body
         #expect(metrics.contains(#"warden_grpc_limit_events_total{limit="max_connection_buffer_bytes"}"#), "\(metrics)")
@@ -86,11 +87,11 @@ import WardenTesting
             timeout: .seconds(60))
         #expect(run.stdout.contains("400 succeeded") || run.stdout.contains("requests: 400 total"), "\(run.stdout)")
         let peak = try #require(memoryKilobytes(of: pid, "VmHWM"))
-        try await Task.sleep(for: .seconds(1))
+        try await Task.sleep(for: .seconds(2))
         let after = try #require(memoryKilobytes(of: pid, "VmRSS"))
         print("burst: RSS before \(before) kB, peak \(peak) kB, after \(after) kB")
         #expect(peak - before < 200_000, "peak \(peak) kB, before \(before) kB")
-        #expect(after - before < 40_000, "RSS after the burst: \(after) kB, before: \(before) kB")
+        #expect(after - before < 32_000, "RSS after the burst: \(after) kB, before: \(before) kB")
         #expect(try await allowedCheck(server.grpcPort))
     }
 
@@ -155,6 +156,38 @@ import WardenTesting
             #expect(metrics.contains(#"warden_grpc_limit_events_total{limit="\#(limit)"}"#), "\(limit)")
         }
         #expect(server.stderr.contains("gRPC max_connections enforced"))
+    }
+
+    /// The HTTP listener: a request trickled in closes its connection at the request timeout, silent
+    /// connections go at the idle timeout, connections past the maximum are closed at once, and curl is answered.
+    @Test func theHTTPListenerClosesSlowRequestsAndIdleConnectionsAndHoldsItsMaximum() async throws {
+        let directory = try TemporaryDirectory()
+        try directory.write("deny-admin.yaml", denyAdminPolicy)
+        let server = try await ServerProcess([
+            "--policies", directory.path, "--decision-log", "off", "--http-request-timeout", "1s",
+            "--http-idle-timeout", "1500ms", "--http-max-connections", "5",
+        ])
+        defer { server.stop() }
+
+        let slow = try await SilentConnection.open(port: server.httpPort)
+        let started = ContinuousClock.now
+        let trickle = Task {
+            for byte in "POST /ext_authz/items HTTP/1.1\r\nhost: a\r\nx-slow: ".utf8 + Array(repeating: UInt8(ascii: "a"), count: 40) {
+                guard slow.isActive else { return }
+                try await slow.writeAndFlush(ByteBuffer(bytes: [byte]))
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        try await waitUntil { !slow.isActive }
+        let closedAfter = ContinuousClock.now - started
+        #expect(closedAfter < .milliseconds(1400), "closed after \(closedAfter), though bytes kept coming")
+        _ = try? await trickle.value
+
+        let silent = try await (0..<6).asyncMap { _ in try await SilentConnection.open(port: server.httpPort) }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(silent.filter { !$0.isActive }.count == 1, "the sixth is closed on accept")
+        try await waitUntil { silent.allSatisfy { !$0.isActive } }
+        #expect(try await curl([server.httpBase + "/ext_authz/items"]).status == 200)
     }
 
     /// One Check on a new connection, bounded in time; true when it is answered OK.

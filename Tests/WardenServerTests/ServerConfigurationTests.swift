@@ -62,6 +62,12 @@ import Testing
         #expect(options.requestTimeout == .milliseconds(1500) && options.idleTimeout == .seconds(30))
         #expect(options.maxConnections == 50 && options.maxMessageBytes == 4096)
 
+        let (withHTTP, none) = ServerConfiguration.decode(
+            "http: {request_timeout: 2s, idle_timeout: 1m, max_connections: 7}", file: "c.yaml")
+        #expect(none.isEmpty, "\(none)")
+        #expect(withHTTP?.httpLimits.requestTimeout == .seconds(2) && withHTTP?.httpLimits.idleTimeout == .seconds(60))
+        #expect(withHTTP?.httpLimits.maxConnections == 7)
+
         let (refused, problems) = ServerConfiguration.decode("grpc: {max_concurrent_streams: 0, idle_timeout: 5, request_timeout: 2d}", file: "c.yaml")
         #expect(refused == nil)
         let text = problems.map(\.description)
@@ -70,7 +76,7 @@ import Testing
         }, "\(text)")
         #expect(text.contains { $0.contains("grpc.idle_timeout:") && $0.contains("expected a duration such as 10s") }, "\(text)")
         #expect(text.contains {
-            $0.contains("grpc.request_timeout: must be a duration from 1ms to 3600s such as 10s or 500ms, found `2d`")
+            $0.contains("grpc.request_timeout: must be a duration from 1ms to 86400s such as 10s or 500ms, found `2d`")
         }, "\(text)")
     }
 

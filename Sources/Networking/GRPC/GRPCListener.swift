@@ -203,6 +203,9 @@ public final class GRPCListener: ServerTransport {
         let limits = GRPCStreamHandler.Limits(
             maxMessageBytes: options.maxMessageBytes, requestTimeout: options.requestTimeout, observer: observer)
         let budget = NIOLoopBound(RequestByteBudget(limit: options.maxConnectionBufferBytes), eventLoop: channel.eventLoop)
+        channel.closeFuture.whenComplete { _ in
+            if budget.value.peak >= Self.heavyConnectionBytes { MemoryTrim.soon() }
+        }
         let inPlace = self.inPlace
         _ = try sync.configureHTTP2Pipeline(
             mode: .server, connectionConfiguration: connection, streamConfiguration: stream, streamDelegate: events
@@ -215,6 +218,9 @@ public final class GRPCListener: ServerTransport {
         try sync.addHandler(management)
         try sync.addHandler(closer)
     }
+
+    /// A connection whose streams once held this many request bytes together has the heap trimmed when it closes.
+    static let heavyConnectionBytes = 1 << 20
 
     /// Runs a handed-off stream through `GRPCServer`; ends the handler if the stream goes away first (the client
     /// reset it or the connection closed), as a server-streaming handler would otherwise never notice.

@@ -12,6 +12,8 @@ import NIOCore
 final class RequestByteBudget {
     let limit: Int
     private(set) var used = 0
+    /// The most held at once.
+    private(set) var peak = 0
     private var waiting: [ObjectIdentifier: () -> Void] = [:]
 
     init(limit: Int) {
@@ -22,6 +24,7 @@ final class RequestByteBudget {
 
     func charge(_ bytes: Int) {
         used += bytes
+        if used > peak { peak = used }
     }
 
     /// Gives bytes back; the waiting streams resume once there is room.
