@@ -8,11 +8,11 @@ import Synchronization
 import Testing
 import WardenTesting
 
-/// What gRPC clients can make the real `warden serve` hold: streams that never finish are stopped by HTTP/2 flow
+/// What gRPC and HTTP clients can make the real `warden serve` hold: streams that never finish are stopped by HTTP/2 flow
 /// control at the connection's bound, a request still arriving is reset at its timeout, idle and silent
 /// connections are closed, connections past the maximum are refused at once; a normal Check still succeeds during
 /// each attack, and memory comes back after it.
-@Suite(.serialized, .timeLimit(.minutes(3))) struct GRPCLimitsTests {
+@Suite(.serialized, .timeLimit(.minutes(3))) struct ListenerLimitsTests {
     /// The attack: streams that each send 4 MB and never finish. Before the bounds, 1,000 of them on one
     /// connection took the server from 0.5 to 4.5 GB.
     @Test func streamsThatNeverFinishAreStoppedByFlowControlNotHeldInMemory() async throws {
@@ -49,6 +49,7 @@ import WardenTesting
         #expect(sent > 32 << 20, "the attack got going: \(sent) bytes sent")
         #expect(sent < 200 << 20, "flow control stopped the clients: \(sent) bytes sent of \(2 * 200 * 4 << 20)")
         #expect(stats.statuses["8"] == 1, "the oversized stream: \(stats.statuses)")
+        #expect(stats.maxConcurrentStreams == 200, "the stream limit as the server announces it")
         #expect(try await allowedCheck(server.grpcPort), "a normal Check during the attack")
         let during = try #require(memoryKilobytes(of: pid, "VmRSS"))
         // Two connections, each at most its 16 MiB budget and a 64 KiB window or two per stream, and slack.
@@ -135,6 +136,7 @@ import WardenTesting
         let idle = try await HTTP2Attacker.connect(port: port, stats: stats) { _ in }
         try await waitUntil { !idle.isActive }
         #expect(stats.goAways == 1)
+        #expect(stats.maxConcurrentStreams == 100, "the default stream limit")
 
         // A request that never finishes arriving is reset with DEADLINE_EXCEEDED after 1 s.
         let slow = try await HTTP2Attacker.connect(port: port, stats: stats) { multiplexer in
@@ -211,11 +213,18 @@ final class StreamStats: Sendable {
         var sent = 0
         var statuses: [String: Int] = [:]
         var goAways = 0
+        var maxConcurrentStreams: Int?
     }
     private let state = Mutex(State())
     var sent: Int { state.withLock { $0.sent } }
     var statuses: [String: Int] { state.withLock { $0.statuses } }
     var goAways: Int { state.withLock { $0.goAways } }
+    /// SETTINGS_MAX_CONCURRENT_STREAMS as the server last announced it.
+    var maxConcurrentStreams: Int? { state.withLock { $0.maxConcurrentStreams } }
+    func add(settings: HTTP2Settings) {
+        guard let streams = settings.last(where: { $0.parameter == .maxConcurrentStreams }) else { return }
+        state.withLock { $0.maxConcurrentStreams = streams.value }
+    }
     func add(sent bytes: Int) { state.withLock { $0.sent += bytes } }
     func add(status: String) { state.withLock { $0.statuses[status, default: 0] += 1 } }
     func addGoAway() { state.withLock { $0.goAways += 1 } }
@@ -300,13 +309,18 @@ enum HTTP2Attacker {
         }
     }
 
+    /// Records the server's GOAWAY and SETTINGS frames.
     final class GoAwayRecorder: ChannelInboundHandler {
         typealias InboundIn = HTTP2Frame
         let stats: StreamStats
         init(stats: StreamStats) { self.stats = stats }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            if case .goAway = unwrapInboundIn(data).payload { stats.addGoAway() }
+            switch unwrapInboundIn(data).payload {
+            case .goAway: stats.addGoAway()
+            case .settings(.settings(let settings)): stats.add(settings: settings)
+            default: break
+            }
         }
     }
 }
