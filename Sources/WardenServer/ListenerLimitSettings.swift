@@ -22,7 +22,9 @@ public struct GRPCLimits: Sendable, Hashable {
 
     /// The `grpc:` keys and `--grpc-*` flags.
     public static let fields: [LimitField<GRPCLimits>] = [
-        LimitField(key: "max_connection_buffer_bytes", range: .count((64 << 10)...(1 << 30))) { $0.maxConnectionBufferBytes = Int($1) },
+        LimitField(key: "max_connection_buffer_bytes", range: .count((64 << 10)...(1 << 30))) {
+            $0.maxConnectionBufferBytes = Int($1)
+        },
         LimitField(key: "max_concurrent_streams", range: .count(1...1_000_000)) { $0.maxConcurrentStreams = Int($1) },
         LimitField(key: "request_timeout", range: .timeout) { $0.requestTimeout = .milliseconds($1) },
         LimitField(key: "idle_timeout", range: .timeout) { $0.idleTimeout = .milliseconds($1) },
@@ -105,7 +107,8 @@ public struct LimitField<Limits>: Sendable {
             apply(&limits, Int64(value))
         case .duration(let range):
             guard let value = parseDuration(text), range.contains(value) else {
-                return "must be a duration from \(range.lowerBound.formatted) to \(range.upperBound.formatted) such as 10s or 500ms, found `\(text)`"
+                let (low, high) = (range.lowerBound.formatted, range.upperBound.formatted)
+                return "must be a duration from \(low) to \(high) such as 10s or 500ms, found `\(text)`"
             }
             apply(&limits, GRPCLimits.milliseconds(value))
         }

@@ -108,9 +108,9 @@ final class GRPCStreamHandler: ChannelDuplexHandler {
                 handler.fail(context, code: .deadlineExceeded, "deadline exceeded before the request arrived", reset: true)
             } else {
                 handler.limits.observer?.limitEnforced(.requestTimeout)
+                let milliseconds = handler.limits.requestTimeout.nanoseconds / 1_000_000
                 handler.fail(context, code: .deadlineExceeded,
-                             "request not whole within the server's request timeout of \(handler.limits.requestTimeout.nanoseconds / 1_000_000) ms",
-                             reset: true)
+                             "request not whole within the server's request timeout of \(milliseconds) ms", reset: true)
             }
         }
     }

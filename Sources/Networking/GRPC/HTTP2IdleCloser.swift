@@ -17,6 +17,10 @@ final class HTTP2IdleCloser: ChannelInboundHandler, RemovableChannelHandler {
     private var context: ChannelHandlerContext?
     private var openStreams = 0
     private var lastStreamID = HTTP2StreamID.rootStream
+    /// When the last stream closed (or the connection opened).
+    private var idleSince = NIODeadline.now()
+    /// One timer for the connection's life, moved on when it finds the connection was busy: opening and closing a
+    /// stream touches no timer.
     private var timer: Scheduled<Void>?
 
     init(timeout: TimeAmount, onClose: @escaping () -> Void) {
@@ -26,7 +30,7 @@ final class HTTP2IdleCloser: ChannelInboundHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        if context.channel.isActive { arm() }
+        if context.channel.isActive { arm(at: idleSince + timeout) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -35,7 +39,7 @@ final class HTTP2IdleCloser: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        if timer == nil, openStreams == 0 { arm() }
+        if timer == nil { arm(at: NIODeadline.now() + timeout) }
         context.fireChannelActive()
     }
 
@@ -48,27 +52,28 @@ final class HTTP2IdleCloser: ChannelInboundHandler, RemovableChannelHandler {
     func streamCreated(_ id: HTTP2StreamID) {
         openStreams += 1
         if id > lastStreamID { lastStreamID = id }
-        timer?.cancel()
-        timer = nil
     }
 
     func streamClosed(_ id: HTTP2StreamID) {
         openStreams -= 1
-        if openStreams == 0 { arm() }
+        if openStreams == 0 { idleSince = .now() }
     }
 
-    private func arm() {
+    private func arm(at deadline: NIODeadline) {
         guard let context else { return }
-        timer?.cancel()
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        timer = context.eventLoop.scheduleTask(in: timeout) { loopBound.value.expire() }
+        timer = context.eventLoop.scheduleTask(deadline: deadline) { loopBound.value.expire() }
     }
 
     private func expire() {
         timer = nil
-        guard openStreams == 0, let context, context.channel.isActive else { return }
+        guard let context, context.channel.isActive else { return }
+        guard openStreams == 0 else { return arm(at: .now() + timeout) }
+        let due = idleSince + timeout
+        guard due <= .now() else { return arm(at: due) }
         onClose()
-        let goAway = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil))
+        let goAway = HTTP2Frame(
+            streamID: .rootStream, payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil))
         context.writeAndFlush(NIOAny(goAway), promise: nil)
         context.close(promise: nil)
     }
