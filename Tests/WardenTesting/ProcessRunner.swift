@@ -27,8 +27,9 @@ public enum ProcessRunner {
         process.standardError = err
         process.standardInput = input
         try process.run()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try input.fileHandleForWriting.close()
+        // A program that exits without reading its input closes the pipe: that is its business, not an error here.
+        if let stdin { try? input.fileHandleForWriting.write(contentsOf: Data(stdin.utf8)) }
+        try? input.fileHandleForWriting.close()
 
         // Drain both pipes concurrently so a chatty child never blocks on a full pipe.
         let collected = Collected()
@@ -36,7 +37,7 @@ public enum ProcessRunner {
         for (pipe, isOut) in [(out, true), (err, false)] {
             group.enter()
             DispatchQueue.global().async {
-                let data = pipe.fileHandleForReading.readDataToEndOfFile()
+                let data = readToEnd(pipe.fileHandleForReading.fileDescriptor)
                 collected.set(data, isOut: isOut)
                 group.leave()
             }
@@ -49,6 +50,23 @@ public enum ProcessRunner {
         }
         process.waitUntilExit()
         return ProcessOutput(status: process.terminationStatus, stdout: collected.stdout, stderr: collected.stderr)
+    }
+
+    /// Everything until end of file, reading again when a signal interrupts a read (Foundation's
+    /// `readDataToEndOfFile` traps on EINTR, which a busy test process does see).
+    static func readToEnd(_ descriptor: Int32) -> Data {
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count > 0 {
+                data.append(contentsOf: buffer[..<count])
+            } else if count < 0, errno == EINTR {
+                continue
+            } else {
+                return data
+            }
+        }
     }
 
     /// `run`, waiting on a thread of its own rather than on one of Swift's cooperative threads, so tests that run
