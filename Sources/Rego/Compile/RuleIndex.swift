@@ -162,30 +162,52 @@ struct InputAliases {
             else { continue }
             candidates[node] = rule.clauses[0].value
         }
-        // Resolve chains of aliases (`http := input.attributes.request.http`, `method := http.method`).
-        var resolving: Set<Int> = []
-        func resolve(_ node: Int) -> [Value]? {
-            if let known = paths[node] { return known }
-            guard let value = candidates[node], resolving.insert(node).inserted else { return nil }
-            defer { resolving.remove(node) }
-            let path = path(of: value, resolve)
-            if let path { paths[node] = path }
-            return path
+        // Resolve chains of aliases (`http := input.attributes.request.http`, `method := http.method`), walking
+        // each chain to its end and back, without recursion (chains can be thousands of rules long).
+        var unresolved = Set<Int>()
+        for start in candidates.keys.sorted() where paths[start] == nil && !unresolved.contains(start) {
+            var chain: [(node: Int, tail: [Value])] = []
+            var visited: Set<Int> = []
+            var current = start
+            var resolved: [Value]?
+            while resolved == nil, !unresolved.contains(current), let value = candidates[current],
+                visited.insert(current).inserted
+            {
+                guard let (base, tail) = InputAliases.step(value) else { break }
+                chain.append((current, tail))
+                guard let next = base else {
+                    resolved = []
+                    break
+                }
+                if let known = paths[next] {
+                    resolved = known
+                } else {
+                    current = next
+                }
+            }
+            guard var path = resolved else {
+                unresolved.formUnion(chain.map(\.node))
+                continue
+            }
+            for (node, tail) in chain.reversed() {
+                path += tail
+                paths[node] = path
+            }
         }
-        for node in candidates.keys { _ = resolve(node) }
     }
 
-    private func path(of op: Operand, _ resolve: (Int) -> [Value]?) -> [Value]? {
+    /// One link of an alias: the node it reads (nil for `input` itself) and the constant keys after it.
+    private static func step(_ op: Operand) -> (base: Int?, tail: [Value])? {
         switch op {
         case .input:
-            return []
+            return (nil, [])
         case .node(let id):
-            return resolve(id)
+            return (id, [])
         case .ref(let r):
             guard let tail = r.constantPath else { return nil }
             switch r.base {
-            case .input: return tail
-            case .node(let id): return resolve(id).map { $0 + tail }
+            case .input: return (nil, tail)
+            case .node(let id): return (id, tail)
             default: return nil
             }
         default:
@@ -193,8 +215,14 @@ struct InputAliases {
         }
     }
 
+    private func path(of op: Operand) -> [Value]? {
+        guard let (base, tail) = InputAliases.step(op) else { return nil }
+        guard let base else { return tail }
+        return paths[base].map { $0 + tail }
+    }
+
     /// The input path an operand reads, if it reads one with constant keys.
     func inputPath(_ op: Operand) -> [Value]? {
-        path(of: op) { paths[$0] }
+        path(of: op)
     }
 }
