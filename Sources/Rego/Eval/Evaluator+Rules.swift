@@ -59,6 +59,7 @@ extension Evaluator {
     /// The value of complete rules: the one value their solutions give (a conflict if they give two), or the
     /// default.
     func evalComplete(_ group: RuleGroup) throws(EvalSignal) -> Value? {
+        if let constant = group.constantValue { return constant }
         var result: Value?
         let candidates = dataOverrides.isEmpty ? group.index?.candidates(input: input) : nil
         let count = candidates?.count ?? group.rules.count
@@ -79,7 +80,7 @@ extension Evaluator {
     ) throws(EvalSignal) {
         do {
             try evalRule(rule, arguments: arguments) { (clause) throws(EvalSignal) in
-                try self.eval(clause.value) { (v) throws(EvalSignal) in
+                func merge(_ v: Value) throws(EvalSignal) {
                     if let existing = result {
                         if existing != v { throw self.failure(RegoError.Code.conflict, message, rule.location) }
                     } else {
@@ -87,6 +88,11 @@ extension Evaluator {
                     }
                     // A constant value cannot change with further solutions of this body.
                     if case .constant = clause.value { throw EvalSignal.stop }
+                }
+                if clause.valueIsDirect {
+                    if let v = try self.value(clause.value) { try merge(v) }
+                } else {
+                    try self.eval(clause.value, merge)
                 }
             }
         } catch {
@@ -99,24 +105,21 @@ extension Evaluator {
     func evalRule(
         _ rule: CompiledRule, arguments: [Value]?, _ emit: (CompiledRule.Clause) throws(EvalSignal) -> Void
     ) throws(EvalSignal) {
-        // Only `with` replacing a function by one that calls it can nest without end; stop before the stack does.
-        guard depth < Evaluator.maximumDepth else {
-            throw failure(RegoError.Code.internal, "evaluation nested too deeply", rule.location)
-        }
-        depth += 1
+        // Nesting is counted by the bodies (`evalBody`), every rule has one; this check gives the error the rule's place.
+        guard depth < Evaluator.maximumDepth else { throw tooDeep(rule.location) }
         let saved = pushFrame(rule.frameSize)
+        let mark = trail.count
         defer {
+            undo(to: mark)
             popFrame(rule.frameSize, saved)
-            depth -= 1
         }
         if let arguments {
             guard arguments.count == rule.parameters.count else { return }
-            try matchParameters(rule.parameters, arguments, 0) { () throws(EvalSignal) in
-                try self.evalClauses(rule, emit)
+            for i in arguments.indices {
+                guard try matchDirect(rule.parameters[i], arguments[i]) else { return }
             }
-        } else {
-            try evalClauses(rule, emit)
         }
+        try evalClauses(rule, emit)
     }
 
     private func evalClauses(
@@ -132,18 +135,6 @@ extension Evaluator {
         }
     }
 
-    private func matchParameters(_ parameters: [Operand], _ arguments: [Value], _ i: Int, _ k: Continuation)
-        throws(EvalSignal)
-    {
-        if i == parameters.count {
-            try k()
-            return
-        }
-        try match(parameters[i], arguments[i]) { () throws(EvalSignal) in
-            try self.matchParameters(parameters, arguments, i + 1, k)
-        }
-    }
-
     /// The set or object built by `contains` rules and rules with variables in their reference.
     func evalMultiValue(_ group: RuleGroup) throws(EvalSignal) -> Value {
         let isSet = group.rules.allSatisfy { $0.addsToSet && $0.keys.isEmpty } && !group.rules.isEmpty
@@ -155,7 +146,11 @@ extension Evaluator {
             let rule = group.rules[candidates?[position] ?? position]
             try evalRule(rule, arguments: nil) { (clause) throws(EvalSignal) in
                 if isSet {
-                    try self.eval(clause.value) { (v) throws(EvalSignal) in set.insert(v) }
+                    if clause.valueIsDirect {
+                        if let v = try self.value(clause.value) { set.insert(v) }
+                    } else {
+                        try self.eval(clause.value) { (v) throws(EvalSignal) in set.insert(v) }
+                    }
                     return
                 }
                 var keys: [Value] = []
@@ -271,6 +266,40 @@ extension Evaluator {
                 try k()
             }
         }
+    }
+
+    /// A call whose operands are all known (see `Planner`): whether it holds, its output bound.
+    func callDirect(_ c: Call, _ literal: Literal) throws(EvalSignal) -> Bool {
+        let args = c.arguments
+        if functionOverrides.isEmpty, args.count == 2 {
+            switch c.target {
+            case .compare(let comparison):
+                guard let a = try value(args[0]), let b = try value(args[1]) else { return false }
+                let holds = comparison.holds(a, b)
+                if let output = c.output { return try matchDirect(output, .bool(holds)) }
+                return holds
+            case .member:
+                guard let a = try value(args[0]), let b = try value(args[1]) else { return false }
+                let holds = Evaluator.contains(b, a)
+                if let output = c.output { return try matchDirect(output, .bool(holds)) }
+                return holds
+            default:
+                break
+            }
+        }
+        var values = argumentPool.popLast() ?? []
+        defer {
+            values.removeAll(keepingCapacity: true)
+            argumentPool.append(values)
+        }
+        for arg in args {
+            guard let v = try value(arg) else { return false }
+            values.append(v)
+        }
+        guard let result = try invoke(c.target, values, c.name, literal) else { return false }
+        if let output = c.output { return try matchDirect(output, result) }
+        if case .bool(false) = result { return false }
+        return true
     }
 
     func invoke(_ target: CallTarget, _ values: [Value], _ name: String, _ literal: Literal) throws(EvalSignal)

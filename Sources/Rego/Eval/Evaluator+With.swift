@@ -4,6 +4,37 @@ import PolicyCore
 /// `with` scope are kept apart from those outside it.
 extension Evaluator {
     func evalWith(_ bindings: [WithBinding], _ inner: [Literal], _ k: Continuation) throws(EvalSignal) {
+        guard var saved = try scope(with: bindings) else { return }
+        swapScope(&saved)
+        defer {
+            swapScope(&saved)
+            recycle(&saved.cache)
+        }
+        try evalBody(inner, 0) { () throws(EvalSignal) in
+            // The rest of the query runs outside the `with`.
+            self.swapScope(&saved)
+            defer { self.swapScope(&saved) }
+            try k()
+        }
+    }
+
+    /// `with` over direct literals: whether they hold under the replacements (their variables stay bound).
+    func withDirect(_ bindings: [WithBinding], _ inner: [Literal]) throws(EvalSignal) -> Bool {
+        guard var saved = try scope(with: bindings) else { return false }
+        swapScope(&saved)
+        defer {
+            swapScope(&saved)
+            recycle(&saved.cache)
+        }
+        for literal in inner {
+            guard let direct = literal.direct, try run(direct, literal) else { return false }
+        }
+        return true
+    }
+
+    /// The scope the replacements make, with an empty rule cache; nil when a replacement is undefined (the
+    /// expression is then undefined).
+    private func scope(with bindings: [WithBinding]) throws(EvalSignal) -> WithScope? {
         var newInput = input
         var newData = dataOverrides
         var newFunctions = functionOverrides
@@ -14,8 +45,7 @@ extension Evaluator {
                 try eval(op) { (v) throws(EvalSignal) in
                     if replacement == nil { replacement = v }
                 }
-                // An undefined replacement makes the expression undefined.
-                guard let replacement else { return }
+                guard let replacement else { return nil }
                 switch binding.target {
                 case .input(let path):
                     newInput = path.isEmpty ? replacement : Evaluator.upsert(newInput ?? Value.emptyObject, path[...], replacement)
@@ -28,15 +58,18 @@ extension Evaluator {
                 if case .function(let key) = binding.target { newFunctions[key] = .target(target) }
             }
         }
-        var saved = WithScope(input: newInput, data: newData, functions: newFunctions, cache: ContiguousArray(repeating: .empty, count: nodes.count))
-        swapScope(&saved)
-        defer { swapScope(&saved) }
-        try evalBody(inner, 0) { () throws(EvalSignal) in
-            // The rest of the query runs outside the `with`.
-            self.swapScope(&saved)
-            defer { self.swapScope(&saved) }
-            try k()
+        let cache = cachePool.popLast() ?? ContiguousArray(repeating: .empty, count: nodes.count)
+        return WithScope(input: newInput, data: newData, functions: newFunctions, cache: cache)
+    }
+
+    /// Empties a finished scope's rule cache and keeps it for the next scope.
+    private func recycle(_ cache: inout ContiguousArray<CacheEntry>) {
+        for i in cache.indices {
+            if case .empty = cache[i] { continue }
+            cache[i] = .empty
         }
+        cachePool.append(cache)
+        cache = []
     }
 
     struct WithScope {
