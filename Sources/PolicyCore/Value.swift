@@ -98,16 +98,30 @@ extension Value: Hashable {
     }
 
     public func hash(into hasher: inout Hasher) {
+        // Strings, the most common keys, hash as their bytes alone: values of different kinds are never equal,
+        // so only the distribution of hashes would gain from mixing in the kind.
+        if case .string(let s) = self {
+            Value.hashBytes(s, into: &hasher)
+            return
+        }
         hasher.combine(kindRank)
         switch self {
         case .null: break
         case .bool(let b): hasher.combine(b)
         case .number(let n): hasher.combine(n)
-        // Swift's string hash is coarser than byte-wise equality (equal bytes always hash alike), so it serves.
-        case .string(let s): hasher.combine(s)
+        case .string(let s): Value.hashBytes(s, into: &hasher)
         case .array(let a): hasher.combine(a)
         case .object(let o): hasher.combine(o)
         case .set(let s): hasher.combine(s)
+        }
+    }
+
+    /// The UTF-8 bytes, as byte-wise equality sees the string.
+    @inlinable
+    static func hashBytes(_ s: String, into hasher: inout Hasher) {
+        let done: Void? = s.utf8.withContiguousStorageIfAvailable { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        if done == nil {
+            for b in s.utf8 { hasher.combine(b) }
         }
     }
 
