@@ -199,12 +199,16 @@ final class CompiledRule: Sendable {
         let location: Location
         /// Whether the value has one value once the body is solved (see `Planner`).
         let valueIsDirect: Bool
+        /// Whether the body has at most one solution, all its literals being direct, and the value is direct:
+        /// the clause then runs as a straight line of steps.
+        let isStraight: Bool
 
         init(body: [Literal], value: Operand, location: Location, valueIsDirect: Bool = false) {
             self.body = body
             self.value = value
             self.location = location
             self.valueIsDirect = valueIsDirect
+            isStraight = valueIsDirect && body.allSatisfy { $0.direct?.hasOneSolution ?? false }
         }
     }
 
@@ -218,6 +222,8 @@ final class CompiledRule: Sendable {
     /// Whether the value is added to a set (`contains`) rather than stored.
     let addsToSet: Bool
     let clauses: [Clause]
+    /// The only clause, when the rule has one and it is straight (see `Clause.isStraight`) and no keys.
+    let straightClause: Clause?
 
     init(
         location: Location, frameSize: Int, parameters: [Operand], keys: [Operand], addsToSet: Bool,
@@ -229,6 +235,7 @@ final class CompiledRule: Sendable {
         self.keys = keys
         self.addsToSet = addsToSet
         self.clauses = clauses
+        straightClause = clauses.count == 1 && clauses[0].isStraight && keys.isEmpty ? clauses[0] : nil
     }
 }
 

@@ -302,7 +302,7 @@ struct PolicyCompiler {
         if case .function = groupKind {
             index = nil
         } else {
-            index = RuleIndex.build(rules.map { RuleIndex.constraints(of: $0, aliases: aliases) })
+            index = RuleIndex.build(rules.map { RuleIndex.constraints(of: $0, aliases: aliases) }, aliases: aliases)
         }
         return RuleGroup(kind: groupKind, rules: rules, defaultRule: defaultRule, stopsAtFirstValue: stops, index: index)
     }

@@ -10,14 +10,10 @@ extension Evaluator {
         if !dataOverrides.isEmpty, let overridden = overriddenValue(at: nodes[id].path) {
             return overridden
         }
-        switch cache[id] {
-        case .value(let v): return v
-        case .undefined: return nil
-        case .empty: break
-        }
+        if cache[id].generation == generation { return cache[id].value }
         var value = try computeNodeValue(id)
         if !dataOverrides.isEmpty { value = patchOverridesBelow(nodes[id], value) }
-        cache[id] = value.map { .value($0) } ?? .undefined
+        cache[id] = CacheEntry(generation: generation, value: value)
         return value
     }
 
@@ -61,7 +57,7 @@ extension Evaluator {
     func evalComplete(_ group: RuleGroup) throws(EvalSignal) -> Value? {
         if let constant = group.constantValue { return constant }
         var result: Value?
-        let candidates = dataOverrides.isEmpty ? group.index?.candidates(input: input) : nil
+        let candidates = try group.index.flatMap { (index) throws(EvalSignal) in try self.candidates(index) }
         let count = candidates?.count ?? group.rules.count
         for position in 0..<count {
             let rule = group.rules[candidates?[position] ?? position]
@@ -74,10 +70,61 @@ extension Evaluator {
         return result
     }
 
+    /// The one value of a straight clause (see `Clause.isStraight`) in a new frame, or nil when its body fails.
+    @inline(__always)
+    private func evalStraight(_ rule: CompiledRule, _ clause: CompiledRule.Clause, arguments: [Value]?)
+        throws(EvalSignal) -> Value?
+    {
+        guard depth < Evaluator.maximumDepth else { throw tooDeep(rule.location) }
+        depth += 1
+        let saved = pushFrame(rule.frameSize)
+        let mark = trail.count
+        defer {
+            undo(to: mark)
+            popFrame(rule.frameSize, saved)
+            depth -= 1
+        }
+        if let arguments {
+            guard arguments.count == rule.parameters.count else { return nil }
+            for i in arguments.indices {
+                guard try matchDirect(rule.parameters[i], arguments[i]) else { return nil }
+            }
+        }
+        for literal in clause.body {
+            guard let direct = literal.direct, try run(direct, literal) else { return nil }
+        }
+        return try value(clause.value)
+    }
+
+    /// The rules of an indexed group worth evaluating: the index reads each branch's input path through its
+    /// alias rule when it has one (that value is computed once per evaluation, and the rule bodies read it too).
+    /// While `with` replaces part of `data`, every rule is a candidate.
+    private func candidates(_ index: RuleIndex) throws(EvalSignal) -> [Int]? {
+        guard dataOverrides.isEmpty else { return nil }
+        return try index.candidates { (branch) throws(EvalSignal) -> Value? in
+            guard let alias = branch.alias else { return RuleIndex.lookup(self.input, branch.path) }
+            guard var value = try self.nodeValue(alias) else { return nil }
+            for key in branch.tail {
+                guard let child = Evaluator.lookup(value, key) else { return nil }
+                value = child
+            }
+            return value
+        }
+    }
+
     /// Evaluates one rule (or function definition) and merges the values it gives into `result`.
     private func evalRuleValue(
         _ rule: CompiledRule, arguments: [Value]?, into result: inout Value?, conflict message: String
     ) throws(EvalSignal) {
+        if let clause = rule.straightClause {
+            guard let v = try evalStraight(rule, clause, arguments: arguments) else { return }
+            if let existing = result {
+                if existing != v { throw failure(RegoError.Code.conflict, message, rule.location) }
+            } else {
+                result = v
+            }
+            return
+        }
         do {
             try evalRule(rule, arguments: arguments) { (clause) throws(EvalSignal) in
                 func merge(_ v: Value) throws(EvalSignal) {
@@ -140,10 +187,14 @@ extension Evaluator {
         let isSet = group.rules.allSatisfy { $0.addsToSet && $0.keys.isEmpty } && !group.rules.isEmpty
         var set = Set<Value>()
         var object: [Value: Value] = [:]
-        let candidates = dataOverrides.isEmpty ? group.index?.candidates(input: input) : nil
+        let candidates = try group.index.flatMap { (index) throws(EvalSignal) in try self.candidates(index) }
         let count = candidates?.count ?? group.rules.count
         for position in 0..<count {
             let rule = group.rules[candidates?[position] ?? position]
+            if isSet, let clause = rule.straightClause {
+                if let v = try evalStraight(rule, clause, arguments: nil) { set.insert(v) }
+                continue
+            }
             try evalRule(rule, arguments: nil) { (clause) throws(EvalSignal) in
                 if isSet {
                     if clause.valueIsDirect {

@@ -42,8 +42,12 @@ extension Evaluator {
             switch binding.replacement {
             case .value(let op):
                 var replacement: Value?
-                try eval(op) { (v) throws(EvalSignal) in
-                    if replacement == nil { replacement = v }
+                if case .local(let slot) = op {
+                    replacement = local(slot)
+                } else {
+                    try eval(op) { (v) throws(EvalSignal) in
+                        if replacement == nil { replacement = v }
+                    }
                 }
                 guard let replacement else { return nil }
                 switch binding.target {
@@ -58,16 +62,15 @@ extension Evaluator {
                 if case .function(let key) = binding.target { newFunctions[key] = .target(target) }
             }
         }
-        let cache = cachePool.popLast() ?? ContiguousArray(repeating: .empty, count: nodes.count)
-        return WithScope(input: newInput, data: newData, functions: newFunctions, cache: cache)
+        // The storage of a finished scope is reused: a new generation makes its entries absent.
+        let cache = cachePool.popLast() ?? ContiguousArray(repeating: CacheEntry(), count: nodes.count)
+        defer { nextGeneration += 1 }
+        return WithScope(
+            input: newInput, data: newData, functions: newFunctions, cache: cache, generation: nextGeneration)
     }
 
-    /// Empties a finished scope's rule cache and keeps it for the next scope.
+    /// Keeps a finished scope's rule cache for the next scope.
     private func recycle(_ cache: inout ContiguousArray<CacheEntry>) {
-        for i in cache.indices {
-            if case .empty = cache[i] { continue }
-            cache[i] = .empty
-        }
         cachePool.append(cache)
         cache = []
     }
@@ -77,6 +80,7 @@ extension Evaluator {
         var data: [[Value]: Value]
         var functions: [FunctionKey: FunctionReplacement]
         var cache: ContiguousArray<CacheEntry>
+        var generation: Int
     }
 
     private func swapScope(_ other: inout WithScope) {
@@ -84,6 +88,7 @@ extension Evaluator {
         swap(&dataOverrides, &other.data)
         swap(&functionOverrides, &other.functions)
         swap(&cache, &other.cache)
+        swap(&generation, &other.generation)
     }
 
     /// The replacement that covers `path` (the deepest one at or above it), if any: `.some(nil)` when it

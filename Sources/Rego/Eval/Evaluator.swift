@@ -32,10 +32,15 @@ final class Evaluator {
     let builtinContext: BuiltinContext
 
     @exclusivity(unchecked) var input: Value?
-    /// Variables of all active frames; a frame starts at `base`.
+    /// Variables of all active frames; a frame starts at `base`, and the frames end at `top`.
     @exclusivity(unchecked) var stack: ContiguousArray<Value?> = []
     @exclusivity(unchecked) var base = 0
+    @exclusivity(unchecked) var top = 0
+    /// The values of rule-tree nodes computed in the current scope (those of `generation`).
     @exclusivity(unchecked) var cache: ContiguousArray<CacheEntry>
+    @exclusivity(unchecked) var generation = 0
+    /// The generation the next `with` scope gets.
+    @exclusivity(unchecked) var nextGeneration = 1
     /// `with data.x as v` replacements in force, by path.
     @exclusivity(unchecked) var dataOverrides: [[Value]: Value] = [:]
     /// `with f as g` replacements in force.
@@ -98,10 +103,12 @@ final class Evaluator {
         }
     }
 
-    enum CacheEntry {
-        case empty
-        case undefined
-        case value(Value)
+    /// A rule-tree node's value in the cache of one scope; an entry of another generation (an earlier scope
+    /// that used the same storage) is not there.
+    struct CacheEntry {
+        var generation = -1
+        /// Nil when the node is undefined.
+        var value: Value?
     }
 
     enum FunctionReplacement {
@@ -114,7 +121,7 @@ final class Evaluator {
         self.nodes = policy.nodes
         self.options = options
         self.input = input
-        self.cache = ContiguousArray(repeating: .empty, count: policy.nodes.count)
+        self.cache = ContiguousArray(repeating: CacheEntry(), count: policy.nodes.count)
         self.builtinContext = BuiltinContext(nowNanoseconds: options.now ?? Evaluator.currentTime())
         stack.reserveCapacity(64)
         trail.reserveCapacity(32)
@@ -129,17 +136,25 @@ final class Evaluator {
 
     // MARK: - Frames
 
+    /// A new frame of `size` unbound slots above the current one; returns what `popFrame` restores. Slots above
+    /// `top` are always unbound, so the storage only grows.
     @inline(__always)
     func pushFrame(_ size: Int) -> Int {
         let saved = base
-        base = stack.count
-        for _ in 0..<size { stack.append(nil) }
+        base = top
+        top += size
+        if stack.count < top { stack.append(contentsOf: repeatElement(nil, count: top - stack.count)) }
         return saved
     }
 
     @inline(__always)
     func popFrame(_ size: Int, _ saved: Int) {
-        stack.removeLast(size)
+        var i = base
+        while i < top {
+            stack[i] = nil
+            i += 1
+        }
+        top = base
         base = saved
     }
 
@@ -176,7 +191,7 @@ final class Evaluator {
         let mark = trail.count
         let outer = loops.count
         defer {
-            loops.removeSubrange(outer...)
+            if loops.count > outer { loops.removeLast(loops.count - outer) }
             undo(to: mark)
             depth -= 1
         }
