@@ -42,6 +42,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "Identity", package: "warden"),
+                .product(name: "JOSE", package: "warden"),
                 .product(name: "PolicyCore", package: "warden"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
@@ -64,6 +65,17 @@ let package = Package(
             path: "ExtAuthzBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        .executableTarget(
+            name: "BundleBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "PolicyLoading", package: "warden"),
+                .product(name: "PolicyCore", package: "warden"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
+            path: "BundleBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
         // The baseline for `check-load.sh`: a Check server on the same gRPC stack that decides nothing (and, for
         // comparison, the same on grpc-swift-2's own NIO transport).
         // It lives here so it never ships in the warden binary.
@@ -71,6 +83,8 @@ let package = Package(
             name: "CheckNoopServer",
             dependencies: [
                 .product(name: "ExtAuthz", package: "warden"),
+                .product(name: "Networking", package: "warden"),
+                .product(name: "PolicyCore", package: "warden"),
                 .product(name: "WardenServer", package: "warden"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),

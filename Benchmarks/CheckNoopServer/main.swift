@@ -2,8 +2,10 @@ import ExtAuthz
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import Networking
 import NIOCore
 import NIOPosix
+import PolicyCore
 import SwiftProtobuf
 import WardenServer
 
@@ -15,30 +17,17 @@ import WardenServer
 
 /// The request the load test sends: an Istio sidecar's check of `GET /api/v1/items` on the `details` workload.
 func sampleRequest() -> Envoy_Service_Auth_V3_CheckRequest {
-    var check = Envoy_Service_Auth_V3_CheckRequest()
-    check.attributes.source.principal = "spiffe://cluster.local/ns/default/sa/productpage"
-    check.attributes.source.address.socketAddress = .with {
-        $0.address = "10.1.2.3"
-        $0.portValue = 43210
-    }
-    check.attributes.destination.address.socketAddress = .with {
-        $0.address = "10.1.2.9"
-        $0.portValue = 9080
-    }
-    check.attributes.contextExtensions = ["destination.namespace": "default", "destination.workload_labels": "app=details"]
-    check.attributes.request.http = .with {
-        $0.id = "5d1d4a1e-6f3c-4a8b-9a0f-6c2e1d3b4a5f"
-        $0.method = "GET"
-        $0.host = "details:9080"
-        $0.path = "/api/v1/items?page=2"
-        $0.protocol = "HTTP/1.1"
-        $0.headers = [
-            ":authority": "details:9080", ":method": "GET", ":path": "/api/v1/items?page=2",
-            "user-agent": "Mozilla/5.0", "accept": "application/json", "x-request-id": "5d1d4a1e-6f3c-4a8b-9a0f-6c2e1d3b4a5f",
-            "x-forwarded-proto": "http",
+    let id = "5d1d4a1e-6f3c-4a8b-9a0f-6c2e1d3b4a5f"
+    return CheckRequestParts(
+        source: .init(identity: try! SPIFFEID(parsing: "spiffe://cluster.local/ns/default/sa/productpage"), address: "10.1.2.3",
+                      port: 43210),
+        destination: .init(address: "10.1.2.9", port: 9080), namespace: "default", labels: ["app": "details"],
+        requestID: id, method: "GET", host: "details:9080", target: "/api/v1/items?page=2",
+        headers: [
+            (":authority", "details:9080"), (":method", "GET"), (":path", "/api/v1/items?page=2"), ("user-agent", "Mozilla/5.0"),
+            ("accept", "application/json"), ("x-request-id", id), ("x-forwarded-proto", "http"),
         ]
-    }
-    return check
+    ).checkRequest
 }
 
 /// OK for every check: the request is decoded and the response encoded, as a real service would.
@@ -67,9 +56,9 @@ case ("write-request", let file) where !file.isEmpty:
 case (let mode, let port) where (mode == "serve" || mode == "serve-grpc-swift") && Int(port) != nil:
     // As `warden serve --threads N`: N event loops that also run the handlers.
     if arguments.count > 3, let threads = Int(arguments[3]) {
-        AuthorizationServer.runOnEventLoops(threads: threads)
+        EventLoops.runTasksOnEventLoops(threads: threads)
     } else {
-        AuthorizationServer.sizeEventLoopsToUsableCores()
+        EventLoops.sizeToUsableCores()
     }
     if mode == "serve" {
         let check = InPlaceMethod(descriptor: Envoy_Service_Auth_V3_Authorization.Method.Check.descriptor) { bytes in

@@ -18,7 +18,7 @@ let benchmarks: @Sendable () -> Void = {
     )
     let checks = sampleChecks()
     let wire = checks.map { try! $0.serializedBytes() as [UInt8] }
-    let mapper = CheckRequestMapper(options: .init(includeProviderInput: false))
+    let mapper = CheckRequestMapper()
     let (snapshot, _) = PolicyLoader().load(["../policies"])
     let handler = CheckHandler(
         decisionPoint: DecisionPoint(snapshot: snapshot!), mapper: mapper, metrics: ServerMetrics(), log: nil)
@@ -44,27 +44,16 @@ func sampleChecks() -> [Envoy_Service_Auth_V3_CheckRequest] {
         ("GET", "/api/v1/items?page=2", "details"), ("POST", "/upload", "incident"),
         ("DELETE", "/productpage", "productpage"), ("GET", "/admin/../admin/users", "details"),
     ]
+    let productpage = try! SPIFFEID(parsing: "spiffe://cluster.local/ns/default/sa/productpage")
     return cases.map { method, path, app in
-        var check = Envoy_Service_Auth_V3_CheckRequest()
-        check.attributes.source.principal = "spiffe://cluster.local/ns/default/sa/productpage"
-        check.attributes.source.address.socketAddress = .with {
-            $0.address = "10.1.2.3"
-            $0.portValue = 43210
-        }
-        check.attributes.destination.address.socketAddress = .with {
-            $0.address = "10.1.2.9"
-            $0.portValue = 9080
-        }
-        check.attributes.contextExtensions = ["destination.namespace": "default", "destination.workload_labels": "app=\(app)"]
-        check.attributes.request.http = .with {
-            $0.method = method
-            $0.host = "\(app):9080"
-            $0.path = path
-            $0.headers = [
-                ":authority": "\(app):9080", "user-agent": "Mozilla/5.0", "accept": "application/json",
-                "x-forwarded-for": "203.0.113.9",
+        CheckRequestParts(
+            source: .init(identity: productpage, address: "10.1.2.3", port: 43210),
+            destination: .init(address: "10.1.2.9", port: 9080), namespace: "default", labels: ["app": app],
+            method: method, host: "\(app):9080", target: path,
+            headers: [
+                (":authority", "\(app):9080"), ("user-agent", "Mozilla/5.0"), ("accept", "application/json"),
+                ("x-forwarded-for", "203.0.113.9"),
             ]
-        }
-        return check
+        ).checkRequest
     }
 }

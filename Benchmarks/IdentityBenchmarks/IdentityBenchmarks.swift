@@ -2,6 +2,7 @@ import Benchmark
 import Crypto
 import Foundation
 import Identity
+import JOSE
 import PolicyCore
 import _CryptoExtras
 

@@ -3,10 +3,14 @@ import PolicyCore
 extension AuthorizationPolicy {
     public static let kind = "AuthorizationPolicy"
     public static let apiVersions = ["security.istio.io/v1", "security.istio.io/v1beta1"]
-    public static let dryRunAnnotation = "istio.io/dry-run"
+    public static let dryRunAnnotation = IstioResource.dryRunAnnotation
+    /// The CRD's bounds on `rules` and on each rule's `from`.
+    static let maximumRules = 512
+    static let maximumSources = 512
 
     /// Decodes one AuthorizationPolicy document and validates it as `istioctl validate` does, reporting every
-    /// problem to `decoder` with its field path and place. Returns nil when the document has errors.
+    /// problem to `decoder` with its field path and place: what Istio rejects as an error, what it accepts with a
+    /// warning as a warning. Returns nil when the document has errors (warnings alone do not stop it).
     ///
     /// `defaultNamespace` stands in for a missing `metadata.namespace`, as `kubectl apply` uses the current one.
     public static func decode(
@@ -30,12 +34,12 @@ private struct PolicyReader {
             let resource = decoder.istioResource(
                 node, kind: AuthorizationPolicy.kind, apiVersions: AuthorizationPolicy.apiVersions,
                 specFields: ["selector", "targetRef", "targetRefs", "action", "provider", "rules"],
-                defaultNamespace: defaultNamespace)
+                defaultNamespace: defaultNamespace, supportsDryRun: true)
         else { return nil }
         let (name, namespace, annotations, spec, specNode) =
             (resource.name, resource.namespace, resource.annotations, resource.spec, resource.specNode)
         let specPath = spec.path
-        decoder.refuseTargetRefs(spec)
+        let attachedByTarget = decoder.targetRefsNotEnforced(spec)
         let selector = spec["selector"].flatMap { decoder.workloadSelector($0, at: spec.path("selector")) }
 
         if let actionNode = spec["action"], let text = decoder.string(actionNode, at: spec.path("action")) {
@@ -58,7 +62,14 @@ private struct PolicyReader {
         }
 
         var rules: [AuthorizationPolicy.Rule]?
-        if let rulesNode = spec["rules"], let items = decoder.sequence(rulesNode, at: spec.path("rules")) {
+        // Istio decodes an empty list as no list: `rules: []` is no `rules`.
+        if let rulesNode = spec["rules"], let items = decoder.sequence(rulesNode, at: spec.path("rules")),
+            !items.isEmpty
+        {
+            if items.count > AuthorizationPolicy.maximumRules {
+                decoder.invalid(
+                    "may not have more than \(AuthorizationPolicy.maximumRules) rules", at: rulesNode, spec.path("rules"))
+            }
             rules = items.compactMap { rule($0.node, at: $0.path) }
         }
         switch action {
@@ -91,31 +102,56 @@ private struct PolicyReader {
             }
         }
 
-        guard let name else { return nil }
+        guard let name, !attachedByTarget else { return nil }
         return AuthorizationPolicy(
             id: PolicyID(namespace: namespace, name: name), selector: selector, action: action,
             provider: provider?.value, rules: rules, dryRun: dryRun, span: node.span)
     }
 
     func rule(_ node: DocumentNode, at path: FieldPath) -> AuthorizationPolicy.Rule? {
+        if case .scalar(let s) = node.content, s.kind == .null {
+            decoder.report(
+                Diagnostic.Code.typeMismatch, "expected an object, found null; write `{}` for a rule that matches every request",
+                span: node.span, path: path)
+            return nil
+        }
         guard let fields = decoder.fields(node, at: path, known: ["from", "to", "when"]) else { return nil }
         var rule = AuthorizationPolicy.Rule(span: node.span)
-        if let fromNode = fields["from"], let items = decoder.sequence(fromNode, at: fields.path("from")) {
-            if items.isEmpty, case .sequence = fromNode.content {
-                decoder.invalid("`from` must not be empty; remove it to match any source", at: fromNode, fields.path("from"))
-            }
+        if let items = entries(fields, "from", matchingAny: "source", limit: AuthorizationPolicy.maximumSources) {
             rule.from = items.compactMap { source($0.node, at: $0.path) }
         }
-        if let toNode = fields["to"], let items = decoder.sequence(toNode, at: fields.path("to")) {
-            if items.isEmpty, case .sequence = toNode.content {
-                decoder.invalid("`to` must not be empty; remove it to match any operation", at: toNode, fields.path("to"))
-            }
+        if let items = entries(fields, "to", matchingAny: "operation") {
             rule.to = items.compactMap { operation($0.node, at: $0.path) }
         }
         if let whenNode = fields["when"], let items = decoder.sequence(whenNode, at: fields.path("when")) {
             rule.when = items.compactMap { condition($0.node, at: $0.path) }
         }
+        if action == .deny, rule.usesOnlyHTTPAttributes {
+            decoder.warn(
+                Diagnostic.Code.httpOnlyDenyRule,
+                "a DENY rule with only HTTP attributes denies all traffic to TCP ports under the policy's scope in Istio; set `ports` to say which ports it covers",
+                at: node, path)
+        }
         return rule
+    }
+
+    /// The entries of a rule's `from` or `to`; nil when the list is absent or empty. Istio decodes `[]` as no list,
+    /// so the rule then matches any source (operation): a warning says so.
+    func entries(
+        _ fields: DocumentDecoder.Fields, _ key: String, matchingAny what: String, limit: Int? = nil
+    ) -> [(node: DocumentNode, path: FieldPath)]? {
+        guard let node = fields[key], let items = decoder.sequence(node, at: fields.path(key)) else { return nil }
+        if items.isEmpty {
+            decoder.warn(
+                Diagnostic.Code.emptyListIgnored,
+                "an empty `\(key)` is no `\(key)`, as Istio decodes it: the rule matches any \(what); remove it, or list the \(what)s",
+                at: node, fields.path(key))
+            return nil
+        }
+        if let limit, items.count > limit {
+            decoder.invalid("may not have more than \(limit) entries", at: node, fields.path(key))
+        }
+        return items
     }
 
     static let sourceFields = [
@@ -176,7 +212,7 @@ private struct PolicyReader {
             for key in [
                 "principals", "notPrincipals", "requestPrincipals", "notRequestPrincipals", "namespaces", "notNamespaces",
                 "serviceAccounts", "notServiceAccounts", "trustDomains", "notTrustDomains",
-            ] where fields.has(key) {
+            ] where (fields[key].flatMap { decoder.sequenceCount($0) } ?? 0) > 0 {
                 decoder.report(
                     Diagnostic.Code.unsupported, "`\(key)` is not supported with the CUSTOM action",
                     span: fields[key]!.span, path: fields.path(key))
@@ -241,13 +277,13 @@ private struct PolicyReader {
                 serviceAccountValues(values)
                 serviceAccountValues(notValues)
             case .sourceTrustDomain:
-                trustDomainValues(values)
-                trustDomainValues(notValues)
+                trustDomainValues(values, allowSlash: true)
+                trustDomainValues(notValues, allowSlash: true)
             case .envoyMetadata:
-                decoder.report(
-                    Diagnostic.Code.unsupported,
+                decoder.warn(
+                    Diagnostic.Code.envoyMetadataUnavailable,
                     "`\(key.value)` reads Envoy dynamic metadata, which Warden does not receive: its `values` never match and its `notValues` always match",
-                    span: key.span, path: key.path, severity: .warning)
+                    at: key)
             default: break
             }
             if action == .custom {
@@ -305,7 +341,9 @@ private struct PolicyReader {
         }
     }
 
-    func trustDomainValues(_ values: [Located<String>]) {
+    /// `trustDomains` values refuse `/`; `source.trustDomain` condition values take it (Istio checks only their
+    /// wildcards) and then match the start of the peer's principal, as Istio's generated matcher does.
+    func trustDomainValues(_ values: [Located<String>], allowSlash: Bool = false) {
         for v in values where !v.value.isEmpty {
             let stars = v.value.filter { $0 == "*" }.count
             if stars > 1 {
@@ -313,9 +351,42 @@ private struct PolicyReader {
             } else if stars == 1, v.value != "*", !v.value.hasPrefix("*"), !v.value.hasSuffix("*") {
                 decoder.invalid("a wildcard is only allowed at the start or end: \"\(v.value)\"", at: v)
             } else if v.value.contains("/") {
-                decoder.invalid("a trust domain must not contain `/`: \"\(v.value)\"", at: v)
+                if allowSlash {
+                    decoder.warn(
+                        Diagnostic.Code.trustDomainWithPath,
+                        "`\(v.value)` holds `/`: it matches peers whose principal starts with `\(v.value)/`, not a trust domain",
+                        at: v)
+                } else {
+                    decoder.invalid("a trust domain must not contain `/`: \"\(v.value)\"", at: v)
+                }
             }
         }
+    }
+}
+
+extension Diagnostic.Code {
+    /// A DENY rule with only HTTP attributes, which Istio accepts with a warning: on TCP ports it denies everything.
+    public static let httpOnlyDenyRule = "http_only_deny_rule"
+    /// `from: []` or `to: []`: Istio decodes an empty list as an absent one.
+    public static let emptyListIgnored = "empty_list_ignored"
+    /// An `experimental.envoy.filters.*` condition: Envoy metadata never reaches Warden.
+    public static let envoyMetadataUnavailable = "envoy_metadata_unavailable"
+    /// A `source.trustDomain` condition value with `/`, which matches a principal prefix.
+    public static let trustDomainWithPath = "trust_domain_with_path"
+}
+
+extension AuthorizationPolicy.Rule {
+    /// Istio's test for its TCP warning on DENY rules: the rule has sources but none with a field a TCP
+    /// connection has (principals, namespaces, service accounts, IP blocks; trust domains and request principals
+    /// do not count) and no operations, or it has operations none of which names `ports`. `when` is not looked at.
+    var usesOnlyHTTPAttributes: Bool {
+        let sources = from ?? [], operations = to ?? []
+        let tcpSource = sources.contains { s in
+            !(s.principals + s.notPrincipals + s.namespaces + s.notNamespaces + s.serviceAccounts + s.notServiceAccounts
+                + s.ipBlocks + s.notIpBlocks + s.remoteIpBlocks + s.notRemoteIpBlocks).isEmpty
+        }
+        let tcpOperation = operations.contains { !($0.ports + $0.notPorts).isEmpty }
+        return (!sources.isEmpty && operations.isEmpty && !tcpSource) || (!operations.isEmpty && !tcpOperation)
     }
 }
 

@@ -61,7 +61,7 @@ public struct CompiledPolicySet: Sendable {
     }
 
     /// Decides one request, asking `providers` about matching CUSTOM policies.
-    public func decide(_ request: AuthzRequest, providers: any CustomProviders) -> DecisionResponse {
+    public func decide(_ request: AuthzRequest, providers: some CustomProviders) -> DecisionResponse {
         decide(request, asking: providers)
     }
 

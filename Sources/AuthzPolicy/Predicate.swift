@@ -133,18 +133,55 @@ final class ServiceAccountPredicate: Predicate, @unchecked Sendable {
     }
 }
 
-/// Trust domains: `*` matches any peer identity; otherwise exact, prefix or suffix within the trust domain.
+/// Trust domains: `*` matches any peer identity; otherwise exact, prefix or suffix within the trust domain. A
+/// `source.trustDomain` condition value holding `/` matches the start of the principal instead
+/// (`PrincipalPathPattern`).
 final class TrustDomainPredicate: Predicate, @unchecked Sendable {
     let patterns: [StringPattern]
+    let principalPatterns: [PrincipalPathPattern]
 
-    init(_ patterns: [StringPattern], negated: Bool, field: FieldPath, values: [String]) {
-        self.patterns = patterns
+    init(_ values: [String], negated: Bool, field: FieldPath) {
+        patterns = values.filter { !$0.contains("/") }.map(StringPattern.init)
+        principalPatterns = values.filter { $0.contains("/") }.map(PrincipalPathPattern.init)
         super.init(.sourceTrustDomain, negated: negated, field: field, values: values)
     }
 
     override func positiveMatch(_ request: AuthzRequest, _ view: RequestView) -> Bool {
         guard let identity = request.source.identity else { return false }
-        return patterns.contains { $0 == .presence || $0.matches(identity.trustDomain) }
+        if patterns.contains(where: { $0 == .presence || $0.matches(identity.trustDomain) }) { return true }
+        guard !principalPatterns.isEmpty, let principal = request.source.principal else { return false }
+        return principalPatterns.contains { $0.matches(principal) }
+    }
+}
+
+/// Istio's matcher for a trust domain value: the principal (without `spiffe://`) must match `VALUE/.*`, where a
+/// `*` in the value stands for characters other than `/`. For a value without `/` this is the trust domain match;
+/// with `/` (which Istio allows in `source.trustDomain` conditions) it reaches into the principal's path.
+struct PrincipalPathPattern: Sendable, Hashable {
+    let head: [UInt8]
+    /// The text after the `*`, then `/`; nil when the value has no `*`.
+    let tail: [UInt8]?
+
+    init(_ value: String) {
+        if let star = value.firstIndex(of: "*") {
+            head = Array(value[..<star].utf8)
+            tail = Array(value[value.index(after: star)...].utf8) + [UInt8(ascii: "/")]
+        } else {
+            head = Array(value.utf8) + [UInt8(ascii: "/")]
+            tail = nil
+        }
+    }
+
+    func matches(_ principal: String) -> Bool {
+        let p = Array(principal.utf8)
+        guard p.starts(with: head) else { return false }
+        guard let tail else { return true }
+        var i = head.count
+        while true {
+            if p[i...].starts(with: tail) { return true }
+            guard i < p.count, p[i] != UInt8(ascii: "/") else { return false }
+            i += 1
+        }
     }
 }
 
@@ -319,7 +356,7 @@ extension Predicate {
             }
             return ServiceAccountPredicate(refs, negated: negated, field: field, values: values)
         case .sourceTrustDomain:
-            return TrustDomainPredicate(values.map(StringPattern.init), negated: negated, field: field, values: values)
+            return TrustDomainPredicate(values, negated: negated, field: field)
         case .requestPrincipal:
             return RequestPrincipalPredicate(values.map(requestPrincipalPattern), negated: negated, field: field, values: values)
         case .requestAudiences:

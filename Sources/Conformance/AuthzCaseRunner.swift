@@ -1,5 +1,6 @@
 import AuthzPolicy
 import DecisionPoint
+import ExtAuthz
 import PolicyCore
 import PolicyLoading
 
@@ -14,12 +15,17 @@ import PolicyLoading
 ///   request: {source.principal: ..., request.path: ...}
 ///   want: {decision: allow, reason: allow_matched, policy: ns/name, rule: 0, audit: false,
 ///          audits: [ns/name], dry_run: [{action: DENY, decision: deny, policy: ns/name}]}
+///   want_warnings: [{path: spec.rules[0], message: substring, code: http_only_deny_rule}]  # every warning
 ///   want_errors: [{path: spec.rules[0]..., message: substring, line: 12}]   # instead of request/want
 /// ```
+///
+/// `want_errors` and `want_warnings` are read by `DiagnosticExpectations`.
 public enum AuthzCaseRunner {
     public static let runner = ConformanceSuite.Runner(directory: "authz") { file in run(file) }
 
-    static let caseFields = ["note", "root_namespace", "default_namespace", "policies", "request", "want", "want_errors"]
+    static let caseFields = [
+        "note", "root_namespace", "default_namespace", "policies", "request", "want", "want_errors", "want_warnings",
+    ]
     static let wantFields = ["decision", "reason", "policy", "rule", "action", "audit", "audits", "dry_run"]
 
     public static func run(_ file: CaseFile) -> [CaseResult] {
@@ -44,13 +50,11 @@ public enum AuthzCaseRunner {
         let loader = PolicyLoader(options: options)
         guard case .sequence(let documents)? = fields["policies"]?.content else { return fail("`policies` must be a list") }
         let (policies, diagnostics) = loader.policies(in: documents)
-        let errors = diagnostics.filter(\.isError)
-
-        if let wantErrors = fields["want_errors"] {
-            guard case .sequence(let wanted) = wantErrors.content else { return fail("`want_errors` must be a list") }
-            return compareErrors(wanted, errors, file: file, note: note)
+        switch DiagnosticExpectations.check(fields, diagnostics) {
+        case .failed(let message): return fail(message)
+        case .refusedAsExpected: return CaseResult(file: file, note: note)
+        case .loaded: break
         }
-        if !errors.isEmpty { return fail("policies did not load:\n" + errors.map(\.description).joined(separator: "\n")) }
         guard let requestNode = fields["request"], let want = fields["want"] else { return fail("a case needs `request` and `want` (or `want_errors`)") }
         let request: AuthzRequest
         do {
@@ -59,7 +63,7 @@ public enum AuthzCaseRunner {
             return fail("bad request: \(error)")
         }
         let set = CompiledPolicySet(policies: policies, rootNamespace: options.rootNamespace, defaultNamespace: options.defaultNamespace)
-        let response = PolicySnapshot(authorization: set).decide(request)
+        let response = PolicySnapshot(authorization: set).decide(request) { OPAEnvoyInput.document(forAttributesOf: request) }
         return compareDecision(want, response, file: file, note: note)
     }
 
@@ -90,30 +94,5 @@ public enum AuthzCaseRunner {
         }
         if mismatches.isEmpty { return CaseResult(file: file, note: note) }
         return CaseResult(file: file, note: note, failure: mismatches.joined(separator: "; ") + "\n  decision: \(got)")
-    }
-
-    /// Every wanted error must be found (by field path, message substring and, when given, line); no other error
-    /// may appear.
-    static func compareErrors(_ wanted: [DocumentNode], _ errors: [Diagnostic], file: String, note: String) -> CaseResult {
-        var remaining = errors
-        var missing: [String] = []
-        for w in wanted {
-            let path = w["path"]?.value.stringValue
-            let message = w["message"]?.value.stringValue ?? ""
-            let line = w["line"]?.value.numberValue?.intValue
-            let code = w["code"]?.value.stringValue
-            if let i = remaining.firstIndex(where: { e in
-                (path == nil || e.path?.description == path) && e.message.contains(message)
-                    && (line == nil || e.span?.line == line) && (code == nil || e.code == code)
-            }) {
-                remaining.remove(at: i)
-            } else {
-                missing.append("missing error \(path ?? "") \"\(message)\"" + (line.map { " at line \($0)" } ?? ""))
-            }
-        }
-        let unexpected = remaining.map { "unexpected error: \($0)" }
-        if missing.isEmpty && unexpected.isEmpty { return CaseResult(file: file, note: note) }
-        let found = errors.map { "  \($0)" }.joined(separator: "\n")
-        return CaseResult(file: file, note: note, failure: (missing + unexpected).joined(separator: "\n") + "\n errors were:\n" + found)
     }
 }

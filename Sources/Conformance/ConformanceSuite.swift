@@ -53,9 +53,13 @@ public struct CaseFile: Sendable {
     public var documents: [DocumentNode]
     public var diagnostics: [Diagnostic]
 
+    /// Case files are the suite's own data, and some of OPA's expectations nest 600 deep: they are read under a
+    /// higher nesting bound than policy files.
+    public static let limits = InputLimits(maxNestingDepth: 1_000)
+
     public static func load(path: String) -> CaseFile? {
-        guard case .success(let text) = DocumentFiles.read(path) else { return nil }
-        let parsed = YAMLDocuments.parse(text, file: path)
+        guard case .success(let text) = DocumentFiles.read(path, limits: limits) else { return nil }
+        let parsed = YAMLDocuments.parse(text, file: path, limits: limits)
         return CaseFile(path: path, text: text, documents: parsed.documents, diagnostics: parsed.diagnostics)
     }
 
@@ -66,12 +70,18 @@ public struct CaseFile: Sendable {
     }
 }
 
-/// The outcome of one case.
+/// The outcome of one case (or scenario).
 public struct CaseResult: Sendable, Hashable {
     public var file: String
     public var note: String
     /// Nil when the case passed; otherwise what differed.
     public var failure: String?
+    /// Why the case was not run (a scenario needing a command this build lacks); a skipped case never passes.
+    public var skipped: String?
+    /// The report profiles the case counts towards; empty: the profile of its area.
+    public var profiles: [String] = []
+    /// The features it covers; empty: the feature named by its file.
+    public var features: [String] = []
 
     public init(file: String, note: String, failure: String? = nil) {
         self.file = file
@@ -79,5 +89,6 @@ public struct CaseResult: Sendable, Hashable {
         self.failure = failure
     }
 
-    public var passed: Bool { failure == nil }
+    public var passed: Bool { failure == nil && skipped == nil }
+    public var failed: Bool { failure != nil }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Identity
+import JOSE
 import PolicyCore
 
 /// Runs `conformance/jwt/*.yaml`: JWT rules (or whole RequestAuthentication documents), a fixed verification time,
@@ -25,6 +26,7 @@ import PolicyCore
 ///          status: 401, code: jwt_expired, reason: substring, www_authenticate: ...,
 ///          headers_to_remove: [...], headers_to_set: {name: value}, query_parameters_to_remove: [...],
 ///          cookies_to_remove: [...]}
+///   want_warnings: [{path: spec.jwtRules[0].jwks, message: substring}]   # every warning of the documents
 ///   want_errors: [{path: spec.jwtRules[0], message: substring}]   # instead of a request and `want`
 /// ```
 ///
@@ -36,7 +38,7 @@ public enum JWTCaseRunner {
     static let fileFields = ["at", "keys", "cases"]
     static let caseFields = [
         "note", "at", "rule", "rules", "policies", "workload", "root_namespace", "options", "token", "request", "want",
-        "want_errors",
+        "want_errors", "want_warnings",
     ]
     static let wantFields = [
         "outcome", "principal", "claims", "request_auth", "location", "status", "code", "reason", "www_authenticate",
@@ -89,12 +91,11 @@ public enum JWTCaseRunner {
         }
         let root = fields["root_namespace"]?.value.stringValue ?? "istio-system"
         let (policies, diagnostics) = RequestAuthentication.decodeAll(documents)
-        let errors = diagnostics.filter(\.isError)
-        if let wanted = fields["want_errors"] {
-            guard case .sequence(let items) = wanted.content else { return fail("`want_errors` must be a list") }
-            return compareErrors(items, errors, file: file, note: note)
+        switch DiagnosticExpectations.check(fields, diagnostics) {
+        case .failed(let message): return fail(message)
+        case .refusedAsExpected: return CaseResult(file: file, note: note)
+        case .loaded: break
         }
-        if !errors.isEmpty { return fail("documents did not load:\n" + errors.map(\.description).joined(separator: "\n")) }
 
         let set = RequestAuthenticationSet(policies: policies, rootNamespace: root)
         let rules: [JWTRule]
@@ -307,23 +308,5 @@ public enum JWTCaseRunner {
         guard case .object(let wanted) = expected else { return expected == actual }
         guard case .object(let members) = actual else { return false }
         return wanted.allSatisfy { key, value in members[key].map { isSubset(value, of: $0) } ?? false }
-    }
-
-    static func compareErrors(_ wanted: [DocumentNode], _ errors: [Diagnostic], file: String, note: String) -> CaseResult {
-        var remaining = errors
-        var missing: [String] = []
-        for w in wanted {
-            let path = w["path"]?.value.stringValue
-            let message = w["message"]?.value.stringValue ?? ""
-            if let i = remaining.firstIndex(where: { ($0.path?.description == path || path == nil) && $0.message.contains(message) }) {
-                remaining.remove(at: i)
-            } else {
-                missing.append("missing error \(path ?? "") \"\(message)\"")
-            }
-        }
-        let unexpected = remaining.map { "unexpected error: \($0)" }
-        if missing.isEmpty && unexpected.isEmpty { return CaseResult(file: file, note: note) }
-        return CaseResult(file: file, note: note, failure: (missing + unexpected).joined(separator: "\n")
-            + "\n errors were:\n" + errors.map { "  \($0)" }.joined(separator: "\n"))
     }
 }

@@ -25,8 +25,8 @@ public final class DecisionPoint: Sendable {
     }
 
     /// Decides one request; with no snapshot loaded it fails closed.
-    public func decide(_ request: AuthzRequest) -> DecisionResponse {
+    public func decide(_ request: AuthzRequest, input: some ProviderInputSource) -> DecisionResponse {
         guard let snapshot = current.withLock({ $0 }) else { return .notReady }
-        return snapshot.decide(request)
+        return snapshot.decide(request, input: input)
     }
 }

@@ -2,9 +2,28 @@ import AuthzPolicy
 import PolicyCore
 import Rego
 
-/// Answers CUSTOM checks for one provider name.
+/// Answers CUSTOM checks for one provider name. `input` is OPA-Envoy's input document for the request, built
+/// only when a provider is asked.
 public protocol CustomProvider: Sendable {
-    func check(_ request: AuthzRequest) -> CustomOutcome
+    func check(_ request: AuthzRequest, input: () -> Value) -> CustomOutcome
+}
+
+/// Where a CUSTOM provider's input document comes from for one decision: the transport that received the
+/// request builds it (the server from the `CheckRequest` it received), and only when a matching CUSTOM policy
+/// asks a provider, so the common decision never pays for it.
+public protocol ProviderInputSource {
+    func providerInput() -> Value
+}
+
+/// An input source made of a closure, for callers off the hot path.
+public struct ProviderInputClosure: ProviderInputSource {
+    let make: () -> Value
+
+    public init(_ make: @escaping () -> Value) {
+        self.make = make
+    }
+
+    public func providerInput() -> Value { make() }
 }
 
 /// Everything a decision needs, compiled once and never changed: swapping in a new snapshot is how policies
@@ -21,6 +40,8 @@ public struct PolicySnapshot: Sendable {
     public let rego: RegoPolicySet?
     /// How many Rego modules `rego` was compiled from.
     public let moduleCount: Int
+    /// The `.manifest` revision of the bundle the snapshot was built from, if it came from a bundle.
+    public let bundleRevision: String?
 
     public init(
         revision: Int = 0,
@@ -28,7 +49,8 @@ public struct PolicySnapshot: Sendable {
         providers: [String: any CustomProvider] = [:],
         sources: [String] = [],
         rego: RegoPolicySet? = nil,
-        moduleCount: Int = 0
+        moduleCount: Int = 0,
+        bundleRevision: String? = nil
     ) {
         self.revision = revision
         self.authorization = authorization
@@ -36,26 +58,36 @@ public struct PolicySnapshot: Sendable {
         self.sources = sources
         self.rego = rego
         self.moduleCount = moduleCount
+        self.bundleRevision = bundleRevision
     }
 
     public func withRevision(_ revision: Int) -> PolicySnapshot {
         PolicySnapshot(
             revision: revision, authorization: authorization, providers: providers, sources: sources, rego: rego,
-            moduleCount: moduleCount)
+            moduleCount: moduleCount, bundleRevision: bundleRevision)
     }
 
-    /// Decides one request against this snapshot.
-    public func decide(_ request: AuthzRequest) -> DecisionResponse {
-        authorization.decide(request, providers: ProviderTable(providers: providers))
+    /// Decides one request against this snapshot; a CUSTOM provider asked about it gets `input`'s document. A
+    /// request that cannot be matched as sent (`AuthzRequest.HTTPAttributes.refusal`) is denied before any policy.
+    public func decide(_ request: AuthzRequest, input: some ProviderInputSource) -> DecisionResponse {
+        if let refusal = request.http.refusal { return .invalidRequest(refusal) }
+        return authorization.decide(request, providers: ProviderTable(providers: providers, input: input))
+    }
+
+    /// Decides one request; a CUSTOM provider asked about it gets the document `input` makes.
+    public func decide(_ request: AuthzRequest, input: @escaping () -> Value) -> DecisionResponse {
+        decide(request, input: ProviderInputClosure(input))
     }
 }
 
 /// The snapshot's providers, as the policy engine asks them; an unknown name fails closed.
-struct ProviderTable: CustomProviders {
+struct ProviderTable<Input: ProviderInputSource>: CustomProviders, @unchecked Sendable {
     let providers: [String: any CustomProvider]
+    // Lives only for one decision, on the thread that makes it.
+    let input: Input
 
     func check(provider: String, request: AuthzRequest) -> CustomOutcome {
         guard let p = providers[provider] else { return NoCustomProviders().check(provider: provider, request: request) }
-        return p.check(request)
+        return p.check(request, input: input.providerInput)
     }
 }

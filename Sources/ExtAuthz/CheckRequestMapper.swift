@@ -17,23 +17,19 @@ public struct CheckRequestMapper: Sendable {
         /// The workload this server guards, when neither the context extensions nor the destination peer name it.
         public var destinationNamespace: String?
         public var destinationLabels: [String: String]
-        /// Build OPA-Envoy's input document for CUSTOM providers (costs a JSON encoding per request).
-        public var includeProviderInput: Bool
 
         public init(
             pathNormalizer: PathNormalizer = PathNormalizer(),
             trustedProxies: Int = 0,
             verifiedClaimsHeader: String? = nil,
             destinationNamespace: String? = nil,
-            destinationLabels: [String: String] = [:],
-            includeProviderInput: Bool = true
+            destinationLabels: [String: String] = [:]
         ) {
             self.pathNormalizer = pathNormalizer
             self.trustedProxies = trustedProxies
             self.verifiedClaimsHeader = verifiedClaimsHeader
             self.destinationNamespace = destinationNamespace
             self.destinationLabels = destinationLabels
-            self.includeProviderInput = includeProviderInput
         }
     }
 
@@ -64,9 +60,7 @@ public struct CheckRequestMapper: Sendable {
 
         // Source: the mTLS peer and its socket address.
         let principal = attributes.source.principal
-        if !principal.isEmpty {
-            request.source.principal = principal.hasPrefix("spiffe://") ? String(principal.dropFirst(9)) : principal
-        }
+        if !principal.isEmpty { request.source.principal = SPIFFEID.principal(ofPeer: principal) }
         if let socket = Self.socketAddress(attributes.source) { request.source.ip = IPAddress(socket.address) }
 
         // Destination: the socket, then the workload from context extensions, the peer, or configuration.
@@ -102,17 +96,18 @@ public struct CheckRequestMapper: Sendable {
         let target = http.path.isEmpty ? headers[":path"] ?? "" : http.path
         if !target.isEmpty {
             let (path, query) = AuthzRequest.HTTPAttributes.split(target: target)
-            request.http.path = options.pathNormalizer.normalize(path)
+            switch options.pathNormalizer.normalize(path) {
+            case .path(let normalized): request.http.path = normalized
+            case .refused(let refusal):
+                request.http.path = path
+                request.http.refusal = refusal
+            }
             request.http.query = query ?? (http.query.isEmpty ? nil : http.query)
         }
 
         request.remoteIP = remoteIP(forwardedFor: headers["x-forwarded-for"], source: request.source.ip)
         if attributes.hasTlsSession && !attributes.tlsSession.sni.isEmpty { request.connectionSNI = attributes.tlsSession.sni }
         request.auth = requestAuth(attributes, headers: headers)
-
-        if options.includeProviderInput {
-            request.providerInput = OPAEnvoyInput.document(for: check, normalizedPath: request.http.path)
-        }
         return request
     }
 
@@ -166,8 +161,7 @@ public struct CheckRequestMapper: Sendable {
     /// The `/ns/<name>/` segment of a SPIFFE principal.
     static func namespace(ofPrincipal principal: String) -> String? {
         guard !principal.isEmpty else { return nil }
-        let bare = principal.hasPrefix("spiffe://") ? String(principal.dropFirst(9)) : principal
-        return PrincipalParts(principal: bare)?.namespace
+        return (try? SPIFFEID(principalOrURI: principal))?.namespace
     }
 
     /// Labels from a context extension: a JSON object of strings, or `key=value` pairs joined by commas.

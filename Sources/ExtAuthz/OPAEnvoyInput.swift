@@ -13,6 +13,11 @@ import SwiftProtobuf
 public enum OPAEnvoyInput {
     public static let version: Value = ["ext_authz": "v3", "encoding": "protojson"]
 
+    /// The document for a request given as attributes: that of the `CheckRequest` Envoy would have sent for it.
+    public static func document(forAttributesOf request: AuthzRequest) -> Value {
+        document(for: Envoy_Service_Auth_V3_CheckRequest(attributes: request), normalizedPath: nil)
+    }
+
     public static func document(for check: Envoy_Service_Auth_V3_CheckRequest, normalizedPath: String?) -> Value {
         var input: [Value: Value] = [:]
         if let json = try? check.jsonString(), case .object(let members)? = try? JSONReader.parse(json) {

@@ -1,8 +1,8 @@
 import Crypto
 import Identity
-import NIOCore
-import NIOPosix
+import JOSE
 import NIOSSL
+import Networking
 import PolicyCore
 import Synchronization
 
@@ -80,14 +80,12 @@ public final class JWKSClient: KeySource {
     }
 
     public let configuration: Configuration
-    private let fetcher: HTTPFetcher
+    private let client: ControlPlaneClient
     private let state = Mutex(State())
 
-    public init(configuration: Configuration = Configuration(), group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
+    public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
-        self.fetcher = try HTTPFetcher(
-            group: group, tls: configuration.tls, maximumBodySize: configuration.maximumDocumentSize,
-            userAgent: configuration.userAgent)
+        self.client = ControlPlaneClient(options: .init(tls: configuration.tls, userAgent: configuration.userAgent))
     }
 
     deinit {
@@ -277,9 +275,10 @@ public final class JWKSClient: KeySource {
         case .success(let parsed): url = parsed
         case .failure(let problem): throw JOSEError(.keysUnavailable, "cannot fetch \(what) from `\(uri)`: \(problem.message)")
         }
-        let response: HTTPResponse
+        let response: ControlPlaneClient.Response
         do {
-            response = try await fetcher.get(url, timeout: timeout)
+            response = try await client.get(
+                url.description, timeout: timeout, maximumBodyBytes: configuration.maximumDocumentSize)
         } catch {
             throw JOSEError(.keysUnavailable, "jwks remote fetch failed: \(error.message)")
         }

@@ -51,9 +51,7 @@ extension AuthzRequest {
             if value.isNull { continue }
             switch key {
             case K.sourcePrincipal:
-                var p = try Self.string(value, key)
-                if p.hasPrefix("spiffe://") { p.removeFirst("spiffe://".count) }
-                source.principal = p
+                source.principal = SPIFFEID.principal(ofPeer: try Self.string(value, key))
             case K.sourceNamespace: source.explicitNamespace = try Self.string(value, key)
             case K.sourceIP: source.ip = try Self.ip(value, key)
             case K.remoteIP: remoteIP = try Self.ip(value, key)

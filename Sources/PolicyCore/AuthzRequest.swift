@@ -10,9 +10,6 @@ public struct AuthzRequest: Sendable, Hashable {
     public var auth: RequestAuth?
     /// The SNI of the downstream TLS connection (`connection.sni`).
     public var connectionSNI: String?
-    /// The document a CUSTOM Rego provider receives (OPA-Envoy's `input`), when the transport has the whole
-    /// request; otherwise one is derived from these attributes.
-    public var providerInput: Value?
 
     public init(
         source: Source = Source(),
@@ -20,8 +17,7 @@ public struct AuthzRequest: Sendable, Hashable {
         destination: Destination = Destination(),
         http: HTTPAttributes = HTTPAttributes(),
         auth: RequestAuth? = nil,
-        connectionSNI: String? = nil,
-        providerInput: Value? = nil
+        connectionSNI: String? = nil
     ) {
         self.source = source
         self.remoteIP = remoteIP
@@ -29,28 +25,34 @@ public struct AuthzRequest: Sendable, Hashable {
         self.http = http
         self.auth = auth
         self.connectionSNI = connectionSNI
-        self.providerInput = providerInput
     }
 }
 
 extension AuthzRequest {
     /// The peer: its mTLS identity and address.
     public struct Source: Sendable, Hashable {
-        /// The peer's SPIFFE ID without `spiffe://` (`cluster.local/ns/default/sa/sleep`); nil without mTLS.
+        /// `source.principal`: the peer's SPIFFE ID without `spiffe://` (`cluster.local/ns/default/sa/sleep`); nil
+        /// without mTLS. Set it with `SPIFFEID.principal(ofPeer:)` from what a proxy reports.
         public var principal: String? {
-            didSet { identity = principal.flatMap(PrincipalParts.init(principal:)) }
+            didSet { identity = principal.flatMap { try? SPIFFEID(principal: $0) } }
         }
         /// Set only when given explicitly; otherwise the namespace comes from the principal, as Istio derives it.
         public var explicitNamespace: String?
         public var ip: IPAddress?
-        /// The principal's parts, parsed once.
-        public private(set) var identity: PrincipalParts?
+        /// The principal as a SPIFFE ID, parsed once; nil when the peer's identity is not one (namespace, service
+        /// account and trust domain rules then never match it).
+        public private(set) var identity: SPIFFEID?
 
         public init(principal: String? = nil, namespace: String? = nil, ip: IPAddress? = nil) {
             self.principal = principal
             self.explicitNamespace = namespace
             self.ip = ip
-            self.identity = principal.flatMap(PrincipalParts.init(principal:))
+            self.identity = principal.flatMap { try? SPIFFEID(principal: $0) }
+        }
+
+        /// A peer with a verified SPIFFE identity.
+        public init(peer: SPIFFEID, ip: IPAddress? = nil) {
+            self.init(principal: peer.principal, ip: ip)
         }
 
         /// `source.namespace`: explicit, or the `/ns/<name>/` segment of the principal.
@@ -81,6 +83,10 @@ extension AuthzRequest {
         /// The query string, without `?`.
         public var query: String?
         public var headers: Headers
+        /// Why the request cannot be matched as sent (a path with an escaped NUL, say, which an Istio sidecar
+        /// answers with 400); such a request is denied whatever the policies say. `path` then holds the path as
+        /// received.
+        public var refusal: String?
 
         public init(host: String? = nil, method: String? = nil, path: String? = nil, query: String? = nil,
                     headers: Headers = Headers()) {
@@ -207,57 +213,5 @@ public struct Headers: Sendable, Hashable, Sequence {
     @inlinable
     public static func normalize(_ name: String) -> String {
         name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) ? name.lowercased() : name
-    }
-}
-
-/// The parts of a SPIFFE-style peer principal `trust-domain/ns/<namespace>/sa/<service-account>`, as Istio's
-/// matchers read them (the namespace is the segment after `/ns/`).
-public struct PrincipalParts: Sendable, Hashable {
-    public var trustDomain: String
-    public var namespace: String?
-    public var serviceAccount: String?
-
-    /// Parses a principal written without `spiffe://`. The namespace is the segment after an `ns` segment that
-    /// is followed by more path (Istio matches `.*/ns/<ns>/.*`); the service account is the segment after the
-    /// first `sa` segment behind it.
-    public init?(principal: String) {
-        // One pass over the bytes (this runs for every request): segment by segment after the trust domain,
-        // the first `ns` with two segments behind it names the namespace, then the first `sa` after that with
-        // a segment behind it names the service account.
-        let utf8 = principal.utf8
-        let slash = UInt8(ascii: "/")
-        guard let first = utf8.firstIndex(of: slash), first != utf8.startIndex else { return nil }
-        trustDomain = String(principal[..<first])
-        namespace = nil
-        serviceAccount = nil
-        enum Looking { case ns, namespace, sa, serviceAccount }
-        var looking = Looking.ns
-        var start = utf8.index(after: first)
-        while true {
-            let end = utf8[start...].firstIndex(of: slash) ?? utf8.endIndex
-            let segment = principal[start..<end]
-            let more = end != utf8.endIndex
-            switch looking {
-            case .ns:
-                if segment == "ns" {
-                    guard more else { return }
-                    looking = .namespace
-                }
-            case .namespace:
-                guard more else { return }
-                namespace = String(segment)
-                looking = .sa
-            case .sa:
-                if segment == "sa" {
-                    guard more else { return }
-                    looking = .serviceAccount
-                }
-            case .serviceAccount:
-                serviceAccount = String(segment)
-                return
-            }
-            guard more else { return }
-            start = utf8.index(after: end)
-        }
     }
 }

@@ -37,12 +37,13 @@ public struct Diagnostic: Error, Sendable, Hashable, CustomStringConvertible {
 
     public var isError: Bool { severity == .error }
 
-    /// `file:line:col: path: message` (the parts that are known).
+    /// `file:line:col: path: message` (the parts that are known); `file:line:col: path: warning: message` for a
+    /// warning, and likewise for a note.
     public var description: String {
         var out = ""
         if let span { out += "\(span): " }
-        if severity != .error { out += "\(severity.rawValue): " }
         if let path, !path.isEmpty { out += "\(path): " }
+        if severity != .error { out += "\(severity.rawValue): " }
         out += message
         return out
     }
@@ -59,6 +60,8 @@ extension Diagnostic {
         public static let invalidValue = "invalid_value"
         public static let unsupported = "unsupported"
         public static let skipped = "skipped_document"
+        /// Valid, but attached to something Warden does not enforce for (a gateway or waypoint).
+        public static let notEnforced = "not_enforced"
         public static let io = "io_error"
     }
 }

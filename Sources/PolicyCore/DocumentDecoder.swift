@@ -20,12 +20,23 @@ public final class DocumentDecoder {
         diagnostics.append(Diagnostic(code: code, message: message, span: span, path: path, severity: severity))
     }
 
+    /// Something Istio's validation rejects: an error, and the document does not load.
     public func invalid(_ message: String, at node: DocumentNode, _ path: FieldPath) {
         report(Diagnostic.Code.invalidValue, message, span: node.span, path: path)
     }
 
     public func invalid<T>(_ message: String, at located: Located<T>) {
         report(Diagnostic.Code.invalidValue, message, span: located.span, path: located.path)
+    }
+
+    /// Something Istio's validation accepts and reports (its `Warning`, as opposed to its errors), or that Warden
+    /// reports about a document Istio accepts: a warning, and the document still loads.
+    public func warn(_ code: String, _ message: String, at node: DocumentNode, _ path: FieldPath) {
+        report(code, message, span: node.span, path: path, severity: .warning)
+    }
+
+    public func warn<T>(_ code: String, _ message: String, at located: Located<T>) {
+        report(code, message, span: located.span, path: located.path, severity: .warning)
     }
 
     /// The fields of a mapping; any key not in `known` is reported as unknown, with a suggestion when a known

@@ -11,6 +11,28 @@ public struct IstioResource {
     public var specNode: DocumentNode
 }
 
+extension Diagnostic.Code {
+    /// A `spec.selector` without labels, which Istio accepts with a warning: it selects every workload.
+    public static let selectorWithoutLabels = "selector_without_labels"
+}
+
+extension IstioResource {
+    /// The annotation that marks an AuthorizationPolicy as dry-run; Istio refuses it on every other kind.
+    public static let dryRunAnnotation = "istio.io/dry-run"
+
+    /// Annotations Istio's validation refuses on every resource: one that makes its webhook reject everything, and
+    /// two that only Istio sets on configuration it generates (they would let a user's resource act for another's).
+    static let refusedAnnotations = [
+        "internal.istio.io/webhook-always-reject": "is always rejected",
+        "internal.istio.io/parents": "is internal to Istio and may not be set",
+        "internal.istio.io/parent-namespace": "is internal to Istio and may not be set",
+    ]
+
+    /// Istio's `validateWorkloadSelector` and the CRD's bounds on `matchLabels`.
+    static let maximumLabelValueLength = 63
+    static let maximumSelectorLabels = 4096
+}
+
 /// The fields Kubernetes puts in `metadata`; any other is a typo.
 private let objectMetaFields = [
     "name", "namespace", "labels", "annotations", "uid", "resourceVersion", "generation", "creationTimestamp",
@@ -21,9 +43,15 @@ private let objectMetaFields = [
 extension DocumentDecoder {
     /// Reads the envelope of a `kind` resource; `specFields` are the fields its `spec` may have. Nil when the
     /// document cannot be read as that resource at all (every problem is reported).
+    ///
+    /// Fields set to null are read as absent, at every depth, as the Kubernetes API server prunes them before Istio
+    /// sees the resource (`provider: null` is no provider, not an empty one). `supportsDryRun` allows the
+    /// `istio.io/dry-run` annotation, which Istio refuses on every kind but AuthorizationPolicy.
     public func istioResource(
-        _ node: DocumentNode, kind: String, apiVersions: [String], specFields: [String], defaultNamespace: String
+        _ node: DocumentNode, kind: String, apiVersions: [String], specFields: [String], defaultNamespace: String,
+        supportsDryRun: Bool = false
     ) -> IstioResource? {
+        let node = node.withoutNullFields()
         guard let top = fields(node, at: .root, known: ["apiVersion", "kind", "metadata", "spec", "status"]) else {
             return nil
         }
@@ -49,6 +77,13 @@ extension DocumentDecoder {
             }
         }
         let annotations = metadata["annotations"].flatMap { stringMap($0, at: metadata.path("annotations")) } ?? [:]
+        for (key, value) in annotations.sorted(by: { $0.key < $1.key }) {
+            if let reason = IstioResource.refusedAnnotations[key] {
+                invalid("the annotation `\(key)` \(reason)", at: value)
+            } else if key == IstioResource.dryRunAnnotation, !supportsDryRun {
+                invalid("the annotation `\(key)` is only supported on AuthorizationPolicy; remove it", at: value)
+            }
+        }
         if let labels = metadata["labels"] { _ = stringMap(labels, at: metadata.path("labels")) }
 
         let specNode = top["spec"] ?? DocumentNode(.mapping([]), span: node.span)
@@ -69,36 +104,49 @@ extension DocumentDecoder {
         return name.value
     }
 
-    /// `spec.selector`: `matchLabels` without wildcards or empty keys (an empty selector is a warning: it selects
-    /// every workload of the namespace).
+    /// `spec.selector`: `matchLabels` without wildcards or empty keys, values of at most 63 characters, at most
+    /// 4096 labels. An empty selector is a warning, as in Istio: it selects every workload of the namespace.
     public func workloadSelector(_ node: DocumentNode, at path: FieldPath) -> [String: String]? {
         guard let fields = fields(node, at: path, known: ["matchLabels"]) else { return nil }
         let labels = fields["matchLabels"].flatMap { stringMap($0, at: fields.path("matchLabels")) } ?? [:]
         if labels.isEmpty {
-            report(
-                Diagnostic.Code.invalidValue, "workload selector specified without labels: it selects every workload",
-                span: node.span, path: path, severity: .warning)
+            warn(
+                Diagnostic.Code.selectorWithoutLabels, "workload selector specified without labels: it selects every workload",
+                at: node, path)
+        }
+        if labels.count > IstioResource.maximumSelectorLabels, let matchLabels = fields["matchLabels"] {
+            invalid(
+                "may not have more than \(IstioResource.maximumSelectorLabels) labels", at: matchLabels,
+                fields.path("matchLabels"))
         }
         var out: [String: String] = [:]
-        for (key, value) in labels {
+        for (key, value) in labels.sorted(by: { $0.key < $1.key }) {
             if key.isEmpty {
                 invalid("empty key is not supported in selector", at: value)
             } else if key.contains("*") || value.value.contains("*") {
                 invalid("wildcard is not supported in selector: `\(key)=\(value.value)`", at: value)
+            } else if value.value.utf8.count > IstioResource.maximumLabelValueLength {
+                invalid("a label value cannot exceed \(IstioResource.maximumLabelValueLength) characters", at: value)
             }
             out[key] = value.value
         }
         return out
     }
 
-    /// `targetRef`/`targetRefs` attach a policy to a gateway or service; Warden selects workloads only.
-    public func refuseTargetRefs(_ spec: Fields) {
+    /// `targetRef`/`targetRefs` attach a policy to a gateway, service or waypoint. Istio accepts such a policy, and
+    /// sidecars ignore it; so does Warden, which enforces for workloads picked by `selector`: the document is
+    /// validated, reported with a warning, and left out of the set. Returns whether it is attached that way.
+    public func targetRefsNotEnforced(_ spec: Fields) -> Bool {
+        var attached = false
         for key in ["targetRef", "targetRefs"] where spec.has(key) {
+            attached = true
             report(
-                Diagnostic.Code.unsupported,
-                "`\(key)` attaches a policy to a gateway or service (waypoint mode); Warden selects workloads with `selector`",
-                span: spec[key]!.span, path: spec.path(key))
+                Diagnostic.Code.notEnforced,
+                "`\(key)` attaches the policy to a gateway, service or waypoint, which sidecars do not enforce; "
+                    + "Warden enforces for workloads picked by `selector`, so this policy is not applied",
+                span: spec[key]!.span, path: spec.path(key), severity: .warning)
         }
+        return attached
     }
 }
 
@@ -114,4 +162,23 @@ public func isDNSLabel(_ text: String) -> Bool {
 public func isDNSSubdomain(_ text: String) -> Bool {
     text.utf8.count <= 253
         && text.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { isDNSLabel(String($0)) }
+}
+
+extension DocumentNode {
+    /// The node without the mapping fields whose value is null, at every depth (null list items stay): what the
+    /// Kubernetes API server keeps of a custom resource, whose fields are not nullable.
+    public func withoutNullFields() -> DocumentNode {
+        switch content {
+        case .scalar:
+            return self
+        case .sequence(let items):
+            return DocumentNode(.sequence(items.map { $0.withoutNullFields() }), span: span)
+        case .mapping(let entries):
+            let kept = entries.compactMap { entry -> MappingEntry? in
+                if case .scalar(let s) = entry.value.content, s.kind == .null { return nil }
+                return MappingEntry(key: entry.key, keySpan: entry.keySpan, value: entry.value.withoutNullFields())
+            }
+            return DocumentNode(.mapping(kept), span: span)
+        }
+    }
 }

@@ -19,13 +19,17 @@ public struct PolicyLoader: Sendable {
         /// CUSTOM providers: name → the Rego rule they evaluate (`envoy/authz/allow`). A provider a CUSTOM policy
         /// names without configuration evaluates `RegoProvider.defaultPath`, as OPA-Envoy does.
         public var providers: [String: String]
+        /// Bounds on every file read: its size, how deeply it nests, its YAML aliases.
+        public var limits: InputLimits
 
         public init(
-            rootNamespace: String = "istio-system", defaultNamespace: String = "default", providers: [String: String] = [:]
+            rootNamespace: String = "istio-system", defaultNamespace: String = "default", providers: [String: String] = [:],
+            limits: InputLimits = .default
         ) {
             self.rootNamespace = rootNamespace
             self.defaultNamespace = defaultNamespace
             self.providers = providers
+            self.limits = limits
         }
     }
 
@@ -71,17 +75,62 @@ public struct PolicyLoader: Sendable {
             }
         }
         files.sort()
-        var policies: [AuthorizationPolicy] = []
-        var modules: [RegoModuleSource] = []
+        var sources: [(file: String, text: String)] = []
+        var data: Value = .object([Value: Value]())
         for file in files {
             let contents: Swift.Result<String, Diagnostic>
-            if let replaced = overlay[file], let text = replaced { contents = .success(text) } else { contents = DocumentFiles.read(file) }
+            if let replaced = overlay[file], let text = replaced {
+                contents = DocumentFiles.checkSize(text.utf8.count, file: file, limits: options.limits).map { .failure($0) }
+                    ?? .success(text)
+            } else {
+                contents = DocumentFiles.read(file, limits: options.limits)
+            }
             switch contents {
             case .failure(let error):
                 diagnostics.append(error)
-            case .success(let text) where (file as NSString).pathExtension == Self.regoExtension:
-                modules.append(RegoModuleSource(path: file, text: text))
             case .success(let text):
+                if let at = Self.dataPath(of: file, under: paths) {
+                    do {
+                        data = try BundleData.merge(data, try BundleData.value(Array(text.utf8), path: file), at: at[...], file: file)
+                    } catch {
+                        diagnostics.append(error)
+                    }
+                } else {
+                    sources.append((file, text))
+                }
+            }
+        }
+        var result = read(sources: sources, data: data)
+        result.files = files
+        result.diagnostics = (diagnostics + result.diagnostics).sortedByPlace()
+        if result.hasErrors {
+            result.policies = []
+            result.rego = nil
+        }
+        return result
+    }
+
+    /// Where a data file (`data.json`, `data.yaml`, `data.yml`) found under one of `paths` goes below `data`: its
+    /// directory relative to that path, as OPA places bundle data; nil for any other file.
+    static func dataPath(of file: String, under paths: [String]) -> [String]? {
+        guard BundleData.names.contains((file as NSString).lastPathComponent) else { return nil }
+        for path in paths where DocumentFiles.isDirectory(path) {
+            let root = path.hasSuffix("/") ? path : path + "/"
+            if file.hasPrefix(root) { return BundleData.dataPath(String(file.dropFirst(root.count))) }
+        }
+        return []
+    }
+
+    /// Reads and validates rule files given as text: AuthorizationPolicy documents (`.yaml`, `.yml`, `.json`) and
+    /// Rego modules (`.rego`), compiled with `data` as the base document.
+    public func read(sources: [(file: String, text: String)], data: Value = .object([Value: Value]())) -> Result {
+        var diagnostics: [Diagnostic] = []
+        var policies: [AuthorizationPolicy] = []
+        var modules: [RegoModuleSource] = []
+        for (file, text) in sources {
+            if (file as NSString).pathExtension == Self.regoExtension {
+                modules.append(RegoModuleSource(path: file, text: text))
+            } else {
                 let (found, problems) = readDocuments(text, file: file)
                 policies += found
                 diagnostics += problems
@@ -91,7 +140,7 @@ public struct PolicyLoader: Sendable {
         var rego: RegoPolicySet?
         if !modules.isEmpty {
             do {
-                rego = try RegoPolicySet.compile(modules: modules)
+                rego = try RegoPolicySet.compile(modules: modules, data: data, limits: options.limits)
             } catch {
                 diagnostics += error.diagnostics
             }
@@ -99,13 +148,13 @@ public struct PolicyLoader: Sendable {
         diagnostics += providerWarnings(policies, hasRego: rego != nil || !modules.isEmpty)
         let failed = diagnostics.hasErrors
         return Result(
-            policies: failed ? [] : policies, files: files, diagnostics: diagnostics.sortedByPlace(),
+            policies: failed ? [] : policies, files: sources.map(\.file), diagnostics: diagnostics.sortedByPlace(),
             rego: failed ? nil : rego, moduleCount: modules.count)
     }
 
     /// Reads the policies in one file's text (multi-document YAML, or JSON, or a `kind: List`).
     public func readDocuments(_ text: String, file: String) -> (policies: [AuthorizationPolicy], diagnostics: [Diagnostic]) {
-        let parsed = YAMLDocuments.parse(text, file: file)
+        let parsed = YAMLDocuments.parse(text, file: file, limits: options.limits)
         let (policies, diagnostics) = policies(in: parsed.documents)
         return (policies, parsed.diagnostics + diagnostics)
     }
@@ -145,7 +194,44 @@ public struct PolicyLoader: Sendable {
     /// Loads `paths` into a snapshot ready to install, or returns the diagnostics that prevent it.
     public func load(_ paths: [String], overlay: [String: String?] = [:]) -> (snapshot: PolicySnapshot?, result: Result) {
         let result = read(paths, overlay: overlay)
-        guard !result.hasErrors else { return (nil, result) }
+        return (snapshot(result), result)
+    }
+
+    /// Loads a bundle (already verified) into a snapshot: its Rego modules, data and AuthorizationPolicy documents,
+    /// validated as a directory is, and within the manifest's roots as OPA requires.
+    public func load(bundle: OPABundle) -> (snapshot: PolicySnapshot?, result: Result) {
+        let contents: BundleContents
+        do throws(Diagnostic) {
+            if bundle.manifest.regoVersion == 0 {
+                throw OPABundle.error("bundle declares `rego_version` 0; Warden reads Rego v1 only", file: "/" + OPABundle.manifestFile)
+            }
+            contents = try bundle.contents()
+        } catch {
+            return (nil, Result(policies: [], files: [], diagnostics: [error]))
+        }
+        var result = read(sources: contents.sources, data: contents.data)
+        result.files = (contents.dataFiles + contents.sources.map(\.file)).sorted()
+        let roots = bundle.manifest.effectiveRoots
+        var outside: [Diagnostic] = []
+        for package in result.rego?.packages ?? [] where !BundleRoots.permit(roots, package.joined(separator: "/")) {
+            outside.append(OPABundle.error(
+                OPABundle.Code.roots, "manifest roots \(roots) do not permit package `\(package.joined(separator: "."))`"))
+        }
+        if let path = BundleRoots.dataOutside(roots, contents.data) {
+            outside.append(OPABundle.error(OPABundle.Code.roots, "manifest roots \(roots) do not permit data at path `\(path)`"))
+        }
+        if !outside.isEmpty {
+            result.diagnostics += outside
+            result.policies = []
+            result.rego = nil
+            return (nil, result)
+        }
+        return (snapshot(result, bundleRevision: bundle.manifest.revision), result)
+    }
+
+    /// The snapshot a clean result compiles to; nil when it has errors.
+    func snapshot(_ result: Result, bundleRevision: String? = nil) -> PolicySnapshot? {
+        guard !result.hasErrors else { return nil }
         let compiled = CompiledPolicySet(
             policies: result.policies, rootNamespace: options.rootNamespace, defaultNamespace: options.defaultNamespace)
         var providers: [String: any CustomProvider] = [:]
@@ -156,10 +242,9 @@ public struct PolicyLoader: Sendable {
                 providers[name] = RegoProvider(name: name, path: options.providers[name] ?? RegoProvider.defaultPath, policies: rego)
             }
         }
-        let snapshot = PolicySnapshot(
+        return PolicySnapshot(
             authorization: compiled, providers: providers, sources: result.files, rego: result.rego,
-            moduleCount: result.moduleCount)
-        return (snapshot, result)
+            moduleCount: result.moduleCount, bundleRevision: bundleRevision)
     }
 
     /// A CUSTOM policy whose provider cannot answer denies what it matches; say so when loading.

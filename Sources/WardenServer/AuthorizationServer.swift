@@ -1,69 +1,30 @@
+import AuthzPolicy
 import DecisionPoint
-import Dispatch
 import ExtAuthz
 import Foundation
 import GRPCCore
+import Logging
+import Networking
 import NIOCore
-import NIOPosix
-import NIOSSL
 import PolicyCore
 import PolicyLoading
+import ServiceLifecycle
+import UnixSignals
 
 /// `warden serve`: the gRPC and HTTP listeners over one live policy store, with reload, decision logs and
-/// metrics. `run` returns after a graceful shutdown (SIGTERM or SIGINT, or cancellation).
+/// metrics, run as one `ServiceGroup`. `run` returns after a graceful shutdown (SIGTERM or SIGINT, or
+/// cancellation).
 public final class AuthorizationServer: Sendable {
     public let configuration: ServerConfiguration
     public let store: PolicyStore
     public let metrics: ServerMetrics
     public let handler: CheckHandler
-    public let logger: ServerLogger
+    public let logger: Logger
     let decisionLog: DecisionLog?
-
-    /// Sizes the process's event loops to `threads` and runs Swift tasks on them too, so a check is read,
-    /// decided and answered on one thread. Without it each check hops from the loop to Swift's thread pool and
-    /// back, and on a server with few cores those hops (context switches) cost more than the decision. Call
-    /// once, before anything starts: blocking work (policy loads) then goes to `NIOThreadPool`.
-    public static func runOnEventLoops(threads: Int) {
-        NIOSingletons.groupLoopCountSuggestion = threads
-        NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
-    }
-
-    /// Sizes the event loops of a server not given `--threads`: one per core the process may run on. NIO counts
-    /// cgroup limits; this also honours the CPU affinity mask (taskset, a cpuset), so a server pinned to one core
-    /// does not run loops that take turns on it. Call once, before anything starts.
-    public static func sizeEventLoopsToUsableCores() {
-        NIOSingletons.groupLoopCountSuggestion = usableCores()
-    }
-
-    static func usableCores() -> Int {
-        let cores = System.coreCount
-        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed_list:") }),
-              let allowed = allowedCPUCount(String(line.dropFirst("Cpus_allowed_list:".count)))
-        else { return cores }
-        return max(1, min(cores, allowed))
-    }
-
-    /// The number of CPUs in a Linux CPU list such as `0-3,8,10-11`; nil when it does not parse.
-    static func allowedCPUCount(_ list: String) -> Int? {
-        var count = 0
-        for range in list.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ",") {
-            let bounds = range.split(separator: "-").map { Int($0) }
-            switch bounds.count {
-            case 1: guard bounds[0] != nil else { return nil }; count += 1
-            case 2:
-                guard let low = bounds[0], let high = bounds[1], high >= low else { return nil }
-                count += high - low + 1
-            default: return nil
-            }
-        }
-        return count > 0 ? count : nil
-    }
-
-    /// Runs blocking work (compiling a policy set) on NIO's blocking pool, never on an event loop.
-    static func blocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        try await NIOThreadPool.singleton.runIfActive(work)
-    }
+    /// Polls the bundle service when policies come from a bundle.
+    public let bundlePoller: BundlePoller?
+    /// Uploads decision logs when a remote service is configured.
+    public let uploader: DecisionLogUploader?
 
     /// The ports actually bound (useful when 0 asked for an ephemeral one).
     public struct Bound: Sendable {
@@ -73,29 +34,46 @@ public final class AuthorizationServer: Sendable {
 
     public init(configuration: ServerConfiguration) throws {
         self.configuration = configuration
-        logger = ServerLogger(level: configuration.logLevel)
+        logger = .standardError(level: configuration.logLevel.level)
         metrics = ServerMetrics()
         decisionLog = try configuration.decisionLog.map { try DecisionLog(destination: $0) }
         let loader = PolicyLoader(options: .init(
             rootNamespace: configuration.rootNamespace, defaultNamespace: configuration.defaultNamespace,
-            providers: configuration.providers))
-        store = PolicyStore(paths: configuration.policyPaths, loader: loader)
+            providers: configuration.providers, limits: configuration.limits))
+        store = PolicyStore(paths: configuration.bundle == nil ? configuration.policyPaths : [], loader: loader)
+        let metrics = self.metrics, logger = self.logger, store = self.store
+        // Bundles and log uploads share one control-plane client; an unreachable service fails in two seconds.
+        let client = configuration.bundle != nil || configuration.decisionLogUpload != nil
+            ? ControlPlaneClient(options: .init(connectTimeout: .seconds(2))) : nil
+        uploader = configuration.decisionLogUpload.flatMap { settings in
+            client.map {
+                DecisionLogUploader(
+                    settings: settings, labels: configuration.labels.merging(["app": "warden"]) { a, _ in a },
+                    metrics: metrics, client: $0)
+            }
+        }
         handler = CheckHandler(
             decisionPoint: store.decisionPoint, mapper: CheckRequestMapper(options: configuration.mapperOptions),
-            metrics: metrics, log: decisionLog)
-        let metrics = self.metrics, logger = self.logger
+            metrics: metrics, log: decisionLog, upload: uploader)
+        bundlePoller = configuration.bundle.flatMap { settings in
+            client.map {
+                BundlePoller(
+                    settings: settings, store: store, metrics: metrics, logger: logger,
+                    persistenceDirectory: configuration.persistenceDirectory, client: $0)
+            }
+        }
         store.observe { outcome in
             switch outcome {
             case .installed(let snapshot, let warnings):
                 metrics.recordReload(
                     policies: snapshot.authorization.policies.count, modules: snapshot.moduleCount, revision: snapshot.revision)
-                for warning in warnings { logger.warning(warning.description) }
+                for warning in warnings { logger.warning("\(warning.description)") }
                 logger.info(
                     "loaded revision \(snapshot.revision): \(snapshot.authorization.policies.count) policies and \(snapshot.moduleCount) Rego modules from \(snapshot.sources.count) files")
             case .refused(let errors):
                 metrics.recordReloadFailure()
                 logger.error("policies not loaded; the last good set keeps serving:")
-                for error in errors { logger.error(error.description) }
+                for error in errors { logger.error("\(error.description)") }
             case .unchanged:
                 break
             }
@@ -104,7 +82,7 @@ public final class AuthorizationServer: Sendable {
 
     /// The policies directory, when the server was given exactly one directory (the policy API writes there).
     public var policyDirectory: String? {
-        guard configuration.policyPaths.count == 1, let only = configuration.policyPaths.first else { return nil }
+        guard configuration.bundle == nil, configuration.policyPaths.count == 1, let only = configuration.policyPaths.first else { return nil }
         var isDirectory: ObjCBool = false
         return FileManager.default.fileExists(atPath: only, isDirectory: &isDirectory) && isDirectory.boolValue ? only : nil
     }
@@ -114,106 +92,145 @@ public final class AuthorizationServer: Sendable {
 
     /// Loads policies, binds both listeners, then serves until SIGTERM/SIGINT or cancellation.
     public func run(onReady: @escaping @Sendable (Bound) -> Void = { _ in }) async throws {
-        _ = try await Self.blocking { [store] in store.reload() }
+        if bundlePoller == nil { _ = try await EventLoops.blocking { [store] in store.reload() } }
 
+        let grpcTLS = try configuration.grpc.tls.map { try Self.serverTLS($0, protocols: ["h2"]) }
+        let httpTLS = try configuration.http.tls.map { try Self.serverTLS($0, protocols: []) }
         let listener = GRPCListener(
             options: .init(
-                host: configuration.grpc.host, port: configuration.grpc.port, tls: try grpcTLS(),
+                host: configuration.grpc.host, port: configuration.grpc.port, tls: grpcTLS,
                 maxMessageBytes: configuration.maxGRPCMessageBytes),
             inPlace: [.check(handler)])
         let grpcServer = GRPCServer(transport: listener, services: [HealthService { [store] in store.status.ready }])
         let api = HTTPAPI(
             handler: handler, store: store, documents: policyDirectory.map { PolicyDocuments(directory: $0) },
-            metrics: metrics, extAuthzPrefix: configuration.extAuthzPrefix)
+            metrics: metrics, extAuthzPrefix: configuration.extAuthzPrefix,
+            statusExtras: { [bundlePoller, uploader] in Self.statusExtras(bundlePoller, uploader) })
         let http = try await HTTPServer(
-            host: configuration.http.host, port: configuration.http.port, tls: try httpTLS(),
-            maxBodyBytes: configuration.maxHTTPBodyBytes
+            options: .init(
+                host: configuration.http.host, port: configuration.http.port, tls: httpTLS,
+                maxBodyBytes: configuration.maxHTTPBodyBytes),
+            reject: HTTPResponse.api
         ) { request, connection in
             await api.handle(request, connection: connection)
         }.bind()
 
-        let signals = SignalEvents()
-        let grpcTask = Task { try await grpcServer.serve() }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await http.serve() }
-            if let interval = configuration.watchInterval {
-                group.addTask { [store] in
-                    await store.watch(every: interval) { reload in _ = try? await Self.blocking(reload) }
-                }
-            }
-            if let decisionLog { group.addTask { await decisionLog.run() } }
-
-            let grpcPort: Int
-            do {
-                grpcPort = try await listener.listeningAddress.port ?? configuration.grpc.port
-            } catch {
-                grpcTask.cancel()
-                throw error
-            }
-            let httpPort = http.port ?? configuration.http.port
-            logger.info("gRPC listening on \(configuration.grpc.host):\(grpcPort)")
-            logger.info("HTTP listening on \(configuration.http.host):\(httpPort)")
-            onReady(Bound(grpcPort: grpcPort, httpPort: httpPort))
-
-            // Wait for a signal: SIGHUP reloads; SIGTERM and SIGINT shut down gracefully.
-            for await signal in signals.stream {
-                if signal == SIGHUP {
-                    logger.info("SIGHUP: reloading policies")
-                    _ = try? await Self.blocking { [store] in store.reload() }
-                    continue
-                }
-                logger.info("shutting down")
-                break
-            }
-            // New RPCs are refused and in-flight ones finish, within a grace period; then everything stops.
-            grpcServer.beginGracefulShutdown()
-            let grace = Task {
-                try? await Task.sleep(for: shutdownGracePeriod)
-                grpcTask.cancel()
-            }
-            _ = try? await grpcTask.value
-            grace.cancel()
-            group.cancelAll()
+        // Shutdown runs in reverse order: the listeners drain first, the decision log is written last.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let decisionLog { services.append(.init(service: decisionLog.lines, serviceName: "decision-log")) }
+        if let uploader {
+            // Stops with the listeners drained (it is started before them), then sends what is buffered.
+            services.append(.init(service: ClosureService {
+                await cancelWhenGracefulShutdown { await uploader.run() }
+            }, serviceName: "decision-log-upload"))
         }
-        decisionLog?.flush()
+        if let bundlePoller {
+            services.append(.init(service: ClosureService {
+                await cancelWhenGracefulShutdown {
+                    await bundlePoller.run { work in _ = try? await EventLoops.blocking(work) }
+                }
+            }, serviceName: "bundle-poller"))
+        }
+        if let interval = configuration.watchInterval, bundlePoller == nil {
+            services.append(.init(service: ClosureService { [store] in
+                await cancelWhenGracefulShutdown {
+                    await store.watch(every: interval) { reload in _ = try? await EventLoops.blocking(reload) }
+                }
+            }, serviceName: "policy-watch"))
+        }
+        let tls = [grpcTLS, httpTLS].compactMap { $0 }
+        if !tls.isEmpty {
+            services.append(.init(service: RepeatingService(every: .seconds(1)) { [logger] in
+                for context in tls { Self.reload(context, logger: logger) }
+            }, serviceName: "tls-reload"))
+        }
+        services.append(.init(service: SignalHandlerService(signals: [.sighup]) { [store, logger, bundlePoller] _ in
+            if bundlePoller != nil {
+                logger.info("SIGHUP: policies come from a bundle; the next poll picks up changes")
+                return
+            }
+            logger.info("SIGHUP: reloading policies")
+            _ = try? await EventLoops.blocking { store.reload() }
+        }, serviceName: "sighup-reload"))
+        services.append(.init(service: http, serviceName: "http-listener"))
+        services.append(.init(service: GRPCServerService(grpcServer), serviceName: "grpc-listener"))
+        services.append(.init(
+            service: ClosureService { [configuration, logger] in
+                let grpcPort = try await listener.listeningAddress.port ?? configuration.grpc.port
+                let httpPort = http.port ?? configuration.http.port
+                logger.info("gRPC listening on \(configuration.grpc.host):\(grpcPort)")
+                logger.info("HTTP listening on \(configuration.http.host):\(httpPort)")
+                onReady(Bound(grpcPort: grpcPort, httpPort: httpPort))
+            },
+            successTerminationBehavior: .ignore, serviceName: "ready"))
+
+        var group = ServiceGroupConfiguration(
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        group.maximumGracefulShutdownDuration = shutdownGracePeriod
+        group.logging.keys.serviceKey = "service"
+        try await ServiceGroup(configuration: group).run()
+        logger.info("stopped")
     }
 
-    func grpcTLS() throws -> NIOSSLContext? {
-        guard let tls = configuration.grpc.tls else { return nil }
-        var configuration = try Self.serverTLS(tls)
-        configuration.applicationProtocols = ["h2"]
-        return try NIOSSLContext(configuration: configuration)
+    /// `/v1/status` members for the bundle (`bundle`) and the decision-log upload (`decision_logs`).
+    static func statusExtras(_ poller: BundlePoller?, _ uploader: DecisionLogUploader?) -> [String: Value] {
+        func time(_ date: Date?) -> Value { date.map { .string(LineLog.timestamp($0)) } ?? .null }
+        var out: [String: Value] = [:]
+        if let poller {
+            let s = poller.status
+            out["bundle"] = .object([
+                "name": .string(s.name),
+                "url": .string(s.url),
+                "revision": s.revision.map(Value.string) ?? .null,
+                "etag": s.etag.map(Value.string) ?? .null,
+                "last_request": time(s.lastRequest),
+                "last_successful_request": time(s.lastSuccessfulRequest),
+                "last_successful_download": time(s.lastSuccessfulDownload),
+                "last_successful_activation": time(s.lastSuccessfulActivation),
+                "last_error": s.lastError.map { .object(["code": .string($0.code), "message": .string($0.message)]) } ?? .null,
+                "last_error_at": time(s.lastErrorAt),
+                "activations": .int(s.activations),
+                "not_modified": .int(s.notModified),
+                "failures": .int(s.failures),
+                "from_persisted": .bool(s.fromPersisted),
+            ])
+        }
+        if let uploader {
+            let s = uploader.status
+            out["decision_logs"] = .object([
+                "url": .string(uploader.settings.url),
+                "buffered": .int(s.buffered),
+                "buffered_bytes": .int(s.bufferedBytes),
+                "uploaded": .int(s.uploaded),
+                "uploads": .int(s.uploads),
+                "dropped": .int(s.dropped),
+                "failures": .int(s.failures),
+                "last_error": s.lastError.map(Value.string) ?? .null,
+                "last_error_at": time(s.lastErrorAt),
+                "last_upload": time(s.lastUpload),
+            ])
+        }
+        return out
     }
 
-    func httpTLS() throws -> NIOSSLContext? {
-        try configuration.http.tls.map { try NIOSSLContext(configuration: Self.serverTLS($0)) }
-    }
-
-    static func serverTLS(_ tls: ServerConfiguration.TLS) throws -> TLSConfiguration {
-        let chain = try NIOSSLCertificate.fromPEMFile(tls.certificate).map { NIOSSLCertificateSource.certificate($0) }
-        let key = try NIOSSLPrivateKey(file: tls.key, format: .pem)
-        return .makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
-    }
-}
-
-/// SIGHUP, SIGTERM and SIGINT as an async stream (the default actions are disabled while it lives).
-final class SignalEvents {
-    let stream: AsyncStream<Int32>
-    private let sources: [any DispatchSourceSignal]
-
-    init(signals: [Int32] = [SIGHUP, SIGTERM, SIGINT]) {
-        let (stream, continuation) = AsyncStream.makeStream(of: Int32.self)
-        self.stream = stream
-        sources = signals.map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { continuation.yield(number) }
-            source.resume()
-            return source
+    static func serverTLS(_ tls: ServerConfiguration.TLS, protocols: [String]) throws -> ReloadingTLSContext {
+        do {
+            return try ReloadingTLSContext(
+                files: TLSFiles(certificateChain: tls.certificate, privateKey: tls.key),
+                settings: TLSSettings(applicationProtocols: protocols), role: .server)
+        } catch {
+            throw Diagnostic(code: Diagnostic.Code.io, message: "tls: \(error)")
         }
     }
 
-    deinit {
-        for source in sources { source.cancel() }
+    /// Picks up a rotated certificate; a rotation that does not load keeps the old one and says why.
+    static func reload(_ context: ReloadingTLSContext, logger: Logger) {
+        do {
+            if try context.reloadIfChanged() {
+                logger.info("tls: loaded new certificate from `\(context.files.certificateChain ?? "")`")
+            }
+        } catch {
+            logger.error("tls: keeping the previous certificate: \(error)")
+        }
     }
 }

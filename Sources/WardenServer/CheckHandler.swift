@@ -12,12 +12,18 @@ public final class CheckHandler: Sendable {
     public let mapper: CheckRequestMapper
     public let metrics: ServerMetrics
     public let log: DecisionLog?
+    /// Remote decision logs: events are buffered here and uploaded in the background.
+    public let upload: DecisionLogUploader?
 
-    public init(decisionPoint: DecisionPoint, mapper: CheckRequestMapper, metrics: ServerMetrics, log: DecisionLog?) {
+    public init(
+        decisionPoint: DecisionPoint, mapper: CheckRequestMapper, metrics: ServerMetrics, log: DecisionLog?,
+        upload: DecisionLogUploader? = nil
+    ) {
         self.decisionPoint = decisionPoint
         self.mapper = mapper
         self.metrics = metrics
         self.log = log
+        self.upload = upload
     }
 
     public struct Result: Sendable {
@@ -31,20 +37,20 @@ public final class CheckHandler: Sendable {
         let clock = ContinuousClock()
         let start = clock.now
         let snapshot = decisionPoint.snapshot
-        var mapper = self.mapper
-        // OPA-Envoy's input document is only needed when a CUSTOM provider may be asked.
-        if mapper.options.includeProviderInput, snapshot?.providers.isEmpty ?? true {
-            mapper.options.includeProviderInput = false
-        }
         let request = mapper.map(check)
-        let response = snapshot?.decide(request) ?? .notReady
+        let response = snapshot?.decide(request, input: CheckInput(check: check, normalizedPath: request.http.path))
+            ?? .notReady
         let decisionID = Self.newDecisionID()
         let decision = ExtAuthzDecision(response, decisionID: decisionID)
         let duration = clock.now - start
         metrics.recordDecision(response, duration: duration)
-        log?.record(DecisionLog.Entry(
-            decisionID: decisionID, time: Date(), request: request, response: response, revision: snapshot?.revision,
-            duration: duration, transport: transport))
+        if log != nil || upload != nil {
+            let entry = DecisionLog.Entry(
+                decisionID: decisionID, time: Date(), request: request, response: response, revision: snapshot?.revision,
+                duration: duration, transport: transport, bundleRevision: snapshot?.bundleRevision)
+            log?.record(entry)
+            upload?.record(entry.json)
+        }
         return Result(decision: decision, response: response, request: request, decisionID: decisionID)
     }
 
@@ -78,4 +84,15 @@ public final class CheckHandler: Sendable {
         var generator = SystemRandomNumberGenerator()
         return (generator.next(), generator.next())
     }()
+}
+
+/// OPA-Envoy's input document for a check, built from the `CheckRequest` as received, only if a CUSTOM provider
+/// asks for it; the path is the normalized one rules match.
+struct CheckInput: ProviderInputSource {
+    let check: Envoy_Service_Auth_V3_CheckRequest
+    let normalizedPath: String?
+
+    func providerInput() -> Value {
+        OPAEnvoyInput.document(for: check, normalizedPath: normalizedPath)
+    }
 }

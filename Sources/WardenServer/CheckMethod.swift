@@ -1,5 +1,7 @@
 import ExtAuthz
 import GRPCCore
+import Networking
+import SwiftProtobuf
 
 extension InPlaceMethod {
     /// `envoy.service.auth.v3.Authorization/Check`, Envoy's ext_authz call, answered on the event loop that read

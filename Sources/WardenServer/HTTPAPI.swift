@@ -1,6 +1,7 @@
 import DecisionPoint
 import ExtAuthz
 import Foundation
+import Networking
 import PolicyCore
 import PolicyLoading
 import Rego
@@ -16,11 +17,14 @@ public struct HTTPAPI: Sendable {
     /// ext_authz HTTP mode: requests under this prefix are checks of the request that follows it
     /// (`/ext_authz/api/items?id=1` checks `/api/items?id=1`).
     public let extAuthzPrefix: String
+    /// More members for `/v1/status` (the bundle and decision-log upload states).
+    public let statusExtras: (@Sendable () -> [String: Value])?
 
     public init(
         handler: CheckHandler, store: PolicyStore, documents: PolicyDocuments?, metrics: ServerMetrics,
-        extAuthzPrefix: String = "/ext_authz"
+        extAuthzPrefix: String = "/ext_authz", statusExtras: (@Sendable () -> [String: Value])? = nil
     ) {
+        self.statusExtras = statusExtras
         self.handler = handler
         self.store = store
         self.documents = documents
@@ -72,9 +76,9 @@ public struct HTTPAPI: Sendable {
         if target.isEmpty || target.first == "?" { target = "/" + target }
         // The peer is the calling proxy (its address is `source.ip`); the original destination is not known in
         // this mode, so the workload comes from configuration.
-        let source = connection.remoteIP.map { HTTPCheckRequest.Endpoint(ip: $0, port: connection.remotePort ?? 0) }
         let check = HTTPCheckRequest.make(
-            method: request.method, target: target, headers: request.headers, body: request.body, source: source)
+            method: request.method, target: target, headers: request.headers, body: request.body,
+            source: .init(address: connection.remoteIP, port: connection.remotePort))
         let result = handler.check(check, transport: "http")
         return Self.httpResponse(result.decision, decisionID: result.decisionID)
     }
@@ -113,16 +117,19 @@ public struct HTTPAPI: Sendable {
         var result: [String: Value] = [
             "ready": .bool(status.ready),
             "revision": status.revision.map(Value.int) ?? .null,
-            "loaded_at": status.loadedAt.map { .string(DecisionLog.timestamp($0)) } ?? .null,
+            "loaded_at": status.loadedAt.map { .string(LineLog.timestamp($0)) } ?? .null,
             "policies": .int(status.policies),
             "rego_modules": .int(status.modules),
             "files": .array(status.files.map(Value.string)),
             "reloads": .int(status.reloads),
             "reload_failures": .int(status.failures),
+            "warnings": .array(status.warnings.map(\.apiJSON)),
             "last_error": status.lastError.isEmpty ? .null : .array(status.lastError.map(\.apiJSON)),
-            "last_error_at": status.lastErrorAt.map { .string(DecisionLog.timestamp($0)) } ?? .null,
+            "last_error_at": status.lastErrorAt.map { .string(LineLog.timestamp($0)) } ?? .null,
         ]
         if let first = status.lastError.first { result["last_error_message"] = .string(first.description) }
+        if let bundleRevision = status.bundleRevision { result["bundle_revision"] = .string(bundleRevision) }
+        if let statusExtras { result.merge(statusExtras()) { $1 } }
         return .json(200, ["result": .object(result)])
     }
 
@@ -229,7 +236,7 @@ public struct HTTPAPI: Sendable {
     func update(file: String, text: String?) async -> HTTPResponse? {
         let store = self.store
         do {
-            _ = try await AuthorizationServer.blocking { try store.update(file: file, text: text) }
+            _ = try await EventLoops.blocking { try store.update(file: file, text: text) }
             return nil
         } catch let error as PolicyStore.UpdateError {
             return updateError(error)

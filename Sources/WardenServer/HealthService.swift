@@ -1,6 +1,7 @@
 import ExtAuthz
 import GRPCCore
 import PolicyLoading
+import SwiftProtobuf
 
 /// `grpc.health.v1.Health`: SERVING once a policy set is loaded. The server as a whole (`""`) and the
 /// authorization service share that status; other names are unknown.

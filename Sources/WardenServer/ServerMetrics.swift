@@ -1,3 +1,4 @@
+import Foundation
 import PolicyCore
 import Prometheus
 
@@ -15,6 +16,16 @@ public final class ServerMetrics: Sendable {
     private let loadedModules: Gauge
     private let revision: Gauge
     private let ready: Gauge
+    private let bundleActivations: Counter
+    private let bundleFailures: Counter
+    private let bundleNotModified: Counter
+    private let bundleLastActivation: Gauge
+    private let bundleActivation: DurationHistogram
+    private let bundleDownload: DurationHistogram
+    private let logUploads: Counter
+    private let logUploadedEvents: Counter
+    private let logUploadFailures: Counter
+    private let logDropped: Counter
 
     struct DecisionKey: Hashable {
         var action: String
@@ -59,6 +70,37 @@ public final class ServerMetrics: Sendable {
         revision = registry.makeGauge(
             descriptor: Self.name("policy_revision", help: "Revision of the serving policy set."))
         ready = registry.makeGauge(descriptor: Self.name("ready", help: "1 once a policy set is loaded."))
+        bundleActivations = registry.makeCounter(
+            descriptor: Self.name("bundle_activations", unit: "total", help: "Bundles verified, compiled and swapped in."))
+        bundleFailures = registry.makeCounter(
+            descriptor: Self.name(
+                "bundle_failures", unit: "total",
+                help: "Bundle downloads or activations that failed (the last good set kept serving)."))
+        bundleNotModified = registry.makeCounter(
+            descriptor: Self.name("bundle_not_modified", unit: "total", help: "Bundle polls answered 304 Not Modified."))
+        bundleLastActivation = registry.makeGauge(
+            descriptor: Self.name(
+                "bundle_last_activation_timestamp", unit: "seconds", help: "When the serving bundle was activated (Unix time)."))
+        let durations: [Duration] = [
+            .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(50), .milliseconds(100),
+            .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2), .seconds(5), .seconds(10),
+        ]
+        bundleActivation = registry.makeDurationHistogram(
+            descriptor: Self.name(
+                "bundle_activation_duration", unit: "seconds", help: "Time to read, verify, compile and swap in a bundle."),
+            buckets: durations)
+        bundleDownload = registry.makeDurationHistogram(
+            descriptor: Self.name("bundle_download_duration", unit: "seconds", help: "Time to download a bundle."),
+            buckets: durations)
+        logUploads = registry.makeCounter(
+            descriptor: Self.name("decision_log_uploads", unit: "total", help: "Decision-log batches uploaded."))
+        logUploadedEvents = registry.makeCounter(
+            descriptor: Self.name("decision_log_uploaded_events", unit: "total", help: "Decision-log events uploaded."))
+        logUploadFailures = registry.makeCounter(
+            descriptor: Self.name("decision_log_upload_failures", unit: "total", help: "Decision-log uploads that failed (retried)."))
+        logDropped = registry.makeCounter(
+            descriptor: Self.name(
+                "decision_log_dropped", unit: "total", help: "Decision-log events dropped because the upload buffer was full."))
     }
 
     static func name(_ metric: String, unit: String = "", help: String) -> MetricNameDescriptor {
@@ -82,6 +124,22 @@ public final class ServerMetrics: Sendable {
     public func recordReloadFailure() {
         reloadFailures.increment()
     }
+
+    public func recordBundleActivation(_ duration: Duration) {
+        bundleActivations.increment()
+        bundleActivation.record(duration)
+        bundleLastActivation.set(to: Date().timeIntervalSince1970)
+    }
+
+    public func recordBundleFailure() { bundleFailures.increment() }
+    public func recordBundleNotModified() { bundleNotModified.increment() }
+    public func recordBundleDownload(_ duration: Duration) { bundleDownload.record(duration) }
+    public func recordDecisionLogUpload(events: Int) {
+        logUploads.increment()
+        logUploadedEvents.increment(by: Int64(events))
+    }
+    public func recordDecisionLogUploadFailure() { logUploadFailures.increment() }
+    public func recordDecisionLogDropped() { logDropped.increment() }
 
     /// The Prometheus text exposition.
     public func exposition() -> [UInt8] {

@@ -72,22 +72,23 @@ struct BenchCommand: ParsableCommand {
         let batch = try Bench.lines(source) { try AuthzRequest(attributes: JSONReader.parse($0)) }
         let result = Bench.measure(passes: passes, warmup: warmup, count: batch.count) {
             var allowed = 0
-            for request in batch where snapshot.decide(request).decision == .allow { allowed += 1 }
+            for request in batch where snapshot.decide(attributes: request).decision == .allow { allowed += 1 }
             return allowed
         }
         report(result, kind: "authorization-policy", title: "AuthorizationPolicy decisions", items: batch.count)
     }
 
     private func benchRego(_ query: String) throws {
-        let (files, problems) = RegoFiles.load(regoPaths, dataFiles: dataFiles)
+        let (files, problems) = RegoFiles.load(regoPaths, dataFiles: dataFiles, limits: policyOptions.limits.applied())
         var inputs: [Value] = []
         var inputProblems: [Diagnostic] = []
-        if let inputFile, let input = RegoFiles.readValue(inputFile, &inputProblems) { inputs = [input] }
+        if let inputFile, let input = RegoFiles.readValue(inputFile, &inputProblems, limits: files.limits) { inputs = [input] }
         if let problem = (problems + inputProblems).first { throw usage(problem.description) }
         if let inputsFile { inputs = try Bench.lines(inputsFile) { try JSONReader.parse($0) } }
         let prepared: RegoQuery
         do {
-            prepared = try RegoPolicySet.compile(modules: files.modules, data: files.data).prepare(query: query)
+            prepared = try RegoPolicySet.compile(modules: files.modules, data: files.data, limits: files.limits)
+                .prepare(query: query)
         } catch {
             throw usage(error.diagnostics.map(RegoError.render).joined(separator: "\n"))
         }
@@ -190,7 +191,7 @@ func blackHole(_ value: Int) {
 
 extension Double {
     func rounded(toPlaces places: Int) -> Double {
-        let scale = pow(10, Double(places))
+        let scale = Foundation.pow(10, Double(places))
         return (self * scale).rounded() / scale
     }
 }

@@ -65,7 +65,7 @@ struct DecideCommand: ParsableCommand {
         } catch {
             throw usage("\(path): \(error)")
         }
-        let response = snapshot.decide(request)
+        let response = snapshot.decide(attributes: request)
         let explanation = explain ? snapshot.authorization.explain(request) : nil
         switch format {
         case .json:
@@ -93,7 +93,7 @@ struct DecideCommand: ParsableCommand {
             if line.allSatisfy(\.isWhitespace) { continue }
             do {
                 let request = try AuthzRequest(attributes: JSONReader.parse(String(line)))
-                let response = snapshot.decide(request)
+                let response = snapshot.decide(attributes: request)
                 switch format {
                 case .json: output.line(JSONWriter.string(response.json))
                 case .text: output.line(DecisionText.oneLine(response))

@@ -1,4 +1,6 @@
 import AuthzPolicy
+import DecisionPoint
+import ExtAuthz
 import PolicyCore
 
 /// Human-readable renderings of decisions and explanations.
@@ -86,5 +88,13 @@ extension PolicyExplanation {
         if let span { o["location"] = .string(span.description) }
         if let provider { o["provider"] = .string(provider) }
         return .object(o)
+    }
+}
+
+extension PolicySnapshot {
+    /// Decides a request given as attributes; a CUSTOM provider sees the OPA-Envoy input of the `CheckRequest`
+    /// Envoy would have sent for it.
+    func decide(attributes request: AuthzRequest) -> DecisionResponse {
+        decide(request) { OPAEnvoyInput.document(forAttributesOf: request) }
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Documents
 import Foundation
 import Identity
+import JOSE
 import JWKSClient
 import PolicyCore
 
@@ -120,7 +121,7 @@ struct JWTVerifyCommand: AsyncParsableCommand {
             rules[index].fromCookies = []
         }
         let needsNetwork = rules.contains { if case .remote = $0.keys { true } else { false } }
-        let client = needsNetwork ? try JWKSClient(configuration: .init(fetchTimeout: fetchTimeout)) : nil
+        let client = needsNetwork ? JWKSClient(configuration: .init(fetchTimeout: fetchTimeout)) : nil
         defer { client?.shutdown() }
         let authenticator = RequestAuthenticator(
             rules: rules, keySource: client, options: .init(clockSkew: clockSkew, audienceFailureStatus: 401, cacheCapacity: 0))

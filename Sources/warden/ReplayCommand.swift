@@ -53,13 +53,13 @@ struct ReplayCommand: ParsableCommand {
             }
             let earlier: Decision
             if let before {
-                earlier = before.decide(request).decision
+                earlier = before.decide(attributes: request).decision
             } else if let recorded = Self.recordedDecision(entry) {
                 earlier = recorded
             } else {
                 throw usage("\(log):\(lineNumber): no recorded decision; give --policies-before to decide the earlier outcome")
             }
-            report.add(line: lineNumber, request: request, before: earlier, after: after.decide(request), set: after)
+            report.add(line: lineNumber, request: request, before: earlier, after: after.decide(attributes: request), set: after)
         }
         switch format {
         case .json: writeOutput(JSONWriter.string(report.json(show: show), pretty: true))

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import Networking
 import PolicyCore
+import PolicyLoading
 import WardenServer
 
 /// `warden serve`: the authorization server.
@@ -58,6 +60,23 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(name: .customLong("trust-verified-claims-header"), help: "Read request.auth.* from the x-warden-verified-claims header (only behind warden proxy).")
     var trustVerifiedClaimsHeader = false
 
+    @Option(name: .customLong("bundle"), help: "Serve the OPA bundle at this URL (polled) instead of --policies.")
+    var bundle: String?
+
+    @Option(name: .customLong("bundle-key"), help: "A PEM public key the bundle must be signed with (RS256 or ES256, by key type).")
+    var bundleKey: String?
+
+    @Option(name: .customLong("bundle-poll"), help: "Bundle polling window, MIN..MAX (such as 5s..10s; default 60s..120s, as OPA).")
+    var bundlePoll: String?
+
+    @Option(name: .customLong("bundle-persist"), help: "Keep the last activated bundle in this directory and serve it at start when the service is down.")
+    var bundlePersist: String?
+
+    @Option(name: .customLong("decision-log-url"), help: "Upload decision logs (gzip'd JSON batches, as OPA) to this URL.")
+    var decisionLogURL: String?
+
+    @OptionGroup var limits: LimitOptions
+
     @Option(name: .customLong("grpc-tls-cert"), help: "PEM certificate chain for the gRPC listener.")
     var grpcTLSCert: String?
     @Option(name: .customLong("grpc-tls-key"), help: "PEM private key for the gRPC listener.")
@@ -78,9 +97,9 @@ struct ServeCommand: AsyncParsableCommand {
         }
         try apply(to: &settings)
         if let threads = settings.threads {
-            AuthorizationServer.runOnEventLoops(threads: threads)
+            EventLoops.runTasksOnEventLoops(threads: threads)
         } else {
-            AuthorizationServer.sizeEventLoopsToUsableCores()
+            EventLoops.sizeToUsableCores()
         }
         let server: AuthorizationServer
         do {
@@ -136,6 +155,8 @@ struct ServeCommand: AsyncParsableCommand {
             settings.trustedProxies = trustedProxies
         }
         if let destinationNamespace { settings.destinationNamespace = destinationNamespace }
+        try applyBundle(to: &settings)
+        settings.limits = limits.applied(to: settings.limits)
         if trustVerifiedClaimsHeader { settings.verifiedClaimsHeader = "x-warden-verified-claims" }
         switch (grpcTLSCert, grpcTLSKey) {
         case (let cert?, let key?): settings.grpc.tls = .init(certificate: cert, key: key)
@@ -146,6 +167,45 @@ struct ServeCommand: AsyncParsableCommand {
         case (let cert?, let key?): settings.http.tls = .init(certificate: cert, key: key)
         case (nil, nil): break
         default: throw ValidationError("give both --http-tls-cert and --http-tls-key")
+        }
+    }
+
+    func applyBundle(to settings: inout ServerConfiguration) throws {
+        if let bundle {
+            guard bundle.hasPrefix("http://") || bundle.hasPrefix("https://") else {
+                throw ValidationError("--bundle must be an http or https URL, found `\(bundle)`")
+            }
+            settings.bundle = BundleSettings(name: settings.bundle?.name ?? "warden", url: bundle)
+        }
+        if bundleKey != nil || bundlePoll != nil || bundlePersist != nil, settings.bundle == nil {
+            throw ValidationError("--bundle-key, --bundle-poll and --bundle-persist need --bundle (or `bundles` in --config)")
+        }
+        if let bundleKey {
+            guard let pem = try? String(contentsOfFile: bundleKey, encoding: .utf8) else {
+                throw ValidationError("cannot read --bundle-key `\(bundleKey)`")
+            }
+            do {
+                settings.bundle?.verification = try BundleVerification.single(pem: pem)
+            } catch {
+                throw ValidationError("--bundle-key: \(error.message)")
+            }
+        }
+        if let bundlePoll {
+            guard let (low, high) = BundleSettings.parsePolling(bundlePoll) else {
+                throw ValidationError("--bundle-poll must be MIN..MAX such as 5s..10s, found `\(bundlePoll)`")
+            }
+            settings.bundle?.minDelay = low
+            settings.bundle?.maxDelay = high
+        }
+        if let bundlePersist {
+            settings.bundle?.persist = true
+            settings.persistenceDirectory = bundlePersist
+        }
+        if let decisionLogURL {
+            guard decisionLogURL.hasPrefix("http://") || decisionLogURL.hasPrefix("https://") else {
+                throw ValidationError("--decision-log-url must be an http or https URL, found `\(decisionLogURL)`")
+            }
+            settings.decisionLogUpload = DecisionLogUploadSettings(url: decisionLogURL)
         }
     }
 }

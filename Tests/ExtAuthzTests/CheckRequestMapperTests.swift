@@ -3,33 +3,24 @@ import Foundation
 import PolicyCore
 import SwiftProtobuf
 import Testing
+import WardenTesting
 
-/// A CheckRequest as Envoy sends it from an Istio sidecar.
+/// A CheckRequest as Envoy sends it from an Istio sidecar that names the workload only by its peer (the
+/// destination principal and labels), not in context extensions.
 func sampleCheck(
     path: String = "/api/items?id=7&tag=a&tag=b+c",
     headers: [String: String] = [:],
     principal: String = "spiffe://cluster.local/ns/frontend/sa/web"
 ) -> Envoy_Service_Auth_V3_CheckRequest {
-    var check = Envoy_Service_Auth_V3_CheckRequest()
+    var parts = CheckFixtures.sidecar(
+        path: path, headers: [":authority": "api.backend", "user-agent": "curl/8"].merging(headers) { $1 }, sourcePort: 51000,
+        labels: [:])
+    parts.namespace = nil
+    parts.destination.identity = CheckFixtures.backend
+    parts.serverName = "api.backend.svc.cluster.local"
+    var check = parts.checkRequest
     check.attributes.source.principal = principal
-    check.attributes.source.address.socketAddress = .with {
-        $0.address = "10.0.0.5"
-        $0.portValue = 51000
-    }
-    check.attributes.destination.address.socketAddress = .with {
-        $0.address = "10.0.0.9"
-        $0.portValue = 8080
-    }
-    check.attributes.destination.principal = "spiffe://cluster.local/ns/backend/sa/api"
     check.attributes.destination.labels = ["app": "api"]
-    check.attributes.tlsSession.sni = "api.backend.svc.cluster.local"
-    check.attributes.request.http = .with {
-        $0.method = "GET"
-        $0.host = "api.backend"
-        $0.path = path
-        $0.headers = [":authority": "api.backend", "user-agent": "curl/8"].merging(headers) { $1 }
-        $0.protocol = "HTTP/1.1"
-    }
     return check
 }
 
@@ -152,7 +143,8 @@ func sampleCheck(
         var check = sampleCheck(path: "//api/../items/%61?id=7&tag=a&tag=b+c")
         check.attributes.request.http.headers["content-type"] = "application/json"
         check.attributes.request.http.body = #"{"name":"x","n":2}"#
-        let input = try #require(CheckRequestMapper().map(check).providerInput)
+        let request = CheckRequestMapper().map(check)
+        let input = OPAEnvoyInput.document(for: check, normalizedPath: request.http.path)
         #expect(input["version"] == ["ext_authz": "v3", "encoding": "protojson"])
         #expect(input["parsed_path"] == ["items", "a"])
         #expect(input["parsed_query"] == ["id": ["7"], "tag": ["a", "b c"]])
@@ -180,5 +172,70 @@ func sampleCheck(
     @Test func rootPathParsesToOneEmptySegment() {
         #expect(OPAEnvoyInput.parsedPath("/") == [""])
         #expect(OPAEnvoyInput.parsedQuery(nil) == [:])
+    }
+}
+
+/// `CheckRequest(attributes:)` is the inverse of the mapping: requests given as attributes reach CUSTOM providers
+/// as the `CheckRequest` Envoy would have sent.
+@Suite struct AttributesCheckRequestTests {
+    @Test func mappingTheBuiltRequestGivesTheAttributesBack() throws {
+        var rng = SeededGenerator(seed: 7)
+        for _ in 0..<500 {
+            let request = Self.randomRequest(using: &rng)
+            let mapped = CheckRequestMapper().map(Envoy_Service_Auth_V3_CheckRequest(attributes: request))
+            #expect(mapped == request, "\(request.attributes)")
+        }
+    }
+
+    @Test func attributeRequestsGetOPAEnvoysInput() throws {
+        let request = try AuthzRequest(attributes: [
+            "source.principal": "cluster.local/ns/frontend/sa/web", "source.ip": "10.0.0.5",
+            "request.method": "POST", "request.path": "/api/items?tag=a", "request.headers": ["x-team": "blue"],
+            "request.auth.claims": ["iss": "https://idp", "sub": "alice", "groups": ["admins"]],
+            "destination.namespace": "backend", "destination.workload_labels": ["app": "api"],
+        ])
+        let input = OPAEnvoyInput.document(forAttributesOf: request)
+        let attributes = try #require(input["attributes"])
+        #expect(attributes["source"]?["principal"] == "spiffe://cluster.local/ns/frontend/sa/web")
+        #expect(attributes["request"]?["http"]?["path"] == "/api/items?tag=a")
+        #expect(attributes["request"]?["http"]?["headers"]?["x-team"] == "blue")
+        #expect(attributes["contextExtensions"]?["destination.namespace"] == "backend")
+        #expect(attributes["metadataContext"]?["filterMetadata"]?["envoy.filters.http.jwt_authn"]?["https://idp"]?["sub"] == "alice")
+        #expect(input["parsed_path"] == ["api", "items"])
+        #expect(input["parsed_query"] == ["tag": ["a"]])
+    }
+
+    static func randomRequest(using rng: inout some RandomNumberGenerator) -> AuthzRequest {
+        var r = AuthzRequest()
+        func maybe() -> Bool { Bool.random(using: &rng) }
+        if maybe() {
+            r.source.principal = ["cluster.local/ns/a/sa/b", "td/ns/prod/sa/api", "web.example.com"].randomElement(using: &rng)!
+        }
+        if maybe() { r.source.ip = IPAddress(["10.0.0.1", "192.168.1.9", "2001:db8::1"].randomElement(using: &rng)!) }
+        if maybe() { r.remoteIP = IPAddress("203.0.113.7") } else { r.remoteIP = r.source.ip }
+        if maybe() { r.destination.ip = IPAddress("10.1.0.2") }
+        if maybe() { r.destination.port = Int.random(in: 1...65535, using: &rng) }
+        r.destination.namespace = ["default", "prod", "backend"].randomElement(using: &rng)!
+        if maybe() { r.destination.labels = ["app": "api", "version": "v\(Int.random(in: 1...3, using: &rng))"] }
+        if maybe() { r.http.method = ["GET", "POST", "DELETE"].randomElement(using: &rng)! }
+        if maybe() { r.http.host = ["api.backend:8080", "details"].randomElement(using: &rng)! }
+        if maybe() {
+            r.http.path = ["/", "/api/items", "/admin/x.y"].randomElement(using: &rng)!
+            if maybe() { r.http.query = "id=\(Int.random(in: 0...9, using: &rng))&tag=a" }
+        }
+        var headers = Headers()
+        if maybe() { headers.add("x-team", "blue") }
+        if maybe() { headers.add("user-agent", "curl/8") }
+        r.http.headers = headers
+        if let remote = r.remoteIP, remote != r.source.ip { r.http.headers.add("x-forwarded-for", remote.description) }
+        if maybe() { r.connectionSNI = "api.backend.svc.cluster.local" }
+        if maybe() {
+            var claims: [Value: Value] = ["iss": "https://idp.example", "sub": .string("user-\(Int.random(in: 0...9, using: &rng))")]
+            if maybe() { claims["aud"] = "bookinfo" }
+            if maybe() { claims["groups"] = ["admins", "dev"] }
+            if maybe() { claims["azp"] = "mobile" }
+            r.auth = VerifiedClaimsHeader.requestAuth(claims: .object(claims))
+        }
+        return r
     }
 }

@@ -1,6 +1,7 @@
 import DecisionPoint
 import ExtAuthz
 import PolicyCore
+import SwiftProtobuf
 import Testing
 
 @Suite struct ExtAuthzDecisionTests {

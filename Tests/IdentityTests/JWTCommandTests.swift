@@ -1,4 +1,5 @@
 import Foundation
+import JOSE
 import PolicyCore
 import Testing
 import WardenTesting
@@ -11,23 +12,23 @@ import WardenTesting
 
     static func json(_ text: String) throws -> Value { try JSONReader.parse(text) }
 
-    @Test func verifiesTheSeedToken() throws {
+    @Test func verifiesTheSeedToken() async throws {
         let dir = try TemporaryDirectory()
         let jwks = try Self.seedJWKSFile(dir)
-        let out = try ProcessRunner.warden(["jwt", "verify", "--issuer", SeedToken.issuer, "--jwks", jwks, "--format", "json", SeedToken.token])
+        let out = try await ProcessRunner.warden(["jwt", "verify", "--issuer", SeedToken.issuer, "--jwks", jwks, "--format", "json", SeedToken.token])
         #expect(out.status == 0, "\(out.stderr)")
         let report = try Self.json(out.stdout)
         #expect(report["valid"] == true)
         #expect(report["principal"] == .string(SeedToken.principal))
         #expect(report["claims"]?["foo"] == "bar")
-        let text = try ProcessRunner.warden(["jwt", "verify", "--issuer", SeedToken.issuer, "--jwks", jwks, SeedToken.token])
+        let text = try await ProcessRunner.warden(["jwt", "verify", "--issuer", SeedToken.issuer, "--jwks", jwks, SeedToken.token])
         #expect(text.status == 0)
         #expect(text.stdout.hasPrefix("valid token for \(SeedToken.principal)\n"))
     }
 
-    @Test func badTokenExitsOne() throws {
+    @Test func badTokenExitsOne() async throws {
         let dir = try TemporaryDirectory()
-        let out = try ProcessRunner.warden(["jwt", "verify", "--issuer", SeedToken.issuer, "--jwks", try Self.seedJWKSFile(dir), "--format", "json", "badtoken"])
+        let out = try await ProcessRunner.warden(["jwt", "verify", "--issuer", SeedToken.issuer, "--jwks", try Self.seedJWKSFile(dir), "--format", "json", "badtoken"])
         #expect(out.status == 1)
         let report = try Self.json(out.stdout)
         #expect(report["valid"] == false)
@@ -35,54 +36,54 @@ import WardenTesting
         #expect(report["error"]?.stringValue?.contains("three segments") == true)
     }
 
-    @Test func timeAudienceAndIssuerAreChecked() throws {
+    @Test func timeAudienceAndIssuerAreChecked() async throws {
         let dir = try TemporaryDirectory()
         let jwks = try Self.seedJWKSFile(dir)
-        let late = try ProcessRunner.warden(["jwt", "verify", "--issuer", SeedToken.issuer, "--jwks", jwks, "--at", "2118-06-30T00:00:00Z", SeedToken.token])
+        let late = try await ProcessRunner.warden(["jwt", "verify", "--issuer", SeedToken.issuer, "--jwks", jwks, "--at", "2118-06-30T00:00:00Z", SeedToken.token])
         #expect(late.status == 1)
         #expect(late.stdout == "invalid token: jwt is expired\n")
-        let withinSkew = try ProcessRunner.warden(["jwt", "verify", "--issuer", SeedToken.issuer, "--jwks", jwks, "--at", String(Int(SeedToken.expiresAt) + 30), SeedToken.token])
+        let withinSkew = try await ProcessRunner.warden(["jwt", "verify", "--issuer", SeedToken.issuer, "--jwks", jwks, "--at", String(Int(SeedToken.expiresAt) + 30), SeedToken.token])
         #expect(withinSkew.status == 0)
-        let noSkew = try ProcessRunner.warden(["jwt", "verify", "--issuer", SeedToken.issuer, "--jwks", jwks, "--clock-skew", "0", "--at", String(Int(SeedToken.expiresAt) + 30), SeedToken.token])
+        let noSkew = try await ProcessRunner.warden(["jwt", "verify", "--issuer", SeedToken.issuer, "--jwks", jwks, "--clock-skew", "0", "--at", String(Int(SeedToken.expiresAt) + 30), SeedToken.token])
         #expect(noSkew.status == 1)
-        let audience = try ProcessRunner.warden(["jwt", "verify", "--issuer", SeedToken.issuer, "--audience", "details", "--jwks", jwks, SeedToken.token])
+        let audience = try await ProcessRunner.warden(["jwt", "verify", "--issuer", SeedToken.issuer, "--audience", "details", "--jwks", jwks, SeedToken.token])
         #expect(audience.status == 1)
         #expect(audience.stdout == "invalid token: audiences in jwt are not allowed\n")
-        let issuer = try ProcessRunner.warden(["jwt", "verify", "--issuer", "someone-else", "--jwks", jwks, SeedToken.token])
+        let issuer = try await ProcessRunner.warden(["jwt", "verify", "--issuer", "someone-else", "--jwks", jwks, SeedToken.token])
         #expect(issuer.stdout == "invalid token: jwt issuer is not configured\n")
     }
 
-    @Test func tokenFromStdinOrAFile() throws {
+    @Test func tokenFromStdinOrAFile() async throws {
         let dir = try TemporaryDirectory()
         let jwks = try Self.seedJWKSFile(dir)
-        let stdin = try ProcessRunner.warden(["jwt", "verify", "--issuer", SeedToken.issuer, "--jwks", jwks, "-"], stdin: SeedToken.token + "\n")
+        let stdin = try await ProcessRunner.warden(["jwt", "verify", "--issuer", SeedToken.issuer, "--jwks", jwks, "-"], stdin: SeedToken.token + "\n")
         #expect(stdin.status == 0)
         let file = try dir.write("token", "Bearer " + SeedToken.token + "\n")
-        let fromFile = try ProcessRunner.warden(["jwt", "verify", "--issuer", SeedToken.issuer, "--jwks", jwks, "--token-file", file])
+        let fromFile = try await ProcessRunner.warden(["jwt", "verify", "--issuer", SeedToken.issuer, "--jwks", jwks, "--token-file", file])
         #expect(fromFile.status == 0)
     }
 
-    @Test func rulesFromARequestAuthenticationFile() throws {
-        let out = try ProcessRunner.warden(["jwt", "verify", "--policy", "policies/details-require-jwt.yaml", "--format", "json", SeedToken.token])
+    @Test func rulesFromARequestAuthenticationFile() async throws {
+        let out = try await ProcessRunner.warden(["jwt", "verify", "--policy", "policies/details-require-jwt.yaml", "--format", "json", SeedToken.token])
         #expect(out.status == 0, "\(out.stderr)")
         #expect(try Self.json(out.stdout)["principal"] == .string(SeedToken.principal))
-        let scoped = try ProcessRunner.warden(["jwt", "verify", "--policy", "policies/details-require-jwt.yaml", "--namespace", "default", "--label", "app=details", SeedToken.token])
+        let scoped = try await ProcessRunner.warden(["jwt", "verify", "--policy", "policies/details-require-jwt.yaml", "--namespace", "default", "--label", "app=details", SeedToken.token])
         #expect(scoped.status == 0)
-        let elsewhere = try ProcessRunner.warden(["jwt", "verify", "--policy", "policies/details-require-jwt.yaml", "--namespace", "default", "--label", "app=reviews", SeedToken.token])
+        let elsewhere = try await ProcessRunner.warden(["jwt", "verify", "--policy", "policies/details-require-jwt.yaml", "--namespace", "default", "--label", "app=reviews", SeedToken.token])
         #expect(elsewhere.status == 2)
         #expect(elsewhere.stderr.contains("no RequestAuthentication jwtRules apply"))
     }
 
-    @Test func otherKeyFormsWork() throws {
+    @Test func otherKeyFormsWork() async throws {
         let key = JWTFactory.SigningKey.ed25519(keyID: nil)
         let token = JWTFactory.token(JWTFactory.claims(issuer: "iss"), key: key)
         let dir = try TemporaryDirectory()
         let pem = try dir.write("key.pem", key.publicKeyPEM!)
-        let out = try ProcessRunner.warden(["jwt", "verify", "--issuer", "iss", "--jwks", pem, token])
+        let out = try await ProcessRunner.warden(["jwt", "verify", "--issuer", "iss", "--jwks", pem, token])
         #expect(out.status == 0, "\(out.stdout) \(out.stderr)")
     }
 
-    @Test func unusableInputExitsTwo() throws {
+    @Test func unusableInputExitsTwo() async throws {
         let dir = try TemporaryDirectory()
         let broken = try dir.write("broken.json", "{\"keys\": 3}")
         let cases: [[String]] = [
@@ -96,7 +97,7 @@ import WardenTesting
             ["jwt", "decode", "not-a-token"],
         ]
         for arguments in cases {
-            let out = try ProcessRunner.warden(arguments)
+            let out = try await ProcessRunner.warden(arguments)
             #expect(out.status == 2, "\(arguments): \(out.stdout) \(out.stderr)")
             #expect(!out.stderr.isEmpty)
         }
@@ -108,13 +109,13 @@ import WardenTesting
               jwtRules:
               - audiences: [x]
             """)
-        let out = try ProcessRunner.warden(["jwt", "verify", "--policy", invalidPolicy, SeedToken.token])
+        let out = try await ProcessRunner.warden(["jwt", "verify", "--policy", invalidPolicy, SeedToken.token])
         #expect(out.status == 2)
         #expect(out.stderr.contains("\(invalidPolicy):6:5: spec.jwtRules[0]: issuer or jwksUri must be non-empty string"))
     }
 
-    @Test func decodeShowsWithoutVerifying() throws {
-        let out = try ProcessRunner.warden(["jwt", "decode", "--format", "json", SeedToken.token])
+    @Test func decodeShowsWithoutVerifying() async throws {
+        let out = try await ProcessRunner.warden(["jwt", "decode", "--format", "json", SeedToken.token])
         #expect(out.status == 0)
         #expect(out.stderr.contains("NOT verified"))
         let report = try Self.json(out.stdout)
@@ -122,10 +123,10 @@ import WardenTesting
         #expect(report["header"]?["kid"] == .string(SeedToken.keyID))
         #expect(report["payload"]?["iss"] == .string(SeedToken.issuer))
         // An unsigned token decodes too: decoding judges nothing.
-        let unsigned = try ProcessRunner.warden(["jwt", "decode", JWTFactory.unsignedToken(["sub": "x"])])
+        let unsigned = try await ProcessRunner.warden(["jwt", "decode", JWTFactory.unsignedToken(["sub": "x"])])
         #expect(unsigned.status == 0)
         #expect(unsigned.stdout.contains("signature: 0 bytes, none, not verified"))
-        let text = try ProcessRunner.warden(["jwt", "decode", SeedToken.token])
+        let text = try await ProcessRunner.warden(["jwt", "decode", SeedToken.token])
         #expect(text.stdout.contains("exp: 2118-06-29T23:48:20Z"))
     }
 }

@@ -1,5 +1,7 @@
 import Documents
+import Foundation
 import Identity
+import JOSE
 import PolicyCore
 import Testing
 import WardenTesting
@@ -100,9 +102,6 @@ struct RequestAuthenticationTests {
         ])
         #expect(Self.errors(Self.rule("{issuer: a, jwksUri: \"https://:443/x\"}")).first?.contains("missing host") == true)
         #expect(Self.errors(Self.rule("{issuer: a, jwks: \"{not json\"}")).first?.hasPrefix("spec.jwtRules[0].jwks: jwks parse error") == true)
-        #expect(Self.errors(Self.rule("{issuer: a, jwks: '{\"keys\":[]}'}")) == [
-            "spec.jwtRules[0].jwks: jwks has no usable key: every token of this issuer would fail",
-        ])
         #expect(Self.errors(Self.rule("{issuer: a, fromHeaders: [{prefix: x}]}")) == [
             "spec.jwtRules[0].fromHeaders[0].name: location header name must be non-empty string",
         ])
@@ -129,9 +128,33 @@ struct RequestAuthenticationTests {
             spec:
               selector: {matchLabels: {app: a}}
               targetRefs: [{kind: Gateway, name: g}]
+            """) == ["spec: only one of targetRefs or selector can be set"])
+        let attached = Self.decode("""
+            apiVersion: security.istio.io/v1
+            kind: RequestAuthentication
+            metadata: {name: ra}
+            spec:
+              targetRefs: [{kind: Gateway, name: g}]
+              jwtRules: [{issuer: a}]
+            """)
+        #expect(attached.policies.isEmpty && attached.diagnostics.map(\.severity) == [.warning], "validated, not applied")
+        #expect(attached.diagnostics.first?.code == "not_enforced")
+        let claims = (0...64).map { "c\($0)" }.joined(separator: ", ")
+        #expect(Self.errors(Self.rule("{issuer: a, spaceDelimitedClaims: [\(claims)]}")) == [
+            "spec.jwtRules[0].spaceDelimitedClaims: may not have more than 64 claims",
+        ])
+    }
+
+    /// Istio refuses the dry-run annotation on every kind but AuthorizationPolicy, and its internal annotations on all.
+    @Test func annotationsIstioRefuses() {
+        #expect(Self.errors("""
+            apiVersion: security.istio.io/v1
+            kind: RequestAuthentication
+            metadata: {name: ra, annotations: {istio.io/dry-run: "true", internal.istio.io/parents: x}}
+            spec: {jwtRules: [{issuer: a}]}
             """) == [
-                "spec: only one of targetRefs or selector can be set",
-                "spec.targetRefs: `targetRefs` attaches a policy to a gateway or service (waypoint mode); Warden selects workloads with `selector`",
+                "metadata.annotations.internal.istio.io/parents: the annotation `internal.istio.io/parents` is internal to Istio and may not be set",
+                "metadata.annotations.istio.io/dry-run: the annotation `istio.io/dry-run` is only supported on AuthorizationPolicy; remove it",
             ])
     }
 
@@ -153,6 +176,30 @@ struct RequestAuthenticationTests {
                 "metadata.name: invalid name `Bad_Name`: must be a lowercase DNS-1123 subdomain",
                 "spec.selector.matchLabels.app: wildcard is not supported in selector: `app=*`",
             ])
+    }
+
+    /// Istio accepts a JWKS it can parse, even one without a key Envoy can use: the rule loads, with a warning,
+    /// and refuses every token of its issuer.
+    @Test func aKeySetWithoutUsableKeysIsAWarning() throws {
+        let (policies, diagnostics) = Self.decode(Self.rule("{issuer: a, jwks: '{\"keys\":[]}'}"))
+        #expect(!diagnostics.hasErrors)
+        #expect(diagnostics.map(\.description) == [
+            "test.yaml:6:23: spec.jwtRules[0].jwks: warning: jwks has no usable key: every token of this issuer is refused",
+        ])
+        guard case .inline(let keys)? = policies.first?.jwtRules.first?.keys else {
+            Issue.record("expected the inline key set")
+            return
+        }
+        #expect(keys.keys.isEmpty)
+    }
+
+    @Test func aHeaderNameNoRequestCarriesIsAWarning() throws {
+        let (policies, diagnostics) = Self.decode(Self.rule("{issuer: a, fromHeaders: [{name: \"x jwt\"}, {name: x-jwt}]}"))
+        #expect(policies.first?.jwtRules.first?.fromHeaders.map(\.name) == ["x jwt", "x-jwt"])
+        #expect(diagnostics.map(\.message) == [
+            "header name `x jwt` is not a valid header name: no request carries it, so no token is read from it",
+        ])
+        #expect(diagnostics.first?.severity == .warning)
     }
 
     @Test func warningsDoNotRefuseThePolicy() throws {

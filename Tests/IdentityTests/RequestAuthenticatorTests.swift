@@ -1,4 +1,6 @@
+import Foundation
 import Identity
+import JOSE
 import PolicyCore
 import Synchronization
 import Testing

@@ -1,4 +1,5 @@
 @testable import Identity
+import JOSE
 import PolicyCore
 import Testing
 

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Identity
+import JOSE
 import JWKSClient
 import NIOCore
 import NIOSSL
@@ -43,7 +44,7 @@ struct JWKSClientTests {
     @Test func fetchesOnceAndServesFromMemory() async throws {
         let server = try await JWKSTestServer()
         server.serve("/jwks", body: JWTFactory.jwks([Self.keyA]))
-        let client = try JWKSClient(configuration: Self.quick())
+        let client = JWKSClient(configuration: Self.quick())
         defer { client.shutdown() }
         let location = RemoteKeys.uri(server.baseURL + "/jwks")
         #expect(client.cachedKeys(for: location) == nil)
@@ -59,7 +60,7 @@ struct JWKSClientTests {
     @Test func concurrentFirstUsesShareOneFetch() async throws {
         let server = try await JWKSTestServer()
         server.serve("/jwks", .init(body: JWTFactory.jwks([Self.keyA]), delay: .milliseconds(200)))
-        let client = try JWKSClient(configuration: Self.quick())
+        let client = JWKSClient(configuration: Self.quick())
         defer { client.shutdown() }
         let location = RemoteKeys.uri(server.baseURL + "/jwks")
         let results = await withTaskGroup(of: Bool.self) { group in
@@ -76,7 +77,7 @@ struct JWKSClientTests {
     @Test func rotationANewKidIsFetchedWhenATokenNamesIt() async throws {
         let server = try await JWKSTestServer()
         server.serve("/jwks", body: JWTFactory.jwks([Self.keyA]))
-        let client = try JWKSClient(configuration: Self.quick(refetch: .milliseconds(300)))
+        let client = JWKSClient(configuration: Self.quick(refetch: .milliseconds(300)))
         defer { client.shutdown() }
         let authenticator = RequestAuthenticator(
             rules: [JWTRule(issuer: Self.issuer, keys: .remote(.uri(server.baseURL + "/jwks")))], keySource: client)
@@ -107,7 +108,7 @@ struct JWKSClientTests {
     @Test func serverDownCachedKeysKeepWorking() async throws {
         let server = try await JWKSTestServer()
         server.serve("/jwks", body: JWTFactory.jwks([Self.keyA]))
-        let client = try JWKSClient(configuration: Self.quick(refresh: .milliseconds(100), retry: .milliseconds(50), refetch: .zero))
+        let client = JWKSClient(configuration: Self.quick(refresh: .milliseconds(100), retry: .milliseconds(50), refetch: .zero))
         defer { client.shutdown() }
         let location = RemoteKeys.uri(server.baseURL + "/jwks")
         // No verified-token cache, so every request really uses the held keys.
@@ -133,7 +134,7 @@ struct JWKSClientTests {
     @Test func backgroundRefreshPicksUpNewKeysAndComesBackAfterAnOutage() async throws {
         let server = try await JWKSTestServer()
         server.serve("/jwks", body: JWTFactory.jwks([Self.keyA]))
-        let client = try JWKSClient(configuration: Self.quick(refresh: .milliseconds(100), retry: .milliseconds(50)))
+        let client = JWKSClient(configuration: Self.quick(refresh: .milliseconds(100), retry: .milliseconds(50)))
         defer { client.shutdown() }
         let location = RemoteKeys.uri(server.baseURL + "/jwks")
         let first = try await client.keys(for: location, timeout: .seconds(2)).get()
@@ -166,7 +167,7 @@ struct JWKSClientTests {
         server.serve("/silent", .init(body: "", silent: true))
         server.serve("/moved", .init(status: 302, body: "", location: "/jwks"))
         server.serve("/jwks", body: JWTFactory.jwks([Self.keyA]))
-        let client = try JWKSClient(configuration: Self.quick())
+        let client = JWKSClient(configuration: Self.quick())
         defer { client.shutdown() }
         func failure(_ path: String, timeout: Duration = .seconds(2)) async -> String? {
             switch await client.keys(for: .uri(server.baseURL + path), timeout: timeout) {
@@ -189,7 +190,7 @@ struct JWKSClientTests {
     @Test func aLocationThatNeverAnsweredFailsFastBetweenRetries() async throws {
         let server = try await JWKSTestServer()
         server.serve("/jwks", .init(status: 503, body: "{}"))
-        let client = try JWKSClient(configuration: Self.quick(retry: .milliseconds(400)))
+        let client = JWKSClient(configuration: Self.quick(retry: .milliseconds(400)))
         defer { client.shutdown() }
         let location = RemoteKeys.uri(server.baseURL + "/jwks")
         for _ in 0..<5 {
@@ -211,7 +212,7 @@ struct JWKSClientTests {
         let server = try await JWKSTestServer()
         server.serve("/.well-known/openid-configuration", body: "{\"issuer\":\"\(server.baseURL)\",\"jwks_uri\":\"\(server.baseURL)/keys\"}")
         server.serve("/keys", body: JWTFactory.jwks([Self.keyB]))
-        let client = try JWKSClient(configuration: Self.quick())
+        let client = JWKSClient(configuration: Self.quick())
         defer { client.shutdown() }
         let authenticator = RequestAuthenticator(
             rules: [JWTRule(issuer: server.baseURL, keys: .remote(.discovery(issuer: server.baseURL + "/")))], keySource: client)
@@ -232,13 +233,13 @@ struct JWKSClientTests {
         trusting.trustRoots = .certificates([try NIOSSLCertificate(bytes: certificate, format: .der)])
         var configuration = Self.quick()
         configuration.tls = trusting
-        let client = try JWKSClient(configuration: configuration)
+        let client = JWKSClient(configuration: configuration)
         defer { client.shutdown() }
         let keys = try await client.keys(for: .uri(server.baseURL + "/jwks"), timeout: .seconds(2)).get()
         #expect(keys.keys.keys.count == 1)
 
         // The system roots do not know this certificate: the fetch fails instead of trusting it.
-        let strict = try JWKSClient(configuration: Self.quick())
+        let strict = JWKSClient(configuration: Self.quick())
         defer { strict.shutdown() }
         guard case .failure(let error) = await strict.keys(for: .uri(server.baseURL + "/jwks"), timeout: .seconds(2)) else {
             Issue.record("an unknown certificate was trusted")

@@ -54,30 +54,6 @@ import Testing
         #expect(throws: AuthzRequest.AttributeError.self) { try AuthzRequest(attributes: ["request.method": 1]) }
     }
 
-    @Test(arguments: [
-        ("cluster.local/ns/default/sa/sleep", "cluster.local", "default", "sleep"),
-        ("td/ns/foo/x/sa/bar/extra", "td", "foo", "bar"),
-        ("td/ns/foo", "td", nil, nil),
-        ("td/sa/x", "td", nil, nil),
-        ("td/ns/foo/", "td", "foo", nil),
-        ("td/ns/ns/sa/sa", "td", "ns", "sa"),
-        ("td/x/ns/a/ns/b/sa/", "td", "a", ""),
-        ("td/ns/a/sa", "td", "a", nil),
-        ("td//ns/a/b/sa/c", "td", "a", "c"),
-        ("td/", "td", nil, nil),
-    ] as [(String, String, String?, String?)])
-    func principalParts(principal: String, trustDomain: String, namespace: String?, serviceAccount: String?) throws {
-        let parts = try #require(PrincipalParts(principal: principal))
-        #expect(parts.trustDomain == trustDomain)
-        #expect(parts.namespace == namespace)
-        #expect(parts.serviceAccount == serviceAccount)
-    }
-
-    @Test(arguments: ["", "/ns/a/b", "nodomain"])
-    func principalWithoutTrustDomain(principal: String) {
-        #expect(PrincipalParts(principal: principal) == nil)
-    }
-
     @Test func headersAreCaseInsensitive() {
         var headers = Headers()
         headers.add("Content-Type", "a")

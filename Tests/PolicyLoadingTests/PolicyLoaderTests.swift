@@ -1,3 +1,5 @@
+import AuthzPolicy
+import DecisionPoint
 import PolicyCore
 import PolicyLoading
 import Testing
@@ -105,6 +107,67 @@ import WardenTesting
         let result = PolicyLoader().read(["/nonexistent/policies"])
         #expect(result.hasErrors)
         #expect(result.diagnostics.first?.message == "no such file or directory `/nonexistent/policies`")
+    }
+
+    /// What Istio accepts with a warning loads, and the warning is reported with its place; the set decides.
+    @Test func aWarnedPolicyLoadsWithTheRestOfTheSet() throws {
+        let dir = try TemporaryDirectory()
+        try dir.write("deny-deletes.yaml", """
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: deny-deletes, namespace: shop}
+            spec:
+              selector: {}
+              action: DENY
+              rules:
+              - to:
+                - operation: {methods: [DELETE]}
+            """)
+        try dir.write("allow-get.yaml", """
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: allow-reads, namespace: shop}
+            spec: {rules: [{to: [{operation: {methods: [GET, DELETE]}}]}]}
+            """)
+        let (snapshot, result) = PolicyLoader().load([dir.path])
+        #expect(!result.hasErrors)
+        #expect(result.policies.count == 2)
+        #expect(result.diagnostics.map(\.description) == [
+            "\(dir.path)/deny-deletes.yaml:5:13: spec.selector: warning: workload selector specified without labels: it selects every workload",
+            "\(dir.path)/deny-deletes.yaml:8:5: spec.rules[0]: warning: a DENY rule with only HTTP attributes denies all traffic to TCP ports under the policy's scope in Istio; set `ports` to say which ports it covers",
+        ])
+        let set = try #require(snapshot).authorization
+        let delete = try AuthzRequest(attributes: [
+            "destination.namespace": "shop", "destination.workload_labels": ["app": "cart"], "request.method": "DELETE",
+        ])
+        #expect(set.decide(delete).decision == .deny)
+        #expect(set.decide(delete).decidedBy?.policy.description == "shop/deny-deletes")
+        let get = try AuthzRequest(attributes: ["destination.namespace": "shop", "request.method": "GET"])
+        #expect(set.decide(get).decision == .allow)
+    }
+
+    /// A warning never rescues a set with an error elsewhere: it is refused whole.
+    @Test func anErrorBesideAWarningRefusesTheSet() throws {
+        let dir = try TemporaryDirectory()
+        try dir.write("warned.yaml", """
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: warned, namespace: shop}
+            spec: {selector: {}, rules: [{}]}
+            """)
+        try dir.write("broken.yaml", """
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: broken, namespace: shop}
+            spec: {action: DENY, rules: []}
+            """)
+        let (snapshot, result) = PolicyLoader().load([dir.path])
+        #expect(snapshot == nil)
+        #expect(result.policies.isEmpty)
+        #expect(result.diagnostics.filter(\.isError).map(\.description) == [
+            "\(dir.path)/broken.yaml:4:7: spec: DENY action without `rules` is meaningless as it will never be triggered; add an empty rule `{}` to trigger it for every request",
+        ])
+        #expect(result.diagnostics.filter { $0.severity == .warning }.count == 1)
     }
 
     @Test func loadsTheShippedPolicies() throws {

@@ -23,7 +23,7 @@ import WardenTesting
         return lines
     }
 
-    @Test func replayFlipsExactlyWhatANewDenyTargets() throws {
+    @Test func replayFlipsExactlyWhatANewDenyTargets() async throws {
         let dir = try TemporaryDirectory()
         let log = try dir.write("decisions.jsonl", Self.traffic().map { JSONWriter.string($0) }.joined(separator: "\n") + "\n")
         try dir.write("new/deny-deletes.yaml", """
@@ -35,7 +35,7 @@ import WardenTesting
               action: DENY
               rules: [{to: [{operation: {methods: [DELETE]}}]}]
             """)
-        let out = try ProcessRunner.warden(["replay", "--log", log, "--policies", dir.path + "/new", "--format", "json", "--show", "100"])
+        let out = try await ProcessRunner.warden(["replay", "--log", log, "--policies", dir.path + "/new", "--format", "json", "--show", "100"])
         #expect(out.status == 3, "an allow became a deny: \(out.stderr)")
         let report = try JSONReader.parse(out.stdout)
         // Requests 0, 12 and 24 are DELETEs to reviews (i % 3 == 0 and i % 4 == 0).
@@ -51,7 +51,7 @@ import WardenTesting
         #expect(report["by_source_principal"] == [["key": "cluster.local/ns/bookinfo/sa/productpage", "count": 3]])
     }
 
-    @Test func replayWithoutChangesExitsZeroAndIsStable() throws {
+    @Test func replayWithoutChangesExitsZeroAndIsStable() async throws {
         let dir = try TemporaryDirectory()
         let log = try dir.write("decisions.jsonl", Self.traffic().map { JSONWriter.string($0) }.joined(separator: "\n"))
         try dir.write("same/deny-other.yaml", """
@@ -60,14 +60,14 @@ import WardenTesting
             metadata: {name: deny-elsewhere, namespace: other}
             spec: {action: DENY, rules: [{}]}
             """)
-        let first = try ProcessRunner.warden(["replay", "--log", log, "--policies", dir.path + "/same"])
-        let second = try ProcessRunner.warden(["replay", "--log", log, "--policies", dir.path + "/same"])
+        let first = try await ProcessRunner.warden(["replay", "--log", log, "--policies", dir.path + "/same"])
+        let second = try await ProcessRunner.warden(["replay", "--log", log, "--policies", dir.path + "/same"])
         #expect(first.status == 0)
         #expect(first.stdout == "30 requests replayed: 0 decisions change (0 allow → deny, 0 deny → allow)\n")
         #expect(first.stdout == second.stdout)
     }
 
-    @Test func replayComparesTwoPolicySetsOnPlainRequests() throws {
+    @Test func replayComparesTwoPolicySetsOnPlainRequests() async throws {
         let dir = try TemporaryDirectory()
         let plain = Self.traffic().map { JSONWriter.string($0["attributes"]!) }.joined(separator: "\n")
         let requests = try dir.write("requests.jsonl", plain)
@@ -79,23 +79,23 @@ import WardenTesting
             spec: {rules: [{from: [{source: {principals: ["cluster.local/ns/bookinfo/sa/productpage"]}}]}]}
             """)
         try dir.write("after/README.yaml", "# no policies\n")
-        let out = try ProcessRunner.warden([
+        let out = try await ProcessRunner.warden([
             "replay", "--log", requests, "--policies", dir.path + "/after", "--policies-before", dir.path + "/before",
         ])
         #expect(out.status == 0, "only deny → allow changes: \(out.stdout)")
         #expect(out.stdout.hasPrefix("30 requests replayed: 15 decisions change (0 allow → deny, 15 deny → allow)"))
         #expect(out.stdout.contains("by source principal:\n      15  cluster.local/ns/bookinfo/sa/tester"))
 
-        let noEarlier = try ProcessRunner.warden(["replay", "--log", requests, "--policies", dir.path + "/after"])
+        let noEarlier = try await ProcessRunner.warden(["replay", "--log", requests, "--policies", dir.path + "/after"])
         #expect(noEarlier.status == 2)
         #expect(noEarlier.stderr.contains("no recorded decision"))
     }
 
-    @Test func benchReportsItsShape() throws {
+    @Test func benchReportsItsShape() async throws {
         let dir = try TemporaryDirectory()
         let requests = try dir.write(
             "requests.jsonl", Self.traffic().map { JSONWriter.string($0["attributes"]!) }.joined(separator: "\n"))
-        let out = try ProcessRunner.warden(["bench", "--policies", "policies", "--requests", requests, "--passes", "3", "--format", "json"])
+        let out = try await ProcessRunner.warden(["bench", "--policies", "policies", "--requests", requests, "--passes", "3", "--format", "json"])
         #expect(out.status == 0, "\(out.stderr)")
         let report = try JSONReader.parse(out.stdout)
         #expect(report["kind"] == "authorization-policy")
@@ -105,11 +105,11 @@ import WardenTesting
             #expect((report[key]?.numberValue?.doubleValue ?? 0) > 0, "\(key)")
         }
         #expect((report["per_second"]?.numberValue?.intValue ?? 0) > 0)
-        let text = try ProcessRunner.warden(["bench", "--policies", "policies", "--requests", requests, "--passes", "2"])
+        let text = try await ProcessRunner.warden(["bench", "--policies", "policies", "--requests", requests, "--passes", "2"])
         #expect(text.stdout.contains("ns per decision"))
     }
 
-    @Test func benchMeasuresRegoQueries() throws {
+    @Test func benchMeasuresRegoQueries() async throws {
         let dir = try TemporaryDirectory()
         let policy = try dir.write("authz.rego", """
             package envoy.authz
@@ -121,7 +121,7 @@ import WardenTesting
         let inputs = try dir.write("inputs.jsonl", ["GET", "POST", "GET"].map {
             #"{"attributes":{"request":{"http":{"method":"\#($0)"}}}}"#
         }.joined(separator: "\n"))
-        let out = try ProcessRunner.warden(["bench", "-d", policy, "--inputs", inputs, "--passes", "3", "--format", "json", "data.envoy.authz.allow"])
+        let out = try await ProcessRunner.warden(["bench", "-d", policy, "--inputs", inputs, "--passes", "3", "--format", "json", "data.envoy.authz.allow"])
         #expect(out.status == 0, "\(out.stderr)")
         let report = try JSONReader.parse(out.stdout)
         #expect(report["kind"] == "rego")
@@ -129,7 +129,7 @@ import WardenTesting
         #expect((report["median_ns"]?.numberValue?.doubleValue ?? 0) > 0)
 
         let input = try dir.write("input.json", #"{"attributes":{"request":{"http":{"method":"GET"}}}}"#)
-        let one = try ProcessRunner.warden(["bench", "-d", policy, "-i", input, "--passes", "2", "data.envoy.authz.allow"])
+        let one = try await ProcessRunner.warden(["bench", "-d", policy, "-i", input, "--passes", "2", "data.envoy.authz.allow"])
         #expect(one.status == 0, "\(one.stderr)")
         #expect(one.stdout.contains("1 per pass"))
 
@@ -140,10 +140,10 @@ import WardenTesting
             p := 1 if input.attributes
             p := 2 if input.attributes
             """)
-        let failing = try ProcessRunner.warden(["bench", "-d", conflict, "-i", input, "data.conflict.p"])
+        let failing = try await ProcessRunner.warden(["bench", "-d", conflict, "-i", input, "data.conflict.p"])
         #expect(failing.status == 2, "\(failing.stdout)")
         #expect(failing.stderr.contains("eval_conflict_error"), "\(failing.stderr)")
-        let mixed = try ProcessRunner.warden(["bench", "--policies", "policies", "-d", policy, "-i", input, "data.x"])
+        let mixed = try await ProcessRunner.warden(["bench", "--policies", "policies", "-d", policy, "-i", input, "data.x"])
         #expect(mixed.status == 2)
         #expect(mixed.stderr.contains("different modes"))
     }

@@ -10,21 +10,21 @@ import WardenTesting
     @Test func bothListenersServeTLS() async throws {
         let directory = try TemporaryDirectory()
         let cert = directory.path + "/cert.pem", key = directory.path + "/key.pem"
-        let made = try ProcessRunner.run(try tool("openssl", package: "openssl"), [
+        let made = try await ProcessRunner.run(try tool("openssl", package: "openssl"), [
             "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
             "-out", cert, "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
         ])
         #expect(made.status == 0, "\(made.stderr)")
         try directory.write("policies/deny-admin.yaml", denyAdminPolicy)
-        let server = try ServerProcess([
+        let server = try await ServerProcess([
             "--policies", directory.path + "/policies", "--decision-log", "off", "--destination-namespace", "backend",
             "--http-tls-cert", cert, "--http-tls-key", key, "--grpc-tls-cert", cert, "--grpc-tls-key", key,
         ])
         defer { server.stop() }
 
-        let health = try curl(["--cacert", cert, "https://127.0.0.1:\(server.httpPort)/health"])
+        let health = try await curl(["--cacert", cert, "https://127.0.0.1:\(server.httpPort)/health"])
         #expect(health.status == 200)
-        let denied = try curl(["--cacert", cert, "https://127.0.0.1:\(server.httpPort)/ext_authz/admin"])
+        let denied = try await curl(["--cacert", cert, "https://127.0.0.1:\(server.httpPort)/ext_authz/admin"])
         #expect(denied.status == 403)
 
         let transport = try HTTP2ClientTransport.Posix(

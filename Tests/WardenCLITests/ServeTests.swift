@@ -3,6 +3,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import PolicyCore
+import SwiftProtobuf
 import Testing
 import WardenTesting
 
@@ -17,20 +18,8 @@ let denyAdminPolicy = """
     """
 
 func check(path: String, method: String = "GET") -> Envoy_Service_Auth_V3_CheckRequest {
-    var check = Envoy_Service_Auth_V3_CheckRequest()
-    check.attributes.source.principal = "spiffe://cluster.local/ns/frontend/sa/web"
-    check.attributes.source.address.socketAddress = .with {
-        $0.address = "10.0.0.5"
-        $0.portValue = 40000
-    }
-    check.attributes.contextExtensions = ["destination.namespace": "backend"]
-    check.attributes.request.http = .with {
-        $0.method = method
-        $0.path = path
-        $0.host = "api.backend"
-        $0.headers = ["authorization": "Bearer secret-token"]
-    }
-    return check
+    CheckFixtures.sidecar(method: method, path: path, headers: ["authorization": "Bearer secret-token"], labels: [:])
+        .checkRequest
 }
 
 /// Calls the server over real HTTP/2 with grpc-swift's NIO client.
@@ -53,7 +42,7 @@ func withClient<T: Sendable>(
         let directory = try TemporaryDirectory()
         try directory.write("policies/deny-admin.yaml", denyAdminPolicy)
         let log = directory.path + "/decisions.jsonl"
-        let server = try ServerProcess([
+        let server = try await ServerProcess([
             "--policies", directory.path + "/policies", "--decision-log", log, "--destination-namespace", "backend",
         ] + threads)
 
@@ -67,16 +56,16 @@ func withClient<T: Sendable>(
         #expect(denied.deniedResponse.headers.contains { $0.header.key == "x-warden-policy" && $0.header.value == "backend/deny-admin" })
         #expect(health.status == .serving)
 
-        let ready = try curl([server.httpBase + "/health"])
+        let ready = try await curl([server.httpBase + "/health"])
         #expect(ready.status == 200)
-        let httpDenied = try curl(["-H", "host: api.backend", server.httpBase + "/ext_authz//admin"])
+        let httpDenied = try await curl(["-H", "host: api.backend", server.httpBase + "/ext_authz//admin"])
         #expect(httpDenied.status == 403)
         #expect(httpDenied.headers.lowercased().contains("x-warden-policy: backend/deny-admin"))
         #expect(httpDenied.body.contains("backend/deny-admin"))
-        let metrics = try curl([server.httpBase + "/metrics"])
+        let metrics = try await curl([server.httpBase + "/metrics"])
         #expect(metrics.body.contains(#"warden_decisions_total{action="DENY",result="deny"} 2"#), "\(metrics.body)")
 
-        let put = try curl([
+        let put = try await curl([
             "-X", "PUT", "-H", "content-type: application/yaml", "--data-binary",
             denyAdminPolicy.replacingOccurrences(of: "deny-admin", with: "deny-ops").replacingOccurrences(of: "/admin", with: "/ops"),
             server.httpBase + "/v1/policies/deny-ops",
@@ -101,11 +90,11 @@ func withClient<T: Sendable>(
         #expect(second["decision"]?["reason"] == "deny_matched")
 
         // The log replays: under the policies that served, nothing changes; a new DENY on /items flips exactly one.
-        let same = try ProcessRunner.warden(["replay", "--log", log, "--policies", directory.path + "/policies", "--format", "json"])
+        let same = try await ProcessRunner.warden(["replay", "--log", log, "--policies", directory.path + "/policies", "--format", "json"])
         #expect(same.status == 0, "\(same.stdout)\(same.stderr)")
         #expect(try JSONReader.parse(same.stdout)["changed"] == 0, "\(same.stdout)")
         try directory.write("next/deny-items.yaml", denyAdminPolicy.replacingOccurrences(of: "/admin", with: "/items"))
-        let next = try ProcessRunner.warden(["replay", "--log", log, "--policies", directory.path + "/next", "--format", "json"])
+        let next = try await ProcessRunner.warden(["replay", "--log", log, "--policies", directory.path + "/next", "--format", "json"])
         #expect(next.status == 3, "\(next.stdout)\(next.stderr)")
         let report = try JSONReader.parse(next.stdout)
         #expect(report["allow_to_deny"] == 1, "\(next.stdout)")
@@ -116,7 +105,7 @@ func withClient<T: Sendable>(
     func aBrokenFileLeavesTheOldDecisionsServingAndStatusNamesIt(threads: [String]) async throws {
         let directory = try TemporaryDirectory()
         try directory.write("deny-admin.yaml", denyAdminPolicy)
-        let server = try ServerProcess(["--policies", directory.path, "--decision-log", "off", "--watch-interval-ms", "100"] + threads)
+        let server = try await ServerProcess(["--policies", directory.path, "--decision-log", "off", "--watch-interval-ms", "100"] + threads)
         defer { server.stop() }
 
         let broken = try directory.write("broken.yaml", """
@@ -131,7 +120,7 @@ func withClient<T: Sendable>(
         var status: Value = .null
         let deadline = ContinuousClock.now + .seconds(20)
         while ContinuousClock.now < deadline {
-            status = try JSONReader.parse(try curl([server.httpBase + "/v1/status"]).body)
+            status = try JSONReader.parse(try await curl([server.httpBase + "/v1/status"]).body)
             if status["result"]?["reload_failures"] != 0 { break }
             try await Task.sleep(for: .milliseconds(100))
         }
@@ -146,20 +135,58 @@ func withClient<T: Sendable>(
         }
         #expect(denied.status.code == 7, "the old set still denies")
         #expect(allowed.status.code == 0)
-        let metrics = try curl([server.httpBase + "/metrics"]).body
+        let metrics = try await curl([server.httpBase + "/metrics"]).body
         #expect(metrics.contains("warden_policy_reload_failures_total 1"))
 
-        // Fixing the file and sending SIGHUP loads the new set at once.
+        // Fixing the file and sending SIGHUP loads the new set at once (the directory watch may load it too, so
+        // the revision is 2 or 3).
         try directory.remove("broken.yaml")
         server.signal(SIGHUP)
         let fixedDeadline = ContinuousClock.now + .seconds(20)
+        func revision() -> Int { status["result"]?["revision"]?.numberValue?.intValue ?? 0 }
         while ContinuousClock.now < fixedDeadline {
-            status = try JSONReader.parse(try curl([server.httpBase + "/v1/status"]).body)
-            if status["result"]?["revision"] == 2 { break }
+            status = try JSONReader.parse(try await curl([server.httpBase + "/v1/status"]).body)
+            if revision() >= 2 { break }
             try await Task.sleep(for: .milliseconds(100))
         }
-        #expect(status["result"]?["revision"] == 2)
+        #expect(revision() >= 2, "\(status)")
         #expect(status["result"]?["last_error"] == .null)
+    }
+
+    /// A policy Istio accepts with a warning loads and decides; the warning is logged and shown on `/v1/status`.
+    @Test func aWarnedPolicyLoadsDecidesAndIsReported() async throws {
+        let directory = try TemporaryDirectory()
+        let warned = try directory.write("deny-admin.yaml", """
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: deny-admin, namespace: backend}
+            spec:
+              selector: {}
+              action: DENY
+              rules:
+              - to: [{operation: {paths: ["/admin"]}}]
+            """)
+        let server = try await ServerProcess(["--policies", directory.path, "--decision-log", "off"])
+        defer { server.stop() }
+
+        let (denied, allowed) = try await withClient(port: server.grpcPort) { auth, _ in
+            (try await auth.check(check(path: "/admin")), try await auth.check(check(path: "/items")))
+        }
+        #expect(denied.status.code == 7)
+        #expect(denied.deniedResponse.headers.contains { $0.header.key == "x-warden-policy" && $0.header.value == "backend/deny-admin" })
+        #expect(allowed.status.code == 0)
+
+        let status = try JSONReader.parse(try await curl([server.httpBase + "/v1/status"]).body)
+        #expect(status["result"]?["ready"] == true)
+        #expect(status["result"]?["policies"] == 1)
+        let warnings = status["result"]?["warnings"]?.arrayValue ?? []
+        #expect(warnings.map { $0["code"] } == ["selector_without_labels", "http_only_deny_rule"], "\(status)")
+        #expect(warnings.first?["severity"] == "warning")
+        #expect(warnings.first?["location"]?["file"]?.stringValue == warned)
+        #expect(warnings.first?["location"]?["row"] == 5)
+        #expect(warnings.first?["path"] == "spec.selector")
+        #expect(server.stderr.contains("\(warned):5:13: spec.selector: warning: workload selector specified without labels"))
+        #expect(server.stderr.contains("\(warned):8:5: spec.rules[0]: warning: a DENY rule with only HTTP attributes"))
     }
 
     @Test func aRegoCustomProvidersObjectDecisionSetsStatusHeadersAndBody() async throws {
@@ -186,7 +213,7 @@ func withClient<T: Sendable>(
             	input.parsed_path == ["ext", "orders"]
             }
             """)
-        let server = try ServerProcess(["--policies", directory.path, "--decision-log", "off"])
+        let server = try await ServerProcess(["--policies", directory.path, "--decision-log", "off"])
         defer { server.stop() }
 
         let (denied, allowed) = try await withClient(port: server.grpcPort) { auth, _ in
@@ -201,25 +228,25 @@ func withClient<T: Sendable>(
         #expect(allowed.status.code == 0, "the path is normalized before Rego sees it")
         #expect(allowed.okResponse.headers.contains { $0.header.key == "x-user" && $0.header.value == "alice" })
 
-        let data = try curl([
+        let data = try await curl([
             "-X", "POST", "--data", #"{"input": {"parsed_path": ["ext", "orders"], "attributes": {"request": {"http": {"headers": {"x-user": "bob"}}}}}}"#,
             server.httpBase + "/v1/data/envoy/authz/allow",
         ])
         #expect(try JSONReader.parse(data.body) == ["result": ["allowed": true, "headers": ["x-user": "bob"]]])
     }
 
-    @Test func servesTheRepositoryPoliciesByDefault() throws {
-        let server = try ServerProcess(["--decision-log", "off", "--watch-interval-ms", "0"])
+    @Test func servesTheRepositoryPoliciesByDefault() async throws {
+        let server = try await ServerProcess(["--decision-log", "off", "--watch-interval-ms", "0"])
         defer { server.stop() }
-        let status = try JSONReader.parse(try curl([server.httpBase + "/v1/status"]).body)
-        #expect(status["result"]?["policies"] == 5)
+        let status = try JSONReader.parse(try await curl([server.httpBase + "/v1/status"]).body)
+        #expect(status["result"]?["policies"] == 6)
         #expect(status["result"]?["ready"] == true)
     }
 
-    @Test func aBadConfigurationFileExitsTwoWithItsPlace() throws {
+    @Test func aBadConfigurationFileExitsTwoWithItsPlace() async throws {
         let directory = try TemporaryDirectory()
         let config = try directory.write("warden.yaml", "grpc: {adress: x}\n")
-        let out = try ProcessRunner.warden(["serve", "--config", config])
+        let out = try await ProcessRunner.warden(["serve", "--config", config])
         #expect(out.status == 2)
         #expect(out.stderr.contains("\(config):1:8: grpc.adress: unknown field `adress`"))
     }

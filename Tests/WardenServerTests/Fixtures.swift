@@ -4,8 +4,11 @@ import ExtAuthz
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import Networking
+import NIOCore
 import PolicyCore
 import PolicyLoading
+import SwiftProtobuf
 @testable import WardenServer
 import WardenTesting
 
@@ -43,7 +46,7 @@ let serverPolicies = """
 /// A CUSTOM provider answering with a fixed OPA-Envoy decision, as a Rego rule would.
 struct FixedDecisionProvider: CustomProvider {
     let decision: Value
-    func check(_ request: AuthzRequest) -> CustomOutcome { OPAEnvoyDecision.decode(decision) }
+    func check(_ request: AuthzRequest, input: () -> Value) -> CustomOutcome { OPAEnvoyDecision.decode(decision) }
 }
 
 func snapshot(_ yaml: String = serverPolicies, providers: [String: any CustomProvider] = [:]) throws -> PolicySnapshot {
@@ -59,24 +62,7 @@ func makeHandler(_ snapshot: PolicySnapshot?, log: DecisionLog? = nil) -> CheckH
 
 /// A check from the `frontend` namespace to the `api` workload in `backend`.
 func apiCheck(method: String = "GET", path: String, headers: [String: String] = [:]) -> Envoy_Service_Auth_V3_CheckRequest {
-    var check = Envoy_Service_Auth_V3_CheckRequest()
-    check.attributes.source.principal = "spiffe://cluster.local/ns/frontend/sa/web"
-    check.attributes.source.address.socketAddress = .with {
-        $0.address = "10.0.0.5"
-        $0.portValue = 40000
-    }
-    check.attributes.destination.address.socketAddress = .with {
-        $0.address = "10.0.0.9"
-        $0.portValue = 8080
-    }
-    check.attributes.contextExtensions = ["destination.namespace": "backend", "destination.workload_labels": "app=api"]
-    check.attributes.request.http = .with {
-        $0.method = method
-        $0.path = path
-        $0.host = "api.backend"
-        $0.headers = headers
-    }
-    return check
+    CheckFixtures.sidecar(method: method, path: path, headers: headers).checkRequest
 }
 
 extension Array where Element == Envoy_Config_Core_V3_HeaderValueOption {

@@ -3,6 +3,7 @@ import ExtAuthz
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import PolicyCore
+import SwiftProtobuf
 import Testing
 @testable import WardenServer
 

@@ -84,7 +84,7 @@ import WardenTesting
         #expect(error.span?.line == 5)
     }
 
-    @Test func decideWithoutAnEnvoyRequestDerivesTheInput() throws {
+    @Test func aRequestGivenAsAttributesReachesTheProviderAsEnvoyWouldSendIt() throws {
         var request = AuthzRequest()
         request.source.principal = "cluster.local/ns/frontend/sa/web"
         request.destination.namespace = "backend"
@@ -92,7 +92,7 @@ import WardenTesting
         request.http.method = "GET"
         request.http.path = "/ext/orders"
         request.http.headers = Headers(["x-user": "user-bob"])
-        let response = try loaded().decide(request)
+        let response = try loaded().decide(request) { OPAEnvoyInput.document(forAttributesOf: request) }
         #expect(response.decision == .allow)
         #expect(response.customOutcome?.headers == [HeaderValue("x-user", "user-bob")])
     }

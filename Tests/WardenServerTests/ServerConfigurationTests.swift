@@ -1,4 +1,6 @@
+import ExtAuthz
 import Foundation
+import Networking
 import NIOCore
 import PolicyCore
 import Testing
@@ -36,7 +38,7 @@ import Testing
         #expect(c.policyPaths == ["/etc/warden/p"])
         #expect(c.rootNamespace == "mesh" && c.defaultNamespace == "apps")
         #expect(c.watchInterval == nil)
-        #expect(c.trustedProxies == 2 && !c.mergeSlashes)
+        #expect(c.trustedProxies == 2 && !c.pathNormalizer.mergeSlashes)
         #expect(c.verifiedClaimsHeader == "x-warden-verified-claims")
         #expect(c.destinationNamespace == "shop" && c.destinationLabels == ["app": "cart"])
         #expect(c.decisionLog == .file("/etc/warden/decisions.jsonl"))
@@ -91,21 +93,5 @@ import Testing
         // `warden replay` reads the attributes back.
         let replayed = try AuthzRequest(attributes: try #require(json["attributes"]))
         #expect(replayed.http.path == "/admin")
-    }
-}
-
-@Suite struct EventLoopSizingTests {
-    @Test func countsALinuxCPUList() {
-        #expect(AuthorizationServer.allowedCPUCount("0") == 1)
-        #expect(AuthorizationServer.allowedCPUCount("0-3,8,10-11\n") == 7)
-        #expect(AuthorizationServer.allowedCPUCount("\t0-1") == 2)
-        #expect(AuthorizationServer.allowedCPUCount("3-1") == nil)
-        #expect(AuthorizationServer.allowedCPUCount("x") == nil)
-        #expect(AuthorizationServer.allowedCPUCount("") == nil)
-    }
-
-    @Test func usesNoMoreLoopsThanTheCPUsItMayRunOn() {
-        #expect(AuthorizationServer.usableCores() >= 1)
-        #expect(AuthorizationServer.usableCores() <= System.coreCount)
     }
 }

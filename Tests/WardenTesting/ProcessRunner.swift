@@ -51,9 +51,31 @@ public enum ProcessRunner {
         return ProcessOutput(status: process.terminationStatus, stdout: collected.stdout, stderr: collected.stderr)
     }
 
+    /// `run`, waiting on a thread of its own rather than on one of Swift's cooperative threads, so tests that run
+    /// programs in parallel never starve the tasks (servers under test, say) that need those threads.
+    public static func run(
+        _ executable: String,
+        _ arguments: [String],
+        stdin: String? = nil,
+        currentDirectory: String? = nil,
+        environment: [String: String]? = nil,
+        timeout: Duration = .seconds(60)
+    ) async throws -> ProcessOutput {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Result {
+                    try run(executable, arguments, stdin: stdin, currentDirectory: currentDirectory,
+                            environment: environment, timeout: timeout) as ProcessOutput
+                })
+            }
+        }
+    }
+
     /// Runs the `warden` binary built with the tests.
-    public static func warden(_ arguments: [String], stdin: String? = nil, currentDirectory: String? = nil) throws -> ProcessOutput {
-        try run(Repository.wardenBinary, arguments, stdin: stdin, currentDirectory: currentDirectory ?? Repository.root)
+    public static func warden(
+        _ arguments: [String], stdin: String? = nil, currentDirectory: String? = nil
+    ) async throws -> ProcessOutput {
+        try await run(Repository.wardenBinary, arguments, stdin: stdin, currentDirectory: currentDirectory ?? Repository.root)
     }
 
     public struct TimedOut: Error, CustomStringConvertible {

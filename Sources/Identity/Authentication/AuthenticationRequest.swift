@@ -1,3 +1,5 @@
+import JOSE
+
 /// The parts of an HTTP request that can carry a token, as plain values (no transport types).
 public struct AuthenticationRequest: Sendable {
     /// Every header field in order, repeated names included (names in any case).

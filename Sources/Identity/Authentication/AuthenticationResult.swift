@@ -1,3 +1,4 @@
+import JOSE
 import PolicyCore
 
 /// What authenticating a request decided, and how the request must change before it is forwarded.

@@ -1,3 +1,5 @@
+import JOSE
+
 /// Where remote key sets come from. `Identity` only declares what it needs; the `JWKSClient` module fetches over
 /// HTTP(S), caches, refreshes in the background, and keeps the last good keys when a fetch fails.
 public protocol KeySource: Sendable {

@@ -1,4 +1,5 @@
 import Foundation
+import JOSE
 import PolicyCore
 import Synchronization
 

@@ -1,4 +1,5 @@
 import Crypto
+import JOSE
 import Synchronization
 
 /// A bounded least-recently-used cache of verified tokens, so a repeated token costs a hash and a lookup rather than

@@ -1,3 +1,6 @@
+import Foundation
+import JOSE
+
 /// An `http` or `https` URL split into the parts a client needs to fetch it.
 public struct HTTPURL: Sendable, Hashable, CustomStringConvertible {
     public var isSecure: Bool

@@ -1,3 +1,4 @@
+import JOSE
 import PolicyCore
 
 /// One `jwtRules[]` entry of a RequestAuthentication: which tokens it accepts, where it finds them, and what it

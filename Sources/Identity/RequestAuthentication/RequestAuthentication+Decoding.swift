@@ -1,3 +1,4 @@
+import JOSE
 import PolicyCore
 
 extension RequestAuthentication {
@@ -6,7 +7,8 @@ extension RequestAuthentication {
 
     /// Decodes one RequestAuthentication document strictly (unknown fields and wrong types are errors) and
     /// validates it as `istioctl validate` and the CRD's own rules do, reporting every problem to `decoder` with its
-    /// field path and place. Returns nil when the document has errors.
+    /// field path and place: what Istio rejects as an error, what it accepts as a warning. Returns nil when the
+    /// document has errors (warnings alone do not stop it).
     ///
     /// `defaultNamespace` stands in for a missing `metadata.namespace`, as `kubectl apply` uses the current one.
     public static func decode(
@@ -54,6 +56,10 @@ extension RequestAuthentication {
     }
 }
 
+/// The CRD's bounds.
+private let maximumJWTRules = 4096
+private let maximumSpaceDelimitedClaims = 64
+
 private let jwtRuleFields = [
     "issuer", "audiences", "jwksUri", "jwks_uri", "jwks", "fromHeaders", "fromParams", "fromCookies",
     "outputPayloadToHeader", "forwardOriginalToken", "outputClaimToHeaders", "timeout", "spaceDelimitedClaims",
@@ -72,15 +78,18 @@ private struct RequestAuthenticationReader {
         if spec.has("selector") && (spec.has("targetRef") || spec.has("targetRefs")) {
             decoder.invalid("only one of targetRefs or selector can be set", at: resource.specNode, spec.path)
         }
-        decoder.refuseTargetRefs(spec)
+        let attachedByTarget = decoder.targetRefsNotEnforced(spec)
         let selector = spec["selector"].flatMap { decoder.workloadSelector($0, at: spec.path("selector")) }
         let id = name.map { RequestAuthentication.ID(namespace: namespace, name: $0) }
 
         var rules: [JWTRule] = []
         if let rulesNode = spec["jwtRules"], let items = decoder.sequence(rulesNode, at: spec.path("jwtRules")) {
+            if items.count > maximumJWTRules {
+                decoder.invalid("may not have more than \(maximumJWTRules) rules", at: rulesNode, spec.path("jwtRules"))
+            }
             rules = items.compactMap { jwtRule($0.node, at: $0.path, policy: id) }
         }
-        guard let id else { return nil }
+        guard let id, !attachedByTarget else { return nil }
         return RequestAuthentication(id: id, selector: selector, jwtRules: rules, span: node.span)
     }
 
@@ -132,7 +141,13 @@ private struct RequestAuthenticationReader {
                         span: item.node.span, path: item.path / "name")
                     continue
                 }
-                if !isHeaderName(name.value) { decoder.invalid("header name `\(name.value)` is not a valid header name", at: name) }
+                if !isHeaderName(name.value) {
+                    // Istio and Envoy take any name here; no request can carry this one.
+                    decoder.warn(
+                        Diagnostic.Code.invalidValue,
+                        "header name `\(name.value)` is not a valid header name: no request carries it, so no token is read from it",
+                        at: name)
+                }
                 headers.append(JWTRule.HeaderLocation(name: name.value, prefix: prefix?.value ?? ""))
             }
         }
@@ -167,9 +182,8 @@ private struct RequestAuthenticationReader {
                     continue
                 }
                 if !claimHeaderNames.insert(Headers.normalize(header.value)).inserted {
-                    decoder.report(
-                        Diagnostic.Code.invalidValue, "header `\(header.value)` is already the target of another claim",
-                        span: header.span, path: header.path, severity: .warning)
+                    decoder.warn(
+                        Diagnostic.Code.invalidValue, "header `\(header.value)` is already the target of another claim", at: header)
                 }
                 claimHeaders.append(JWTRule.ClaimToHeader(header: header.value, claim: claim.value))
             }
@@ -185,6 +199,10 @@ private struct RequestAuthenticationReader {
             }
         }
         let spaceDelimited = strings("spaceDelimitedClaims", empty: "claim name must be non-empty string")
+        if spaceDelimited.count > maximumSpaceDelimitedClaims, let node = fields["spaceDelimitedClaims"] {
+            decoder.invalid(
+                "may not have more than \(maximumSpaceDelimitedClaims) claims", at: node, fields.path("spaceDelimitedClaims"))
+        }
 
         guard decoder.diagnostics.filter(\.isError).count == errorsBefore else { return nil }
         let issuerName = issuer?.value ?? ""
@@ -225,22 +243,18 @@ private struct RequestAuthenticationReader {
         }
         for rejected in keys.rejected {
             let name = rejected.keyID.map { " `\($0)`" } ?? ""
-            decoder.report(
-                rejected.error.code.rawValue,
-                "jwks key\(name) at index \(rejected.index) is not used: \(rejected.error.message)",
-                span: text.span, path: text.path, severity: .warning)
+            decoder.warn(
+                rejected.error.code.rawValue, "jwks key\(name) at index \(rejected.index) is not used: \(rejected.error.message)",
+                at: text)
         }
         for (index, key) in keys.keys.enumerated() where key.hasPrivateMembers {
-            decoder.report(
+            decoder.warn(
                 Diagnostic.Code.invalidValue,
-                "jwks key at index \(index) contains private key material; only public keys are used for verification",
-                span: text.span, path: text.path, severity: .warning)
+                "jwks key at index \(index) contains private key material; only public keys are used for verification", at: text)
         }
         if keys.keys.isEmpty {
-            decoder.report(
-                JOSEError.Code.badKeySet.rawValue, "jwks has no usable key: every token of this issuer would fail",
-                span: text.span, path: text.path)
-            return nil
+            // Istio accepts a key set it can parse, even an empty one; Envoy then refuses every token of the issuer.
+            decoder.warn(JOSEError.Code.badKeySet.rawValue, "jwks has no usable key: every token of this issuer is refused", at: text)
         }
         return keys
     }

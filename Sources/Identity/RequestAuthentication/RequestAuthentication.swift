@@ -1,3 +1,4 @@
+import JOSE
 import PolicyCore
 
 /// An Istio `security.istio.io/v1` (or `v1beta1`) RequestAuthentication: the JWT rules a workload verifies.

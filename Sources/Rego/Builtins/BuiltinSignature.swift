@@ -1,3 +1,5 @@
+import PolicyCore
+
 /// A type as OPA's type checker sees it, printed the way OPA prints it in `rego_type_error` messages
 /// (`any<string, array[any]>`, `object[string: any]`, `array<number, number>`).
 public indirect enum RegoType: Sendable, Hashable, CustomStringConvertible {

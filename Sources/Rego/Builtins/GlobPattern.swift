@@ -1,3 +1,4 @@
+import PolicyCore
 import Synchronization
 
 /// Glob patterns as OPA's `glob.match` reads and matches them: `*` (no separators), `**` (anything), `?`,

@@ -1,3 +1,5 @@
+import PolicyCore
+
 /// The first PEM block of a text, found the way Go's `encoding/pem.Decode` finds it, which is how OPA tells a PEM
 /// key from a JWK: text before `-----BEGIN` is skipped, a malformed block is passed over for the next one, and
 /// whatever follows the block's `END` line is handed back as `rest`.

@@ -1,3 +1,5 @@
+import PolicyCore
+
 /// Go's `strconv.Quote`, which OPA's error messages and `sprintf`'s `%q` use: double quotes, backslash escapes
 /// for quotes, backslashes and control characters, `\u`/`\U` for other non-printable code points; printable
 /// Unicode is kept.

@@ -1,4 +1,5 @@
 import Foundation
+import PolicyCore
 import Synchronization
 
 /// A time zone as Go's `time` package loads it: the TZif file's transitions, zone kinds and abbreviations, and its

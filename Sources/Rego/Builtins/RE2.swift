@@ -1,3 +1,5 @@
+import PolicyCore
+
 /// A compiled RE2 expression with Go's `regexp` semantics: leftmost-first matches (as Perl), code points as the
 /// unit, linear-time matching (a Pike VM, so no pattern can make matching explode).
 final class RE2: Sendable {

@@ -1,3 +1,4 @@
+import PolicyCore
 import Synchronization
 
 /// A regular expression failed to parse, reported as Go's `regexp` reports it:

@@ -1,4 +1,4 @@
-import Identity
+import JOSE
 import PolicyCore
 import Synchronization
 

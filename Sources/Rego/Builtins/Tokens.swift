@@ -1,5 +1,5 @@
 import Crypto
-import Identity
+import JOSE
 import PolicyCore
 
 /// `io.jwt.*`: decoding JWTs, verifying their signatures with PEM keys, certificates, JWKs or JWK sets, checking

@@ -1,3 +1,5 @@
+import PolicyCore
+
 /// OPA's safety rule: every variable must be bound before it is read. Literals are reordered so that each
 /// runs once the variables it reads are bound (OPA's `reorderBodyForSafety`); what cannot be ordered is
 /// reported as `rego_unsafe_var_error`.

@@ -1,3 +1,5 @@
+import PolicyCore
+
 /// The variables of one body (a rule body, a comprehension, an `every` body, a query). Bodies nest: a name not
 /// declared in a body refers to the enclosing body's variable of that name, if there is one.
 final class Scope {

@@ -1,3 +1,5 @@
+import PolicyCore
+
 /// One token of Rego source. Keywords are identifiers here; the parser knows which words are reserved.
 struct Token: Sendable {
     enum Kind: Sendable, Equatable {

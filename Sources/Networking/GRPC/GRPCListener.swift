@@ -1,0 +1,209 @@
+import Foundation
+import GRPCCore
+import NIOCore
+import NIOHTTP2
+import NIOPosix
+import NIOSSL
+import Synchronization
+
+/// A unary method answered in place: on the event loop that read the request, with no task, no async sequence
+/// and one flush. The ext_authz Check is one, because proxies call it on every request.
+public struct InPlaceMethod: Sendable {
+    public let descriptor: MethodDescriptor
+    /// Turns the request message into the response message, or throws an `RPCError` that becomes the status.
+    public let respond: @Sendable (_ request: [UInt8]) throws -> [UInt8]
+
+    public init(descriptor: MethodDescriptor, respond: @escaping @Sendable (_ request: [UInt8]) throws -> [UInt8]) {
+        self.descriptor = descriptor
+        self.respond = respond
+    }
+}
+
+/// The gRPC listener: HTTP/2 (h2c, or TLS with ALPN `h2`) on swift-nio-http2, as a grpc-swift-2
+/// `ServerTransport`. Methods in `inPlace` are answered by `GRPCStreamHandler` on the event loop; every other
+/// stream is read whole and handed to the `GRPCServer` listening on this transport, which serves the remaining
+/// services (health) with grpc-swift-2's own semantics.
+///
+/// Why not grpc-swift-2's NIO transport for everything: there a unary call runs through a task, async sequences,
+/// an async writer and a timeout task, about four times the CPU of the whole call answered in place
+/// (BENCHMARKS.md), and a decision costs a fraction of either.
+public final class GRPCListener: ServerTransport {
+    public typealias Bytes = [UInt8]
+
+    public struct Options: Sendable {
+        public var host: String
+        public var port: Int
+        /// TLS for the listener; its settings must offer ALPN `h2`.
+        public var tls: ReloadingTLSContext?
+        /// The largest request message accepted; a larger one ends the call with RESOURCE_EXHAUSTED.
+        public var maxMessageBytes: Int
+        /// SETTINGS_MAX_CONCURRENT_STREAMS offered to each client.
+        public var maxConcurrentStreams: Int
+        /// Connections beyond this many are closed as they are accepted.
+        public var maxConnections: Int
+
+        public init(host: String, port: Int, tls: ReloadingTLSContext? = nil, maxMessageBytes: Int = 4 << 20,
+                    maxConcurrentStreams: Int = 4096, maxConnections: Int = 10_000) {
+            self.host = host
+            self.port = port
+            self.tls = tls
+            self.maxMessageBytes = maxMessageBytes
+            self.maxConcurrentStreams = maxConcurrentStreams
+            self.maxConnections = maxConnections
+        }
+    }
+
+    public let options: Options
+    let inPlace: [String: InPlaceMethod]
+    /// The listener's connections: admission, graceful and forced shutdown.
+    public let tracker: ConnectionTracker
+
+    private struct State {
+        var handOffs: AsyncStream<HandOff>.Continuation?
+        var address: Result<SocketAddress, any Error>?
+        var addressWaiters: [CheckedContinuation<SocketAddress, any Error>] = []
+    }
+    private let state = Mutex(State())
+
+    public init(options: Options, inPlace: [InPlaceMethod]) {
+        self.options = options
+        self.tracker = ConnectionTracker(maximumConnections: options.maxConnections)
+        self.inPlace = Dictionary(inPlace.map { ("/" + $0.descriptor.fullyQualifiedMethod, $0) }) { first, _ in first }
+    }
+
+    /// The address bound, once `listen` has bound it (the port, when 0 asked for an ephemeral one).
+    public var listeningAddress: SocketAddress {
+        get async throws {
+            try await withCheckedThrowingContinuation { continuation in
+                let known: Result<SocketAddress, any Error>? = state.withLock { state in
+                    if state.address == nil { state.addressWaiters.append(continuation) }
+                    return state.address
+                }
+                if let known { continuation.resume(with: known) }
+            }
+        }
+    }
+
+    /// A stream for `GRPCServer`: the whole request, a writer onto the stream, and the stream's channel.
+    struct HandOff: Sendable {
+        var stream: RPCStream<Inbound, Outbound>
+        var descriptor: MethodDescriptor
+        var peers: Peers
+        var channel: any Channel
+    }
+
+    struct Peers: Sendable {
+        var remote: String
+        var local: String
+    }
+
+    public func listen(
+        streamHandler: @escaping @Sendable (_ stream: RPCStream<Inbound, Outbound>, _ context: ServerContext) async -> Void
+    ) async throws {
+        let (handOffs, continuation) = AsyncStream.makeStream(of: HandOff.self)
+        state.withLock { $0.handOffs = continuation }
+        let server: any Channel
+        do {
+            server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .serverChannelOption(.backlog, value: 256)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelInitializer { [self] channel in
+                    channel.eventLoop.makeCompletedFuture { try self.configure(connection: channel, handOffs: continuation) }
+                }
+                .bind(host: options.host, port: options.port).get()
+        } catch {
+            publish(address: .failure(error))
+            throw error
+        }
+        tracker.setListener(server)
+        Task { [self] in
+            // Once shutdown has begun and the last connection closed, no stream can be handed off any more.
+            await tracker.drained()
+            state.withLock { $0.handOffs?.finish() }
+        }
+        publish(address: server.localAddress.map { .success($0) } ?? .failure(ChannelError.unknownLocalAddress))
+
+        await withTaskCancellationHandler {
+            await withDiscardingTaskGroup { group in
+                for await handOff in handOffs {
+                    group.addTask { await Self.serve(handOff, with: streamHandler) }
+                }
+            }
+        } onCancel: {
+            closeEverything()
+        }
+        try? await server.closeFuture.get()
+    }
+
+    /// Stops accepting; each connection gets a GOAWAY and closes once its streams finish; `listen` returns then.
+    public func beginGracefulShutdown() {
+        tracker.beginGracefulShutdown()
+    }
+
+    private func closeEverything() {
+        tracker.closeAll()
+        state.withLock { $0.handOffs?.finish() }
+    }
+
+    private func publish(address: Result<SocketAddress, any Error>) {
+        let waiters = state.withLock { state in
+            state.address = address
+            defer { state.addressWaiters = [] }
+            return state.addressWaiters
+        }
+        for waiter in waiters { waiter.resume(with: address) }
+    }
+
+    /// One connection: TLS when configured, HTTP/2, and a `GRPCStreamHandler` per stream.
+    private func configure(connection channel: any Channel, handOffs: AsyncStream<HandOff>.Continuation) throws {
+        guard tracker.admit(channel) else { return }
+        let sync = channel.pipeline.syncOperations
+        if let tls = options.tls { try sync.addHandler(NIOSSLServerHandler(context: tls.current)) }
+        var connection = NIOHTTP2Handler.ConnectionConfiguration()
+        connection.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: options.maxConcurrentStreams),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: 16 << 10),
+        ]
+        let peers = Peers(remote: Self.describe(channel.remoteAddress), local: Self.describe(channel.localAddress))
+        let inPlace = self.inPlace, maxMessageBytes = options.maxMessageBytes
+        _ = try sync.configureHTTP2Pipeline(
+            mode: .server, connectionConfiguration: connection, streamConfiguration: .init()
+        ) { stream in
+            stream.eventLoop.makeCompletedFuture {
+                try stream.pipeline.syncOperations.addHandler(GRPCStreamHandler(
+                    inPlace: inPlace, maxMessageBytes: maxMessageBytes, peers: peers, handOffs: handOffs))
+            }
+        }
+    }
+
+    /// Runs a handed-off stream through `GRPCServer`; ends the handler if the stream goes away first (the client
+    /// reset it or the connection closed), as a server-streaming handler would otherwise never notice.
+    private static func serve(
+        _ handOff: HandOff,
+        with streamHandler: @escaping @Sendable (_ stream: RPCStream<Inbound, Outbound>, _ context: ServerContext) async -> Void
+    ) async {
+        await withServerContextRPCCancellationHandle { handle in
+            handOff.channel.closeFuture.whenComplete { _ in handle.cancel() }
+            let context = ServerContext(
+                descriptor: handOff.descriptor, remotePeer: handOff.peers.remote, localPeer: handOff.peers.local,
+                cancellation: handle)
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await streamHandler(handOff.stream, context) }
+                group.addTask { try? await handOff.channel.closeFuture.get() }
+                _ = await group.next()
+                group.cancelAll()
+            }
+        }
+    }
+
+    /// grpc-swift's peer form: `ipv4:127.0.0.1:9191`.
+    static func describe(_ address: SocketAddress?) -> String {
+        switch address {
+        case .v4(let a)?: "ipv4:\(a.host):\(address?.port ?? 0)"
+        case .v6(let a)?: "ipv6:[\(a.host)]:\(address?.port ?? 0)"
+        case .unixDomainSocket?: "unix:\(address?.pathname ?? "")"
+        case nil: "unknown"
+        }
+    }
+}

@@ -1,0 +1,154 @@
+import Foundation
+import GRPCCore
+import NIOCore
+import NIOEmbedded
+import NIOHPACK
+import NIOHTTP2
+import Testing
+@testable import Networking
+
+/// The gRPC wire rules of one stream of `GRPCListener`, on an embedded loop with virtual time: an in-place method
+/// that echoes its request.
+@Suite struct GRPCStreamHandlerTests {
+
+    func embedded() throws -> EmbeddedChannel {
+        let (_, handOffs) = AsyncStream.makeStream(of: GRPCListener.HandOff.self)
+        let handler = GRPCStreamHandler(
+            inPlace: ["/test.Echo/Echo": InPlaceMethod(
+                descriptor: MethodDescriptor(fullyQualifiedService: "test.Echo", method: "Echo")) { $0 }],
+            maxMessageBytes: 1024, peers: .init(remote: "test", local: "test"), handOffs: handOffs)
+        return EmbeddedChannel(handler: handler)
+    }
+
+    func headers(timeout: String? = nil, encoding: String? = nil, method: String = "POST", endStream: Bool = false)
+        -> HTTP2Frame.FramePayload {
+        var headers: HPACKHeaders = [
+            ":method": method, ":path": "/test.Echo/Echo", ":scheme": "http",
+            "content-type": "application/grpc", "te": "trailers",
+        ]
+        if let timeout { headers.add(name: "grpc-timeout", value: timeout) }
+        if let encoding { headers.add(name: "grpc-encoding", value: encoding) }
+        return .headers(.init(headers: headers, endStream: endStream))
+    }
+
+    func body(_ message: [UInt8], endStream: Bool = true) -> HTTP2Frame.FramePayload {
+        .data(.init(data: .byteBuffer(GRPCStreamHandler.frame(message, allocator: .init())), endStream: endStream))
+    }
+
+    /// The frames written back, as header lists and data.
+    func written(_ channel: EmbeddedChannel) throws -> [HTTP2Frame.FramePayload] {
+        var out: [HTTP2Frame.FramePayload] = []
+        while let frame = try channel.readOutbound(as: HTTP2Frame.FramePayload.self) { out.append(frame) }
+        return out
+    }
+
+    func status(_ frames: [HTTP2Frame.FramePayload]) -> String? {
+        guard case .headers(let last)? = frames.last, last.endStream else { return nil }
+        return last.headers.first(name: "grpc-status")
+    }
+
+    @Test func aWholeUnaryCallIsAnsweredWithHeadersOneMessageAndOKTrailers() throws {
+        let channel = try embedded()
+        try channel.writeInbound(headers())
+        try channel.writeInbound(body([1, 2, 3]))
+        let frames = try written(channel)
+        #expect(frames.count == 3)
+        guard case .data(let data) = frames[1], case .byteBuffer(let bytes) = data.data else {
+            Issue.record("no data frame")
+            return
+        }
+        #expect(Array(bytes.readableBytesView) == [0, 0, 0, 0, 3, 1, 2, 3])
+        #expect(status(frames) == "0")
+    }
+
+    @Test func aMessageSplitAcrossDataFramesArrivesWhole() throws {
+        let channel = try embedded()
+        try channel.writeInbound(headers())
+        var framed = GRPCStreamHandler.frame([1, 2, 3, 4], allocator: .init())
+        let head = framed.readSlice(length: 6)!
+        try channel.writeInbound(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(head))))
+        try channel.writeInbound(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(framed), endStream: true)))
+        let frames = try written(channel)
+        guard frames.count == 3, case .data(let data) = frames[1], case .byteBuffer(let bytes) = data.data else {
+            Issue.record("expected headers, one message and trailers, got \(frames)")
+            return
+        }
+        #expect(Array(bytes.readableBytesView) == [0, 0, 0, 0, 4, 1, 2, 3, 4])
+        #expect(status(frames) == "0")
+    }
+
+    @Test func aDeadlineThatPassesBeforeTheRequestEndsIsDeadlineExceeded() throws {
+        let channel = try embedded()
+        try channel.writeInbound(headers(timeout: "5m"))
+        try channel.writeInbound(body([1], endStream: false))
+        channel.pipeline.fireChannelReadComplete()
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(4))
+        #expect(try written(channel).isEmpty)
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(2))
+        #expect(status(try written(channel)) == String(Status.Code.deadlineExceeded.rawValue))
+    }
+
+    @Test func aCallThatArrivesInTimeIsNotTimedOut() throws {
+        let channel = try embedded()
+        try channel.writeInbound(headers(timeout: "5m"))
+        channel.pipeline.fireChannelReadComplete()
+        try channel.writeInbound(body([1]))
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        let frames = try written(channel)
+        #expect(frames.count == 3)
+        #expect(status(frames) == "0")
+    }
+
+    @Test func compressionIsRefusedNamingWhatIsAccepted() throws {
+        let channel = try embedded()
+        try channel.writeInbound(headers(encoding: "gzip"))
+        let frames = try written(channel)
+        #expect(status(frames) == String(Status.Code.unimplemented.rawValue))
+        guard case .headers(let trailers)? = frames.last else { return }
+        #expect(trailers.headers.first(name: "grpc-accept-encoding") == "identity")
+    }
+
+    @Test func aCompressedMessageWithoutAnEncodingIsAnInternalError() throws {
+        let channel = try embedded()
+        try channel.writeInbound(headers())
+        var framed = GRPCStreamHandler.frame([1], allocator: .init())
+        framed.setInteger(UInt8(1), at: 0)
+        try channel.writeInbound(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(framed), endStream: true)))
+        #expect(status(try written(channel)) == String(Status.Code.internalError.rawValue))
+    }
+
+    @Test func twoMessagesOnAUnaryMethodAreRefused() throws {
+        let channel = try embedded()
+        try channel.writeInbound(headers())
+        try channel.writeInbound(body([1], endStream: false))
+        try channel.writeInbound(body([2]))
+        #expect(status(try written(channel)) == String(Status.Code.unimplemented.rawValue))
+    }
+
+    @Test func aGETIsNotAGRPCCall() throws {
+        let channel = try embedded()
+        try channel.writeInbound(headers(method: "GET", endStream: true))
+        guard case .headers(let response)? = try written(channel).first else {
+            Issue.record("no response")
+            return
+        }
+        #expect(response.headers.first(name: ":status") == "405")
+    }
+
+    @Test func statusMessagesArePercentEncoded() {
+        let headers = GRPCStreamHandler.status(.internalError, message: "100% café\n")
+        #expect(headers.first(name: "grpc-message") == "100%25 caf%C3%A9%0A")
+        #expect(GRPCStreamHandler.status(.ok, message: "").first(name: "grpc-message") == nil)
+    }
+
+    @Test func grpcTimeoutUnits() {
+        #expect(GRPCStreamHandler.timeout("200m") == .milliseconds(200))
+        #expect(GRPCStreamHandler.timeout("1S") == .seconds(1))
+        #expect(GRPCStreamHandler.timeout("3H") == .hours(3))
+        #expect(GRPCStreamHandler.timeout("7n") == .nanoseconds(7))
+        #expect(GRPCStreamHandler.timeout("123456789m") == nil)
+        #expect(GRPCStreamHandler.timeout("m") == nil)
+        #expect(GRPCStreamHandler.timeout("5x") == nil)
+    }
+}
+

@@ -1,0 +1,153 @@
+import Foundation
+import NIOCore
+import NIOSSL
+import Networking
+import Synchronization
+import Testing
+import WardenTesting
+
+/// The HTTP/1.1 listener over real sockets on 127.0.0.1: graceful and forced shutdown, the connection limit,
+/// certificate rotation, and the control-plane client against it.
+@Suite(.timeLimit(.minutes(1))) struct HTTPServerTests {
+    /// A bound listener whose `handle` answers 200 with the path, unless given another `handle`.
+    func listen(
+        maxConnections: Int = 100, tls: ReloadingTLSContext? = nil, maxBodyBytes: Int = 1 << 20,
+        handle: (@Sendable (HTTPRequest, HTTPServer.Connection) async -> HTTPResponse)? = nil
+    ) async throws -> HTTPServer.Listener {
+        let server = HTTPServer(
+            options: .init(host: "127.0.0.1", port: 0, tls: tls, maxBodyBytes: maxBodyBytes, maxConnections: maxConnections)
+        ) { request, connection in
+            if let handle { return await handle(request, connection) }
+            return HTTPResponse(status: 200, body: Array(request.path.utf8))
+        }
+        return try await server.bind()
+    }
+
+    @Test func gracefulShutdownFinishesARequestInFlightAndRefusesNewOnes() async throws {
+        let arrived = Mutex(false)
+        let listener = try await listen { request, _ in
+            arrived.withLock { $0 = true }
+            try? await Task.sleep(for: .milliseconds(500))
+            return HTTPResponse(status: 200, body: Array(request.path.utf8))
+        }
+        let port = try #require(listener.port)
+        let serving = Task { try await listener.serve() }
+        // A loaded machine (CI runs suites in parallel on two cores) may take long to start curl or wake the handler.
+        let slow = Task { try await curlStatus("http://127.0.0.1:\(port)/slow", maxTime: 60) }
+        // Shut down only once the request is being handled.
+        let deadline = ContinuousClock.now + .seconds(50)
+        while !arrived.withLock({ $0 }) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        listener.beginGracefulShutdown()
+        #expect(try await slow.value == 200)
+        try await serving.value
+        #expect(try await curlStatus("http://127.0.0.1:\(port)/after") == nil)
+    }
+
+    @Test func cancellationClosesEveryConnectionAtOnce() async throws {
+        let listener = try await listen()
+        let port = try #require(listener.port)
+        let serving = Task { try await listener.serve() }
+        let idle = try await openConnection(port: port)
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(listener.tracker.count == 1)
+        serving.cancel()
+        try await idle.closeFuture.get()
+        _ = try? await serving.value
+    }
+
+    @Test func connectionsOverTheLimitAreClosedOnAccept() async throws {
+        let listener = try await listen(maxConnections: 2)
+        let port = try #require(listener.port)
+        let serving = Task { try await listener.serve() }
+        defer { serving.cancel() }
+        let first = try await openConnection(port: port)
+        let second = try await openConnection(port: port)
+        try await Task.sleep(for: .milliseconds(100))
+        let third = try await openConnection(port: port)
+        try await third.closeFuture.get()
+        #expect(listener.tracker.refusedCount == 1)
+        #expect(first.isActive && second.isActive)
+        // Room again once one closes.
+        try await first.close()
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(try await curlStatus("http://127.0.0.1:\(port)/ok") == 200)
+    }
+
+    @Test func aRotatedCertificateServesNewConnectionsWhileOldOnesKeepTheirs() async throws {
+        let directory = try TemporaryDirectory()
+        let serving = try await TestCertificate(in: directory, name: "serving")
+        let next = try await TestCertificate(in: directory, name: "next")
+        let original = try await TestCertificate(in: directory, name: "original")
+        try original.install(over: serving)
+        let tls = try ReloadingTLSContext(
+            files: TLSFiles(certificateChain: serving.certificate, privateKey: serving.key), settings: .init(), role: .server)
+        let listener = try await listen(tls: tls) { _, connection in
+            HTTPResponse(status: 200, body: Array(String(connection.remotePort ?? 0).utf8))
+        }
+        let port = try #require(listener.port)
+        let task = Task { try await listener.serve() }
+        defer { task.cancel() }
+        let url = "https://127.0.0.1:\(port)/"
+        #expect(try await curlStatus(url, arguments: ["--cacert", original.certificate], maxTime: 30) == 200)
+
+        // A keep-alive client that trusts both certificates holds a connection made with the original one.
+        var trustBoth = TLSConfiguration.makeClientConfiguration()
+        trustBoth.trustRoots = .certificates(
+            try NIOSSLCertificate.fromPEMFile(original.certificate) + NIOSSLCertificate.fromPEMFile(next.certificate))
+        let client = ControlPlaneClient(options: .init(tls: trustBoth))
+        let before = try await client.get(url, timeout: .seconds(5), maximumBodyBytes: 100)
+
+        #expect(try tls.reloadIfChanged() == false)
+        try next.install(over: serving)
+        #expect(try tls.reloadIfChanged() == true)
+        #expect(tls.generation == 2)
+        #expect(try await curlStatus(url, arguments: ["--cacert", next.certificate], maxTime: 30) == 200)
+        #expect(try await curlStatus(url, arguments: ["--cacert", original.certificate], maxTime: 30) == nil)
+        let after = try await client.get(url, timeout: .seconds(5), maximumBodyBytes: 100)
+        #expect(after.body == before.body, "the established connection was kept")
+
+        // A broken rotation keeps the last good certificate.
+        try "not a key".write(toFile: serving.key, atomically: true, encoding: .utf8)
+        #expect(throws: TLSFileError.self) { try tls.reloadIfChanged() }
+        #expect(try await curlStatus(url, arguments: ["--cacert", next.certificate], maxTime: 30) == 200)
+    }
+
+    @Test func theControlPlaneClientBoundsBodiesAndRefusesADowngrade() async throws {
+        let directory = try TemporaryDirectory()
+        let certificate = try await TestCertificate(in: directory, name: "server")
+        let plain = try await listen { request, _ in HTTPResponse(status: 200, body: Array(request.path.utf8)) }
+        let plainPort = try #require(plain.port)
+        let tls = try ReloadingTLSContext(
+            files: TLSFiles(certificateChain: certificate.certificate, privateKey: certificate.key), settings: .init(),
+            role: .server)
+        let secure = try await listen(tls: tls) { request, _ in
+            switch request.path {
+            case "/big": HTTPResponse(status: 200, body: Array(repeating: 65, count: 5000))
+            case "/to-plain": HTTPResponse(status: 302, headers: [("location", "http://127.0.0.1:\(plainPort)/x")])
+            case "/to-secure": HTTPResponse(status: 302, headers: [("location", "/landed")])
+            default: HTTPResponse(status: 200, body: Array(request.path.utf8))
+            }
+        }
+        let tasks = [Task { try await plain.serve() }, Task { try await secure.serve() }]
+        defer { tasks.forEach { $0.cancel() } }
+        var trust = TLSConfiguration.makeClientConfiguration()
+        trust.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(certificate.certificate))
+        let client = ControlPlaneClient(options: .init(tls: trust))
+        let base = "https://127.0.0.1:\(try #require(secure.port))"
+
+        let landed = try await client.get(base + "/to-secure", timeout: .seconds(5), maximumBodyBytes: 100)
+        #expect(landed.status == 200 && landed.body == Array("/landed".utf8))
+        await #expect(throws: ControlPlaneClient.RequestError(message: "127.0.0.1 redirected from https to http")) {
+            _ = try await client.get(base + "/to-plain", timeout: .seconds(5), maximumBodyBytes: 100)
+        }
+        await #expect(
+            throws: ControlPlaneClient.RequestError(message: "the response from 127.0.0.1 is larger than 1000 bytes")
+        ) {
+            _ = try await client.get(base + "/big", timeout: .seconds(5), maximumBodyBytes: 1000)
+        }
+        let untrusting = ControlPlaneClient()
+        await #expect(throws: ControlPlaneClient.RequestError.self) {
+            _ = try await untrusting.get(base + "/x", timeout: .seconds(5), maximumBodyBytes: 100)
+        }
+    }
+}

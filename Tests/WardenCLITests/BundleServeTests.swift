@@ -1,0 +1,166 @@
+import Foundation
+import PolicyCore
+import Testing
+import WardenTesting
+
+/// Many replicas, one policy source: nginx serves a bundle directory, three `warden serve --bundle` replicas poll
+/// it, and decision logs go to test services. Every process runs on 127.0.0.1; every wait is bounded.
+@Suite(.serialized) struct BundleServeTests {
+    static let maxDelay: Duration = .seconds(2)
+
+    /// Waits (bounded) until `condition` holds; returns whether it did.
+    static func eventually(within limit: Duration, _ condition: () async -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            if await condition() { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return await condition()
+    }
+
+    @Test func replicasFollowTheBundleRefuseBadOnesAndSurviveTheSource() async throws {
+        let fixture = try await BundleFixture()
+        let dir = fixture.dir.path
+        try await fixture.publish("r1")
+        let port = try FreePort.allocate()
+        var nginx: LaunchedProcess? = try await startNginx(root: dir + "/www", prefix: dir + "/nginx", port: port)
+        let (fast, fastPort) = try await startReceiver(output: dir + "/uploads.jsonl")
+        let (slow, slowPort) = try await startReceiver(output: dir + "/slow-uploads.jsonl", delay: 5)
+        defer {
+            nginx?.stop()
+            fast.stop()
+            slow.stop()
+        }
+        let url = "http://127.0.0.1:\(port)/bundle.tar.gz"
+        func replica(_ i: Int, _ extra: [String]) async throws -> ServerProcess {
+            try await ServerProcess([
+                "--bundle", url, "--bundle-key", fixture.publicKey, "--bundle-poll", "1s..2s",
+                "--bundle-persist", dir + "/persist-\(i)",
+            ] + extra)
+        }
+        var replicas = [
+            try await replica(0, ["--decision-log", dir + "/decisions-0.jsonl"]),
+            try await replica(1, ["--decision-log", "off", "--decision-log-url", "http://127.0.0.1:\(fastPort)/logs"]),
+            try await replica(2, ["--decision-log", "off", "--decision-log-url", "http://127.0.0.1:\(slowPort)/logs"]),
+        ]
+        defer { for r in replicas { r.stop() } }
+        // Every check each replica answered, in order, to compare with what its decision logs hold.
+        var checks: [[BundleCheck]] = [[], [], []]
+        func check(_ i: Int) async -> BundleCheck {
+            let c = await bundleCheck(replicas[i])
+            checks[i].append(c)
+            return c
+        }
+        for i in 0..<3 {
+            #expect(await Self.eventually(within: .seconds(20)) { await check(i).revision == "r1" }, "replica \(i) never served r1")
+        }
+
+        // A new revision: every replica decides with it within the poll's max delay plus one second, and a check
+        // during the swap never fails and never mixes revisions (its data's revision is the one its decision log
+        // entry records for the snapshot that decided it).
+        let first = replicas[0]
+        let hammer = Task {
+            var seen: [BundleCheck] = []
+            while !Task.isCancelled { seen.append(await bundleCheck(first)) }
+            return seen
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        try await fixture.publish("r2")
+        let published = ContinuousClock.now
+        var converged: [Duration] = []
+        for i in 0..<3 {
+            #expect(await Self.eventually(within: .seconds(10)) { await check(i).revision == "r2" }, "replica \(i) never served r2")
+            converged.append(ContinuousClock.now - published)
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        hammer.cancel()
+        let swap = await hammer.value
+        #expect(converged.allSatisfy { $0 <= Self.maxDelay + .seconds(1) }, "converged after \(converged)")
+        #expect(swap.count > 10)
+        #expect(swap.allSatisfy { $0.status == 200 }, "\(swap.filter { $0.status != 200 }.map(\.status))")
+        #expect(Set(swap.compactMap(\.revision)) == ["r1", "r2"], "the swap happened while checks ran")
+        try await Task.sleep(for: .milliseconds(500))  // the file decision log flushes every 200 ms
+        let logged = try Self.decisionLog(dir + "/decisions-0.jsonl")
+        for c in swap {
+            #expect(c.revision != nil && logged[c.decisionID ?? ""] == c.revision, "decision \(c.decisionID ?? "?") mixed revisions")
+        }
+
+        // A tampered bundle and one signed with another key are refused; r2 keeps deciding everywhere.
+        for label in ["tampered", "other key"] {
+            if label == "tampered" {
+                try await fixture.publishTampered()
+            } else {
+                try await fixture.publish("r3", key: fixture.otherKey)
+            }
+            try await Task.sleep(for: .milliseconds(3500))
+            for i in 0..<3 {
+                #expect(await check(i).revision == "r2", "\(label): replica \(i) left r2")
+                let status = await serverStatus(replicas[i])
+                #expect(status?["bundle"]?["revision"] == .string("r2"))
+                #expect(status?["bundle"]?["last_error"]?["code"] == .string("bundle_signature_error"), "\(label): \(String(describing: status))")
+            }
+        }
+
+        // The source goes away: nothing changes.
+        nginx?.stop()
+        nginx = nil
+        for i in 0..<3 {
+            // A poll comes within the max delay, and gives up connecting after two seconds.
+            let server = replicas[i]
+            #expect(await Self.eventually(within: .seconds(8)) {
+                await serverStatus(server)?["bundle"]?["last_error"]?["code"] == .string("bundle_download_error")
+            })
+            #expect(await check(i).revision == "r2")
+        }
+
+        // A replica restarted while the source is down serves the persisted revision.
+        replicas[0].stop()
+        replicas[0] = try await replica(0, ["--decision-log", "off"])
+        let restarted = replicas[0]
+        #expect(await Self.eventually(within: .seconds(10)) { await bundleCheck(restarted).revision == "r2" })
+        #expect(await serverStatus(restarted)?["bundle"]?["from_persisted"] == .bool(true))
+
+        // Decision logs: the service got every decision of replica 1 in complete batches, in order; the slow one
+        // (5 s per upload) never delayed a check of replica 2.
+        for _ in 0..<20 {
+            _ = await check(1)
+            _ = await check(2)
+        }
+        let expected = checks[1].compactMap(\.decisionID)
+        #expect(expected.count == checks[1].count)
+        var uploaded: [String] = []
+        #expect(await Self.eventually(within: .seconds(15)) {
+            uploaded = (try? Self.uploads(dir + "/uploads.jsonl")) ?? []
+            return uploaded.count >= expected.count
+        })
+        #expect(uploaded == expected)
+        let slowest = checks[2].map(\.duration).max() ?? .zero
+        #expect(slowest < .seconds(2), "a check waited \(slowest) behind a 5 s upload")
+        #expect(await Self.eventually(within: .seconds(10)) { ((try? Self.uploads(dir + "/slow-uploads.jsonl")) ?? []).count > 0 })
+        let status = await serverStatus(replicas[2])?["decision_logs"]
+        #expect(status?["dropped"] == .int(0))
+    }
+
+    /// decision id → bundle revision, from a decision log file.
+    static func decisionLog(_ file: String) throws -> [String: String] {
+        var out: [String: String] = [:]
+        for line in try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n") {
+            let entry = try JSONReader.parse(String(line))
+            if let id = entry["decision_id"]?.stringValue, let revision = entry["bundle_revision"]?.stringValue {
+                out[id] = revision
+            }
+        }
+        return out
+    }
+
+    /// The decision ids of every uploaded batch, in order; every line must be one whole JSON array of events.
+    static func uploads(_ file: String) throws -> [String] {
+        guard FileManager.default.fileExists(atPath: file) else { return [] }
+        var ids: [String] = []
+        for line in try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n") {
+            guard case .array(let events) = try JSONReader.parse(String(line)) else { throw CocoaError(.fileReadCorruptFile) }
+            ids += events.compactMap { $0["decision_id"]?.stringValue }
+        }
+        return ids
+    }
+}
