@@ -18,6 +18,8 @@ struct Warden: AsyncParsableCommand {
             JWTCommand.self,
             ConformanceCommand.self,
             ServeCommand.self,
+            ProxyCommand.self,
+            UpstreamCommand.self,
             EvalCommand.self,
             TestCommand.self,
             CACommand.self,

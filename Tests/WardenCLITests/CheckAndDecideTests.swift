@@ -81,6 +81,50 @@ import WardenTesting
         #expect(failed.stdout.contains("1 error in 2 files, 2 warnings"))
     }
 
+    @Test func checkValidatesPeerAndRequestAuthentication() async throws {
+        let dir = try TemporaryDirectory()
+        let file = try dir.write("authn.yaml", """
+            apiVersion: security.istio.io/v1
+            kind: PeerAuthentication
+            metadata: {name: default, namespace: foo}
+            spec:
+              mtls: {mode: STRICTER}
+              portLevelMtls:
+                8080: {mode: DISABLE}
+            ---
+            apiVersion: security.istio.io/v1
+            kind: RequestAuthentication
+            metadata: {name: jwt, namespace: foo}
+            spec:
+              jwtRules:
+              - issuer: ""
+            """)
+        let out = try await ProcessRunner.warden(["check", dir.path])
+        #expect(out.status == 1)
+        #expect(out.stdout.contains(
+            "\(file):5:16: spec.mtls.mode: unsupported mode `STRICTER`: must be one of `UNSET`, `DISABLE`, `PERMISSIVE`, `STRICT`"))
+        #expect(out.stdout.contains("\(file):7:5: spec.portLevelMtls: mesh/namespace peer authentication cannot have port level mTLS"))
+        #expect(out.stdout.contains("\(file):14:13: spec.jwtRules[0].issuer: `issuer` must not be empty"))
+        #expect(!out.stdout.contains("skipped"))
+
+        // Valid documents count as policies; a newer namespace-wide policy beside an older one is a warning.
+        try dir.write("authn.yaml", """
+            apiVersion: security.istio.io/v1
+            kind: PeerAuthentication
+            metadata: {name: older, namespace: foo, creationTimestamp: "2024-01-01T00:00:00Z"}
+            spec: {mtls: {mode: STRICT}}
+            ---
+            apiVersion: security.istio.io/v1
+            kind: PeerAuthentication
+            metadata: {name: newer, namespace: foo, creationTimestamp: "2024-06-01T00:00:00Z"}
+            spec: {mtls: {mode: PERMISSIVE}}
+            """)
+        let valid = try await ProcessRunner.warden(["check", dir.path])
+        #expect(valid.status == 0, "\(valid.stdout)")
+        #expect(valid.stdout.contains("PeerAuthentication `foo/newer` is ignored: `foo/older` is an older namespace-wide policy"))
+        #expect(valid.stdout.contains("ok: 2 policies in 1 file"))
+    }
+
     @Test func checkJSONReportsDiagnostics() async throws {
         let dir = try TemporaryDirectory()
         try dir.write("p.yaml", "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: p}\nspec: {action: DENY}\n")

@@ -128,7 +128,8 @@ func withClient<T: Sendable>(
         #expect(status["result"]?["revision"] == 1)
         let message = status["result"]?["last_error_message"]?.stringValue ?? ""
         #expect(message.hasPrefix("\(broken):7:"), "\(message)")
-        #expect(server.stderr.contains("\(broken):7:"), "the error is logged")
+        // The status changes before the log line is written whole.
+        try await waitUntil { server.stderr.contains("\(broken):7:") }
 
         let (denied, allowed) = try await withClient(port: server.grpcPort) { auth, _ in
             (try await auth.check(check(path: "/admin")), try await auth.check(check(path: "/items")))
