@@ -64,6 +64,39 @@ import Testing
         #expect(try value(policy, "data.t.p", input: ["x": 5]) == .value(expected))
     }
 
+    /// The deepest text the parser lets through (`InputLimits.maximumNestingDepth`), placed in each of a chain of
+    /// rules deeper than evaluation goes: nested collections around the next rule, operator chains, nested
+    /// comprehensions. Each evaluates or stops with its error; none runs out of stack.
+    @Test func theDeepestTermsInTheDeepestRulesStop() throws {
+        let deep = InputLimits.maximumNestingDepth - 2
+        let limits = InputLimits(maxNestingDepth: InputLimits.maximumNestingDepth)
+        func chain(_ rule: (Int) -> String) throws -> RegoPolicySet {
+            let text = "package t\nr0 := input.x\n" + (1..<310).map { rule($0) + "\n" }.joined()
+            return try RegoPolicySet.compile(modules: [RegoModuleSource(path: "deep.rego", text: text)], limits: limits)
+        }
+        let arrays = try chain { "r\($0) := " + String(repeating: "[", count: deep) + "r\($0 - 1)" + String(repeating: "]", count: deep) }
+        #expect(deepError(arrays, "data.t.r309") != nil)
+        let sums = try chain { "r\($0) := " + Array(repeating: "1", count: deep).joined(separator: " + ") + " + r\($0 - 1)" }
+        #expect(deepError(sums, "data.t.r309") != nil)
+        let comprehensions = try chain { i in
+            "r\(i) := " + String(repeating: "[y | y := ", count: deep / 2) + "r\(i - 1)" + String(repeating: "]", count: deep / 2)
+        }
+        #expect(deepError(comprehensions, "data.t.r309") != nil)
+    }
+
+    /// Patterns and operand lists recurse once per element: a very wide one matches, or stops with the error.
+    @Test func aPatternOfTwentyThousandVariablesMatchesOrStops() throws {
+        let count = 20_000
+        let variables = (0..<count).map { "a\($0)" }.joined(separator: ", ")
+        let policy = try compile("package t\np if {\n  [\(variables)] = input.xs\n  a0 == 0\n}\n")
+        let input: Value = ["xs": .array((0..<count).map { .int($0) })]
+        switch try value(policy, "data.t.p", input: input) {
+        case .value(let v): #expect(v == true)
+        case .error(let error): #expect(error.code == "eval_cancel_error")
+        case .undefined: Issue.record("undefined")
+        }
+    }
+
     /// The error of a query that nests too deeply, checked to be the depth limit's.
     private func deepError(_ policy: RegoPolicySet, _ query: String) -> Diagnostic? {
         guard case .error(let error) = try? value(policy, query, input: ["x": 1]) else {

@@ -76,6 +76,7 @@ extension Evaluator {
         throws(EvalSignal) -> Value?
     {
         guard depth < Evaluator.maximumDepth else { throw tooDeep(rule.location) }
+        try checkStack(rule.location)
         depth += 1
         let saved = pushFrame(rule.frameSize)
         let mark = trail.count
@@ -154,6 +155,7 @@ extension Evaluator {
     ) throws(EvalSignal) {
         // Nesting is counted by the bodies (`evalBody`), every rule has one; this check gives the error the rule's place.
         guard depth < Evaluator.maximumDepth else { throw tooDeep(rule.location) }
+        try checkStack(rule.location)
         let saved = pushFrame(rule.frameSize)
         let mark = trail.count
         defer {

@@ -53,6 +53,11 @@ final class Evaluator {
     /// How many bodies, rules and comprehensions are being evaluated inside one another: each holds machine
     /// stack, so evaluation stops with an error at `maximumDepth` instead of running out of stack.
     @exclusivity(unchecked) var depth = 0
+    /// The lowest machine-stack address evaluation may use (`stackBudget` below where it started). Terms nest
+    /// too (collections, references, patterns, and long operand lists recurse once per element), so every
+    /// recursive step checks it: a rule chain at `maximumDepth` whose rules hold the deepest terms the parser
+    /// lets through stops with an error instead of exhausting the stack.
+    let stackLimit: UInt
     /// Operand arrays for builtin calls, reused so a call allocates none.
     @exclusivity(unchecked) var argumentPool: [[Value]] = []
     /// Rule caches of finished `with` scopes, reused by the next scope.
@@ -123,6 +128,8 @@ final class Evaluator {
         self.input = input
         self.cache = ContiguousArray(repeating: CacheEntry(), count: policy.nodes.count)
         self.builtinContext = BuiltinContext(nowNanoseconds: options.now ?? Evaluator.currentTime())
+        let start = Evaluator.stackAddress()
+        self.stackLimit = start > Evaluator.stackBudget ? start - Evaluator.stackBudget : 0
         stack.reserveCapacity(64)
         trail.reserveCapacity(32)
         loops.reserveCapacity(8)
@@ -257,7 +264,40 @@ final class Evaluator {
     @inline(__always)
     func enter(_ location: Location?) throws(EvalSignal) {
         guard depth < Evaluator.maximumDepth else { throw tooDeep(location) }
+        try checkStack(location)
         depth += 1
+    }
+
+    /// Stops evaluation when it has used its stack budget.
+    @inline(__always)
+    func checkStack(_ location: Location? = nil) throws(EvalSignal) {
+        guard Evaluator.stackAddress() > stackLimit else { throw stackExhausted(location) }
+    }
+
+    /// The address of the caller's stack frame (near enough: a local of this inlined function).
+    @inline(__always)
+    static func stackAddress() -> UInt {
+        var marker: UInt8 = 0
+        return withUnsafeMutablePointer(to: &marker) { UInt(bitPattern: $0) }
+    }
+
+    /// How much machine stack one evaluation may use: 5 MiB, or less when the process's stack limit (which is
+    /// also the default size of the threads it starts) leaves less than 3 MiB for the caller and for the work
+    /// on the result after evaluation (a debug build's frames are several times an optimized one's: a rule body
+    /// takes about 22 KiB there, a nested term about 4 KiB).
+    static let stackBudget: UInt = {
+        var limit = rlimit()
+        let fiveMiB: UInt = 5 << 20
+        guard getrlimit(Int32(RLIMIT_STACK.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else { return fiveMiB }
+        let size = UInt(limit.rlim_cur)
+        return size > (3 << 20) + (512 << 10) ? min(fiveMiB, size - (3 << 20)) : 512 << 10
+    }()
+
+    func stackExhausted(_ location: Location?) -> EvalSignal {
+        failure(
+            RegoError.Code.cancelled,
+            "evaluation nested too deeply: its rule bodies, comprehensions and terms inside one another need more than \(Evaluator.stackBudget >> 10) KiB of stack",
+            location)
     }
 
     /// Bodies nest on the machine stack: a rule's body evaluating another rule, a comprehension, `not` and
@@ -385,6 +425,7 @@ final class Evaluator {
     /// Calls `k` with each value of the operand (none when it is undefined; several when its references
     /// iterate over unbound variables, which are bound meanwhile).
     func eval(_ op: Operand, _ k: ValueContinuation) throws(EvalSignal) {
+        try checkStack()
         switch op {
         case .constant(let v):
             try k(v)
@@ -449,6 +490,7 @@ final class Evaluator {
             try k(values)
             return
         }
+        try checkStack()
         // Constants and bound variables need no continuation.
         switch ops[i] {
         case .constant(let v):
@@ -491,8 +533,10 @@ final class Evaluator {
         case .node(let id):
             return try nodeValue(id)
         case .ref(let r):
+            try checkStack()
             return try referenceValue(r)
         case .array(let items):
+            try checkStack()
             var values: [Value] = []
             values.reserveCapacity(items.count)
             for item in items {
@@ -501,6 +545,7 @@ final class Evaluator {
             }
             return .array(values)
         case .set(let items):
+            try checkStack()
             var values = Set<Value>(minimumCapacity: items.count)
             for item in items {
                 guard let v = try value(item) else { return nil }
@@ -508,6 +553,7 @@ final class Evaluator {
             }
             return .set(values)
         case .object(let keys, let valueOps):
+            try checkStack()
             var object: [Value: Value] = [:]
             object.reserveCapacity(keys.count)
             for i in keys.indices {
@@ -602,12 +648,14 @@ final class Evaluator {
         case .constant(let c):
             return c == v
         case .array(let items):
+            try checkStack()
             guard case .array(let values) = v, values.count == items.count else { return false }
             for i in items.indices {
                 guard try matchDirect(items[i], values[i]) else { return false }
             }
             return true
         case .object(let keys, let valueOps):
+            try checkStack()
             guard case .object(let object) = v, object.count == keys.count else { return false }
             var members: [Value] = []
             members.reserveCapacity(keys.count)
@@ -629,6 +677,7 @@ final class Evaluator {
 
     /// Indexes into `value` along `path` from `i`, iterating where the path has unbound variables.
     func walk(_ value: Value, _ path: [Operand], _ i: Int, _ k: ValueContinuation) throws(EvalSignal) {
+        try checkStack()
         var current = value
         var i = i
         while i < path.count {
@@ -774,6 +823,7 @@ final class Evaluator {
     }
 
     func unify(_ a: Operand, _ b: Operand, _ k: Continuation) throws(EvalSignal) {
+        try checkStack()
         let aIsPattern = isPattern(a)
         if aIsPattern, isPattern(b) {
             // Both sides have unbound variables: match them element by element.
@@ -821,6 +871,7 @@ final class Evaluator {
 
     /// Matches a pattern (or any operand) against a value, binding the pattern's unbound variables.
     func match(_ pattern: Operand, _ value: Value, _ k: Continuation) throws(EvalSignal) {
+        try checkStack()
         switch pattern {
         case .local(let slot):
             if let current = local(slot) {
@@ -865,6 +916,7 @@ final class Evaluator {
 
     func comprehension(_ c: Comprehension) throws(EvalSignal) -> Value {
         guard depth < Evaluator.maximumDepth else { throw tooDeep(c.location) }
+        try checkStack(c.location)
         switch c.kind {
         case .array:
             var out: [Value] = []
