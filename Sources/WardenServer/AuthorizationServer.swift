@@ -68,8 +68,11 @@ public final class AuthorizationServer: Sendable {
                 metrics.recordReload(
                     policies: snapshot.authorization.policies.count, modules: snapshot.moduleCount, revision: snapshot.revision)
                 for warning in warnings { logger.warning("\(warning.description)") }
-                logger.info(
-                    "loaded revision \(snapshot.revision): \(snapshot.authorization.policies.count) policies and \(snapshot.moduleCount) Rego modules from \(snapshot.sources.count) files")
+                let (policies, modules, files) = (snapshot.authorization.policies.count, snapshot.moduleCount, snapshot.sources.count)
+                logger.info("""
+                    loaded revision \(snapshot.revision): \(policies) \(policies == 1 ? "policy" : "policies") and \
+                    \(modules) Rego \(modules == 1 ? "module" : "modules") from \(files) \(files == 1 ? "file" : "files")
+                    """)
             case .refused(let errors):
                 metrics.recordReloadFailure()
                 logger.error("policies not loaded; the last good set keeps serving:")
@@ -160,6 +163,7 @@ public final class AuthorizationServer: Sendable {
                 let httpPort = http.port ?? configuration.http.port
                 logger.info("gRPC listening on \(configuration.grpc.host):\(grpcPort)")
                 logger.info("HTTP listening on \(configuration.http.host):\(httpPort)")
+                logger.info("\(configuration.guardedWorkloadSummary)")
                 onReady(Bound(grpcPort: grpcPort, httpPort: httpPort))
             },
             successTerminationBehavior: .ignore, serviceName: "ready"))

@@ -24,7 +24,7 @@ struct CheckCommand: ParsableCommand {
     @Option(help: "Output format: text or json.")
     var format: OutputFormat = .text
 
-    @Flag(name: .shortAndLong, help: "Also show notes (such as documents of other kinds that were skipped).")
+    @Flag(name: .shortAndLong, help: "Also show every other note (documents of other kinds that were skipped are always shown).")
     var verbose = false
 
     @Option(name: .customLong("bundle-key"), help: "A PEM public key a bundle (.tar.gz) argument must be signed with.")
@@ -41,7 +41,8 @@ struct CheckCommand: ParsableCommand {
         result.diagnostics = (result.diagnostics.filter { !AuthenticationCheck.isSkipNote($0) } + authentication.diagnostics)
             .sortedByPlace()
         let policyCount = result.policies.count + authentication.count
-        let shown = result.diagnostics.filter { verbose || $0.severity != .note }
+        // Documents of other kinds are always named: a file that holds no policy should not look like one.
+        let shown = result.diagnostics.filter { verbose || $0.severity != .note || $0.code == Diagnostic.Code.skipped }
         let errors = result.diagnostics.filter(\.isError).count
         let warnings = result.diagnostics.filter { $0.severity == .warning }.count
         switch format {
@@ -76,12 +77,12 @@ extension CheckCommand {
     /// and its contents validated as `warden serve --bundle` would load them.
     func checkBundle(_ file: String) throws {
         var renderer = DiagnosticRenderer()
-        guard let data = FileManager.default.contents(atPath: file) else { throw usage("cannot read `\(file)`") }
+        guard let data = FileManager.default.contents(atPath: file) else { throw usage(DocumentFiles.unreadable(file).message) }
         let bundle: OPABundle
         do {
             let verification = try bundleKey.map { key throws(Diagnostic) in
                 guard let pem = try? String(contentsOfFile: key, encoding: .utf8) else {
-                    throw Diagnostic(code: Diagnostic.Code.io, message: "cannot read `\(key)`")
+                    throw DocumentFiles.unreadable(key)
                 }
                 return try BundleVerification.single(pem: pem)
             }

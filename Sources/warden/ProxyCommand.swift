@@ -153,7 +153,7 @@ struct ProxyCommand: AsyncParsableCommand {
             guard isDNSLabel(namespace) else { throw ValidationError("--namespace `\(namespace)` is not a DNS-1123 label") }
             c.namespace = namespace
         }
-        if let labels { c.labels = try Self.labels(labels) }
+        if let labels { c.labels = try parseLabels(labels, flag: "--labels") }
         if let ports {
             c.ports = try ports.split(separator: ",").map { text in
                 guard let port = Int(text.trimmingCharacters(in: .whitespaces)), (1...65535).contains(port) else {
@@ -220,18 +220,6 @@ struct ProxyCommand: AsyncParsableCommand {
         return c
     }
 
-    /// `app=details,version=v1`.
-    static func labels(_ text: String) throws -> [String: String] {
-        var out: [String: String] = [:]
-        for pair in text.split(separator: ",") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard parts.count == 2, !parts[0].isEmpty else {
-                throw ValidationError("--labels must be key=value pairs joined by commas, found `\(pair)`")
-            }
-            out[String(parts[0]).trimmingCharacters(in: .whitespaces)] = String(parts[1]).trimmingCharacters(in: .whitespaces)
-        }
-        return out
-    }
 }
 
 /// `warden proxy --config FILE`: the flags' settings as YAML, keys named as the flags with `_` for `-`

@@ -5,6 +5,32 @@ import WardenTesting
 
 /// The real `warden` binary, run as a user runs it.
 @Suite struct CheckAndDecideTests {
+    /// The paper cuts a new user meets first: documents of other kinds are named, a missing file is said one way
+    /// with its reason, and a near-miss flag or command gets a suggestion.
+    @Test func firstHourMessages() async throws {
+        let dir = try TemporaryDirectory()
+        let deployment = try dir.write("deployment.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n")
+        let skipped = try await ProcessRunner.warden(["check", deployment])
+        #expect(skipped.status == 0)
+        #expect(skipped.stdout.contains("\(deployment):1:1: note: skipped a `Deployment`: not an AuthorizationPolicy"))
+
+        for arguments in [["check", "nosuch"], ["eval", "-d", "nosuch", "data"], ["test", "nosuch"],
+                          ["decide", "--policies", "nosuch", "--request", "nosuch.yaml"]] {
+            let out = try await ProcessRunner.warden(arguments)
+            #expect(out.status != 0, "\(arguments)")
+            #expect((out.stdout + out.stderr).contains("cannot read `nosuch`: no such file or directory"), "\(arguments): \(out.stdout)\(out.stderr)")
+        }
+
+        let flag = try await ProcessRunner.warden(["decide", "--policy", "policies", "--request", "x.yaml"])
+        #expect(flag.status == 2)
+        #expect(flag.stderr.contains("Did you mean '--policies'?"))
+        let command = try await ProcessRunner.warden(["chek", "policies"])
+        #expect(command.status == 2)
+        #expect(command.stderr.contains("Did you mean 'check'?"))
+        let nested = try await ProcessRunner.warden(["jwt", "verfy", "x"])
+        #expect(nested.stderr.contains("Did you mean 'verify'?"))
+    }
+
     @Test func checkAcceptsTheShippedPolicies() async throws {
         let out = try await ProcessRunner.warden(["check", "policies"])
         #expect(out.status == 0, "\(out.stderr)")
