@@ -51,7 +51,8 @@ pin = ["taskset", "-c", cpu] if cpu != "" and os.path.exists("/usr/bin/taskset")
 
 def command(engine, query):
     if engine == "warden":
-        return pin + [warden, "eval", "-d", policy, "--data", data, query]
+        # The data (10,000 inputs) is bigger than the default limits.max_file_bytes of a policy file.
+        return pin + [warden, "eval", "--max-file-bytes", str(64 << 20), "-d", policy, "--data", data, query]
     return pin + [oracle, "eval", "-d", policy, "--data", data, query]
 
 def answer(engine, text):
