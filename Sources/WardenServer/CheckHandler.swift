@@ -33,11 +33,13 @@ public final class CheckHandler: Sendable {
         public var decisionID: String
     }
 
-    public func check(_ check: Envoy_Service_Auth_V3_CheckRequest, transport: String) -> Result {
+    /// `claimsHeaderTrusted`: the caller is an authenticated proxy on the listener's allow-list, so the
+    /// verified-claims header (when configured) is read.
+    public func check(_ check: Envoy_Service_Auth_V3_CheckRequest, transport: String, claimsHeaderTrusted: Bool) -> Result {
         let clock = ContinuousClock()
         let start = clock.now
         let snapshot = decisionPoint.snapshot
-        let request = mapper.map(check)
+        let request = mapper.map(check, claimsHeaderTrusted: claimsHeaderTrusted)
         let response = snapshot?.decide(request, input: CheckInput(check: check, normalizedPath: request.http.path))
             ?? .notReady
         let decisionID = Self.newDecisionID()

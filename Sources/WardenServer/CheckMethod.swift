@@ -6,15 +6,29 @@ import SwiftProtobuf
 extension InPlaceMethod {
     /// `envoy.service.auth.v3.Authorization/Check`, Envoy's ext_authz call, answered on the event loop that read
     /// it: decode, decide, encode.
-    public static func check(_ handler: CheckHandler) -> InPlaceMethod {
-        InPlaceMethod(descriptor: Envoy_Service_Auth_V3_Authorization.Method.Check.descriptor) { bytes in
+    ///
+    /// With `allowList`, only a client whose verified certificate is on the listener's allow-list may ask
+    /// (`UNAUTHENTICATED` without a certificate, `PERMISSION_DENIED` with another); either way, only such a client
+    /// is trusted with the verified-claims header.
+    public static func check(_ handler: CheckHandler, allowList: Bool = false) -> InPlaceMethod {
+        InPlaceMethod(descriptor: Envoy_Service_Auth_V3_Authorization.Method.Check.descriptor) { bytes, peer in
+            let trusted = peer?.authorized == true
+            if allowList, !trusted {
+                guard let peer else {
+                    throw RPCError(
+                        code: .unauthenticated,
+                        message: "this listener answers only clients with a certificate on its allow-list")
+                }
+                throw RPCError(code: .permissionDenied, message: "client `\(peer.identity)` is not on this listener's allow-list")
+            }
             let request: Envoy_Service_Auth_V3_CheckRequest
             do {
                 request = try Envoy_Service_Auth_V3_CheckRequest(serializedBytes: bytes)
             } catch {
                 throw RPCError(code: .invalidArgument, message: "the CheckRequest does not decode: \(error)")
             }
-            return try handler.check(request, transport: "grpc").decision.checkResponse.serializedBytes()
+            return try handler.check(request, transport: "grpc", claimsHeaderTrusted: trusted)
+                .decision.checkResponse.serializedBytes()
         }
     }
 }
