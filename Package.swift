@@ -141,6 +141,20 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The suite's end-to-end scenarios: real `warden` processes on 127.0.0.1 driven by real clients (curl,
+        // a gRPC ext_authz client), the recording upstream, and the demo built on them.
+        .target(
+            name: "Scenarios",
+            dependencies: [
+                "PolicyCore", "Documents", "Conformance", "ExtAuthz", "JOSE", "Networking",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
 
         // Envoy's ext_authz API: generated messages (committed; `scripts/generate-protos`), the request mapping,
         // OPA-Envoy's input document and the typed decision.
@@ -205,7 +219,7 @@ let package = Package(
             name: "warden",
             dependencies: [
                 "PolicyCore", "AuthzPolicy", "DecisionPoint", "Documents", "PolicyLoading", "Conformance",
-                "Rego", "JOSE", "Identity", "JWKSClient", "ExtAuthz", "Networking", "WardenServer", "MeshCA",
+                "Rego", "JOSE", "Identity", "JWKSClient", "ExtAuthz", "Networking", "WardenServer", "MeshCA", "Scenarios",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -245,6 +259,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "ConformanceTests", dependencies: ["Conformance", "WardenTesting"], swiftSettings: strict),
+        .testTarget(
+            name: "ScenariosTests",
+            dependencies: ["Scenarios", "Conformance", "PolicyCore", "WardenTesting"],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "WardenCLITests",
             dependencies: [

@@ -39,7 +39,7 @@ private struct PolicyReader {
         let (name, namespace, annotations, spec, specNode) =
             (resource.name, resource.namespace, resource.annotations, resource.spec, resource.specNode)
         let specPath = spec.path
-        decoder.refuseTargetRefs(spec)
+        let attachedByTarget = decoder.targetRefsNotEnforced(spec)
         let selector = spec["selector"].flatMap { decoder.workloadSelector($0, at: spec.path("selector")) }
 
         if let actionNode = spec["action"], let text = decoder.string(actionNode, at: spec.path("action")) {
@@ -102,7 +102,7 @@ private struct PolicyReader {
             }
         }
 
-        guard let name else { return nil }
+        guard let name, !attachedByTarget else { return nil }
         return AuthorizationPolicy(
             id: PolicyID(namespace: namespace, name: name), selector: selector, action: action,
             provider: provider?.value, rules: rules, dryRun: dryRun, span: node.span)

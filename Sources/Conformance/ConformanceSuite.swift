@@ -66,12 +66,18 @@ public struct CaseFile: Sendable {
     }
 }
 
-/// The outcome of one case.
+/// The outcome of one case (or scenario).
 public struct CaseResult: Sendable, Hashable {
     public var file: String
     public var note: String
     /// Nil when the case passed; otherwise what differed.
     public var failure: String?
+    /// Why the case was not run (a scenario needing a command this build lacks); a skipped case never passes.
+    public var skipped: String?
+    /// The report profiles the case counts towards; empty: the profile of its area.
+    public var profiles: [String] = []
+    /// The features it covers; empty: the feature named by its file.
+    public var features: [String] = []
 
     public init(file: String, note: String, failure: String? = nil) {
         self.file = file
@@ -79,5 +85,6 @@ public struct CaseResult: Sendable, Hashable {
         self.failure = failure
     }
 
-    public var passed: Bool { failure == nil }
+    public var passed: Bool { failure == nil && skipped == nil }
+    public var failed: Bool { failure != nil }
 }

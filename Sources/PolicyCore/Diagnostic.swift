@@ -60,6 +60,8 @@ extension Diagnostic {
         public static let invalidValue = "invalid_value"
         public static let unsupported = "unsupported"
         public static let skipped = "skipped_document"
+        /// Valid, but attached to something Warden does not enforce for (a gateway or waypoint).
+        public static let notEnforced = "not_enforced"
         public static let io = "io_error"
     }
 }

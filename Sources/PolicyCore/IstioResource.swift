@@ -133,14 +133,20 @@ extension DocumentDecoder {
         return out
     }
 
-    /// `targetRef`/`targetRefs` attach a policy to a gateway or service; Warden selects workloads only.
-    public func refuseTargetRefs(_ spec: Fields) {
+    /// `targetRef`/`targetRefs` attach a policy to a gateway, service or waypoint. Istio accepts such a policy, and
+    /// sidecars ignore it; so does Warden, which enforces for workloads picked by `selector`: the document is
+    /// validated, reported with a warning, and left out of the set. Returns whether it is attached that way.
+    public func targetRefsNotEnforced(_ spec: Fields) -> Bool {
+        var attached = false
         for key in ["targetRef", "targetRefs"] where spec.has(key) {
+            attached = true
             report(
-                Diagnostic.Code.unsupported,
-                "`\(key)` attaches a policy to a gateway or service (waypoint mode); Warden selects workloads with `selector`",
-                span: spec[key]!.span, path: spec.path(key))
+                Diagnostic.Code.notEnforced,
+                "`\(key)` attaches the policy to a gateway, service or waypoint, which sidecars do not enforce; "
+                    + "Warden enforces for workloads picked by `selector`, so this policy is not applied",
+                span: spec[key]!.span, path: spec.path(key), severity: .warning)
         }
+        return attached
     }
 }
 

@@ -8,6 +8,7 @@ struct Warden: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "warden",
         abstract: "Zero-trust authorization: Istio AuthorizationPolicy and Rego decisions for Envoy and Istio.",
+        version: version,
         subcommands: [
             CheckCommand.self,
             BuildCommand.self,
@@ -20,8 +21,25 @@ struct Warden: AsyncParsableCommand {
             EvalCommand.self,
             TestCommand.self,
             CACommand.self,
+            UpstreamCommand.self,
+            DemoCommand.self,
         ]
     )
+
+    /// Warden's version, shown by `--version` and written into conformance reports.
+    static let version = "0.1.0"
+
+    /// The names of the subcommands this build has (`serve`, `proxy`, `ca`, ...).
+    static var commandNames: Set<String> {
+        Set(configuration.subcommands.compactMap { $0.configuration.commandName })
+    }
+
+    /// This program's own path, for starting more of itself (scenario components, the demo).
+    static var executablePath: String {
+        let link = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        if link != "/proc/self/exe", FileManager.default.isExecutableFile(atPath: link) { return link }
+        return Bundle.main.executablePath ?? CommandLine.arguments[0]
+    }
 
     /// Exit statuses shared by every command.
     enum Status {

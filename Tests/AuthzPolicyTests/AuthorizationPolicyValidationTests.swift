@@ -23,7 +23,7 @@ import Testing
     }
 
     /// One case of Istio's `TestValidateAuthorizationPolicy` (pkg/config/validation/validation_test.go), written as
-    /// the YAML a user applies. Policies attached with `targetRef` are left out: Warden refuses them (README).
+    /// the YAML a user applies. Policies attached with `targetRef` are left out: Warden loads them with a warning and never applies them.
     struct IstioCase: CustomTestStringConvertible, Sendable {
         var name: String
         var spec: String

@@ -239,7 +239,7 @@ func withClient<T: Sendable>(
         let server = try await ServerProcess(["--decision-log", "off", "--watch-interval-ms", "0"])
         defer { server.stop() }
         let status = try JSONReader.parse(try await curl([server.httpBase + "/v1/status"]).body)
-        #expect(status["result"]?["policies"] == 5)
+        #expect(status["result"]?["policies"] == 6)
         #expect(status["result"]?["ready"] == true)
     }
 

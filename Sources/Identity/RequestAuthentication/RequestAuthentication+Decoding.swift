@@ -78,7 +78,7 @@ private struct RequestAuthenticationReader {
         if spec.has("selector") && (spec.has("targetRef") || spec.has("targetRefs")) {
             decoder.invalid("only one of targetRefs or selector can be set", at: resource.specNode, spec.path)
         }
-        decoder.refuseTargetRefs(spec)
+        let attachedByTarget = decoder.targetRefsNotEnforced(spec)
         let selector = spec["selector"].flatMap { decoder.workloadSelector($0, at: spec.path("selector")) }
         let id = name.map { RequestAuthentication.ID(namespace: namespace, name: $0) }
 
@@ -89,7 +89,7 @@ private struct RequestAuthenticationReader {
             }
             rules = items.compactMap { jwtRule($0.node, at: $0.path, policy: id) }
         }
-        guard let id else { return nil }
+        guard let id, !attachedByTarget else { return nil }
         return RequestAuthentication(id: id, selector: selector, jwtRules: rules, span: node.span)
     }
 
