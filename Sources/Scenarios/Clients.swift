@@ -27,7 +27,7 @@ extension ScenarioRun {
     /// The curl arguments for a request step, and the URL, resolved.
     public func curlArguments(_ request: Scenario.Request) throws -> [String] {
         guard let target = component(request.to) else { throw ScenarioError("no component `\(request.to)`") }
-        let portKey = target.kind == .server ? "http_port" : "port"
+        let portKey = target.kind == .server ? (Self.isManagementPath(request.path) ? "admin_port" : "http_port") : "port"
         guard let port = port(request.to, portKey) else { throw ScenarioError("`\(request.to)` has no port") }
         let host = try request.host.map(resolve) ?? defaultHost(target)
         var arguments: [String] = []
@@ -48,6 +48,13 @@ extension ScenarioRun {
         if let body = request.body { arguments += ["--data-binary", try resolve(body)] }
         arguments.append("\(request.tls ? "https" : "http")://\(host):\(port)\(try resolve(request.path))")
         return arguments
+    }
+
+    /// Whether a server serves `path` on its management listener (`/v1/policies`, `/v1/status`, `/metrics`) rather
+    /// than on its data plane.
+    static func isManagementPath(_ path: String) -> Bool {
+        let bare = path.prefix { $0 != "?" }
+        return bare == "/v1/status" || bare == "/metrics" || bare == "/v1/policies" || bare.hasPrefix("/v1/policies/")
     }
 
     /// A proxy is called by the first DNS name of its identity (Bookinfo's `details`), resolved to 127.0.0.1, so

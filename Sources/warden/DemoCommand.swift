@@ -110,6 +110,7 @@ struct DemoCommand: AsyncParsableCommand {
             switch component.kind {
             case .server:
                 line += "gRPC ext_authz :\(run.port(component.name, "grpc_port") ?? 0), HTTP :\(run.port(component.name, "http_port") ?? 0)"
+                line += ", admin :\(run.port(component.name, "admin_port") ?? 0)"
                 line += ", policies \(component.string("policies").flatMap { try? run.resolve($0) } ?? "policies")"
             case .proxy:
                 line += ":\(run.port(component.name) ?? 0) → \(component.string("upstream") ?? "")"
