@@ -13,9 +13,11 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "warden", targets: ["warden"]),
-        // The engines as libraries, for the benchmark package in Benchmarks/.
+        // The engines as libraries, for the benchmark package in Benchmarks/ and the fuzz targets in Fuzz/.
         .library(name: "PolicyCore", targets: ["PolicyCore"]),
         .library(name: "AuthzPolicy", targets: ["AuthzPolicy"]),
+        // The YAML/JSON document readers, for the fuzz targets in Fuzz/.
+        .library(name: "Documents", targets: ["Documents"]),
         .library(name: "DecisionPoint", targets: ["DecisionPoint"]),
         .library(name: "PolicyLoading", targets: ["PolicyLoading"]),
         .library(name: "Rego", targets: ["Rego"]),
@@ -243,7 +245,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "PolicyCoreTests", dependencies: ["PolicyCore", "WardenTesting"], swiftSettings: strict),
-        .testTarget(name: "DocumentsTests", dependencies: ["Documents", "PolicyCore"], swiftSettings: strict),
+        .testTarget(name: "DocumentsTests", dependencies: ["Documents", "PolicyCore", "WardenTesting"], swiftSettings: strict),
         .testTarget(
             name: "AuthzPolicyTests",
             dependencies: ["AuthzPolicy", "PolicyCore", "Documents", "WardenTesting"],

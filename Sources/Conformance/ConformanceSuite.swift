@@ -53,9 +53,13 @@ public struct CaseFile: Sendable {
     public var documents: [DocumentNode]
     public var diagnostics: [Diagnostic]
 
+    /// Case files are the suite's own data, and some of OPA's expectations nest 600 deep: they are read under a
+    /// higher nesting bound than policy files.
+    public static let limits = InputLimits(maxNestingDepth: 1_000)
+
     public static func load(path: String) -> CaseFile? {
-        guard case .success(let text) = DocumentFiles.read(path) else { return nil }
-        let parsed = YAMLDocuments.parse(text, file: path)
+        guard case .success(let text) = DocumentFiles.read(path, limits: limits) else { return nil }
+        let parsed = YAMLDocuments.parse(text, file: path, limits: limits)
         return CaseFile(path: path, text: text, documents: parsed.documents, diagnostics: parsed.diagnostics)
     }
 

@@ -13,7 +13,8 @@ import SwiftProtobuf
 /// cases:
 /// - note: a unique name
 ///   policies: [ {apiVersion: ..., kind: AuthorizationPolicy, ...} ]
-///   options: {trusted_proxies: 1, merge_slashes: false, decode_escaped_slashes: true,
+///   options: {trusted_proxies: 1, normalize_path: true, merge_slashes: false, strip_path_parameters: true,
+///             path_with_escaped_slashes_action: UNESCAPE_AND_FORWARD,   # or decode_escaped_slashes: true
 ///             verified_claims_header: true, destination_namespace: ns, destination_labels: {app: x}}
 ///   provider_decisions: {ext: {allowed: false, http_status: 401}}   # what a CUSTOM provider's rule returns
 ///   modules: ["package envoy.authz ..."]          # or: Rego modules the providers evaluate
@@ -30,8 +31,8 @@ public enum ExtAuthzCaseRunner {
         "want_attributes", "want_response",
     ]
     static let optionFields = [
-        "trusted_proxies", "merge_slashes", "decode_escaped_slashes", "verified_claims_header", "destination_namespace",
-        "destination_labels",
+        "trusted_proxies", "normalize_path", "merge_slashes", "path_with_escaped_slashes_action", "decode_escaped_slashes",
+        "strip_path_parameters", "verified_claims_header", "destination_namespace", "destination_labels",
     ]
 
     public static func run(_ file: CaseFile) -> [CaseResult] {
@@ -60,8 +61,16 @@ public enum ExtAuthzCaseRunner {
         if let o = fields["options"] {
             guard let f = decoder.fields(o, at: .root / "options", known: optionFields) else { return fail("bad options") }
             if let n = f["trusted_proxies"]?.value.numberValue?.intValue { options.trustedProxies = n }
+            if let b = f["normalize_path"]?.value.boolValue { options.pathNormalizer.normalizePath = b }
             if let b = f["merge_slashes"]?.value.boolValue { options.pathNormalizer.mergeSlashes = b }
             if let b = f["decode_escaped_slashes"]?.value.boolValue { options.pathNormalizer.decodeEscapedSlashes = b }
+            if let b = f["strip_path_parameters"]?.value.boolValue { options.pathNormalizer.stripPathParameters = b }
+            if let s = f["path_with_escaped_slashes_action"]?.value.stringValue {
+                guard let action = PathNormalizer.EscapedSlashesAction(rawValue: s) else {
+                    return fail("unknown path_with_escaped_slashes_action `\(s)`")
+                }
+                options.pathNormalizer.escapedSlashes = action
+            }
             if f["verified_claims_header"]?.value.boolValue == true { options.verifiedClaimsHeader = VerifiedClaimsHeader.name }
             options.destinationNamespace = f["destination_namespace"]?.value.stringValue
             if case .object(let labels)? = f["destination_labels"]?.value {

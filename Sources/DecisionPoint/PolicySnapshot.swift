@@ -67,9 +67,11 @@ public struct PolicySnapshot: Sendable {
             moduleCount: moduleCount, bundleRevision: bundleRevision)
     }
 
-    /// Decides one request against this snapshot; a CUSTOM provider asked about it gets `input`'s document.
+    /// Decides one request against this snapshot; a CUSTOM provider asked about it gets `input`'s document. A
+    /// request that cannot be matched as sent (`AuthzRequest.HTTPAttributes.refusal`) is denied before any policy.
     public func decide(_ request: AuthzRequest, input: some ProviderInputSource) -> DecisionResponse {
-        authorization.decide(request, providers: ProviderTable(providers: providers, input: input))
+        if let refusal = request.http.refusal { return .invalidRequest(refusal) }
+        return authorization.decide(request, providers: ProviderTable(providers: providers, input: input))
     }
 
     /// Decides one request; a CUSTOM provider asked about it gets the document `input` makes.

@@ -11,7 +11,14 @@ public enum YAMLDocuments {
         public var diagnostics: [Diagnostic]
     }
 
-    public static func parse(_ text: String, file: String) -> Parsed {
+    /// Reads every document of a text. A text over `limits` (its size, nesting, aliases and what they expand
+    /// to) is refused with one `limit_exceeded` diagnostic before any node is built.
+    public static func parse(_ text: String, file: String, limits: InputLimits = .default) -> Parsed {
+        if let refused = DocumentFiles.checkSize(text.utf8.count, file: file, limits: limits)
+            ?? YAMLPreflight.check(text, file: file, limits: limits)
+        {
+            return Parsed(documents: [], diagnostics: [refused])
+        }
         var documents: [DocumentNode] = []
         do {
             let parser = try Parser(yaml: text, resolver: .default)

@@ -102,7 +102,12 @@ public struct CheckRequestMapper: Sendable {
         let target = http.path.isEmpty ? headers[":path"] ?? "" : http.path
         if !target.isEmpty {
             let (path, query) = AuthzRequest.HTTPAttributes.split(target: target)
-            request.http.path = options.pathNormalizer.normalize(path)
+            switch options.pathNormalizer.normalize(path) {
+            case .path(let normalized): request.http.path = normalized
+            case .refused(let refusal):
+                request.http.path = path
+                request.http.refusal = refusal
+            }
             request.http.query = query ?? (http.query.isEmpty ? nil : http.query)
         }
 

@@ -78,6 +78,9 @@ public struct ExtAuthzDecision: Sendable, Hashable {
         case .notReady:
             status = 503
             code = RPCCode.unavailable
+        case .invalidRequest:
+            status = 400
+            if let why = response.diagnostics.first?.message { body = "bad request: \(why)\n" }
         case .customDenied:
             // The provider's own response, when it gave one; Warden's headers still say why.
             if let custom {

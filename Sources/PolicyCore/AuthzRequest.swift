@@ -83,6 +83,10 @@ extension AuthzRequest {
         /// The query string, without `?`.
         public var query: String?
         public var headers: Headers
+        /// Why the request cannot be matched as sent (a path with an escaped NUL, say, which an Istio sidecar
+        /// answers with 400); such a request is denied whatever the policies say. `path` then holds the path as
+        /// received.
+        public var refusal: String?
 
         public init(host: String? = nil, method: String? = nil, path: String? = nil, query: String? = nil,
                     headers: Headers = Headers()) {

@@ -59,6 +59,8 @@ public enum DecisionReason: String, Sendable, Hashable {
     case noAllowMatched = "no_allow_matched"
     /// No usable policy set is loaded: fail closed.
     case notReady = "not_ready"
+    /// The request cannot be matched as sent (`AuthzRequest.HTTPAttributes.refusal`): denied with 400.
+    case invalidRequest = "invalid_request"
 
     /// One line for humans.
     public var explanation: String {
@@ -70,6 +72,7 @@ public enum DecisionReason: String, Sendable, Hashable {
         case .noAllowPolicy: "no ALLOW policy applies to the workload"
         case .noAllowMatched: "ALLOW policies apply to the workload and none matched"
         case .notReady: "no policy set is loaded; failing closed"
+        case .invalidRequest: "the request cannot be matched as sent"
         }
     }
 }
@@ -199,6 +202,13 @@ public struct DecisionResponse: Sendable, Hashable {
 
     /// A response for when no policy set can be used.
     public static let notReady = DecisionResponse(decision: .deny, reason: .notReady)
+
+    /// The answer to a request that cannot be matched as sent, whatever the policies: denied, with why.
+    public static func invalidRequest(_ refusal: String) -> DecisionResponse {
+        DecisionResponse(
+            decision: .deny, reason: .invalidRequest,
+            diagnostics: [Diagnostic(code: "invalid_request", message: refusal)])
+    }
 }
 
 extension DecisionResponse {

@@ -9,15 +9,18 @@ public struct JSONError: Error, Sendable, Equatable, CustomStringConvertible {
 
 /// Reads JSON into `Value`, keeping integers exact. Strict RFC 8259: no comments, no trailing commas.
 public struct JSONReader {
-    /// Nesting deeper than this is refused rather than risking the stack.
+    /// Nesting deeper than this is refused rather than risking the stack (request bodies, tokens and
+    /// documents received at run time; files are read under `InputLimits.maxNestingDepth`).
     public static let maximumDepth = 512
 
-    public static func parse(_ text: String) throws(JSONError) -> Value {
-        try parse(Array(text.utf8))
+    public static func parse(_ text: String, maximumDepth: Int = maximumDepth) throws(JSONError) -> Value {
+        try parse(Array(text.utf8), maximumDepth: maximumDepth)
     }
 
-    public static func parse(_ bytes: UnsafeBufferPointer<UInt8>) throws(JSONError) -> Value {
-        var reader = Cursor(bytes: bytes)
+    public static func parse(
+        _ bytes: UnsafeBufferPointer<UInt8>, maximumDepth: Int = maximumDepth
+    ) throws(JSONError) -> Value {
+        var reader = Cursor(bytes: bytes, maximumDepth: maximumDepth)
         reader.pending.reserveCapacity(16)
         reader.skipWhitespace()
         let value = try reader.value(depth: 0)
@@ -26,12 +29,13 @@ public struct JSONReader {
         return value
     }
 
-    public static func parse(_ bytes: [UInt8]) throws(JSONError) -> Value {
-        try bytes.withUnsafeBufferPointer { buffer throws(JSONError) in try parse(buffer) }
+    public static func parse(_ bytes: [UInt8], maximumDepth: Int = maximumDepth) throws(JSONError) -> Value {
+        try bytes.withUnsafeBufferPointer { buffer throws(JSONError) in try parse(buffer, maximumDepth: maximumDepth) }
     }
 
     private struct Cursor {
         let bytes: UnsafeBufferPointer<UInt8>
+        let maximumDepth: Int
         var index = 0
         /// Members of the objects being read, innermost last: each object is built once at its exact size
         /// instead of growing (and rehashing) member by member.
@@ -62,7 +66,9 @@ public struct JSONReader {
         }
 
         mutating func value(depth: Int) throws(JSONError) -> Value {
-            guard depth < JSONReader.maximumDepth else { throw error("JSON nested too deeply") }
+            guard depth < maximumDepth else {
+                throw error("JSON nested too deeply: more than \(maximumDepth) levels (limits.max_nesting_depth)")
+            }
             guard index < bytes.count else { throw error("unexpected end of JSON") }
             switch bytes[index] {
             case UInt8(ascii: "{"): return try object(depth: depth)

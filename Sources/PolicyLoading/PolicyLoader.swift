@@ -19,13 +19,17 @@ public struct PolicyLoader: Sendable {
         /// CUSTOM providers: name → the Rego rule they evaluate (`envoy/authz/allow`). A provider a CUSTOM policy
         /// names without configuration evaluates `RegoProvider.defaultPath`, as OPA-Envoy does.
         public var providers: [String: String]
+        /// Bounds on every file read: its size, how deeply it nests, its YAML aliases.
+        public var limits: InputLimits
 
         public init(
-            rootNamespace: String = "istio-system", defaultNamespace: String = "default", providers: [String: String] = [:]
+            rootNamespace: String = "istio-system", defaultNamespace: String = "default", providers: [String: String] = [:],
+            limits: InputLimits = .default
         ) {
             self.rootNamespace = rootNamespace
             self.defaultNamespace = defaultNamespace
             self.providers = providers
+            self.limits = limits
         }
     }
 
@@ -75,7 +79,12 @@ public struct PolicyLoader: Sendable {
         var data: Value = .object([Value: Value]())
         for file in files {
             let contents: Swift.Result<String, Diagnostic>
-            if let replaced = overlay[file], let text = replaced { contents = .success(text) } else { contents = DocumentFiles.read(file) }
+            if let replaced = overlay[file], let text = replaced {
+                contents = DocumentFiles.checkSize(text.utf8.count, file: file, limits: options.limits).map { .failure($0) }
+                    ?? .success(text)
+            } else {
+                contents = DocumentFiles.read(file, limits: options.limits)
+            }
             switch contents {
             case .failure(let error):
                 diagnostics.append(error)
@@ -131,7 +140,7 @@ public struct PolicyLoader: Sendable {
         var rego: RegoPolicySet?
         if !modules.isEmpty {
             do {
-                rego = try RegoPolicySet.compile(modules: modules, data: data)
+                rego = try RegoPolicySet.compile(modules: modules, data: data, limits: options.limits)
             } catch {
                 diagnostics += error.diagnostics
             }
@@ -145,7 +154,7 @@ public struct PolicyLoader: Sendable {
 
     /// Reads the policies in one file's text (multi-document YAML, or JSON, or a `kind: List`).
     public func readDocuments(_ text: String, file: String) -> (policies: [AuthorizationPolicy], diagnostics: [Diagnostic]) {
-        let parsed = YAMLDocuments.parse(text, file: file)
+        let parsed = YAMLDocuments.parse(text, file: file, limits: options.limits)
         let (policies, diagnostics) = policies(in: parsed.documents)
         return (policies, parsed.diagnostics + diagnostics)
     }

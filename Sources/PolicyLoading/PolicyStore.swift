@@ -8,10 +8,16 @@ import Synchronization
 /// The policies directory behind a live decision point: loads it, reloads it when it changes (or when asked,
 /// as on SIGHUP), and keeps the last good set serving whenever a load fails.
 ///
-/// Changes are found by polling a fingerprint of the directory (every rule file's path, size and modification
-/// time) rather than with inotify: it works the same on every platform and file system (including the
-/// bind-mounted and symlink-swapped volumes Kubernetes uses for ConfigMaps), needs no extra thread or file
-/// descriptors, and a one-second interval costs one `stat` per file.
+/// Changes are found by polling a fingerprint of the directory (every rule file's path, size, modification and
+/// change times and inode) rather than with inotify: it works the same on every platform and file system
+/// (including the bind-mounted and symlink-swapped volumes Kubernetes uses for ConfigMaps), needs no extra thread
+/// or file descriptors, and a one-second interval costs one `stat` per file.
+///
+/// A change is loaded only once it is complete: when two looks one interval apart see the same fingerprint, or at
+/// the first look when every changed file was renamed into place after it was written (write-then-rename, which
+/// is what operators should do). A file being written in place, say with a pause between its two documents, is
+/// never loaded half-written unless the writer pauses for longer than the interval. A load whose files change
+/// while they are being read is not installed either: the next looks decide again.
 public final class PolicyStore: Sendable {
     /// What the store knows about its loads, for `/v1/status` and `/health`.
     public struct Status: Sendable {
@@ -53,12 +59,10 @@ public final class PolicyStore: Sendable {
 
     struct State {
         var status = Status(files: [], policies: 0, modules: 0, warnings: [], lastError: [], reloads: 0, failures: 0)
+        /// The files as they were when the serving set (or the last refused one) was read.
         var fingerprint: [String: FileStamp]?
-    }
-
-    struct FileStamp: Hashable {
-        var size: UInt64
-        var modified: Double
+        /// A change seen at the last look and not loaded yet: loaded when the next look sees it again.
+        var pending: [String: FileStamp]?
     }
 
     public init(paths: [String], loader: PolicyLoader, decisionPoint: DecisionPoint = DecisionPoint()) {
@@ -76,15 +80,38 @@ public final class PolicyStore: Sendable {
         observers.withLock { $0.append(observer) }
     }
 
-    /// Loads the directory now. Compiling happens before the swap, so decisions in flight finish on the old
-    /// snapshot; a set with any error is refused whole and the old one keeps serving.
+    /// Loads the directory now (`force`, as at start-up, on SIGHUP and after a policy API write), or, for the
+    /// watch, when it changed and the change is complete (see the type's documentation). Compiling happens before
+    /// the swap, so decisions in flight finish on the old snapshot; a set with any error is refused whole and the
+    /// old one keeps serving.
     @discardableResult
     public func reload(force: Bool = true) -> Outcome {
         let outcome: Outcome = loading.withLock { _ in
             let fingerprint = Self.fingerprint(paths)
-            if !force, state.withLock({ $0.fingerprint == fingerprint }) { return .unchanged }
+            if !force {
+                let ready: Bool = state.withLock { state in
+                    if state.fingerprint == fingerprint {
+                        state.pending = nil
+                        return false
+                    }
+                    if state.pending == fingerprint || Self.renamedIntoPlace(fingerprint, since: state.fingerprint) {
+                        return true
+                    }
+                    state.pending = fingerprint
+                    return false
+                }
+                if !ready { return .unchanged }
+            }
             let (snapshot, result) = loader.load(paths)
-            state.withLock { $0.fingerprint = fingerprint }
+            if !force, Self.fingerprint(paths) != fingerprint {
+                // Written to while being read: what was read may be half of it.
+                state.withLock { $0.pending = nil }
+                return .unchanged
+            }
+            state.withLock {
+                $0.pending = nil
+                $0.fingerprint = fingerprint
+            }
             return install(snapshot, result)
         }
         if case .unchanged = outcome { return outcome }
@@ -190,15 +217,19 @@ public final class PolicyStore: Sendable {
         }
     }
 
-    /// Every rule file's size and modification time; a changed, added or removed file changes it.
+    /// Every rule file's stamp; a changed, added or removed file changes it.
     static func fingerprint(_ paths: [String]) -> [String: FileStamp] {
         var out: [String: FileStamp] = [:]
         for file in DocumentFiles.expand(paths.filter(DocumentFiles.exists), extensions: PolicyLoader.ruleExtensions) {
-            guard let attributes = try? FileManager.default.attributesOfItem(atPath: file) else { continue }
-            let size = (attributes[.size] as? NSNumber)?.uint64Value ?? 0
-            let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-            out[file] = FileStamp(size: size, modified: modified)
+            if let stamp = FileStamp.of(file) { out[file] = stamp }
         }
         return out
+    }
+
+    /// Whether a change is complete at first sight: no file was removed, and every new or changed file was
+    /// renamed into place (or had its times set) after its last write.
+    static func renamedIntoPlace(_ now: [String: FileStamp], since before: [String: FileStamp]?) -> Bool {
+        guard let before, before.keys.allSatisfy({ now[$0] != nil }) else { return false }
+        return now.allSatisfy { file, stamp in before[file] == stamp || stamp.settledByRename }
     }
 }

@@ -20,20 +20,24 @@ public final class RegoPolicySet: Sendable {
     public let data: Value
     /// The packages the modules declare, as paths below `data`, sorted.
     public let packages: [[String]]
+    /// The bounds the modules were read under; queries prepared on the set are read under them too.
+    public let limits: InputLimits
 
-    init(nodes: [RuleNode], tree: TreeIndex, data: Value, packages: [[String]]) {
+    init(nodes: [RuleNode], tree: TreeIndex, data: Value, packages: [[String]], limits: InputLimits = .default) {
         self.nodes = nodes
         self.tree = tree
         self.data = data
         self.packages = packages
+        self.limits = limits
     }
 
     /// Compiles modules with base data. Errors are OPA's (`rego_parse_error`, `rego_compile_error`,
     /// `rego_unsafe_var_error`, `rego_type_error`, `rego_recursion_error`), every one found, in source order.
-    public static func compile(modules: [RegoModuleSource], data: Value = .object([Value: Value]())) throws(RegoCompileError)
-        -> RegoPolicySet
-    {
-        switch PolicyCompiler.compile(modules: modules, data: data) {
+    /// Text nested deeper than `limits.maxNestingDepth` is a `rego_parse_error` at the place it goes over.
+    public static func compile(
+        modules: [RegoModuleSource], data: Value = .object([Value: Value]()), limits: InputLimits = .default
+    ) throws(RegoCompileError) -> RegoPolicySet {
+        switch PolicyCompiler.compile(modules: modules, data: data, limits: limits) {
         case .success(let policy): return policy
         case .failure(let error): throw error
         }
@@ -42,7 +46,11 @@ public final class RegoPolicySet: Sendable {
     /// Prepares a query (`data.envoy.authz.allow`, or any Rego query such as `x := data.a.b[k]; k != "z"`)
     /// for repeated evaluation.
     public func prepare(query: String) throws(RegoCompileError) -> RegoQuery {
-        try RegoQuery(policy: self, text: query)
+        // Any query text may nest up to the limit: parsed and compiled on a stack of its own, as modules are.
+        let prepared = DeepStack.run(stackBytes: DeepStack.bytes(forDepth: limits.maxNestingDepth)) {
+            Result { () throws(RegoCompileError) in try RegoQuery(policy: self, text: query) }
+        }
+        return try prepared.get()
     }
 
     /// Prepares the query for the document at a path below `data` (`["envoy", "authz", "allow"]`).
@@ -57,7 +65,8 @@ public final class RegoPolicySet: Sendable {
                 text += "[" + quoted + "]"
             }
         }
-        return try prepare(query: text)
+        // A reference nests one level, so it is prepared on the caller's stack.
+        return try RegoQuery(policy: self, text: text)
     }
 
     /// The test rules `warden test` runs: complete rules named `test_*` (and `todo_test_*`, which are skipped),

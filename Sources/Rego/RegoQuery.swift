@@ -17,7 +17,7 @@ public struct RegoQuery: Sendable {
     init(policy: RegoPolicySet, text: String) throws(RegoCompileError) {
         self.policy = policy
         self.text = text
-        let (parsed, problems) = Parser.parseQuery(text)
+        let (parsed, problems) = Parser.parseQuery(text, maximumDepth: policy.limits.maxNestingDepth)
         guard let parsed, problems.isEmpty else { throw RegoCompileError(problems) }
         let lowering = Lowering(tree: policy.tree, context: nil)
         let scope = lowering.newScope(parent: nil)

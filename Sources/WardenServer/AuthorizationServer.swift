@@ -54,7 +54,7 @@ public final class AuthorizationServer: Sendable {
         decisionLog = try configuration.decisionLog.map { try DecisionLog(destination: $0) }
         let loader = PolicyLoader(options: .init(
             rootNamespace: configuration.rootNamespace, defaultNamespace: configuration.defaultNamespace,
-            providers: configuration.providers))
+            providers: configuration.providers, limits: configuration.limits))
         store = PolicyStore(paths: configuration.bundle == nil ? configuration.policyPaths : [], loader: loader)
         let metrics = self.metrics, logger = self.logger, store = self.store
         // Bundles and log uploads share one control-plane client; an unreachable service fails in two seconds.

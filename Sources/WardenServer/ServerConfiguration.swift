@@ -16,9 +16,11 @@ import PolicyCore
 /// admin: {address: 127.0.0.1:8282, tls: {...}, authentication: token, authorization_policy: authz.rego,
 ///         policy_writes: false}
 /// policies: {paths: [policies], root_namespace: istio-system, default_namespace: default, watch_interval_ms: 1000}
-/// request: {trusted_proxies: 0, merge_slashes: true, decode_escaped_slashes: false,
+/// request: {trusted_proxies: 0, normalize_path: true, merge_slashes: true, strip_path_parameters: true,
+///           path_with_escaped_slashes_action: KEEP_UNCHANGED,
 ///           verified_claims_header: false, destination_namespace: default, destination_labels: {app: api}}
 /// providers: {opa: {path: envoy/authz/allow}}   # CUSTOM providers: the Rego rule each evaluates
+/// limits: {max_file_bytes: 8388608, max_nesting_depth: 128, max_yaml_aliases: 1000, max_yaml_alias_nodes: 100000}
 /// decision_log: stdout          # or a file path, or off
 /// log_level: info               # debug, info, warning, error
 /// threads: 1                    # event-loop threads that also run the checks (default: per core, thread pool)
@@ -129,13 +131,16 @@ public struct ServerConfiguration: Sendable {
     public var defaultNamespace = "default"
     public var watchInterval: Duration? = .seconds(1)
     public var trustedProxies = 0
-    public var mergeSlashes = true
-    public var decodeEscapedSlashes = false
+    /// How request paths are normalized before matching (Envoy's `normalize_path`, `merge_slashes`,
+    /// `path_with_escaped_slashes_action`).
+    public var pathNormalizer = PathNormalizer()
     public var verifiedClaimsHeader: String?
     public var destinationNamespace: String?
     public var destinationLabels: [String: String] = [:]
     /// CUSTOM providers: name → Rego rule path. Unlisted names evaluate `envoy/authz/allow`.
     public var providers: [String: String] = [:]
+    /// Bounds on every policy file loaded (startup, reload, the policy API).
+    public var limits = InputLimits.default
     public var decisionLog: DecisionLog.Destination? = .standardOutput
     public var logLevel = LogLevel.info
     /// Event-loop threads; when set, checks also run on the loops (`EventLoops.runTasksOnEventLoops`).
@@ -152,7 +157,9 @@ public struct ServerConfiguration: Sendable {
 
     public init() {}
 
-    static let topLevel = ["grpc", "http", "admin", "policies", "request", "providers", "decision_log", "log_level", "threads"] + opaKeys
+    static let topLevel = [
+        "grpc", "http", "admin", "policies", "request", "providers", "limits", "decision_log", "log_level", "threads",
+    ] + opaKeys
 
     /// Reads a configuration file over the defaults; returns every problem found.
     public static func load(file: String) -> (ServerConfiguration?, [Diagnostic]) {
@@ -279,14 +286,30 @@ public struct ServerConfiguration: Sendable {
         }
         if let n = top["request"],
            let f = d.fields(n, at: top.path("request"), known: [
-               "trusted_proxies", "merge_slashes", "decode_escaped_slashes", "verified_claims_header",
-               "destination_namespace", "destination_labels",
+               "trusted_proxies", "normalize_path", "merge_slashes", "path_with_escaped_slashes_action",
+               "decode_escaped_slashes", "strip_path_parameters", "verified_claims_header", "destination_namespace",
+               "destination_labels",
            ])
         {
             if let v = f["trusted_proxies"].flatMap({ int($0, f.path("trusted_proxies"), range: 0...64) }) { config.trustedProxies = v }
-            if let v = f["merge_slashes"].flatMap({ d.bool($0, at: f.path("merge_slashes")) }) { config.mergeSlashes = v }
-            if let v = f["decode_escaped_slashes"].flatMap({ d.bool($0, at: f.path("decode_escaped_slashes")) }) {
-                config.decodeEscapedSlashes = v
+            let switches: [(String, WritableKeyPath<PathNormalizer, Bool>)] = [
+                ("normalize_path", \.normalizePath), ("merge_slashes", \.mergeSlashes),
+                ("strip_path_parameters", \.stripPathParameters),
+                // Istio's DECODE_AND_MERGE_SLASHES, kept for configurations written before the action existed.
+                ("decode_escaped_slashes", \.decodeEscapedSlashes),
+            ]
+            for (key, field) in switches {
+                if let v = f[key].flatMap({ d.bool($0, at: f.path(key)) }) { config.pathNormalizer[keyPath: field] = v }
+            }
+            if let s = f["path_with_escaped_slashes_action"].flatMap({
+                d.string($0, at: f.path("path_with_escaped_slashes_action"))
+            }) {
+                if let action = PathNormalizer.EscapedSlashesAction(rawValue: s.value.uppercased()) {
+                    config.pathNormalizer.escapedSlashes = action
+                } else {
+                    let known = PathNormalizer.EscapedSlashesAction.allCases.map(\.rawValue).joined(separator: ", ")
+                    d.invalid("unknown action `\(s.value)`; expected one of \(known)", at: s)
+                }
             }
             if let node = f["verified_claims_header"] {
                 // `true` trusts the standard header; a string names another one.
@@ -325,6 +348,21 @@ public struct ServerConfiguration: Sendable {
                 d.mismatch(n, top.path("providers"), expected: "an object of providers")
             }
         }
+        if let n = top["limits"],
+           let f = d.fields(n, at: top.path("limits"), known: [
+               "max_file_bytes", "max_nesting_depth", "max_yaml_aliases", "max_yaml_alias_nodes",
+           ])
+        {
+            let fields: [(String, ClosedRange<Int>, WritableKeyPath<InputLimits, Int>)] = [
+                ("max_file_bytes", 1...(1 << 30), \.maxFileBytes),
+                ("max_nesting_depth", 1...InputLimits.maximumNestingDepth, \.maxNestingDepth),
+                ("max_yaml_aliases", 0...(1 << 24), \.maxYAMLAliases),
+                ("max_yaml_alias_nodes", 0...(1 << 30), \.maxYAMLAliasNodes),
+            ]
+            for (key, range, field) in fields {
+                if let v = f[key].flatMap({ int($0, f.path(key), range: range) }) { config.limits[keyPath: field] = v }
+            }
+        }
         if let n = top["decision_log"], let s = d.string(n, at: top.path("decision_log")) {
             config.decisionLog = Self.decisionLog(s.value, relativeTo: relative)
         }
@@ -352,7 +390,7 @@ public struct ServerConfiguration: Sendable {
     /// The request mapping these settings describe.
     public var mapperOptions: CheckRequestMapper.Options {
         CheckRequestMapper.Options(
-            pathNormalizer: PathNormalizer(mergeSlashes: mergeSlashes, decodeEscapedSlashes: decodeEscapedSlashes),
+            pathNormalizer: pathNormalizer,
             trustedProxies: trustedProxies,
             verifiedClaimsHeader: verifiedClaimsHeader,
             destinationNamespace: destinationNamespace,

@@ -79,15 +79,16 @@ struct BenchCommand: ParsableCommand {
     }
 
     private func benchRego(_ query: String) throws {
-        let (files, problems) = RegoFiles.load(regoPaths, dataFiles: dataFiles)
+        let (files, problems) = RegoFiles.load(regoPaths, dataFiles: dataFiles, limits: policyOptions.limits.applied())
         var inputs: [Value] = []
         var inputProblems: [Diagnostic] = []
-        if let inputFile, let input = RegoFiles.readValue(inputFile, &inputProblems) { inputs = [input] }
+        if let inputFile, let input = RegoFiles.readValue(inputFile, &inputProblems, limits: files.limits) { inputs = [input] }
         if let problem = (problems + inputProblems).first { throw usage(problem.description) }
         if let inputsFile { inputs = try Bench.lines(inputsFile) { try JSONReader.parse($0) } }
         let prepared: RegoQuery
         do {
-            prepared = try RegoPolicySet.compile(modules: files.modules, data: files.data).prepare(query: query)
+            prepared = try RegoPolicySet.compile(modules: files.modules, data: files.data, limits: files.limits)
+                .prepare(query: query)
         } catch {
             throw usage(error.diagnostics.map(RegoError.render).joined(separator: "\n"))
         }

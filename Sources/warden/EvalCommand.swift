@@ -28,6 +28,8 @@ struct EvalCommand: ParsableCommand {
     @Option(name: [.customShort("f"), .customLong("format")], help: "Output format: json or pretty.")
     var format: EvalFormat = .json
 
+    @OptionGroup var limits: LimitOptions
+
     @Flag(name: .customLong("strict-builtin-errors"), help: "Treat the first builtin error as the query's error.")
     var strictBuiltinErrors = false
 
@@ -35,10 +37,10 @@ struct EvalCommand: ParsableCommand {
     var query: String
 
     func run() throws {
-        let (files, problems) = RegoFiles.load(paths, dataFiles: dataFiles)
+        let (files, problems) = RegoFiles.load(paths, dataFiles: dataFiles, limits: limits.applied())
         var input: Value?
         var inputProblems: [Diagnostic] = []
-        if let inputFile { input = RegoFiles.readValue(inputFile, &inputProblems) }
+        if let inputFile { input = RegoFiles.readValue(inputFile, &inputProblems, limits: files.limits) }
         if let problem = (problems + inputProblems).first {
             writeError(problem.description)
             throw ExitCode(Warden.Status.unusable)
@@ -48,7 +50,7 @@ struct EvalCommand: ParsableCommand {
             printHandler: { event in writeError(event.message) })
         let evaluation: RegoEvaluation
         do {
-            let policy = try RegoPolicySet.compile(modules: files.modules, data: files.data)
+            let policy = try RegoPolicySet.compile(modules: files.modules, data: files.data, limits: files.limits)
             let prepared = try policy.prepare(query: query)
             evaluation = prepared.evaluate(input: input, options: options)
         } catch {

@@ -11,7 +11,10 @@ struct PolicyOptions: ParsableArguments {
         help: "The namespace of policies without metadata.namespace, and of requests without destination.namespace.")
     var defaultNamespace = "default"
 
+    @OptionGroup var limits: LimitOptions
+
     var loader: PolicyLoader {
-        PolicyLoader(options: .init(rootNamespace: rootNamespace, defaultNamespace: defaultNamespace))
+        PolicyLoader(
+            options: .init(rootNamespace: rootNamespace, defaultNamespace: defaultNamespace, limits: limits.applied()))
     }
 }

@@ -9,12 +9,15 @@ import Rego
 struct RegoFiles {
     var modules: [RegoModuleSource] = []
     var data: Value = .object([Value: Value]())
+    /// The bounds every file is read under (and the modules compiled under).
+    var limits = InputLimits.default
 
     static let dataExtensions: Set<String> = ["json", "yaml", "yml"]
 
     /// Loads every path; the diagnostics say what could not be read.
-    static func load(_ paths: [String], dataFiles: [String] = []) -> (RegoFiles, [Diagnostic]) {
+    static func load(_ paths: [String], dataFiles: [String] = [], limits: InputLimits = .default) -> (RegoFiles, [Diagnostic]) {
         var files = RegoFiles()
+        files.limits = limits
         var problems: [Diagnostic] = []
         for path in paths {
             if DocumentFiles.isDirectory(path) {
@@ -36,7 +39,7 @@ struct RegoFiles {
 
     private mutating func add(_ file: String, at directories: [String], _ problems: inout [Diagnostic]) {
         if file.hasSuffix(".rego") {
-            switch DocumentFiles.read(file) {
+            switch DocumentFiles.read(file, limits: limits) {
             case .success(let text): modules.append(RegoModuleSource(path: file, text: text))
             case .failure(let problem): problems.append(problem)
             }
@@ -46,7 +49,7 @@ struct RegoFiles {
     }
 
     private mutating func addData(_ file: String, at path: [String], _ problems: inout [Diagnostic]) {
-        guard let value = RegoFiles.readValue(file, &problems) else { return }
+        guard let value = RegoFiles.readValue(file, &problems, limits: limits) else { return }
         guard case .object = value else {
             problems.append(
                 Diagnostic(code: Diagnostic.Code.invalidValue, message: "data file `\(file)` must hold an object"))
@@ -56,16 +59,16 @@ struct RegoFiles {
     }
 
     /// A JSON or YAML file's value.
-    static func readValue(_ file: String, _ problems: inout [Diagnostic]) -> Value? {
+    static func readValue(_ file: String, _ problems: inout [Diagnostic], limits: InputLimits = .default) -> Value? {
         let text: String
-        switch DocumentFiles.read(file) {
+        switch DocumentFiles.read(file, limits: limits) {
         case .success(let t): text = t
         case .failure(let problem):
             problems.append(problem)
             return nil
         }
         if file.hasSuffix(".yaml") || file.hasSuffix(".yml") {
-            let parsed = YAMLDocuments.parse(text, file: file)
+            let parsed = YAMLDocuments.parse(text, file: file, limits: limits)
             if let error = parsed.diagnostics.first(where: \.isError) {
                 problems.append(error)
                 return nil
@@ -73,7 +76,7 @@ struct RegoFiles {
             return parsed.documents.first?.value ?? .null
         }
         do {
-            return try JSONReader.parse(text)
+            return try JSONReader.parse(text, maximumDepth: limits.maxNestingDepth)
         } catch {
             problems.append(
                 Diagnostic(

@@ -101,6 +101,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("decision-log-url"), help: "Upload decision logs (gzip'd JSON batches, as OPA) to this URL.")
     var decisionLogURL: String?
 
+    @OptionGroup var limits: LimitOptions
+
     @Option(name: .customLong("grpc-tls-cert"), help: "PEM certificate chain for the gRPC listener.")
     var grpcTLSCert: String?
     @Option(name: .customLong("grpc-tls-key"), help: "PEM private key for the gRPC listener.")
@@ -194,6 +196,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         if let destinationNamespace { settings.destinationNamespace = destinationNamespace }
         try applyBundle(to: &settings)
+        settings.limits = limits.applied(to: settings.limits)
         if trustVerifiedClaimsHeader { settings.verifiedClaimsHeader = "x-warden-verified-claims" }
         try applyTLS(to: &settings)
         try applyAdmin(to: &settings)

@@ -25,6 +25,8 @@ struct TestCommand: ParsableCommand {
     @Option(name: .customLong("run"), help: "Run only the tests whose name contains this text.")
     var filter: String?
 
+    @OptionGroup var limits: LimitOptions
+
     @Flag(name: .customLong("strict-builtin-errors"), help: "Treat builtin errors as test errors.")
     var strictBuiltinErrors = false
 
@@ -41,14 +43,14 @@ struct TestCommand: ParsableCommand {
     }
 
     func run() throws {
-        let (files, problems) = RegoFiles.load(paths)
+        let (files, problems) = RegoFiles.load(paths, limits: limits.applied())
         if let problem = problems.first {
             writeError(problem.description)
             throw ExitCode(Warden.Status.unusable)
         }
         let policy: RegoPolicySet
         do {
-            policy = try RegoPolicySet.compile(modules: files.modules, data: files.data)
+            policy = try RegoPolicySet.compile(modules: files.modules, data: files.data, limits: files.limits)
         } catch {
             var renderer = DiagnosticRenderer()
             for diagnostic in error.diagnostics {

@@ -1,3 +1,4 @@
+import ExtAuthz
 import Foundation
 import Networking
 import NIOCore
@@ -106,7 +107,7 @@ import Testing
         #expect(c.policyPaths == ["/etc/warden/p"])
         #expect(c.rootNamespace == "mesh" && c.defaultNamespace == "apps")
         #expect(c.watchInterval == nil)
-        #expect(c.trustedProxies == 2 && !c.mergeSlashes)
+        #expect(c.trustedProxies == 2 && !c.pathNormalizer.mergeSlashes)
         #expect(c.verifiedClaimsHeader == "x-warden-verified-claims")
         #expect(c.destinationNamespace == "shop" && c.destinationLabels == ["app": "cart"])
         #expect(c.decisionLog == .file("/etc/warden/decisions.jsonl"))

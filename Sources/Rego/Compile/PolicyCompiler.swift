@@ -6,21 +6,30 @@ import PolicyCore
 struct PolicyCompiler {
     private var diagnostics: [Diagnostic] = []
     private let data: Value
+    private let limits: InputLimits
 
-    private init(data: Value) {
+    private init(data: Value, limits: InputLimits) {
         self.data = data
+        self.limits = limits
     }
 
-    static func compile(modules sources: [RegoModuleSource], data: Value) -> Result<RegoPolicySet, RegoCompileError> {
-        var compiler = PolicyCompiler(data: data)
-        return compiler.run(sources)
+    static func compile(
+        modules sources: [RegoModuleSource], data: Value, limits: InputLimits = .default
+    ) -> Result<RegoPolicySet, RegoCompileError> {
+        // Parsing and the stages after it recurse as deeply as the text nests (within the limit): on a stack of
+        // their own, whatever thread asked.
+        DeepStack.run(stackBytes: DeepStack.bytes(forDepth: limits.maxNestingDepth)) {
+            var compiler = PolicyCompiler(data: data, limits: limits)
+            return compiler.run(sources)
+        }
     }
 
     private mutating func run(_ sources: [RegoModuleSource]) -> Result<RegoPolicySet, RegoCompileError> {
         // Parse, in file order.
         var modules: [Module] = []
         for source in sources.sorted(by: { $0.path < $1.path }) {
-            let (module, problems) = Parser.parseModule(source.text, file: source.path)
+            let (module, problems) = Parser.parseModule(
+                source.text, file: source.path, maximumDepth: limits.maxNestingDepth)
             diagnostics.append(contentsOf: problems)
             if let module { modules.append(module) }
         }
@@ -62,7 +71,7 @@ struct PolicyCompiler {
                 baseData: baseData(at: builder.path), group: groups[builder.id])
         }
         let packages = Set(modules.map(\.package)).sorted { $0.lexicographicallyPrecedes($1) }
-        return .success(RegoPolicySet(nodes: nodes, tree: index, data: data, packages: packages))
+        return .success(RegoPolicySet(nodes: nodes, tree: index, data: data, packages: packages, limits: limits))
     }
 
     // MARK: - Modules

@@ -35,16 +35,22 @@ struct Lexer {
         return .success(tokens)
     }
 
-    private var column: Int { columnAt(index) }
+    /// The last column computed on the current line and its byte offset: tokens come in order, so each column
+    /// is counted on from the previous one instead of from the line's start (a long line stays linear).
+    private var columnMark = (offset: 0, column: 1)
+
+    private var column: Int { mutating get { columnAt(index) } }
 
     /// 1-based column of a byte offset on the current line, counting Unicode scalars.
-    private func columnAt(_ offset: Int) -> Int {
-        var c = 1
-        var i = lineStart
+    private mutating func columnAt(_ offset: Int) -> Int {
+        if columnMark.offset < lineStart || columnMark.offset > offset { columnMark = (lineStart, 1) }
+        var c = columnMark.column
+        var i = columnMark.offset
         while i < offset {
             if bytes[i] & 0xC0 != 0x80 { c += 1 }
             i += 1
         }
+        columnMark = (offset, c)
         return c
     }
 

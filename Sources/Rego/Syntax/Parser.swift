@@ -2,6 +2,11 @@ import PolicyCore
 
 /// Parses Rego v1 source into modules and queries. Errors are `rego_parse_error` diagnostics with OPA's messages;
 /// v0 forms (`p { ... }`, `p[x] { ... }`) parse, so that every problem in them is reported, but are errors.
+///
+/// Nesting is bounded by an explicit counter (`InputLimits.maxNestingDepth`): every nested term, body and
+/// operator application counts one level, so neither this parser nor the compiler stages after it (which
+/// recurse over the tree) can exhaust the stack, and each term is parsed once, so the work is linear in the
+/// text.
 struct Parser {
     /// A parse error that ends the current module or query; its diagnostic is already recorded.
     struct Stop: Error {}
@@ -11,6 +16,9 @@ struct Parser {
     private let file: String
     private let source: [UInt8]
     private(set) var diagnostics: [Diagnostic] = []
+    /// The nesting the term being parsed sits at, and its bound.
+    private var depth = 0
+    private let maximumDepth: Int
 
     static let operatorNames: [Token.Kind: String] = [
         .equal: "equal", .notEqual: "neq", .less: "lt", .lessOrEqual: "lte", .greater: "gt",
@@ -18,31 +26,36 @@ struct Parser {
         .ampersand: "and", .bar: "or",
     ]
 
-    private init(tokens: [Token], file: String, source: String) {
+    private init(tokens: [Token], file: String, source: String, maximumDepth: Int) {
         self.tokens = tokens
         self.file = file
         self.source = Array(source.utf8)
+        self.maximumDepth = maximumDepth
     }
 
     /// Parses one `.rego` file.
-    static func parseModule(_ text: String, file: String) -> (Module?, [Diagnostic]) {
+    static func parseModule(
+        _ text: String, file: String, maximumDepth: Int = InputLimits.default.maxNestingDepth
+    ) -> (Module?, [Diagnostic]) {
         switch Lexer.tokenize(text) {
         case .failure(let failure):
             return (nil, [lexicalDiagnostic(failure, file: file)])
         case .success(let tokens):
-            var parser = Parser(tokens: tokens, file: file, source: text)
+            var parser = Parser(tokens: tokens, file: file, source: text, maximumDepth: maximumDepth)
             let module = try? parser.module(text: text)
             return (parser.diagnostics.isEmpty ? module : nil, parser.diagnostics)
         }
     }
 
     /// Parses a query: expressions separated by `;` or line breaks.
-    static func parseQuery(_ text: String, file: String = "") -> (Body?, [Diagnostic]) {
+    static func parseQuery(
+        _ text: String, file: String = "", maximumDepth: Int = InputLimits.default.maxNestingDepth
+    ) -> (Body?, [Diagnostic]) {
         switch Lexer.tokenize(text) {
         case .failure(let failure):
             return (nil, [lexicalDiagnostic(failure, file: file)])
         case .success(let tokens):
-            var parser = Parser(tokens: tokens, file: file, source: text)
+            var parser = Parser(tokens: tokens, file: file, source: text, maximumDepth: maximumDepth)
             do {
                 if parser.current.kind == .endOfFile {
                     parser.error("empty query", at: parser.current)
@@ -111,6 +124,25 @@ struct Parser {
 
     private func atKeyword(_ word: String) -> Bool { current.isKeyword(word) }
 
+    // MARK: - Nesting
+
+    /// Enters one more level of nesting, or stops at the bound with an error at the current token.
+    private mutating func nest() throws(Stop) {
+        guard depth < maximumDepth else {
+            throw fail(
+                "expression nested too deeply: more than \(maximumDepth) levels of terms, bodies and operators "
+                    + "(limits.max_nesting_depth)", at: current)
+        }
+        depth += 1
+    }
+
+    /// A reference (package path, rule head, `a.b[c]...`) becomes as many levels of the data tree.
+    private mutating func checkLength(_ path: Int, at token: Token) throws(Stop) {
+        if path > maximumDepth {
+            throw fail("reference too long: more than \(maximumDepth) parts (limits.max_nesting_depth)", at: token)
+        }
+    }
+
     // MARK: - Modules
 
     private mutating func module(text: String) throws(Stop) -> Module {
@@ -156,6 +188,7 @@ struct Parser {
             } else {
                 break
             }
+            try checkLength(path.count, at: current)
         }
         return path
     }
@@ -204,6 +237,7 @@ struct Parser {
             } else {
                 break
             }
+            try checkLength(reference.count, at: current)
         }
         var arguments: [Term]?
         if current.kind == .leftParen, !current.spaceBefore {
@@ -344,6 +378,8 @@ struct Parser {
 
     /// Expressions separated by `;` or line breaks, up to (not including) `end`.
     private mutating func statements(until end: Token.Kind) throws(Stop) -> Body {
+        try nest()
+        defer { depth -= 1 }
         var body: Body = []
         while true {
             body.append(try literal())
@@ -454,16 +490,25 @@ struct Parser {
 
     // MARK: - Terms, by operator precedence
 
+    // Each level takes the leftmost operand when the caller has already parsed it (`first`): a literal such as
+    // `[x | ...]` reads one term to see whether a comprehension follows, and goes on from that term when none
+    // does, instead of parsing it again (which made nested literals cost 2^depth). Every operator applied adds a
+    // level of nesting to the tree (`1 + 1 + ...` is a chain as deep as it is long), so each counts one.
+
     /// `x in xs` and, when `keyValue`, `k, v in xs`: the loosest-binding operator.
-    private mutating func termIn(keyValue: Bool) throws(Stop) -> Term {
-        var lhs = try relation()
+    private mutating func termIn(keyValue: Bool, first: Term? = nil) throws(Stop) -> Term {
+        let outer = depth
+        defer { depth = outer }
+        var lhs = try relation(first: first)
         while true {
             if keyValue, current.kind == .comma {
                 let saved = position
                 let savedDiagnostics = diagnostics.count
+                let savedDepth = depth
                 _ = advance()
                 if let middle = try? relation(), atKeyword("in") {
                     let op = advance()
+                    try nest()
                     let rhs = try relation()
                     lhs = Term(
                         .call(function: Term(.variable("internal.member_3"), location(of: op)), arguments: [lhs, middle, rhs]),
@@ -471,10 +516,12 @@ struct Parser {
                     continue
                 }
                 position = saved
+                depth = savedDepth
                 diagnostics.removeSubrange(savedDiagnostics...)
             }
             if atKeyword("in") {
                 let op = advance()
+                try nest()
                 let rhs = try relation()
                 lhs = Term(
                     .call(function: Term(.variable("internal.member_2"), location(of: op)), arguments: [lhs, rhs]),
@@ -485,50 +532,66 @@ struct Parser {
         }
     }
 
-    private mutating func relation() throws(Stop) -> Term {
-        var lhs = try union()
+    private mutating func relation(first: Term? = nil) throws(Stop) -> Term {
+        let outer = depth
+        defer { depth = outer }
+        var lhs = try union(first: first)
         while [.equal, .notEqual, .less, .lessOrEqual, .greater, .greaterOrEqual].contains(current.kind) {
             let op = advance()
+            try nest()
             let rhs = try union()
             lhs = binary(op, lhs, rhs)
         }
         return lhs
     }
 
-    private mutating func union() throws(Stop) -> Term {
-        var lhs = try intersection()
+    private mutating func union(first: Term? = nil) throws(Stop) -> Term {
+        let outer = depth
+        defer { depth = outer }
+        var lhs = try intersection(first: first)
         while current.kind == .bar {
             let op = advance()
+            try nest()
             let rhs = try intersection()
             lhs = binary(op, lhs, rhs)
         }
         return lhs
     }
 
-    private mutating func intersection() throws(Stop) -> Term {
-        var lhs = try arithmetic()
+    private mutating func intersection(first: Term? = nil) throws(Stop) -> Term {
+        let outer = depth
+        defer { depth = outer }
+        var lhs = try arithmetic(first: first)
         while current.kind == .ampersand {
             let op = advance()
+            try nest()
             let rhs = try arithmetic()
             lhs = binary(op, lhs, rhs)
         }
         return lhs
     }
 
-    private mutating func arithmetic() throws(Stop) -> Term {
-        var lhs = try factor()
+    private mutating func arithmetic(first: Term? = nil) throws(Stop) -> Term {
+        let outer = depth
+        defer { depth = outer }
+        var lhs = try factor(first: first)
         while current.kind == .plus || current.kind == .minus {
             let op = advance()
+            try nest()
             let rhs = try factor()
             lhs = binary(op, lhs, rhs)
         }
         return lhs
     }
 
-    private mutating func factor() throws(Stop) -> Term {
-        var lhs = try term()
+    private mutating func factor(first: Term? = nil) throws(Stop) -> Term {
+        let outer = depth
+        defer { depth = outer }
+        var lhs: Term
+        if let first { lhs = first } else { lhs = try term() }
         while current.kind == .star || current.kind == .slash || current.kind == .percent {
             let op = advance()
+            try nest()
             let rhs = try term()
             lhs = binary(op, lhs, rhs)
         }
@@ -544,6 +607,8 @@ struct Parser {
 
     /// A single term with its reference and call suffixes.
     private mutating func term() throws(Stop) -> Term {
+        try nest()
+        defer { depth -= 1 }
         let start = current
         var base: Term
         switch start.kind {
@@ -613,6 +678,7 @@ struct Parser {
                 guard name.kind == .identifier, !current.spaceBefore else { throw unexpected("ident") }
                 _ = advance()
                 path.append(Term(.string(name.text), location(of: name)))
+                try checkLength(path.count, at: current)
             case .leftBracket:
                 _ = advance()
                 let index = try termIn(keyValue: false)
@@ -620,6 +686,7 @@ struct Parser {
                 var located = index
                 located.location = index.location
                 path.append(located)
+                try checkLength(path.count, at: current)
             case .leftParen:
                 let function = built()
                 switch function.kind {
@@ -668,18 +735,17 @@ struct Parser {
             _ = advance()
             return Term(.array([]), location(from: start))
         }
-        let saved = position
-        let savedDiagnostics = diagnostics.count
-        if let head = try? term(), current.kind == .bar {
+        let head = try term()
+        if current.kind == .bar {
             _ = advance()
             let body = try comprehensionBody(until: .rightBracket)
             return Term(.arrayComprehension(head: head, body: body), location(from: start))
         }
-        position = saved
-        diagnostics.removeSubrange(savedDiagnostics...)
         var items: [Term] = []
+        var first: Term? = head
         while true {
-            items.append(try termIn(keyValue: false))
+            items.append(try termIn(keyValue: false, first: first))
+            first = nil
             guard current.kind == .comma else { break }
             _ = advance()
             if current.kind == .rightBracket { break }
@@ -695,29 +761,24 @@ struct Parser {
             _ = advance()
             return Term(.object([]), location(from: start))
         }
-        let saved = position
-        let savedDiagnostics = diagnostics.count
-        if let head = try? term() {
-            if current.kind == .bar {
-                _ = advance()
-                let body = try comprehensionBody(until: .rightBrace)
-                return Term(.setComprehension(head: head, body: body), location(from: start))
-            }
-            if current.kind == .colon {
-                _ = advance()
-                if let value = try? term(), current.kind == .bar {
-                    _ = advance()
-                    let body = try comprehensionBody(until: .rightBrace)
-                    return Term(.objectComprehension(key: head, value: value, body: body), location(from: start))
-                }
-            }
+        let head = try term()
+        if current.kind == .bar {
+            _ = advance()
+            let body = try comprehensionBody(until: .rightBrace)
+            return Term(.setComprehension(head: head, body: body), location(from: start))
         }
-        position = saved
-        diagnostics.removeSubrange(savedDiagnostics...)
-        let first = try termIn(keyValue: false)
+        // `{k: v | body}` is a comprehension only when its key and value are single terms.
+        let keyIsHead = current.kind == .colon
+        let first = keyIsHead ? head : try termIn(keyValue: false, first: head)
         if current.kind == .colon {
             _ = advance()
-            var members = [(key: first, value: try termIn(keyValue: false))]
+            let value = try term()
+            if keyIsHead, current.kind == .bar {
+                _ = advance()
+                let body = try comprehensionBody(until: .rightBrace)
+                return Term(.objectComprehension(key: first, value: value, body: body), location(from: start))
+            }
+            var members = [(key: first, value: try termIn(keyValue: false, first: value))]
             while current.kind == .comma {
                 _ = advance()
                 if current.kind == .rightBrace { break }

@@ -1,0 +1,2 @@
+package test
+p if every x in input.xs { x > 0 }

@@ -1,0 +1,3 @@
+package test
+double(x) := x * 2
+p := double(21)

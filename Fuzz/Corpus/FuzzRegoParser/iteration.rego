@@ -1,0 +1,2 @@
+package test
+p contains i if { some i; input.xs[i] > 1 }

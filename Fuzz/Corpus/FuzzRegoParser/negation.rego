@@ -1,0 +1,2 @@
+package test
+p if not input.missing

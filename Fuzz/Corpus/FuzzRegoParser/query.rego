@@ -1,0 +1,1 @@
+x := data.a.b[k]; k != "z"; count([y | y := input.xs[_]; y > 1]) > 0

@@ -1,0 +1,2 @@
+package test
+p := [input.a.b, input["a"]["b"], input.a["b"], input["x-y"]]

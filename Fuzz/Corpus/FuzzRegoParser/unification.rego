@@ -1,0 +1,2 @@
+package test
+p := y if { y := 5 }
