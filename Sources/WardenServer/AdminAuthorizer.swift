@@ -1,3 +1,4 @@
+import Documents
 import Foundation
 import Identity
 import Networking
@@ -27,18 +28,18 @@ public struct AdminAuthorizer: Sendable {
         query = policy.flatMap { try? $0.prepare(path: Self.decisionPath) }
     }
 
-    /// Compiles an authorization policy file; every error has its `file:line:col`. A policy that defines no
-    /// `system.authz` package is refused, since it could only ever answer undefined.
-    public static func load(file: String) throws(StartupError) -> RegoPolicySet {
+    /// Compiles an authorization policy file within `limits` (its size and nesting, as for served policies);
+    /// every error has its `file:line:col`. A policy that defines no `system.authz` package is refused, since it
+    /// could only ever answer undefined.
+    public static func load(file: String, limits: InputLimits = .default) throws(StartupError) -> RegoPolicySet {
         let text: String
-        do {
-            text = try String(contentsOfFile: file, encoding: .utf8)
-        } catch {
-            throw StartupError(Diagnostic(code: Diagnostic.Code.io, message: "cannot read the authorization policy `\(file)`"))
+        switch DocumentFiles.read(file, limits: limits) {
+        case .success(let read): text = read
+        case .failure(let problem): throw StartupError(problem)
         }
         let policy: RegoPolicySet
         do {
-            policy = try RegoPolicySet.compile(modules: [RegoModuleSource(path: file, text: text)])
+            policy = try RegoPolicySet.compile(modules: [RegoModuleSource(path: file, text: text)], limits: limits)
         } catch {
             throw StartupError(error.diagnostics)
         }

@@ -46,7 +46,7 @@ public final class AuthorizationServer: Sendable {
         authorizer = AdminAuthorizer(
             authentication: configuration.admin.authentication,
             policy: try configuration.admin.authorizationPolicy.map { file throws(StartupError) in
-                try AdminAuthorizer.load(file: file)
+                try AdminAuthorizer.load(file: file, limits: configuration.limits)
             })
         logger = .standardError(level: configuration.logLevel.level)
         for warning in warnings { logger.warning("\(warning)") }

@@ -25,6 +25,10 @@ extension ServerConfiguration {
             default:
                 break
             }
+            if admin.authentication == .token, listener.tls == nil, !listener.isLoopback {
+                warnings.append("the admin API at \(listener.address) takes bearer tokens without TLS: they cross the "
+                    + "network in the clear; give it a certificate (--admin-tls-cert, --admin-tls-key)")
+            }
             if admin.policyWrites, admin.authentication == .off {
                 if listener.isLoopback {
                     warnings.append("policy writes are on and the admin API at \(listener.address) does not authenticate "

@@ -131,5 +131,17 @@ import X509
         }
         let good = try directory.write("authz.rego", "package system.authz\n\ndefault allow := false\n")
         #expect(try AdminAuthorizer.load(file: good).packages == [["system", "authz"]])
+        #expect {
+            _ = try AdminAuthorizer.load(file: good, limits: InputLimits(maxFileBytes: 16))
+        } throws: { error in
+            (error as? StartupError)?.diagnostics.first?.code == Diagnostic.Code.limitExceeded
+        }
+        let deep = try directory.write(
+            "deep.rego", "package system.authz\n\nallow := " + String(repeating: "[", count: 40) + String(repeating: "]", count: 40) + "\n")
+        #expect {
+            _ = try AdminAuthorizer.load(file: deep, limits: InputLimits(maxNestingDepth: 16))
+        } throws: { error in
+            (error as? StartupError)?.diagnostics.first?.description.hasPrefix(deep + ":3:") == true
+        }
     }
 }

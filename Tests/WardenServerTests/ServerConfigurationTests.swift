@@ -78,6 +78,13 @@ import Testing
         }
         #expect(inside.first?.contains("inside the served policies") == true, "\(inside)")
 
+        var plaintextTokens = ServerConfiguration()
+        plaintextTokens.admin.listener?.host = "10.0.0.1"
+        plaintextTokens.admin.authentication = .token
+        plaintextTokens.admin.authorizationPolicy = "/etc/warden/authz.rego"
+        #expect(plaintextTokens.startupChecks().errors.isEmpty)
+        #expect(plaintextTokens.startupChecks().warnings.contains { $0.contains("in the clear") })
+
         var loopback = ServerConfiguration()
         loopback.admin.policyWrites = true
         let checks = loopback.startupChecks()
