@@ -274,13 +274,27 @@ func tlsCheck(
 
     static let aliceClaims = VerifiedClaimsHeader.encode(["iss": "https://issuer.example", "sub": "alice"])
 
-    @Test func onlyAllowListedProxiesAskAndAreTrustedWithVerifiedClaims() async throws {
-        let directory = try TemporaryDirectory()
-        try directory.write("policies/require-alice.yaml", Self.requireAlice)
-        let certificates = try MeshCertificates()
+    /// Policies that require Alice's token, and certificates for the mesh's proxy and for another workload.
+    struct AllowListFixture {
+        let directory: TemporaryDirectory
+        let certificates: MeshCertificates
         let proxyID = "spiffe://cluster.local/ns/istio-system/sa/warden-proxy"
-        let proxy = try certificates.client("proxy", proxyID)
-        let web = try certificates.client("web", "spiffe://cluster.local/ns/web/sa/web")
+        let proxy: WorkloadPaths
+        let web: WorkloadPaths
+
+        init() throws {
+            directory = try TemporaryDirectory()
+            try directory.write("policies/require-alice.yaml", AdminTests.requireAlice)
+            certificates = try MeshCertificates()
+            proxy = try certificates.client("proxy", proxyID)
+            web = try certificates.client("web", "spiffe://cluster.local/ns/web/sa/web")
+        }
+    }
+
+    @Test func onlyAllowListedProxiesAskAndAreTrustedWithVerifiedClaims() async throws {
+        let fixture = try AllowListFixture()
+        let (directory, certificates, proxyID, proxy, web) =
+            (fixture.directory, fixture.certificates, fixture.proxyID, fixture.proxy, fixture.web)
         let stranger = try certificates.client("stranger", proxyID, from: try CertificateFactory())
         // gRPC: only the proxy may ask. HTTP: anyone may ask, and no one is trusted with the claims header.
         let config = try directory.write("warden.yaml", """
@@ -326,12 +340,9 @@ func tlsCheck(
     }
 
     @Test func theHTTPListenerAnswersOnlyItsAllowList() async throws {
-        let directory = try TemporaryDirectory()
-        try directory.write("policies/require-alice.yaml", Self.requireAlice)
-        let certificates = try MeshCertificates()
-        let proxyID = "spiffe://cluster.local/ns/istio-system/sa/warden-proxy"
-        let proxy = try certificates.client("proxy", proxyID)
-        let web = try certificates.client("web", "spiffe://cluster.local/ns/web/sa/web")
+        let fixture = try AllowListFixture()
+        let (directory, certificates, proxyID, proxy, web) =
+            (fixture.directory, fixture.certificates, fixture.proxyID, fixture.proxy, fixture.web)
         let server = try await ServerProcess([
             "--policies", directory.path + "/policies", "--decision-log", "off", "--destination-namespace", "backend",
             "--http-tls-cert", certificates.server.certificateChain, "--http-tls-key", certificates.server.key,

@@ -10,11 +10,11 @@ final class ServerProcess: Sendable {
     /// The management API's port; 0 when it is off.
     let adminPort: Int
 
-    /// Starts `warden serve` with `arguments` after ephemeral data-plane and admin addresses (a `--config` file or
-    /// `--admin-address` among the arguments says where the admin listener goes instead).
+    /// Starts `warden serve` with `arguments` after ephemeral data-plane and admin addresses (flags win over a
+    /// `--config` file; `--admin-address` among the arguments says where the admin listener goes instead).
     init(_ arguments: [String], timeout: Duration = .seconds(60)) async throws {
         let adminOff = zip(arguments, arguments.dropFirst()).contains { $0 == ("--admin-address", "off") }
-        let ownAdmin = arguments.contains("--admin-address") || arguments.contains("--config")
+        let ownAdmin = arguments.contains("--admin-address")
         var markers = ["gRPC listening on ", "HTTP listening on "]
         if !adminOff { markers.append("admin listening on ") }
         launched = try await LaunchedProcess(
