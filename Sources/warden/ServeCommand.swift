@@ -83,7 +83,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("destination-namespace"), help: "The namespace of the workload this server guards, when checks do not name it.")
     var destinationNamespace: String?
 
-    @Flag(name: .customLong("trust-verified-claims-header"), help: "Read request.auth.* from the x-warden-verified-claims header (only behind warden proxy).")
+    @Flag(name: .customLong("trust-verified-claims-header"), help: "Read request.auth.* from the x-warden-verified-claims header, from --allowed-clients only (behind warden proxy).")
     var trustVerifiedClaimsHeader = false
 
     @Option(name: .customLong("bundle"), help: "Serve the OPA bundle at this URL (polled) instead of --policies.")
