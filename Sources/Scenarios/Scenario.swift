@@ -129,7 +129,7 @@ extension Scenario {
     /// The profiles of the conformance report, in report order.
     public static let profiles = [
         "authorization-policy", "peer-authentication", "request-authentication", "ext-authz-grpc", "ext-authz-http",
-        "rego", "ca",
+        "rego", "ca", "management-api",
     ]
 
     /// The `warden` subcommands the scenario runs.
