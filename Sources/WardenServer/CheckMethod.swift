@@ -14,6 +14,7 @@ extension InPlaceMethod {
         InPlaceMethod(descriptor: Envoy_Service_Auth_V3_Authorization.Method.Check.descriptor) { bytes, peer in
             let trusted = peer?.authorized == true
             if allowList, !trusted {
+                handler.metrics.recordClientRefused(listener: "grpc")
                 guard let peer else {
                     throw RPCError(
                         code: .unauthenticated,

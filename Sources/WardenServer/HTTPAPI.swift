@@ -57,6 +57,7 @@ public struct HTTPAPI: Sendable {
         let path = request.path
         let asksForDecision = isExtAuthz(path) || path == "/v1/data" || path.hasPrefix("/v1/data/")
         if asksForDecision, dataPlaneAllowList, connection.peer?.authorized != true {
+            metrics.recordClientRefused(listener: "http")
             let who = connection.peer.map { "client `\($0.identity)` is not on this listener's allow-list" }
                 ?? "this listener answers only clients with a certificate on its allow-list"
             if isExtAuthz(path) { return .text(403, "access denied: \(who)\n") }
@@ -91,7 +92,9 @@ public struct HTTPAPI: Sendable {
     // MARK: - The management API
 
     public func admin(_ request: HTTPRequest, connection: HTTPServer.Connection) async -> HTTPResponse {
-        if let refusal = authorizer.authorize(request, peer: connection.peer) { return refusal }
+        let refusal = authorizer.authorize(request, peer: connection.peer)
+        metrics.recordAdminRequest(allowed: refusal == nil)
+        if let refusal { return refusal }
         let path = request.path
         switch (request.method, path) {
         case ("GET", "/health"), ("HEAD", "/health"):

@@ -173,6 +173,9 @@ func tlsCheck(
         #expect(sneaky.status == 200, "\(sneaky.body)")
         #expect(try await curl(put + [allowEverything, server.adminBase + "/v1/policies/deny-admin"]).status == 401)
         #expect(try await checkStatus(server, path: "/admin") == 7)
+        let metrics = try await curl(ops + [server.adminBase + "/metrics"]).body
+        #expect(metrics.contains(#"warden_admin_requests_total{result="refused"} 4"#), "\(metrics)")
+        #expect(metrics.contains(#"warden_admin_requests_total{result="allowed"} 4"#), "\(metrics)")
     }
 
     @Test func clientCertificatesAreAuthorizedBySPIFFEIDOrSubject() async throws {
@@ -328,6 +331,8 @@ func tlsCheck(
         #expect(try await refusal(web) == .permissionDenied, "a mesh certificate not on the list")
         #expect(try await refusal(nil) == .unauthenticated, "no certificate")
         #expect(try await refusal(stranger) == .unavailable, "another CA's certificate fails the handshake")
+        let metrics = try await curl([server.adminBase + "/metrics"]).body
+        #expect(metrics.contains(#"warden_client_refusals_total{listener="grpc"} 2"#), "\(metrics)")
 
         // On the HTTP listener, the header is ignored from every client, with or without a certificate.
         for client in [nil, proxy] {

@@ -255,6 +255,8 @@ struct APIHarness {
         #expect(await harness.send("POST", "/v1/data", peer: stranger).status == 401)
         #expect(await harness.send("POST", "/v1/data", peer: proxy).status == 200)
         #expect(await harness.send("GET", "/health").status == 200, "health stays open")
+        let metrics = String(decoding: harness.metrics.exposition(), as: UTF8.self)
+        #expect(metrics.contains(#"warden_client_refusals_total{listener="http"} 3"#), "\(metrics)")
 
         let open = try APIHarness(files: ["require-alice.yaml": harness.files["require-alice.yaml"]!], claimsHeader: true)
         open.store.reload()
