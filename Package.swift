@@ -28,6 +28,7 @@ let package = Package(
         .library(name: "MeshCA", targets: ["MeshCA"]),
         .library(name: "Networking", targets: ["Networking"]),
         .library(name: "WardenServer", targets: ["WardenServer"]),
+        .library(name: "FrontProxy", targets: ["FrontProxy"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -216,12 +217,39 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // The front proxy: mTLS with PeerAuthentication, JWTs with RequestAuthentication, a check per request over
+        // the ext_authz gRPC API, forwarding. It asks the server for decisions and never links the engines.
+        .target(
+            name: "FrontProxy",
+            dependencies: [
+                "PolicyCore", "Identity", "ExtAuthz", "Networking", "JWKSClient", "Documents",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: strict
+        ),
+
         // The command-line program.
         .executableTarget(
             name: "warden",
             dependencies: [
                 "PolicyCore", "AuthzPolicy", "DecisionPoint", "Documents", "PolicyLoading", "Conformance",
-                "Rego", "JOSE", "Identity", "JWKSClient", "ExtAuthz", "Networking", "WardenServer", "MeshCA", "Scenarios",
+                "Rego", "JOSE", "Identity", "JWKSClient", "ExtAuthz", "Networking", "WardenServer", "MeshCA", "Scenarios", "FrontProxy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -353,6 +381,18 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "FrontProxyTests",
+            dependencies: [
+                "FrontProxy", "Identity", "JOSE", "ExtAuthz", "Networking", "PolicyCore", "Documents", "WardenTesting",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: strict
         ),

@@ -38,7 +38,7 @@ trap cleanup EXIT
 
 "$noop" write-request "$work/check.bin"
 "${server_cpu[@]}" "$noop" "serve${BASELINE:+-$BASELINE}" 19291 ${THREADS:-} & noop_pid=$!; pids+=($noop_pid)
-"${server_cpu[@]}" "$warden" serve --grpc-address 127.0.0.1:19191 --http-address 127.0.0.1:19181 --policies ../policies \
+"${server_cpu[@]}" "$warden" serve --grpc-address 127.0.0.1:19191 --http-address 127.0.0.1:19181 --admin-address off --policies ../policies \
     --decision-log off --watch-interval-ms 0 --log-level warning ${THREADS:+--threads "$THREADS"} & warden_pid=$!
 pids+=($warden_pid)
 for _ in $(seq 100); do
@@ -69,15 +69,7 @@ run() {
         END { printf "%.0f %.3f %.3f %.0f\n", rps, v[int(NR * 0.50)] / 1000, v[int(NR * 0.99)] / 1000, cpu / requests }'
 }
 
-# The median of each column over the given lines.
-median() {
-    awk '{ for (i = 1; i <= NF; i++) col[i, NR] = $i } END {
-        for (i = 1; i <= NF; i++) {
-            n = 0; for (r = 1; r <= NR; r++) v[++n] = col[i, r]
-            for (a = 1; a <= n; a++) for (b = a + 1; b <= n; b++) if (v[b] < v[a]) { t = v[a]; v[a] = v[b]; v[b] = t }
-            printf "%s%s", v[int((n + 1) / 2)], (i < NF ? " " : "\n")
-        } }'
-}
+. ./median.sh
 
 printf '%-10s | %9s %7s %7s %8s | %9s %7s %7s %8s | %6s\n' "c x m" "noop r/s" "p50 ms" "p99 ms" "CPU µs" \
     "warden r/s" "p50 ms" "p99 ms" "CPU µs" "ratio"

@@ -6,22 +6,37 @@ public enum DocumentFiles {
     /// The file's text, or an `io_error` diagnostic naming it; a file larger than `limits.maxFileBytes` is
     /// refused (`limit_exceeded`) without being read past the limit.
     public static func read(_ path: String, limits: InputLimits = .default) -> Result<String, Diagnostic> {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            return .failure(Diagnostic(code: Diagnostic.Code.io, message: "cannot read `\(path)`", span: SourceSpan(file: path, line: 1, column: 1)))
-        }
+        guard let handle = FileHandle(forReadingAtPath: path) else { return .failure(unreadable(path)) }
         defer { try? handle.close() }
         let data: Data
         do {
             // One byte more than the limit tells a file at the limit from one over it (or still growing).
             data = try handle.read(upToCount: limits.maxFileBytes + 1) ?? Data()
         } catch {
-            return .failure(Diagnostic(code: Diagnostic.Code.io, message: "cannot read `\(path)`", span: SourceSpan(file: path, line: 1, column: 1)))
+            return .failure(unreadable(path, reason: "\(error.localizedDescription)".lowercased()))
         }
         if let refused = checkSize(data.count, file: path, limits: limits) { return .failure(refused) }
         guard let text = String(data: data, encoding: .utf8) else {
             return .failure(Diagnostic(code: Diagnostic.Code.io, message: "`\(path)` is not UTF-8 text", span: SourceSpan(file: path, line: 1, column: 1)))
         }
         return .success(text)
+    }
+
+    /// The one way every command says a file or directory cannot be read: `cannot read `PATH`: REASON`.
+    public static func unreadable(_ path: String, reason: String? = nil) -> Diagnostic {
+        Diagnostic(code: Diagnostic.Code.io, message: "cannot read `\(path)`: \(reason ?? whyUnreadable(path))")
+    }
+
+    /// Why `path` cannot be read, in the words of the C library (`no such file or directory`, `permission denied`).
+    public static func whyUnreadable(_ path: String) -> String {
+        let descriptor = open(path, O_RDONLY)
+        if descriptor >= 0 {
+            close(descriptor)
+            var isDirectory: ObjCBool = false
+            return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+                ? "is a directory" : "unreadable"
+        }
+        return String(cString: strerror(errno)).lowercased()
     }
 
     /// A `limit_exceeded` diagnostic when a file's text is larger than `limits.maxFileBytes`.

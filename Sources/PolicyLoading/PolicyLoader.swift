@@ -64,7 +64,7 @@ public struct PolicyLoader: Sendable {
         var diagnostics: [Diagnostic] = []
         var files: [String] = []
         for path in paths where !DocumentFiles.exists(path) {
-            diagnostics.append(Diagnostic(code: Diagnostic.Code.io, message: "no such file or directory `\(path)`"))
+            diagnostics.append(DocumentFiles.unreadable(path))
         }
         files = DocumentFiles.expand(paths.filter(DocumentFiles.exists), extensions: Self.ruleExtensions)
         for (file, text) in overlay {

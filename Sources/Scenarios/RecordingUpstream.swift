@@ -15,13 +15,24 @@ public struct RecordingUpstream: Sendable {
     public var port: Int
     public var status: Int
     public var record: String?
+    /// Answered instead of the JSON echo (the echo is still recorded).
+    public var body: String?
+    /// How long to wait before answering, for timeout tests.
+    public var delay: Duration?
+    public var maxBodyBytes: Int
 
-    public init(name: String?, host: String, port: Int, status: Int = 200, record: String? = nil) {
+    public init(
+        name: String?, host: String, port: Int, status: Int = 200, record: String? = nil, body: String? = nil,
+        delay: Duration? = nil, maxBodyBytes: Int = 16 << 20
+    ) {
         self.name = name
         self.host = host
         self.port = port
         self.status = status
         self.record = record
+        self.body = body
+        self.delay = delay
+        self.maxBodyBytes = maxBodyBytes
     }
 
     /// The JSON line of one request; header names lowercased, repeated ones kept in order.
@@ -40,10 +51,16 @@ public struct RecordingUpstream: Sendable {
     public func run() async throws {
         let logger = Logger.standardError(level: .info)
         let recorder = try record.map(Recorder.init)
-        let (name, status) = (name, status)
-        let server = HTTPServer(options: .init(host: host, port: port)) { request, _ in
+        let (name, status, fixedBody, delay) = (name, status, body, delay)
+        let options = HTTPServer.Options(host: host, port: port, maxBodyBytes: maxBodyBytes, maxConnections: 10_000)
+        let server = HTTPServer(options: options) { request, _ in
             let line = Self.echo(request, name: name)
             recorder?.append(line)
+            if let delay { try? await Task.sleep(for: delay) }
+            if let fixedBody {
+                return HTTPResponse(
+                    status: status, headers: [("content-type", "text/plain; charset=utf-8")], body: Array(fixedBody.utf8))
+            }
             return HTTPResponse(status: status, headers: [("content-type", "application/json")], body: Array((line + "\n").utf8))
         }
         let listener = try await server.bind()

@@ -485,10 +485,5 @@ final class ScenarioDecoder {
         return duration
     }
 
-    static func parseDuration(_ text: String) -> Duration? {
-        for (suffix, scale) in [("ms", 0.001), ("s", 1.0), ("m", 60.0)] where text.hasSuffix(suffix) {
-            if let number = Double(text.dropLast(suffix.count)), number >= 0 { return .milliseconds(Int(number * scale * 1000)) }
-        }
-        return nil
-    }
+    static func parseDuration(_ text: String) -> Duration? { PolicyCore.parseDuration(text) }
 }

@@ -39,7 +39,7 @@ public final class ScenarioRun: @unchecked Sendable {
     public init(_ scenario: Scenario, environment: ScenarioEnvironment) throws {
         self.scenario = scenario
         self.environment = environment
-        var template = Array((NSTemporaryDirectory() + "/warden-\(scenario.name)-XXXXXX").utf8CString)
+        var template = Array(((NSTemporaryDirectory() as NSString).appendingPathComponent("warden-\(scenario.name)-XXXXXX")).utf8CString)
         guard let made = mkdtemp(&template) else { throw ScenarioError("cannot make a temporary directory") }
         directory = String(cString: made)
         ChildProcesses.removeOnInterrupt(directory)

@@ -83,8 +83,11 @@ public final class AuthorizationServer: Sendable {
                 metrics.recordReload(
                     policies: snapshot.authorization.policies.count, modules: snapshot.moduleCount, revision: snapshot.revision)
                 for warning in warnings { logger.warning("\(warning.description)") }
-                logger.info(
-                    "loaded revision \(snapshot.revision): \(snapshot.authorization.policies.count) policies and \(snapshot.moduleCount) Rego modules from \(snapshot.sources.count) files")
+                let (policies, modules, files) = (snapshot.authorization.policies.count, snapshot.moduleCount, snapshot.sources.count)
+                logger.info("""
+                    loaded revision \(snapshot.revision): \(policies) \(policies == 1 ? "policy" : "policies") and \
+                    \(modules) Rego \(modules == 1 ? "module" : "modules") from \(files) \(files == 1 ? "file" : "files")
+                    """)
             case .refused(let errors):
                 metrics.recordReloadFailure()
                 logger.error("policies not loaded; the last good set keeps serving:")
@@ -209,6 +212,7 @@ public final class AuthorizationServer: Sendable {
                     logger.info(
                         "admin listening on \(settings.host):\(adminPort) (authentication \(configuration.admin.authentication.rawValue), \(writes))")
                 }
+                logger.info("\(configuration.guardedWorkloadSummary)")
                 onReady(Bound(grpcPort: grpcPort, httpPort: httpPort, adminPort: adminPort))
             },
             successTerminationBehavior: .ignore, serviceName: "ready"))

@@ -5,7 +5,8 @@ import SwiftProtobuf
 
 extension InPlaceMethod {
     /// `envoy.service.auth.v3.Authorization/Check`, Envoy's ext_authz call, answered on the event loop that read
-    /// it: decode, decide, encode.
+    /// it: decode, decide, encode. The decision id goes back as `decision_id` in the dynamic metadata, as OPA-Envoy
+    /// sends it, so a proxy can log it for allowed requests too.
     ///
     /// With `allowList`, only a client whose verified certificate is on the listener's allow-list may ask
     /// (`UNAUTHENTICATED` without a certificate, `PERMISSION_DENIED` with another); either way, only such a client
@@ -28,8 +29,10 @@ extension InPlaceMethod {
             } catch {
                 throw RPCError(code: .invalidArgument, message: "the CheckRequest does not decode: \(error)")
             }
-            return try handler.check(request, transport: "grpc", claimsHeaderTrusted: trusted)
-                .decision.checkResponse.serializedBytes()
+            let result = handler.check(request, transport: "grpc", claimsHeaderTrusted: trusted)
+            var response = result.decision.checkResponse
+            response.dynamicMetadata.fields["decision_id"] = Google_Protobuf_Value(stringValue: result.decisionID)
+            return try response.serializedBytes()
         }
     }
 }

@@ -407,3 +407,21 @@ enum RegoRulePath {
         }
     }
 }
+
+extension ServerConfiguration {
+    /// What the server says at start about the workload it decides for when a check does not name one: a policy
+    /// with a selector applies only to checks of its workload, which surprises anyone trying the server with curl.
+    public var guardedWorkloadSummary: String {
+        let namespace = destinationNamespace ?? defaultNamespace
+        if destinationLabels.isEmpty {
+            return """
+                checks that name no workload are for namespace `\(namespace)` without labels: policies with a \
+                selector apply only to checks naming their workload (context extensions `destination.namespace` and \
+                `destination.workload_labels`); set --destination-labels (and --destination-namespace) for the \
+                workload this server guards
+                """
+        }
+        let labels = destinationLabels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+        return "checks that name no workload are for namespace `\(namespace)` {\(labels)}"
+    }
+}

@@ -64,7 +64,7 @@ struct BuildCommand: ParsableCommand {
                 if let earlier = origin[name] {
                     throw usage("`\(file)` and `\(earlier)` would both be `/\(name)` in the bundle")
                 }
-                guard let bytes = FileManager.default.contents(atPath: file) else { throw usage("cannot read `\(file)`") }
+                guard let bytes = FileManager.default.contents(atPath: file) else { throw usage(DocumentFiles.unreadable(file).message) }
                 origin[name] = file
                 files.append(TarArchive.Entry(path: name, bytes: Array(bytes)))
             }
@@ -89,7 +89,7 @@ struct BuildCommand: ParsableCommand {
                 throw usage("--signing-alg must be RS256 or ES256, found `\(signingAlgorithm)`")
             }
             guard let pem = try? String(contentsOfFile: signingKey, encoding: .utf8) else {
-                throw usage("cannot read `\(signingKey)`")
+                throw usage(DocumentFiles.unreadable(signingKey).message)
             }
             do {
                 let signer = try BundleSigner(pem: pem, algorithm: algorithm, keyID: signingKeyID)

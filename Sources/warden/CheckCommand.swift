@@ -1,11 +1,14 @@
 import ArgumentParser
 import AuthzPolicy
 import DecisionPoint
+import Documents
 import Foundation
+import Identity
 import PolicyCore
 import PolicyLoading
 
-/// `warden check`: validates rule files as `istioctl validate` would, reporting every problem with its place.
+/// `warden check`: validates rule files as `istioctl validate` would, reporting every problem with its place:
+/// AuthorizationPolicies and Rego modules, and the PeerAuthentications and RequestAuthentications the proxy reads.
 /// Errors (what Istio rejects) fail the check; warnings (what Istio accepts and reports) are shown and do not.
 struct CheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -21,7 +24,7 @@ struct CheckCommand: ParsableCommand {
     @Option(help: "Output format: text or json.")
     var format: OutputFormat = .text
 
-    @Flag(name: .shortAndLong, help: "Also show notes (such as documents of other kinds that were skipped).")
+    @Flag(name: .shortAndLong, help: "Also show every other note (documents of other kinds that were skipped are always shown).")
     var verbose = false
 
     @Option(name: .customLong("bundle-key"), help: "A PEM public key a bundle (.tar.gz) argument must be signed with.")
@@ -31,8 +34,15 @@ struct CheckCommand: ParsableCommand {
         if let bundle = paths.first, paths.count == 1, bundle.hasSuffix(".tar.gz") || bundle.hasSuffix(".tgz") {
             return try checkBundle(bundle)
         }
-        let result = policyOptions.loader.read(paths)
-        let shown = result.diagnostics.filter { verbose || $0.severity != .note }
+        var result = policyOptions.loader.read(paths)
+        let authentication = AuthenticationCheck.read(
+            paths, rootNamespace: policyOptions.rootNamespace, defaultNamespace: policyOptions.defaultNamespace)
+        // Documents of these kinds are validated here, not skipped.
+        result.diagnostics = (result.diagnostics.filter { !AuthenticationCheck.isSkipNote($0) } + authentication.diagnostics)
+            .sortedByPlace()
+        let policyCount = result.policies.count + authentication.count
+        // Documents of other kinds are always named: a file that holds no policy should not look like one.
+        let shown = result.diagnostics.filter { verbose || $0.severity != .note || $0.code == Diagnostic.Code.skipped }
         let errors = result.diagnostics.filter(\.isError).count
         let warnings = result.diagnostics.filter { $0.severity == .warning }.count
         switch format {
@@ -40,7 +50,7 @@ struct CheckCommand: ParsableCommand {
             let report: Value = [
                 "valid": .bool(errors == 0),
                 "files": .int(result.files.count),
-                "policies": .int(result.policies.count),
+                "policies": .int(policyCount),
                 "errors": .int(errors),
                 "warnings": .int(warnings),
                 "diagnostics": .array(shown.map(\.json)),
@@ -51,7 +61,7 @@ struct CheckCommand: ParsableCommand {
             if !shown.isEmpty { writeOutput(renderer.render(shown)) }
             let files = "\(result.files.count) \(plural(result.files.count, "file", "files"))"
             let warned = warnings == 0 ? "" : ", \(warnings) \(plural(warnings, "warning", "warnings"))"
-            let policies = "\(result.policies.count) \(plural(result.policies.count, "policy", "policies"))"
+            let policies = "\(policyCount) \(plural(policyCount, "policy", "policies"))"
             if errors == 0 {
                 writeOutput("ok: \(policies) in \(files)\(warned)")
             } else {
@@ -67,12 +77,12 @@ extension CheckCommand {
     /// and its contents validated as `warden serve --bundle` would load them.
     func checkBundle(_ file: String) throws {
         var renderer = DiagnosticRenderer()
-        guard let data = FileManager.default.contents(atPath: file) else { throw usage("cannot read `\(file)`") }
+        guard let data = FileManager.default.contents(atPath: file) else { throw usage(DocumentFiles.unreadable(file).message) }
         let bundle: OPABundle
         do {
             let verification = try bundleKey.map { key throws(Diagnostic) in
                 guard let pem = try? String(contentsOfFile: key, encoding: .utf8) else {
-                    throw Diagnostic(code: Diagnostic.Code.io, message: "cannot read `\(key)`")
+                    throw DocumentFiles.unreadable(key)
                 }
                 return try BundleVerification.single(pem: pem)
             }
@@ -93,3 +103,28 @@ extension CheckCommand {
 }
 
 func plural(_ n: Int, _ one: String, _ many: String) -> String { n == 1 ? one : many }
+
+/// The PeerAuthentication and RequestAuthentication documents among the files `warden check` reads.
+enum AuthenticationCheck {
+    static func read(_ paths: [String], rootNamespace: String, defaultNamespace: String) -> (count: Int, diagnostics: [Diagnostic]) {
+        var policies = AuthenticationPolicies()
+        var parseProblems = false
+        for file in DocumentFiles.expand(paths.filter(DocumentFiles.exists), extensions: PolicyLoader.documentExtensions) {
+            guard case .success(let text) = DocumentFiles.read(file) else { continue }
+            let parsed = YAMLDocuments.parse(text, file: file)
+            parseProblems = parseProblems || parsed.diagnostics.hasErrors  // reported by the policy loader already
+            policies.append(AuthenticationPolicies.decode(parsed.documents, defaultNamespace: defaultNamespace))
+        }
+        var diagnostics = policies.diagnostics + policies.duplicateDiagnostics
+        if !diagnostics.hasErrors && !parseProblems {
+            diagnostics += PeerAuthenticationSet(policies: policies.peer, rootNamespace: rootNamespace).warnings
+        }
+        return (policies.peer.count + policies.request.count, diagnostics)
+    }
+
+    /// The loader's note that it skipped a document of a kind validated here.
+    static func isSkipNote(_ diagnostic: Diagnostic) -> Bool {
+        diagnostic.code == Diagnostic.Code.skipped
+            && (diagnostic.message.contains("`\(PeerAuthentication.kind)`") || diagnostic.message.contains("`\(RequestAuthentication.kind)`"))
+    }
+}

@@ -30,7 +30,7 @@ struct RegoFiles {
             } else if DocumentFiles.exists(path) {
                 files.add(path, at: [], &problems)
             } else {
-                problems.append(Diagnostic(code: Diagnostic.Code.io, message: "no such file or directory: `\(path)`"))
+                problems.append(DocumentFiles.unreadable(path))
             }
         }
         for path in dataFiles { files.addData(path, at: [], &problems) }

@@ -83,6 +83,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("destination-namespace"), help: "The namespace of the workload this server guards, when checks do not name it.")
     var destinationNamespace: String?
 
+    @Option(name: .customLong("destination-labels"), help: "The labels of the workload this server guards (app=details,version=v1), when checks do not name them.")
+    var destinationLabels: String?
+
     @Flag(name: .customLong("trust-verified-claims-header"), help: "Read request.auth.* from the x-warden-verified-claims header, from --allowed-clients only (behind warden proxy).")
     var trustVerifiedClaimsHeader = false
 
@@ -195,6 +198,7 @@ struct ServeCommand: AsyncParsableCommand {
             settings.trustedProxies = trustedProxies
         }
         if let destinationNamespace { settings.destinationNamespace = destinationNamespace }
+        if let destinationLabels { settings.destinationLabels = try parseLabels(destinationLabels, flag: "--destination-labels") }
         try applyBundle(to: &settings)
         settings.limits = limits.applied(to: settings.limits)
         if trustVerifiedClaimsHeader { settings.verifiedClaimsHeader = "x-warden-verified-claims" }

@@ -1,5 +1,7 @@
 import ArgumentParser
+import Foundation
 import Networking
+import PolicyCore
 import Scenarios
 
 /// `warden upstream`: a workload that says, and records, what it received — for scenarios and the demo.
@@ -24,6 +26,15 @@ struct UpstreamCommand: AsyncParsableCommand {
     @Option(help: "The status of every answer.")
     var status = 200
 
+    @Option(help: "Answer with this body instead of the JSON echo (the echo is still recorded).")
+    var body: String?
+
+    @Option(help: "Wait this long before answering, as 250ms or 2s.")
+    var delay: String?
+
+    @Option(name: .customLong("max-body"), help: "Largest request body accepted, in bytes.")
+    var maxBody = 16 << 20
+
     @Option(help: "A name put in the echo and the record, to tell upstreams apart.")
     var name: String?
 
@@ -33,8 +44,16 @@ struct UpstreamCommand: AsyncParsableCommand {
             throw ValidationError("--listen must be host:port, found `\(listen)`")
         }
         guard (100...599).contains(status) else { throw ValidationError("--status must be an HTTP status") }
+        let wait = try delay.map { text in
+            guard let parsed = parseDuration(text) else { throw ValidationError("--delay must be a duration such as 2s") }
+            return parsed
+        }
+        let host = listen[..<colon].trimmingCharacters(in: ["[", "]"])
         do {
-            try await RecordingUpstream(name: name, host: String(listen[..<colon]), port: port, status: status, record: record).run()
+            try await RecordingUpstream(
+                name: name, host: host, port: port, status: status, record: record, body: body, delay: wait,
+                maxBodyBytes: maxBody
+            ).run()
         } catch {
             writeError("warden: error: \(error)")
             throw ExitCode(Warden.Status.failed)

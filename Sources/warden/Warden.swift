@@ -18,10 +18,11 @@ struct Warden: AsyncParsableCommand {
             JWTCommand.self,
             ConformanceCommand.self,
             ServeCommand.self,
+            ProxyCommand.self,
+            UpstreamCommand.self,
             EvalCommand.self,
             TestCommand.self,
             CACommand.self,
-            UpstreamCommand.self,
             DemoCommand.self,
         ]
     )
@@ -64,10 +65,80 @@ struct Warden: AsyncParsableCommand {
             if code == .success || error is ExitCode {
                 exit(withError: error)
             }
-            let message = fullMessage(for: error)
+            var message = fullMessage(for: error)
+            if !message.contains("Did you mean"), let suggestion = suggestion(for: Array(CommandLine.arguments.dropFirst())) {
+                var lines = message.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+                lines.insert(suggestion, at: min(1, lines.count))
+                message = lines.joined(separator: "\n")
+            }
             if !message.isEmpty { writeError(message) }
             Foundation.exit(Status.unusable)
         }
+    }
+}
+
+extension Warden {
+    /// For a mistyped flag or subcommand, the nearest valid one: `did you mean `--policies`?`.
+    static func suggestion(for arguments: [String]) -> String? {
+        var command: any ParsableCommand.Type = Warden.self
+        var index = 0
+        while index < arguments.count, let sub = subcommand(of: command, named: arguments[index]) {
+            command = sub
+            index += 1
+        }
+        let subcommands = command.configuration.subcommands.map { $0.configuration.commandName ?? "" }
+        let flags = Self.flags(inHelp: helpMessage(for: command))
+        for argument in arguments[index...] {
+            if argument.hasPrefix("--") {
+                let name = String(argument.prefix { $0 != "=" })
+                if !flags.contains(name), let near = nearest(name, in: flags) { return "Did you mean '\(near)'?" }
+            } else if !argument.hasPrefix("-"), !subcommands.isEmpty {
+                guard !subcommands.contains(argument), let near = nearest(argument, in: subcommands) else { return nil }
+                return "Did you mean '\(near)'?"
+            }
+        }
+        return nil
+    }
+
+    static func subcommand(of command: any ParsableCommand.Type, named name: String) -> (any ParsableCommand.Type)? {
+        for sub in command.configuration.subcommands where sub.configuration.commandName == name { return sub }
+        return nil
+    }
+
+    /// The `--names` a help text lists.
+    static func flags(inHelp help: String) -> Set<String> {
+        var flags: Set<String> = []
+        for word in help.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "," || $0 == "[" || $0 == "]" || $0 == "|" }) {
+            guard word.hasPrefix("--") else { continue }
+            let name = word.prefix { $0.isLetter || $0.isNumber || $0 == "-" }
+            if name.count > 2 { flags.insert(String(name)) }
+        }
+        return flags
+    }
+
+    /// The candidate closest to `word` by edit distance, when close enough to be a typo.
+    static func nearest(_ word: String, in candidates: some Collection<String>) -> String? {
+        let limit = word.count >= 8 ? 3 : 2
+        var best: (name: String, distance: Int)?
+        for candidate in candidates.sorted() {
+            let distance = editDistance(word, candidate)
+            if distance <= limit, distance < (best?.distance ?? Int.max) { best = (candidate, distance) }
+        }
+        return best?.name
+    }
+
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        var previous = Array(0...b.count)
+        for i in 1...max(a.count, 1) where !a.isEmpty {
+            var current = [i] + Array(repeating: 0, count: b.count)
+            for j in 1...max(b.count, 1) where !b.isEmpty {
+                let substitution = previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)
+                current[j] = Swift.min(previous[j] + 1, current[j - 1] + 1, substitution)
+            }
+            previous = current
+        }
+        return a.isEmpty ? b.count : previous[b.count]
     }
 }
 

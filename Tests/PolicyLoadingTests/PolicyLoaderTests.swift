@@ -106,7 +106,7 @@ import WardenTesting
     @Test func missingPathIsAnError() {
         let result = PolicyLoader().read(["/nonexistent/policies"])
         #expect(result.hasErrors)
-        #expect(result.diagnostics.first?.message == "no such file or directory `/nonexistent/policies`")
+        #expect(result.diagnostics.first?.message == "cannot read `/nonexistent/policies`: no such file or directory")
     }
 
     /// What Istio accepts with a warning loads, and the warning is reported with its place; the set decides.

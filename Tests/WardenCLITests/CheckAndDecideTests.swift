@@ -5,6 +5,32 @@ import WardenTesting
 
 /// The real `warden` binary, run as a user runs it.
 @Suite struct CheckAndDecideTests {
+    /// The paper cuts a new user meets first: documents of other kinds are named, a missing file is said one way
+    /// with its reason, and a near-miss flag or command gets a suggestion.
+    @Test func firstHourMessages() async throws {
+        let dir = try TemporaryDirectory()
+        let deployment = try dir.write("deployment.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n")
+        let skipped = try await ProcessRunner.warden(["check", deployment])
+        #expect(skipped.status == 0)
+        #expect(skipped.stdout.contains("\(deployment):1:1: note: skipped a `Deployment`: not an AuthorizationPolicy"))
+
+        for arguments in [["check", "nosuch"], ["eval", "-d", "nosuch", "data"], ["test", "nosuch"],
+                          ["decide", "--policies", "nosuch", "--request", "nosuch.yaml"]] {
+            let out = try await ProcessRunner.warden(arguments)
+            #expect(out.status != 0, "\(arguments)")
+            #expect((out.stdout + out.stderr).contains("cannot read `nosuch`: no such file or directory"), "\(arguments): \(out.stdout)\(out.stderr)")
+        }
+
+        let flag = try await ProcessRunner.warden(["decide", "--policy", "policies", "--request", "x.yaml"])
+        #expect(flag.status == 2)
+        #expect(flag.stderr.contains("Did you mean '--policies'?"))
+        let command = try await ProcessRunner.warden(["chek", "policies"])
+        #expect(command.status == 2)
+        #expect(command.stderr.contains("Did you mean 'check'?"))
+        let nested = try await ProcessRunner.warden(["jwt", "verfy", "x"])
+        #expect(nested.stderr.contains("Did you mean 'verify'?"))
+    }
+
     @Test func checkAcceptsTheShippedPolicies() async throws {
         let out = try await ProcessRunner.warden(["check", "policies"])
         #expect(out.status == 0, "\(out.stderr)")
@@ -79,6 +105,50 @@ import WardenTesting
         #expect(failed.status == 1)
         #expect(failed.stdout.contains("broken.yaml:4:7: spec: DENY action without `rules` is meaningless"))
         #expect(failed.stdout.contains("1 error in 2 files, 2 warnings"))
+    }
+
+    @Test func checkValidatesPeerAndRequestAuthentication() async throws {
+        let dir = try TemporaryDirectory()
+        let file = try dir.write("authn.yaml", """
+            apiVersion: security.istio.io/v1
+            kind: PeerAuthentication
+            metadata: {name: default, namespace: foo}
+            spec:
+              mtls: {mode: STRICTER}
+              portLevelMtls:
+                8080: {mode: DISABLE}
+            ---
+            apiVersion: security.istio.io/v1
+            kind: RequestAuthentication
+            metadata: {name: jwt, namespace: foo}
+            spec:
+              jwtRules:
+              - issuer: ""
+            """)
+        let out = try await ProcessRunner.warden(["check", dir.path])
+        #expect(out.status == 1)
+        #expect(out.stdout.contains(
+            "\(file):5:16: spec.mtls.mode: unsupported mode `STRICTER`: must be one of `UNSET`, `DISABLE`, `PERMISSIVE`, `STRICT`"))
+        #expect(out.stdout.contains("\(file):7:5: spec.portLevelMtls: mesh/namespace peer authentication cannot have port level mTLS"))
+        #expect(out.stdout.contains("\(file):14:13: spec.jwtRules[0].issuer: `issuer` must not be empty"))
+        #expect(!out.stdout.contains("skipped"))
+
+        // Valid documents count as policies; a newer namespace-wide policy beside an older one is a warning.
+        try dir.write("authn.yaml", """
+            apiVersion: security.istio.io/v1
+            kind: PeerAuthentication
+            metadata: {name: older, namespace: foo, creationTimestamp: "2024-01-01T00:00:00Z"}
+            spec: {mtls: {mode: STRICT}}
+            ---
+            apiVersion: security.istio.io/v1
+            kind: PeerAuthentication
+            metadata: {name: newer, namespace: foo, creationTimestamp: "2024-06-01T00:00:00Z"}
+            spec: {mtls: {mode: PERMISSIVE}}
+            """)
+        let valid = try await ProcessRunner.warden(["check", dir.path])
+        #expect(valid.status == 0, "\(valid.stdout)")
+        #expect(valid.stdout.contains("PeerAuthentication `foo/newer` is ignored: `foo/older` is an older namespace-wide policy"))
+        #expect(valid.stdout.contains("ok: 2 policies in 1 file"))
     }
 
     @Test func checkJSONReportsDiagnostics() async throws {

@@ -134,6 +134,18 @@ public final class RequestAuthenticator: Sendable {
         evaluate(request, now: now, context: Context(), canFetch: false).result
     }
 
+    /// Authenticates with the keys at hand when they are enough to decide (inline keys, remote keys already fetched,
+    /// a cached token, no token at all): nil when a remote key set must be fetched or refetched first, and the caller
+    /// should `await authenticate` instead. Lets a proxy answer most requests without leaving its event loop.
+    public func authenticateIfReady(_ request: AuthenticationRequest, now: Double = Date().timeIntervalSince1970)
+        -> AuthenticationResult?
+    {
+        if case .done(let result) = evaluate(request, now: now, context: Context(), canFetch: keySource != nil) {
+            return result
+        }
+        return nil
+    }
+
     /// How many verified tokens are cached.
     public var cachedTokenCount: Int { cache?.count ?? 0 }
 

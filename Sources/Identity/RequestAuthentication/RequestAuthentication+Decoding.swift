@@ -25,34 +25,9 @@ extension RequestAuthentication {
     /// The RequestAuthentications among parsed documents (a `kind: List` is opened); other kinds are skipped
     /// silently, so one file can hold a RequestAuthentication beside the AuthorizationPolicies that use it.
     public static func decodeAll(
-        _ documents: [DocumentNode],
-        defaultNamespace: String = "default"
+        _ documents: [DocumentNode], defaultNamespace: String = "default"
     ) -> (policies: [RequestAuthentication], diagnostics: [Diagnostic]) {
-        let decoder = DocumentDecoder()
-        var policies: [RequestAuthentication] = []
-        var seen: [ID: SourceSpan?] = [:]
-        func visit(_ node: DocumentNode) {
-            guard case .mapping = node.content else { return }
-            switch node["kind"]?.value.stringValue {
-            case kind?:
-                guard let policy = decode(node, decoder: decoder, defaultNamespace: defaultNamespace) else { return }
-                if let earlier = seen[policy.id] {
-                    let place = earlier.map { " (first defined at \($0))" } ?? ""
-                    decoder.report(
-                        Diagnostic.Code.invalidValue, "duplicate RequestAuthentication `\(policy.id)`\(place)",
-                        span: node.span, path: FieldPath.root / "metadata" / "name")
-                } else {
-                    seen[policy.id] = policy.span
-                    policies.append(policy)
-                }
-            case "List"?:
-                if case .sequence(let items)? = node["items"]?.content { items.forEach(visit) }
-            default:
-                return
-            }
-        }
-        documents.forEach(visit)
-        return (decoder.hasErrors ? [] : policies, decoder.diagnostics)
+        decodeEvery(documents, defaultNamespace: defaultNamespace)
     }
 }
 
@@ -285,34 +260,6 @@ func isStrictHeaderName(_ name: String) -> Bool {
     }
 }
 
-
-/// A Go-style duration (`5s`, `1.5s`, `500ms`, `1m30s`, `2h`); nil when malformed.
-public func parseDuration(_ text: String) -> Duration? {
-    var rest = Substring(text)
-    guard !rest.isEmpty else { return nil }
-    var total: Double = 0
-    while !rest.isEmpty {
-        let number = rest.prefix { $0.isASCII && ($0.isNumber || $0 == ".") }
-        guard !number.isEmpty, let value = Double(number) else { return nil }
-        rest = rest.dropFirst(number.count)
-        let unit = rest.prefix { $0.isLetter || $0 == "µ" }
-        rest = rest.dropFirst(unit.count)
-        let scale: Double
-        switch unit {
-        case "ns": scale = 1e-9
-        case "us", "µs": scale = 1e-6
-        case "ms": scale = 1e-3
-        case "s": scale = 1
-        case "m": scale = 60
-        case "h": scale = 3600
-        default: return nil
-        }
-        total += value * scale
-    }
-    guard total.isFinite, total < 1e9 else { return nil }
-    let nanoseconds = (total * 1e9).rounded()
-    return .nanoseconds(Int64(nanoseconds))
-}
 
 extension Duration {
     var isSubMillisecond: Bool { components.attoseconds % 1_000_000_000_000_000 != 0 }

@@ -52,13 +52,11 @@ public struct BundleSettings: Sendable {
         return (low, high)
     }
 
+    /// A Go-style duration, or a bare number of seconds as OPA's configuration allows.
     static func parseDuration(_ text: String) -> Duration? {
         let t = text.trimmingCharacters(in: .whitespaces)
-        if t.hasSuffix("ms"), let v = Double(t.dropLast(2)) { return .milliseconds(v) }
-        if t.hasSuffix("s"), let v = Double(t.dropLast()) { return .milliseconds(v * 1000) }
-        if t.hasSuffix("m"), let v = Double(t.dropLast()) { return .milliseconds(v * 60_000) }
-        if let v = Double(t) { return .milliseconds(v * 1000) }
-        return nil
+        if let seconds = Double(t) { return .milliseconds(seconds * 1000) }
+        return PolicyCore.parseDuration(t)
     }
 
     /// The service URL joined with a resource, as OPA joins them.

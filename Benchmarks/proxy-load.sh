@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# `warden proxy` under mTLS keep-alive load, in one run beside its peers:
+#
+#   direct   mtlsload ──mTLS──▶ nginx (return 200)
+#   proxy    mtlsload ──mTLS──▶ warden proxy ──HTTP/1.1──▶ nginx (return 200)
+#                                   └── RequestAuthentication (the seed's JWKS; the token is verified, then cached)
+#                                   └── ext_authz gRPC Check ──▶ warden serve (an AuthorizationPolicy per request)
+#   nginx    mtlsload ──mTLS──▶ nginx ──auth_request (keep-alive)──▶ warden serve's HTTP ext_authz
+#                                   └──HTTP/1.1 (keep-alive)──▶ nginx (return 200)
+#
+# with a client certificate on every connection (mtlsload: HTTP/1.1 keep-alive, closed loop; wrk and h2load cannot
+# present one). Every request carries the seed's token. Runs alternate between the paths; each figure is the median
+# of REPEATS runs. Also: the proxy with grpc-swift-2's client (`--authz-client grpc-swift`), new TLS handshakes per
+# second (`openssl s_time -new`), and the proxy's resident memory with 1,000 idle keep-alive mTLS connections.
+#
+# Usage: Benchmarks/proxy-load.sh [duration=10s] [repeats=3]
+# Needs: a release build (built here), nginx, openssl, python3, and mtlsload
+#        (apt-get install -y golang-go && (cd ../shared/tools/mtlsload && go build -o /usr/local/bin/mtlsload .)).
+# Leave nginx running for UpstreamClientBenchmarks with KEEP_NGINX=1 (its port is 18080).
+set -euo pipefail
+cd "$(dirname "$0")"
+duration=${1:-10s}
+repeats=${2:-3}
+for tool in mtlsload nginx openssl python3; do
+    command -v "$tool" >/dev/null || { echo "$tool not found (see the usage above)" >&2; exit 2; }
+done
+
+(cd .. && swift build -c release --product warden >&2)
+warden=$(cd .. && swift build -c release --show-bin-path)/warden
+seed_token=$(python3 -c 'import re,sys; t=open("../Tests/WardenTesting/SeedToken.swift").read(); print("".join(re.findall(r"\"(\.?eyJ[^\"]*|\.[A-Za-z0-9_-]+)\"", t)))')
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    if [ -z "${KEEP_NGINX:-}" ]; then kill "$(cat "$work/nginx.pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "$work"; fi
+}
+trap cleanup EXIT
+ulimit -n 65536
+
+# Identities: details (the workload and nginx's server certificate) and sleep (the client).
+"$warden" ca init --dir "$work/ca" >/dev/null
+"$warden" ca issue --dir "$work/ca" --spiffe spiffe://cluster.local/ns/default/sa/details --dns details --out "$work/details" >/dev/null
+"$warden" ca issue --dir "$work/ca" --spiffe spiffe://cluster.local/ns/default/sa/sleep --out "$work/sleep" >/dev/null
+
+mkdir -p "$work/server-policies" "$work/proxy-policies" "$work/nginx"
+cat > "$work/server-policies/bench.yaml" <<'EOF'
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: details-reads, namespace: default}
+spec:
+  selector: {matchLabels: {app: details}}
+  rules:
+  - to: [{operation: {methods: [GET, HEAD], paths: ["/bench/*"]}}]
+EOF
+cp ../policies/details-require-jwt.yaml "$work/proxy-policies/"   # its RequestAuthentication: the seed's issuer
+
+cat > "$work/nginx/nginx.conf" <<EOF
+worker_processes 2;
+pid $work/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 8192; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    client_body_temp_path $work/nginx; proxy_temp_path $work/nginx; fastcgi_temp_path $work/nginx;
+    uwsgi_temp_path $work/nginx; scgi_temp_path $work/nginx;
+    upstream app { server 127.0.0.1:18080; keepalive 128; }
+    upstream warden { server 127.0.0.1:19181; keepalive 128; }
+    ssl_certificate $work/details/cert-chain.pem;
+    ssl_certificate_key $work/details/key.pem;
+    ssl_client_certificate $work/details/root-cert.pem;
+    ssl_verify_client on;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    # The trivial upstream.
+    server { listen 127.0.0.1:18080; location / { return 200 "ok\n"; } }
+    # The upstream directly, over mTLS.
+    server { listen 127.0.0.1:18443 ssl; location / { return 200 "ok\n"; } }
+    # nginx as the enforcement point: auth_request to Warden's HTTP ext_authz, then the upstream.
+    server {
+        listen 127.0.0.1:18444 ssl;
+        location / {
+            auth_request /_authz;
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+        location = /_authz {
+            internal;
+            proxy_pass http://warden/ext_authz\$request_uri;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header Connection "";
+            proxy_set_header Host details;
+            proxy_http_version 1.1;
+        }
+    }
+}
+EOF
+nginx -c "$work/nginx/nginx.conf" -g 'daemon on;'
+
+"$warden" serve --grpc-address 127.0.0.1:19191 --http-address 127.0.0.1:19181 --admin-address off --policies "$work/server-policies" \
+    --destination-namespace default --decision-log off --watch-interval-ms 0 --log-level warning & pids+=($!)
+sleep 1
+proxy_args=(--upstream 127.0.0.1:18080 --authz 127.0.0.1:19191 --cert "$work/details/cert-chain.pem"
+    --key "$work/details/key.pem" --trust-bundle "$work/details/root-cert.pem" --policies "$work/proxy-policies"
+    --namespace default --labels app=details --access-log off --log-level warning --watch-interval-ms 0)
+"$warden" proxy --listen 127.0.0.1:15006 "${proxy_args[@]}" & proxy_pid=$!; pids+=($proxy_pid)
+"$warden" proxy --listen 127.0.0.1:15007 --authz-client grpc-swift "${proxy_args[@]}" & pids+=($!)
+sleep 2
+
+load() {  # port connections → one JSON line
+    mtlsload -url "https://127.0.0.1:$1/bench/1" -sni details -cert "$work/sleep/cert-chain.pem" \
+        -key "$work/sleep/key.pem" -ca "$work/sleep/root-cert.pem" -c "$2" -d "$duration" -w 2s \
+        -H "authorization: Bearer $seed_token"
+}
+
+declare -A ports=([direct]=18443 [proxy]=15006 [proxy-grpc-swift]=15007 [nginx]=18444)
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-18s %5s %10s %9s %9s %9s %s\n' path conns 'req/s' 'p50 µs' 'p90 µs' 'p99 µs' statuses
+for connections in 1 16 64; do
+    declare -A results=()
+    for round in $(seq "$repeats"); do
+        for path in direct proxy proxy-grpc-swift nginx; do
+            results[$path]+="$(load "${ports[$path]}" "$connections")"$'\n'
+        done
+    done
+    for path in direct proxy proxy-grpc-swift nginx; do
+        printf '%s' "${results[$path]}" | python3 -c '
+import json, statistics, sys
+runs = [json.loads(line) for line in sys.stdin if line.strip()]
+med = lambda key: statistics.median(run[key] for run in runs)
+statuses = {}
+for run in runs:
+    for code, count in run.get("status", {}).items(): statuses[code] = statuses.get(code, 0) + count
+print("%-18s %5s %10.0f %9.0f %9.0f %9.0f %s" % (sys.argv[1], sys.argv[2], med("rps"), med("p50_us"), med("p90_us"),
+      med("p99_us"), " ".join("%s:%d" % kv for kv in sorted(statuses.items()))))' "$path" "$connections"
+    done
+done
+
+echo
+echo "new TLS handshakes (openssl s_time -new, one request each, 10 s):"
+for path in direct proxy nginx; do
+    out=$(openssl s_time -connect "127.0.0.1:${ports[$path]}" -new -cert "$work/sleep/cert-chain.pem" \
+        -key "$work/sleep/key.pem" -CAfile "$work/sleep/root-cert.pem" -time 10 -www /bench/1 2>&1 || true)
+    printf '%-18s %s\n' "$path" "$(echo "$out" | grep -m1 'connections in .* real seconds' || echo "$out" | tail -1)"
+done
+
+echo
+rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+before=$(rss "$proxy_pid")
+python3 idle-connections.py 15006 1000 "$work/sleep" "$seed_token" > "$work/idle.out" & idle_pid=$!; pids+=($idle_pid)
+for _ in $(seq 600); do grep -q ready "$work/idle.out" 2>/dev/null && break; sleep 0.1; done
+sleep 1
+echo "proxy RSS: $before KiB idle, $(rss "$proxy_pid") KiB with $(grep -o '[0-9]* connections' "$work/idle.out") open (idle keep-alive mTLS)"
+kill "$idle_pid" 2>/dev/null || true

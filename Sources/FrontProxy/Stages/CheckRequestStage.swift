@@ -1,0 +1,56 @@
+import ExtAuthz
+import Identity
+import NIOHTTP1
+import PolicyCore
+
+/// The workload a proxy fronts, as its checks name it.
+public struct Workload: Sendable, Hashable {
+    public var namespace: String
+    public var labels: [String: String]
+    /// The workload port requests are for (the upstream's): `destination.port`.
+    public var port: Int
+    /// Its declared ports (`portLevelMtls` applies to these only).
+    public var declaredPorts: Set<Int>
+
+    public init(namespace: String, labels: [String: String], port: Int, declaredPorts: Set<Int>? = nil) {
+        self.namespace = namespace
+        self.labels = labels
+        self.port = port
+        self.declaredPorts = declaredPorts ?? [port]
+    }
+}
+
+/// The check stage's request: what Envoy's ext_authz filter sends for the request as the earlier stages left it
+/// (headers with HTTP/2's pseudo-headers, `x-forwarded-*` and the request id, without the token that jwt_authn
+/// consumed), the peers, the SNI, the verified JWT payload under jwt_authn's metadata, and the workload as context
+/// extensions.
+public enum CheckRequestStage {
+    public static func parts(
+        _ request: ProxiedRequest, connection: ConnectionFacts, workload: Workload, ownIdentity: SPIFFEID?
+    ) -> CheckRequestParts {
+        var headers: [(name: String, value: String)] = [
+            (":authority", request.authority), (":method", request.method.rawValue), (":path", request.target),
+            (":scheme", connection.scheme),
+        ]
+        headers.reserveCapacity(request.headers.count + 4)
+        for header in request.headers where !isHost(header.name) {
+            headers.append((header.name, header.value))
+        }
+        var tokens: [(issuer: String, payload: Value)] = []
+        if let token = request.token { tokens.append((token.issuer, token.claims)) }
+        return CheckRequestParts(
+            source: .init(identity: connection.peerIdentity, address: connection.sourceAddress, port: connection.sourcePort),
+            destination: .init(identity: ownIdentity, address: connection.localAddress, port: workload.port),
+            namespace: workload.namespace, labels: workload.labels, requestID: request.requestID,
+            method: request.method.rawValue, scheme: connection.scheme, host: request.authority, target: request.target,
+            httpProtocol: connection.httpProtocol, headers: headers, serverName: connection.serverName,
+            verifiedTokens: tokens)
+    }
+}
+
+/// Whether a header name is `host`, in any case, without allocating.
+func isHost(_ name: String) -> Bool {
+    let bytes = name.utf8
+    guard bytes.count == 4 else { return false }
+    return zip(bytes, "host".utf8).allSatisfy { ($0 | 0x20) == $1 }
+}

@@ -1,0 +1,374 @@
+import ExtAuthz
+import Identity
+import NIOCore
+import NIOHTTP1
+import PolicyCore
+import SwiftProtobuf
+
+/// What an exchange needs that stays fixed while it runs: the configuration snapshot in force when its head arrived.
+public struct ExchangeSettings: Sendable {
+    public var workload: Workload
+    /// The proxy's own SPIFFE ID: `By=` in `x-forwarded-client-cert`, the destination principal of checks.
+    public var ownIdentity: SPIFFEID?
+    /// The workload's JWT rules; nil when no RequestAuthentication applies (tokens are then ignored).
+    public var authenticator: RequestAuthenticator?
+    /// The status of every failed check (`--failure-status`).
+    public var failureStatus: Int
+    /// A request body larger than this is refused (413), before or while it streams.
+    public var maximumRequestBodyBytes: Int
+    /// While the check runs, at most this much body is held; the proxy then stops reading until it forwards.
+    public var maximumBufferedBodyBytes: Int
+    /// The upstream's `host:port`, the `Host` of requests that have none (HTTP/1.0).
+    public var upstreamAuthority: String
+
+    public init(
+        workload: Workload, ownIdentity: SPIFFEID? = nil, authenticator: RequestAuthenticator? = nil, failureStatus: Int = 403,
+        maximumRequestBodyBytes: Int = 64 << 20, maximumBufferedBodyBytes: Int = 64 << 10, upstreamAuthority: String
+    ) {
+        self.workload = workload
+        self.ownIdentity = ownIdentity
+        self.authenticator = authenticator
+        self.failureStatus = failureStatus
+        self.maximumRequestBodyBytes = maximumRequestBodyBytes
+        self.maximumBufferedBodyBytes = maximumBufferedBodyBytes
+        self.upstreamAuthority = upstreamAuthority
+    }
+}
+
+/// What one exchange did, for its access-log line and metrics.
+public struct ExchangeRecord: Sendable {
+    /// How the request ended, as the `decision` of the access log.
+    public enum Outcome: String, Sendable, Hashable, CaseIterable {
+        /// Allowed by the check and forwarded.
+        case allowed = "allow"
+        /// Denied by the check.
+        case denied = "deny"
+        /// Refused by RequestAuthentication (an invalid token).
+        case unauthenticated
+        /// The check failed (timeout, unreachable server, error, malformed answer): failed closed.
+        case checkFailed = "check_failed"
+        /// Refused before any check: a malformed or hostile request.
+        case rejected
+    }
+
+    public var startNanos: UInt64 = 0
+    public var method = ""
+    public var target = ""
+    public var authority = ""
+    public var requestID = ""
+    public var peerPrincipal: String?
+    public var requestPrincipal: String?
+    public var outcome: Outcome = .rejected
+    public var status = 0
+    public var checkFailure: CheckFailure?
+    public var decisionID: String?
+    public var checkNanos: UInt64?
+    public var upstreamNanos: UInt64?
+    public var totalNanos: UInt64 = 0
+    /// Why the upstream gave no response (`connect_failed`, `timeout`, `reset`), when it did not.
+    public var upstreamFailure: String?
+    public var requestBodyBytes = 0
+    public var responseBodyBytes = 0
+
+    public init() {}
+}
+
+/// One request's way through the proxy: head → admission → RequestAuthentication → check → forwarding → response,
+/// as a state machine. Each event returns the one action the connection handler performs; the handler only moves
+/// bytes and timers. The body that arrives while the check runs is held (up to a bound; the handler stops reading
+/// beyond it) and forwarded once the request is allowed; a denied request's body is never forwarded.
+public struct ExchangeStateMachine {
+    public enum Action {
+        case none
+        /// Stop reading from the client until a `.send…` action says to resume.
+        case pauseReading
+        /// Authenticate (the key set must be fetched first), then call `authenticated`.
+        case authenticate(RequestAuthenticator, AuthenticationRequest)
+        /// Send the check, then call `checked`.
+        case check(Envoy_Service_Auth_V3_CheckRequest)
+        /// Answer without the upstream; close the client connection after it when `close`. The exchange is over.
+        case respond(LocalResponse, close: Bool)
+        /// Get an upstream connection (then `upstreamConnected`, or `upstreamConnectFailed`).
+        case connectUpstream
+        /// Send the request head and the body held so far (and its end), then resume reading from the client.
+        case sendRequest(HTTPRequestHead, body: [ByteBuffer], end: Bool)
+        case sendRequestBody(ByteBuffer)
+        case sendRequestEnd
+        case sendResponseHead(HTTPResponseHead)
+        case sendResponseBody(ByteBuffer)
+        /// Write the response's end. The exchange is over; the upstream connection goes back to the pool when
+        /// `releaseUpstream` (else it is closed), the client connection is closed when `closeDownstream`.
+        case finish(releaseUpstream: Bool, closeDownstream: Bool)
+        /// The response broke after it started: close the client connection (and the upstream one).
+        case abort
+    }
+
+    enum State {
+        case idle
+        case authenticating
+        case checking
+        case connecting
+        case forwarding
+        case done
+    }
+
+    public let settings: ExchangeSettings
+    public let connection: ConnectionFacts
+    private var state = State.idle
+    private var request: ProxiedRequest?
+    private var keepAlive = true
+    /// The client's HTTP version, which local answers use.
+    public private(set) var requestVersion = HTTPVersion.http1_1
+    private var declaredLength: Int?
+    private var requestEnded = false
+    private var held: [ByteBuffer] = []
+    private var heldBytes = 0
+    private var responseStarted = false
+    private var checkStarted: UInt64 = 0
+    private var upstreamStarted: UInt64 = 0
+    public private(set) var record = ExchangeRecord()
+
+    public init(settings: ExchangeSettings, connection: ConnectionFacts) {
+        self.settings = settings
+        self.connection = connection
+        record.peerPrincipal = connection.peerIdentity?.principal
+    }
+
+    /// Whether the exchange is over (its record final).
+    public var isDone: Bool { if case .done = state { true } else { false } }
+
+    // MARK: - The client's request
+
+    public mutating func receiveHead(_ head: HTTPRequestHead, now: UInt64) -> Action {
+        guard case .idle = state else { return fail(.text(400, "malformed HTTP request", closeConnection: true), now: now) }
+        record.startNanos = now
+        record.method = head.method.rawValue
+        record.target = head.uri
+        record.authority = head.headers.first(name: "host") ?? ""
+        keepAlive = head.isKeepAlive
+        requestVersion = head.version
+        let request: ProxiedRequest
+        switch RequestAdmission.admit(head, connection: connection, identity: .init(ownSPIFFEID: settings.ownIdentity?.uri)) {
+        case .failure(let refusal):
+            return fail(refusal, now: now)
+        case .success(let admitted):
+            request = admitted
+        }
+        record.requestID = request.requestID
+        if let text = head.headers.first(name: "content-length"), let length = Int(text) {
+            declaredLength = length
+            if length > settings.maximumRequestBodyBytes { return fail(Self.bodyTooLarge(settings), now: now) }
+        }
+        self.request = request
+        guard let authenticator = settings.authenticator else { return startCheck(now: now) }
+        let authenticationRequest = RequestAuthenticationStage.authenticationRequest(request, connection: connection)
+        guard let result = authenticator.authenticateIfReady(authenticationRequest) else {
+            state = .authenticating
+            return .authenticate(authenticator, authenticationRequest)
+        }
+        return authenticated(result, now: now)
+    }
+
+    public mutating func receiveBody(_ chunk: ByteBuffer, now: UInt64) -> Action {
+        record.requestBodyBytes += chunk.readableBytes
+        switch state {
+        case .authenticating, .checking, .connecting:
+            if record.requestBodyBytes > settings.maximumRequestBodyBytes { return fail(Self.bodyTooLarge(settings), now: now) }
+            held.append(chunk)
+            heldBytes += chunk.readableBytes
+            return heldBytes >= settings.maximumBufferedBodyBytes ? .pauseReading : .none
+        case .forwarding:
+            if record.requestBodyBytes > settings.maximumRequestBodyBytes {
+                // Too late for a clean 413 once the response began; the upstream must not get the rest.
+                return responseStarted ? abort(now: now) : fail(Self.bodyTooLarge(settings), now: now)
+            }
+            return .sendRequestBody(chunk)
+        case .idle, .done:
+            return .none
+        }
+    }
+
+    public mutating func receiveEnd(now: UInt64) -> Action {
+        requestEnded = true
+        switch state {
+        case .forwarding: return .sendRequestEnd
+        default: return .none
+        }
+    }
+
+    /// The client connection closed (or reset) before the exchange was over.
+    public mutating func clientClosed(now: UInt64) -> Action {
+        guard !isDone else { return .none }
+        record.status = record.status == 0 ? 499 : record.status
+        return abort(now: now)
+    }
+
+    // MARK: - RequestAuthentication and the check
+
+    public mutating func authenticated(_ result: AuthenticationResult, now: UInt64) -> Action {
+        guard var request, state == .idle || state == .authenticating else { return .none }
+        if let refusal = RequestAuthenticationStage.apply(result, to: &request) {
+            record.outcome = .unauthenticated
+            return respond(refusal, now: now)
+        }
+        record.requestPrincipal = request.token?.principal
+        self.request = request
+        return startCheck(now: now)
+    }
+
+    private mutating func startCheck(now: UInt64) -> Action {
+        guard let request else { return .none }
+        state = .checking
+        checkStarted = now
+        let parts = CheckRequestStage.parts(
+            request, connection: connection, workload: settings.workload, ownIdentity: settings.ownIdentity)
+        return .check(parts.checkRequest)
+    }
+
+    public mutating func checked(_ result: Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure>, now: UInt64) -> Action {
+        guard case .checking = state, var request else { return .none }
+        record.checkNanos = now &- checkStarted
+        if case .success(let response) = result { record.decisionID = Self.decisionID(response) }
+        switch CheckResponseStage.verdict(result, failureStatus: settings.failureStatus) {
+        case .deny(let denial):
+            record.outcome = .denied
+            return respond(denial, now: now)
+        case .failed(let failure, let response):
+            record.outcome = .checkFailed
+            record.checkFailure = failure
+            return respond(response, now: now)
+        case .allow(let allowed):
+            record.outcome = .allowed
+            CheckResponseStage.apply(allowed, to: &request)
+            self.request = request
+            responseHeaders = allowed.responseHeaders
+            state = .connecting
+            upstreamStarted = now
+            return .connectUpstream
+        }
+    }
+
+    private var responseHeaders: [HeaderMutation] = []
+
+    /// The decision id a Warden server gives: `x-warden-decision-id` on a denial, `decision_id` in the dynamic
+    /// metadata (as OPA-Envoy gives it) otherwise.
+    static func decisionID(_ response: Envoy_Service_Auth_V3_CheckResponse) -> String? {
+        if response.hasDynamicMetadata, case .stringValue(let id)? = response.dynamicMetadata.fields["decision_id"]?.kind {
+            return id
+        }
+        return response.deniedResponse.headers.first { $0.header.key.lowercased() == ExtAuthzDecision.WardenHeader.decisionID }?
+            .header.value
+    }
+
+    // MARK: - The upstream
+
+    public mutating func upstreamConnected(now: UInt64) -> Action {
+        guard case .connecting = state, let request else { return .none }
+        state = .forwarding
+        let framing = ForwardingStage.framing(declaredLength: declaredLength, received: heldBytes, ended: requestEnded)
+        let head = ForwardingStage.upstreamHead(request, framing: framing, upstreamAuthority: settings.upstreamAuthority)
+        let body = held
+        held = []
+        heldBytes = 0
+        return .sendRequest(head, body: body, end: requestEnded)
+    }
+
+    public mutating func upstreamConnectFailed(_ error: UpstreamConnectError, now: UInt64) -> Action {
+        guard case .connecting = state else { return .none }
+        record.upstreamFailure = error.kind.rawValue
+        let message = error.kind == .secureNaming
+            ? "upstream connect error: the upstream's identity is not the one expected"
+            : "upstream connect error: the upstream is not reachable"
+        return respond(.text(503, message), now: now)
+    }
+
+    public mutating func upstreamResponseHead(_ head: HTTPResponseHead, now: UInt64) -> Action {
+        guard case .forwarding = state, let request else { return .none }
+        // A 100 Continue is the upstream's business with the request body; the client's own expectation was
+        // answered by its codec.
+        if head.status.code >= 100 && head.status.code < 200 { return .none }
+        responseStarted = true
+        record.status = Int(head.status.code)
+        record.upstreamNanos = now &- upstreamStarted
+        return .sendResponseHead(ForwardingStage.downstreamHead(head, responseHeaders: responseHeaders, version: request.version))
+    }
+
+    public mutating func upstreamResponseBody(_ chunk: ByteBuffer) -> Action {
+        guard case .forwarding = state, responseStarted else { return .none }
+        record.responseBodyBytes += chunk.readableBytes
+        return .sendResponseBody(chunk)
+    }
+
+    /// The upstream's response ended; `upstreamKeepAlive` says whether its connection may carry another request.
+    public mutating func upstreamResponseEnd(upstreamKeepAlive: Bool, now: UInt64) -> Action {
+        guard case .forwarding = state, responseStarted else { return .none }
+        state = .done
+        finishRecord(now: now)
+        // A request still sending its body cannot share its connections any more.
+        return .finish(releaseUpstream: upstreamKeepAlive && requestEnded, closeDownstream: !keepAlive || !requestEnded)
+    }
+
+    /// The upstream connection failed or closed before the response ended.
+    public mutating func upstreamFailed(now: UInt64) -> Action {
+        guard case .forwarding = state else { return .none }
+        record.upstreamFailure = "reset"
+        if responseStarted { return abort(now: now) }
+        return respond(.text(503, "upstream connect error or disconnect/reset before headers"), now: now)
+    }
+
+    /// No response head within the upstream timeout.
+    public mutating func upstreamTimedOut(now: UInt64) -> Action {
+        switch state {
+        case .connecting:
+            record.upstreamFailure = "timeout"
+            return respond(.text(504, "upstream request timeout"), now: now)
+        case .forwarding where !responseStarted:
+            record.upstreamFailure = "timeout"
+            return respond(.text(504, "upstream request timeout"), now: now)
+        default:
+            return .none
+        }
+    }
+
+    // MARK: - Ending
+
+    /// A local answer: the exchange ends with it; the connection stays open only when the whole request was read
+    /// and the client wants it kept.
+    private mutating func respond(_ response: LocalResponse, now: UInt64) -> Action {
+        let close = response.closeConnection || !keepAlive || !requestEnded
+        state = .done
+        record.status = response.status
+        record.responseBodyBytes = response.body.utf8.count
+        held = []
+        heldBytes = 0
+        finishRecord(now: now)
+        return .respond(response, close: close)
+    }
+
+    private mutating func fail(_ response: LocalResponse, now: UInt64) -> Action {
+        record.outcome = .rejected
+        return respond(response, now: now)
+    }
+
+    private mutating func abort(now: UInt64) -> Action {
+        state = .done
+        finishRecord(now: now)
+        return .abort
+    }
+
+    private mutating func finishRecord(now: UInt64) {
+        record.totalNanos = now &- record.startNanos
+    }
+
+    /// Records a request refused before it could be read (a head that did not parse).
+    public mutating func recordRejection(status: Int, now: UInt64) {
+        record.startNanos = now
+        record.status = status
+        record.outcome = .rejected
+        state = .done
+    }
+
+    static func bodyTooLarge(_ settings: ExchangeSettings) -> LocalResponse {
+        .text(413, "request body exceeds the limit of \(settings.maximumRequestBodyBytes) bytes", closeConnection: true)
+    }
+}

@@ -1,0 +1,81 @@
+import NIOHTTP1
+
+/// The forwarding stage: the allowed request as the upstream gets it (HTTP/1.1 on a kept-alive connection, framed
+/// anew), and the upstream's response as the client gets it (hop-by-hop fields removed, the check's response headers
+/// added).
+public enum ForwardingStage {
+    /// How the forwarded request's body is framed, known once the check is done: the body may have arrived whole
+    /// while the check ran.
+    public enum BodyFraming: Sendable, Hashable {
+        /// No body.
+        case none
+        /// A body of exactly this many bytes (the client's `Content-Length`, or a body that arrived whole).
+        case length(Int)
+        /// A body still arriving, of unknown length.
+        case chunked
+    }
+
+    /// The framing for a request whose `Content-Length` said `declaredLength`, of which `received` bytes have
+    /// arrived, and that has (or has not) ended.
+    public static func framing(declaredLength: Int?, received: Int, ended: Bool) -> BodyFraming {
+        if let declaredLength { return declaredLength == 0 ? .none : .length(declaredLength) }
+        if ended { return received == 0 ? .none : .length(received) }
+        return .chunked
+    }
+
+    /// The head sent upstream.
+    public static func upstreamHead(
+        _ request: ProxiedRequest, framing: BodyFraming, upstreamAuthority: String
+    ) -> HTTPRequestHead {
+        var headers = request.headers
+        for name in RequestAdmission.hopByHopHeaders { headers.remove(name: name) }
+        headers.remove(name: "content-length")
+        switch framing {
+        case .none:
+            if request.method == .POST || request.method == .PUT || request.method == .PATCH {
+                headers.add(name: "content-length", value: "0")
+            }
+        case .length(let length):
+            headers.add(name: "content-length", value: String(length))
+        case .chunked:
+            headers.add(name: "transfer-encoding", value: "chunked")
+        }
+        if !headers.contains(name: "host") { headers.add(name: "host", value: upstreamAuthority) }
+        return HTTPRequestHead(version: .http1_1, method: request.method, uri: request.target, headers: headers)
+    }
+
+    /// The head sent downstream for the upstream's `head`.
+    public static func downstreamHead(
+        _ head: HTTPResponseHead, responseHeaders: [HeaderMutation], version: HTTPVersion
+    ) -> HTTPResponseHead {
+        var headers = head.headers
+        for value in headers["connection"] {
+            for name in value.split(separator: ",") {
+                let lower = name.trimmingASCIISpaces.lowercased()
+                if !lower.isEmpty, lower != "content-length" { headers.remove(name: lower) }
+            }
+        }
+        // The downstream codec frames the body again: a length is kept, a chunked coding dropped.
+        for name in RequestAdmission.hopByHopHeaders { headers.remove(name: name) }
+        for mutation in responseHeaders { mutation.apply(to: &headers) }
+        return HTTPResponseHead(version: version, status: head.status, headers: headers)
+    }
+
+    /// A local answer as a response head and body.
+    public static func localResponse(_ response: LocalResponse, version: HTTPVersion, keepAlive: Bool) -> (HTTPResponseHead, [UInt8]) {
+        var headers = HTTPHeaders(response.headers.map { ($0.name, $0.value) })
+        let body = Array(response.body.utf8)
+        headers.replaceOrAdd(name: "content-length", value: String(body.count))
+        if !keepAlive || response.closeConnection { headers.replaceOrAdd(name: "connection", value: "close") }
+        return (HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: response.status), headers: headers), body)
+    }
+}
+
+extension Substring {
+    var trimmingASCIISpaces: Substring {
+        var s = self
+        while s.first == " " || s.first == "\t" { s = s.dropFirst() }
+        while s.last == " " || s.last == "\t" { s = s.dropLast() }
+        return s
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import NIOHTTP1
+import PolicyCore
+
+/// The first stage of a request, what Envoy's HTTP connection manager does before any filter: refuse heads that
+/// could be read two ways (request smuggling) or that HTTP does not allow, then rewrite the headers the proxy owns —
+/// hop-by-hop fields removed (RFC 9110 §7.6.1), `x-forwarded-for` appended, `x-forwarded-proto` set,
+/// `x-request-id` kept or made, and `x-forwarded-client-cert` sanitized and set (Envoy's SANITIZE_SET).
+public enum RequestAdmission {
+    /// Fields that describe one connection, never forwarded (RFC 9110 §7.6.1, and `proxy-connection`).
+    public static let hopByHopHeaders: Set<String> = [
+        "connection", "proxy-connection", "keep-alive", "te", "transfer-encoding", "upgrade", "trailer",
+    ]
+
+    /// Headers only the proxy may set: a client's copy is always removed.
+    public static let proxyOwnedHeaders: Set<String> = ["x-forwarded-client-cert", "x-warden-verified-claims"]
+
+    public static let forwardedClientCert = "x-forwarded-client-cert"
+    public static let requestIDHeader = "x-request-id"
+    /// A client's `x-request-id` longer than this, or with characters outside visible ASCII, is replaced.
+    public static let maximumRequestIDLength = 128
+
+    /// What the proxy knows of itself for the headers it sets.
+    public struct Identity: Sendable {
+        /// The proxy's own SPIFFE ID (`By=` in `x-forwarded-client-cert`).
+        public var ownSPIFFEID: String?
+
+        public init(ownSPIFFEID: String? = nil) {
+            self.ownSPIFFEID = ownSPIFFEID
+        }
+    }
+
+    /// Checks a head and turns it into the request the next stages work on, or the answer that refuses it (400
+    /// with the connection closed: after a head that could be read two ways the rest of the stream means nothing).
+    public static func admit(
+        _ head: HTTPRequestHead, connection: ConnectionFacts, identity: Identity,
+        makeRequestID: () -> String = { UUID().uuidString.lowercased() }
+    ) -> Result<ProxiedRequest, LocalResponse> {
+        if let problem = problem(in: head) { return .failure(.text(400, problem, closeConnection: true)) }
+        var headers = head.headers
+        // Hop-by-hop fields, and every field `Connection` names.
+        for value in headers["connection"] {
+            for name in value.split(separator: ",") {
+                let lower = name.trimmingCharacters(in: .whitespaces).lowercased()
+                if !lower.isEmpty, !Self.endToEndNeverDropped.contains(lower) { headers.remove(name: lower) }
+            }
+        }
+        for name in hopByHopHeaders { headers.remove(name: name) }
+        for name in proxyOwnedHeaders { headers.remove(name: name) }
+
+        if let address = connection.sourceAddress {
+            if let existing = headers.first(name: "x-forwarded-for"), !existing.isEmpty {
+                headers.replaceOrAdd(name: "x-forwarded-for", value: existing + ", " + address)
+            } else {
+                headers.replaceOrAdd(name: "x-forwarded-for", value: address)
+            }
+        }
+        headers.replaceOrAdd(name: "x-forwarded-proto", value: connection.scheme)
+
+        let requestID: String
+        let given = headers[requestIDHeader]
+        if given.count == 1, let id = given.first, isUsableRequestID(id) {
+            requestID = id
+        } else {
+            requestID = makeRequestID()
+            headers.replaceOrAdd(name: requestIDHeader, value: requestID)
+        }
+
+        if connection.isTLS, let peer = connection.peerIdentity {
+            var parts: [String] = []
+            if let own = identity.ownSPIFFEID { parts.append("By=" + own) }
+            if let hash = connection.peerCertificateHash { parts.append("Hash=" + hash) }
+            parts.append("URI=" + peer.uri)
+            headers.add(name: forwardedClientCert, value: parts.joined(separator: ";"))
+        }
+        return .success(ProxiedRequest(
+            method: head.method, target: head.uri, version: head.version, headers: headers, requestID: requestID))
+    }
+
+    /// `Connection: host` must not remove what routes the request.
+    static let endToEndNeverDropped: Set<String> = ["host", "content-length"]
+
+    /// Why a head is refused, or nil.
+    static func problem(in head: HTTPRequestHead) -> String? {
+        let headers = head.headers
+        let lengths = headers["content-length"]
+        let codings = headers["transfer-encoding"]
+        if !lengths.isEmpty && !codings.isEmpty { return "a request may not carry both Content-Length and Transfer-Encoding" }
+        if lengths.count > 1 || lengths.contains(where: { $0.contains(",") }) {
+            return "a request may carry one Content-Length"
+        }
+        if let length = lengths.first, Int(length) == nil || length.hasPrefix("+") || length.hasPrefix("-") {
+            return "invalid Content-Length"
+        }
+        if !codings.isEmpty {
+            let all = codings.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            guard all.last == "chunked", all.filter({ $0 == "chunked" }).count == 1 else {
+                return "a request's Transfer-Encoding must end in chunked, once"
+            }
+        }
+        let hosts = headers["host"]
+        if head.version == .http1_1 && hosts.isEmpty { return "an HTTP/1.1 request needs a Host header" }
+        if hosts.count > 1 { return "a request may carry one Host header" }
+        if head.method == .CONNECT { return "CONNECT is not supported" }
+        if !(head.uri.hasPrefix("/") || (head.uri == "*" && head.method == .OPTIONS)) {
+            return "the request target must be a path (origin form)"
+        }
+        return nil
+    }
+
+    static func isUsableRequestID(_ id: String) -> Bool {
+        !id.isEmpty && id.utf8.count <= maximumRequestIDLength && id.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
+    }
+}

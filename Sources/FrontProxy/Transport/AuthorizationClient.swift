@@ -1,0 +1,94 @@
+import ExtAuthz
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import NIOCore
+import SwiftProtobuf
+
+/// Asks the authorization server (`warden serve`, or any Envoy ext_authz v3 gRPC server) about one request.
+public protocol AuthorizationClient: Sendable {
+    /// The server's answer within `timeout`, or how the call failed, completed on `eventLoop` (the loop of the
+    /// connection that needs it). Never fails: every failure is a kind the proxy fails closed on.
+    func check(_ request: Envoy_Service_Auth_V3_CheckRequest, timeout: Duration, on eventLoop: any EventLoop)
+        -> EventLoopFuture<Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure>>
+
+    /// Keeps the connection up (reconnecting with backoff) until cancelled or `shutDown`.
+    func run() async throws
+
+    /// Stops taking calls; `run` returns once the calls in flight finish.
+    func shutDown()
+}
+
+/// The ext_authz client on grpc-swift-2 and grpc-swift-nio-transport: one long-lived HTTP/2 connection to the
+/// server that every check is multiplexed over, re-established with exponential backoff when it drops. Calls do not
+/// wait for a connection (`waitForReady` off): with none, a check fails at once as `unavailable`. Each call runs as a
+/// Swift task; `InPlaceAuthorizationClient` is the proxy's default, and this one its measured baseline
+/// (`--authz-client grpc-swift`, BENCHMARKS.md).
+public final class GRPCAuthorizationClient: AuthorizationClient {
+    public struct Options: Sendable {
+        public var host: String
+        public var port: Int
+        public var initialBackoff: Duration
+        public var maximumBackoff: Duration
+
+        public init(host: String, port: Int, initialBackoff: Duration = .milliseconds(100), maximumBackoff: Duration = .seconds(3)) {
+            self.host = host
+            self.port = port
+            self.initialBackoff = initialBackoff
+            self.maximumBackoff = maximumBackoff
+        }
+    }
+
+    private let client: GRPCClient<HTTP2ClientTransport.Posix>
+    private let authorization: Envoy_Service_Auth_V3_Authorization.Client<HTTP2ClientTransport.Posix>
+
+    public init(options: Options) throws {
+        let transport = try HTTP2ClientTransport.Posix(
+            target: .ipv4(address: options.host, port: options.port),
+            transportSecurity: .plaintext,
+            config: .defaults { config in
+                config.backoff = .init(
+                    initial: options.initialBackoff, max: options.maximumBackoff, multiplier: 1.6, jitter: 0.2)
+                config.connection.maxIdleTime = nil
+            })
+        client = GRPCClient(transport: transport)
+        authorization = Envoy_Service_Auth_V3_Authorization.Client(wrapping: client)
+    }
+
+    public func run() async throws {
+        try await client.runConnections()
+    }
+
+    public func shutDown() {
+        client.beginGracefulShutdown()
+    }
+
+    public func check(
+        _ request: Envoy_Service_Auth_V3_CheckRequest, timeout: Duration, on eventLoop: any EventLoop
+    ) -> EventLoopFuture<Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure>> {
+        eventLoop.makeFutureWithTask { await self.check(request, timeout: timeout) }
+    }
+
+    public func check(_ request: Envoy_Service_Auth_V3_CheckRequest, timeout: Duration) async
+        -> Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure>
+    {
+        var options = CallOptions.defaults
+        options.timeout = timeout
+        options.waitForReady = false
+        do {
+            return .success(try await authorization.check(request, options: options))
+        } catch let error as RPCError {
+            return .failure(Self.failure(error))
+        } catch {
+            return .failure(.unavailable)
+        }
+    }
+
+    /// The kind of a failed call.
+    static func failure(_ error: RPCError) -> CheckFailure {
+        switch error.code {
+        case .deadlineExceeded: return .timeout
+        case .unavailable: return .unavailable
+        default: return error.cause is BinaryDecodingError || error.cause is SwiftProtobufError ? .malformed : .error
+        }
+    }
+}

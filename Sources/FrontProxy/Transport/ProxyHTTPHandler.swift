@@ -1,0 +1,336 @@
+import ExtAuthz
+import Identity
+import NIOCore
+import NIOHTTP1
+
+/// Sees every finished exchange: the access log and the metrics.
+public protocol ExchangeObserver: Sendable {
+    func exchangeFinished(_ record: ExchangeRecord, connection: ConnectionFacts)
+}
+
+/// The configuration a connection or request starts with: swapped whole on reload, so a reload never changes a
+/// request half-way.
+public struct ProxySnapshot: Sendable {
+    public var settings: ExchangeSettings
+    /// How PeerAuthentication resolved for the workload.
+    public var peerAuthentication: PeerAuthenticationSet.Resolution
+    public var revision: Int
+
+    public init(settings: ExchangeSettings, peerAuthentication: PeerAuthenticationSet.Resolution, revision: Int) {
+        self.settings = settings
+        self.peerAuthentication = peerAuthentication
+        self.revision = revision
+    }
+
+    /// The mutual TLS mode of the workload port.
+    public var mode: MutualTLSMode { peerAuthentication.mode(forPort: settings.workload.port) }
+}
+
+/// What every connection of a proxy shares: the configuration snapshot in force, the authorization client, the
+/// upstream pool, the timeouts and the observer.
+public final class ProxyEnvironment: Sendable {
+    public let snapshot: @Sendable () -> ProxySnapshot
+    public let authorization: (any AuthorizationClient)?
+    public let checkTimeout: Duration
+    public let upstream: UpstreamPool
+    /// No response head within this long after the request was sent: 504.
+    public let upstreamTimeout: TimeAmount
+    public let observer: any ExchangeObserver
+
+    public init(
+        snapshot: @escaping @Sendable () -> ProxySnapshot, authorization: (any AuthorizationClient)?, checkTimeout: Duration,
+        upstream: UpstreamPool, upstreamTimeout: TimeAmount, observer: any ExchangeObserver
+    ) {
+        self.snapshot = snapshot
+        self.authorization = authorization
+        self.checkTimeout = checkTimeout
+        self.upstream = upstream
+        self.upstreamTimeout = upstreamTimeout
+        self.observer = observer
+    }
+}
+
+/// Carries one client's HTTP/1.1 connection, or one HTTP/2 stream, through `ExchangeStateMachine`s: it feeds the
+/// machine what arrives (request parts, the check's answer, the upstream's response parts, timers) and performs the
+/// one action each event returns. All of it runs on the connection's event loop.
+final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let environment: ProxyEnvironment
+    private let connection: ConnectionFacts
+    private let headTimer: RequestHeadTimer?
+    private var exchange: ExchangeStateMachine?
+    /// Bumped when an exchange ends, so a late answer for an earlier one is dropped.
+    private var generation = 0
+    private var upstream: UpstreamConnection?
+    private var upstreamKeepAlive = true
+    private var upstreamDeadline: Scheduled<Void>?
+    private var context: ChannelHandlerContext?
+    private var readingPaused = false
+    private var pendingRead = false
+    private var closeAfterResponse = false
+    private var loopPool: UpstreamLoopPool?
+
+    init(environment: ProxyEnvironment, connection: ConnectionFacts, headTimer: RequestHeadTimer?) {
+        self.environment = environment
+        self.connection = connection
+        self.headTimer = headTimer
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        loopPool = environment.upstream.pool(for: context.eventLoop)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    private static func now() -> UInt64 { NIODeadline.now().uptimeNanoseconds }
+
+    // MARK: - The client
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            headTimer?.headReceived()
+            guard exchange == nil else {
+                // A new head while an exchange runs: only a confused client does this.
+                context.close(promise: nil)
+                return
+            }
+            var machine = ExchangeStateMachine(settings: environment.snapshot().settings, connection: connection)
+            let action = machine.receiveHead(head, now: Self.now())
+            exchange = machine
+            perform(action)
+        case .body(let chunk):
+            guard exchange != nil else { return }
+            let action = exchange!.receiveBody(chunk, now: Self.now())
+            perform(action)
+        case .end:
+            guard exchange != nil else { return }
+            let action = exchange!.receiveEnd(now: Self.now())
+            perform(action)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        upstream?.flush()
+        context.fireChannelReadComplete()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if exchange != nil {
+            let action = exchange!.clientClosed(now: Self.now())
+            perform(action)
+        }
+        context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        upstream?.setReading(context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A request that could not be parsed is answered when no response has begun; any other error (the
+        // connection failed) only closes. Either way the connection closes.
+        guard error is HTTPParserError, context.channel.isActive else {
+            if exchange != nil {
+                let action = exchange!.clientClosed(now: Self.now())
+                perform(action)
+            }
+            context.close(promise: nil)
+            return
+        }
+        let response = HostileInput.response(for: error)
+        if exchange == nil || exchange?.isDone == true {
+            var machine = ExchangeStateMachine(settings: environment.snapshot().settings, connection: connection)
+            machine.recordRejection(status: response.status, now: Self.now())
+            environment.observer.exchangeFinished(machine.record, connection: connection)
+            let (head, body) = ForwardingStage.localResponse(response, version: .http1_1, keepAlive: false)
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+        } else {
+            let action = exchange!.clientClosed(now: Self.now())
+            perform(action)
+            context.close(promise: nil)
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if readingPaused {
+            pendingRead = true
+        } else {
+            context.read()
+        }
+    }
+
+    private func resumeReading() {
+        guard readingPaused else { return }
+        readingPaused = false
+        if pendingRead, let context {
+            pendingRead = false
+            context.read()
+        }
+    }
+
+    // MARK: - Actions
+
+    private func perform(_ action: ExchangeStateMachine.Action) {
+        guard let context else { return }
+        switch action {
+        case .none:
+            break
+        case .pauseReading:
+            readingPaused = true
+        case .authenticate(let authenticator, let request):
+            let generation = self.generation
+            context.eventLoop.makeFutureWithTask { await authenticator.authenticate(request) }.whenSuccess { result in
+                guard generation == self.generation, self.exchange != nil else { return }
+                let action = self.exchange!.authenticated(result, now: Self.now())
+                self.perform(action)
+            }
+        case .check(let request):
+            let generation = self.generation
+            guard let authorization = environment.authorization else {
+                // Outbound mode without --authz: nothing to ask.
+                let action = exchange!.checked(.success(Self.allowAll), now: Self.now())
+                perform(action)
+                return
+            }
+            let timeout = environment.checkTimeout
+            authorization.check(request, timeout: timeout, on: context.eventLoop).whenSuccess { result in
+                guard generation == self.generation, self.exchange != nil else { return }
+                let action = self.exchange!.checked(result, now: Self.now())
+                self.perform(action)
+            }
+        case .respond(let response, let close):
+            let version = exchange?.requestVersion ?? .http1_1
+            let (head, body) = ForwardingStage.localResponse(response, version: version, keepAlive: !close)
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            if !body.isEmpty { context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil) }
+            let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+            if close { written.whenComplete { _ in context.close(promise: nil) } }
+            releaseUpstream(keep: false)
+            endExchange()
+        case .connectUpstream:
+            connectUpstream(context: context)
+        case .sendRequest(let head, let body, let end):
+            guard let upstream else { return }
+            upstream.write(.head(head))
+            for chunk in body { upstream.write(.body(.byteBuffer(chunk))) }
+            if end { upstream.write(.end(nil)) }
+            upstream.flush()
+            if upstream.isWritable { resumeReading() } else { readingPaused = true }
+        case .sendRequestBody(let chunk):
+            upstream?.write(.body(.byteBuffer(chunk)))
+        case .sendRequestEnd:
+            upstream?.write(.end(nil))
+            upstream?.flush()
+        case .sendResponseHead(let head):
+            upstreamDeadline?.cancel()
+            upstreamDeadline = nil
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+        case .sendResponseBody(let chunk):
+            context.write(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil)
+        case .finish(let release, let closeDownstream):
+            let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+            if closeDownstream { written.whenComplete { _ in context.close(promise: nil) } }
+            releaseUpstream(keep: release)
+            endExchange()
+        case .abort:
+            releaseUpstream(keep: false)
+            endExchange()
+            context.close(promise: nil)
+        }
+    }
+
+    private func connectUpstream(context: ChannelHandlerContext) {
+        guard let loopPool else { return }
+        let generation = self.generation
+        upstreamDeadline = context.eventLoop.scheduleTask(in: environment.upstreamTimeout) {
+            guard generation == self.generation, self.exchange != nil else { return }
+            let action = self.exchange!.upstreamTimedOut(now: Self.now())
+            self.perform(action)
+        }
+        let (_, future) = loopPool.acquire()
+        future.whenComplete { result in
+            guard generation == self.generation, self.exchange != nil else {
+                if case .success(let connection) = result { loopPool.release(connection) }
+                return
+            }
+            switch result {
+            case .success(let connection):
+                self.upstream = connection
+                self.upstreamKeepAlive = true
+                connection.attach(self)
+                let action = self.exchange!.upstreamConnected(now: Self.now())
+                self.perform(action)
+            case .failure(let error):
+                let action = self.exchange!.upstreamConnectFailed(
+                    (error as? UpstreamConnectError) ?? UpstreamConnectError(kind: .connect, message: "\(error)"), now: Self.now())
+                self.perform(action)
+            }
+        }
+    }
+
+    private func releaseUpstream(keep: Bool) {
+        upstreamDeadline?.cancel()
+        upstreamDeadline = nil
+        guard let upstream else { return }
+        self.upstream = nil
+        if keep, let loopPool { loopPool.release(upstream) } else { upstream.close() }
+    }
+
+    private func endExchange() {
+        if let record = exchange?.record { environment.observer.exchangeFinished(record, connection: connection) }
+        exchange = nil
+        generation &+= 1
+        headTimer?.exchangeFinished()
+        resumeReading()
+    }
+
+    /// The answer used when the proxy has no authorization server to ask (outbound mode without `--authz`).
+    static let allowAll: Envoy_Service_Auth_V3_CheckResponse = {
+        var response = Envoy_Service_Auth_V3_CheckResponse()
+        response.status.code = ExtAuthzDecision.RPCCode.ok
+        response.okResponse = .init()
+        return response
+    }()
+
+    // MARK: - The upstream
+
+    func upstream(_ connection: UpstreamConnection, read part: HTTPClientResponsePart) {
+        guard connection === upstream, exchange != nil else { return }
+        let action: ExchangeStateMachine.Action
+        switch part {
+        case .head(let head):
+            upstreamKeepAlive = head.isKeepAlive
+            action = exchange!.upstreamResponseHead(head, now: Self.now())
+        case .body(let chunk):
+            action = exchange!.upstreamResponseBody(chunk)
+        case .end:
+            action = exchange!.upstreamResponseEnd(upstreamKeepAlive: upstreamKeepAlive, now: Self.now())
+        }
+        perform(action)
+    }
+
+    func upstreamReadComplete(_ connection: UpstreamConnection) {
+        context?.flush()
+    }
+
+    func upstreamClosed(_ connection: UpstreamConnection) {
+        guard connection === upstream, exchange != nil else { return }
+        upstream = nil
+        let action = exchange!.upstreamFailed(now: Self.now())
+        perform(action)
+    }
+
+    func upstreamWritabilityChanged(_ connection: UpstreamConnection, writable: Bool) {
+        if writable { resumeReading() } else { readingPaused = true }
+    }
+}

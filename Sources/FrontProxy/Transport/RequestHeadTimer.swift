@@ -1,0 +1,63 @@
+import NIOCore
+
+/// Bounds how long a request head may take to arrive once its first byte has (the slowloris defence; Envoy's
+/// `request_headers_timeout`): sits before the HTTP/1.1 decoder, starts its timer on the first byte of each request
+/// and answers 408 and closes when the head is not whole in time. Idle keep-alive connections are the idle
+/// timeout's business.
+final class RequestHeadTimer: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let timeout: TimeAmount
+    private var awaitingHead = true
+    private var timer: Scheduled<Void>?
+    private var context: ChannelHandlerContext?
+
+    init(timeout: TimeAmount) {
+        self.timeout = timeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if awaitingHead, timer == nil {
+            timer = context.eventLoop.scheduleTask(in: timeout) { [weak self] in self?.expire() }
+        }
+        context.fireChannelRead(data)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        context.fireChannelInactive()
+    }
+
+    /// The HTTP handler got a whole head.
+    func headReceived() {
+        awaitingHead = false
+        timer?.cancel()
+        timer = nil
+    }
+
+    /// The exchange ended: the next bytes start a new head.
+    func exchangeFinished() {
+        awaitingHead = true
+    }
+
+    private func expire() {
+        timer = nil
+        guard awaitingHead, let context else { return }
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: HostileInput.requestTimeout))).whenComplete { _ in
+            context.close(promise: nil)
+        }
+    }
+}

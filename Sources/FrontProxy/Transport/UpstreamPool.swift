@@ -1,0 +1,299 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import NIOTLS
+import Synchronization
+
+/// Receives what an upstream connection reads while it serves one exchange.
+protocol UpstreamDelegate: AnyObject {
+    func upstream(_ connection: UpstreamConnection, read part: HTTPClientResponsePart)
+    func upstreamReadComplete(_ connection: UpstreamConnection)
+    /// The connection closed or failed while serving the exchange.
+    func upstreamClosed(_ connection: UpstreamConnection)
+    func upstreamWritabilityChanged(_ connection: UpstreamConnection, writable: Bool)
+}
+
+/// Why an upstream connection could not be made.
+public struct UpstreamConnectError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: String, Sendable {
+        /// Refused, unreachable, or no answer within the connect timeout.
+        case connect = "connect_failed"
+        /// The TLS handshake failed (outbound mode).
+        case tls = "tls_failed"
+        /// The upstream's certificate names another workload than `--expect-peer` (outbound mode).
+        case secureNaming = "secure_naming"
+    }
+
+    public var kind: Kind
+    public var message: String
+    public var description: String { message }
+
+    public init(kind: Kind, message: String) {
+        self.kind = kind
+        self.message = message
+    }
+}
+
+/// One HTTP/1.1 connection to the upstream, used by one exchange at a time on its event loop.
+final class UpstreamConnection {
+    let channel: any Channel
+    private let handler: UpstreamHandler
+    /// Set by the pool: where an idle connection goes back to.
+    weak var pool: UpstreamLoopPool?
+    /// When the connection last went idle.
+    var idleSince = NIODeadline.now()
+
+    init(channel: any Channel, handler: UpstreamHandler) {
+        self.channel = channel
+        self.handler = handler
+        handler.connection = self
+    }
+
+    var isActive: Bool { channel.isActive }
+    var isWritable: Bool { channel.isWritable }
+
+    func attach(_ delegate: any UpstreamDelegate) { handler.delegate = delegate }
+    func detach() { handler.delegate = nil }
+
+    func write(_ part: HTTPClientRequestPart) {
+        channel.write(part, promise: nil)
+    }
+
+    func flush() { channel.flush() }
+
+    func setReading(_ reading: Bool) {
+        channel.setOption(ChannelOptions.autoRead, value: reading).whenComplete { _ in }
+        if reading { channel.read() }
+    }
+
+    func close() {
+        detach()
+        channel.close(promise: nil)
+    }
+}
+
+/// The upstream end of the pipeline: hands response parts to the exchange that owns the connection.
+final class UpstreamHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+
+    weak var delegate: (any UpstreamDelegate)?
+    unowned(unsafe) var connection: UpstreamConnection?
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard let connection else { return }
+        delegate?.upstream(connection, read: unwrapInboundIn(data))
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        guard let connection else { return }
+        delegate?.upstreamReadComplete(connection)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        guard let connection else { return }
+        let delegate = delegate
+        self.delegate = nil
+        delegate?.upstreamClosed(connection)
+        connection.pool?.remove(connection)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        guard let connection else { return }
+        delegate?.upstreamWritabilityChanged(connection, writable: context.channel.isWritable)
+    }
+}
+
+/// How the proxy connects to its upstream: plain TCP (inbound mode, to the local workload), or mutual TLS with the
+/// workload's own certificate and a check of the server's identity (outbound mode).
+public struct UpstreamSettings: Sendable {
+    public var host: String
+    public var port: Int
+    public var connectTimeout: TimeAmount
+    /// Idle connections kept per event loop.
+    public var maximumIdlePerLoop: Int
+    /// An idle connection older than this is closed rather than reused (upstreams close idle connections too, and
+    /// a request written as they do is lost).
+    public var maximumIdleTime: TimeAmount
+    /// TLS for outbound mode: the client context, and the check of the server's chain run in the handshake.
+    public var tls: UpstreamTLS?
+
+    public init(host: String, port: Int, connectTimeout: TimeAmount = .seconds(5), maximumIdlePerLoop: Int = 64,
+                maximumIdleTime: TimeAmount = .seconds(30), tls: UpstreamTLS? = nil) {
+        self.maximumIdleTime = maximumIdleTime
+        self.host = host
+        self.port = port
+        self.connectTimeout = connectTimeout
+        self.maximumIdlePerLoop = maximumIdlePerLoop
+        self.tls = tls
+    }
+
+    public var authority: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// TLS towards the upstream.
+public struct UpstreamTLS: Sendable {
+    public var context: @Sendable () -> NIOSSLContext
+    /// Verifies the server's chain (leaf first); fails with the reason the connection is refused.
+    public var verify: @Sendable ([NIOSSLCertificate], any EventLoop) -> EventLoopFuture<Void>
+    public var serverName: String?
+
+    public init(
+        context: @escaping @Sendable () -> NIOSSLContext,
+        verify: @escaping @Sendable ([NIOSSLCertificate], any EventLoop) -> EventLoopFuture<Void>, serverName: String? = nil
+    ) {
+        self.context = context
+        self.verify = verify
+        self.serverName = serverName
+    }
+}
+
+/// Keep-alive HTTP/1.1 connections to the upstream, one set per event loop, so an exchange uses a connection on the
+/// loop of its client connection and never crosses threads.
+public final class UpstreamPool: Sendable {
+    public let settings: UpstreamSettings
+    private let pools = Mutex<[ObjectIdentifier: UpstreamLoopPool]>([:])
+
+    public init(settings: UpstreamSettings) {
+        self.settings = settings
+    }
+
+    /// The pool of `eventLoop`, for use on it only.
+    func pool(for eventLoop: any EventLoop) -> UpstreamLoopPool {
+        pools.withLock { pools in
+            if let existing = pools[ObjectIdentifier(eventLoop)] { return existing }
+            let made = UpstreamLoopPool(eventLoop: eventLoop, settings: settings)
+            pools[ObjectIdentifier(eventLoop)] = made
+            return made
+        }
+    }
+
+    /// Closes every idle connection.
+    public func closeIdle() {
+        for pool in pools.withLock({ Array($0.values) }) {
+            pool.eventLoop.execute { pool.closeAll() }
+        }
+    }
+}
+
+/// The upstream connections of one event loop; every method runs on that loop.
+final class UpstreamLoopPool: @unchecked Sendable {
+    let eventLoop: any EventLoop
+    let settings: UpstreamSettings
+    private var idle: [UpstreamConnection] = []
+
+    init(eventLoop: any EventLoop, settings: UpstreamSettings) {
+        self.eventLoop = eventLoop
+        self.settings = settings
+    }
+
+    /// An idle connection, or a new one.
+    func acquire() -> (reused: Bool, EventLoopFuture<UpstreamConnection>) {
+        eventLoop.preconditionInEventLoop()
+        let stale = NIODeadline.now() - settings.maximumIdleTime
+        while let connection = idle.popLast() {
+            if connection.isActive, connection.idleSince > stale { return (true, eventLoop.makeSucceededFuture(connection)) }
+            connection.close()
+        }
+        return (false, connect())
+    }
+
+    /// Puts a connection whose exchange is over back (or closes it when enough are idle).
+    func release(_ connection: UpstreamConnection) {
+        eventLoop.preconditionInEventLoop()
+        connection.detach()
+        guard connection.isActive, idle.count < settings.maximumIdlePerLoop else {
+            connection.close()
+            return
+        }
+        connection.idleSince = .now()
+        idle.append(connection)
+    }
+
+    func remove(_ connection: UpstreamConnection) {
+        idle.removeAll { $0 === connection }
+    }
+
+    func closeAll() {
+        let all = idle
+        idle = []
+        for connection in all { connection.close() }
+    }
+
+    private func connect() -> EventLoopFuture<UpstreamConnection> {
+        let settings = self.settings
+        let handshake = eventLoop.makePromise(of: Void.self)
+        let bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(settings.connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    if let tls = settings.tls {
+                        let handler = try NIOSSLClientHandler(
+                            context: tls.context(), serverHostname: tls.serverName
+                        ) { certificates, promise in
+                            tls.verify(certificates, channel.eventLoop).map { NIOSSLVerificationResult.certificateVerified }
+                                .cascade(to: promise)
+                        }
+                        try sync.addHandler(handler)
+                        try sync.addHandler(HandshakeWaiter(promise: handshake))
+                    } else {
+                        handshake.succeed()
+                    }
+                    try sync.addHTTPClientHandlers()
+                }
+            }
+        return bootstrap.connect(host: settings.host, port: settings.port)
+            .flatMapError { error in
+                handshake.fail(error)
+                return self.eventLoop.makeFailedFuture(UpstreamConnectError(
+                    kind: .connect, message: "cannot connect to the upstream \(settings.authority): \(error)"))
+            }
+            .flatMap { channel in
+                handshake.futureResult.flatMapErrorThrowing { error in
+                    channel.close(promise: nil)
+                    if let refused = error as? UpstreamConnectError { throw refused }
+                    throw UpstreamConnectError(kind: .tls, message: "TLS with the upstream \(settings.authority) failed: \(error)")
+                }.flatMapThrowing {
+                    let handler = UpstreamHandler()
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                    let connection = UpstreamConnection(channel: channel, handler: handler)
+                    connection.pool = self
+                    return connection
+                }
+            }
+    }
+}
+
+/// Completes a promise when the TLS handshake finishes (or the connection fails first).
+final class HandshakeWaiter: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+    private let promise: EventLoopPromise<Void>
+
+    init(promise: EventLoopPromise<Void>) {
+        self.promise = promise
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case TLSUserEvent.handshakeCompleted = event {
+            promise.succeed()
+            context.pipeline.syncOperations.removeHandler(self, promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        promise.fail(error)
+        context.fireErrorCaught(error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        promise.fail(ChannelError.ioOnClosedChannel)
+        context.fireChannelInactive()
+    }
+}

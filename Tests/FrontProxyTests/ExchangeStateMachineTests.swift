@@ -1,0 +1,273 @@
+import ExtAuthz
+import FrontProxy
+import Identity
+import JOSE
+import NIOCore
+import NIOHTTP1
+import PolicyCore
+import SwiftProtobuf
+import Testing
+import WardenTesting
+
+@Suite("One exchange, from head to response")
+struct ExchangeStateMachineTests {
+    static let workload = Workload(namespace: "default", labels: ["app": "details"], port: 9080)
+    static let seedAuthenticator = RequestAuthenticator(rules: [
+        JWTRule(issuer: SeedToken.issuer, keys: .inline(try! JWKSet.parse(SeedToken.jwks)), outputClaimToHeaders: [
+            .init(header: "x-jwt-foo", claim: "foo"),
+        ]),
+    ])
+
+    static func machine(authenticator: RequestAuthenticator? = nil, maximumBody: Int = 1 << 20, buffered: Int = 16)
+        -> ExchangeStateMachine
+    {
+        ExchangeStateMachine(
+            settings: ExchangeSettings(
+                workload: workload, ownIdentity: RequestStageTests.own, authenticator: authenticator, failureStatus: 403,
+                maximumRequestBodyBytes: maximumBody, maximumBufferedBodyBytes: buffered, upstreamAuthority: "127.0.0.1:9080"),
+            connection: RequestStageTests.mtls)
+    }
+
+    static func head(_ method: HTTPMethod = .GET, _ uri: String = "/details/1", _ headers: [(String, String)] = []) -> HTTPRequestHead {
+        HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: HTTPHeaders([("host", "details")] + headers))
+    }
+
+    static var allowed: Envoy_Service_Auth_V3_CheckResponse {
+        var response = Envoy_Service_Auth_V3_CheckResponse()
+        response.status.code = 0
+        response.okResponse = .init()
+        return response
+    }
+
+    /// A denial as a Warden server sends it.
+    static func denied(_ status: Int, headers: [(String, String)] = [], body: String = "") -> Envoy_Service_Auth_V3_CheckResponse {
+        var response = Envoy_Service_Auth_V3_CheckResponse()
+        response.status.code = 7
+        var denied = Envoy_Service_Auth_V3_DeniedHttpResponse()
+        denied.status.code = Envoy_Type_V3_StatusCode(rawValue: status) ?? .forbidden
+        denied.headers = headers.map { RequestStageTests.option($0.0, $0.1, .overwriteIfExistsOrAdd) }
+        denied.body = body
+        response.deniedResponse = denied
+        return response
+    }
+
+    /// Drives the machine to `.check` and returns the check request it sends.
+    static func check(_ machine: inout ExchangeStateMachine, _ head: HTTPRequestHead) -> Envoy_Service_Auth_V3_CheckRequest? {
+        guard case .check(let request) = machine.receiveHead(head, now: 1_000) else { return nil }
+        return request
+    }
+
+    @Test func anAllowedRequestIsForwardedWithTheBodyHeldDuringTheCheck() throws {
+        var machine = Self.machine(buffered: 8)
+        let request = try #require(Self.check(&machine, Self.head(.POST, "/upload", [("content-length", "10")])))
+        #expect(request.attributes.source.principal == "spiffe://cluster.local/ns/default/sa/sleep")
+        #expect(request.attributes.destination.principal == "spiffe://cluster.local/ns/default/sa/details")
+        #expect(request.attributes.destination.address.socketAddress.portValue == 9080)
+        #expect(request.attributes.contextExtensions["destination.namespace"] == "default")
+        #expect(request.attributes.contextExtensions["destination.workload_labels"] == #"{"app":"details"}"#)
+        #expect(request.attributes.tlsSession.sni == "details")
+        let http = request.attributes.request.http
+        #expect(http.method == "POST")
+        #expect(http.path == "/upload")
+        #expect(http.scheme == "https")
+        #expect(http.headers[":authority"] == "details")
+        #expect(http.headers["x-forwarded-client-cert"]?.contains("URI=spiffe://cluster.local/ns/default/sa/sleep") == true)
+        #expect(http.id == http.headers["x-request-id"])
+
+        // The body arrives while the check runs: held; beyond the bound, reading pauses.
+        guard case .none = machine.receiveBody(ByteBuffer(string: "12345"), now: 1_100) else { Issue.record("not held"); return }
+        guard case .pauseReading = machine.receiveBody(ByteBuffer(string: "67890"), now: 1_200) else {
+            Issue.record("reading was not paused at the bound")
+            return
+        }
+        _ = machine.receiveEnd(now: 1_300)
+        guard case .connectUpstream = machine.checked(.success(Self.allowed), now: 2_000) else { Issue.record("no upstream"); return }
+        guard case .sendRequest(let upstreamHead, let body, let end) = machine.upstreamConnected(now: 2_100) else {
+            Issue.record("nothing sent")
+            return
+        }
+        #expect(upstreamHead.headers["content-length"] == ["10"])
+        #expect(body.map { String(buffer: $0) }.joined() == "1234567890")
+        #expect(end)
+        guard case .sendResponseHead(let response) = machine.upstreamResponseHead(
+            HTTPResponseHead(version: .http1_1, status: .created, headers: ["content-length": "2"]), now: 3_000)
+        else { Issue.record("no response head"); return }
+        #expect(response.status == .created)
+        guard case .sendResponseBody = machine.upstreamResponseBody(ByteBuffer(string: "ok")) else { Issue.record("no body"); return }
+        guard case .finish(let release, let close) = machine.upstreamResponseEnd(upstreamKeepAlive: true, now: 4_000) else {
+            Issue.record("not finished")
+            return
+        }
+        #expect(release && !close)
+        #expect(machine.isDone)
+        let record = machine.record
+        #expect(record.outcome == .allowed)
+        #expect(record.status == 201)
+        #expect(record.checkNanos == 1_000)
+        #expect(record.upstreamNanos == 1_000)
+        #expect(record.totalNanos == 3_000)
+        #expect(record.peerPrincipal == "cluster.local/ns/default/sa/sleep")
+        #expect(record.requestBodyBytes == 10)
+    }
+
+    @Test func aDeniedRequestNeverReachesTheUpstream() {
+        var machine = Self.machine()
+        _ = Self.check(&machine, Self.head(.POST, "/admin", [("content-length", "3")]))
+        _ = machine.receiveBody(ByteBuffer(string: "abc"), now: 1_100)
+        _ = machine.receiveEnd(now: 1_200)
+        let denied = Self.denied(403, headers: [("x-warden-decision-id", "dec-9")], body: "access denied\n")
+        guard case .respond(let response, let close) = machine.checked(.success(denied), now: 2_000) else {
+            Issue.record("not answered")
+            return
+        }
+        #expect(response.status == 403)
+        #expect(response.body == "access denied\n")
+        #expect(!close)  // the whole request was read: the connection stays usable
+        #expect(machine.record.outcome == .denied)
+        #expect(machine.record.decisionID == "dec-9")
+        // Nothing that arrives later is forwarded.
+        guard case .none = machine.upstreamConnected(now: 3_000) else { Issue.record("forwarded after a denial"); return }
+    }
+
+    @Test func aDenialBeforeTheBodyEndedClosesTheConnection() {
+        var machine = Self.machine()
+        _ = Self.check(&machine, Self.head(.POST, "/admin", [("content-length", "100")]))
+        guard case .respond(_, let close) = machine.checked(.success(Self.denied(403)), now: 2_000) else {
+            Issue.record("not answered")
+            return
+        }
+        #expect(close)
+    }
+
+    @Test func everyCheckFailureAnswersTheFailureStatus() {
+        for failure in CheckFailure.allCases {
+            var machine = Self.machine()
+            _ = Self.check(&machine, Self.head())
+            _ = machine.receiveEnd(now: 1_000)
+            guard case .respond(let response, _) = machine.checked(.failure(failure), now: 2_000) else {
+                Issue.record("\(failure) was not answered")
+                continue
+            }
+            #expect(response.status == 403)
+            #expect(machine.record.outcome == .checkFailed)
+            #expect(machine.record.checkFailure == failure)
+        }
+    }
+
+    @Test func theSeedTokenIsVerifiedAndAnInvalidOneIsAnswered401() throws {
+        // Valid: the check carries the payload under jwt_authn's metadata; the token itself is not forwarded.
+        var machine = Self.machine(authenticator: Self.seedAuthenticator)
+        let request = try #require(Self.check(&machine, Self.head(.GET, "/details/1", [("authorization", "Bearer " + SeedToken.token)])))
+        let metadata = try #require(request.attributes.metadataContext.filterMetadata["envoy.filters.http.jwt_authn"])
+        guard case .structValue(let payload)? = metadata.fields[SeedToken.issuer]?.kind else {
+            Issue.record("no payload for the issuer")
+            return
+        }
+        #expect(payload.fields["sub"]?.stringValue == SeedToken.issuer)
+        #expect(request.attributes.request.http.headers["authorization"] == nil)
+        #expect(request.attributes.request.http.headers["x-jwt-foo"] == "bar")
+        #expect(machine.record.requestPrincipal == SeedToken.principal)
+
+        // Invalid: answered here, never checked.
+        var bad = Self.machine(authenticator: Self.seedAuthenticator)
+        guard case .respond(let refusal, _) = bad.receiveHead(Self.head(.GET, "/details/1", [("authorization", "Bearer badtoken")]), now: 1)
+        else { Issue.record("a bad token was not refused"); return }
+        #expect(refusal.status == 401)
+        #expect(refusal.headers.first { $0.name == "www-authenticate" }?.value.hasPrefix("Bearer realm=\"https://details/details/1\"") == true)
+        #expect(bad.record.outcome == .unauthenticated)
+
+        // None: checked without a request principal.
+        var none = Self.machine(authenticator: Self.seedAuthenticator)
+        let anonymous = try #require(Self.check(&none, Self.head()))
+        #expect(anonymous.attributes.metadataContext.filterMetadata.isEmpty)
+        #expect(none.record.requestPrincipal == nil)
+    }
+
+    @Test func ofSeveralValidTokensTheFirstLocationDecides() throws {
+        // Two issuers, each with its own header; both tokens are valid. Rules are ordered by issuer, and each rule's
+        // locations in turn, so the token in `x-token-a` (issuer `a.example`) decides, whichever header comes first.
+        let keyA = JWTFactory.SigningKey.p256(keyID: "a"), keyB = JWTFactory.SigningKey.p256(keyID: "b")
+        let authenticator = RequestAuthenticator(rules: [
+            JWTRule(issuer: "b.example", keys: .inline(try JWKSet.parse(JWTFactory.jwks([keyB]))), fromHeaders: [.init(name: "x-token-b")]),
+            JWTRule(issuer: "a.example", keys: .inline(try JWKSet.parse(JWTFactory.jwks([keyA]))), fromHeaders: [.init(name: "x-token-a")]),
+        ].sorted { $0.issuer < $1.issuer })
+        let tokenA = JWTFactory.token(JWTFactory.claims(issuer: "a.example", subject: "alice"), key: keyA)
+        let tokenB = JWTFactory.token(JWTFactory.claims(issuer: "b.example", subject: "bob"), key: keyB)
+        for headers in [[("x-token-b", tokenB), ("x-token-a", tokenA)], [("x-token-a", tokenA), ("x-token-b", tokenB)]] {
+            var machine = Self.machine(authenticator: authenticator)
+            let request = try #require(Self.check(&machine, Self.head(.GET, "/", headers)))
+            #expect(machine.record.requestPrincipal == "a.example/alice")
+            let metadata = request.attributes.metadataContext.filterMetadata["envoy.filters.http.jwt_authn"]
+            #expect(metadata?.fields.keys.sorted() == ["a.example"])
+        }
+    }
+
+    @Test func oversizedBodiesAreRefused() {
+        var declared = Self.machine(maximumBody: 8)
+        guard case .respond(let response, let close) = declared.receiveHead(Self.head(.POST, "/", [("content-length", "9")]), now: 1)
+        else { Issue.record("accepted"); return }
+        #expect(response.status == 413)
+        #expect(close)
+        var streamed = Self.machine(maximumBody: 8, buffered: 1 << 20)
+        _ = Self.check(&streamed, Self.head(.POST, "/", [("transfer-encoding", "chunked")]))
+        _ = streamed.receiveBody(ByteBuffer(string: "12345"), now: 2)
+        guard case .respond(let late, _) = streamed.receiveBody(ByteBuffer(string: "6789"), now: 3) else {
+            Issue.record("a streamed body over the bound was accepted")
+            return
+        }
+        #expect(late.status == 413)
+    }
+
+    @Test func upstreamFailuresAre503AndTimeoutsAre504() {
+        var down = Self.machine()
+        _ = Self.check(&down, Self.head())
+        _ = down.receiveEnd(now: 1)
+        _ = down.checked(.success(Self.allowed), now: 2)
+        guard case .respond(let unavailable, _) = down.upstreamConnectFailed(.init(kind: .connect, message: "refused"), now: 3) else {
+            Issue.record("no answer")
+            return
+        }
+        #expect(unavailable.status == 503)
+        #expect(down.record.upstreamFailure == "connect_failed")
+
+        var slow = Self.machine()
+        _ = Self.check(&slow, Self.head())
+        _ = slow.receiveEnd(now: 1)
+        _ = slow.checked(.success(Self.allowed), now: 2)
+        _ = slow.upstreamConnected(now: 3)
+        guard case .respond(let timeout, _) = slow.upstreamTimedOut(now: 4) else { Issue.record("no answer"); return }
+        #expect(timeout.status == 504)
+
+        var reset = Self.machine()
+        _ = Self.check(&reset, Self.head())
+        _ = reset.receiveEnd(now: 1)
+        _ = reset.checked(.success(Self.allowed), now: 2)
+        _ = reset.upstreamConnected(now: 3)
+        _ = reset.upstreamResponseHead(HTTPResponseHead(version: .http1_1, status: .ok), now: 4)
+        guard case .abort = reset.upstreamFailed(now: 5) else { Issue.record("a broken response was not aborted"); return }
+
+        var naming = Self.machine()
+        _ = Self.check(&naming, Self.head())
+        _ = naming.receiveEnd(now: 1)
+        _ = naming.checked(.success(Self.allowed), now: 2)
+        _ = naming.upstreamConnectFailed(.init(kind: .secureNaming, message: "other"), now: 3)
+        #expect(naming.record.status == 503)
+        #expect(naming.record.upstreamFailure == "secure_naming")
+    }
+
+    @Test func aLateAnswerForAFinishedExchangeIsIgnored() {
+        var machine = Self.machine()
+        _ = Self.check(&machine, Self.head())
+        _ = machine.receiveEnd(now: 1)
+        _ = machine.clientClosed(now: 2)
+        guard case .none = machine.checked(.success(Self.allowed), now: 3) else { Issue.record("acted after the end"); return }
+        #expect(machine.record.status == 499)
+    }
+}
+
+extension Google_Protobuf_Value {
+    var stringValue: String? {
+        if case .stringValue(let text)? = kind { return text }
+        return nil
+    }
+}

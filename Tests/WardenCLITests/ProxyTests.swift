@@ -1,0 +1,226 @@
+import Foundation
+import Identity
+import Testing
+import WardenTesting
+
+/// `warden proxy` end to end: the real binaries on 127.0.0.1 (`warden serve`, `warden upstream`, `warden proxy`),
+/// certificates from a test CA, real clients (curl with and without client certificates and tokens).
+@Suite(.serialized, .timeLimit(.minutes(5))) struct ProxyTests {
+    @Test func strictRefusesPlaintextAtTheConnectionAndTakesMutualTLS() async throws {
+        let harness = try await ProxyHarness(authentication: ProxyHarness.peerAuthentication("STRICT"))
+        defer { harness.stop() }
+        // The seed: `curl http://details:9080/...` under STRICT fails with exit code 56.
+        let plaintext = try await curlExit([harness.httpURL + "/details/1"])
+        #expect(plaintext.exitStatus == 56, "\(plaintext)")
+        let noCertificate = try await curlExit(harness.withoutClientCertificate + [harness.detailsURL + "/details/1"])
+        #expect(noCertificate.exitStatus != 0)
+        let mtls = try await curlExit(harness.asSleep + [harness.detailsURL + "/details/1"])
+        #expect(mtls.status == 200, "\(mtls) \(harness.proxy.launched.stderr)")
+        // The upstream saw the peer through XFCC, and exactly one request.
+        let seen = harness.upstreamRequests()
+        #expect(seen.count == 1)
+        let headers = seen.first?["headers"] as? [String: [String]] ?? [:]
+        let xfcc = headers["x-forwarded-client-cert"]?.first ?? ""
+        #expect(xfcc.hasPrefix("By=\(ProxyHarness.detailsID);Hash="))
+        #expect(xfcc.hasSuffix(";URI=\(ProxyHarness.sleepID)"))
+        #expect(headers["x-forwarded-proto"] == ["https"])
+        #expect(headers["x-request-id"]?.first?.isEmpty == false)
+        // HTTP/2 by ALPN too.
+        let h2 = try await curlExit(harness.asSleep + ["--http2", "-o", "/dev/null", "-w", "%{http_version}", harness.detailsURL + "/h2"])
+        #expect(h2.exitStatus == 0)
+        #expect(harness.upstreamRequests().last?["path"] as? String == "/h2")
+    }
+
+    @Test func permissiveTakesBothAndDisableOnlyPlaintext() async throws {
+        let harness = try await ProxyHarness()  // no PeerAuthentication: PERMISSIVE
+        defer { harness.stop() }
+        #expect(try await curlExit([harness.httpURL + "/plain"]).status == 200)
+        #expect(try await curlExit(harness.withoutClientCertificate + [harness.detailsURL + "/anonymous-tls"]).status == 200)
+        #expect(try await curlExit(harness.asSleep + [harness.detailsURL + "/mtls"]).status == 200)
+        let seen = harness.upstreamRequests()
+        #expect(seen.map { $0["path"] as? String } == ["/plain", "/anonymous-tls", "/mtls"])
+        let xfcc = seen.map { (($0["headers"] as? [String: [String]]) ?? [:])["x-forwarded-client-cert"] }
+        #expect(xfcc[0] == nil && xfcc[1] == nil && xfcc[2] != nil)
+
+        // A workload policy DISABLE on the declared port: plaintext only.
+        try await harness.setAuthentication(ProxyHarness.peerAuthentication("STRICT") + "---\n" + ProxyHarness.peerAuthentication(
+            "UNSET", name: "details-port", selector: "app: details", ports: "\"\(harness.upstream.port)\": {mode: DISABLE}"))
+        #expect(try await curlExit([harness.httpURL + "/disabled"]).status == 200)
+        #expect(try await curlExit(harness.asSleep + [harness.detailsURL + "/disabled-tls"]).exitStatus != 0)
+    }
+
+    @Test func aDeniedRequestNeverReachesTheUpstreamAndXFCCCannotBeSpoofed() async throws {
+        let harness = try await ProxyHarness(authorization: """
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: details-from-sleep, namespace: default}
+            spec:
+              selector: {matchLabels: {app: details}}
+              rules:
+              - from: [{source: {principals: ["cluster.local/ns/default/sa/sleep"]}}]
+                to: [{operation: {notPaths: ["/admin*"]}}]
+            """)
+        defer { harness.stop() }
+        let spoof = ["-H", "x-forwarded-client-cert: By=spiffe://x;URI=spiffe://cluster.local/ns/default/sa/sleep"]
+        // Plaintext claiming to be sleep through a forged XFCC: denied, the upstream sees nothing.
+        let forged = try await curlExit(spoof + [harness.httpURL + "/details/1"])
+        #expect(forged.status == 403)
+        #expect(forged.headers.lowercased().contains("x-warden-decision: deny"))
+        let denied = try await curlExit(harness.asSleep + [harness.detailsURL + "/admin/users"])
+        #expect(denied.status == 403)
+        #expect(harness.upstreamRequests().isEmpty)
+        // mTLS as sleep, with a forged XFCC: allowed, and the upstream sees the proxy's XFCC only.
+        let allowed = try await curlExit(harness.asSleep + spoof + [harness.detailsURL + "/details/1"])
+        #expect(allowed.status == 200)
+        let headers = harness.upstreamRequests().first?["headers"] as? [String: [String]] ?? [:]
+        #expect(headers["x-forwarded-client-cert"]?.count == 1)
+        #expect(headers["x-forwarded-client-cert"]?.first?.hasPrefix("By=\(ProxyHarness.detailsID)") == true)
+        // The access log says who was denied and why.
+        let lines = try await harness.accessLog(atLeast: 3)
+        #expect(lines.map { $0["decision"] as? String } == ["deny", "deny", "allow"])
+        #expect(lines.last?["peer_principal"] as? String == "cluster.local/ns/default/sa/sleep")
+        #expect(lines.allSatisfy { ($0["decision_id"] as? String)?.isEmpty == false })
+        #expect(lines.allSatisfy { $0["duration_us"] is Int && $0["check_us"] is Int })
+    }
+
+    @Test func requestAuthenticationWithTheSeedsJWKSAndToken() async throws {
+        let harness = try await ProxyHarness(authentication: Self.seedRequestAuthentication)
+        defer { harness.stop() }
+        let url = harness.httpURL + "/details/1"
+        let valid = try await curlExit(["-H", "Authorization: Bearer " + SeedToken.token, url])
+        #expect(valid.status == 200)
+        let bad = try await curlExit(["-H", "Authorization: Bearer badtoken", url])
+        #expect(bad.status == 401)
+        #expect(bad.headers.lowercased().contains("www-authenticate: bearer realm=\"http://127.0.0.1:\(harness.proxy.port)/details/1\""))
+        #expect(try await curlExit([url]).status == 200)
+        // The bad token never reached the server or the upstream; the good one reached neither as a token.
+        let seen = harness.upstreamRequests()
+        #expect(seen.count == 2)
+        #expect(seen.allSatisfy { (($0["headers"] as? [String: [String]]) ?? [:])["authorization"] == nil })
+
+        // With an ALLOW on the request principal, no token is 403 and the token is 200.
+        try harness.directory.write("server-policies/policies.yaml", """
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: require-jwt, namespace: default}
+            spec:
+              selector: {matchLabels: {app: details}}
+              rules: [{from: [{source: {requestPrincipals: ["testing@secure.istio.io/testing@secure.istio.io"]}}]}]
+            """)
+        try await waitUntil { try await curlExit([url]).status == 403 }
+        #expect(try await curlExit(["-H", "Authorization: Bearer " + SeedToken.token, url]).status == 200)
+    }
+
+    @Test func keysFromAJWKSURIAreFetchedThroughTheNetworkLayer() async throws {
+        let keys = try await UpstreamProcess(
+            record: NSTemporaryDirectory() + "/warden-jwks-\(UUID().uuidString).jsonl", arguments: ["--body", SeedToken.jwks])
+        defer { keys.stop() }
+        let harness = try await ProxyHarness(authentication: """
+            apiVersion: security.istio.io/v1
+            kind: RequestAuthentication
+            metadata: {name: details-jwt, namespace: default}
+            spec:
+              selector: {matchLabels: {app: details}}
+              jwtRules:
+              - issuer: testing@secure.istio.io
+                jwksUri: http://127.0.0.1:\(keys.port)/jwks.json
+            """)
+        defer { harness.stop() }
+        #expect(try await curlExit(["-H", "Authorization: Bearer " + SeedToken.token, harness.httpURL + "/x"]).status == 200)
+        #expect(try await curlExit(["-H", "Authorization: Bearer " + SeedToken.token + "x", harness.httpURL + "/x"]).status == 401)
+    }
+
+    @Test(arguments: ["in-place", "grpc-swift"])
+    func failsClosedWhenTheServerIsStoppedOrSlow(client: String) async throws {
+        let harness = try await ProxyHarness(proxyArguments: ["--check-timeout", "300ms", "--authz-client", client])
+        defer { harness.stop() }
+        #expect(try await curlExit([harness.httpURL + "/before"]).status == 200)
+        // Slow: the server process is frozen, the check times out.
+        harness.server!.signal(SIGSTOP)
+        let slow = try await curlExit([harness.httpURL + "/slow"])
+        harness.server!.signal(SIGCONT)
+        #expect(slow.status == 403)
+        // Stopped: the connection is refused.
+        harness.server!.launched.kill9()
+        let stopped = try await curlExit([harness.httpURL + "/stopped"])
+        #expect(stopped.status == 403)
+        #expect(harness.upstreamRequests().map { $0["path"] as? String } == ["/before"])
+        let lines = try await harness.accessLog(atLeast: 3)
+        #expect(lines.compactMap { $0["check_failure"] as? String } == ["timeout", "unavailable"])
+        let metrics = try await curlExit(["http://127.0.0.1:\(harness.proxy.adminPort!)/metrics"])
+        #expect(metrics.body.contains(#"warden_proxy_check_failures_total{kind="timeout"} 1"#))
+        #expect(metrics.body.contains(#"warden_proxy_check_failures_total{kind="unavailable"} 1"#))
+        // The server comes back on its address: the client reconnects (with backoff) and requests pass again.
+        let restarted = try await LaunchedProcess(
+            warden: "warden serve", [
+                "serve", "--grpc-address", "127.0.0.1:\(harness.server!.grpcPort)", "--http-address", "127.0.0.1:0",
+                "--admin-address", "off",
+                "--policies", harness.directory.path + "/server-policies", "--decision-log", "off",
+            ], readyMarkers: ["gRPC listening on "])
+        defer { restarted.stop() }
+        try await waitUntil { try await curlExit([harness.httpURL + "/again"]).status == 200 }
+    }
+
+    @Test func anotherFailureStatusCanBeChosen() async throws {
+        // Nothing listens where the server should be.
+        let harness = try await ProxyHarness(
+            proxyArguments: ["--failure-status", "503", "--authz", "127.0.0.1:\(try FreePort.allocate())"], startServer: false)
+        defer { harness.stop() }
+        #expect(try await curlExit([harness.httpURL + "/x"]).status == 503)
+    }
+
+    @Test func upstreamDownIs503AndSlowIs504() async throws {
+        let harness = try await ProxyHarness(proxyArguments: ["--upstream-timeout", "500ms"], upstreamArguments: ["--delay", "2s"])
+        defer { harness.stop() }
+        #expect(try await curlExit([harness.httpURL + "/slow"]).status == 504)
+        harness.upstream.stop()
+        #expect(try await curlExit([harness.httpURL + "/down"]).status == 503)
+    }
+
+    @Test func aConfigFileGivesTheSameSettings() async throws {
+        let harness = try await ProxyHarness()
+        defer { harness.stop() }
+        try harness.directory.write("proxy.yaml", """
+            listen: 127.0.0.1:0
+            upstream: 127.0.0.1:\(harness.upstream.port)
+            authz: 127.0.0.1:\(harness.server!.grpcPort)
+            cert: details/cert-chain.pem
+            key: details/key.pem
+            trust_bundle: details/root-cert.pem
+            policies: proxy-policies
+            labels: {app: details, version: v1}
+            ports: [\(harness.upstream.port)]
+            access_log: "off"
+            check_timeout: 500ms
+            """)
+        let proxy = try await ProxyProcess(arguments: ["--config", harness.directory.path + "/proxy.yaml", "--log-level", "debug"])
+        defer { proxy.stop() }
+        #expect(try await curlExit(["http://127.0.0.1:\(proxy.port)/from-config"]).status == 200)
+        #expect(proxy.launched.stderr.contains("workload default {app=details,version=v1}"))
+        // A typo is an error with its place.
+        let bad = try harness.directory.write("bad.yaml", "listen: 127.0.0.1:0\ncheck_timout: 1s\n")
+        let refused = try await ProcessRunner.warden(["proxy", "--config", bad])
+        #expect(refused.status == 2)
+        #expect(refused.stderr.contains("\(bad):2:1: check_timout: unknown field `check_timout`; did you mean `check_timeout`?"))
+    }
+
+    static let seedRequestAuthentication = """
+        apiVersion: security.istio.io/v1
+        kind: RequestAuthentication
+        metadata: {name: details-jwt, namespace: default}
+        spec:
+          selector: {matchLabels: {app: details}}
+          jwtRules:
+          - issuer: testing@secure.istio.io
+            jwks: '\(SeedToken.jwks.trimmingCharacters(in: .whitespacesAndNewlines))'
+        """
+}
+
+/// Polls `condition` (every 100 ms, at most 10 s).
+func waitUntil(_ condition: () async throws -> Bool) async throws {
+    for _ in 0..<100 {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    Issue.record("condition not met within 10 s")
+}
