@@ -93,8 +93,9 @@ extension ScenarioRun {
     }
 
     func compare(_ result: CurlResult, _ expect: Scenario.Expectation, upstreamsBefore: [String: Int]) throws -> String? {
-        if let exit = expect.exit {
-            return result.exitCode == Int32(exit) ? nil : "expected curl to fail with exit \(exit), got \(result.summary)"
+        if let exits = expect.exit {
+            let wanted = exits.map(String.init).joined(separator: " or ")
+            return exits.contains(Int(result.exitCode)) ? nil : "expected curl to fail with exit \(wanted), got \(result.summary)"
         }
         guard result.exitCode == 0 else { return "curl failed: \(result.summary)" }
         var problems: [String] = []
