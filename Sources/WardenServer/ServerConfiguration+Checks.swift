@@ -57,15 +57,14 @@ extension ServerConfiguration {
                     + "--\(name)-tls-key, --\(name)-tls-client-ca): clients are known by their verified certificates")
             }
         }
-        if verifiedClaimsHeader != nil {
-            if grpc.allowedClients.isEmpty, http.allowedClients.isEmpty {
-                error("request.verified_claims_header", "the verified-claims header is trusted only from authenticated "
-                    + "proxies on an allow-list: give --allowed-clients (`grpc.allowed_clients`, `http.allowed_clients`) "
-                    + "with client certificate verification on the listener")
-            } else {
-                for (name, listener) in [("gRPC", grpc), ("HTTP", http)] where listener.allowedClients.isEmpty {
-                    warnings.append("the \(name) listener has no allow-list, so the verified-claims header is ignored there")
-                }
+        if verifiedClaimsHeader != nil, grpc.allowedClients.isEmpty, http.allowedClients.isEmpty {
+            error("request.verified_claims_header", "the verified-claims header is trusted only from authenticated "
+                + "proxies on an allow-list: give --allowed-clients (`grpc.allowed_clients`, `http.allowed_clients`) "
+                + "with client certificate verification on the listener")
+        } else if !grpc.allowedClients.isEmpty || !http.allowedClients.isEmpty {
+            for (name, listener) in [("gRPC", grpc), ("HTTP", http)] where listener.allowedClients.isEmpty {
+                warnings.append("the \(name) listener at \(listener.address) has no allow-list: any client that reaches it "
+                    + "may ask for decisions" + (verifiedClaimsHeader == nil ? "" : ", and the verified-claims header is ignored there"))
             }
         }
         return (errors, warnings)

@@ -51,7 +51,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(
         name: .customLong("allowed-clients"),
-        help: "A SPIFFE ID allowed to ask for decisions on the ext_authz listeners (repeatable; needs their --*-tls-client-ca). Only these clients are trusted with the verified-claims header.")
+        help: "A SPIFFE ID allowed to ask for decisions (repeatable), on each ext_authz listener with a --*-tls-client-ca. Only these clients are trusted with the verified-claims header.")
     var allowedClients: [String] = []
 
     @Option(name: .customLong("policies"), help: "Policy files or directories (repeatable; default ./policies).")
@@ -239,8 +239,15 @@ struct ServeCommand: AsyncParsableCommand {
                     throw ValidationError("--allowed-clients takes SPIFFE IDs such as spiffe://cluster.local/ns/istio-system/sa/ingress: \(error.message)")
                 }
             }
-            settings.grpc.allowedClients = ids
-            settings.http.allowedClients = ids
+            // The list applies to the data-plane listeners that verify client certificates.
+            let grpcVerifies = settings.grpc.tls?.clientCA != nil, httpVerifies = settings.http.tls?.clientCA != nil
+            guard grpcVerifies || httpVerifies else {
+                throw ValidationError(
+                    "--allowed-clients needs a data-plane listener that verifies client certificates: --grpc-tls-client-ca "
+                        + "or --http-tls-client-ca (with that listener's --*-tls-cert and --*-tls-key)")
+            }
+            if grpcVerifies { settings.grpc.allowedClients = ids }
+            if httpVerifies { settings.http.allowedClients = ids }
         }
     }
 

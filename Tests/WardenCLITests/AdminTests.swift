@@ -313,7 +313,8 @@ func tlsCheck(
             """)
         let server = try await ServerProcess(["--config", config])
         defer { server.stop() }
-        #expect(server.stderr.contains("HTTP listener has no allow-list"), "\(server.stderr)")
+        #expect(server.stderr.contains("the HTTP listener at 127.0.0.1:"), "\(server.stderr)")
+        #expect(server.stderr.contains("has no allow-list: any client that reaches it may ask for decisions, and the verified-claims header is ignored there"), "\(server.stderr)")
 
         let withClaims = CheckFixtures.sidecar(path: "/items", headers: [VerifiedClaimsHeader.name: Self.aliceClaims]).checkRequest
         let without = CheckFixtures.sidecar(path: "/items").checkRequest
@@ -372,5 +373,37 @@ func tlsCheck(
         ])
         #expect(query.status == 401)
         #expect(try await curl(certificates.curlTLS(port: server.httpPort) + ["https://localhost:\(server.httpPort)/health"]).status == 200)
+    }
+
+    /// `warden proxy --authz-tls` presents its workload certificate to the server; a server with an allow-list answers
+    /// only the listed proxies, and every other proxy fails closed. Both ext_authz clients.
+    @Test(arguments: ["in-place", "grpc-swift"])
+    func proxiesAskOverMutualTLSAndOnlyListedOnesAreAnswered(client: String) async throws {
+        let harness = try await ProxyHarness(
+            proxyArguments: ["--authz-tls", "--authz-client", client], allowedClients: [ProxyHarness.detailsID])
+        defer { harness.stop() }
+        let listed = try await curlExit([harness.httpURL + "/listed"])
+        #expect(listed.status == 200, "\(listed.body)\n\(harness.proxy.launched.stderr)\n\(harness.server!.stderr)")
+
+        // The same proxy presenting sleep's certificate, which the server does not list.
+        try await harness.restartProxy([
+            "--authz-tls", "--authz-client", client, "--cert", harness.sleep.certificateChain, "--key", harness.sleep.key,
+        ])
+        #expect(try await curlExit([harness.httpURL + "/unlisted"]).status == 403)
+        // Without TLS the server's handshake never completes.
+        try await harness.restartProxy(["--authz-client", client])
+        #expect(try await curlExit([harness.httpURL + "/plaintext"]).status == 403)
+        #expect(harness.upstreamRequests().map { $0["path"] as? String } == ["/listed"], "only the listed proxy's request got through")
+        let metrics = try await curl([harness.server!.adminBase + "/metrics"]).body
+        #expect(metrics.contains(#"warden_client_refusals_total{listener="grpc"} 1"#), "\(metrics)")
+    }
+
+    @Test func mutualTLSToTheServerNeedsTheProxysCertificate() async throws {
+        let out = try await ProcessRunner.warden(["proxy", "--authz", "127.0.0.1:1", "--authz-tls"])
+        #expect(out.status == 2)
+        #expect(out.stderr.contains("--authz-tls needs --cert, --key and --trust-bundle"), "\(out.stderr)")
+        let server = try await ProcessRunner.warden(["serve", "--allowed-clients", "spiffe://cluster.local/ns/a/sa/b"])
+        #expect(server.status == 2)
+        #expect(server.stderr.contains("--allowed-clients needs a data-plane listener that verifies client certificates"), "\(server.stderr)")
     }
 }
