@@ -55,11 +55,12 @@ public struct CheckRequestMapper: Sendable {
     /// The attributes of one check. Never fails: an attribute that cannot be read is left absent, so a rule
     /// that needs it does not match (and a DENY rule written with `not…` does).
     ///
-    /// `claimsHeaderTrusted` says whether the caller may vouch for `verifiedClaimsHeader`: a downstream client can
-    /// send that header itself, so the server passes true only for an authenticated proxy on its allow-list.
+    /// `claimsHeaderTrusted` says whether the caller may vouch for `verifiedClaimsHeader` (false unless said): a
+    /// downstream client can send that header itself, so the server passes true only for an authenticated proxy on
+    /// its allow-list.
     /// Envoy's jwt_authn metadata is read from any caller: the proxy's own filter writes it, never the client,
     /// so it is exactly as trustworthy as the rest of the `CheckRequest` (`source.principal` included).
-    public func map(_ check: Envoy_Service_Auth_V3_CheckRequest, claimsHeaderTrusted: Bool = true) -> AuthzRequest {
+    public func map(_ check: Envoy_Service_Auth_V3_CheckRequest, claimsHeaderTrusted: Bool = false) -> AuthzRequest {
         let attributes = check.attributes
         let http = attributes.request.http
         var request = AuthzRequest()
