@@ -29,7 +29,7 @@ extension InPlaceMethod {
             } catch {
                 throw RPCError(code: .invalidArgument, message: "the CheckRequest does not decode: \(error)")
             }
-            let result = handler.check(request, transport: "grpc", claimsHeaderTrusted: trusted)
+            let result = handler.check(request, transport: "grpc", client: peer)
             var response = result.decision.checkResponse
             response.dynamicMetadata.fields["decision_id"] = Google_Protobuf_Value(stringValue: result.decisionID)
             return try response.serializedBytes()

@@ -149,7 +149,7 @@ public struct HTTPAPI: Sendable {
         let check = HTTPCheckRequest.make(
             method: request.method, target: target, headers: request.headers, body: request.body,
             source: .init(address: connection.remoteIP, port: connection.remotePort))
-        let result = handler.check(check, transport: "http", claimsHeaderTrusted: connection.peer?.authorized == true)
+        let result = handler.check(check, transport: "http", client: connection.peer)
         return Self.httpResponse(result.decision, decisionID: result.decisionID)
     }
 

@@ -309,7 +309,7 @@ func tlsCheck(
             admin: {address: 127.0.0.1:0}
             policies: {paths: [\(directory.path)/policies]}
             request: {verified_claims_header: true, destination_namespace: backend}
-            decision_log: "off"
+            decision_log: \(directory.path)/decisions.jsonl
             """)
         let server = try await ServerProcess(["--config", config])
         defer { server.stop() }
@@ -343,6 +343,13 @@ func tlsCheck(
             #expect(ignored.status == 403, "\(ignored.body)")
         }
         #expect(try await curl(certificates.curlTLS(port: server.httpPort) + ["https://localhost:\(server.httpPort)/health"]).status == 200)
+
+        // The decision log names who asked: the proxy over gRPC and HTTP, nobody for the client without a certificate.
+        #expect(server.stop() == 0)
+        let lines = try String(contentsOfFile: directory.path + "/decisions.jsonl", encoding: .utf8).split(separator: "\n")
+        let asked = try lines.map { try JSONReader.parse(String($0)) }
+            .map { "\($0["transport"]?.stringValue ?? "") \($0["client"]?.stringValue ?? "-")" }
+        #expect(asked == ["grpc \(proxyID)", "grpc \(proxyID)", "http -", "http \(proxyID)"], "\(asked)")
     }
 
     @Test func theHTTPListenerAnswersOnlyItsAllowList() async throws {
