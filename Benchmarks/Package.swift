@@ -21,10 +21,12 @@ let package = Package(
             name: "AuthzPolicyBenchmarks",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
-                .product(name: "AuthzPolicy", package: "warden"),
+                .product(name: "DecisionPoint", package: "warden"),
+                .product(name: "PolicyLoading", package: "warden"),
                 .product(name: "PolicyCore", package: "warden"),
             ],
             path: "AuthzPolicyBenchmarks",
+            exclude: ["make-workload.py"],
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
         .executableTarget(

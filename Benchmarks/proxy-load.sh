@@ -36,7 +36,7 @@ cleanup() {
     if [ -z "${KEEP_NGINX:-}" ]; then kill "$(cat "$work/nginx.pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "$work"; fi
 }
 trap cleanup EXIT
-ulimit -n 65536
+ulimit -n "$(ulimit -Hn)"   # as many descriptors as allowed: 1,000 idle connections need 2,000 or more
 
 # Identities: details (the workload and nginx's server certificate) and sleep (the client).
 "$warden" ca init --dir "$work/ca" >/dev/null

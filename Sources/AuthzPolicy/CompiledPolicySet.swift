@@ -32,7 +32,16 @@ public struct CompiledPolicySet: Sendable {
     private let buckets: StaticTable<NamespaceBucket>
     private let rootBucket: NamespaceBucket
 
-    public init(policies: [AuthorizationPolicy], rootNamespace: String = "istio-system", defaultNamespace: String = "default") {
+    /// A workload whose policies have at most this many rules in all is decided by checking those rules in order;
+    /// beyond it, through the bucket's rule index (see `NamespaceBucket`).
+    public static let defaultDirectLimit = 16
+
+    /// Compiles `policies`. `directLimit` is the most rules a workload's policies may have for a decision to
+    /// check them one by one rather than through the rule index (`Int.max`: always; 0: never); both decide alike.
+    public init(
+        policies: [AuthorizationPolicy], rootNamespace: String = "istio-system", defaultNamespace: String = "default",
+        directLimit: Int = CompiledPolicySet.defaultDirectLimit
+    ) {
         self.policies = policies
         self.rootNamespace = rootNamespace
         self.defaultNamespace = defaultNamespace
@@ -41,10 +50,10 @@ public struct CompiledPolicySet: Sendable {
         let root = sorted.filter { $0.id.namespace == rootNamespace }
         var byNamespace: [String: [AuthorizationPolicy]] = [:]
         for p in sorted where p.id.namespace != rootNamespace { byNamespace[p.id.namespace, default: []].append(p) }
-        rootBucket = NamespaceBucket(policies: root)
+        rootBucket = NamespaceBucket(policies: root, directLimit: directLimit)
         var buckets: [(String, NamespaceBucket)] = [(rootNamespace, rootBucket)]
         for (namespace, own) in byNamespace.sorted(by: { $0.key < $1.key }) {
-            buckets.append((namespace, NamespaceBucket(policies: root + own)))
+            buckets.append((namespace, NamespaceBucket(policies: root + own, directLimit: directLimit)))
         }
         self.buckets = StaticTable(buckets.map { ($0.0, $0.1) })
         // Root policies are compiled into every bucket; report their problems once.
@@ -140,7 +149,10 @@ enum Stage: Int, CaseIterable {
 ///
 /// Two indexes keep a decision from visiting rules that cannot match. Policies are grouped by selector, and
 /// selectors are indexed by label, so the groups that apply to a workload are found with one lookup per workload
-/// label. Rules are indexed by the keys of their most selective required field (see `RuleIndex`).
+/// label. When those groups hold few rules (at most `directLimit`, the usual case: a workload is selected by a
+/// handful of policies however many the namespace has), their rules are checked in evaluation order from
+/// per-group lists, so the cost of a decision follows the workload's policies, not the namespace's. Otherwise
+/// rules are found through the index of their most selective required field (see `RuleIndex`).
 final class NamespaceBucket: Sendable {
     let policies: [AuthorizationPolicy]
     let rules: [CompiledRule]
@@ -163,9 +175,17 @@ final class NamespaceBucket: Sendable {
 
     private let index: RuleIndex
     private let program: RuleProgram
+    /// The rules of each selector group by stage, in evaluation order: group `g`, stage `s` is
+    /// `groupRules[groupRanges[(g * Stage.count + s) * 2] ..< groupRanges[... + 1]]`.
+    private let groupRules: Int32Table
+    private let groupRanges: Int32Table
+    /// How many rules each group holds.
+    private let groupRuleCount: Int32Table
+    private let directLimit: Int
 
-    init(policies: [AuthorizationPolicy]) {
+    init(policies: [AuthorizationPolicy], directLimit: Int = CompiledPolicySet.defaultDirectLimit) {
         self.policies = policies
+        self.directLimit = directLimit
         var rules: [CompiledRule] = []
         var diagnostics: [[Diagnostic]] = []
         for (i, p) in policies.enumerated() {
@@ -219,6 +239,25 @@ final class NamespaceBucket: Sendable {
 
         index = RuleIndex(rules: rules, stages: stages)
         program = RuleProgram(rules)
+
+        // Per-group rule lists by stage; positions are already in evaluation order.
+        var lists = Array(repeating: [Int32](), count: selectors.count * Stage.count)
+        var counts = Array(repeating: Int32(0), count: selectors.count)
+        for (position, rule) in rules.enumerated() {
+            let g = Int(policyGroup[rule.policy])
+            lists[g * Stage.count + stages[position].rawValue].append(Int32(position))
+            counts[g] += 1
+        }
+        var flat: [Int32] = []
+        var ranges: [Int32] = []
+        for list in lists {
+            ranges.append(Int32(flat.count))
+            flat += list
+            ranges.append(Int32(flat.count))
+        }
+        groupRules = Int32Table(flat)
+        groupRanges = Int32Table(ranges)
+        groupRuleCount = Int32Table(counts)
     }
 
     @inline(__always)
@@ -254,6 +293,14 @@ final class NamespaceBucket: Sendable {
                 }
             }
         }
+        var applicable = Int(groupRuleCount[0])
+        for i in 0..<candidates.groups.count {
+            applicable += Int(groupRuleCount[Int(candidates.groups[i])])
+        }
+        if applicable <= directLimit {
+            candidates.direct = true
+            return candidates
+        }
         for a in index.attributes.indices {
             index.attributes[a].lookup(request, view, into: &candidates.postings)
         }
@@ -265,6 +312,8 @@ final class NamespaceBucket: Sendable {
         let bucket: NamespaceBucket
         var groups = GroupSet()
         var postings = SmallList()
+        /// The applicable groups' rules are checked from their lists, without the rule index (`postings` is empty).
+        var direct = false
 
         init(bucket: NamespaceBucket) { self.bucket = bucket }
 
@@ -274,6 +323,7 @@ final class NamespaceBucket: Sendable {
 
         /// The first rule of `stage`, in evaluation order, that applies to the workload and matches.
         func firstMatch(_ stage: Stage, _ request: AuthzRequest, _ view: RequestView) -> Int32? {
+            if direct { return firstDirectMatch(stage, request, view) }
             let index = bucket.index
             var best = Int32.max
             let s = stage.rawValue * 2
@@ -299,10 +349,48 @@ final class NamespaceBucket: Sendable {
             return limit
         }
 
+        /// The first matching rule of `stage` among the applicable groups' own lists (each in evaluation order).
+        private func firstDirectMatch(_ stage: Stage, _ request: AuthzRequest, _ view: RequestView) -> Int32? {
+            var best = firstInGroup(0, stage, before: .max, request, view)
+            for i in 0..<groups.count {
+                best = firstInGroup(groups[i], stage, before: best, request, view)
+            }
+            return best == .max ? nil : best
+        }
+
+        @inline(__always)
+        private func firstInGroup(_ g: Int32, _ stage: Stage, before limit: Int32, _ request: AuthzRequest, _ view: RequestView)
+            -> Int32
+        {
+            let base = (Int(g) * Stage.count + stage.rawValue) * 2
+            let rules = bucket.groupRules
+            var i = Int(bucket.groupRanges[base])
+            let end = Int(bucket.groupRanges[base + 1])
+            while i < end {
+                let position = rules[i]
+                if position >= limit { break }
+                if bucket.program.matches(Int(position), request, view) { return position }
+                i += 1
+            }
+            return limit
+        }
+
         /// Every rule of `stage` that applies and matches, one per policy (its first), in evaluation order.
         func allMatches(_ stage: Stage, _ request: AuthzRequest, _ view: RequestView) -> [Int32] {
             let index = bucket.index
             var found: [Int32] = []
+            if direct {
+                func collectGroup(_ g: Int32) {
+                    let base = (Int(g) * Stage.count + stage.rawValue) * 2
+                    for i in Int(bucket.groupRanges[base])..<Int(bucket.groupRanges[base + 1]) {
+                        let position = bucket.groupRules[i]
+                        if bucket.program.matches(Int(position), request, view) { found.append(position) }
+                    }
+                }
+                collectGroup(0)
+                for i in 0..<groups.count { collectGroup(groups[i]) }
+                return onePerPolicy(found)
+            }
             let s = stage.rawValue * 2
             func collect(_ start: Int32, _ end: Int32) {
                 var i = Int(start)
@@ -317,7 +405,13 @@ final class NamespaceBucket: Sendable {
                 collect(index.ranges[base], index.ranges[base + 1])
             }
             collect(index.unindexedRanges[s], index.unindexedRanges[s + 1])
-            guard found.count > 1 else { return found }
+            return onePerPolicy(found)
+        }
+
+        /// Matches in evaluation order, each policy's first only.
+        private func onePerPolicy(_ matches: [Int32]) -> [Int32] {
+            guard matches.count > 1 else { return matches }
+            var found = matches
             found.sort()
             var seen: Set<Int> = []
             return found.filter { seen.insert(bucket.rules[Int($0)].policy).inserted }
@@ -349,6 +443,12 @@ final class NamespaceBucket: Sendable {
 /// The selector groups that apply to one workload: group 0 (no selector) always, and usually a handful more.
 struct GroupSet {
     private var members = SmallList()
+
+    /// The groups found besides group 0.
+    var count: Int { members.count }
+
+    @inline(__always)
+    subscript(_ i: Int) -> Int32 { members[i] }
 
     mutating func insert(_ g: Int32) {
         if !contains(g) { members.append(g) }

@@ -32,9 +32,9 @@ public struct InputLimits: Sendable, Hashable {
     public static let `default` = InputLimits()
 
     /// The largest nesting bound that may be configured. Parsing and compiling run on a stack sized for the bound
-    /// (`DeepStack`), but Rego's evaluator recurses once per expression it runs on the caller's thread: a chain of
-    /// 512 operators is what it evaluates within the 8 MiB stacks threads get by default (a debug build; an
-    /// optimized one has room to spare).
+    /// (`DeepStack`), but Rego's evaluator recurses once per nested term it runs on the caller's thread: a term
+    /// 512 deep is what it evaluates within its stack budget (5 MiB of the 8 MiB threads get by default) in a debug
+    /// build; nested deeper, through rules that refer to one another, evaluation stops with `eval_cancel_error`.
     public static let maximumNestingDepth = 512
 }
 

@@ -332,8 +332,16 @@ public enum JSONWriter {
 
     private static func newline(_ out: inout String, _ indent: Int) {
         out += "\n"
-        out += String(repeating: "  ", count: indent)
+        var left = indent
+        while left > 0 {
+            let n = min(left, indentation.count - 1)
+            out += indentation[n]
+            left -= n
+        }
     }
+
+    /// Two spaces per level, for up to 16 levels at a time.
+    private static let indentation = (0...16).map { String(repeating: "  ", count: $0) }
 
     public static func writeString(_ s: String, to out: inout String) {
         out += "\""

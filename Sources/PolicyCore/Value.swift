@@ -98,22 +98,80 @@ extension Value: Hashable {
     }
 
     public func hash(into hasher: inout Hasher) {
+        // Strings, the most common keys, hash as their bytes alone: values of different kinds are never equal,
+        // so only the distribution of hashes would gain from mixing in the kind.
+        if case .string(let s) = self {
+            Value.hashBytes(s, into: &hasher)
+            return
+        }
         hasher.combine(kindRank)
         switch self {
         case .null: break
         case .bool(let b): hasher.combine(b)
         case .number(let n): hasher.combine(n)
-        // Swift's string hash is coarser than byte-wise equality (equal bytes always hash alike), so it serves.
-        case .string(let s): hasher.combine(s)
+        case .string(let s): Value.hashBytes(s, into: &hasher)
         case .array(let a): hasher.combine(a)
         case .object(let o): hasher.combine(o)
         case .set(let s): hasher.combine(s)
         }
     }
 
+    /// The UTF-8 bytes, as byte-wise equality sees the string.
+    @inlinable
+    static func hashBytes(_ s: String, into hasher: inout Hasher) {
+        let done: Void? = s.utf8.withContiguousStorageIfAvailable { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        if done == nil {
+            for b in s.utf8 { hasher.combine(b) }
+        }
+    }
+
+    /// Byte-wise equality, a word at a time over the strings' contiguous UTF-8 (every native string has it).
     @inlinable
     static func sameBytes(_ a: String, _ b: String) -> Bool {
-        a.utf8.count == b.utf8.count && a.utf8.elementsEqual(b.utf8)
+        guard a.utf8.count == b.utf8.count else { return false }
+        let equal = a.utf8.withContiguousStorageIfAvailable { x in
+            b.utf8.withContiguousStorageIfAvailable { y in
+                compareBytes(UnsafeRawBufferPointer(x), UnsafeRawBufferPointer(y)) == 0
+            }
+        }
+        if let equal, let equal { return equal }
+        return a.utf8.elementsEqual(b.utf8)
+    }
+
+    /// Byte-wise three-way comparison, as Go compares strings.
+    @inlinable
+    static func compareBytes(_ a: String, _ b: String) -> Int {
+        let order = a.utf8.withContiguousStorageIfAvailable { x in
+            b.utf8.withContiguousStorageIfAvailable { y in
+                compareBytes(UnsafeRawBufferPointer(x), UnsafeRawBufferPointer(y))
+            }
+        }
+        if let order, let order { return order }
+        if a.utf8.elementsEqual(b.utf8) { return 0 }
+        return a.utf8.lexicographicallyPrecedes(b.utf8) ? -1 : 1
+    }
+
+    /// -1, 0 or 1 as `x` sorts before, equal to or after `y`, comparing eight bytes at a time while they agree.
+    @inlinable
+    static func compareBytes(_ x: UnsafeRawBufferPointer, _ y: UnsafeRawBufferPointer) -> Int {
+        let common = min(x.count, y.count)
+        var i = 0
+        while i + 8 <= common {
+            let p = x.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            let q = y.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            if p != q {
+                // The first differing byte decides: read the words with their first byte most significant.
+                let a = UInt64(bigEndian: p), b = UInt64(bigEndian: q)
+                return a < b ? -1 : 1
+            }
+            i += 8
+        }
+        while i < common {
+            let p = x[i], q = y[i]
+            if p != q { return p < q ? -1 : 1 }
+            i += 1
+        }
+        return x.count == y.count ? 0 : (x.count < y.count ? -1 : 1)
     }
 
     /// The position of the value's kind in the total order.
@@ -147,7 +205,7 @@ extension Value: Comparable {
         case (.number(let a), .number(let b)):
             return Number.compare(a, b)
         case (.string(let a), .string(let b)):
-            return sameBytes(a, b) ? 0 : (a.utf8.lexicographicallyPrecedes(b.utf8) ? -1 : 1)
+            return compareBytes(a, b)
         case (.array(let a), .array(let b)):
             return compareSequences(a, b)
         case (.object(let a), .object(let b)):

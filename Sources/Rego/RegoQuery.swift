@@ -28,7 +28,7 @@ public struct RegoQuery: Sendable {
             diagnostics.append(contentsOf: TypeChecker(tree: policy.tree).checkQuery(ordered, lowering: lowering))
         }
         guard diagnostics.isEmpty else { throw RegoCompileError(diagnostics) }
-        body = ordered
+        body = Planner.plan(query: ordered)
         frameSize = lowering.slots.count
         let bytes = Array(text.utf8)
         expressions = zip(parsed, captures).map { expr, capture in
@@ -42,7 +42,7 @@ public struct RegoQuery: Sendable {
         bindings = named.sorted { $0.0 < $1.0 }
         // `data.a.b`, `input.x`: one literal capturing a reference with no variables.
         if ordered.count == 1, parsed.count == 1, parsed[0].withModifiers.isEmpty, !parsed[0].negated,
-            case .unify(.local(let slot), let op) = ordered[0].step, slot == captures[0], RegoQuery.isPlainReference(op)
+            case .unify(.local(let slot), let op) = body[0].step, slot == captures[0], RegoQuery.isPlainReference(op)
         {
             reference = op
         } else {

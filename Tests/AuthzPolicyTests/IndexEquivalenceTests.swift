@@ -4,13 +4,15 @@ import Testing
 import WardenTesting
 
 /// The compiled indexes must decide exactly as a plain walk over every rule: random policy sets and requests,
-/// decided both ways.
+/// decided both ways; with workloads scanned rule by rule, through the rule index, and as chosen by size.
 @Suite struct IndexEquivalenceTests {
-    @Test func indexedDecisionsMatchALinearWalk() {
+    @Test(arguments: [0, 8, Int.max])
+    func indexedDecisionsMatchALinearWalk(directLimit: Int) {
         var rng = SeededGenerator(seed: 20261123)
         for round in 0..<200 {
             let policies = (0..<Int.random(in: 1...40, using: &rng)).map { randomPolicy($0, &rng) }
-            let set = CompiledPolicySet(policies: policies)
+            let set = CompiledPolicySet(
+                policies: policies, rootNamespace: "istio-system", defaultNamespace: "default", directLimit: directLimit)
             for _ in 0..<50 {
                 let request = randomRequest(&rng)
                 let indexed = set.decide(request)

@@ -112,6 +112,12 @@ import _CryptoExtras
         #expect(try BundleHash.digest(path: "x/data.json", bytes: Array(text.utf8)) == expected)
         let raw = Array(SHA256.hash(data: Array(text.utf8))).map { String(format: "%02x", $0) }.joined()
         #expect(try BundleHash.digest(path: "x/other.json", bytes: Array(text.utf8)) == raw, "only data files and .manifest are structured")
+
+        // Keys are ordered by their decoded bytes and the last of duplicates wins, whether or not they were escaped;
+        // members already in order are kept as written.
+        let keys = #"{"b": 1, "é": 0, "a": 2, "b": 3, "a\u0062": 4, "ab": 5, "n": {"x": [1, {"q": 1, "p": 2}], "y": "z"}}"#
+        #expect(String(decoding: try CanonicalJSON.canonical(Array(keys.utf8)), as: UTF8.self)
+            == #"{"a":2,"ab":5,"b":3,"n":{"x":[1,{"p":2,"q":1}],"y":"z"},"é":0}"#)
     }
 
     static func rsaKey() throws -> (String, String) {

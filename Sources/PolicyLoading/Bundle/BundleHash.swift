@@ -155,38 +155,7 @@ public enum CanonicalJSON {
             switch bytes[index] {
             case UInt8(ascii: "{"):
                 index += 1
-                var members: [[UInt8]: [UInt8]] = [:]
-                skipSpace()
-                if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
-                    index += 1
-                } else {
-                    while true {
-                        skipSpace()
-                        guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw fail("expected a key") }
-                        let key = try string()
-                        skipSpace()
-                        try expect(":")
-                        skipSpace()
-                        var member: [UInt8] = []
-                        try value(into: &member, depth: depth + 1)
-                        let keyBytes = Array(String(String.UnicodeScalarView(key)).utf8)
-                        members[keyBytes] = member  // Go keeps the last of duplicate keys.
-                        skipSpace()
-                        guard index < bytes.count else { throw fail("unexpected end of JSON") }
-                        if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-                        try expect("}")
-                        break
-                    }
-                }
-                let sorted = members.sorted { $0.key.lexicographicallyPrecedes($1.key) }
-                out.append(UInt8(ascii: "{"))
-                for (i, (key, member)) in sorted.enumerated() {
-                    if i > 0 { out.append(UInt8(ascii: ",")) }
-                    CanonicalJSON.writeString(Array(String(decoding: key, as: UTF8.self).unicodeScalars), into: &out)
-                    out.append(UInt8(ascii: ":"))
-                    out += member
-                }
-                out.append(UInt8(ascii: "}"))
+                try object(into: &out, depth: depth)
             case UInt8(ascii: "["):
                 index += 1
                 out.append(UInt8(ascii: "["))
@@ -209,7 +178,7 @@ public enum CanonicalJSON {
                 }
                 out.append(UInt8(ascii: "]"))
             case UInt8(ascii: "\""):
-                CanonicalJSON.writeString(try string(), into: &out)
+                _ = try string(into: &out)
             case UInt8(ascii: "t"): try expect("true"); out += Array("true".utf8)
             case UInt8(ascii: "f"): try expect("false"); out += Array("false".utf8)
             case UInt8(ascii: "n"): try expect("null"); out += Array("null".utf8)
@@ -235,6 +204,79 @@ public enum CanonicalJSON {
                 }
                 out += bytes[start..<index]
             }
+        }
+
+        /// An object's members written in key order (bytewise, over the decoded keys; the last of duplicate keys
+        /// kept, as Go keeps it). Members are written straight into `out` as they come; only when their keys are not
+        /// already strictly in order are they moved, so data written sorted costs no copy.
+        mutating func object(into out: inout [UInt8], depth: Int) throws(Error) {
+            let bodyStart = out.count + 1
+            out.append(UInt8(ascii: "{"))
+            var members: [(key: ArraySlice<UInt8>, range: Range<Int>)] = []
+            var inOrder = true
+            skipSpace()
+            if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
+                index += 1
+                out.append(UInt8(ascii: "}"))
+                return
+            }
+            while true {
+                skipSpace()
+                guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw fail("expected a key") }
+                if !members.isEmpty { out.append(UInt8(ascii: ",")) }
+                let memberStart = out.count
+                let key = try string(into: &out)
+                skipSpace()
+                try expect(":")
+                skipSpace()
+                out.append(UInt8(ascii: ":"))
+                try value(into: &out, depth: depth + 1)
+                if let last = members.last, !last.key.lexicographicallyPrecedes(key) { inOrder = false }
+                members.append((key, memberStart..<out.count))
+                skipSpace()
+                guard index < bytes.count else { throw fail("unexpected end of JSON") }
+                if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
+                try expect("}")
+                break
+            }
+            if !inOrder {
+                let body = Array(out[bodyStart...])
+                out.removeSubrange(bodyStart...)
+                // A stable sort keeps duplicates in document order: the last of each run of equal keys wins.
+                let order = members.indices.sorted {
+                    members[$0].key.lexicographicallyPrecedes(members[$1].key)
+                        || (members[$0].key == members[$1].key && $0 < $1)
+                }
+                var written = false
+                for (n, i) in order.enumerated() {
+                    if n + 1 < order.count, members[order[n + 1]].key == members[i].key { continue }
+                    if written { out.append(UInt8(ascii: ",")) }
+                    written = true
+                    let range = members[i].range
+                    out += body[(range.lowerBound - bodyStart)..<(range.upperBound - bodyStart)]
+                }
+            }
+            out.append(UInt8(ascii: "}"))
+        }
+
+        /// Writes a string in canonical form and returns its decoded UTF-8 bytes (for key order). Plain strings —
+        /// printable ASCII without escapes, almost every key and value — are copied as they are.
+        mutating func string(into out: inout [UInt8]) throws(Error) -> ArraySlice<UInt8> {
+            var end = index + 1
+            while end < bytes.count {
+                let b = bytes[end]
+                if b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") || b < 0x20 || b >= 0x80 { break }
+                end += 1
+            }
+            if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {
+                out += bytes[index...end]
+                let content = bytes[(index + 1)..<end]
+                index = end + 1
+                return content
+            }
+            let scalars = try string()
+            CanonicalJSON.writeString(scalars, into: &out)
+            return ArraySlice(String(String.UnicodeScalarView(scalars)).utf8)
         }
 
         /// A string's scalars, escapes decoded; invalid UTF-8 and lone surrogates become U+FFFD, as in Go.

@@ -60,13 +60,16 @@ final class Comprehension: Sendable {
     let value: Operand?
     let body: [Literal]
     let location: Location
+    /// Whether the head (and value) have one value once the body is solved (see `Planner`).
+    let headIsDirect: Bool
 
-    init(kind: Kind, head: Operand, value: Operand?, body: [Literal], location: Location) {
+    init(kind: Kind, head: Operand, value: Operand?, body: [Literal], location: Location, headIsDirect: Bool = false) {
         self.kind = kind
         self.head = head
         self.value = value
         self.body = body
         self.location = location
+        self.headIsDirect = headIsDirect
     }
 }
 
@@ -74,10 +77,13 @@ final class Comprehension: Sendable {
 final class Literal: Sendable {
     let step: Step
     let location: Location
+    /// How the literal runs when it has at most one solution; nil when it iterates (see `Planner`).
+    let direct: DirectStep?
 
-    init(step: Step, location: Location) {
+    init(step: Step, location: Location, direct: DirectStep? = nil) {
         self.step = step
         self.location = location
+        self.direct = direct
     }
 }
 
@@ -191,11 +197,18 @@ final class CompiledRule: Sendable {
         /// The value (complete rules, functions, object members) or the member added (`contains`).
         let value: Operand
         let location: Location
+        /// Whether the value has one value once the body is solved (see `Planner`).
+        let valueIsDirect: Bool
+        /// Whether the body has at most one solution, all its literals being direct, and the value is direct:
+        /// the clause then runs as a straight line of steps.
+        let isStraight: Bool
 
-        init(body: [Literal], value: Operand, location: Location) {
+        init(body: [Literal], value: Operand, location: Location, valueIsDirect: Bool = false) {
             self.body = body
             self.value = value
             self.location = location
+            self.valueIsDirect = valueIsDirect
+            isStraight = valueIsDirect && body.allSatisfy { $0.direct?.hasOneSolution ?? false }
         }
     }
 
@@ -209,6 +222,8 @@ final class CompiledRule: Sendable {
     /// Whether the value is added to a set (`contains`) rather than stored.
     let addsToSet: Bool
     let clauses: [Clause]
+    /// The only clause, when the rule has one and it is straight (see `Clause.isStraight`) and no keys.
+    let straightClause: Clause?
 
     init(
         location: Location, frameSize: Int, parameters: [Operand], keys: [Operand], addsToSet: Bool,
@@ -220,6 +235,7 @@ final class CompiledRule: Sendable {
         self.keys = keys
         self.addsToSet = addsToSet
         self.clauses = clauses
+        straightClause = clauses.count == 1 && clauses[0].isStraight && keys.isEmpty ? clauses[0] : nil
     }
 }
 
@@ -241,6 +257,8 @@ final class RuleGroup: Sendable {
     let stopsAtFirstValue: Bool
     /// Selects the rules worth evaluating for an input; nil evaluates every rule.
     let index: RuleIndex?
+    /// The value of a complete rule that is a constant (`services := {...}`), known at compile time.
+    let constantValue: Value?
 
     init(kind: Kind, rules: [CompiledRule], defaultRule: CompiledRule?, stopsAtFirstValue: Bool, index: RuleIndex?) {
         self.kind = kind
@@ -248,6 +266,13 @@ final class RuleGroup: Sendable {
         self.defaultRule = defaultRule
         self.stopsAtFirstValue = stopsAtFirstValue
         self.index = index
+        if case .complete = kind, rules.count == 1, let rule = rules.first, rule.parameters.isEmpty, rule.keys.isEmpty,
+            rule.clauses.count == 1, rule.clauses[0].body.isEmpty, case .constant(let v) = rule.clauses[0].value
+        {
+            constantValue = v
+        } else {
+            constantValue = nil
+        }
     }
 
     var isFunction: Bool {

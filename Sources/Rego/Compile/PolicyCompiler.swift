@@ -53,7 +53,7 @@ struct PolicyCompiler {
                 diagnostics.append(contentsOf: problems)
                 if definition.rule.isDefault { defaultRule = rule } else { rules.append(rule) }
             }
-            compiled.append((node, rules, defaultRule))
+            compiled.append((node, rules.map(Planner.plan), defaultRule.map(Planner.plan)))
         }
         guard diagnostics.isEmpty else { return .failure(RegoCompileError(diagnostics.sortedByPlace())) }
         let aliases = InputAliases(compiled.filter { $0.defaultRule == nil }.map { ($0.node.id, $0.rules) })
@@ -311,7 +311,7 @@ struct PolicyCompiler {
         if case .function = groupKind {
             index = nil
         } else {
-            index = RuleIndex.build(rules.map { RuleIndex.constraints(of: $0, aliases: aliases) })
+            index = RuleIndex.build(rules.map { RuleIndex.constraints(of: $0, aliases: aliases) }, aliases: aliases)
         }
         return RuleGroup(kind: groupKind, rules: rules, defaultRule: defaultRule, stopsAtFirstValue: stops, index: index)
     }
@@ -350,7 +350,10 @@ struct PolicyCompiler {
             }
             edges[id] = targets.sorted()
         }
-        for id in groups.keys.sorted() {
+        // Only rules on a cycle can reach themselves: find those in linear time first, so that a policy of
+        // thousands of rules is not searched once per rule.
+        let cyclic = PolicyCompiler.nodesOnCycles(edges)
+        for id in groups.keys.sorted() where cyclic.contains(id) {
             guard let cycle = path(from: id, to: id, edges) else { continue }
             let names = ([id] + cycle).map { RuleNode.name(of: tree.nodes[$0].path) }
             let location = tree.nodes[id].definitions[0].location
@@ -359,6 +362,56 @@ struct PolicyCompiler {
                     RegoError.Code.recursion,
                     "rule \(names[0]) is recursive: " + names.joined(separator: " -> "), location))
         }
+    }
+
+    /// The nodes that lie on a cycle: those of strongly connected components with more than one node, and
+    /// nodes with an edge to themselves (Tarjan's algorithm, with an explicit stack so that long chains do not
+    /// nest calls).
+    static func nodesOnCycles(_ edges: [Int: [Int]]) -> Set<Int> {
+        var index: [Int: Int] = [:]
+        var lowLink: [Int: Int] = [:]
+        var onStack = Set<Int>()
+        var stack: [Int] = []
+        var out = Set<Int>()
+        var next = 0
+        for root in edges.keys.sorted() where index[root] == nil {
+            // Each frame: a node and how many of its edges have been followed.
+            var frames: [(node: Int, edge: Int)] = [(root, 0)]
+            index[root] = next
+            lowLink[root] = next
+            next += 1
+            stack.append(root)
+            onStack.insert(root)
+            while let (node, edge) = frames.last {
+                let targets = edges[node] ?? []
+                if edge < targets.count {
+                    frames[frames.count - 1].edge += 1
+                    let target = targets[edge]
+                    if index[target] == nil {
+                        index[target] = next
+                        lowLink[target] = next
+                        next += 1
+                        stack.append(target)
+                        onStack.insert(target)
+                        frames.append((target, 0))
+                    } else if onStack.contains(target) {
+                        lowLink[node] = min(lowLink[node]!, index[target]!)
+                    }
+                    continue
+                }
+                frames.removeLast()
+                if let parent = frames.last?.node { lowLink[parent] = min(lowLink[parent]!, lowLink[node]!) }
+                guard lowLink[node] == index[node] else { continue }
+                var component: [Int] = []
+                while let member = stack.popLast() {
+                    onStack.remove(member)
+                    component.append(member)
+                    if member == node { break }
+                }
+                if component.count > 1 || targets.contains(node) { out.formUnion(component) }
+            }
+        }
+        return out
     }
 
     /// The shortest path of edges from `start` to `goal` (excluding `start`), if any.

@@ -11,21 +11,37 @@ final class RuleIndex: Sendable {
         /// Candidate rules, by position in the group, in order.
         case leaf([Int])
         /// Looks up the value at `path` in `input`: its rules, or `otherwise` when it is undefined or unlisted.
-        case branch(path: [Value], table: [Value: Node], otherwise: Node)
+        case branch(Branch, table: [Value: Node], otherwise: Node)
+    }
+
+    /// Where a branch reads the input: `path`, which is also the value of the rule `alias` (a helper rule that
+    /// names a part of the input, such as `method := input.attributes.request.http.method`) followed by `tail`,
+    /// so the evaluator can take the rule's value, computed once per evaluation, instead of walking the input.
+    struct Branch: Sendable {
+        let path: [Value]
+        let alias: Int?
+        let tail: [Value]
     }
 
     let root: Node
 
     init(root: Node) { self.root = root }
 
+    /// The candidates for an input, walking the input by each branch's path.
     func candidates(input: Value?) -> [Int] {
+        candidates { branch in RuleIndex.lookup(input, branch.path) }
+    }
+
+    /// The candidates, reading each branch's value with `read`.
+    @inline(__always)
+    func candidates<E: Error>(_ read: (Branch) throws(E) -> Value?) throws(E) -> [Int] {
         var node = root
         while true {
             switch node {
             case .leaf(let rules):
                 return rules
-            case .branch(let path, let table, let otherwise):
-                if let value = RuleIndex.lookup(input, path), let next = table[value] {
+            case .branch(let branch, let table, let otherwise):
+                if let value = try read(branch), let next = table[value] {
                     node = next
                 } else {
                     node = otherwise
@@ -57,13 +73,15 @@ final class RuleIndex: Sendable {
     typealias Constraints = [[Value]: Set<Value>]
 
     /// An index for rules with these constraints; nil when no constraint would prune anything.
-    static func build(_ constraints: [Constraints?]) -> RuleIndex? {
+    static func build(_ constraints: [Constraints?], aliases: InputAliases) -> RuleIndex? {
         let all = Array(constraints.indices)
         guard constraints.count >= 2, constraints.contains(where: { !($0?.isEmpty ?? true) }) else { return nil }
-        return RuleIndex(root: node(all, constraints, used: [], depth: 0))
+        return RuleIndex(root: node(all, constraints, aliases, used: [], depth: 0))
     }
 
-    private static func node(_ rules: [Int], _ constraints: [Constraints?], used: Set<[Value]>, depth: Int) -> Node {
+    private static func node(
+        _ rules: [Int], _ constraints: [Constraints?], _ aliases: InputAliases, used: Set<[Value]>, depth: Int
+    ) -> Node {
         guard rules.count >= 2, depth < 4 else { return .leaf(rules) }
         // The path the most rules constrain.
         var counts: [[Value]: Int] = [:]
@@ -88,10 +106,11 @@ final class RuleIndex: Sendable {
         let nextUsed = used.union([path])
         for (value, constrained) in byValue {
             let merged = (constrained + unconstrained).sorted()
-            table[value] = node(merged, constraints, used: nextUsed, depth: depth + 1)
+            table[value] = node(merged, constraints, aliases, used: nextUsed, depth: depth + 1)
         }
-        let otherwise = node(unconstrained, constraints, used: nextUsed, depth: depth + 1)
-        return .branch(path: path, table: table, otherwise: otherwise)
+        let otherwise = node(unconstrained, constraints, aliases, used: nextUsed, depth: depth + 1)
+        let (alias, tail) = aliases.alias(covering: path)
+        return .branch(Branch(path: path, alias: alias, tail: tail), table: table, otherwise: otherwise)
     }
 
     private static func lessPath(_ a: [Value], _ b: [Value]) -> Bool {
@@ -125,13 +144,16 @@ final class RuleIndex: Sendable {
             case .compare(.equal):
                 return equality(args[0], args[1], aliases)
             case .member:
-                guard let path = aliases.inputPath(args[0]), let collection = args[1].constantValue else { return nil }
+                guard let collection = args[1].constantValue else { return nil }
+                let allowed: Set<Value>
                 switch collection {
-                case .array(let items): return (path, Set(items))
-                case .set(let items): return (path, items)
-                case .object(let members): return (path, Set(members.values))
+                case .array(let items): allowed = Set(items)
+                case .set(let items): allowed = items
+                case .object(let members): allowed = Set(members.values)
                 default: return nil
                 }
+                if let path = aliases.inputPath(args[0]) { return (path, allowed) }
+                return aliases.preimage(args[0], allowed)
             default:
                 return nil
             }
@@ -143,6 +165,8 @@ final class RuleIndex: Sendable {
     private static func equality(_ a: Operand, _ b: Operand, _ aliases: InputAliases) -> ([Value], Set<Value>)? {
         if let path = aliases.inputPath(a), let v = b.constantValue { return (path, [v]) }
         if let path = aliases.inputPath(b), let v = a.constantValue { return (path, [v]) }
+        if let v = b.constantValue, let found = aliases.preimage(a, [v]) { return found }
+        if let v = a.constantValue, let found = aliases.preimage(b, [v]) { return found }
         return nil
     }
 
@@ -153,39 +177,94 @@ final class RuleIndex: Sendable {
 /// part of `data`, the evaluator does not use indexes, so a replaced alias never misleads one.
 struct InputAliases {
     private var paths: [Int: [Value]] = [:]
+    /// Alias rules by the input path they name (the first such rule when several name one path).
+    private var byPath: [[Value]: Int] = [:]
+    /// Rules that look an input path up in a constant object (`caller := services[principal]`, with
+    /// `services` a constant and `principal` an alias): the path and the object.
+    private var lookups: [Int: (path: [Value], table: [Value: Value])] = [:]
 
     init(_ groups: [(node: Int, rules: [CompiledRule])]) {
         var candidates: [Int: Operand] = [:]
+        var constants: [Int: Value] = [:]
         for (node, rules) in groups {
             guard rules.count == 1, let rule = rules.first, rule.parameters.isEmpty, rule.keys.isEmpty,
                 !rule.addsToSet, rule.clauses.count == 1, rule.clauses[0].body.isEmpty
             else { continue }
             candidates[node] = rule.clauses[0].value
+            if case .constant(let v) = rule.clauses[0].value { constants[node] = v }
         }
-        // Resolve chains of aliases (`http := input.attributes.request.http`, `method := http.method`).
-        var resolving: Set<Int> = []
-        func resolve(_ node: Int) -> [Value]? {
-            if let known = paths[node] { return known }
-            guard let value = candidates[node], resolving.insert(node).inserted else { return nil }
-            defer { resolving.remove(node) }
-            let path = path(of: value, resolve)
-            if let path { paths[node] = path }
-            return path
+        // Resolve chains of aliases (`http := input.attributes.request.http`, `method := http.method`), walking
+        // each chain to its end and back, without recursion (chains can be thousands of rules long).
+        var unresolved = Set<Int>()
+        for start in candidates.keys.sorted() where paths[start] == nil && !unresolved.contains(start) {
+            var chain: [(node: Int, tail: [Value])] = []
+            var visited: Set<Int> = []
+            var current = start
+            var resolved: [Value]?
+            while resolved == nil, !unresolved.contains(current), let value = candidates[current],
+                visited.insert(current).inserted
+            {
+                guard let (base, tail) = InputAliases.step(value) else { break }
+                chain.append((current, tail))
+                guard let next = base else {
+                    resolved = []
+                    break
+                }
+                if let known = paths[next] {
+                    resolved = known
+                } else {
+                    current = next
+                }
+            }
+            guard var path = resolved else {
+                unresolved.formUnion(chain.map(\.node))
+                continue
+            }
+            for (node, tail) in chain.reversed() {
+                path += tail
+                paths[node] = path
+            }
         }
-        for node in candidates.keys { _ = resolve(node) }
+        for (node, path) in paths.sorted(by: { $0.key < $1.key }) where byPath[path] == nil { byPath[path] = node }
+        for (node, value) in candidates {
+            guard case .ref(let r) = value, r.path.count == 1, let path = inputPath(r.path[0]) else { continue }
+            let table: Value?
+            switch r.base {
+            case .node(let id): table = constants[id]
+            case .constant(let v): table = v
+            default: table = nil
+            }
+            if case .object(let object)? = table { lookups[node] = (path, object) }
+        }
     }
 
-    private func path(of op: Operand, _ resolve: (Int) -> [Value]?) -> [Value]? {
+    /// The alias rule whose value is the longest prefix of `path`, and the rest of the path after it.
+    func alias(covering path: [Value]) -> (node: Int?, tail: [Value]) {
+        for length in stride(from: path.count, through: 1, by: -1) {
+            if let node = byPath[Array(path[..<length])] { return (node, Array(path[length...])) }
+        }
+        return (nil, path)
+    }
+
+    /// For a rule that looks an input path up in a constant object: the path, and the keys whose values are
+    /// in `values` (the lookup is one of `values` exactly when the input is one of those keys).
+    func preimage(_ op: Operand, _ values: Set<Value>) -> ([Value], Set<Value>)? {
+        guard case .node(let id) = op, let (path, table) = lookups[id] else { return nil }
+        return (path, Set(table.compactMap { values.contains($0.value) ? $0.key : nil }))
+    }
+
+    /// One link of an alias: the node it reads (nil for `input` itself) and the constant keys after it.
+    private static func step(_ op: Operand) -> (base: Int?, tail: [Value])? {
         switch op {
         case .input:
-            return []
+            return (nil, [])
         case .node(let id):
-            return resolve(id)
+            return (id, [])
         case .ref(let r):
             guard let tail = r.constantPath else { return nil }
             switch r.base {
-            case .input: return tail
-            case .node(let id): return resolve(id).map { $0 + tail }
+            case .input: return (nil, tail)
+            case .node(let id): return (id, tail)
             default: return nil
             }
         default:
@@ -193,8 +272,14 @@ struct InputAliases {
         }
     }
 
+    private func path(of op: Operand) -> [Value]? {
+        guard let (base, tail) = InputAliases.step(op) else { return nil }
+        guard let base else { return tail }
+        return paths[base].map { $0 + tail }
+    }
+
     /// The input path an operand reads, if it reads one with constant keys.
     func inputPath(_ op: Operand) -> [Value]? {
-        path(of: op) { paths[$0] }
+        path(of: op)
     }
 }

@@ -10,14 +10,10 @@ extension Evaluator {
         if !dataOverrides.isEmpty, let overridden = overriddenValue(at: nodes[id].path) {
             return overridden
         }
-        switch cache[id] {
-        case .value(let v): return v
-        case .undefined: return nil
-        case .empty: break
-        }
+        if cache[id].generation == generation { return cache[id].value }
         var value = try computeNodeValue(id)
         if !dataOverrides.isEmpty { value = patchOverridesBelow(nodes[id], value) }
-        cache[id] = value.map { .value($0) } ?? .undefined
+        cache[id] = CacheEntry(generation: generation, value: value)
         return value
     }
 
@@ -59,8 +55,9 @@ extension Evaluator {
     /// The value of complete rules: the one value their solutions give (a conflict if they give two), or the
     /// default.
     func evalComplete(_ group: RuleGroup) throws(EvalSignal) -> Value? {
+        if let constant = group.constantValue { return constant }
         var result: Value?
-        let candidates = dataOverrides.isEmpty ? group.index?.candidates(input: input) : nil
+        let candidates = try group.index.flatMap { (index) throws(EvalSignal) in try self.candidates(index) }
         let count = candidates?.count ?? group.rules.count
         for position in 0..<count {
             let rule = group.rules[candidates?[position] ?? position]
@@ -73,13 +70,65 @@ extension Evaluator {
         return result
     }
 
+    /// The one value of a straight clause (see `Clause.isStraight`) in a new frame, or nil when its body fails.
+    @inline(__always)
+    private func evalStraight(_ rule: CompiledRule, _ clause: CompiledRule.Clause, arguments: [Value]?)
+        throws(EvalSignal) -> Value?
+    {
+        guard depth < Evaluator.maximumDepth else { throw tooDeep(rule.location) }
+        try checkStack(rule.location)
+        depth += 1
+        let saved = pushFrame(rule.frameSize)
+        let mark = trail.count
+        defer {
+            undo(to: mark)
+            popFrame(rule.frameSize, saved)
+            depth -= 1
+        }
+        if let arguments {
+            guard arguments.count == rule.parameters.count else { return nil }
+            for i in arguments.indices {
+                guard try matchDirect(rule.parameters[i], arguments[i]) else { return nil }
+            }
+        }
+        for literal in clause.body {
+            guard let direct = literal.direct, try run(direct, literal) else { return nil }
+        }
+        return try value(clause.value)
+    }
+
+    /// The rules of an indexed group worth evaluating: the index reads each branch's input path through its
+    /// alias rule when it has one (that value is computed once per evaluation, and the rule bodies read it too).
+    /// While `with` replaces part of `data`, every rule is a candidate.
+    private func candidates(_ index: RuleIndex) throws(EvalSignal) -> [Int]? {
+        guard dataOverrides.isEmpty else { return nil }
+        return try index.candidates { (branch) throws(EvalSignal) -> Value? in
+            guard let alias = branch.alias else { return RuleIndex.lookup(self.input, branch.path) }
+            guard var value = try self.nodeValue(alias) else { return nil }
+            for key in branch.tail {
+                guard let child = Evaluator.lookup(value, key) else { return nil }
+                value = child
+            }
+            return value
+        }
+    }
+
     /// Evaluates one rule (or function definition) and merges the values it gives into `result`.
     private func evalRuleValue(
         _ rule: CompiledRule, arguments: [Value]?, into result: inout Value?, conflict message: String
     ) throws(EvalSignal) {
+        if let clause = rule.straightClause {
+            guard let v = try evalStraight(rule, clause, arguments: arguments) else { return }
+            if let existing = result {
+                if existing != v { throw failure(RegoError.Code.conflict, message, rule.location) }
+            } else {
+                result = v
+            }
+            return
+        }
         do {
             try evalRule(rule, arguments: arguments) { (clause) throws(EvalSignal) in
-                try self.eval(clause.value) { (v) throws(EvalSignal) in
+                func merge(_ v: Value) throws(EvalSignal) {
                     if let existing = result {
                         if existing != v { throw self.failure(RegoError.Code.conflict, message, rule.location) }
                     } else {
@@ -87,6 +136,11 @@ extension Evaluator {
                     }
                     // A constant value cannot change with further solutions of this body.
                     if case .constant = clause.value { throw EvalSignal.stop }
+                }
+                if clause.valueIsDirect {
+                    if let v = try self.value(clause.value) { try merge(v) }
+                } else {
+                    try self.eval(clause.value, merge)
                 }
             }
         } catch {
@@ -99,24 +153,22 @@ extension Evaluator {
     func evalRule(
         _ rule: CompiledRule, arguments: [Value]?, _ emit: (CompiledRule.Clause) throws(EvalSignal) -> Void
     ) throws(EvalSignal) {
-        // Only `with` replacing a function by one that calls it can nest without end; stop before the stack does.
-        guard depth < Evaluator.maximumDepth else {
-            throw failure(RegoError.Code.internal, "evaluation nested too deeply", rule.location)
-        }
-        depth += 1
+        // Nesting is counted by the bodies (`evalBody`), every rule has one; this check gives the error the rule's place.
+        guard depth < Evaluator.maximumDepth else { throw tooDeep(rule.location) }
+        try checkStack(rule.location)
         let saved = pushFrame(rule.frameSize)
+        let mark = trail.count
         defer {
+            undo(to: mark)
             popFrame(rule.frameSize, saved)
-            depth -= 1
         }
         if let arguments {
             guard arguments.count == rule.parameters.count else { return }
-            try matchParameters(rule.parameters, arguments, 0) { () throws(EvalSignal) in
-                try self.evalClauses(rule, emit)
+            for i in arguments.indices {
+                guard try matchDirect(rule.parameters[i], arguments[i]) else { return }
             }
-        } else {
-            try evalClauses(rule, emit)
         }
+        try evalClauses(rule, emit)
     }
 
     private func evalClauses(
@@ -132,30 +184,26 @@ extension Evaluator {
         }
     }
 
-    private func matchParameters(_ parameters: [Operand], _ arguments: [Value], _ i: Int, _ k: Continuation)
-        throws(EvalSignal)
-    {
-        if i == parameters.count {
-            try k()
-            return
-        }
-        try match(parameters[i], arguments[i]) { () throws(EvalSignal) in
-            try self.matchParameters(parameters, arguments, i + 1, k)
-        }
-    }
-
     /// The set or object built by `contains` rules and rules with variables in their reference.
     func evalMultiValue(_ group: RuleGroup) throws(EvalSignal) -> Value {
         let isSet = group.rules.allSatisfy { $0.addsToSet && $0.keys.isEmpty } && !group.rules.isEmpty
         var set = Set<Value>()
         var object: [Value: Value] = [:]
-        let candidates = dataOverrides.isEmpty ? group.index?.candidates(input: input) : nil
+        let candidates = try group.index.flatMap { (index) throws(EvalSignal) in try self.candidates(index) }
         let count = candidates?.count ?? group.rules.count
         for position in 0..<count {
             let rule = group.rules[candidates?[position] ?? position]
+            if isSet, let clause = rule.straightClause {
+                if let v = try evalStraight(rule, clause, arguments: nil) { set.insert(v) }
+                continue
+            }
             try evalRule(rule, arguments: nil) { (clause) throws(EvalSignal) in
                 if isSet {
-                    try self.eval(clause.value) { (v) throws(EvalSignal) in set.insert(v) }
+                    if clause.valueIsDirect {
+                        if let v = try self.value(clause.value) { set.insert(v) }
+                    } else {
+                        try self.eval(clause.value) { (v) throws(EvalSignal) in set.insert(v) }
+                    }
                     return
                 }
                 var keys: [Value] = []
@@ -271,6 +319,40 @@ extension Evaluator {
                 try k()
             }
         }
+    }
+
+    /// A call whose operands are all known (see `Planner`): whether it holds, its output bound.
+    func callDirect(_ c: Call, _ literal: Literal) throws(EvalSignal) -> Bool {
+        let args = c.arguments
+        if functionOverrides.isEmpty, args.count == 2 {
+            switch c.target {
+            case .compare(let comparison):
+                guard let a = try value(args[0]), let b = try value(args[1]) else { return false }
+                let holds = comparison.holds(a, b)
+                if let output = c.output { return try matchDirect(output, .bool(holds)) }
+                return holds
+            case .member:
+                guard let a = try value(args[0]), let b = try value(args[1]) else { return false }
+                let holds = Evaluator.contains(b, a)
+                if let output = c.output { return try matchDirect(output, .bool(holds)) }
+                return holds
+            default:
+                break
+            }
+        }
+        var values = argumentPool.popLast() ?? []
+        defer {
+            values.removeAll(keepingCapacity: true)
+            argumentPool.append(values)
+        }
+        for arg in args {
+            guard let v = try value(arg) else { return false }
+            values.append(v)
+        }
+        guard let result = try invoke(c.target, values, c.name, literal) else { return false }
+        if let output = c.output { return try matchDirect(output, result) }
+        if case .bool(false) = result { return false }
+        return true
     }
 
     func invoke(_ target: CallTarget, _ values: [Value], _ name: String, _ literal: Literal) throws(EvalSignal)

@@ -4,6 +4,37 @@ import PolicyCore
 /// `with` scope are kept apart from those outside it.
 extension Evaluator {
     func evalWith(_ bindings: [WithBinding], _ inner: [Literal], _ k: Continuation) throws(EvalSignal) {
+        guard var saved = try scope(with: bindings) else { return }
+        swapScope(&saved)
+        defer {
+            swapScope(&saved)
+            recycle(&saved.cache)
+        }
+        try evalBody(inner, 0) { () throws(EvalSignal) in
+            // The rest of the query runs outside the `with`.
+            self.swapScope(&saved)
+            defer { self.swapScope(&saved) }
+            try k()
+        }
+    }
+
+    /// `with` over direct literals: whether they hold under the replacements (their variables stay bound).
+    func withDirect(_ bindings: [WithBinding], _ inner: [Literal]) throws(EvalSignal) -> Bool {
+        guard var saved = try scope(with: bindings) else { return false }
+        swapScope(&saved)
+        defer {
+            swapScope(&saved)
+            recycle(&saved.cache)
+        }
+        for literal in inner {
+            guard let direct = literal.direct, try run(direct, literal) else { return false }
+        }
+        return true
+    }
+
+    /// The scope the replacements make, with an empty rule cache; nil when a replacement is undefined (the
+    /// expression is then undefined).
+    private func scope(with bindings: [WithBinding]) throws(EvalSignal) -> WithScope? {
         var newInput = input
         var newData = dataOverrides
         var newFunctions = functionOverrides
@@ -11,11 +42,14 @@ extension Evaluator {
             switch binding.replacement {
             case .value(let op):
                 var replacement: Value?
-                try eval(op) { (v) throws(EvalSignal) in
-                    if replacement == nil { replacement = v }
+                if case .local(let slot) = op {
+                    replacement = local(slot)
+                } else {
+                    try eval(op) { (v) throws(EvalSignal) in
+                        if replacement == nil { replacement = v }
+                    }
                 }
-                // An undefined replacement makes the expression undefined.
-                guard let replacement else { return }
+                guard let replacement else { return nil }
                 switch binding.target {
                 case .input(let path):
                     newInput = path.isEmpty ? replacement : Evaluator.upsert(newInput ?? Value.emptyObject, path[...], replacement)
@@ -28,15 +62,17 @@ extension Evaluator {
                 if case .function(let key) = binding.target { newFunctions[key] = .target(target) }
             }
         }
-        var saved = WithScope(input: newInput, data: newData, functions: newFunctions, cache: ContiguousArray(repeating: .empty, count: nodes.count))
-        swapScope(&saved)
-        defer { swapScope(&saved) }
-        try evalBody(inner, 0) { () throws(EvalSignal) in
-            // The rest of the query runs outside the `with`.
-            self.swapScope(&saved)
-            defer { self.swapScope(&saved) }
-            try k()
-        }
+        // The storage of a finished scope is reused: a new generation makes its entries absent.
+        let cache = cachePool.popLast() ?? ContiguousArray(repeating: CacheEntry(), count: nodes.count)
+        defer { nextGeneration += 1 }
+        return WithScope(
+            input: newInput, data: newData, functions: newFunctions, cache: cache, generation: nextGeneration)
+    }
+
+    /// Keeps a finished scope's rule cache for the next scope.
+    private func recycle(_ cache: inout ContiguousArray<CacheEntry>) {
+        cachePool.append(cache)
+        cache = []
     }
 
     struct WithScope {
@@ -44,6 +80,7 @@ extension Evaluator {
         var data: [[Value]: Value]
         var functions: [FunctionKey: FunctionReplacement]
         var cache: ContiguousArray<CacheEntry>
+        var generation: Int
     }
 
     private func swapScope(_ other: inout WithScope) {
@@ -51,6 +88,7 @@ extension Evaluator {
         swap(&dataOverrides, &other.data)
         swap(&functionOverrides, &other.functions)
         swap(&cache, &other.cache)
+        swap(&generation, &other.generation)
     }
 
     /// The replacement that covers `path` (the deepest one at or above it), if any: `.some(nil)` when it
