@@ -15,7 +15,7 @@ import Testing
         let (_, handOffs) = AsyncStream.makeStream(of: GRPCListener.HandOff.self)
         let handler = GRPCStreamHandler(
             inPlace: ["/test.Echo/Echo": InPlaceMethod(
-                descriptor: MethodDescriptor(fullyQualifiedService: "test.Echo", method: "Echo")) { $0 }],
+                descriptor: MethodDescriptor(fullyQualifiedService: "test.Echo", method: "Echo")) { message, _ in message }],
             maxMessageBytes: 1024, peers: .init(remote: "test", local: "test"), handOffs: handOffs)
         return EmbeddedChannel(handler: handler)
     }

@@ -27,7 +27,8 @@ public enum ProcessRunner {
         process.standardError = err
         process.standardInput = input
         try process.run()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        // A child may exit without reading its input (EPIPE): the throwing write reports that instead of trapping.
+        if let stdin { try? input.fileHandleForWriting.write(contentsOf: Data(stdin.utf8)) }
         try input.fileHandleForWriting.close()
 
         // Drain both pipes concurrently so a chatty child never blocks on a full pipe.
@@ -36,7 +37,7 @@ public enum ProcessRunner {
         for (pipe, isOut) in [(out, true), (err, false)] {
             group.enter()
             DispatchQueue.global().async {
-                let data = pipe.fileHandleForReading.readDataToEndOfFile()
+                let data = Self.readToEnd(pipe.fileHandleForReading)
                 collected.set(data, isOut: isOut)
                 group.leave()
             }
@@ -76,6 +77,23 @@ public enum ProcessRunner {
         _ arguments: [String], stdin: String? = nil, currentDirectory: String? = nil
     ) async throws -> ProcessOutput {
         try await run(Repository.wardenBinary, arguments, stdin: stdin, currentDirectory: currentDirectory ?? Repository.root)
+    }
+
+    /// Everything until end of file, reading again when a signal interrupts a read (Foundation's
+    /// `readDataToEndOfFile` traps on `EINTR`).
+    static func readToEnd(_ handle: FileHandle) -> Data {
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(handle.fileDescriptor, $0.baseAddress, $0.count) }
+            if count > 0 {
+                data.append(contentsOf: buffer[..<count])
+            } else if count < 0, errno == EINTR {
+                continue
+            } else {
+                return data
+            }
+        }
     }
 
     public struct TimedOut: Error, CustomStringConvertible {

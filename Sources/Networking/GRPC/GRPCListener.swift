@@ -11,9 +11,12 @@ import Synchronization
 public struct InPlaceMethod: Sendable {
     public let descriptor: MethodDescriptor
     /// Turns the request message into the response message, or throws an `RPCError` that becomes the status.
-    public let respond: @Sendable (_ request: [UInt8]) throws -> [UInt8]
+    /// `peer` is the connection's TLS client, when the listener identifies its clients (`Options.identifyPeer`).
+    public let respond: @Sendable (_ request: [UInt8], _ peer: TLSPeer?) throws -> [UInt8]
 
-    public init(descriptor: MethodDescriptor, respond: @escaping @Sendable (_ request: [UInt8]) throws -> [UInt8]) {
+    public init(
+        descriptor: MethodDescriptor, respond: @escaping @Sendable (_ request: [UInt8], _ peer: TLSPeer?) throws -> [UInt8]
+    ) {
         self.descriptor = descriptor
         self.respond = respond
     }
@@ -35,6 +38,9 @@ public final class GRPCListener: ServerTransport {
         public var port: Int
         /// TLS for the listener; its settings must offer ALPN `h2`.
         public var tls: ReloadingTLSContext?
+        /// Names each TLS client from the certificate it presented (the context must ask for client certificates
+        /// and verify them against a trust bundle), once per connection; in-place methods receive the result.
+        public var identifyPeer: PeerIdentifier?
         /// The largest request message accepted; a larger one ends the call with RESOURCE_EXHAUSTED.
         public var maxMessageBytes: Int
         /// SETTINGS_MAX_CONCURRENT_STREAMS offered to each client.
@@ -42,11 +48,12 @@ public final class GRPCListener: ServerTransport {
         /// Connections beyond this many are closed as they are accepted.
         public var maxConnections: Int
 
-        public init(host: String, port: Int, tls: ReloadingTLSContext? = nil, maxMessageBytes: Int = 4 << 20,
-                    maxConcurrentStreams: Int = 4096, maxConnections: Int = 10_000) {
+        public init(host: String, port: Int, tls: ReloadingTLSContext? = nil, identifyPeer: PeerIdentifier? = nil,
+                    maxMessageBytes: Int = 4 << 20, maxConcurrentStreams: Int = 4096, maxConnections: Int = 10_000) {
             self.host = host
             self.port = port
             self.tls = tls
+            self.identifyPeer = identifyPeer
             self.maxMessageBytes = maxMessageBytes
             self.maxConcurrentStreams = maxConcurrentStreams
             self.maxConnections = maxConnections
@@ -159,7 +166,15 @@ public final class GRPCListener: ServerTransport {
     private func configure(connection channel: any Channel, handOffs: AsyncStream<HandOff>.Continuation) throws {
         guard tracker.admit(channel) else { return }
         let sync = channel.pipeline.syncOperations
-        if let tls = options.tls { try sync.addHandler(NIOSSLServerHandler(context: tls.current)) }
+        // The client's identity is decided when the handshake completes, before any stream opens, and read on
+        // this event loop by each stream as it opens: nothing per call.
+        let peer = NIOLoopBoundBox<TLSPeer?>(nil, eventLoop: channel.eventLoop)
+        if let tls = options.tls {
+            try sync.addHandler(NIOSSLServerHandler(context: tls.current))
+            if let identify = options.identifyPeer {
+                try sync.addHandler(TLSPeerHandler(identify: identify) { peer.value = $0 })
+            }
+        }
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
         connection.initialSettings = [
             HTTP2Setting(parameter: .maxConcurrentStreams, value: options.maxConcurrentStreams),
@@ -172,7 +187,8 @@ public final class GRPCListener: ServerTransport {
         ) { stream in
             stream.eventLoop.makeCompletedFuture {
                 try stream.pipeline.syncOperations.addHandler(GRPCStreamHandler(
-                    inPlace: inPlace, maxMessageBytes: maxMessageBytes, peers: peers, handOffs: handOffs))
+                    inPlace: inPlace, maxMessageBytes: maxMessageBytes, peers: peers, tlsPeer: peer.value,
+                    handOffs: handOffs))
             }
         }
     }

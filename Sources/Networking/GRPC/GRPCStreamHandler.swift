@@ -31,15 +31,17 @@ final class GRPCStreamHandler: ChannelInboundHandler {
     private let inPlace: [String: InPlaceMethod]
     private let maxMessageBytes: Int
     private let peers: GRPCListener.Peers
+    private let tlsPeer: TLSPeer?
     private let handOffs: AsyncStream<GRPCListener.HandOff>.Continuation
     private var state = State.awaitingHeaders
     private var deadlineTimer: Scheduled<Void>?
 
-    init(inPlace: [String: InPlaceMethod], maxMessageBytes: Int, peers: GRPCListener.Peers,
+    init(inPlace: [String: InPlaceMethod], maxMessageBytes: Int, peers: GRPCListener.Peers, tlsPeer: TLSPeer? = nil,
          handOffs: AsyncStream<GRPCListener.HandOff>.Continuation) {
         self.inPlace = inPlace
         self.maxMessageBytes = maxMessageBytes
         self.peers = peers
+        self.tlsPeer = tlsPeer
         self.handOffs = handOffs
     }
 
@@ -123,7 +125,7 @@ final class GRPCStreamHandler: ChannelInboundHandler {
                 return
             }
             do {
-                respond(context, message: try method.respond(messages[0]))
+                respond(context, message: try method.respond(messages[0], tlsPeer))
             } catch let error as RPCError {
                 fail(context, code: error.code, error.message, reset: false)
             } catch {
