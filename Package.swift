@@ -117,6 +117,7 @@ let package = Package(
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -196,12 +197,13 @@ let package = Package(
             swiftSettings: strict
         ),
 
-        // The server: gRPC and HTTP listeners, reload, decision logs, metrics.
+        // The server: the data plane (gRPC and HTTP) and the management API, reload, decision logs, metrics;
+        // Identity names TLS clients from their certificates.
         .target(
             name: "WardenServer",
             dependencies: [
                 "PolicyCore", "AuthzPolicy", "Rego", "DecisionPoint", "PolicyLoading", "Documents", "ExtAuthz", "Networking",
-                "JOSE",
+                "JOSE", "Identity",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -336,12 +338,13 @@ let package = Package(
             name: "WardenServerTests",
             dependencies: [
                 "WardenServer", "Networking", "ExtAuthz", "PolicyCore", "AuthzPolicy", "DecisionPoint", "PolicyLoading",
-                "JOSE", "WardenTesting",
+                "JOSE", "Identity", "Rego", "WardenTesting",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "X509", package: "swift-certificates"),
             ],
             swiftSettings: strict
         ),

@@ -38,7 +38,7 @@ trap cleanup EXIT
 
 "$noop" write-request "$work/check.bin"
 "${server_cpu[@]}" "$noop" "serve${BASELINE:+-$BASELINE}" 19291 ${THREADS:-} & noop_pid=$!; pids+=($noop_pid)
-"${server_cpu[@]}" "$warden" serve --grpc-address 127.0.0.1:19191 --http-address 127.0.0.1:19181 --policies ../policies \
+"${server_cpu[@]}" "$warden" serve --grpc-address 127.0.0.1:19191 --http-address 127.0.0.1:19181 --admin-address off --policies ../policies \
     --decision-log off --watch-interval-ms 0 --log-level warning ${THREADS:+--threads "$THREADS"} & warden_pid=$!
 pids+=($warden_pid)
 for _ in $(seq 100); do

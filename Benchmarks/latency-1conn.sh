@@ -49,8 +49,9 @@ http {
 CONF
 "${server_cpu[@]}" nginx -c "$work/nginx.conf" -e "$work/nginx-error.log"
 printf 'request: {destination_namespace: default, destination_labels: {app: details}}\n' > "$work/serve.yaml"
-"${server_cpu[@]}" "$WARDEN" serve --config "$work/serve.yaml" --grpc-address 127.0.0.1:19391 --http-address 127.0.0.1:19392 --policies ../policies \
-    --decision-log off --watch-interval-ms 0 --log-level warning ${THREADS:+--threads "$THREADS"} & pids+=($!)
+"${server_cpu[@]}" "$WARDEN" serve --config "$work/serve.yaml" --grpc-address 127.0.0.1:19391 --http-address 127.0.0.1:19392 \
+    --admin-address off --policies ../policies --decision-log off --watch-interval-ms 0 --log-level warning \
+    ${THREADS:+--threads "$THREADS"} & pids+=($!)
 for _ in $(seq 100); do curl -sf http://127.0.0.1:19392/health >/dev/null 2>&1 && break; sleep 0.1; done
 
 # One run: prints "p50_us p99_us".

@@ -100,7 +100,7 @@ http {
 EOF
 nginx -c "$work/nginx/nginx.conf" -g 'daemon on;'
 
-"$warden" serve --grpc-address 127.0.0.1:19191 --http-address 127.0.0.1:19181 --policies "$work/server-policies" \
+"$warden" serve --grpc-address 127.0.0.1:19191 --http-address 127.0.0.1:19181 --admin-address off --policies "$work/server-policies" \
     --destination-namespace default --decision-log off --watch-interval-ms 0 --log-level warning & pids+=($!)
 sleep 1
 proxy_args=(--upstream 127.0.0.1:18080 --authz 127.0.0.1:19191 --cert "$work/details/cert-chain.pem"

@@ -61,7 +61,7 @@ case (let mode, let port) where (mode == "serve" || mode == "serve-grpc-swift") 
         EventLoops.sizeToUsableCores()
     }
     if mode == "serve" {
-        let check = InPlaceMethod(descriptor: Envoy_Service_Auth_V3_Authorization.Method.Check.descriptor) { bytes in
+        let check = InPlaceMethod(descriptor: Envoy_Service_Auth_V3_Authorization.Method.Check.descriptor) { bytes, _ in
             try okResponse(to: Envoy_Service_Auth_V3_CheckRequest(serializedBytes: bytes)).serializedBytes()
         }
         let listener = GRPCListener(options: .init(host: "127.0.0.1", port: Int(port)!), inPlace: [check])

@@ -45,7 +45,7 @@ public struct ConformanceResults: Sendable {
     public static let profiles: [(name: String, title: String)] = [
         ("authorization-policy", "authorization policy"), ("peer-authentication", "peer authentication"),
         ("request-authentication", "request authentication"), ("ext-authz-grpc", "ext_authz gRPC"),
-        ("ext-authz-http", "ext_authz HTTP"), ("rego", "Rego"), ("ca", "CA"),
+        ("ext-authz-http", "ext_authz HTTP"), ("rego", "Rego"), ("ca", "CA"), ("management-api", "management API"),
     ]
 
     /// The profile of an in-process area's cases.

@@ -120,7 +120,8 @@ public enum ExtAuthzCaseRunner {
         } catch {
             return fail("`check_request` is not a CheckRequest: \(error)")
         }
-        let request = CheckRequestMapper(options: options).map(check)
+        // A case's checks come from a trusted proxy: with `verified_claims_header`, its header is read.
+        let request = CheckRequestMapper(options: options).map(check, claimsHeaderTrusted: true)
         let snapshot = PolicySnapshot(authorization: CompiledPolicySet(policies: policies), providers: providers)
         let response = ExtAuthzDecision(snapshot.decide(request) {
             OPAEnvoyInput.document(for: check, normalizedPath: request.http.path)

@@ -12,7 +12,8 @@ public struct CheckRequestMapper: Sendable {
         /// (Istio's `numTrustedProxies`).
         public var trustedProxies: Int
         /// When set, `request.auth.*` may also come from this header, which `warden proxy` sets after verifying a
-        /// JWT (see `VerifiedClaimsHeader`). Only enable it behind a proxy that strips the header from clients.
+        /// JWT (see `VerifiedClaimsHeader`), in the checks of callers `map` is told are trusted with it. Only
+        /// enable it behind a proxy that strips the header from clients.
         public var verifiedClaimsHeader: String?
         /// The workload this server guards, when neither the context extensions nor the destination peer name it.
         public var destinationNamespace: String?
@@ -53,7 +54,13 @@ public struct CheckRequestMapper: Sendable {
 
     /// The attributes of one check. Never fails: an attribute that cannot be read is left absent, so a rule
     /// that needs it does not match (and a DENY rule written with `not…` does).
-    public func map(_ check: Envoy_Service_Auth_V3_CheckRequest) -> AuthzRequest {
+    ///
+    /// `claimsHeaderTrusted` says whether the caller may vouch for `verifiedClaimsHeader` (false unless said): a
+    /// downstream client can send that header itself, so the server passes true only for an authenticated proxy on
+    /// its allow-list.
+    /// Envoy's jwt_authn metadata is read from any caller: the proxy's own filter writes it, never the client,
+    /// so it is exactly as trustworthy as the rest of the `CheckRequest` (`source.principal` included).
+    public func map(_ check: Envoy_Service_Auth_V3_CheckRequest, claimsHeaderTrusted: Bool = false) -> AuthzRequest {
         let attributes = check.attributes
         let http = attributes.request.http
         var request = AuthzRequest()
@@ -107,7 +114,7 @@ public struct CheckRequestMapper: Sendable {
 
         request.remoteIP = remoteIP(forwardedFor: headers["x-forwarded-for"], source: request.source.ip)
         if attributes.hasTlsSession && !attributes.tlsSession.sni.isEmpty { request.connectionSNI = attributes.tlsSession.sni }
-        request.auth = requestAuth(attributes, headers: headers)
+        request.auth = requestAuth(attributes, headers: headers, claimsHeaderTrusted: claimsHeaderTrusted)
         return request
     }
 
@@ -131,13 +138,15 @@ public struct CheckRequestMapper: Sendable {
     }
 
     /// `request.auth.*`: a payload the jwt_authn filter verified, else the verified-claims header when trusted.
-    func requestAuth(_ attributes: Envoy_Service_Auth_V3_AttributeContext, headers: Headers) -> AuthzRequest.RequestAuth? {
+    func requestAuth(
+        _ attributes: Envoy_Service_Auth_V3_AttributeContext, headers: Headers, claimsHeaderTrusted: Bool
+    ) -> AuthzRequest.RequestAuth? {
         if let metadata = attributes.metadataContext.filterMetadata[Self.jwtAuthnFilter],
            let claims = Self.jwtPayload(PolicyCore.Value(protobuf: metadata))
         {
             return VerifiedClaimsHeader.requestAuth(claims: claims)
         }
-        if let name = options.verifiedClaimsHeader, let text = headers[name],
+        if claimsHeaderTrusted, let name = options.verifiedClaimsHeader, let text = headers[name],
            let claims = try? VerifiedClaimsHeader.decode(text)
         {
             return VerifiedClaimsHeader.requestAuth(claims: claims)

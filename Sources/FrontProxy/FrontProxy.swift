@@ -133,11 +133,30 @@ public final class FrontProxy: Sendable {
 
         var authorization: (any AuthorizationClient)?
         if let address = configuration.authorization {
+            let files = configuration.authorizationTLS
+                ? TLSFiles(
+                    certificateChain: configuration.certificateChain, privateKey: configuration.privateKey,
+                    trustBundle: configuration.trustBundle)
+                : nil
             switch configuration.authorizationClient {
             case .inPlace:
-                authorization = InPlaceAuthorizationClient(options: .init(host: address.host, port: address.port))
+                var authzTLS: ReloadingTLSContext?
+                if let files {
+                    do {
+                        authzTLS = try ReloadingTLSContext(
+                            files: files,
+                            settings: TLSSettings(
+                                cipherSuites: TLSSettings.meshCipherSuites, applicationProtocols: ["h2"],
+                                peerCertificates: .required),
+                            role: .client)
+                    } catch {
+                        throw StartError("tls: \(error)")
+                    }
+                    contexts.append(authzTLS!)
+                }
+                authorization = InPlaceAuthorizationClient(options: .init(host: address.host, port: address.port, tls: authzTLS))
             case .grpcSwift:
-                authorization = try GRPCAuthorizationClient(options: .init(host: address.host, port: address.port))
+                authorization = try GRPCAuthorizationClient(options: .init(host: address.host, port: address.port, tls: files))
             }
         }
         let upstream = UpstreamPool(settings: UpstreamSettings(

@@ -27,7 +27,7 @@ extension ScenarioRun {
     /// The curl arguments for a request step, and the URL, resolved.
     public func curlArguments(_ request: Scenario.Request) throws -> [String] {
         guard let target = component(request.to) else { throw ScenarioError("no component `\(request.to)`") }
-        let portKey = target.kind == .server ? "http_port" : "port"
+        let portKey = target.kind == .server ? (Self.isManagementPath(request.path) ? "admin_port" : "http_port") : "port"
         guard let port = port(request.to, portKey) else { throw ScenarioError("`\(request.to)` has no port") }
         let host = try request.host.map(resolve) ?? defaultHost(target)
         var arguments: [String] = []
@@ -48,6 +48,13 @@ extension ScenarioRun {
         if let body = request.body { arguments += ["--data-binary", try resolve(body)] }
         arguments.append("\(request.tls ? "https" : "http")://\(host):\(port)\(try resolve(request.path))")
         return arguments
+    }
+
+    /// Whether a server serves `path` on its management listener (`/v1/policies`, `/v1/status`, `/metrics`) rather
+    /// than on its data plane.
+    static func isManagementPath(_ path: String) -> Bool {
+        let bare = path.prefix { $0 != "?" }
+        return bare == "/v1/status" || bare == "/metrics" || bare == "/v1/policies" || bare.hasPrefix("/v1/policies/")
     }
 
     /// A proxy is called by the first DNS name of its identity (Bookinfo's `details`), resolved to 127.0.0.1, so
@@ -86,8 +93,9 @@ extension ScenarioRun {
     }
 
     func compare(_ result: CurlResult, _ expect: Scenario.Expectation, upstreamsBefore: [String: Int]) throws -> String? {
-        if let exit = expect.exit {
-            return result.exitCode == Int32(exit) ? nil : "expected curl to fail with exit \(exit), got \(result.summary)"
+        if let exits = expect.exit {
+            let wanted = exits.map(String.init).joined(separator: " or ")
+            return exits.contains(Int(result.exitCode)) ? nil : "expected curl to fail with exit \(wanted), got \(result.summary)"
         }
         guard result.exitCode == 0 else { return "curl failed: \(result.summary)" }
         var problems: [String] = []

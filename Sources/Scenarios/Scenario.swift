@@ -107,8 +107,9 @@ public struct Scenario: Sendable {
 
     public struct Expectation: Sendable {
         public var status: Int?
-        /// curl's exit code, for connections that fail (56: the connection was reset).
-        public var exit: Int?
+        /// curl's exit codes, any of which a connection that fails may end with (56: the connection was reset;
+        /// a TLS handshake the server refuses after it finished on the client's side can also surface as 55 or 35).
+        public var exit: [Int]?
         /// Header patterns (`*` matches any run of characters); names are compared without case.
         public var headers: [(name: String, pattern: String)]
         public var absentHeaders: [String]
@@ -129,7 +130,7 @@ extension Scenario {
     /// The profiles of the conformance report, in report order.
     public static let profiles = [
         "authorization-policy", "peer-authentication", "request-authentication", "ext-authz-grpc", "ext-authz-http",
-        "rego", "ca",
+        "rego", "ca", "management-api",
     ]
 
     /// The `warden` subcommands the scenario runs.
@@ -327,7 +328,7 @@ final class ScenarioDecoder {
         let known = ["status", "exit", "headers", "absent_headers", "body", "upstream", "certificate"]
         guard let fields = base.fields(node, at: path, known: known) else { return nil }
         var expect = Scenario.Expectation(
-            status: int(fields, "status"), exit: int(fields, "exit"), headers: patterns(fields, "headers"),
+            status: int(fields, "status"), exit: ints(fields, "exit"), headers: patterns(fields, "headers"),
             absentHeaders: strings(fields, "absent_headers"), bodyContains: [], upstreams: [],
             certificate: optionalString(fields, "certificate"))
         if let body = fields["body"] {
@@ -449,6 +450,21 @@ final class ScenarioDecoder {
 
     func strings(_ fields: DocumentDecoder.Fields, _ key: String) -> [String] {
         fields[key].flatMap { base.strings($0, at: fields.path(key)) }?.map(\.value) ?? []
+    }
+
+    /// An integer, or a list of them.
+    func ints(_ fields: DocumentDecoder.Fields, _ key: String) -> [Int]? {
+        guard let node = fields[key] else { return nil }
+        guard case .sequence(let items) = node.content else { return int(fields, key).map { [$0] } }
+        var out: [Int] = []
+        for (index, item) in items.enumerated() {
+            guard case .scalar(let s) = item.content, s.kind == .int, let value = Int(s.text) else {
+                base.mismatch(item, fields.path(key) / index, expected: "an integer")
+                return nil
+            }
+            out.append(value)
+        }
+        return out
     }
 
     func int(_ fields: DocumentDecoder.Fields, _ key: String) -> Int? {

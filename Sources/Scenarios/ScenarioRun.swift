@@ -93,7 +93,9 @@ public final class ScenarioRun: @unchecked Sendable {
             var assigned: [String: Int] = [:]
             switch component.kind {
             case .upstream, .caServer: assigned["port"] = try LocalPorts.free()
-            case .server: (assigned["grpc_port"], assigned["http_port"]) = (try LocalPorts.free(), try LocalPorts.free())
+            case .server:
+                (assigned["grpc_port"], assigned["http_port"], assigned["admin_port"]) =
+                    (try LocalPorts.free(), try LocalPorts.free(), try LocalPorts.free())
             case .proxy: (assigned["port"], assigned["admin_port"]) = (try LocalPorts.free(), try LocalPorts.free())
             case .agent: break
             }
@@ -165,6 +167,7 @@ public final class ScenarioRun: @unchecked Sendable {
         case .server:
             var arguments = [
                 "serve", "--grpc-address", listen("grpc_port"), "--http-address", listen("http_port"),
+                "--admin-address", listen("admin_port"),
                 "--policies", try path(component.string("policies") ?? "policies"),
                 "--decision-log", directory + "/logs/\(component.name)-decisions.jsonl", "--watch-interval-ms", "250",
             ]

@@ -11,8 +11,9 @@ import PolicyLoading
 import ServiceLifecycle
 import UnixSignals
 
-/// `warden serve`: the gRPC and HTTP listeners over one live policy store, with reload, decision logs and
-/// metrics, run as one `ServiceGroup`. `run` returns after a graceful shutdown (SIGTERM or SIGINT, or
+/// `warden serve`: the data plane (ext_authz over gRPC and HTTP, OPA's data queries, health) and the management
+/// API (policies, status, metrics) on listeners of their own, over one live policy store, with reload, decision logs
+/// and metrics, run as one `ServiceGroup`. `run` returns after a graceful shutdown (SIGTERM or SIGINT, or
 /// cancellation).
 public final class AuthorizationServer: Sendable {
     public let configuration: ServerConfiguration
@@ -25,16 +26,30 @@ public final class AuthorizationServer: Sendable {
     public let bundlePoller: BundlePoller?
     /// Uploads decision logs when a remote service is configured.
     public let uploader: DecisionLogUploader?
+    /// Who may use the management API.
+    public let authorizer: AdminAuthorizer
 
     /// The ports actually bound (useful when 0 asked for an ephemeral one).
     public struct Bound: Sendable {
         public var grpcPort: Int
         public var httpPort: Int
+        /// Nil when the management API is off.
+        public var adminPort: Int?
     }
 
+    /// Refuses settings that cannot serve safely (`ServerConfiguration.startupChecks`) and an authorization policy
+    /// that does not compile, with a `StartupError` naming every problem.
     public init(configuration: ServerConfiguration) throws {
         self.configuration = configuration
+        let (problems, warnings) = configuration.startupChecks()
+        if !problems.isEmpty { throw StartupError(problems) }
+        authorizer = AdminAuthorizer(
+            authentication: configuration.admin.authentication,
+            policy: try configuration.admin.authorizationPolicy.map { file throws(StartupError) in
+                try AdminAuthorizer.load(file: file, limits: configuration.limits)
+            })
         logger = .standardError(level: configuration.logLevel.level)
+        for warning in warnings { logger.warning("\(warning)") }
         metrics = ServerMetrics()
         decisionLog = try configuration.decisionLog.map { try DecisionLog(destination: $0) }
         let loader = PolicyLoader(options: .init(
@@ -97,30 +112,47 @@ public final class AuthorizationServer: Sendable {
     public func run(onReady: @escaping @Sendable (Bound) -> Void = { _ in }) async throws {
         if bundlePoller == nil { _ = try await EventLoops.blocking { [store] in store.reload() } }
 
-        let grpcTLS = try configuration.grpc.tls.map { try Self.serverTLS($0, protocols: ["h2"]) }
-        let httpTLS = try configuration.http.tls.map { try Self.serverTLS($0, protocols: []) }
+        // Data-plane listeners verify client certificates when presented (so `/health` stays open to probes) and
+        // answer decisions only to allow-listed clients when they have an allow-list; the admin listener
+        // requires a certificate whenever it has a client CA.
+        let grpcTLS = try configuration.grpc.tls.map {
+            try Self.serverTLS($0, protocols: ["h2"], clientCertificates: $0.clientCA == nil ? .none : .optional)
+        }
+        let httpTLS = try configuration.http.tls.map {
+            try Self.serverTLS($0, protocols: [], clientCertificates: $0.clientCA == nil ? .none : .optional)
+        }
+        let adminTLS = try configuration.admin.listener?.tls.map {
+            try Self.serverTLS($0, protocols: [], clientCertificates: $0.clientCA == nil ? .none : .required)
+        }
+        func identify(_ listener: ServerConfiguration.Listener, _ name: String) -> PeerIdentifier? {
+            guard listener.tls?.clientCA != nil else { return nil }
+            return ClientIdentification.dataPlane(allowed: Set(listener.allowedClients), listener: name, logger: logger)
+        }
         let limits = configuration.grpcLimits
         let listener = GRPCListener(
             options: limits.options(
                 host: configuration.grpc.host, port: configuration.grpc.port, tls: grpcTLS,
-                maxMessageBytes: configuration.maxGRPCMessageBytes,
+                identifyPeer: identify(configuration.grpc, "gRPC"), maxMessageBytes: configuration.maxGRPCMessageBytes,
                 observer: ListenerLimitReport(metrics: metrics, logger: logger)),
-            inPlace: [.check(handler)])
+            inPlace: [.check(handler, allowList: !configuration.grpc.allowedClients.isEmpty)])
         logger.info("\(limits.summary(maxMessageBytes: configuration.maxGRPCMessageBytes))")
         let grpcServer = GRPCServer(transport: listener, services: [HealthService { [store] in store.status.ready }])
         let api = HTTPAPI(
             handler: handler, store: store, documents: policyDirectory.map { PolicyDocuments(directory: $0) },
             metrics: metrics, extAuthzPrefix: configuration.extAuthzPrefix,
-            statusExtras: { [bundlePoller, uploader] in Self.statusExtras(bundlePoller, uploader) })
+            statusExtras: { [bundlePoller, uploader] in Self.statusExtras(bundlePoller, uploader) },
+            dataPlaneAllowList: !configuration.http.allowedClients.isEmpty, authorizer: authorizer,
+            policyWrites: configuration.admin.policyWrites, adminAddress: configuration.admin.listener?.address)
         let http = try await HTTPServer(
             options: .init(
                 host: configuration.http.host, port: configuration.http.port, tls: httpTLS,
-                maxBodyBytes: configuration.maxHTTPBodyBytes, idleTimeout: TimeAmount(configuration.httpLimits.idleTimeout),
+                identifyPeer: identify(configuration.http, "HTTP"), maxBodyBytes: configuration.maxHTTPBodyBytes,
+                idleTimeout: TimeAmount(configuration.httpLimits.idleTimeout),
                 requestTimeout: TimeAmount(configuration.httpLimits.requestTimeout),
                 maxConnections: configuration.httpLimits.maxConnections),
             reject: HTTPResponse.api
         ) { request, connection in
-            await api.handle(request, connection: connection)
+            await api.dataPlane(request, connection: connection)
         }.bind()
         let descriptors = FileDescriptorLimit.raise()
         if limits.maxConnections + http.tracker.maximumConnections + 64 > descriptors {
@@ -129,6 +161,17 @@ public final class AuthorizationServer: Sendable {
                 (gRPC \(limits.maxConnections), HTTP \(http.tracker.maximumConnections)): past it new connections \
                 fail; raise `ulimit -n` or lower --grpc-max-connections and --http-max-connections
                 """)
+        }
+        let admin = try await configuration.admin.listener.asyncMap { settings in
+            try await HTTPServer(
+                options: .init(
+                    host: settings.host, port: settings.port, tls: adminTLS,
+                    identifyPeer: adminTLS == nil ? nil : ClientIdentification.admin,
+                    maxBodyBytes: configuration.maxHTTPBodyBytes),
+                reject: HTTPResponse.api
+            ) { request, connection in
+                await api.admin(request, connection: connection)
+            }.bind()
         }
 
         // Shutdown runs in reverse order: the listeners drain first, the decision log is written last.
@@ -154,7 +197,7 @@ public final class AuthorizationServer: Sendable {
                 }
             }, serviceName: "policy-watch"))
         }
-        let tls = [grpcTLS, httpTLS].compactMap { $0 }
+        let tls = [grpcTLS, httpTLS, adminTLS].compactMap { $0 }
         if !tls.isEmpty {
             services.append(.init(service: RepeatingService(every: .seconds(1)) { [logger] in
                 for context in tls { Self.reload(context, logger: logger) }
@@ -169,6 +212,7 @@ public final class AuthorizationServer: Sendable {
             _ = try? await EventLoops.blocking { store.reload() }
         }, serviceName: "sighup-reload"))
         services.append(.init(service: http, serviceName: "http-listener"))
+        if let admin { services.append(.init(service: admin, serviceName: "admin-listener")) }
         services.append(.init(service: GRPCServerService(grpcServer), serviceName: "grpc-listener"))
         services.append(.init(
             service: ClosureService { [configuration, logger] in
@@ -176,8 +220,14 @@ public final class AuthorizationServer: Sendable {
                 let httpPort = http.port ?? configuration.http.port
                 logger.info("gRPC listening on \(configuration.grpc.host):\(grpcPort)")
                 logger.info("HTTP listening on \(configuration.http.host):\(httpPort)")
+                let adminPort = admin.map { $0.port ?? configuration.admin.listener?.port ?? 0 }
+                if let adminPort, let settings = configuration.admin.listener {
+                    let writes = configuration.admin.policyWrites ? "policy writes on" : "policy writes off"
+                    logger.info(
+                        "admin listening on \(settings.host):\(adminPort) (authentication \(configuration.admin.authentication.rawValue), \(writes))")
+                }
                 logger.info("\(configuration.guardedWorkloadSummary)")
-                onReady(Bound(grpcPort: grpcPort, httpPort: httpPort))
+                onReady(Bound(grpcPort: grpcPort, httpPort: httpPort, adminPort: adminPort))
             },
             successTerminationBehavior: .ignore, serviceName: "ready"))
 
@@ -230,11 +280,13 @@ public final class AuthorizationServer: Sendable {
         return out
     }
 
-    static func serverTLS(_ tls: ServerConfiguration.TLS, protocols: [String]) throws -> ReloadingTLSContext {
+    static func serverTLS(
+        _ tls: ServerConfiguration.TLS, protocols: [String], clientCertificates: TLSSettings.PeerCertificates
+    ) throws -> ReloadingTLSContext {
         do {
             return try ReloadingTLSContext(
-                files: TLSFiles(certificateChain: tls.certificate, privateKey: tls.key),
-                settings: TLSSettings(applicationProtocols: protocols), role: .server)
+                files: TLSFiles(certificateChain: tls.certificate, privateKey: tls.key, trustBundle: tls.clientCA),
+                settings: TLSSettings(applicationProtocols: protocols, peerCertificates: clientCertificates), role: .server)
         } catch {
             throw Diagnostic(code: Diagnostic.Code.io, message: "tls: \(error)")
         }
@@ -249,5 +301,13 @@ public final class AuthorizationServer: Sendable {
         } catch {
             logger.error("tls: keeping the previous certificate: \(error)")
         }
+    }
+}
+
+extension Optional {
+    /// `map` with an asynchronous transform.
+    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
+        guard let self else { return nil }
+        return try await transform(self)
     }
 }

@@ -1,6 +1,7 @@
 import DecisionPoint
 import ExtAuthz
 import Foundation
+import Networking
 import PolicyCore
 import Synchronization
 
@@ -33,11 +34,13 @@ public final class CheckHandler: Sendable {
         public var decisionID: String
     }
 
-    public func check(_ check: Envoy_Service_Auth_V3_CheckRequest, transport: String) -> Result {
+    /// `client`: who asked, when the listener identifies its TLS clients. Only a client on the listener's allow-list
+    /// (`authorized`) is trusted with the verified-claims header (when configured); the decision log names the client.
+    public func check(_ check: Envoy_Service_Auth_V3_CheckRequest, transport: String, client: TLSPeer? = nil) -> Result {
         let clock = ContinuousClock()
         let start = clock.now
         let snapshot = decisionPoint.snapshot
-        let request = mapper.map(check)
+        let request = mapper.map(check, claimsHeaderTrusted: client?.authorized == true)
         let response = snapshot?.decide(request, input: CheckInput(check: check, normalizedPath: request.http.path))
             ?? .notReady
         let decisionID = Self.newDecisionID()
@@ -47,7 +50,7 @@ public final class CheckHandler: Sendable {
         if log != nil || upload != nil {
             let entry = DecisionLog.Entry(
                 decisionID: decisionID, time: Date(), request: request, response: response, revision: snapshot?.revision,
-                duration: duration, transport: transport, bundleRevision: snapshot?.bundleRevision)
+                duration: duration, transport: transport, bundleRevision: snapshot?.bundleRevision, client: client?.identity)
             log?.record(entry)
             upload?.record(entry.json)
         }

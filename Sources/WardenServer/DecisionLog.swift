@@ -36,11 +36,14 @@ public final class DecisionLog: Sendable {
         public var transport: String
         /// The `.manifest` revision of the bundle the deciding snapshot came from.
         public var bundleRevision: String?
+        /// Who asked: the TLS client's SPIFFE ID (or subject), on a listener that verifies client certificates.
+        public var client: String?
 
         public init(
             decisionID: String, time: Date, request: AuthzRequest, response: DecisionResponse, revision: Int?,
-            duration: Duration, transport: String, bundleRevision: String? = nil
+            duration: Duration, transport: String, bundleRevision: String? = nil, client: String? = nil
         ) {
+            self.client = client
             self.bundleRevision = bundleRevision
             self.decisionID = decisionID
             self.time = time
@@ -66,8 +69,9 @@ public final class DecisionLog: Sendable {
                 "duration_ns": .int(Int(nanoseconds)),
                 "transport": .string(transport),
             ]
-            if let bundleRevision, case .object(var members) = json {
-                members[.string("bundle_revision")] = .string(bundleRevision)
+            if case .object(var members) = json, bundleRevision != nil || client != nil {
+                if let bundleRevision { members[.string("bundle_revision")] = .string(bundleRevision) }
+                if let client { members[.string("client")] = .string(client) }
                 json = .object(members)
             }
             return json

@@ -6,8 +6,13 @@ import PolicyCore
 import PolicyLoading
 import Rego
 
-/// The HTTP listener's routes: ext_authz's HTTP mode, OPA's REST API for policies, health, status and metrics.
-/// Every route is a function from a request to a response, tested without sockets.
+/// The routes of the two HTTP listeners, each a function from a request to a response, tested without sockets.
+///
+/// The data plane (`dataPlane`) answers the questions proxies and applications ask: ext_authz's HTTP mode,
+/// OPA's data API queries (`GET`/`POST /v1/data`) and health. When the listener has an allow-list, only the clients
+/// on it may ask. The management API (`admin`) is OPA's REST API for policies, status and metrics, and OPA's data
+/// queries for operators; every request on it is first authenticated and authorized (`AdminAuthorizer`), and
+/// policy writes are refused unless they are turned on.
 public struct HTTPAPI: Sendable {
     public let handler: CheckHandler
     public let store: PolicyStore
@@ -19,10 +24,20 @@ public struct HTTPAPI: Sendable {
     public let extAuthzPrefix: String
     /// More members for `/v1/status` (the bundle and decision-log upload states).
     public let statusExtras: (@Sendable () -> [String: Value])?
+    /// Whether the data plane answers only clients on its allow-list (`TLSPeer.authorized`).
+    public let dataPlaneAllowList: Bool
+    /// Who may use the management API.
+    public let authorizer: AdminAuthorizer
+    /// Whether `PUT`/`DELETE /v1/policies/{id}` may change the policies.
+    public let policyWrites: Bool
+    /// Where the management API listens (`host:port`), for the data plane's pointers to it; nil when it is off.
+    public let adminAddress: String?
 
     public init(
         handler: CheckHandler, store: PolicyStore, documents: PolicyDocuments?, metrics: ServerMetrics,
-        extAuthzPrefix: String = "/ext_authz", statusExtras: (@Sendable () -> [String: Value])? = nil
+        extAuthzPrefix: String = "/ext_authz", statusExtras: (@Sendable () -> [String: Value])? = nil,
+        dataPlaneAllowList: Bool = false, authorizer: AdminAuthorizer = AdminAuthorizer(), policyWrites: Bool = false,
+        adminAddress: String? = nil
     ) {
         self.statusExtras = statusExtras
         self.handler = handler
@@ -30,13 +45,57 @@ public struct HTTPAPI: Sendable {
         self.documents = documents
         self.metrics = metrics
         self.extAuthzPrefix = extAuthzPrefix
+        self.dataPlaneAllowList = dataPlaneAllowList
+        self.authorizer = authorizer
+        self.policyWrites = policyWrites
+        self.adminAddress = adminAddress
     }
 
-    public func handle(_ request: HTTPRequest, connection: HTTPServer.Connection) async -> HTTPResponse {
+    // MARK: - The data plane
+
+    public func dataPlane(_ request: HTTPRequest, connection: HTTPServer.Connection) async -> HTTPResponse {
         let path = request.path
-        if path == extAuthzPrefix || path.hasPrefix(extAuthzPrefix + "/") {
-            return extAuthz(request, connection: connection)
+        let asksForDecision = isExtAuthz(path) || path == "/v1/data" || path.hasPrefix("/v1/data/")
+        if asksForDecision, dataPlaneAllowList, connection.peer?.authorized != true {
+            metrics.recordClientRefused(listener: "http")
+            let who = connection.peer.map { "client `\($0.identity)` is not on this listener's allow-list" }
+                ?? "this listener answers only clients with a certificate on its allow-list"
+            if isExtAuthz(path) { return .text(403, "access denied: \(who)\n") }
+            return .error(401, code: "unauthorized", message: who)
         }
+        if isExtAuthz(path) { return extAuthz(request, connection: connection) }
+        switch (request.method, path) {
+        case ("GET", "/health"), ("HEAD", "/health"):
+            return health()
+        case ("GET", "/v1/data"), ("POST", "/v1/data"):
+            return data(request)
+        default:
+            break
+        }
+        if path.hasPrefix("/v1/data/") {
+            switch request.method {
+            case "GET", "POST": return data(request)
+            default: return methodNotAllowed(request)
+            }
+        }
+        if path == "/v1/status" || path == "/metrics" || path == "/v1/policies" || path.hasPrefix("/v1/policies/") {
+            let where_ = adminAddress.map { "the admin listener (`\($0)`)" } ?? "the admin listener, which is off"
+            return .error(404, code: "resource_not_found", message: "`\(path)` is served on \(where_), not on the data plane")
+        }
+        return .error(404, code: "resource_not_found", message: "no route for \(request.method) `\(path)`")
+    }
+
+    func isExtAuthz(_ path: Substring) -> Bool {
+        path == extAuthzPrefix || path.hasPrefix(extAuthzPrefix + "/")
+    }
+
+    // MARK: - The management API
+
+    public func admin(_ request: HTTPRequest, connection: HTTPServer.Connection) async -> HTTPResponse {
+        let refusal = authorizer.authorize(request, peer: connection.peer)
+        metrics.recordAdminRequest(allowed: refusal == nil)
+        if let refusal { return refusal }
+        let path = request.path
         switch (request.method, path) {
         case ("GET", "/health"), ("HEAD", "/health"):
             return health()
@@ -55,8 +114,8 @@ public struct HTTPAPI: Sendable {
             let id = String(path.dropFirst("/v1/policies/".count)).removingPercentEncoding ?? ""
             switch request.method {
             case "GET": return getPolicy(id)
-            case "PUT": return await putPolicy(id, request)
-            case "DELETE": return await deletePolicy(id)
+            case "PUT": return policyWrites ? await putPolicy(id, request) : writesOff(request)
+            case "DELETE": return policyWrites ? await deletePolicy(id) : writesOff(request)
             default: return methodNotAllowed(request)
             }
         }
@@ -66,11 +125,22 @@ public struct HTTPAPI: Sendable {
             default: return methodNotAllowed(request)
             }
         }
+        if isExtAuthz(path) {
+            return .error(404, code: "resource_not_found", message: "ext_authz is served on the data plane, not on the admin listener")
+        }
         return .error(404, code: "resource_not_found", message: "no route for \(request.method) `\(path)`")
+    }
+
+    func writesOff(_ request: HTTPRequest) -> HTTPResponse {
+        .error(
+            403, code: "invalid_operation",
+            message: "policy writes are off: \(request.method) `\(request.path)` was refused; start `warden serve` with "
+                + "--allow-policy-writes (or `admin.policy_writes: true`) to change policies through the API")
     }
 
     // MARK: - ext_authz HTTP mode
 
+    /// The verified-claims header is read only from a client on the listener's allow-list.
     func extAuthz(_ request: HTTPRequest, connection: HTTPServer.Connection) -> HTTPResponse {
         var target = String(request.target.dropFirst(extAuthzPrefix.count))
         if target.isEmpty || target.first == "?" { target = "/" + target }
@@ -79,7 +149,7 @@ public struct HTTPAPI: Sendable {
         let check = HTTPCheckRequest.make(
             method: request.method, target: target, headers: request.headers, body: request.body,
             source: .init(address: connection.remoteIP, port: connection.remotePort))
-        let result = handler.check(check, transport: "http")
+        let result = handler.check(check, transport: "http", client: connection.peer)
         return Self.httpResponse(result.decision, decisionID: result.decisionID)
     }
 

@@ -32,10 +32,10 @@ public struct GRPCLimits: Sendable, Hashable {
     ]
 
     /// The listener's options with these limits.
-    func options(host: String, port: Int, tls: ReloadingTLSContext?, maxMessageBytes: Int,
-                 observer: any ListenerLimitObserver) -> GRPCListener.Options {
+    func options(host: String, port: Int, tls: ReloadingTLSContext?, identifyPeer: PeerIdentifier? = nil,
+                 maxMessageBytes: Int, observer: any ListenerLimitObserver) -> GRPCListener.Options {
         GRPCListener.Options(
-            host: host, port: port, tls: tls, maxMessageBytes: maxMessageBytes,
+            host: host, port: port, tls: tls, identifyPeer: identifyPeer, maxMessageBytes: maxMessageBytes,
             maxConnectionBufferBytes: maxConnectionBufferBytes, maxConcurrentStreams: maxConcurrentStreams,
             requestTimeout: TimeAmount(requestTimeout), idleTimeout: TimeAmount(idleTimeout),
             maxConnections: maxConnections, observer: observer)

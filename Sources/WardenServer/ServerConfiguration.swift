@@ -9,11 +9,14 @@ import PolicyCore
 /// types are errors with `file:line:col`, as in policy files.
 ///
 /// ```yaml
-/// grpc: {address: 127.0.0.1:9191, tls: {certificate: cert.pem, key: key.pem}, max_message_bytes: 4194304,
+/// grpc: {address: 127.0.0.1:9191, tls: {certificate: cert.pem, key: key.pem, client_ca: ca.pem},
+///        allowed_clients: [spiffe://cluster.local/ns/istio-system/sa/ingress], max_message_bytes: 4194304,
 ///        max_connection_buffer_bytes: 16777216, max_concurrent_streams: 100, request_timeout: 10s,
 ///        idle_timeout: 60s, max_connections: 10000}
-/// http: {address: 127.0.0.1:8181, tls: {...}, ext_authz_prefix: /ext_authz, max_body_bytes: 1048576,
-///        request_timeout: 10s, idle_timeout: 60s, max_connections: 10000}
+/// http: {address: 127.0.0.1:8181, tls: {...}, allowed_clients: [...], ext_authz_prefix: /ext_authz,
+///        max_body_bytes: 1048576, request_timeout: 10s, idle_timeout: 60s, max_connections: 10000}
+/// admin: {address: 127.0.0.1:8282, tls: {...}, authentication: token, authorization_policy: authz.rego,
+///         policy_writes: false}
 /// policies: {paths: [policies], root_namespace: istio-system, default_namespace: default, watch_interval_ms: 1000}
 /// request: {trusted_proxies: 0, normalize_path: true, merge_slashes: true, strip_path_parameters: true,
 ///           path_with_escaped_slashes_action: KEEP_UNCHANGED,
@@ -29,12 +32,26 @@ public struct ServerConfiguration: Sendable {
         public var host: String
         public var port: Int
         public var tls: TLS?
+        /// The clients that may ask for decisions on this listener (ext_authz and data queries): their verified
+        /// SPIFFE IDs. Empty: any client may ask. Only these clients are trusted with the verified-claims header.
+        public var allowedClients: [SPIFFEID]
 
-        public init(host: String, port: Int, tls: TLS? = nil) {
+        public init(host: String, port: Int, tls: TLS? = nil, allowedClients: [SPIFFEID] = []) {
             self.host = host
             self.port = port
             self.tls = tls
+            self.allowedClients = allowedClients
         }
+
+        /// Whether only this machine can connect: a loopback address (`127.0.0.0/8`, `::1`, `localhost`).
+        public var isLoopback: Bool {
+            if host == "localhost" || host == "::1" { return true }
+            let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+            return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0) != nil }
+        }
+
+        /// `host:port`, bracketing an IPv6 host.
+        public var address: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 
         /// `host:port` or `[v6]:port`; a bare `:port` listens on 127.0.0.1.
         public static func parse(_ text: String) -> (host: String, port: Int)? {
@@ -47,15 +64,44 @@ public struct ServerConfiguration: Sendable {
         }
     }
 
-    /// A certificate chain and key, PEM files.
+    /// A certificate chain and key, PEM files, and the CA certificates clients' certificates must chain to.
     public struct TLS: Sendable, Hashable {
         public var certificate: String
         public var key: String
+        /// When set, clients present certificates that verify against these CA certificates (PEM): required on
+        /// the admin listener, and on the ext_authz listeners when they have an allow-list; on an ext_authz
+        /// listener without one, a client may still connect without a certificate.
+        public var clientCA: String?
 
-        public init(certificate: String, key: String) {
+        public init(certificate: String, key: String, clientCA: String? = nil) {
             self.certificate = certificate
             self.key = key
+            self.clientCA = clientCA
         }
+    }
+
+    /// The management API's listener and who may use it.
+    public struct Admin: Sendable, Hashable {
+        /// OPA's `--authentication`: how a caller's identity is established.
+        public enum Authentication: String, Sendable, CaseIterable {
+            /// No identity (`input.identity` is undefined).
+            case off
+            /// `Authorization: Bearer <token>`: the token is the identity.
+            case token
+            /// A client certificate that verifies against `tls.client_ca`: its SPIFFE ID, else its subject.
+            case tls
+        }
+
+        /// Where the management API listens; nil: it is not served.
+        public var listener: Listener? = Listener(host: "127.0.0.1", port: 8282)
+        public var authentication = Authentication.off
+        /// A Rego file whose `data.system.authz.allow` decides every management request (OPA's
+        /// `--authorization=basic`); nil: every caller that reaches the listener (and authenticates) may.
+        public var authorizationPolicy: String?
+        /// Whether `PUT`/`DELETE /v1/policies/{id}` may change the policies.
+        public var policyWrites = false
+
+        public init() {}
     }
 
     public enum LogLevel: String, Sendable, CaseIterable, Comparable {
@@ -78,6 +124,7 @@ public struct ServerConfiguration: Sendable {
 
     public var grpc = Listener(host: "127.0.0.1", port: 9191)
     public var http = Listener(host: "127.0.0.1", port: 8181)
+    public var admin = Admin()
     public var maxGRPCMessageBytes = 4 << 20
     public static let maxGRPCMessageBytesRange = 1024...(1 << 30)
     /// What one gRPC client can make the server hold: connections, streams, buffered bytes, time.
@@ -117,7 +164,9 @@ public struct ServerConfiguration: Sendable {
 
     public init() {}
 
-    static let topLevel = ["grpc", "http", "policies", "request", "providers", "limits", "decision_log", "log_level", "threads"] + opaKeys
+    static let topLevel = [
+        "grpc", "http", "admin", "policies", "request", "providers", "limits", "decision_log", "log_level", "threads",
+    ] + opaKeys
 
     /// Reads a configuration file over the defaults; returns every problem found.
     public static func load(file: String) -> (ServerConfiguration?, [Diagnostic]) {
@@ -163,27 +212,42 @@ public struct ServerConfiguration: Sendable {
         }
         // Apart from `config`, which `listener` is given a part of inout.
         var grpcLimits = config.grpcLimits, httpLimits = config.httpLimits
+        func address(_ f: DocumentDecoder.Fields, into listener: inout Listener) {
+            guard let n = f["address"], let s = d.string(n, at: f.path("address")) else { return }
+            if let (host, port) = Listener.parse(s.value) {
+                listener.host = host
+                listener.port = port
+            } else {
+                d.invalid("expected `host:port`, found `\(s.value)`", at: s)
+            }
+        }
+        func tls(_ f: DocumentDecoder.Fields) -> TLS? {
+            guard let n = f["tls"], let t = d.fields(n, at: f.path("tls"), known: ["certificate", "key", "client_ca"])
+            else { return nil }
+            let cert = t["certificate"].flatMap { d.string($0, at: t.path("certificate")) }
+            let key = t["key"].flatMap { d.string($0, at: t.path("key")) }
+            let ca = t["client_ca"].flatMap { d.string($0, at: t.path("client_ca")) }
+            guard let cert, let key else {
+                d.report(Diagnostic.Code.missingField, "tls needs both `certificate` and `key`", span: n.span, path: t.path)
+                return nil
+            }
+            return TLS(certificate: relative(cert.value), key: relative(key.value), clientCA: ca.map { relative($0.value) })
+        }
         func listener(_ node: DocumentNode, _ path: FieldPath, into listener: inout Listener) -> (Int?, String?) {
             let grpc = path.description == "grpc"
-            let known = grpc ? ["address", "tls", "max_message_bytes"] + GRPCLimits.fields.map(\.key)
-                : ["address", "tls", "max_body_bytes", "ext_authz_prefix"] + HTTPLimits.fields.map(\.key)
+            let known = grpc ? ["address", "tls", "allowed_clients", "max_message_bytes"] + GRPCLimits.fields.map(\.key)
+                : ["address", "tls", "allowed_clients", "max_body_bytes", "ext_authz_prefix"] + HTTPLimits.fields.map(\.key)
             guard let f = d.fields(node, at: path, known: known) else { return (nil, nil) }
             if grpc { limits(f, GRPCLimits.fields, into: &grpcLimits) } else { limits(f, HTTPLimits.fields, into: &httpLimits) }
-            if let n = f["address"], let s = d.string(n, at: f.path("address")) {
-                if let (host, port) = Listener.parse(s.value) {
-                    listener.host = host
-                    listener.port = port
-                } else {
-                    d.invalid("expected `host:port`, found `\(s.value)`", at: s)
-                }
-            }
-            if let n = f["tls"], let t = d.fields(n, at: f.path("tls"), known: ["certificate", "key"]) {
-                let cert = t["certificate"].flatMap { d.string($0, at: t.path("certificate")) }
-                let key = t["key"].flatMap { d.string($0, at: t.path("key")) }
-                if let cert, let key {
-                    listener.tls = TLS(certificate: relative(cert.value), key: relative(key.value))
-                } else {
-                    d.report(Diagnostic.Code.missingField, "tls needs both `certificate` and `key`", span: n.span, path: t.path)
+            address(f, into: &listener)
+            if let tls = tls(f) { listener.tls = tls }
+            if let n = f["allowed_clients"], let list = d.strings(n, at: f.path("allowed_clients")) {
+                for item in list {
+                    do {
+                        listener.allowedClients.append(try SPIFFEID(parsing: item.value))
+                    } catch {
+                        d.invalid("expected a SPIFFE ID such as `spiffe://cluster.local/ns/istio-system/sa/ingress`: \(error.message)", at: item)
+                    }
                 }
             }
             let limitKey = path.description == "grpc" ? "max_message_bytes" : "max_body_bytes"
@@ -205,6 +269,34 @@ public struct ServerConfiguration: Sendable {
             if let limit { config.maxHTTPBodyBytes = limit }
             config.httpLimits = httpLimits
             if let prefix { config.extAuthzPrefix = prefix }
+        }
+        if let n = top["admin"],
+           let f = d.fields(n, at: top.path("admin"), known: [
+               "address", "tls", "authentication", "authorization_policy", "policy_writes",
+           ])
+        {
+            if let a = f["address"], case .scalar(let scalar) = a.content, scalar.text == "off" {
+                config.admin.listener = nil
+            } else if var admin = config.admin.listener {
+                address(f, into: &admin)
+                if let tls = tls(f) { admin.tls = tls }
+                config.admin.listener = admin
+            }
+            // `off` is a YAML 1.1 boolean; read the word as written.
+            if let n = f["authentication"], case .scalar(let scalar) = n.content, scalar.kind == .bool || scalar.kind == .string {
+                let s = Located(scalar.text, span: n.span, path: f.path("authentication"))
+                if let mode = Admin.Authentication(rawValue: s.value) {
+                    config.admin.authentication = mode
+                } else {
+                    d.invalid("expected `off`, `token` or `tls`, found `\(s.value)`", at: s)
+                }
+            } else if let n = f["authentication"] {
+                d.mismatch(n, f.path("authentication"), expected: "`off`, `token` or `tls`")
+            }
+            if let s = f["authorization_policy"].flatMap({ d.string($0, at: f.path("authorization_policy")) }) {
+                config.admin.authorizationPolicy = relative(s.value)
+            }
+            if let v = f["policy_writes"].flatMap({ d.bool($0, at: f.path("policy_writes")) }) { config.admin.policyWrites = v }
         }
         if let n = top["policies"],
            let f = d.fields(n, at: top.path("policies"), known: ["paths", "root_namespace", "default_namespace", "watch_interval_ms"])

@@ -28,6 +28,8 @@ public final class ServerMetrics: Sendable {
     private let logUploadFailures: Counter
     private let logDropped: Counter
     private let grpcLimitEvents: [ListenerLimit: Counter]
+    private let adminRequests: [Bool: Counter]
+    private let clientRefusals: [String: Counter]
 
     struct DecisionKey: Hashable {
         var action: String
@@ -110,7 +112,28 @@ public final class ServerMetrics: Sendable {
                     help: "Times the gRPC listener enforced a limit: connections refused or closed idle, streams reset or made to wait."),
                 labels: [("limit", limit.rawValue)]))
         })
+        var adminRequests: [Bool: Counter] = [:]
+        for allowed in [true, false] {
+            adminRequests[allowed] = registry.makeCounter(
+                descriptor: Self.name(
+                    "admin_requests", unit: "total",
+                    help: "Management API requests, by whether the authorization policy let them through."),
+                labels: [("result", allowed ? "allowed" : "refused")])
+        }
+        self.adminRequests = adminRequests
+        var clientRefusals: [String: Counter] = [:]
+        for listener in Self.dataPlaneListeners {
+            clientRefusals[listener] = registry.makeCounter(
+                descriptor: Self.name(
+                    "client_refusals", unit: "total",
+                    help: "Decision requests refused because the client was not on the listener's allow-list."),
+                labels: [("listener", listener)])
+        }
+        self.clientRefusals = clientRefusals
     }
+
+    /// The `listener` label of `client_refusals`.
+    static let dataPlaneListeners = ["grpc", "http"]
 
     static func name(_ metric: String, unit: String = "", help: String) -> MetricNameDescriptor {
         MetricNameDescriptor(namespace: "warden", metricName: metric, unitName: unit, helpText: help)
@@ -150,6 +173,9 @@ public final class ServerMetrics: Sendable {
     public func recordDecisionLogUploadFailure() { logUploadFailures.increment() }
     public func recordDecisionLogDropped() { logDropped.increment() }
     public func recordGRPCLimit(_ limit: ListenerLimit) { grpcLimitEvents[limit]?.increment() }
+    public func recordAdminRequest(allowed: Bool) { adminRequests[allowed]?.increment() }
+    /// A client the `listener` (`grpc` or `http`) refused for not being on its allow-list.
+    public func recordClientRefused(listener: String) { clientRefusals[listener]?.increment() }
 
     /// The Prometheus text exposition.
     public func exposition() -> [UInt8] {

@@ -73,7 +73,10 @@ struct DemoCommand: AsyncParsableCommand {
         writeOutput("\nThe walkthrough: paste a command, compare the answer.")
         var failures = 0
         for (index, item) in requests.enumerated() {
-            let expected = item.request.expect.exit.map { "curl fails with exit code \($0) (\($0 == 56 ? "connection reset: mTLS required" : "no answer"))" }
+            let expected = item.request.expect.exit.map { exits in
+                "curl fails with exit code \(exits.map(String.init).joined(separator: " or ")) "
+                    + "(\(exits.contains(56) ? "connection reset: mTLS required" : "no answer"))"
+            }
                 ?? item.request.expect.status.map { "\($0)" } ?? "an answer"
             writeOutput("\n\(index + 1). \(item.note)\n   \(try run.curlCommand(item.request, substitutions: substitutions))\n   expect: \(expected)")
             if check {
@@ -110,6 +113,7 @@ struct DemoCommand: AsyncParsableCommand {
             switch component.kind {
             case .server:
                 line += "gRPC ext_authz :\(run.port(component.name, "grpc_port") ?? 0), HTTP :\(run.port(component.name, "http_port") ?? 0)"
+                line += ", admin :\(run.port(component.name, "admin_port") ?? 0)"
                 line += ", policies \(component.string("policies").flatMap { try? run.resolve($0) } ?? "policies")"
             case .proxy:
                 line += ":\(run.port(component.name) ?? 0) → \(component.string("upstream") ?? "")"

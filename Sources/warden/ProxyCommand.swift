@@ -62,6 +62,10 @@ struct ProxyCommand: AsyncParsableCommand {
     var checkTimeout: String?
     @Option(name: .customLong("authz-client"), help: "in-place (default) or grpc-swift: how checks are sent.")
     var authzClient: String?
+    @Flag(
+        name: .customLong("authz-tls"),
+        help: "Ask the server over mutual TLS with --cert and --key, verifying its chain against --trust-bundle (for a server with --allowed-clients).")
+    var authzTLS = false
     @Option(name: .customLong("failure-status"), help: "The status of a request whose check failed (default 403).")
     var failureStatus: Int?
     @Flag(help: "Outbound mode: plaintext in, mutual TLS out.")
@@ -173,6 +177,7 @@ struct ProxyCommand: AsyncParsableCommand {
             c.authorizationClient = kind
         }
         c.outbound = outbound
+        c.authorizationTLS = authzTLS
         if let expectPeer {
             do {
                 c.expectedPeer = try SPIFFEID(parsing: expectPeer)
@@ -244,6 +249,7 @@ struct ProxyConfigFile {
     var strings: [String: String] = [:]
     var integers: [String: Int] = [:]
     var outbound = false
+    var authzTLS = false
 
     static let stringKeys = [
         "listen", "upstream", "authz", "cert", "key", "trust_bundle", "policies", "namespace", "labels", "ports",
@@ -267,7 +273,7 @@ struct ProxyConfigFile {
         var file = ProxyConfigFile()
         guard let document = parsed.documents.first else { return (file, []) }
         let d = DocumentDecoder()
-        guard let top = d.fields(document, at: .root, known: stringKeys + integerKeys + ["outbound"]) else {
+        guard let top = d.fields(document, at: .root, known: stringKeys + integerKeys + ["outbound", "authz_tls"]) else {
             return (nil, d.diagnostics)
         }
         let base = (path as NSString).deletingLastPathComponent
@@ -276,6 +282,8 @@ struct ProxyConfigFile {
             switch entry.key {
             case "outbound":
                 if let flag = d.bool(entry.value, at: path) { file.outbound = flag }
+            case "authz_tls":
+                if let flag = d.bool(entry.value, at: path) { file.authzTLS = flag }
             case "labels" where { if case .mapping = entry.value.content { true } else { false } }():
                 if let labels = d.stringMap(entry.value, at: path) {
                     file.strings["labels"] = labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.value)" }.joined(separator: ",")
@@ -337,5 +345,6 @@ struct ProxyConfigFile {
         set(&command.watchIntervalMs, "watch_interval_ms")
         set(&command.threads, "threads")
         if outbound { command.outbound = true }
+        if authzTLS { command.authzTLS = true }
     }
 }

@@ -9,13 +9,14 @@ import WardenServer
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Serve authorization decisions: Envoy ext_authz (gRPC and HTTP), OPA's policy API, health and metrics.",
+        abstract: "Serve authorization decisions: Envoy ext_authz (gRPC and HTTP) and OPA's data API; OPA's policy API, status and metrics on an admin listener.",
         discussion: """
-            Settings come from --config (YAML) and then from flags, which win. By default the server listens on \
+            Settings come from --config (YAML) and then from flags, which win. By default the data plane listens on \
             127.0.0.1:9191 (gRPC: envoy.service.auth.v3.Authorization and grpc.health.v1.Health) and \
-            127.0.0.1:8181 (HTTP: ext_authz HTTP mode under /ext_authz, /v1/policies, /v1/status, /health, \
-            /metrics), serves the policies in ./policies, reloads them when they change or on SIGHUP, and writes \
-            decision logs to standard output. SIGTERM or SIGINT shuts down gracefully.
+            127.0.0.1:8181 (HTTP: ext_authz HTTP mode under /ext_authz, GET/POST /v1/data queries, /health), and \
+            the management API on 127.0.0.1:8282 (/v1/policies, /v1/status, /metrics; policy writes off unless \
+            --allow-policy-writes). The server serves the policies in ./policies, reloads them when they change or \
+            on SIGHUP, and writes decision logs to standard output. SIGTERM or SIGINT shuts down gracefully.
             """
     )
 
@@ -27,6 +28,31 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("http-address"), help: "HTTP listen address, host:port (default 127.0.0.1:8181).")
     var httpAddress: String?
+
+    @Option(
+        name: .customLong("admin-address"),
+        help: "Management API listen address, host:port, or off (default 127.0.0.1:8282).")
+    var adminAddress: String?
+
+    @Option(
+        name: .customLong("authentication"),
+        help: "How management API callers are identified: off, token (Authorization: Bearer) or tls (a client certificate from --admin-tls-client-ca).")
+    var authentication: String?
+
+    @Option(
+        name: .customLong("authorization-policy"),
+        help: "A Rego file whose data.system.authz.allow decides every management API request (OPA's system.authz).")
+    var authorizationPolicy: String?
+
+    @Flag(
+        name: .customLong("allow-policy-writes"),
+        help: "Let PUT/DELETE /v1/policies/{id} on the management API change the policies (off by default).")
+    var allowPolicyWrites = false
+
+    @Option(
+        name: .customLong("allowed-clients"),
+        help: "A SPIFFE ID allowed to ask for decisions (repeatable), on each ext_authz listener with a --*-tls-client-ca. Only these clients are trusted with the verified-claims header.")
+    var allowedClients: [String] = []
 
     @Option(name: .customLong("policies"), help: "Policy files or directories (repeatable; default ./policies).")
     var policies: [String] = []
@@ -60,7 +86,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("destination-labels"), help: "The labels of the workload this server guards (app=details,version=v1), when checks do not name them.")
     var destinationLabels: String?
 
-    @Flag(name: .customLong("trust-verified-claims-header"), help: "Read request.auth.* from the x-warden-verified-claims header (only behind warden proxy).")
+    @Flag(name: .customLong("trust-verified-claims-header"), help: "Read request.auth.* from the x-warden-verified-claims header, from --allowed-clients only (behind warden proxy).")
     var trustVerifiedClaimsHeader = false
 
     @Option(name: .customLong("bundle"), help: "Serve the OPA bundle at this URL (polled) instead of --policies.")
@@ -90,6 +116,16 @@ struct ServeCommand: AsyncParsableCommand {
     var httpTLSCert: String?
     @Option(name: .customLong("http-tls-key"), help: "PEM private key for the HTTP listener.")
     var httpTLSKey: String?
+    @Option(name: .customLong("grpc-tls-client-ca"), help: "PEM CA certificates gRPC clients' certificates are verified against.")
+    var grpcTLSClientCA: String?
+    @Option(name: .customLong("http-tls-client-ca"), help: "PEM CA certificates HTTP clients' certificates are verified against.")
+    var httpTLSClientCA: String?
+    @Option(name: .customLong("admin-tls-cert"), help: "PEM certificate chain for the admin listener.")
+    var adminTLSCert: String?
+    @Option(name: .customLong("admin-tls-key"), help: "PEM private key for the admin listener.")
+    var adminTLSKey: String?
+    @Option(name: .customLong("admin-tls-client-ca"), help: "PEM CA certificates the admin listener requires client certificates from.")
+    var adminTLSClientCA: String?
 
     func run() async throws {
         var settings = ServerConfiguration()
@@ -109,6 +145,10 @@ struct ServeCommand: AsyncParsableCommand {
         let server: AuthorizationServer
         do {
             server = try AuthorizationServer(configuration: settings)
+        } catch let error as StartupError {
+            var renderer = DiagnosticRenderer()
+            writeError("warden: cannot start:")
+            throw usage(renderer.render(error.diagnostics))
         } catch {
             throw usage("cannot start: \(error)")
         }
@@ -165,16 +205,77 @@ struct ServeCommand: AsyncParsableCommand {
         settings.limits = limits.applied(to: settings.limits)
         try listenerLimits.apply(to: &settings)
         if trustVerifiedClaimsHeader { settings.verifiedClaimsHeader = "x-warden-verified-claims" }
-        switch (grpcTLSCert, grpcTLSKey) {
-        case (let cert?, let key?): settings.grpc.tls = .init(certificate: cert, key: key)
-        case (nil, nil): break
-        default: throw ValidationError("give both --grpc-tls-cert and --grpc-tls-key")
+        try applyTLS(to: &settings)
+        try applyAdmin(to: &settings)
+    }
+
+    func applyTLS(to settings: inout ServerConfiguration) throws {
+        func tls(_ name: String, _ cert: String?, _ key: String?, _ ca: String?, _ current: ServerConfiguration.TLS?) throws
+            -> ServerConfiguration.TLS?
+        {
+            var tls = current
+            switch (cert, key) {
+            case (let cert?, let key?): tls = .init(certificate: cert, key: key, clientCA: current?.clientCA)
+            case (nil, nil): break
+            default: throw ValidationError("give both --\(name)-tls-cert and --\(name)-tls-key")
+            }
+            if let ca {
+                guard tls != nil else {
+                    throw ValidationError("--\(name)-tls-client-ca needs --\(name)-tls-cert and --\(name)-tls-key (or `\(name).tls`)")
+                }
+                tls?.clientCA = ca
+            }
+            return tls
         }
-        switch (httpTLSCert, httpTLSKey) {
-        case (let cert?, let key?): settings.http.tls = .init(certificate: cert, key: key)
-        case (nil, nil): break
-        default: throw ValidationError("give both --http-tls-cert and --http-tls-key")
+        settings.grpc.tls = try tls("grpc", grpcTLSCert, grpcTLSKey, grpcTLSClientCA, settings.grpc.tls)
+        settings.http.tls = try tls("http", httpTLSCert, httpTLSKey, httpTLSClientCA, settings.http.tls)
+        if adminTLSCert != nil || adminTLSKey != nil || adminTLSClientCA != nil {
+            guard settings.admin.listener != nil else { throw ValidationError("--admin-tls-* need the admin listener, which is off") }
+            let current = settings.admin.listener?.tls
+            settings.admin.listener?.tls = try tls("admin", adminTLSCert, adminTLSKey, adminTLSClientCA, current)
         }
+        if !allowedClients.isEmpty {
+            let ids = try allowedClients.map { text in
+                do throws(SPIFFEID.ParseError) {
+                    return try SPIFFEID(parsing: text)
+                } catch {
+                    throw ValidationError("--allowed-clients takes SPIFFE IDs such as spiffe://cluster.local/ns/istio-system/sa/ingress: \(error.message)")
+                }
+            }
+            // The list applies to the data-plane listeners that verify client certificates.
+            let grpcVerifies = settings.grpc.tls?.clientCA != nil, httpVerifies = settings.http.tls?.clientCA != nil
+            guard grpcVerifies || httpVerifies else {
+                throw ValidationError(
+                    "--allowed-clients needs a data-plane listener that verifies client certificates: --grpc-tls-client-ca "
+                        + "or --http-tls-client-ca (with that listener's --*-tls-cert and --*-tls-key)")
+            }
+            if grpcVerifies { settings.grpc.allowedClients = ids }
+            if httpVerifies { settings.http.allowedClients = ids }
+        }
+    }
+
+    func applyAdmin(to settings: inout ServerConfiguration) throws {
+        if let adminAddress {
+            if adminAddress == "off" {
+                settings.admin.listener = nil
+            } else {
+                guard let (host, port) = ServerConfiguration.Listener.parse(adminAddress) else {
+                    throw ValidationError("--admin-address must be host:port or off, found `\(adminAddress)`")
+                }
+                var listener = settings.admin.listener ?? ServerConfiguration.Listener(host: host, port: port)
+                listener.host = host
+                listener.port = port
+                settings.admin.listener = listener
+            }
+        }
+        if let authentication {
+            guard let mode = ServerConfiguration.Admin.Authentication(rawValue: authentication) else {
+                throw ValidationError("--authentication must be off, token or tls, found `\(authentication)`")
+            }
+            settings.admin.authentication = mode
+        }
+        if let authorizationPolicy { settings.admin.authorizationPolicy = authorizationPolicy }
+        if allowPolicyWrites { settings.admin.policyWrites = true }
     }
 
     func applyBundle(to settings: inout ServerConfiguration) throws {

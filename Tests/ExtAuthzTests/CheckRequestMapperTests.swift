@@ -96,10 +96,11 @@ func sampleCheck(
         let header = [VerifiedClaimsHeader.name: VerifiedClaimsHeader.encode(claims)]
         #expect(CheckRequestMapper().map(sampleCheck(headers: header)).auth == nil, "untrusted by default")
         let trusting = CheckRequestMapper(options: .init(verifiedClaimsHeader: VerifiedClaimsHeader.name))
-        let auth = try #require(trusting.map(sampleCheck(headers: header)).auth)
+        #expect(trusting.map(sampleCheck(headers: header)).auth == nil, "configured, but the caller does not vouch for it")
+        let auth = try #require(trusting.map(sampleCheck(headers: header), claimsHeaderTrusted: true).auth)
         #expect(auth.principal == "https://issuer.example/bob")
         #expect(auth.audiences == ["api"])
-        #expect(trusting.map(sampleCheck(headers: [VerifiedClaimsHeader.name: "%%%"])).auth == nil)
+        #expect(trusting.map(sampleCheck(headers: [VerifiedClaimsHeader.name: "%%%"]), claimsHeaderTrusted: true).auth == nil)
     }
 
     @Test func verifiedClaimsHeaderRoundTrips() throws {

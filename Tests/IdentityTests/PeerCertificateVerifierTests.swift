@@ -115,3 +115,36 @@ struct PeerCertificateVerifierTests {
         }
     }
 }
+
+/// A client leaf the TLS library already verified: the leaf's own rules decide its SPIFFE ID, and the subject names
+/// a client without one.
+@Suite struct ClientCertificateTests {
+    let factory = try! CertificateFactory(trustDomain: "example.org")
+
+    func client(_ variant: CertificateFactory.Variant) throws -> ClientCertificate {
+        let leaf = try factory.leaf("spiffe://example.org/ns/ops/sa/deployer", variant: variant)
+        return try ClientCertificate(derEncoded: PEMCertificates.der(leaf.certificate))
+    }
+
+    @Test func aSPIFFELeafOfAnyTrustDomainIsItsID() throws {
+        let certificate = try client(.valid)
+        #expect(try certificate.spiffeID.get().uri == "spiffe://example.org/ns/ops/sa/deployer")
+        #expect(certificate.identity == "spiffe://example.org/ns/ops/sa/deployer")
+    }
+
+    @Test func aLeafBreakingTheRulesHasNoSPIFFEIDAndIsNamedByItsSubject() throws {
+        for (variant, code) in [
+            (CertificateFactory.Variant.serverAuthOnly, "peer_wrong_usage"), (.certificateAuthority, "peer_leaf_is_ca"),
+            (.noURI, "peer_no_spiffe_id"), (.uris(["spiffe://a/x", "spiffe://b/y"]), "peer_several_uris"),
+        ] {
+            let certificate = try client(variant)
+            guard case .failure(let error) = certificate.spiffeID else {
+                Issue.record("\(variant) gave a SPIFFE ID")
+                continue
+            }
+            #expect(error.code == code, "\(variant)")
+            #expect(certificate.identity == certificate.certificate.subject.description)
+        }
+        #expect(try client(.noURI).identity == "CN=no names")
+    }
+}

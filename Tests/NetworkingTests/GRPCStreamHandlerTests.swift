@@ -16,7 +16,7 @@ import Testing
         let (_, handOffs) = AsyncStream.makeStream(of: GRPCListener.HandOff.self)
         let handler = GRPCStreamHandler(
             inPlace: ["/test.Echo/Echo": InPlaceMethod(
-                descriptor: MethodDescriptor(fullyQualifiedService: "test.Echo", method: "Echo")) { $0 }],
+                descriptor: MethodDescriptor(fullyQualifiedService: "test.Echo", method: "Echo")) { message, _ in message }],
             limits: .init(maxMessageBytes: 1024, requestTimeout: .seconds(10), observer: nil), budget: budget,
             peers: .init(remote: "test", local: "test"), handOffs: handOffs)
         let channel = EmbeddedChannel()

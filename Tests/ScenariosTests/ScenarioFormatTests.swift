@@ -43,6 +43,9 @@ import WardenTesting
               expect: {status: 200, exit: 56}
             - stop: details
               within: soon
+            - note: a list of exits holds only integers
+              request: {to: details, path: /}
+              expect: {exit: [55, reset]}
             """)
         let (scenario, diagnostics) = Scenario.load(path: path)
         #expect(scenario == nil)
@@ -55,6 +58,31 @@ import WardenTesting
         #expect(text.contains("`to: missing` names no component"))
         #expect(text.contains("expect either `status` or `exit`"))
         #expect(text.contains("broken.yaml:14:"), "the bad duration's place\n\(text)")
+        #expect(text.contains("broken.yaml:17:23: steps[2].expect.exit[1]: expected an integer"), "\(text)")
+    }
+
+    @Test func anExitIsOneCodeOrAnyOfAList() throws {
+        let directory = try TemporaryDirectory()
+        let path = try directory.write("exits.yaml", """
+            title: exits
+            profiles: [management-api]
+            components:
+            - upstream: details
+            steps:
+            - note: one code
+              request: {to: details, path: /}
+              expect: {exit: 56}
+            - note: any of these
+              request: {to: details, path: /}
+              expect: {exit: [35, 55, 56]}
+            """)
+        let (scenario, diagnostics) = Scenario.load(path: path)
+        #expect(diagnostics.isEmpty, "\(diagnostics)")
+        let exits = (scenario?.steps ?? []).compactMap { step -> [Int]? in
+            if case .request(let request) = step.action { return request.expect.exit }
+            return nil
+        }
+        #expect(exits == [[56], [35, 55, 56]])
     }
 
     @Test func requiredCommandsFollowTheComponents() throws {

@@ -143,7 +143,7 @@ func startReceiver(output: String, delay: Double = 0) async throws -> (LaunchedP
 
 /// `/v1/status` of a server, as a value.
 func serverStatus(_ server: ServerProcess) async -> Value? {
-    guard let out = try? await curl([server.httpBase + "/v1/status"]), out.status == 200 else { return nil }
+    guard let out = try? await curl([server.adminBase + "/v1/status"]), out.status == 200 else { return nil }
     return (try? JSONReader.parse(out.body))?["result"]
 }
 

@@ -15,7 +15,7 @@ import WardenTesting
         let directory = try TemporaryDirectory()
         try directory.write("deny-admin.yaml", denyAdminPolicy)
         let server = try await ServerProcess([
-            "--policies", directory.path, "--decision-log", "off", "--watch-interval-ms", "100",
+            "--policies", directory.path, "--decision-log", "off", "--watch-interval-ms", "100", "--allow-policy-writes",
         ])
         defer { server.stop() }
 
@@ -38,13 +38,13 @@ import WardenTesting
         // The policy API refuses the same texts before writing anything.
         let put = try await curl([
             "-X", "PUT", "-H", "content-type: text/plain", "--data-binary", Self.deepRego,
-            server.httpBase + "/v1/policies/deep",
+            server.adminBase + "/v1/policies/deep",
         ])
         #expect(put.status == 400)
         #expect(put.body.contains("rego_parse_error") && put.body.contains("max_nesting_depth"), "\(put.body)")
         let putYAML = try await curl([
             "-X", "PUT", "-H", "content-type: application/yaml", "--data-binary", Self.billionLaughs,
-            server.httpBase + "/v1/policies/laughs",
+            server.adminBase + "/v1/policies/laughs",
         ])
         #expect(putYAML.status == 400)
         #expect(putYAML.body.contains("max_yaml_alias_nodes"), "\(putYAML.body)")
@@ -189,7 +189,7 @@ import WardenTesting
         let deadline = ContinuousClock.now + .seconds(30)
         var result: Value = .null
         while ContinuousClock.now < deadline {
-            result = try JSONReader.parse(try await curl([server.httpBase + "/v1/status"]).body)["result"] ?? .null
+            result = try JSONReader.parse(try await curl([server.adminBase + "/v1/status"]).body)["result"] ?? .null
             if condition(result) { return result }
             try await Task.sleep(for: .milliseconds(100))
         }

@@ -21,10 +21,12 @@ final class ProxyHarness: @unchecked Sendable {
     static let sleepID = "spiffe://cluster.local/ns/default/sa/sleep"
 
     /// `authorization` are AuthorizationPolicy documents for the server (allow-all when empty), `authentication` the
-    /// proxy's PeerAuthentication/RequestAuthentication documents; `proxyArguments` are added to the proxy's.
+    /// proxy's PeerAuthentication/RequestAuthentication documents; `proxyArguments` are added to the proxy's. With
+    /// `allowedClients`, the server's gRPC listener takes mutual TLS (a certificate of its own from the test CA) and
+    /// answers only those SPIFFE IDs.
     init(
         authorization: String = allowAll, authentication: String = "", proxyArguments: [String] = [],
-        startServer: Bool = true, upstreamArguments: [String] = []
+        startServer: Bool = true, upstreamArguments: [String] = [], allowedClients: [String]? = nil
     ) async throws {
         directory = try TemporaryDirectory(prefix: "warden-proxy")
         ca = try CertificateFactory()
@@ -32,10 +34,16 @@ final class ProxyHarness: @unchecked Sendable {
         sleep = try ca.leaf(Self.sleepID).write(to: directory.path + "/sleep")
         try directory.write("server-policies/policies.yaml", authorization)
         try directory.write("proxy-policies/authn.yaml", authentication)
+        var serverTLS: [String] = []
+        if let allowedClients {
+            let warden = try ca.leaf("spiffe://cluster.local/ns/warden/sa/warden").write(to: directory.path + "/warden")
+            serverTLS = ["--grpc-tls-cert", warden.certificateChain, "--grpc-tls-key", warden.key,
+                         "--grpc-tls-client-ca", warden.rootCertificate] + allowedClients.flatMap { ["--allowed-clients", $0] }
+        }
         server = startServer
             ? try await ServerProcess([
                 "--policies", directory.path + "/server-policies", "--decision-log", "off", "--watch-interval-ms", "100",
-            ]) : nil
+            ] + serverTLS) : nil
         upstream = try await UpstreamProcess(record: directory.path + "/upstream.jsonl", arguments: upstreamArguments)
         proxy = try await ProxyProcess(arguments: self.proxyArguments(extra: proxyArguments))
     }

@@ -154,6 +154,7 @@ import WardenTesting
         let restarted = try await LaunchedProcess(
             warden: "warden serve", [
                 "serve", "--grpc-address", "127.0.0.1:\(harness.server!.grpcPort)", "--http-address", "127.0.0.1:0",
+                "--admin-address", "off",
                 "--policies", harness.directory.path + "/server-policies", "--decision-log", "off",
             ], readyMarkers: ["gRPC listening on "])
         defer { restarted.stop() }

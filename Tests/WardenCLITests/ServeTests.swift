@@ -65,6 +65,7 @@ func withClient<T: Sendable>(
         let log = directory.path + "/decisions.jsonl"
         let server = try await ServerProcess([
             "--policies", directory.path + "/policies", "--decision-log", log, "--destination-namespace", "backend",
+            "--allow-policy-writes",
         ] + threads)
 
         let (allowed, denied, health) = try await withClient(port: server.grpcPort) { auth, health in
@@ -83,13 +84,13 @@ func withClient<T: Sendable>(
         #expect(httpDenied.status == 403)
         #expect(httpDenied.headers.lowercased().contains("x-warden-policy: backend/deny-admin"))
         #expect(httpDenied.body.contains("backend/deny-admin"))
-        let metrics = try await curl([server.httpBase + "/metrics"])
+        let metrics = try await curl([server.adminBase + "/metrics"])
         #expect(metrics.body.contains(#"warden_decisions_total{action="DENY",result="deny"} 2"#), "\(metrics.body)")
 
         let put = try await curl([
             "-X", "PUT", "-H", "content-type: application/yaml", "--data-binary",
             denyAdminPolicy.replacingOccurrences(of: "deny-admin", with: "deny-ops").replacingOccurrences(of: "/admin", with: "/ops"),
-            server.httpBase + "/v1/policies/deny-ops",
+            server.adminBase + "/v1/policies/deny-ops",
         ])
         #expect(put.status == 200, "\(put.body)")
         #expect(FileManager.default.fileExists(atPath: directory.path + "/policies/deny-ops.yaml"), "persisted")
@@ -141,7 +142,7 @@ func withClient<T: Sendable>(
         var status: Value = .null
         let deadline = ContinuousClock.now + .seconds(20)
         while ContinuousClock.now < deadline {
-            status = try JSONReader.parse(try await curl([server.httpBase + "/v1/status"]).body)
+            status = try JSONReader.parse(try await curl([server.adminBase + "/v1/status"]).body)
             if status["result"]?["reload_failures"] != 0 { break }
             try await Task.sleep(for: .milliseconds(100))
         }
@@ -157,7 +158,7 @@ func withClient<T: Sendable>(
         }
         #expect(denied.status.code == 7, "the old set still denies")
         #expect(allowed.status.code == 0)
-        let metrics = try await curl([server.httpBase + "/metrics"]).body
+        let metrics = try await curl([server.adminBase + "/metrics"]).body
         #expect(metrics.contains("warden_policy_reload_failures_total 1"))
 
         // Fixing the file and sending SIGHUP loads the new set at once (the directory watch may load it too, so
@@ -167,7 +168,7 @@ func withClient<T: Sendable>(
         let fixedDeadline = ContinuousClock.now + .seconds(20)
         func revision() -> Int { status["result"]?["revision"]?.numberValue?.intValue ?? 0 }
         while ContinuousClock.now < fixedDeadline {
-            status = try JSONReader.parse(try await curl([server.httpBase + "/v1/status"]).body)
+            status = try JSONReader.parse(try await curl([server.adminBase + "/v1/status"]).body)
             if revision() >= 2 { break }
             try await Task.sleep(for: .milliseconds(100))
         }
@@ -198,7 +199,7 @@ func withClient<T: Sendable>(
         #expect(denied.deniedResponse.headers.contains { $0.header.key == "x-warden-policy" && $0.header.value == "backend/deny-admin" })
         #expect(allowed.status.code == 0)
 
-        let status = try JSONReader.parse(try await curl([server.httpBase + "/v1/status"]).body)
+        let status = try JSONReader.parse(try await curl([server.adminBase + "/v1/status"]).body)
         #expect(status["result"]?["ready"] == true)
         #expect(status["result"]?["policies"] == 1)
         let warnings = status["result"]?["warnings"]?.arrayValue ?? []
@@ -260,7 +261,7 @@ func withClient<T: Sendable>(
     @Test func servesTheRepositoryPoliciesByDefault() async throws {
         let server = try await ServerProcess(["--decision-log", "off", "--watch-interval-ms", "0"])
         defer { server.stop() }
-        let status = try JSONReader.parse(try await curl([server.httpBase + "/v1/status"]).body)
+        let status = try JSONReader.parse(try await curl([server.adminBase + "/v1/status"]).body)
         #expect(status["result"]?["policies"] == 6)
         #expect(status["result"]?["ready"] == true)
     }

@@ -7,18 +7,29 @@ final class ServerProcess: Sendable {
     let launched: LaunchedProcess
     let grpcPort: Int
     let httpPort: Int
+    /// The management API's port; 0 when it is off.
+    let adminPort: Int
 
+    /// Starts `warden serve` with `arguments` after ephemeral data-plane and admin addresses (flags win over a
+    /// `--config` file; `--admin-address` among the arguments says where the admin listener goes instead).
     init(_ arguments: [String], timeout: Duration = .seconds(60)) async throws {
+        let adminOff = zip(arguments, arguments.dropFirst()).contains { $0 == ("--admin-address", "off") }
+        let ownAdmin = arguments.contains("--admin-address")
+        var markers = ["gRPC listening on ", "HTTP listening on "]
+        if !adminOff { markers.append("admin listening on ") }
         launched = try await LaunchedProcess(
             warden: "warden serve",
-            ["serve", "--grpc-address", "127.0.0.1:0", "--http-address", "127.0.0.1:0"] + arguments,
-            readyMarkers: ["gRPC listening on ", "HTTP listening on "], timeout: timeout)
+            ["serve", "--grpc-address", "127.0.0.1:0", "--http-address", "127.0.0.1:0"]
+                + (ownAdmin ? [] : ["--admin-address", "127.0.0.1:0"]) + arguments,
+            readyMarkers: markers, timeout: timeout)
         grpcPort = launched.port(after: "gRPC listening on ")!
         httpPort = launched.port(after: "HTTP listening on ")!
+        adminPort = adminOff ? 0 : launched.port(after: "admin listening on ") ?? 0
     }
 
     var stderr: String { launched.stderr }
     var httpBase: String { "http://127.0.0.1:\(httpPort)" }
+    var adminBase: String { "http://127.0.0.1:\(adminPort)" }
     func signal(_ number: Int32) { launched.signal(number) }
     @discardableResult
     func stop(timeout: TimeInterval = 15) -> Int32? { launched.stop(timeout: timeout) }

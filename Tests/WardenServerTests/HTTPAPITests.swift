@@ -23,18 +23,30 @@ let validPolicy = """
 
 /// A server's HTTP routes over a temporary policies directory.
 struct APIHarness {
+    let files: [String: String]
     let directory: TemporaryDirectory
     let store: PolicyStore
     let api: HTTPAPI
     let metrics = ServerMetrics()
 
-    init(files: [String: String] = ["deny-admin.yaml": validPolicy]) throws {
+    /// Which listener a request goes to.
+    enum Listener {
+        case dataPlane, admin
+    }
+
+    init(
+        files: [String: String] = ["deny-admin.yaml": validPolicy], policyWrites: Bool = true,
+        authorizer: AdminAuthorizer = AdminAuthorizer(), dataPlaneAllowList: Bool = false, claimsHeader: Bool = false
+    ) throws {
+        self.files = files
         directory = try TemporaryDirectory()
         for (name, text) in files { try directory.write(name, text) }
         store = PolicyStore(paths: [directory.path], loader: PolicyLoader())
         let handler = CheckHandler(
             decisionPoint: store.decisionPoint,
-            mapper: CheckRequestMapper(options: .init(destinationNamespace: "backend")), metrics: metrics, log: nil)
+            mapper: CheckRequestMapper(options: .init(
+                verifiedClaimsHeader: claimsHeader ? VerifiedClaimsHeader.name : nil, destinationNamespace: "backend")),
+            metrics: metrics, log: nil)
         let metrics = self.metrics
         store.observe { outcome in
             switch outcome {
@@ -43,13 +55,26 @@ struct APIHarness {
             case .unchanged: break
             }
         }
-        api = HTTPAPI(handler: handler, store: store, documents: PolicyDocuments(directory: directory.path), metrics: metrics)
+        api = HTTPAPI(
+            handler: handler, store: store, documents: PolicyDocuments(directory: directory.path), metrics: metrics,
+            dataPlaneAllowList: dataPlaneAllowList, authorizer: authorizer, policyWrites: policyWrites,
+            adminAddress: "127.0.0.1:8282")
     }
 
-    func send(_ method: String, _ target: String, body: String = "", headers: [(name: String, value: String)] = []) async -> HTTPResponse {
-        await api.handle(
-            HTTPRequest(method: method, target: target, headers: headers, body: Array(body.utf8)),
-            connection: HTTPServer.Connection(remoteIP: "127.0.0.1", remotePort: 5000, localIP: "127.0.0.1", localPort: 8181))
+    /// Sends a request to `listener`; by default, decisions and health to the data plane, the rest to the admin API.
+    func send(
+        _ method: String, _ target: String, body: String = "", headers: [(name: String, value: String)] = [],
+        on listener: Listener? = nil, peer: TLSPeer? = nil
+    ) async -> HTTPResponse {
+        let request = HTTPRequest(method: method, target: target, headers: headers, body: Array(body.utf8))
+        let connection = HTTPServer.Connection(
+            remoteIP: "127.0.0.1", remotePort: 5000, localIP: "127.0.0.1", localPort: 8181, peer: peer)
+        let path = request.path
+        let dataPlane = path.hasPrefix("/ext_authz") || path == "/health" || path.hasPrefix("/v1/data")
+        switch listener ?? (dataPlane ? .dataPlane : .admin) {
+        case .dataPlane: return await api.dataPlane(request, connection: connection)
+        case .admin: return await api.admin(request, connection: connection)
+        }
     }
 }
 
@@ -187,6 +212,55 @@ struct APIHarness {
         #expect(text.contains("warden_policy_reloads_total 1"))
         #expect(text.contains("warden_policies_loaded 1"))
         #expect(text.contains("warden_policy_revision 1"))
+    }
+
+    @Test func theDataPlaneHasNoPolicyAPIAndTheAdminAPIRefusesWritesWhenOff() async throws {
+        let harness = try APIHarness(policyWrites: false)
+        harness.store.reload()
+        let onDataPlane = await harness.send("PUT", "/v1/policies/deny-admin", body: validPolicy, on: .dataPlane)
+        #expect(onDataPlane.status == 404)
+        #expect(onDataPlane.bodyText.contains("the admin listener (`127.0.0.1:8282`)"), "\(onDataPlane.bodyText)")
+        for path in ["/v1/status", "/metrics", "/v1/policies"] {
+            #expect(await harness.send("GET", path, on: .dataPlane).status == 404, "\(path)")
+        }
+        let put = await harness.send("PUT", "/v1/policies/deny-admin", body: validPolicy, on: .admin)
+        #expect(put.status == 403)
+        #expect(try JSONReader.parse(put.bodyText)["code"] == "invalid_operation")
+        #expect(await harness.send("DELETE", "/v1/policies/deny-admin", on: .admin).status == 403)
+        #expect(await harness.send("GET", "/v1/policies/deny-admin.yaml", on: .admin).status == 200, "reads stay")
+        #expect(await harness.send("GET", "/ext_authz/admin", on: .admin).status == 404, "no decisions on the admin API")
+        #expect(await harness.send("GET", "/ext_authz/admin", on: .dataPlane).status == 403, "the DENY still holds")
+    }
+
+    @Test func anAllowListedDataPlaneAnswersOnlyItsClientsAndTrustsOnlyThemWithClaims() async throws {
+        let harness = try APIHarness(
+            files: ["require-alice.yaml": """
+                apiVersion: security.istio.io/v1
+                kind: AuthorizationPolicy
+                metadata: {name: require-alice, namespace: backend}
+                spec: {rules: [{from: [{source: {requestPrincipals: ["https://issuer.example/alice"]}}]}]}
+                """],
+            dataPlaneAllowList: true, claimsHeader: true)
+        harness.store.reload()
+        let claims = [(name: VerifiedClaimsHeader.name,
+                       value: VerifiedClaimsHeader.encode(["iss": "https://issuer.example", "sub": "alice"]))]
+        let proxy = TLSPeer(certificate: [], identity: "spiffe://cluster.local/ns/mesh/sa/proxy", authorized: true)
+        let stranger = TLSPeer(certificate: [], identity: "spiffe://cluster.local/ns/web/sa/web", authorized: false)
+        #expect(await harness.send("GET", "/ext_authz/items", headers: claims, peer: proxy).status == 200)
+        #expect(await harness.send("GET", "/ext_authz/items", peer: proxy).status == 403)
+        let refused = await harness.send("GET", "/ext_authz/items", headers: claims, peer: stranger)
+        #expect(refused.status == 403)
+        #expect(refused.bodyText.contains("`spiffe://cluster.local/ns/web/sa/web` is not on this listener's allow-list"))
+        #expect(await harness.send("GET", "/ext_authz/items", headers: claims).status == 403)
+        #expect(await harness.send("POST", "/v1/data", peer: stranger).status == 401)
+        #expect(await harness.send("POST", "/v1/data", peer: proxy).status == 200)
+        #expect(await harness.send("GET", "/health").status == 200, "health stays open")
+        let metrics = String(decoding: harness.metrics.exposition(), as: UTF8.self)
+        #expect(metrics.contains(#"warden_client_refusals_total{listener="http"} 3"#), "\(metrics)")
+
+        let open = try APIHarness(files: ["require-alice.yaml": harness.files["require-alice.yaml"]!], claimsHeader: true)
+        open.store.reload()
+        #expect(await open.send("GET", "/ext_authz/items", headers: claims).status == 403, "ignored from an unauthenticated client")
     }
 
     @Test func unknownRoutesAndMethods() async throws {

@@ -14,6 +14,82 @@ import Testing
         #expect(config.policyPaths == ["policies"])
         #expect(config.verifiedClaimsHeader == nil)
         #expect(config.threads == nil, "checks run on Swift's thread pool unless told otherwise")
+        #expect(config.admin.listener == .init(host: "127.0.0.1", port: 8282))
+        #expect(config.admin.authentication == .off && config.admin.authorizationPolicy == nil)
+        #expect(!config.admin.policyWrites, "policy writes are off unless turned on")
+        #expect(config.startupChecks().errors.isEmpty)
+        #expect(config.startupChecks().warnings.isEmpty)
+    }
+
+    @Test func readsTheAdminListenerAndTheAllowLists() throws {
+        let (config, diagnostics) = ServerConfiguration.decode("""
+            grpc:
+              tls: {certificate: c.pem, key: k.pem, client_ca: ca.pem}
+              allowed_clients: [spiffe://cluster.local/ns/istio-system/sa/ingress]
+            admin:
+              address: 10.0.0.1:9000
+              tls: {certificate: c.pem, key: k.pem, client_ca: ops-ca.pem}
+              authentication: tls
+              authorization_policy: authz.rego
+              policy_writes: true
+            """, file: "/etc/warden/config.yaml")
+        #expect(diagnostics.isEmpty, "\(diagnostics)")
+        let c = try #require(config)
+        #expect(c.grpc.tls?.clientCA == "/etc/warden/ca.pem")
+        #expect(c.grpc.allowedClients.map(\.uri) == ["spiffe://cluster.local/ns/istio-system/sa/ingress"])
+        #expect(c.http.allowedClients.isEmpty)
+        #expect(c.admin.listener?.address == "10.0.0.1:9000")
+        #expect(c.admin.listener?.tls?.clientCA == "/etc/warden/ops-ca.pem")
+        #expect(c.admin.authentication == .tls)
+        #expect(c.admin.authorizationPolicy == "/etc/warden/authz.rego")
+        #expect(c.admin.policyWrites)
+        #expect(c.startupChecks().errors.isEmpty, "\(c.startupChecks().errors)")
+
+        let (off, _) = ServerConfiguration.decode("admin: {address: off, authentication: off}", file: "c.yaml")
+        #expect(off?.admin.listener == nil)
+        #expect(off?.admin.authentication == .off)
+        let (bad, problems) = ServerConfiguration.decode(
+            "grpc: {allowed_clients: [cluster.local/ns/a/sa/b]}\nadmin: {authentication: basic}", file: "c.yaml")
+        #expect(bad == nil)
+        let text = problems.map(\.description)
+        #expect(text.contains { $0.hasPrefix("c.yaml:1:26: grpc.allowed_clients[0]: expected a SPIFFE ID") }, "\(text)")
+        #expect(text.contains { $0.contains("admin.authentication: expected `off`, `token` or `tls`, found `basic`") }, "\(text)")
+    }
+
+    @Test func startupChecksRefuseWhatWouldExposeTheServer() throws {
+        func errors(_ change: (inout ServerConfiguration) throws -> Void) rethrows -> [String] {
+            var config = ServerConfiguration()
+            try change(&config)
+            return config.startupChecks().errors.map(\.description)
+        }
+        let open = errors {
+            $0.admin.listener?.host = "0.0.0.0"
+            $0.admin.policyWrites = true
+        }
+        #expect(open.count == 1 && open[0].hasPrefix("admin.policy_writes: policy writes without authentication"), "\(open)")
+        #expect(errors { $0.admin.authentication = .token }.first?.contains("needs an authorization policy") == true)
+        #expect(errors { $0.admin.authentication = .tls }.first?.contains("`client_ca`") == true)
+        #expect(errors { $0.verifiedClaimsHeader = "x-warden-verified-claims" }.first?.contains("allow-list") == true)
+        let listed = try errors { $0.http.allowedClients = [try SPIFFEID(parsing: "spiffe://cluster.local/ns/a/sa/b")] }
+        #expect(listed.first?.hasPrefix("http.allowed_clients: an allow-list needs `http.tls` with `client_ca`") == true, "\(listed)")
+        let inside = errors {
+            $0.policyPaths = ["/srv/policies"]
+            $0.admin.authorizationPolicy = "/srv/policies/team/authz.rego"
+        }
+        #expect(inside.first?.contains("inside the served policies") == true, "\(inside)")
+
+        var plaintextTokens = ServerConfiguration()
+        plaintextTokens.admin.listener?.host = "10.0.0.1"
+        plaintextTokens.admin.authentication = .token
+        plaintextTokens.admin.authorizationPolicy = "/etc/warden/authz.rego"
+        #expect(plaintextTokens.startupChecks().errors.isEmpty)
+        #expect(plaintextTokens.startupChecks().warnings.contains { $0.contains("in the clear") })
+
+        var loopback = ServerConfiguration()
+        loopback.admin.policyWrites = true
+        let checks = loopback.startupChecks()
+        #expect(checks.errors.isEmpty)
+        #expect(checks.warnings.first?.contains("does not authenticate") == true)
     }
 
     @Test func readsEverySection() throws {

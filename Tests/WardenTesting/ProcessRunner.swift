@@ -27,9 +27,9 @@ public enum ProcessRunner {
         process.standardError = err
         process.standardInput = input
         try process.run()
-        // A program that exits without reading its input closes the pipe: that is its business, not an error here.
+        // A child may exit without reading its input (EPIPE): the throwing write reports that instead of trapping.
         if let stdin { try? input.fileHandleForWriting.write(contentsOf: Data(stdin.utf8)) }
-        try? input.fileHandleForWriting.close()
+        try input.fileHandleForWriting.close()
 
         // Drain both pipes concurrently so a chatty child never blocks on a full pipe.
         let collected = Collected()
@@ -37,7 +37,7 @@ public enum ProcessRunner {
         for (pipe, isOut) in [(out, true), (err, false)] {
             group.enter()
             DispatchQueue.global().async {
-                let data = readToEnd(pipe.fileHandleForReading.fileDescriptor)
+                let data = Self.readToEnd(pipe.fileHandleForReading)
                 collected.set(data, isOut: isOut)
                 group.leave()
             }
@@ -50,23 +50,6 @@ public enum ProcessRunner {
         }
         process.waitUntilExit()
         return ProcessOutput(status: process.terminationStatus, stdout: collected.stdout, stderr: collected.stderr)
-    }
-
-    /// Everything until end of file, reading again when a signal interrupts a read (Foundation's
-    /// `readDataToEndOfFile` traps on EINTR, which a busy test process does see).
-    static func readToEnd(_ descriptor: Int32) -> Data {
-        var data = Data()
-        var buffer = [UInt8](repeating: 0, count: 64 << 10)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            if count > 0 {
-                data.append(contentsOf: buffer[..<count])
-            } else if count < 0, errno == EINTR {
-                continue
-            } else {
-                return data
-            }
-        }
     }
 
     /// `run`, waiting on a thread of its own rather than on one of Swift's cooperative threads, so tests that run
@@ -94,6 +77,23 @@ public enum ProcessRunner {
         _ arguments: [String], stdin: String? = nil, currentDirectory: String? = nil
     ) async throws -> ProcessOutput {
         try await run(Repository.wardenBinary, arguments, stdin: stdin, currentDirectory: currentDirectory ?? Repository.root)
+    }
+
+    /// Everything until end of file, reading again when a signal interrupts a read (Foundation's
+    /// `readDataToEndOfFile` traps on `EINTR`).
+    static func readToEnd(_ handle: FileHandle) -> Data {
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(handle.fileDescriptor, $0.baseAddress, $0.count) }
+            if count > 0 {
+                data.append(contentsOf: buffer[..<count])
+            } else if count < 0, errno == EINTR {
+                continue
+            } else {
+                return data
+            }
+        }
     }
 
     public struct TimedOut: Error, CustomStringConvertible {

@@ -22,7 +22,7 @@ public func fuzzCheckRequest(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     } catch {
         return 0
     }
-    let request = mapper.map(check)
+    let request = mapper.map(check, claimsHeaderTrusted: true)
     _ = request.attributes
     let response = snapshot.decide(request) { OPAEnvoyInput.document(for: check, normalizedPath: request.http.path) }
     _ = ExtAuthzDecision(response, decisionID: "fuzz").checkResponse

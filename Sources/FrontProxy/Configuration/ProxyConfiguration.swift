@@ -64,6 +64,9 @@ public struct ProxyConfiguration: Sendable {
     public var checkTimeout: Duration = .milliseconds(200)
     /// Which ext_authz client asks the server.
     public var authorizationClient = AuthorizationClientKind.inPlace
+    /// Ask the server over mutual TLS, presenting the workload's certificate and verifying the server's chain against
+    /// the trust bundle, so a server with an allow-list of client SPIFFE IDs can tell this proxy from anyone else.
+    public var authorizationTLS = false
     public var failureStatus = 403
     /// Outbound mode: plaintext in from the local application, mutual TLS out to `upstream`, whose certificate must
     /// name `expectedPeer`.
@@ -100,6 +103,10 @@ public struct ProxyConfiguration: Sendable {
         } else {
             if authorization == nil { out.append("--authz is required: the authorization server every request is checked with") }
             if expectedPeer != nil { out.append("--expect-peer is for --outbound") }
+        }
+        if authorizationTLS {
+            if tlsFiles != 3 { out.append("--authz-tls needs --cert, --key and --trust-bundle (the proxy's identity to the server)") }
+            if authorization == nil { out.append("--authz-tls needs --authz") }
         }
         if !(100...599).contains(failureStatus) { out.append("--failure-status must be an HTTP status (100 to 599)") }
         if checkTimeout <= .zero { out.append("--check-timeout must be positive") }

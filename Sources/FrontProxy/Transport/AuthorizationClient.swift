@@ -1,6 +1,7 @@
 import ExtAuthz
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import Networking
 import NIOCore
 import SwiftProtobuf
 
@@ -29,12 +30,29 @@ public final class GRPCAuthorizationClient: AuthorizationClient {
         public var port: Int
         public var initialBackoff: Duration
         public var maximumBackoff: Duration
+        /// Mutual TLS to the server: the proxy's certificate and key, and the roots the server's chain must lead to
+        /// (no host name is checked: SPIFFE servers have none).
+        public var tls: TLSFiles?
 
-        public init(host: String, port: Int, initialBackoff: Duration = .milliseconds(100), maximumBackoff: Duration = .seconds(3)) {
+        public init(
+            host: String, port: Int, initialBackoff: Duration = .milliseconds(100), maximumBackoff: Duration = .seconds(3),
+            tls: TLSFiles? = nil
+        ) {
             self.host = host
             self.port = port
             self.initialBackoff = initialBackoff
             self.maximumBackoff = maximumBackoff
+            self.tls = tls
+        }
+    }
+
+    static func transportSecurity(_ tls: TLSFiles?) -> HTTP2ClientTransport.Posix.TransportSecurity {
+        guard let tls, let chain = tls.certificateChain, let key = tls.privateKey, let bundle = tls.trustBundle else {
+            return .plaintext
+        }
+        return .mTLS(certificateChain: [.file(path: chain, format: .pem)], privateKey: .file(path: key, format: .pem)) {
+            $0.trustRoots = .certificates([.file(path: bundle, format: .pem)])
+            $0.serverCertificateVerification = .noHostnameVerification
         }
     }
 
@@ -44,7 +62,7 @@ public final class GRPCAuthorizationClient: AuthorizationClient {
     public init(options: Options) throws {
         let transport = try HTTP2ClientTransport.Posix(
             target: .ipv4(address: options.host, port: options.port),
-            transportSecurity: .plaintext,
+            transportSecurity: Self.transportSecurity(options.tls),
             config: .defaults { config in
                 config.backoff = .init(
                     initial: options.initialBackoff, max: options.maximumBackoff, multiplier: 1.6, jitter: 0.2)

@@ -3,6 +3,8 @@ import NIOCore
 import NIOHPACK
 import NIOHTTP2
 import NIOPosix
+import NIOSSL
+import Networking
 import SwiftProtobuf
 import Synchronization
 
@@ -25,16 +27,20 @@ public final class InPlaceAuthorizationClient: AuthorizationClient {
         public var maximumBackoff: Duration
         /// Answers larger than this fail as `malformed`.
         public var maximumResponseBytes: Int
+        /// Mutual TLS to the server (a client context with the proxy's certificate); each new connection takes the
+        /// context's current certificate.
+        public var tls: ReloadingTLSContext?
 
         public init(
             host: String, port: Int, initialBackoff: Duration = .milliseconds(100), maximumBackoff: Duration = .seconds(3),
-            maximumResponseBytes: Int = 4 << 20
+            maximumResponseBytes: Int = 4 << 20, tls: ReloadingTLSContext? = nil
         ) {
             self.host = host
             self.port = port
             self.initialBackoff = initialBackoff
             self.maximumBackoff = maximumBackoff
             self.maximumResponseBytes = maximumResponseBytes
+            self.tls = tls
         }
     }
 
@@ -180,9 +186,19 @@ final class LoopConnection: @unchecked Sendable {
         }
         state = .connecting(pending)
         let connection = self
+        let tls = options.tls
         ClientBootstrap(group: eventLoop)
             .connectTimeout(.seconds(5))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                // The server's chain is verified against the trust bundle; SPIFFE servers have no host name to check.
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(
+                            try NIOSSLClientHandler(context: tls.current, serverHostname: nil))
+                    }
+                }
+            }
             .connect(host: options.host, port: options.port)
             .flatMapThrowing { channel in
                 var configuration = NIOHTTP2Handler.ConnectionConfiguration()

@@ -184,20 +184,27 @@ struct SVIDPolicy: VerifierPolicy {
         if case .failsToMeetPolicy(let reason) = rfc5280.chainMeetsPolicyRequirements(chain: unverified) {
             return PeerCertificateError(.invalidChain(String(describing: reason)))
         }
-        let leaf = chain[0]
-        if CertificateProfile.isCA(leaf) { return PeerCertificateError(.leafIsCA) }
+        if case .failure(let error) = Self.leafIdentity(chain[0], usage: usage, trustDomain: trustDomain) { return error }
+        return nil
+    }
+
+    /// The rules for the leaf itself: not a CA, an extended key usage allowing `usage`, and one SPIFFE ID (of
+    /// `trustDomain` when one is given).
+    static func leafIdentity(
+        _ leaf: Certificate, usage: PeerCertificateVerifier.Usage, trustDomain: String?
+    ) -> Result<SPIFFEID, PeerCertificateError> {
+        if CertificateProfile.isCA(leaf) { return .failure(PeerCertificateError(.leafIsCA)) }
         let wanted: ExtendedKeyUsage.Usage = usage == .clientAuth ? .clientAuth : .serverAuth
         guard let usages = try? leaf.extensions.extendedKeyUsage,
             usages.contains(wanted) || usages.contains(.any)
         else {
-            return PeerCertificateError(.wrongUsage(usage))
+            return .failure(PeerCertificateError(.wrongUsage(usage)))
         }
-        if case .failure(let error) = Self.spiffeID(of: leaf, trustDomain: trustDomain) { return error }
-        return nil
+        return spiffeID(of: leaf, trustDomain: trustDomain)
     }
 
-    /// The leaf's SPIFFE ID: exactly one URI SAN, a valid SPIFFE ID of `trustDomain`.
-    static func spiffeID(of leaf: Certificate, trustDomain: String) -> Result<SPIFFEID, PeerCertificateError> {
+    /// The leaf's SPIFFE ID: exactly one URI SAN, a valid SPIFFE ID (of `trustDomain` when one is given).
+    static func spiffeID(of leaf: Certificate, trustDomain: String?) -> Result<SPIFFEID, PeerCertificateError> {
         guard let names = try? CertificateNames(leaf) else {
             return .failure(PeerCertificateError(.invalidChain("the subject alternative names cannot be read")))
         }
@@ -209,7 +216,7 @@ struct SVIDPolicy: VerifierPolicy {
         } catch {
             return .failure(PeerCertificateError(.invalidSPIFFEID(error.message)))
         }
-        guard id.isMember(of: trustDomain) else {
+        if let trustDomain, !id.isMember(of: trustDomain) {
             return .failure(PeerCertificateError(.outsideTrustDomain(id, trustDomain: trustDomain)))
         }
         guard !id.path.isEmpty else {

@@ -11,9 +11,12 @@ import Synchronization
 public struct InPlaceMethod: Sendable {
     public let descriptor: MethodDescriptor
     /// Turns the request message into the response message, or throws an `RPCError` that becomes the status.
-    public let respond: @Sendable (_ request: [UInt8]) throws -> [UInt8]
+    /// `peer` is the connection's TLS client, when the listener identifies its clients (`Options.identifyPeer`).
+    public let respond: @Sendable (_ request: [UInt8], _ peer: TLSPeer?) throws -> [UInt8]
 
-    public init(descriptor: MethodDescriptor, respond: @escaping @Sendable (_ request: [UInt8]) throws -> [UInt8]) {
+    public init(
+        descriptor: MethodDescriptor, respond: @escaping @Sendable (_ request: [UInt8], _ peer: TLSPeer?) throws -> [UInt8]
+    ) {
         self.descriptor = descriptor
         self.respond = respond
     }
@@ -35,6 +38,9 @@ public final class GRPCListener: ServerTransport {
         public var port: Int
         /// TLS for the listener; its settings must offer ALPN `h2`.
         public var tls: ReloadingTLSContext?
+        /// Names each TLS client from the certificate it presented (the context must ask for client certificates
+        /// and verify them against a trust bundle), once per connection; in-place methods receive the result.
+        public var identifyPeer: PeerIdentifier?
         /// The largest request message accepted; a stream sending more is reset with RESOURCE_EXHAUSTED.
         public var maxMessageBytes: Int
         /// The request bytes one connection's streams may hold together; past it, streams stop reading and HTTP/2
@@ -53,14 +59,15 @@ public final class GRPCListener: ServerTransport {
         /// Told of each limit enforced.
         public var observer: (any ListenerLimitObserver)?
 
-        public init(host: String, port: Int, tls: ReloadingTLSContext? = nil, maxMessageBytes: Int = 4 << 20,
-                    maxConnectionBufferBytes: Int = 16 << 20, streamWindowBytes: Int = 65_535,
-                    maxConcurrentStreams: Int = 100, requestTimeout: TimeAmount = .seconds(10),
-                    idleTimeout: TimeAmount = .seconds(60), maxConnections: Int = 10_000,
-                    observer: (any ListenerLimitObserver)? = nil) {
+        public init(host: String, port: Int, tls: ReloadingTLSContext? = nil, identifyPeer: PeerIdentifier? = nil,
+                    maxMessageBytes: Int = 4 << 20, maxConnectionBufferBytes: Int = 16 << 20,
+                    streamWindowBytes: Int = 65_535, maxConcurrentStreams: Int = 100,
+                    requestTimeout: TimeAmount = .seconds(10), idleTimeout: TimeAmount = .seconds(60),
+                    maxConnections: Int = 10_000, observer: (any ListenerLimitObserver)? = nil) {
             self.host = host
             self.port = port
             self.tls = tls
+            self.identifyPeer = identifyPeer
             self.maxMessageBytes = maxMessageBytes
             self.maxConnectionBufferBytes = maxConnectionBufferBytes
             self.streamWindowBytes = streamWindowBytes
@@ -183,7 +190,15 @@ public final class GRPCListener: ServerTransport {
             return
         }
         let sync = channel.pipeline.syncOperations
-        if let tls = options.tls { try sync.addHandler(NIOSSLServerHandler(context: tls.current)) }
+        // The client's identity is decided when the handshake completes, before any stream opens, and read on
+        // this event loop by each stream as it opens: nothing per call.
+        let peer = NIOLoopBoundBox<TLSPeer?>(nil, eventLoop: channel.eventLoop)
+        if let tls = options.tls {
+            try sync.addHandler(NIOSSLServerHandler(context: tls.current))
+            if let identify = options.identifyPeer {
+                try sync.addHandler(TLSPeerHandler(identify: identify) { peer.value = $0 })
+            }
+        }
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
         connection.initialSettings = [
             HTTP2Setting(parameter: .maxConcurrentStreams, value: options.maxConcurrentStreams),
@@ -212,7 +227,8 @@ public final class GRPCListener: ServerTransport {
         ) { stream in
             stream.eventLoop.makeCompletedFuture {
                 try stream.pipeline.syncOperations.addHandler(GRPCStreamHandler(
-                    inPlace: inPlace, limits: limits, budget: budget.value, peers: peers, handOffs: handOffs))
+                    inPlace: inPlace, limits: limits, budget: budget.value, peers: peers, tlsPeer: peer.value,
+                    handOffs: handOffs))
             }
         }
         try sync.addHandler(management)

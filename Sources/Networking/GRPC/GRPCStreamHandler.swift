@@ -45,6 +45,7 @@ final class GRPCStreamHandler: ChannelDuplexHandler {
     private let limits: Limits
     private let budget: RequestByteBudget
     private let peers: GRPCListener.Peers
+    private let tlsPeer: TLSPeer?
     private let handOffs: AsyncStream<GRPCListener.HandOff>.Continuation
     private var state = State.awaitingHeaders
     private var deadlineTimer: Scheduled<Void>?
@@ -55,11 +56,13 @@ final class GRPCStreamHandler: ChannelDuplexHandler {
     private var heldRead = false
 
     init(inPlace: [String: InPlaceMethod], limits: Limits, budget: RequestByteBudget, peers: GRPCListener.Peers,
+         tlsPeer: TLSPeer? = nil,
          handOffs: AsyncStream<GRPCListener.HandOff>.Continuation) {
         self.inPlace = inPlace
         self.limits = limits
         self.budget = budget
         self.peers = peers
+        self.tlsPeer = tlsPeer
         self.handOffs = handOffs
     }
 
@@ -199,7 +202,7 @@ final class GRPCStreamHandler: ChannelDuplexHandler {
                 return
             }
             do {
-                respond(context, message: try method.respond(messages[0]))
+                respond(context, message: try method.respond(messages[0], tlsPeer))
             } catch let error as RPCError {
                 fail(context, code: error.code, error.message, reset: false)
             } catch {

@@ -16,12 +16,18 @@ public struct HTTPServer: Sendable {
         public var remotePort: Int?
         public var localIP: String?
         public var localPort: Int?
+        /// The client's verified certificate and identity, on a TLS listener with a `PeerIdentifier`.
+        public var peer: TLSPeer?
 
-        public init(remoteIP: String? = nil, remotePort: Int? = nil, localIP: String? = nil, localPort: Int? = nil) {
+        public init(
+            remoteIP: String? = nil, remotePort: Int? = nil, localIP: String? = nil, localPort: Int? = nil,
+            peer: TLSPeer? = nil
+        ) {
             self.remoteIP = remoteIP
             self.remotePort = remotePort
             self.localIP = localIP
             self.localPort = localPort
+            self.peer = peer
         }
     }
 
@@ -29,6 +35,9 @@ public struct HTTPServer: Sendable {
         public var host: String
         public var port: Int
         public var tls: ReloadingTLSContext?
+        /// Names each TLS client from the certificate it presented (the context must ask for client certificates
+        /// and verify them against a trust bundle); the name reaches the handler as `Connection.peer`.
+        public var identifyPeer: PeerIdentifier?
         public var maxBodyBytes: Int
         /// Connections with no traffic for this long are closed.
         public var idleTimeout: TimeAmount
@@ -38,12 +47,14 @@ public struct HTTPServer: Sendable {
         public var maxConnections: Int
 
         public init(
-            host: String, port: Int, tls: ReloadingTLSContext? = nil, maxBodyBytes: Int = 1 << 20,
-            idleTimeout: TimeAmount = .seconds(60), requestTimeout: TimeAmount = .seconds(10), maxConnections: Int = 10_000
+            host: String, port: Int, tls: ReloadingTLSContext? = nil, identifyPeer: PeerIdentifier? = nil,
+            maxBodyBytes: Int = 1 << 20, idleTimeout: TimeAmount = .seconds(60), requestTimeout: TimeAmount = .seconds(10),
+            maxConnections: Int = 10_000
         ) {
             self.host = host
             self.port = port
             self.tls = tls
+            self.identifyPeer = identifyPeer
             self.maxBodyBytes = maxBodyBytes
             self.idleTimeout = idleTimeout
             self.requestTimeout = requestTimeout
@@ -67,9 +78,16 @@ public struct HTTPServer: Sendable {
 
     typealias ConnectionChannel = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
 
+    /// An accepted connection and, on a listener that identifies its TLS clients, where its peer is kept.
+    struct Accepted: Sendable {
+        var channel: ConnectionChannel
+        var peer: TLSPeerSlot?
+    }
+
     /// Binds the socket; `serve` (or running the listener as a service) then accepts connections.
     public func bind(group: MultiThreadedEventLoopGroup = .singleton) async throws -> Listener {
         let tls = options.tls
+        let identifyPeer = options.identifyPeer
         let idleTimeout = options.idleTimeout, requestTimeout = options.requestTimeout
         let tracker = ConnectionTracker(maximumConnections: options.maxConnections)
         let channel = try await ServerBootstrap(group: group)
@@ -80,14 +98,22 @@ public struct HTTPServer: Sendable {
                 child.eventLoop.makeCompletedFuture {
                     tracker.admit(child)
                     let sync = child.pipeline.syncOperations
-                    if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls.current)) }
+                    var slot: TLSPeerSlot?
+                    if let tls {
+                        try sync.addHandler(NIOSSLServerHandler(context: tls.current))
+                        if let identifyPeer {
+                            let peer = TLSPeerSlot()
+                            try sync.addHandler(TLSPeerHandler(identify: identifyPeer) { peer.value = $0 })
+                            slot = peer
+                        }
+                    }
                     try sync.addHandler(IdleStateHandler(allTimeout: idleTimeout))
                     try sync.addHandler(IdleConnectionCloser())
                     let deadline = HTTPRequestDeadline(timeout: requestTimeout)
                     try sync.addHandler(deadline.start)
                     try sync.configureHTTPServerPipeline(withErrorHandling: true)
                     try sync.addHandler(deadline.end)
-                    return try ConnectionChannel(wrappingChannelSynchronously: child)
+                    return Accepted(channel: try ConnectionChannel(wrappingChannelSynchronously: child), peer: slot)
                 }
             }
         tracker.setListener(channel.channel)
@@ -96,7 +122,7 @@ public struct HTTPServer: Sendable {
 
     /// A bound HTTP listener. As a `Service`, it serves until graceful shutdown or cancellation.
     public struct Listener: Service {
-        let channel: NIOAsyncChannel<ConnectionChannel, Never>
+        let channel: NIOAsyncChannel<Accepted, Never>
         let server: HTTPServer
         public let tracker: ConnectionTracker
 
@@ -130,10 +156,11 @@ public struct HTTPServer: Sendable {
         }
     }
 
-    func serve(_ connection: ConnectionChannel) async {
+    func serve(_ accepted: Accepted) async {
+        let connection = accepted.channel
         let remote = connection.channel.remoteAddress
         let local = connection.channel.localAddress
-        let info = Connection(remoteIP: remote?.ipAddress, remotePort: remote?.port, localIP: local?.ipAddress, localPort: local?.port)
+        var info = Connection(remoteIP: remote?.ipAddress, remotePort: remote?.port, localIP: local?.ipAddress, localPort: local?.port)
         do {
             try await connection.executeThenClose { inbound, outbound in
                 var assembler = HTTPRequestAssembler(maxBodyBytes: options.maxBodyBytes)
@@ -142,6 +169,8 @@ public struct HTTPServer: Sendable {
                     case .none:
                         continue
                     case .deliver(let request):
+                        // A request is read only after the handshake, so the peer is known by now.
+                        if let slot = accepted.peer, info.peer == nil { info.peer = slot.value }
                         let response = await handle(request, info)
                         try await write(response, keepAlive: request.keepAlive, to: outbound)
                         if !request.keepAlive { return }
