@@ -68,7 +68,7 @@ import WardenTesting
         try await steady.value
         let outcomes = results.withLock { $0 }
         #expect(outcomes.count > 10 && outcomes.allSatisfy { $0 }, "\(outcomes.filter { !$0 }.count) of \(outcomes.count) checks failed")
-        let metrics = try await curl([server.httpBase + "/metrics"]).body
+        let metrics = try await curl([server.adminBase + "/metrics"]).body
         for limit in ["max_connections", "idle_timeout", "request_timeout"] {
             #expect(metrics.contains(#"warden_grpc_limit_events_total{limit="\#(limit)"}"#), "\(limit)")
         }
@@ -107,11 +107,13 @@ import WardenTesting
     // The two heavy tests come last: the suite runs in order beside the others, and these load the machine for a
     // few seconds, which the timing-sensitive tests that start with the run should not share.
 
-    /// The issue's attack: streams that each send 4 MB and never finish. Before the bounds, 1,000 of them on one
-    /// connection took the server from 0.5 to 4.5 GB.
+    /// The issue's attack: streams that each send a large message and never finish. Before the bounds, 1,000 of them
+    /// sending 4 MB on one connection took the server from 0.5 to 4.5 GB. Here 300 streams want 300 MB (each 1 MiB,
+    /// within a 1 MiB message bound), on two connections with a 4 MiB budget each.
     @Test func streamsThatNeverFinishAreStoppedByFlowControlNotHeldInMemory() async throws {
         let (server, directory) = try await Self.serve([
             "--grpc-max-concurrent-streams", "150", "--grpc-max-connection-buffer-bytes", "4194304",
+            "--grpc-max-message-bytes", "1048576",
             "--grpc-request-timeout", "60s",
         ])
         defer { server.stop(); withExtendedLifetime(directory) {} }
@@ -123,12 +125,12 @@ import WardenTesting
         var attackers: [any Channel] = []
         for _ in 0..<2 {
             attackers.append(try await HTTP2Attacker.connect(port: server.grpcPort, stats: stats) { multiplexer in
-                for _ in 0..<150 { HTTP2Attacker.open(multiplexer, sending: 4 << 20, stats: stats) }
+                for _ in 0..<150 { HTTP2Attacker.open(multiplexer, sending: 1 << 20, stats: stats) }
             })
         }
         // A stream over the message bound is reset with RESOURCE_EXHAUSTED, whatever the other streams do.
         let oversized = try await HTTP2Attacker.connect(port: server.grpcPort, stats: stats) { multiplexer in
-            HTTP2Attacker.open(multiplexer, sending: 5 << 20, stats: stats)
+            HTTP2Attacker.open(multiplexer, sending: 2 << 20, stats: stats)
         }
         // The clients are stopped once the windows close: what they manage to send stops growing.
         var sent = 0
@@ -139,7 +141,7 @@ import WardenTesting
             sent = now
         }
         #expect(sent > 8 << 20, "the attack got going: \(sent) bytes sent")
-        #expect(sent < 64 << 20, "flow control stopped the clients: \(sent) bytes sent of \(2 * 150 * 4 << 20)")
+        #expect(sent < 64 << 20, "flow control stopped the clients: \(sent) bytes sent of \(2 * 150 << 20)")
         #expect(stats.statuses["8"] == 1, "the oversized stream: \(stats.statuses)")
         #expect(stats.maxConcurrentStreams == 150, "the stream limit as the server announces it")
         #expect(try await allowedCheck(server.grpcPort), "a normal Check during the attack")
@@ -155,7 +157,7 @@ import WardenTesting
         print("flood: RSS after \(after) kB, peak \(memoryKilobytes(of: pid, "VmHWM") ?? 0) kB")
         #expect(after - before < 32_000, "RSS after the attack: \(after) kB, before: \(before) kB")
         #expect(try await allowedCheck(server.grpcPort))
-        let metrics = try await curl([server.httpBase + "/metrics"]).body
+        let metrics = try await curl([server.adminBase + "/metrics"]).body
         #expect(metrics.contains(#"warden_grpc_limit_events_total{limit="max_connection_buffer_bytes"}"#), "\(metrics)")
         #expect(server.stderr.contains("gRPC limits: 10000 connections, 150 streams per connection"))
     }
