@@ -128,11 +128,14 @@ public final class AuthorizationServer: Sendable {
             guard listener.tls?.clientCA != nil else { return nil }
             return ClientIdentification.dataPlane(allowed: Set(listener.allowedClients), listener: name, logger: logger)
         }
+        let limits = configuration.grpcLimits
         let listener = GRPCListener(
-            options: .init(
+            options: limits.options(
                 host: configuration.grpc.host, port: configuration.grpc.port, tls: grpcTLS,
-                identifyPeer: identify(configuration.grpc, "gRPC"), maxMessageBytes: configuration.maxGRPCMessageBytes),
+                identifyPeer: identify(configuration.grpc, "gRPC"), maxMessageBytes: configuration.maxGRPCMessageBytes,
+                observer: ListenerLimitReport(metrics: metrics, logger: logger)),
             inPlace: [.check(handler, allowList: !configuration.grpc.allowedClients.isEmpty)])
+        logger.info("\(limits.summary(maxMessageBytes: configuration.maxGRPCMessageBytes))")
         let grpcServer = GRPCServer(transport: listener, services: [HealthService { [store] in store.status.ready }])
         let api = HTTPAPI(
             handler: handler, store: store, documents: policyDirectory.map { PolicyDocuments(directory: $0) },
@@ -143,11 +146,22 @@ public final class AuthorizationServer: Sendable {
         let http = try await HTTPServer(
             options: .init(
                 host: configuration.http.host, port: configuration.http.port, tls: httpTLS,
-                identifyPeer: identify(configuration.http, "HTTP"), maxBodyBytes: configuration.maxHTTPBodyBytes),
+                identifyPeer: identify(configuration.http, "HTTP"), maxBodyBytes: configuration.maxHTTPBodyBytes,
+                idleTimeout: TimeAmount(configuration.httpLimits.idleTimeout),
+                requestTimeout: TimeAmount(configuration.httpLimits.requestTimeout),
+                maxConnections: configuration.httpLimits.maxConnections),
             reject: HTTPResponse.api
         ) { request, connection in
             await api.dataPlane(request, connection: connection)
         }.bind()
+        let descriptors = FileDescriptorLimit.raise()
+        if limits.maxConnections + http.tracker.maximumConnections + 64 > descriptors {
+            logger.warning("""
+                the open-file limit (\(descriptors)) is below the connections the listeners may hold \
+                (gRPC \(limits.maxConnections), HTTP \(http.tracker.maximumConnections)): past it new connections \
+                fail; raise `ulimit -n` or lower --grpc-max-connections and --http-max-connections
+                """)
+        }
         let admin = try await configuration.admin.listener.asyncMap { settings in
             try await HTTPServer(
                 options: .init(

@@ -10,9 +10,11 @@ import PolicyCore
 ///
 /// ```yaml
 /// grpc: {address: 127.0.0.1:9191, tls: {certificate: cert.pem, key: key.pem, client_ca: ca.pem},
-///        allowed_clients: [spiffe://cluster.local/ns/istio-system/sa/ingress], max_message_bytes: 4194304}
+///        allowed_clients: [spiffe://cluster.local/ns/istio-system/sa/ingress], max_message_bytes: 4194304,
+///        max_connection_buffer_bytes: 16777216, max_concurrent_streams: 100, request_timeout: 10s,
+///        idle_timeout: 60s, max_connections: 10000}
 /// http: {address: 127.0.0.1:8181, tls: {...}, allowed_clients: [...], ext_authz_prefix: /ext_authz,
-///        max_body_bytes: 1048576}
+///        max_body_bytes: 1048576, request_timeout: 10s, idle_timeout: 60s, max_connections: 10000}
 /// admin: {address: 127.0.0.1:8282, tls: {...}, authentication: token, authorization_policy: authz.rego,
 ///         policy_writes: false}
 /// policies: {paths: [policies], root_namespace: istio-system, default_namespace: default, watch_interval_ms: 1000}
@@ -124,7 +126,12 @@ public struct ServerConfiguration: Sendable {
     public var http = Listener(host: "127.0.0.1", port: 8181)
     public var admin = Admin()
     public var maxGRPCMessageBytes = 4 << 20
+    public static let maxGRPCMessageBytesRange = 1024...(1 << 30)
+    /// What one gRPC client can make the server hold: connections, streams, buffered bytes, time.
+    public var grpcLimits = GRPCLimits()
     public var maxHTTPBodyBytes = 1 << 20
+    /// What one HTTP client can make the server hold beside the body: connections and time.
+    public var httpLimits = HTTPLimits()
     public var extAuthzPrefix = "/ext_authz"
     public var policyPaths: [String] = ["policies"]
     public var rootNamespace = "istio-system"
@@ -192,6 +199,19 @@ public struct ServerConfiguration: Sendable {
         func relative(_ path: String) -> String {
             path.hasPrefix("/") || base.isEmpty ? path : base + "/" + path
         }
+        func limits<Limits>(_ f: DocumentDecoder.Fields, _ fields: [LimitField<Limits>], into limits: inout Limits) {
+            for field in fields {
+                guard let node = f[field.key] else { continue }
+                let written = field.range.isDuration ? node.value.stringValue : node.value.numberValue?.intValue.map(String.init)
+                guard let written else {
+                    d.mismatch(node, f.path(field.key), expected: field.range.isDuration ? "a duration such as 10s" : "an integer")
+                    continue
+                }
+                if let problem = field.set(written, in: &limits) { d.invalid(problem, at: node, f.path(field.key)) }
+            }
+        }
+        // Apart from `config`, which `listener` is given a part of inout.
+        var grpcLimits = config.grpcLimits, httpLimits = config.httpLimits
         func address(_ f: DocumentDecoder.Fields, into listener: inout Listener) {
             guard let n = f["address"], let s = d.string(n, at: f.path("address")) else { return }
             if let (host, port) = Listener.parse(s.value) {
@@ -214,9 +234,11 @@ public struct ServerConfiguration: Sendable {
             return TLS(certificate: relative(cert.value), key: relative(key.value), clientCA: ca.map { relative($0.value) })
         }
         func listener(_ node: DocumentNode, _ path: FieldPath, into listener: inout Listener) -> (Int?, String?) {
-            let known = path.description == "grpc" ? ["address", "tls", "allowed_clients", "max_message_bytes"]
-                : ["address", "tls", "allowed_clients", "max_body_bytes", "ext_authz_prefix"]
+            let grpc = path.description == "grpc"
+            let known = grpc ? ["address", "tls", "allowed_clients", "max_message_bytes"] + GRPCLimits.fields.map(\.key)
+                : ["address", "tls", "allowed_clients", "max_body_bytes", "ext_authz_prefix"] + HTTPLimits.fields.map(\.key)
             guard let f = d.fields(node, at: path, known: known) else { return (nil, nil) }
+            if grpc { limits(f, GRPCLimits.fields, into: &grpcLimits) } else { limits(f, HTTPLimits.fields, into: &httpLimits) }
             address(f, into: &listener)
             if let tls = tls(f) { listener.tls = tls }
             if let n = f["allowed_clients"], let list = d.strings(n, at: f.path("allowed_clients")) {
@@ -240,10 +262,12 @@ public struct ServerConfiguration: Sendable {
         if let n = top["grpc"] {
             let (limit, _) = listener(n, top.path("grpc"), into: &config.grpc)
             if let limit { config.maxGRPCMessageBytes = limit }
+            config.grpcLimits = grpcLimits
         }
         if let n = top["http"] {
             let (limit, prefix) = listener(n, top.path("http"), into: &config.http)
             if let limit { config.maxHTTPBodyBytes = limit }
+            config.httpLimits = httpLimits
             if let prefix { config.extAuthzPrefix = prefix }
         }
         if let n = top["admin"],

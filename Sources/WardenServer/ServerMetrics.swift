@@ -1,4 +1,5 @@
 import Foundation
+import Networking
 import PolicyCore
 import Prometheus
 
@@ -26,6 +27,7 @@ public final class ServerMetrics: Sendable {
     private let logUploadedEvents: Counter
     private let logUploadFailures: Counter
     private let logDropped: Counter
+    private let grpcLimitEvents: [ListenerLimit: Counter]
     private let adminRequests: [Bool: Counter]
     private let clientRefusals: [String: Counter]
 
@@ -103,6 +105,13 @@ public final class ServerMetrics: Sendable {
         logDropped = registry.makeCounter(
             descriptor: Self.name(
                 "decision_log_dropped", unit: "total", help: "Decision-log events dropped because the upload buffer was full."))
+        grpcLimitEvents = Dictionary(uniqueKeysWithValues: ListenerLimit.allCases.map { limit in
+            (limit, registry.makeCounter(
+                descriptor: Self.name(
+                    "grpc_limit_events", unit: "total",
+                    help: "Times the gRPC listener enforced a limit: connections refused or closed idle, streams reset or made to wait."),
+                labels: [("limit", limit.rawValue)]))
+        })
         var adminRequests: [Bool: Counter] = [:]
         for allowed in [true, false] {
             adminRequests[allowed] = registry.makeCounter(
@@ -163,6 +172,7 @@ public final class ServerMetrics: Sendable {
     }
     public func recordDecisionLogUploadFailure() { logUploadFailures.increment() }
     public func recordDecisionLogDropped() { logDropped.increment() }
+    public func recordGRPCLimit(_ limit: ListenerLimit) { grpcLimitEvents[limit]?.increment() }
     public func recordAdminRequest(allowed: Bool) { adminRequests[allowed]?.increment() }
     /// A client the `listener` (`grpc` or `http`) refused for not being on its allow-list.
     public func recordClientRefused(listener: String) { clientRefusals[listener]?.increment() }

@@ -106,6 +106,8 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var limits: LimitOptions
 
+    @OptionGroup var listenerLimits: ListenerLimitOptions
+
     @Option(name: .customLong("grpc-tls-cert"), help: "PEM certificate chain for the gRPC listener.")
     var grpcTLSCert: String?
     @Option(name: .customLong("grpc-tls-key"), help: "PEM private key for the gRPC listener.")
@@ -201,6 +203,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let destinationLabels { settings.destinationLabels = try parseLabels(destinationLabels, flag: "--destination-labels") }
         try applyBundle(to: &settings)
         settings.limits = limits.applied(to: settings.limits)
+        try listenerLimits.apply(to: &settings)
         if trustVerifiedClaimsHeader { settings.verifiedClaimsHeader = "x-warden-verified-claims" }
         try applyTLS(to: &settings)
         try applyAdmin(to: &settings)

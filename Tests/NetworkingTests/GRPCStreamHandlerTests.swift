@@ -11,13 +11,28 @@ import Testing
 /// that echoes its request.
 @Suite struct GRPCStreamHandlerTests {
 
-    func embedded() throws -> EmbeddedChannel {
+    func embedded(budget: RequestByteBudget = RequestByteBudget(limit: 1 << 20), reads: ReadCounter? = nil) throws
+        -> EmbeddedChannel {
         let (_, handOffs) = AsyncStream.makeStream(of: GRPCListener.HandOff.self)
         let handler = GRPCStreamHandler(
             inPlace: ["/test.Echo/Echo": InPlaceMethod(
                 descriptor: MethodDescriptor(fullyQualifiedService: "test.Echo", method: "Echo")) { message, _ in message }],
-            maxMessageBytes: 1024, peers: .init(remote: "test", local: "test"), handOffs: handOffs)
-        return EmbeddedChannel(handler: handler)
+            limits: .init(maxMessageBytes: 1024, requestTimeout: .seconds(10), observer: nil), budget: budget,
+            peers: .init(remote: "test", local: "test"), handOffs: handOffs)
+        let channel = EmbeddedChannel()
+        if let reads { try channel.pipeline.syncOperations.addHandler(reads) }
+        try channel.pipeline.syncOperations.addHandler(handler)
+        return channel
+    }
+
+    /// Counts the reads that pass towards the socket.
+    final class ReadCounter: ChannelOutboundHandler {
+        typealias OutboundIn = NIOAny
+        var count = 0
+        func read(context: ChannelHandlerContext) {
+            count += 1
+            context.read()
+        }
     }
 
     func headers(timeout: String? = nil, encoding: String? = nil, method: String = "POST", endStream: Bool = false)
@@ -86,6 +101,54 @@ import Testing
         #expect(try written(channel).isEmpty)
         channel.embeddedEventLoop.advanceTime(by: .milliseconds(2))
         #expect(status(try written(channel)) == String(Status.Code.deadlineExceeded.rawValue))
+    }
+
+    @Test func aRequestNotWholeWithinTheRequestTimeoutIsResetWithoutAClientDeadline() throws {
+        let channel = try embedded()
+        try channel.writeInbound(headers())
+        try channel.writeInbound(body([1], endStream: false))
+        channel.pipeline.fireChannelReadComplete()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(9))
+        #expect(try written(channel).isEmpty)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(2))
+        let frames = try written(channel)
+        #expect(status(frames) == String(Status.Code.deadlineExceeded.rawValue))
+        guard case .headers(let trailers)? = frames.last else { return }
+        #expect(trailers.headers.first(name: "grpc-message")?.contains("request timeout") == true)
+        #expect(!channel.isActive)
+    }
+
+    @Test func aMessageOverTheLimitIsResourceExhaustedAndTheStreamReset() throws {
+        let budget = RequestByteBudget(limit: 1 << 20)
+        let channel = try embedded(budget: budget)
+        try channel.writeInbound(headers())
+        try channel.writeInbound(body([UInt8](repeating: 7, count: 1000), endStream: false))
+        #expect(budget.used == 1005)
+        try channel.writeInbound(body([UInt8](repeating: 7, count: 100), endStream: false))
+        #expect(status(try written(channel)) == String(Status.Code.resourceExhausted.rawValue))
+        #expect(!channel.isActive)
+        #expect(budget.used == 0)
+    }
+
+    @Test func aStreamStopsReadingWhileItsConnectionHoldsTheMostBytesAndResumesWhenOthersFinish() throws {
+        let budget = RequestByteBudget(limit: 1000)
+        let readsA = ReadCounter()
+        let a = try embedded(budget: budget, reads: readsA)
+        let b = try embedded(budget: budget)
+        try b.writeInbound(headers())
+        try b.writeInbound(body([UInt8](repeating: 1, count: 600), endStream: false))
+        try a.writeInbound(headers())
+        try a.writeInbound(body([UInt8](repeating: 2, count: 600), endStream: false))
+        #expect(budget.isSpent)
+        a.read()
+        #expect(readsA.count == 0)
+        // B's request completes: its bytes come back, and A reads again on the next tick.
+        try b.writeInbound(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)))
+        #expect(budget.used == 605)
+        a.embeddedEventLoop.run()
+        #expect(readsA.count == 1)
+        a.read()
+        #expect(readsA.count == 2)
     }
 
     @Test func aCallThatArrivesInTimeIsNotTimedOut() throws {

@@ -58,7 +58,7 @@ import WardenTesting
         #expect(denied.status.code == 7, "the first set still denies")
         #expect(allowed.status.code == 0)
         // Nothing was expanded: the process never grew anywhere near what 9^9 strings would take.
-        let peak = try #require(Self.peakResidentKilobytes(of: server.launched.processIdentifier))
+        let peak = try #require(memoryKilobytes(of: server.launched.processIdentifier, "VmHWM"))
         #expect(peak < 1_000_000, "peak RSS \(peak) kB")
     }
 
@@ -195,13 +195,5 @@ import WardenTesting
         }
         Issue.record("status never reached the condition: \(result)")
         return result
-    }
-
-    /// `VmHWM` from `/proc/PID/status`: the most memory the process ever held resident.
-    static func peakResidentKilobytes(of pid: Int32) -> Int? {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") })
-        else { return nil }
-        return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
     }
 }

@@ -56,3 +56,12 @@ func curl(_ arguments: [String]) async throws -> (status: Int, body: String, hea
     let headers = (try? String(contentsOfFile: headersFile, encoding: .utf8)) ?? ""
     return (status, lines.joined(separator: "\n"), headers)
 }
+
+/// A memory figure of a process from `/proc/PID/status`, in kilobytes: `VmRSS` (resident now) or `VmHWM` (the most it
+/// ever held resident).
+func memoryKilobytes(of pid: Int32, _ field: String) -> Int? {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+          let line = text.split(separator: "\n").first(where: { $0.hasPrefix(field + ":") })
+    else { return nil }
+    return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+}

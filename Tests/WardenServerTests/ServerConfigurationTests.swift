@@ -122,6 +122,44 @@ import Testing
         #expect(c.threads == 2)
     }
 
+    @Test func readsTheGRPCLimitsAndRefusesOnesOutOfRange() throws {
+        #expect(ServerConfiguration().grpcLimits == GRPCLimits())
+        let (config, diagnostics) = ServerConfiguration.decode("""
+            grpc: {max_connection_buffer_bytes: 1048576, max_concurrent_streams: 8, request_timeout: 1500ms,
+                   idle_timeout: 30s, max_connections: 50}
+            """, file: "c.yaml")
+        #expect(diagnostics.isEmpty, "\(diagnostics)")
+        let limits = try #require(config?.grpcLimits)
+        #expect(limits.maxConnectionBufferBytes == 1 << 20 && limits.maxConcurrentStreams == 8)
+        #expect(limits.requestTimeout == .milliseconds(1500) && limits.idleTimeout == .seconds(30))
+        #expect(limits.maxConnections == 50)
+        let options = limits.options(host: "h", port: 1, tls: nil, maxMessageBytes: 4096, observer: NoObserver())
+        #expect(options.maxConnectionBufferBytes == 1 << 20 && options.maxConcurrentStreams == 8)
+        #expect(options.requestTimeout == .milliseconds(1500) && options.idleTimeout == .seconds(30))
+        #expect(options.maxConnections == 50 && options.maxMessageBytes == 4096)
+
+        let (withHTTP, none) = ServerConfiguration.decode(
+            "http: {request_timeout: 2s, idle_timeout: 1m, max_connections: 7}", file: "c.yaml")
+        #expect(none.isEmpty, "\(none)")
+        #expect(withHTTP?.httpLimits.requestTimeout == .seconds(2) && withHTTP?.httpLimits.idleTimeout == .seconds(60))
+        #expect(withHTTP?.httpLimits.maxConnections == 7)
+
+        let (refused, problems) = ServerConfiguration.decode("grpc: {max_concurrent_streams: 0, idle_timeout: 5, request_timeout: 2d}", file: "c.yaml")
+        #expect(refused == nil)
+        let text = problems.map(\.description)
+        #expect(text.contains {
+            $0.hasPrefix("c.yaml:1:32: grpc.max_concurrent_streams: must be an integer from 1 to 1000000, found `0`")
+        }, "\(text)")
+        #expect(text.contains { $0.contains("grpc.idle_timeout:") && $0.contains("expected a duration such as 10s") }, "\(text)")
+        #expect(text.contains {
+            $0.contains("grpc.request_timeout: must be a duration from 1ms to 86400s such as 10s or 500ms, found `2d`")
+        }, "\(text)")
+    }
+
+    struct NoObserver: ListenerLimitObserver {
+        func limitEnforced(_ limit: ListenerLimit) {}
+    }
+
     @Test func reportsEveryProblemWithItsPlace() {
         let (config, diagnostics) = ServerConfiguration.decode("""
             grpc: {adress: "1:2"}

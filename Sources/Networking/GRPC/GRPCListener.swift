@@ -41,22 +41,41 @@ public final class GRPCListener: ServerTransport {
         /// Names each TLS client from the certificate it presented (the context must ask for client certificates
         /// and verify them against a trust bundle), once per connection; in-place methods receive the result.
         public var identifyPeer: PeerIdentifier?
-        /// The largest request message accepted; a larger one ends the call with RESOURCE_EXHAUSTED.
+        /// The largest request message accepted; a stream sending more is reset with RESOURCE_EXHAUSTED.
         public var maxMessageBytes: Int
-        /// SETTINGS_MAX_CONCURRENT_STREAMS offered to each client.
+        /// The request bytes one connection's streams may hold together; past it, streams stop reading and HTTP/2
+        /// flow control stops their clients (see `RequestByteBudget`).
+        public var maxConnectionBufferBytes: Int
+        /// SETTINGS_INITIAL_WINDOW_SIZE: what a client may send on a stream before the server reads it.
+        public var streamWindowBytes: Int
+        /// SETTINGS_MAX_CONCURRENT_STREAMS offered to each client; swift-nio-http2 refuses a stream beyond it.
         public var maxConcurrentStreams: Int
+        /// A request must be whole this long after its headers; a stream still arriving then is reset.
+        public var requestTimeout: TimeAmount
+        /// A connection with no open stream for this long gets a GOAWAY and is closed.
+        public var idleTimeout: TimeAmount
         /// Connections beyond this many are closed as they are accepted.
         public var maxConnections: Int
+        /// Told of each limit enforced.
+        public var observer: (any ListenerLimitObserver)?
 
         public init(host: String, port: Int, tls: ReloadingTLSContext? = nil, identifyPeer: PeerIdentifier? = nil,
-                    maxMessageBytes: Int = 4 << 20, maxConcurrentStreams: Int = 4096, maxConnections: Int = 10_000) {
+                    maxMessageBytes: Int = 4 << 20, maxConnectionBufferBytes: Int = 16 << 20,
+                    streamWindowBytes: Int = 65_535, maxConcurrentStreams: Int = 100,
+                    requestTimeout: TimeAmount = .seconds(10), idleTimeout: TimeAmount = .seconds(60),
+                    maxConnections: Int = 10_000, observer: (any ListenerLimitObserver)? = nil) {
             self.host = host
             self.port = port
             self.tls = tls
             self.identifyPeer = identifyPeer
             self.maxMessageBytes = maxMessageBytes
+            self.maxConnectionBufferBytes = maxConnectionBufferBytes
+            self.streamWindowBytes = streamWindowBytes
             self.maxConcurrentStreams = maxConcurrentStreams
+            self.requestTimeout = requestTimeout
+            self.idleTimeout = idleTimeout
             self.maxConnections = maxConnections
+            self.observer = observer
         }
     }
 
@@ -162,9 +181,14 @@ public final class GRPCListener: ServerTransport {
         for waiter in waiters { waiter.resume(with: address) }
     }
 
-    /// One connection: TLS when configured, HTTP/2, and a `GRPCStreamHandler` per stream.
+    /// One connection: TLS when configured, HTTP/2 with the listener's limits, and a `GRPCStreamHandler` per stream
+    /// sharing the connection's `RequestByteBudget`.
     private func configure(connection channel: any Channel, handOffs: AsyncStream<HandOff>.Continuation) throws {
-        guard tracker.admit(channel) else { return }
+        let observer = options.observer
+        guard tracker.admit(channel) else {
+            observer?.limitEnforced(.maxConnections)
+            return
+        }
         let sync = channel.pipeline.syncOperations
         // The client's identity is decided when the handshake completes, before any stream opens, and read on
         // this event loop by each stream as it opens: nothing per call.
@@ -179,19 +203,40 @@ public final class GRPCListener: ServerTransport {
         connection.initialSettings = [
             HTTP2Setting(parameter: .maxConcurrentStreams, value: options.maxConcurrentStreams),
             HTTP2Setting(parameter: .maxHeaderListSize, value: 16 << 10),
+            HTTP2Setting(parameter: .initialWindowSize, value: options.streamWindowBytes),
         ]
+        var stream = NIOHTTP2Handler.StreamConfiguration()
+        stream.targetWindowSize = options.streamWindowBytes
+        // Graceful shutdown (ChannelShouldQuiesceEvent) becomes GOAWAY; the connection closes once its streams are
+        // done. Idleness is the closer's, which does not wait for a silent client's PING acknowledgement.
+        let management = NIOHTTP2ServerConnectionManagementHandler(
+            eventLoop: channel.eventLoop, configuration: .init(maxIdleTime: nil, maxAge: nil, maxGraceTime: nil, keepalive: nil))
+        let closer = HTTP2IdleCloser(timeout: options.idleTimeout) { observer?.limitEnforced(.idleTimeout) }
+        let events = HTTP2IdleCloser.StreamEvents(
+            closer: NIOLoopBound(closer, eventLoop: channel.eventLoop), next: management.http2StreamDelegate)
         let peers = Peers(remote: Self.describe(channel.remoteAddress), local: Self.describe(channel.localAddress))
-        let inPlace = self.inPlace, maxMessageBytes = options.maxMessageBytes
+        let limits = GRPCStreamHandler.Limits(
+            maxMessageBytes: options.maxMessageBytes, requestTimeout: options.requestTimeout, observer: observer)
+        let budget = NIOLoopBound(RequestByteBudget(limit: options.maxConnectionBufferBytes), eventLoop: channel.eventLoop)
+        channel.closeFuture.whenComplete { _ in
+            if budget.value.peak >= Self.heavyConnectionBytes { MemoryTrim.soon() }
+        }
+        let inPlace = self.inPlace
         _ = try sync.configureHTTP2Pipeline(
-            mode: .server, connectionConfiguration: connection, streamConfiguration: .init()
+            mode: .server, connectionConfiguration: connection, streamConfiguration: stream, streamDelegate: events
         ) { stream in
             stream.eventLoop.makeCompletedFuture {
                 try stream.pipeline.syncOperations.addHandler(GRPCStreamHandler(
-                    inPlace: inPlace, maxMessageBytes: maxMessageBytes, peers: peers, tlsPeer: peer.value,
+                    inPlace: inPlace, limits: limits, budget: budget.value, peers: peers, tlsPeer: peer.value,
                     handOffs: handOffs))
             }
         }
+        try sync.addHandler(management)
+        try sync.addHandler(closer)
     }
+
+    /// A connection whose streams once held this many request bytes together has the heap trimmed when it closes.
+    static let heavyConnectionBytes = 1 << 20
 
     /// Runs a handed-off stream through `GRPCServer`; ends the handler if the stream goes away first (the client
     /// reset it or the connection closed), as a server-streaming handler would otherwise never notice.

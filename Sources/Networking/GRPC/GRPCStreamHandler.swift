@@ -11,9 +11,21 @@ import Synchronization
 /// The wire rules are gRPC's over HTTP/2: a POST with `content-type: application/grpc`, `grpc-timeout` as the
 /// deadline, messages uncompressed (only `identity` is accepted), and the answer as response headers, one data
 /// frame and trailers carrying `grpc-status`, or a trailers-only response for an error.
-final class GRPCStreamHandler: ChannelInboundHandler {
+///
+/// Bounds, each checked as bytes arrive: a request larger than `maxMessageBytes` is answered RESOURCE_EXHAUSTED
+/// and the stream reset; one not whole within `requestTimeout` (or its `grpc-timeout`) is answered
+/// DEADLINE_EXCEEDED and reset; and the bytes held are charged to the connection's `RequestByteBudget`, which makes
+/// the stream stop reading (so flow control stops the client) while the connection's streams hold their most.
+final class GRPCStreamHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTP2Frame.FramePayload
+    typealias OutboundIn = HTTP2Frame.FramePayload
     typealias OutboundOut = HTTP2Frame.FramePayload
+
+    struct Limits: Sendable {
+        var maxMessageBytes: Int
+        var requestTimeout: TimeAmount
+        var observer: (any ListenerLimitObserver)?
+    }
 
     private enum State {
         case awaitingHeaders
@@ -24,22 +36,31 @@ final class GRPCStreamHandler: ChannelInboundHandler {
     private struct Call {
         var path: String
         var headers: HPACKHeaders
+        /// The client's deadline (`grpc-timeout`).
         var deadline: NIODeadline?
         var body: ByteBuffer?
     }
 
     private let inPlace: [String: InPlaceMethod]
-    private let maxMessageBytes: Int
+    private let limits: Limits
+    private let budget: RequestByteBudget
     private let peers: GRPCListener.Peers
     private let tlsPeer: TLSPeer?
     private let handOffs: AsyncStream<GRPCListener.HandOff>.Continuation
     private var state = State.awaitingHeaders
     private var deadlineTimer: Scheduled<Void>?
+    /// Bytes of this stream charged to the budget.
+    private var charged = 0
+    /// Waiting for room in the budget: `read` is held until then.
+    private var waiting = false
+    private var heldRead = false
 
-    init(inPlace: [String: InPlaceMethod], maxMessageBytes: Int, peers: GRPCListener.Peers, tlsPeer: TLSPeer? = nil,
+    init(inPlace: [String: InPlaceMethod], limits: Limits, budget: RequestByteBudget, peers: GRPCListener.Peers,
+         tlsPeer: TLSPeer? = nil,
          handOffs: AsyncStream<GRPCListener.HandOff>.Continuation) {
         self.inPlace = inPlace
-        self.maxMessageBytes = maxMessageBytes
+        self.limits = limits
+        self.budget = budget
         self.peers = peers
         self.tlsPeer = tlsPeer
         self.handOffs = handOffs
@@ -56,13 +77,20 @@ final class GRPCStreamHandler: ChannelInboundHandler {
             // Drop the state's reference first, so appending to the body does not copy it on every frame.
             state = .done
             // Each message carries a 5-byte prefix; a unary call has one.
-            if (call.body?.readableBytes ?? 0) + bytes.readableBytes > maxMessageBytes + 5 {
-                fail(context, code: .resourceExhausted, "request message larger than \(maxMessageBytes) bytes", reset: true)
+            if (call.body?.readableBytes ?? 0) + bytes.readableBytes > limits.maxMessageBytes + 5 {
+                limits.observer?.limitEnforced(.maxMessageBytes)
+                fail(context, code: .resourceExhausted, "request message larger than \(limits.maxMessageBytes) bytes", reset: true)
                 return
             }
+            charged += bytes.readableBytes
+            budget.charge(bytes.readableBytes)
             if call.body == nil { call.body = bytes } else { call.body!.writeBuffer(&bytes) }
             state = .reading(call)
-            if frame.endStream { complete(call, context: context) }
+            if frame.endStream {
+                complete(call, context: context)
+            } else if budget.isSpent, !waiting {
+                waitForRoom(context)
+            }
         case (.headers(let trailers), .reading(let call)) where trailers.endStream:
             complete(call, context: context)
         default:
@@ -71,19 +99,67 @@ final class GRPCStreamHandler: ChannelInboundHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        // Arm the deadline only for a call still arriving: most arrive whole in one read.
-        guard case .reading(let call) = state, let deadline = call.deadline, deadlineTimer == nil else { return }
+        // Arm the timer only for a call still arriving: most arrive whole in one read.
+        guard case .reading(let call) = state, deadlineTimer == nil else { return }
+        let arrival = context.eventLoop.now + limits.requestTimeout
+        let clientDeadlineFirst = call.deadline.map { $0 < arrival } ?? false
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        deadlineTimer = context.eventLoop.scheduleTask(deadline: deadline) {
+        deadlineTimer = context.eventLoop.scheduleTask(deadline: clientDeadlineFirst ? call.deadline! : arrival) {
             let (handler, context) = loopBound.value
-            handler.fail(context, code: .deadlineExceeded, "deadline exceeded before the request arrived", reset: true)
+            guard case .reading = handler.state else { return }
+            if clientDeadlineFirst {
+                handler.fail(context, code: .deadlineExceeded, "deadline exceeded before the request arrived", reset: true)
+            } else {
+                handler.limits.observer?.limitEnforced(.requestTimeout)
+                let milliseconds = handler.limits.requestTimeout.nanoseconds / 1_000_000
+                handler.fail(context, code: .deadlineExceeded,
+                             "request not whole within the server's request timeout of \(milliseconds) ms", reset: true)
+            }
         }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if waiting { heldRead = true } else { context.read() }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         deadlineTimer?.cancel()
         state = .done
+        release()
         context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        release()
+    }
+
+    /// Stops reading until the connection's streams hold fewer bytes than their bound.
+    private func waitForRoom(_ context: ChannelHandlerContext) {
+        waiting = true
+        limits.observer?.limitEnforced(.maxConnectionBufferBytes)
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        budget.wait(ObjectIdentifier(self)) {
+            // On the next tick: the refund that made room may come from inside another stream's read.
+            context.eventLoop.execute {
+                let (handler, context) = loopBound.value
+                guard handler.waiting else { return }
+                handler.waiting = false
+                if handler.heldRead {
+                    handler.heldRead = false
+                    context.read()
+                }
+            }
+        }
+    }
+
+    /// Gives this stream's bytes back to the connection and stops waiting for room.
+    private func release() {
+        if waiting {
+            waiting = false
+            budget.stopWaiting(ObjectIdentifier(self))
+        }
+        budget.refund(charged)
+        charged = 0
     }
 
     /// Checks the request headers; answers and returns nil when the call cannot proceed.
@@ -110,6 +186,7 @@ final class GRPCStreamHandler: ChannelInboundHandler {
         deadlineTimer?.cancel()
         deadlineTimer = nil
         state = .done
+        release()
         if let deadline = call.deadline, deadline < context.eventLoop.now {
             fail(context, code: .deadlineExceeded, "deadline exceeded before the request arrived", reset: false)
             return
@@ -176,6 +253,7 @@ final class GRPCStreamHandler: ChannelInboundHandler {
         deadlineTimer?.cancel()
         deadlineTimer = nil
         state = .done
+        release()
         var headers = Self.responseHeaders
         headers.add(contentsOf: Self.status(Status.Code(code), message: message))
         for (name, value) in extra { headers.add(name: name, value: value) }

@@ -41,12 +41,15 @@ public struct HTTPServer: Sendable {
         public var maxBodyBytes: Int
         /// Connections with no traffic for this long are closed.
         public var idleTimeout: TimeAmount
+        /// A request must be whole this long after its first byte; the connection is closed otherwise.
+        public var requestTimeout: TimeAmount
         /// Connections beyond this many are closed as they are accepted.
         public var maxConnections: Int
 
         public init(
             host: String, port: Int, tls: ReloadingTLSContext? = nil, identifyPeer: PeerIdentifier? = nil,
-            maxBodyBytes: Int = 1 << 20, idleTimeout: TimeAmount = .seconds(60), maxConnections: Int = 10_000
+            maxBodyBytes: Int = 1 << 20, idleTimeout: TimeAmount = .seconds(60), requestTimeout: TimeAmount = .seconds(10),
+            maxConnections: Int = 10_000
         ) {
             self.host = host
             self.port = port
@@ -54,6 +57,7 @@ public struct HTTPServer: Sendable {
             self.identifyPeer = identifyPeer
             self.maxBodyBytes = maxBodyBytes
             self.idleTimeout = idleTimeout
+            self.requestTimeout = requestTimeout
             self.maxConnections = maxConnections
         }
     }
@@ -84,7 +88,7 @@ public struct HTTPServer: Sendable {
     public func bind(group: MultiThreadedEventLoopGroup = .singleton) async throws -> Listener {
         let tls = options.tls
         let identifyPeer = options.identifyPeer
-        let idleTimeout = options.idleTimeout
+        let idleTimeout = options.idleTimeout, requestTimeout = options.requestTimeout
         let tracker = ConnectionTracker(maximumConnections: options.maxConnections)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
@@ -105,7 +109,10 @@ public struct HTTPServer: Sendable {
                     }
                     try sync.addHandler(IdleStateHandler(allTimeout: idleTimeout))
                     try sync.addHandler(IdleConnectionCloser())
+                    let deadline = HTTPRequestDeadline(timeout: requestTimeout)
+                    try sync.addHandler(deadline.start)
                     try sync.configureHTTPServerPipeline(withErrorHandling: true)
+                    try sync.addHandler(deadline.end)
                     return Accepted(channel: try ConnectionChannel(wrappingChannelSynchronously: child), peer: slot)
                 }
             }
