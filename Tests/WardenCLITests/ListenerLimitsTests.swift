@@ -68,7 +68,7 @@ import WardenTesting
         try await steady.value
         let outcomes = results.withLock { $0 }
         #expect(outcomes.count > 10 && outcomes.allSatisfy { $0 }, "\(outcomes.filter { !$0 }.count) of \(outcomes.count) checks failed")
-        let metrics = try await curl([server.httpBase + "/metrics"]).body
+        let metrics = try await curl([server.adminBase + "/metrics"]).body
         for limit in ["max_connections", "idle_timeout", "request_timeout"] {
             #expect(metrics.contains(#"warden_grpc_limit_events_total{limit="\#(limit)"}"#), "\(limit)")
         }
@@ -155,7 +155,7 @@ import WardenTesting
         print("flood: RSS after \(after) kB, peak \(memoryKilobytes(of: pid, "VmHWM") ?? 0) kB")
         #expect(after - before < 32_000, "RSS after the attack: \(after) kB, before: \(before) kB")
         #expect(try await allowedCheck(server.grpcPort))
-        let metrics = try await curl([server.httpBase + "/metrics"]).body
+        let metrics = try await curl([server.adminBase + "/metrics"]).body
         #expect(metrics.contains(#"warden_grpc_limit_events_total{limit="max_connection_buffer_bytes"}"#), "\(metrics)")
         #expect(server.stderr.contains("gRPC limits: 10000 connections, 150 streams per connection"))
     }
