@@ -77,6 +77,7 @@ let package = Package(
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ],
             path: "BundleBenchmarks",
+            exclude: ["make-bundle.py"],
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
         // The choice of the proxy's upstream client: async-http-client against a NIO channel with the HTTP/1.1

@@ -94,7 +94,8 @@ import WardenTesting
         }
         try await waitUntil { !slow.isActive }
         let closedAfter = ContinuousClock.now - started
-        #expect(closedAfter < .milliseconds(1400), "closed after \(closedAfter), though bytes kept coming")
+        // The trickle would last about 9 s: closing within 3 s is the deadline at work, with room for a loaded machine.
+        #expect(closedAfter < .seconds(3), "closed after \(closedAfter), though bytes kept coming")
         _ = try? await trickle.value
 
         let silent = try await (0..<6).asyncMap { _ in try await SilentConnection.open(port: server.httpPort) }
