@@ -108,11 +108,13 @@ import WardenTesting
     // The two heavy tests come last: the suite runs in order beside the others, and these load the machine for a
     // few seconds, which the timing-sensitive tests that start with the run should not share.
 
-    /// The attack: streams that each send 4 MB and never finish. Before the bounds, 1,000 of them on one
-    /// connection took the server from 0.5 to 4.5 GB.
+    /// The attack: streams that each send a large message and never finish. Before the bounds, 1,000 of them
+    /// sending 4 MB on one connection took the server from 0.5 to 4.5 GB. Here 300 streams want 300 MB (each 1 MiB,
+    /// within a 1 MiB message bound), on two connections with a 4 MiB budget each.
     @Test func streamsThatNeverFinishAreStoppedByFlowControlNotHeldInMemory() async throws {
         let (server, directory) = try await Self.serve([
             "--grpc-max-concurrent-streams", "150", "--grpc-max-connection-buffer-bytes", "4194304",
+            "--grpc-max-message-bytes", "1048576",
             "--grpc-request-timeout", "60s",
         ])
         defer { server.stop(); withExtendedLifetime(directory) {} }
@@ -124,12 +126,12 @@ import WardenTesting
         var attackers: [any Channel] = []
         for _ in 0..<2 {
             attackers.append(try await HTTP2Attacker.connect(port: server.grpcPort, stats: stats) { multiplexer in
-                for _ in 0..<150 { HTTP2Attacker.open(multiplexer, sending: 4 << 20, stats: stats) }
+                for _ in 0..<150 { HTTP2Attacker.open(multiplexer, sending: 1 << 20, stats: stats) }
             })
         }
         // A stream over the message bound is reset with RESOURCE_EXHAUSTED, whatever the other streams do.
         let oversized = try await HTTP2Attacker.connect(port: server.grpcPort, stats: stats) { multiplexer in
-            HTTP2Attacker.open(multiplexer, sending: 5 << 20, stats: stats)
+            HTTP2Attacker.open(multiplexer, sending: 2 << 20, stats: stats)
         }
         // The clients are stopped once the windows close: what they manage to send stops growing.
         var sent = 0
@@ -140,7 +142,7 @@ import WardenTesting
             sent = now
         }
         #expect(sent > 8 << 20, "the attack got going: \(sent) bytes sent")
-        #expect(sent < 64 << 20, "flow control stopped the clients: \(sent) bytes sent of \(2 * 150 * 4 << 20)")
+        #expect(sent < 64 << 20, "flow control stopped the clients: \(sent) bytes sent of \(2 * 150 << 20)")
         #expect(stats.statuses["8"] == 1, "the oversized stream: \(stats.statuses)")
         #expect(stats.maxConcurrentStreams == 150, "the stream limit as the server announces it")
         #expect(try await allowedCheck(server.grpcPort), "a normal Check during the attack")
