@@ -233,8 +233,7 @@ public final class FrontProxy: Sendable {
 
     static func describe(_ snapshot: ProxySnapshot, _ configuration: ProxyConfiguration) -> String {
         let workload = snapshot.settings.workload
-        let labels = workload.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
-        var text = "workload \(workload.namespace) {\(labels)} port \(workload.port): "
+        var text = "workload \(workload.namespace) \(labelsText(workload.labels)) port \(workload.port): "
         if configuration.outbound {
             return text + "outbound to \(configuration.upstream), expecting \(configuration.expectedPeer?.uri ?? "")"
         }

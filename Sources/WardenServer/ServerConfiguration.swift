@@ -445,7 +445,6 @@ extension ServerConfiguration {
                 workload this server guards
                 """
         }
-        let labels = destinationLabels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
-        return "checks that name no workload are for namespace `\(namespace)` {\(labels)}"
+        return "checks that name no workload are for namespace `\(namespace)` \(labelsText(destinationLabels))"
     }
 }

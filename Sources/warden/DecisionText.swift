@@ -68,9 +68,7 @@ enum DecisionText {
         return set.workloadNamespace(of: request) + (labels.isEmpty ? "" : " " + labelsText(labels))
     }
 
-    static func labelsText(_ labels: [String: String]) -> String {
-        "{" + labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ") + "}"
-    }
+    static func labelsText(_ labels: [String: String]) -> String { PolicyCore.labelsText(labels, separator: ", ") }
 }
 
 extension PolicyExplanation {
