@@ -588,6 +588,7 @@ func faultPhases(srv *server, policies string) (out []faultPhase, problems []str
 	}
 
 	// 1. The last good revision on disk (as write-then-rename always leaves it), a kill, a restart.
+	add("writing the last good revision", restarted)
 	before, _ := srv.status()
 	must(writeRevision(policies, revisionA, true))
 	problem("loading the last good revision", srv.awaitLoad(before, false))

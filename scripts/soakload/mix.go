@@ -28,7 +28,7 @@ spec:
   selector: {matchLabels: {app: upload}}
   action: DENY
   rules:
-  - to: [{operation: {paths: ["/api/v1/profile/picture", "/api/v1/profile/picture/*"], notMethods: ["GET", "HEAD"]}}]
+  - to: [{operation: {ports: ["8080"], paths: ["/api/v1/profile/picture", "/api/v1/profile/picture/*"], notMethods: ["GET", "HEAD"]}}]
 `,
 	// ALLOW-nothing for the whole `restricted` namespace.
 	"restricted-allow-nothing.yaml": header + `metadata: {name: allow-nothing, namespace: restricted}
@@ -69,7 +69,7 @@ spec:
   selector: {matchLabels: {app: upload}}
   action: DENY
   rules:
-  - to: [{operation: {paths: ["/api/v1/profile/picture*"], notMethods: ["GET", "HEAD", "OPTIONS"]}}]
+  - to: [{operation: {ports: ["8080", "9080"], paths: ["/api/v1/profile/picture*"], notMethods: ["GET", "HEAD", "OPTIONS"]}}]
 `,
 	"restricted-allow-nothing.yaml": header + `metadata: {name: allow-nothing, namespace: restricted}
 spec:
