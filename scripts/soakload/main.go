@@ -204,7 +204,7 @@ func run(dir string) int {
 	for time.Since(start) < *duration {
 		time.Sleep(sampleEvery)
 		if kb, err := srv.rss(); err == nil {
-			rss = append(rss, sample{time.Since(start), kb})
+			rss = append(rss, sample{time.Since(start), kb, srv.openFiles()})
 		} else {
 			soak.note("server gone: " + err.Error())
 			soak.failed.Add(1)
@@ -252,6 +252,9 @@ func run(dir string) int {
 	fmt.Printf("  RSS: first %d MiB, last %d MiB, after warm-up (%s) min %d MiB max %d MiB; first window median %d MiB, last window median %d MiB (%+.1f %%)\n",
 		summary.first/1024, summary.last/1024, summary.warmup, summary.min/1024, summary.max/1024,
 		summary.firstWindow/1024, summary.lastWindow/1024, summary.growth*100)
+	if len(rss) > 0 {
+		fmt.Printf("  open files: %d at the first sample, %d at the last\n", rss[0].files, rss[len(rss)-1].files)
+	}
 	for _, f := range faults {
 		fmt.Printf("  %s: %s\n", f.name, f.String())
 		for _, s := range f.samples {
@@ -419,6 +422,11 @@ func (s *server) kill() {
 		s.cmd.Process.Signal(syscall.SIGKILL)
 		<-s.exited
 	}
+}
+
+func (s *server) openFiles() int {
+	entries, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", s.cmd.Process.Pid))
+	return len(entries)
 }
 
 func (s *server) rss() (int64, error) {
@@ -624,8 +632,9 @@ func faultPhases(srv *server, policies string) (out []faultPhase, problems []str
 }
 
 type sample struct {
-	at time.Duration
-	kb int64
+	at    time.Duration
+	kb    int64
+	files int // open file descriptors
 }
 
 type rssSummary struct {
