@@ -321,9 +321,9 @@ func call(client *http.Client, url string, which int, frame []byte) bool {
 	if grpcStatus == "" {
 		grpcStatus = resp.Header.Get("grpc-status") // a trailers-only answer
 	}
-	if resp.StatusCode != 200 || grpcStatus != "0" {
+	if resp.ProtoMajor != 2 || resp.StatusCode != 200 || grpcStatus != "0" {
 		p.failed.Add(1)
-		p.note(fmt.Sprintf("%s: HTTP %d, grpc-status %q %s", c.name, resp.StatusCode, grpcStatus,
+		p.note(fmt.Sprintf("%s: %s %d, grpc-status %q %s", c.name, resp.Proto, resp.StatusCode, grpcStatus,
 			resp.Trailer.Get("grpc-message")))
 		return true
 	}
@@ -591,7 +591,7 @@ func faultPhases(srv *server, policies string) (out []faultPhase, problems []str
 			return false
 		}
 		add("settling", killed)
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(time.Second)
 		return true
 	}
 
@@ -624,7 +624,7 @@ func faultPhases(srv *server, policies string) (out []faultPhase, problems []str
 	must(os.Rename(filepath.Join(policies, brokenExtra), filepath.Join(policies, "."+brokenExtra+".off")))
 	problem("loading after the bad file is removed", srv.awaitLoad(before, false))
 	add("settling", killed)
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(time.Second)
 	add("after the bad file is removed", restarted)
 	time.Sleep(3 * time.Second)
 	begin("stopping")
