@@ -582,6 +582,12 @@ func faultPhases(srv *server, policies string) (out []faultPhase, problems []str
 		}
 		return err == nil
 	}
+	// Changes the directory and waits until the server has loaded (or refused) it.
+	change := func(what string, refused bool, write func() error) {
+		before, _ := srv.status()
+		must(write())
+		problem(what, srv.awaitLoad(before, refused))
+	}
 	killAndRestart := func() bool {
 		time.Sleep(2 * time.Second)
 		logf("kill -9 %d", srv.cmd.Process.Pid)
@@ -597,9 +603,7 @@ func faultPhases(srv *server, policies string) (out []faultPhase, problems []str
 
 	// 1. The last good revision on disk (as write-then-rename always leaves it), a kill, a restart.
 	add("writing the last good revision", restarted)
-	before, _ := srv.status()
-	must(writeRevision(policies, revisionA, true))
-	problem("loading the last good revision", srv.awaitLoad(before, false))
+	change("loading the last good revision", false, func() error { return writeRevision(policies, revisionA, true) })
 	add("kill -9 with the last good revision on disk", killed)
 	if !killAndRestart() {
 		return
@@ -608,9 +612,7 @@ func faultPhases(srv *server, policies string) (out []faultPhase, problems []str
 	time.Sleep(3 * time.Second)
 
 	// 2. A bad file next to the last good revision, refused by the running server, a kill, a restart.
-	before, _ = srv.status()
-	must(writeRevision(policies, badRevisions[0], false))
-	problem("refusing the bad file", srv.awaitLoad(before, true))
+	change("refusing the bad file", true, func() error { return writeRevision(policies, badRevisions[0], false) })
 	add("kill -9 with a bad file present (last good set serving)", killed)
 	if !killAndRestart() {
 		return
@@ -620,9 +622,9 @@ func faultPhases(srv *server, policies string) (out []faultPhase, problems []str
 
 	// 3. The bad file taken away: the restarted server loads the good revision.
 	add("removing the bad file", killed)
-	before, _ = srv.status()
-	must(os.Rename(filepath.Join(policies, brokenExtra), filepath.Join(policies, "."+brokenExtra+".off")))
-	problem("loading after the bad file is removed", srv.awaitLoad(before, false))
+	change("loading after the bad file is removed", false, func() error {
+		return os.Rename(filepath.Join(policies, brokenExtra), filepath.Join(policies, "."+brokenExtra+".off"))
+	})
 	add("settling", killed)
 	time.Sleep(time.Second)
 	add("after the bad file is removed", restarted)
