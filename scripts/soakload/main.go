@@ -201,8 +201,12 @@ func run(dir string) int {
 	logf("soak: %s, %d connections x %d streams, policies rewritten every %s, RSS every %s (server pid %d)",
 		*duration, *conns, *streams, *reloadEvery, sampleEvery, srv.cmd.Process.Pid)
 	lastReport := start
-	for time.Since(start) < *duration {
-		time.Sleep(sampleEvery)
+	for left := *duration; left > 0; left = *duration - time.Since(start) {
+		if left < sampleEvery {
+			time.Sleep(left)
+		} else {
+			time.Sleep(sampleEvery)
+		}
 		if kb, err := srv.rss(); err == nil {
 			rss = append(rss, sample{time.Since(start), kb, srv.openFiles()})
 		} else {
