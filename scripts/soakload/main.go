@@ -196,7 +196,7 @@ func run(dir string) int {
 		sampleEvery = 5 * time.Second
 	}
 	var rss []sample
-	serverCPU0, clientCPU0 := srv.cpu(), clientCPU()
+	serverCPU0, clientCPU0, stall0 := srv.cpu(), clientCPU(), memoryStall()
 	start := time.Now()
 	logf("soak: %s, %d connections x %d streams, policies rewritten every %s, RSS every %s (server pid %d)",
 		*duration, *conns, *streams, *reloadEvery, sampleEvery, srv.cmd.Process.Pid)
@@ -220,7 +220,7 @@ func run(dir string) int {
 		}
 	}
 	elapsed := time.Since(start)
-	serverCPU, clientCPU := srv.cpu()-serverCPU0, clientCPU()-clientCPU0
+	serverCPU, clientCPU, stall := srv.cpu()-serverCPU0, clientCPU()-clientCPU0, memoryStall()-stall0
 	close(stopRewrites)
 	<-rewritesDone
 	status, _ := srv.status()
@@ -250,6 +250,10 @@ func run(dir string) int {
 	fmt.Printf("  CPU: server %.0f s (%.2f cores, %.0f µs/check), load client %.0f s (%.2f cores)\n",
 		serverCPU.Seconds(), serverCPU.Seconds()/elapsed.Seconds(), float64(serverCPU.Microseconds())/float64(soak.sent.Load()),
 		clientCPU.Seconds(), clientCPU.Seconds()/elapsed.Seconds())
+	if stall >= 0 {
+		fmt.Printf("  the machine: every task stalled on memory for %.1f s of the soak (PSI, /proc/pressure/memory \"full\")\n",
+			stall.Seconds())
+	}
 	fmt.Printf("  policy rewrites: %d good, %d bad; server: %d reloads, %d refused\n",
 		rewrites.good, rewrites.bad, status.Reloads, status.Failures)
 	summary := summarize(rss, *duration)
@@ -456,6 +460,27 @@ func (s *server) cpu() time.Duration {
 	user, _ := strconv.ParseInt(fields[11], 10, 64)
 	system, _ := strconv.ParseInt(fields[12], 10, 64)
 	return time.Duration(user+system) * 10 * time.Millisecond
+}
+
+// How long, since boot, every non-idle task of the machine waited for memory (reclaim, refaults), or -1 when the
+// kernel does not report pressure stall information. Other work on the machine shows here: when it thrashes, the
+// server's code is evicted and re-read and checks time out, whatever the server does.
+func memoryStall() time.Duration {
+	text, err := os.ReadFile("/proc/pressure/memory")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(text), "\n") {
+		if strings.HasPrefix(line, "full ") {
+			for _, f := range strings.Fields(line) {
+				if strings.HasPrefix(f, "total=") {
+					us, _ := strconv.ParseInt(strings.TrimPrefix(f, "total="), 10, 64)
+					return time.Duration(us) * time.Microsecond
+				}
+			}
+		}
+	}
+	return -1
 }
 
 func clientCPU() time.Duration {
