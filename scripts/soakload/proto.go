@@ -118,64 +118,53 @@ func fields(b []byte) ([]field, error) {
 	return out, nil
 }
 
+// Calls f with the payload of each length-delimited field `num` of the message b.
+func each(b []byte, num int, f func([]byte) error) error {
+	all, err := fields(b)
+	if err != nil {
+		return err
+	}
+	for _, x := range all {
+		if x.num == num && x.wire == 2 {
+			if err := f(x.bytes); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // Reads a gRPC-framed CheckResponse: status (1) {code (1)}, denied_response (2) {headers (2) repeated
 // HeaderValueOption {header (1) {key (1), value (2)}}}.
 func parseCheckResponse(body []byte) (answer, error) {
 	if len(body) < 5 || body[0] != 0 || int(binary.BigEndian.Uint32(body[1:5])) != len(body)-5 {
 		return answer{}, fmt.Errorf("bad gRPC message framing (%d bytes)", len(body))
 	}
-	top, err := fields(body[5:])
+	var a answer
+	err := each(body[5:], 1, func(status []byte) error {
+		codes, err := fields(status)
+		for _, c := range codes {
+			if c.num == 1 && c.wire == 0 {
+				a.code = c.value
+			}
+		}
+		return err
+	})
 	if err != nil {
 		return answer{}, err
 	}
-	var a answer
-	for _, f := range top {
-		switch {
-		case f.num == 1 && f.wire == 2:
-			st, err := fields(f.bytes)
-			if err != nil {
-				return answer{}, err
-			}
-			for _, s := range st {
-				if s.num == 1 && s.wire == 0 {
-					a.code = s.value
+	err = each(body[5:], 2, func(denied []byte) error {
+		return each(denied, 2, func(option []byte) error {
+			return each(option, 1, func(header []byte) error {
+				var key, value []byte
+				each(header, 1, func(k []byte) error { key = k; return nil })
+				each(header, 2, func(v []byte) error { value = v; return nil })
+				if string(key) == "x-warden-reason" {
+					a.reason = string(value)
 				}
-			}
-		case f.num == 2 && f.wire == 2:
-			denied, err := fields(f.bytes)
-			if err != nil {
-				return answer{}, err
-			}
-			for _, d := range denied {
-				if d.num != 2 || d.wire != 2 {
-					continue
-				}
-				opt, err := fields(d.bytes)
-				if err != nil {
-					return answer{}, err
-				}
-				for _, o := range opt {
-					if o.num != 1 || o.wire != 2 {
-						continue
-					}
-					hv, err := fields(o.bytes)
-					if err != nil {
-						return answer{}, err
-					}
-					var k, v string
-					for _, x := range hv {
-						if x.wire == 2 && x.num == 1 {
-							k = string(x.bytes)
-						} else if x.wire == 2 && x.num == 2 {
-							v = string(x.bytes)
-						}
-					}
-					if k == "x-warden-reason" {
-						a.reason = v
-					}
-				}
-			}
-		}
-	}
-	return a, nil
+				return nil
+			})
+		})
+	})
+	return a, err
 }
