@@ -97,10 +97,11 @@ func main() {
 			fail(err.Error())
 		}
 	}
+	code := run(dir)
 	if !*keep && *workDir == "" {
-		defer os.RemoveAll(dir)
+		os.RemoveAll(dir)
 	}
-	os.Exit(run(dir))
+	os.Exit(code)
 }
 
 // The server, killed on the way out however the run ends.
