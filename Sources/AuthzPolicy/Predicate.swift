@@ -173,14 +173,19 @@ struct PrincipalPathPattern: Sendable, Hashable {
     }
 
     func matches(_ principal: String) -> Bool {
-        let p = Array(principal.utf8)
-        guard p.starts(with: head) else { return false }
-        guard let tail else { return true }
-        var i = head.count
-        while true {
-            if p[i...].starts(with: tail) { return true }
-            guard i < p.count, p[i] != UInt8(ascii: "/") else { return false }
-            i += 1
+        withBytes(principal) { p in
+            head.withUnsafeBufferPointer { head in
+                guard hasPrefix(p, head) else { return false }
+                guard let tail else { return true }
+                return tail.withUnsafeBufferPointer { tail in
+                    var i = head.count
+                    while true {
+                        if hasPrefix(UnsafeBufferPointer(rebasing: p[i...]), tail) { return true }
+                        guard i < p.count, p[i] != UInt8(ascii: "/") else { return false }
+                        i += 1
+                    }
+                }
+            }
         }
     }
 }
@@ -244,23 +249,25 @@ struct NamespacePattern: Sendable, Hashable {
     func matches(_ namespace: String) -> Bool {
         if parts.count == 1 { return bytesEqual(namespace, parts[0]) }
         let head = parts[0], tail = parts[parts.count - 1]
-        guard namespace.utf8.count >= head.utf8.count + tail.utf8.count,
-            hasPrefixBytes(namespace, head), hasSuffixBytes(namespace, tail)
-        else { return false }
-        var rest = Array(namespace.utf8.dropFirst(head.utf8.count).dropLast(tail.utf8.count))[...]
-        for middle in parts.dropFirst().dropLast() where !middle.isEmpty {
-            let m = Array(middle.utf8)
-            guard let at = firstIndex(of: m, in: rest) else { return false }
-            rest = rest[(at + m.count)...]
+        return withBytes(namespace) { ns in
+            guard ns.count >= head.utf8.count + tail.utf8.count,
+                withBytes(head, { hasPrefix(ns, $0) }), withBytes(tail, { hasSuffix(ns, $0) })
+            else { return false }
+            var rest = UnsafeBufferPointer(rebasing: ns[head.utf8.count..<(ns.count - tail.utf8.count)])
+            for middle in parts.dropFirst().dropLast() where !middle.isEmpty {
+                guard let end = withBytes(middle, { Self.end(of: $0, in: rest) }) else { return false }
+                rest = UnsafeBufferPointer(rebasing: rest[end...])
+            }
+            return true
         }
-        return true
     }
 
-    private func firstIndex(of needle: [UInt8], in haystack: ArraySlice<UInt8>) -> Int? {
+    /// Where the first occurrence of `needle` in `haystack` ends.
+    private static func end(of needle: UnsafeBufferPointer<UInt8>, in haystack: UnsafeBufferPointer<UInt8>) -> Int? {
         guard needle.count <= haystack.count else { return nil }
         for i in haystack.startIndex...(haystack.endIndex - needle.count)
-        where haystack[i..<(i + needle.count)].elementsEqual(needle) {
-            return i
+        where bytesEqual(UnsafeBufferPointer(rebasing: haystack[i..<(i + needle.count)]), needle) {
+            return i + needle.count
         }
         return nil
     }
