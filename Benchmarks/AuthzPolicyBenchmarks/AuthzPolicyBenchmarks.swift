@@ -36,7 +36,7 @@ let benchmarks: @Sendable () -> Void = {
 
 /// The workloads have no CUSTOM policies, so no provider ever asks for OPA-Envoy's input.
 struct NoProviderInput: ProviderInputSource {
-    func providerInput() -> Value { .null }
+    func providerInput(for request: AuthzRequest) -> Value { .null }
 }
 
 struct Workload: Sendable {
