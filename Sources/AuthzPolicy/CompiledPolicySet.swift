@@ -78,7 +78,15 @@ public struct CompiledPolicySet: Sendable {
     @inline(__always)
     private func decide<Providers: CustomProviders>(_ request: AuthzRequest, asking providers: Providers) -> DecisionResponse {
         let bucket = self.bucket(for: request)
-        let view = RequestView(request, lowercaseHost: bucket.readsHost)
+        return RequestView.with(request, lowercaseHost: bucket.readsHost) { view in
+            decide(request, view, bucket, asking: providers)
+        }
+    }
+
+    @inline(__always)
+    private func decide<Providers: CustomProviders>(
+        _ request: AuthzRequest, _ view: RequestView, _ bucket: NamespaceBucket, asking providers: Providers
+    ) -> DecisionResponse {
         let candidates = bucket.candidates(request, view)
         // The response is assembled once at the end, its matches as positions in the bucket's table of matches:
         // nothing on this path allocates unless a CUSTOM provider is asked or a dry-run policy applies.

@@ -34,14 +34,21 @@ class Predicate: @unchecked Sendable {
 final class StringPredicate: Predicate, @unchecked Sendable {
     let table: StringMatchSet
     let presenceIsEnough: Bool
+    /// The host is read from the view's lowercased bytes.
+    let isHost: Bool
 
     init(_ attribute: Attribute, _ table: StringMatchSet, header: Bool, negated: Bool, field: FieldPath, values: [String]) {
         self.table = table
         presenceIsEnough = header && table.presence
+        isHost = attribute == .host
         super.init(attribute, negated: negated, field: field, values: values)
     }
 
     override func positiveMatch(_ request: AuthzRequest, _ view: RequestView) -> Bool {
+        if isHost {
+            guard let host = view.host else { return false }
+            return presenceIsEnough || table.matches(bytes: host)
+        }
         guard let value = view.string(attribute, request) else { return false }
         return presenceIsEnough || table.matches(value)
     }
@@ -281,21 +288,32 @@ struct ServiceAccountRef: Sendable, Hashable {
 
 /// Values derived from the request once per decision. The request itself is passed alongside, never copied.
 struct RequestView {
-    /// `request.host`, ASCII-lowercased for case-insensitive host matching.
-    let host: String?
+    /// `request.host`'s bytes, ASCII-lowercased for case-insensitive host matching (nil when the request has no
+    /// host or no rule reads it). Valid only inside `RequestView.with`.
+    let host: UnsafeBufferPointer<UInt8>?
 
-    init(_ request: AuthzRequest, lowercaseHost: Bool = true) {
-        host = lowercaseHost ? request.http.host?.asciiLowercased() : nil
+    /// Runs `body` with the view of `request`. A host with capital letters is lowercased into a temporary buffer
+    /// (on the stack when short), so no string is built for it.
+    @inline(__always)
+    static func with<R>(_ request: AuthzRequest, lowercaseHost: Bool = true, _ body: (RequestView) -> R) -> R {
+        guard lowercaseHost, let host = request.http.host else { return body(RequestView(host: nil)) }
+        return withBytes(host) { bytes in
+            guard bytes.contains(where: { $0 &- 65 < 26 }) else { return body(RequestView(host: bytes)) }
+            return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: bytes.count) { lowered in
+                for i in bytes.indices { lowered[i] = bytes[i] &- 65 < 26 ? bytes[i] + 32 : bytes[i] }
+                return body(RequestView(host: UnsafeBufferPointer(lowered)))
+            }
+        }
     }
 
-    /// The value of a string-valued attribute.
+    /// The value of a string-valued attribute (the host as a new string: for explanations, not for deciding).
     @inline(__always)
     func string(_ attribute: Attribute, _ request: AuthzRequest) -> String? {
         switch attribute {
         case .sourcePrincipal: request.source.principal
         case .sourceNamespace: request.source.namespace
         case .requestHeader(let name): request.http.headers.value(lowercased: name)
-        case .host: host
+        case .host: host.map { String(decoding: $0, as: UTF8.self) }
         case .method: request.http.method
         case .path: request.http.path
         case .connectionSNI: request.connectionSNI

@@ -125,7 +125,7 @@ import WardenTesting
         if Bool.random(using: &rng) { r.destination.labels["pod-template-hash"] = "7d4f8b9c6" }
         r.http.path = ["/a", "/b", "/c", "/a/x", "/lib.js"].randomElement(using: &rng)!
         r.http.method = ["GET", "POST", "DELETE"].randomElement(using: &rng)!
-        r.http.host = ["x.com", "y.com", "z.org"].randomElement(using: &rng)!
+        r.http.host = ["x.com", "Y.com", "X.COM", "z.org"].randomElement(using: &rng)!
         r.destination.port = [80, 443].randomElement(using: &rng)!
         if Bool.random(using: &rng) { r.source.principal = ["td/ns/default/sa/a", "td/ns/prod/sa/b"].randomElement(using: &rng)! }
         r.source.ip = IPAddress(["10.1.1.1", "192.168.0.1", "8.8.8.8"].randomElement(using: &rng)!)
