@@ -95,16 +95,23 @@ final class IPPredicate: Predicate, @unchecked Sendable {
 }
 
 final class PortPredicate: Predicate, @unchecked Sendable {
-    let ports: Set<Int>
+    /// Sorted and distinct: a few are scanned, more are searched.
+    let ports: [Int]
 
     init(_ ports: Set<Int>, negated: Bool, field: FieldPath, values: [String]) {
-        self.ports = ports
+        self.ports = ports.sorted()
         super.init(.destinationPort, negated: negated, field: field, values: values)
     }
 
     override func positiveMatch(_ request: AuthzRequest, _ view: RequestView) -> Bool {
         guard let port = request.destination.port else { return false }
-        return ports.contains(port)
+        if ports.count <= 8 { return ports.contains(port) }
+        var low = 0, high = ports.count
+        while low < high {
+            let mid = (low + high) / 2
+            if ports[mid] < port { low = mid + 1 } else { high = mid }
+        }
+        return low < ports.count && ports[low] == port
     }
 
 }
