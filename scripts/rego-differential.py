@@ -16,7 +16,9 @@ format, so a difference is a ready-made conformance case.
     scripts/rego-differential.py [--seed S] [--policies P] [--inputs I] [--no-negation] [--warden PATH]
                                  [--keep DIR] [--findings FILE]
 
-prints how many cases agreed. --keep writes every generated case under DIR/rego/generated/ (a conformance root);
+prints how many cases agreed. The oracle runs one process per policy, bounded in memory and time: a policy OPA
+cannot answer within them (some make it build a huge value, `numbers.range(0, 9007199254740993)`) is named and left
+out. --keep writes every generated case under DIR/rego/generated/ (a conformance root);
 --findings writes the cases that differed to FILE (conformance/rego/generated/*.yaml once they are understood).
 Build first: `swift build`.
 """
