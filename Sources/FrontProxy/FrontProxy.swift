@@ -162,7 +162,8 @@ public final class FrontProxy: Sendable {
         let upstream = UpstreamPool(settings: UpstreamSettings(
             host: configuration.upstream.host, port: configuration.upstream.port,
             connectTimeout: TimeAmount(configuration.connectTimeout), tls: upstreamTLS))
-        var observers: [any ExchangeObserver] = [metrics]
+        let memory = QuietMemoryTrim()
+        var observers: [any ExchangeObserver] = [metrics, memory]
         var accessLog: LineLog?
         if let destination = configuration.accessLog {
             let lines = try LineLog(destination: destination)
@@ -177,7 +178,8 @@ public final class FrontProxy: Sendable {
             options: .init(
                 host: configuration.listen.host, port: configuration.listen.port,
                 maximumConnections: configuration.maximumConnections, limits: configuration.limits),
-            kind: configuration.outbound ? .outbound : .inbound(inboundTLS), environment: environment, observer: metrics)
+            kind: configuration.outbound ? .outbound : .inbound(inboundTLS), environment: environment, observer: metrics,
+            memory: memory)
         var adminListener: HTTPServer.Listener?
         if let address = configuration.admin {
             adminListener = try await HTTPServer(options: .init(host: address.host, port: address.port, maxBodyBytes: 0)) { request, _ in
@@ -205,6 +207,8 @@ public final class FrontProxy: Sendable {
                 }, serviceName: "tls-reload"))
             }
         }
+        // What a burst freed goes back to the system once the proxy has been quiet for a check interval.
+        services.append(.init(service: RepeatingService(every: .seconds(5)) { memory.check() }, serviceName: "memory-trim"))
         services.append(.init(service: SignalHandlerService(signals: [.sighup]) { _ in
             logger.info("SIGHUP: reloading policies")
             Self.log(policies.reload(force: true), logger: logger, metrics: metrics)
@@ -307,6 +311,13 @@ public final class FrontProxy: Sendable {
                     throw UpstreamConnectError(kind: .tls, message: "the upstream's certificate is refused: \(error)")
                 }
             })
+    }
+}
+
+/// Requests answered are activity: the heap is trimmed only once the proxy has gone quiet.
+extension QuietMemoryTrim: ExchangeObserver {
+    public func exchangeFinished(_ record: ExchangeRecord, connection: ConnectionFacts) {
+        noteActivity()
     }
 }
 
