@@ -19,6 +19,12 @@ import Synchronization
 /// off). The wire is gRPC's: a POST to `/envoy.service.auth.v3.Authorization/Check` with `content-type:
 /// application/grpc`, `te: trailers` and `grpc-timeout`, one length-prefixed message each way, `grpc-status` in
 /// the trailers.
+///
+/// A call whose deadline passes fails as `timeout` at once, but its stream is not reset: the server holds the same
+/// deadline (`grpc-timeout`) and ends the stream itself (see `CheckCall`). Under overload that keeps the connection
+/// up: resetting every late call is what HTTP/2 peers take for an attack — swift-nio-http2 closes a connection after
+/// 200 resets in 30 s, and an answer arriving for a stream reset more than 32 resets ago is a connection error — and
+/// closing the one connection fails every check on it.
 public final class InPlaceAuthorizationClient: AuthorizationClient {
     public struct Options: Sendable {
         public var host: String
@@ -203,6 +209,9 @@ final class LoopConnection: @unchecked Sendable {
             .flatMapThrowing { channel in
                 var configuration = NIOHTTP2Handler.ConnectionConfiguration()
                 configuration.initialSettings = [HTTP2Setting(parameter: .enablePush, value: 0)]
+                // A stream is reset only when the server has not ended it long after its deadline; the server's late
+                // frames for such a stream are ignored rather than taken for a protocol error.
+                configuration.maximumRecentlyResetStreams = 1024
                 let streams = OpenStreams(channel: channel)
                 let multiplexer = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
                     mode: .client, connectionConfiguration: configuration, streamConfiguration: .init(),
@@ -304,6 +313,9 @@ private final class ConnectionWatcher: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A stream's error is its call's (`CheckCall` fails it); swift-nio-http2 passes it down the connection's
+        // pipeline too. Closing the connection for it would fail every other check in flight.
+        if error is NIOHTTP2Errors.StreamError { return }
         context.close(promise: nil)
     }
 }
@@ -335,6 +347,11 @@ final class OpenStreams: NIOHTTP2StreamDelegate, @unchecked Sendable {
 }
 
 /// One Check call on its HTTP/2 stream: writes the request, reads the answer, and completes the promise exactly once.
+///
+/// At the deadline the promise fails as `timeout`, and the stream is left open for the server to end: it enforces
+/// the same deadline from `grpc-timeout` and answers DEADLINE_EXCEEDED, or its late answer arrives and is dropped.
+/// Only a stream the server has not ended `abandonAfter` past the deadline is reset, so a slow server costs its
+/// late checks and never the connection the others share.
 final class CheckCall: ChannelInboundHandler {
     typealias InboundIn = HTTP2Frame.FramePayload
     typealias OutboundOut = HTTP2Frame.FramePayload
@@ -346,8 +363,12 @@ final class CheckCall: ChannelInboundHandler {
     private let promise: EventLoopPromise<Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure>>
     private var body: ByteBuffer?
     private var sawHeaders = false
+    private var answered = false
     private var finished = false
     private var timer: Scheduled<Void>?
+
+    /// How long past its deadline a stream the server has not ended is kept before it is reset.
+    static let abandonAfter = TimeAmount.seconds(5)
 
     init(
         message: [UInt8], authority: String, deadline: NIODeadline, maximumResponseBytes: Int,
@@ -384,6 +405,16 @@ final class CheckCall: ChannelInboundHandler {
         context.writeAndFlush(wrapOutboundOut(.data(.init(data: .byteBuffer(data), endStream: true))), promise: nil)
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         timer = context.eventLoop.scheduleTask(deadline: deadline) {
+            let (call, context) = loopBound.value
+            call.expire(context: context)
+        }
+    }
+
+    /// The deadline passed: the check fails now; the stream waits for the server, within `abandonAfter`.
+    private func expire(context: ChannelHandlerContext) {
+        answer(.failure(.timeout))
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(in: Self.abandonAfter) {
             let (call, context) = loopBound.value
             call.finish(.failure(.timeout), context: context)
         }
@@ -454,11 +485,20 @@ final class CheckCall: ChannelInboundHandler {
         finish(.failure(.unavailable), context: context)
     }
 
+    /// Completes the call's promise, once; a stream that ends after its call timed out changes nothing.
+    private func answer(_ result: Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure>) {
+        guard !answered else { return }
+        answered = true
+        promise.succeed(result)
+    }
+
+    /// The stream is done: answers the call if it was not already, and closes the stream (a reset only if it is
+    /// still open).
     private func finish(_ result: Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure>, context: ChannelHandlerContext?) {
         guard !finished else { return }
         finished = true
         timer?.cancel()
-        promise.succeed(result)
+        answer(result)
         context?.close(promise: nil)
     }
 }
