@@ -36,10 +36,13 @@ public final class InPlaceAuthorizationClient: AuthorizationClient {
         /// Mutual TLS to the server (a client context with the proxy's certificate); each new connection takes the
         /// context's current certificate.
         public var tls: ReloadingTLSContext?
+        /// With `tls`: what the server's certificate must prove beyond a chain to the roots (its SPIFFE ID), checked
+        /// in the handshake; a server that fails it gets no check, and calls fail as `unavailable`.
+        public var verifyServer: ServerCertificateCheck?
 
         public init(
             host: String, port: Int, initialBackoff: Duration = .milliseconds(100), maximumBackoff: Duration = .seconds(3),
-            maximumResponseBytes: Int = 4 << 20, tls: ReloadingTLSContext? = nil
+            maximumResponseBytes: Int = 4 << 20, tls: ReloadingTLSContext? = nil, verifyServer: ServerCertificateCheck? = nil
         ) {
             self.host = host
             self.port = port
@@ -47,6 +50,7 @@ public final class InPlaceAuthorizationClient: AuthorizationClient {
             self.maximumBackoff = maximumBackoff
             self.maximumResponseBytes = maximumResponseBytes
             self.tls = tls
+            self.verifyServer = verifyServer
         }
     }
 
@@ -192,17 +196,24 @@ final class LoopConnection: @unchecked Sendable {
         }
         state = .connecting(pending)
         let connection = self
-        let tls = options.tls
+        let tls = options.tls, verifyServer = options.verifyServer
         ClientBootstrap(group: eventLoop)
             .connectTimeout(.seconds(5))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 // The server's chain is verified against the trust bundle; SPIFFE servers have no host name to check.
                 channel.eventLoop.makeCompletedFuture {
-                    if let tls {
-                        try channel.pipeline.syncOperations.addHandler(
-                            try NIOSSLClientHandler(context: tls.current, serverHostname: nil))
+                    guard let tls else { return }
+                    let handler: NIOSSLClientHandler
+                    if let verifyServer {
+                        handler = try NIOSSLClientHandler(context: tls.current, serverHostname: nil) { certificates, promise in
+                            verifyServer(certificates, channel.eventLoop).map { NIOSSLVerificationResult.certificateVerified }
+                                .cascade(to: promise)
+                        }
+                    } else {
+                        handler = try NIOSSLClientHandler(context: tls.current, serverHostname: nil)
                     }
+                    try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
             .connect(host: options.host, port: options.port)
