@@ -53,6 +53,7 @@ printf 'request: {destination_namespace: default, destination_labels: {app: deta
     --admin-address off --policies ../policies --decision-log off --watch-interval-ms 0 --log-level warning \
     ${THREADS:+--threads "$THREADS"} & pids+=($!)
 for _ in $(seq 100); do curl -sf http://127.0.0.1:19392/health >/dev/null 2>&1 && break; sleep 0.1; done
+if [ -n "${NOOP:-}" ]; then "${server_cpu[@]}" "$NOOP" serve 19393 ${THREADS:-} & pids+=($!); sleep 1; fi
 
 # One run: prints "p50_us p99_us".
 run() {
@@ -62,8 +63,13 @@ run() {
     grpc) "${client_cpu[@]}" h2load -n "$requests" -c 1 -m 1 -t 1 -H 'content-type: application/grpc' -H 'te: trailers' \
             -H 'grpc-timeout: 200m' -d "$work/check.bin" --log-file "$work/log.tsv" \
             http://127.0.0.1:19391/envoy.service.auth.v3.Authorization/Check > "$work/out.txt" ;;
+    grpc-noop) "${client_cpu[@]}" h2load -n "$requests" -c 1 -m 1 -t 1 -H 'content-type: application/grpc' -H 'te: trailers' \
+            -H 'grpc-timeout: 200m' -d "$work/check.bin" --log-file "$work/log.tsv" \
+            http://127.0.0.1:19393/envoy.service.auth.v3.Authorization/Check > "$work/out.txt" ;;
     http) "${client_cpu[@]}" h2load --h1 -n "$requests" -c 1 -m 1 -t 1 --log-file "$work/log.tsv" \
             http://127.0.0.1:19392/ext_authz/details/1 > "$work/out.txt" ;;
+    http-noop) "${client_cpu[@]}" h2load --h1 -n "$requests" -c 1 -m 1 -t 1 --log-file "$work/log.tsv" \
+            http://127.0.0.1:19392/health > "$work/out.txt" ;;
     nginx) "${client_cpu[@]}" h2load --h1 -n "$requests" -c 1 -m 1 -t 1 --log-file "$work/log.tsv" \
             http://127.0.0.1:19380/details/1 > "$work/out.txt" ;;
     nginx-h2) "${client_cpu[@]}" h2load -n "$requests" -c 1 -m 1 -t 1 --log-file "$work/log.tsv" \
@@ -77,7 +83,8 @@ run() {
 
 . ./median.sh
 
-kinds=(grpc http nginx nginx-h2)
+kinds=(grpc http http-noop nginx nginx-h2)
+[ -n "${NOOP:-}" ] && kinds+=(grpc-noop)
 for kind in "${kinds[@]}"; do run "$kind" > /dev/null; : > "$work/$kind.txt"; done   # warm-up
 for _ in $(seq "$repeats"); do
     for kind in "${kinds[@]}"; do run "$kind" >> "$work/$kind.txt"; done
@@ -88,5 +95,7 @@ for kind in "${kinds[@]}"; do
     printf '%-9s %8s %8s\n' "$kind" "$p50" "$p99"
     eval "p50_${kind//-/_}=$p50"
 done
+[ -n "${NOOP:-}" ] && awk -v g="$p50_grpc" -v n="$p50_grpc_noop" 'BEGIN { printf "grpc / grpc-noop = %.2f\n", g / n }'
+awk -v h="$p50_http" -v n="$p50_http_noop" 'BEGIN { printf "http / http-noop = %.2f\n", h / n }'
 awk -v g="$p50_grpc" -v h="$p50_http" -v n="$p50_nginx" -v n2="$p50_nginx_h2" 'BEGIN {
     printf "ratio of p50s: http / nginx = %.2f, grpc / nginx-h2 = %.2f\n", h / n, g / n2 }'

@@ -150,10 +150,9 @@ public final class AuthorizationServer: Sendable {
                 idleTimeout: TimeAmount(configuration.httpLimits.idleTimeout),
                 requestTimeout: TimeAmount(configuration.httpLimits.requestTimeout),
                 maxConnections: configuration.httpLimits.maxConnections),
-            reject: HTTPResponse.api
-        ) { request, connection in
-            await api.dataPlane(request, connection: connection)
-        }.bind()
+            reject: HTTPResponse.api,
+            answer: .inPlace { request, connection in api.dataPlane(request, connection: connection) }
+        ).bind()
         let descriptors = FileDescriptorLimit.raise()
         if limits.maxConnections + http.tracker.maximumConnections + 64 > descriptors {
             logger.warning("""

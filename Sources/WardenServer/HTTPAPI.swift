@@ -53,7 +53,7 @@ public struct HTTPAPI: Sendable {
 
     // MARK: - The data plane
 
-    public func dataPlane(_ request: HTTPRequest, connection: HTTPServer.Connection) async -> HTTPResponse {
+    public func dataPlane(_ request: HTTPRequest, connection: HTTPServer.Connection) -> HTTPResponse {
         let path = request.path
         let asksForDecision = isExtAuthz(path) || path == "/v1/data" || path.hasPrefix("/v1/data/")
         if asksForDecision, dataPlaneAllowList, connection.peer?.authorized != true {

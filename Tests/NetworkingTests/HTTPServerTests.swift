@@ -43,6 +43,29 @@ import WardenTesting
         #expect(try await curlStatus("http://127.0.0.1:\(port)/after") == nil)
     }
 
+    /// Requests sent back to back on one connection are answered in their order, whether the answer is computed in
+    /// place on the event loop or by a task that takes longer for the first request than for the later ones.
+    @Test(arguments: [false, true]) func pipelinedRequestsAreAnsweredInOrder(inPlace: Bool) async throws {
+        let options = HTTPServer.Options(host: "127.0.0.1", port: 0)
+        let answer: HTTPServer.Answer = inPlace
+            ? .inPlace { request, _ in HTTPResponse(status: 200, body: Array(request.path.utf8)) }
+            : .async { request, _ in
+                if request.path == "/1" { try? await Task.sleep(for: .milliseconds(200)) }
+                return HTTPResponse(status: 200, body: Array(request.path.utf8))
+            }
+        let listener = try await HTTPServer(options: options, answer: answer).bind()
+        let port = try #require(listener.port)
+        let serving = Task { try await listener.serve() }
+        defer { serving.cancel() }
+        let requests = (1...3).map { "GET /\($0) HTTP/1.1\r\nhost: x\r\n\r\n" }.joined()
+            + "GET /4 HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+        let received = try await exchange(port: port, send: requests)
+        let bodies = received.components(separatedBy: "\r\n\r\n").dropFirst().map { $0.prefix(2) }
+        #expect(bodies == ["/1", "/2", "/3", "/4"])
+        #expect(received.components(separatedBy: "HTTP/1.1 200 OK").count == 5)
+        #expect(received.contains("connection: close"))
+    }
+
     @Test func cancellationClosesEveryConnectionAtOnce() async throws {
         let listener = try await listen()
         let port = try #require(listener.port)

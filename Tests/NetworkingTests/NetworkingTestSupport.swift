@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import Networking
+import Synchronization
 import WardenTesting
 
 /// A self-signed certificate for 127.0.0.1 made with openssl, written as PEM files.
@@ -48,4 +49,29 @@ func curlStatus(_ url: String, arguments: [String] = [], maxTime: Int = 5) async
 /// Opens a plain TCP connection to 127.0.0.1:`port`; the returned channel closes when the server closes it.
 func openConnection(port: Int) async throws -> any Channel {
     try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port).get()
+}
+
+/// Writes `send` on a new connection to 127.0.0.1 and returns everything read until the server closes it.
+func exchange(port: Int, send: String) async throws -> String {
+    let received = Mutex<[UInt8]>([])
+    let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        .channelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(ByteCollector { bytes in received.withLock { $0 += bytes } })
+            }
+        }
+        .connect(host: "127.0.0.1", port: port).get()
+    try await channel.writeAndFlush(ByteBuffer(string: send))
+    try await channel.closeFuture.get()
+    return String(decoding: received.withLock { $0 }, as: UTF8.self)
+}
+
+/// Hands every byte read to `collect`.
+final class ByteCollector: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    let collect: @Sendable ([UInt8]) -> Void
+    init(_ collect: @escaping @Sendable ([UInt8]) -> Void) { self.collect = collect }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        collect(Array(unwrapInboundIn(data).readableBytesView))
+    }
 }

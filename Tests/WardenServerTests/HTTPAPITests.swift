@@ -72,7 +72,7 @@ struct APIHarness {
         let path = request.path
         let dataPlane = path.hasPrefix("/ext_authz") || path == "/health" || path.hasPrefix("/v1/data")
         switch listener ?? (dataPlane ? .dataPlane : .admin) {
-        case .dataPlane: return await api.dataPlane(request, connection: connection)
+        case .dataPlane: return api.dataPlane(request, connection: connection)
         case .admin: return await api.admin(request, connection: connection)
         }
     }

@@ -4,8 +4,10 @@ import NIOPosix
 import NIOSSL
 import ServiceLifecycle
 
-/// An HTTP/1.1 listener: one task per connection, each reading whole requests through an `HTTPRequestAssembler`
-/// and answering them with `handle`. A bad connection only ever closes itself.
+/// An HTTP/1.1 listener. Each connection's requests are read whole through an `HTTPRequestAssembler` and
+/// answered by the server's `Answer`: in place on the connection's event loop (no hop to another thread, the
+/// cheapest round trip — for routes that only compute) or by an async function. NIO's pipelining handler keeps
+/// responses in request order. A bad connection only ever closes itself.
 ///
 /// Graceful shutdown stops accepting, closes idle keep-alive connections and lets each busy one finish its
 /// response before closing; `serve` returns when the last connection has closed.
@@ -62,26 +64,33 @@ public struct HTTPServer: Sendable {
         }
     }
 
+    /// How a whole request is answered.
+    public enum Answer: Sendable {
+        /// On the connection's event loop, before the next read: for routes that compute and never wait.
+        case inPlace(@Sendable (HTTPRequest, Connection) -> HTTPResponse)
+        /// By a task, for routes that wait (file writes, other services); the response is written when it ends.
+        case async(@Sendable (HTTPRequest, Connection) async -> HTTPResponse)
+    }
+
     public let options: Options
     public let reject: @Sendable (HTTPRejection) -> HTTPResponse
-    public let handle: @Sendable (HTTPRequest, Connection) async -> HTTPResponse
+    public let answer: Answer
 
     public init(
         options: Options,
         reject: @escaping @Sendable (HTTPRejection) -> HTTPResponse = HTTPResponse.plain,
         handle: @escaping @Sendable (HTTPRequest, Connection) async -> HTTPResponse
     ) {
-        self.options = options
-        self.reject = reject
-        self.handle = handle
+        self.init(options: options, reject: reject, answer: .async(handle))
     }
 
-    typealias ConnectionChannel = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
-
-    /// An accepted connection and, on a listener that identifies its TLS clients, where its peer is kept.
-    struct Accepted: Sendable {
-        var channel: ConnectionChannel
-        var peer: TLSPeerSlot?
+    public init(
+        options: Options, reject: @escaping @Sendable (HTTPRejection) -> HTTPResponse = HTTPResponse.plain,
+        answer: Answer
+    ) {
+        self.options = options
+        self.reject = reject
+        self.answer = answer
     }
 
     /// Binds the socket; `serve` (or running the listener as a service) then accepts connections.
@@ -90,6 +99,7 @@ public struct HTTPServer: Sendable {
         let identifyPeer = options.identifyPeer
         let idleTimeout = options.idleTimeout, requestTimeout = options.requestTimeout
         let tracker = ConnectionTracker(maximumConnections: options.maxConnections)
+        let server = self
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -113,17 +123,17 @@ public struct HTTPServer: Sendable {
                     try sync.addHandler(deadline.start)
                     try sync.configureHTTPServerPipeline(withErrorHandling: true)
                     try sync.addHandler(deadline.end)
-                    return Accepted(channel: try ConnectionChannel(wrappingChannelSynchronously: child), peer: slot)
+                    try sync.addHandler(HTTPConnectionHandler(server: server, peer: slot))
+                    return child
                 }
             }
         tracker.setListener(channel.channel)
-        return Listener(channel: channel, server: self, tracker: tracker)
+        return Listener(channel: channel, tracker: tracker)
     }
 
     /// A bound HTTP listener. As a `Service`, it serves until graceful shutdown or cancellation.
     public struct Listener: Service {
-        let channel: NIOAsyncChannel<Accepted, Never>
-        let server: HTTPServer
+        let channel: NIOAsyncChannel<any Channel, Never>
         public let tracker: ConnectionTracker
 
         /// The bound port (the real one when 0 was asked for).
@@ -136,7 +146,7 @@ public struct HTTPServer: Sendable {
                 try await withThrowingDiscardingTaskGroup { group in
                     try await channel.executeThenClose { inbound in
                         for try await connection in inbound {
-                            group.addTask { await server.serve(connection) }
+                            group.addTask { try? await connection.closeFuture.get() }
                         }
                     }
                 }
@@ -155,46 +165,83 @@ public struct HTTPServer: Sendable {
             }
         }
     }
+}
 
-    func serve(_ accepted: Accepted) async {
-        let connection = accepted.channel
-        let remote = connection.channel.remoteAddress
-        let local = connection.channel.localAddress
-        var info = Connection(remoteIP: remote?.ipAddress, remotePort: remote?.port, localIP: local?.ipAddress, localPort: local?.port)
-        do {
-            try await connection.executeThenClose { inbound, outbound in
-                var assembler = HTTPRequestAssembler(maxBodyBytes: options.maxBodyBytes)
-                for try await part in inbound {
-                    switch assembler.receive(part) {
-                    case .none:
-                        continue
-                    case .deliver(let request):
-                        // A request is read only after the handshake, so the peer is known by now.
-                        if let slot = accepted.peer, info.peer == nil { info.peer = slot.value }
-                        let response = await handle(request, info)
-                        try await write(response, keepAlive: request.keepAlive, to: outbound)
-                        if !request.keepAlive { return }
-                    case .reject(let rejection):
-                        try await write(reject(rejection), keepAlive: false, to: outbound)
-                        return
-                    }
+/// One connection's requests: assembled whole, answered as the server says, written in order. Requests that
+/// arrive while one is being answered by a task wait in NIO's pipelining handler, which also closes the connection
+/// on graceful shutdown once its response is out.
+final class HTTPConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let server: HTTPServer
+    private let peerSlot: TLSPeerSlot?
+    private var assembler: HTTPRequestAssembler
+    private var connection: HTTPServer.Connection?
+
+    init(server: HTTPServer, peer: TLSPeerSlot?) {
+        self.server = server
+        self.peerSlot = peer
+        self.assembler = HTTPRequestAssembler(maxBodyBytes: server.options.maxBodyBytes)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch assembler.receive(unwrapInboundIn(data)) {
+        case .none:
+            break
+        case .deliver(let request):
+            let connection = connectionInfo(context)
+            switch server.answer {
+            case .inPlace(let answer):
+                write(answer(request, connection), keepAlive: request.keepAlive, context: context)
+            case .async(let answer):
+                let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                let promise = context.eventLoop.makePromise(of: HTTPResponse.self)
+                promise.completeWithTask { await answer(request, connection) }
+                promise.futureResult.whenSuccess { response in
+                    let (handler, context) = bound.value
+                    handler.write(response, keepAlive: request.keepAlive, context: context)
                 }
             }
-        } catch {
-            // The peer went away or sent garbage; only this connection is affected.
+        case .reject(let rejection):
+            write(server.reject(rejection), keepAlive: false, context: context)
         }
     }
 
-    func write(
-        _ response: HTTPResponse, keepAlive: Bool, to outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>
-    ) async throws {
-        var headers = HTTPHeaders(response.headers.map { ($0.name, $0.value) })
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // The peer went away or sent garbage; only this connection is affected.
+        context.close(promise: nil)
+    }
+
+    /// The connection's addresses, and its TLS peer once the handshake has named it (a request is read only after
+    /// the handshake, so the peer is known by the first one).
+    private func connectionInfo(_ context: ChannelHandlerContext) -> HTTPServer.Connection {
+        if let connection { return connection }
+        let remote = context.channel.remoteAddress, local = context.channel.localAddress
+        let info = HTTPServer.Connection(
+            remoteIP: remote?.ipAddress, remotePort: remote?.port, localIP: local?.ipAddress, localPort: local?.port,
+            peer: peerSlot?.value)
+        connection = info
+        return info
+    }
+
+    private func write(_ response: HTTPResponse, keepAlive: Bool, context: ChannelHandlerContext) {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(response.headers.count + 2)
+        for field in response.headers { headers.add(name: field.name, value: field.value) }
         headers.replaceOrAdd(name: "content-length", value: String(response.body.count))
         if !keepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
         let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
-        try await outbound.write(contentsOf: [
-            .head(head), .body(.byteBuffer(ByteBuffer(bytes: response.body))), .end(nil),
-        ])
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if !response.body.isEmpty {
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
+        }
+        if keepAlive {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        } else {
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+        }
     }
 }
 
