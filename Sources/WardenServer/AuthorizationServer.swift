@@ -77,7 +77,7 @@ public final class AuthorizationServer: Sendable {
                     persistenceDirectory: configuration.persistenceDirectory, client: $0)
             }
         }
-        store.observe { outcome in
+        store.observe { [weak store] outcome in
             switch outcome {
             case .installed(let snapshot, let warnings):
                 metrics.recordReload(
@@ -90,7 +90,10 @@ public final class AuthorizationServer: Sendable {
                     """)
             case .refused(let errors):
                 metrics.recordReloadFailure()
-                logger.error("policies not loaded; the last good set keeps serving:")
+                // At start-up, or after failures only, there is no good set: checks are denied (fail closed).
+                logger.error(store?.status.ready == true
+                    ? "policies not loaded; the last good set keeps serving:"
+                    : "policies not loaded; no policy set is serving, every check is denied (fail closed):")
                 for error in errors { logger.error("\(error.description)") }
             case .unchanged:
                 break
