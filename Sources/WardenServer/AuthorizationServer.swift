@@ -270,7 +270,8 @@ public final class AuthorizationServer: Sendable {
             let at = set.persistedAt.map(LineLog.timestamp) ?? "an unknown time"
             let failed = errors.first?.description ?? "unknown error"
             logger.warning("""
-                policies did not load (\(failed)); serving the last good set persisted at \(at), revision                 \(set.revision) (\(store.persisted?.file ?? "")), until the paths load again
+                policies did not load (\(failed)); serving the last good set persisted at \(at), revision \
+                \(set.revision) (\(store.persisted?.file ?? "")), until the paths load again
                 """)
         case .failure(let error):
             logger.error("the persisted policy set cannot serve; every check is denied (fail closed): \(error.description)")
