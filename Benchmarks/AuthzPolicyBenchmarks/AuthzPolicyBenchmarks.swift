@@ -8,7 +8,8 @@ import PolicyLoading
 // workloads and 1,000 over 200 (about five one-rule policies select each workload; rules cycle through every
 // matcher kind; mesh-wide AUDIT and DENY policies in the root namespace), deciding 5,000 varied requests in turn.
 // One iteration is one `PolicySnapshot.decide`, as `warden bench` times it; the malloc counter shows what a
-// decision allocates.
+// decision allocates, and `swift package benchmark thresholds check --target AuthzPolicyBenchmarks` fails when a
+// decision allocates at all (the p90 thresholds under `Thresholds/` allow no malloc, with no tolerance).
 //
 // Write the workloads once:
 //   AuthzPolicyBenchmarks/make-workload.py 100 20 .build/authz-100
@@ -18,25 +19,32 @@ let benchmarks: @Sendable () -> Void = {
         metrics: [.wallClock, .throughput, .mallocCountTotal],
         scalingFactor: .kilo,
         maxDuration: .seconds(5),
-        maxIterations: 1_000_000
+        maxIterations: 1_000_000,
+        thresholds: [.mallocCountTotal: .init(absolute: [.p90: 0])]
     )
     for (policies, workloads) in [(100, 20), (1_000, 200)] {
-        Benchmark("decide/\(policies) policies, \(workloads) workloads") { benchmark in
-            let workload = policies == 100 ? Workload.small : Workload.large
-            let requests = workload.requests
+        // The workload is read before the first measured iteration.
+        let workload = { policies == 100 ? Workload.small : Workload.large }
+        Benchmark("decide_\(policies)_policies_\(workloads)_workloads") { benchmark in
+            let workload = workload()
+            let snapshot = workload.snapshot, requests = workload.requests
             var i = 0
+            benchmark.startMeasurement()
             for _ in benchmark.scaledIterations {
-                blackHole(workload.snapshot.decide(requests[i], input: NoProviderInput()))
+                blackHole(snapshot.decide(requests[i], input: NoProviderInput()))
                 i += 1
                 if i == requests.count { i = 0 }
             }
+            benchmark.stopMeasurement()
+        } setup: {
+            _ = workload()
         }
     }
 }
 
 /// The workloads have no CUSTOM policies, so no provider ever asks for OPA-Envoy's input.
 struct NoProviderInput: ProviderInputSource {
-    func providerInput() -> Value { .null }
+    func providerInput(for request: AuthzRequest) -> Value { .null }
 }
 
 struct Workload: Sendable {

@@ -78,15 +78,33 @@ public struct CompiledPolicySet: Sendable {
     @inline(__always)
     private func decide<Providers: CustomProviders>(_ request: AuthzRequest, asking providers: Providers) -> DecisionResponse {
         let bucket = self.bucket(for: request)
-        let view = RequestView(request, lowercaseHost: bucket.readsHost)
+        return RequestView.with(request, lowercaseHost: bucket.readsHost) { view in
+            decide(request, view, bucket, asking: providers)
+        }
+    }
+
+    @inline(__always)
+    private func decide<Providers: CustomProviders>(
+        _ request: AuthzRequest, _ view: RequestView, _ bucket: NamespaceBucket, asking providers: Providers
+    ) -> DecisionResponse {
         let candidates = bucket.candidates(request, view)
-        // The response is assembled once at the end; building it field by field costs copies on this path.
-        let audits = bucket.has(.audit) ? candidates.allMatches(.audit, request, view).map { bucket.match($0) } : []
-        let dryRun = bucket.hasDryRun ? bucket.dryRunOutcomes(candidates, request, view) : []
+        // The response is assembled once at the end, its matches as positions in the bucket's table of matches:
+        // nothing on this path allocates unless a CUSTOM provider is asked or a dry-run policy applies.
+        var audits = RuleMatches()
+        if bucket.has(.audit) {
+            let found = candidates.allMatches(.audit, request, view)
+            if found.count > 0 {
+                audits = RuleMatches(table: bucket.matches)
+                for i in 0..<found.count { audits.append(position: Int(found[i])) }
+            }
+        }
+        let dryRun = candidates.appliesDryRun ? bucket.dryRunOutcomes(candidates, request, view) : []
         var custom: [CustomCheck] = []
         if bucket.has(.custom) {
-            for rule in candidates.allMatches(.custom, request, view) {
-                let match = bucket.match(rule)
+            let found = candidates.allMatches(.custom, request, view)
+            for i in 0..<found.count {
+                let rule = found[i]
+                let match = bucket.matches[Int(rule)]
                 let provider = bucket.policies[bucket.rules[Int(rule)].policy].provider ?? ""
                 if custom.contains(where: { $0.provider == provider }) { continue }
                 let outcome = providers.check(provider: provider, request: request)
@@ -109,8 +127,8 @@ public struct CompiledPolicySet: Sendable {
             (decision, reason, decidedBy) = (.deny, .noAllowMatched, nil)
         }
         return DecisionResponse(
-            decision: decision, reason: reason, decidedBy: decidedBy.map { bucket.match($0) }, audits: audits, custom: custom,
-            dryRun: dryRun)
+            decision: decision, reason: reason, decidedBy: decidedBy.map { bucket.matches[Int($0)] }, audits: audits,
+            custom: custom, dryRun: dryRun)
     }
 
     /// The policies that apply to the request's workload, in evaluation order, with an account of every rule.
@@ -147,31 +165,32 @@ enum Stage: Int, CaseIterable {
 /// Every policy that can apply to workloads of one namespace (the root namespace's and the namespace's own),
 /// compiled and indexed.
 ///
-/// Two indexes keep a decision from visiting rules that cannot match. Policies are grouped by selector, and
-/// selectors are indexed by label, so the groups that apply to a workload are found with one lookup per workload
-/// label. When those groups hold few rules (at most `directLimit`, the usual case: a workload is selected by a
-/// handful of policies however many the namespace has), their rules are checked in evaluation order from
-/// per-group lists, so the cost of a decision follows the workload's policies, not the namespace's. Otherwise
-/// rules are found through the index of their most selective required field (see `RuleIndex`).
+/// Two indexes keep a decision from visiting rules that cannot match. Policies are grouped by selector, and every
+/// label of every selector is indexed, so the groups that select a workload are found with one lookup per workload
+/// label (a group is selected when all its labels were found). When those groups hold few rules (at most
+/// `directLimit`, the usual case: a workload is selected by a handful of policies however many the namespace
+/// has), their rules are checked in evaluation order from per-group lists, so the cost of a decision follows the
+/// workload's policies, not the namespace's. Otherwise rules are found through the index of their most selective
+/// required field (see `RuleIndex`).
 final class NamespaceBucket: Sendable {
     let policies: [AuthorizationPolicy]
     let rules: [CompiledRule]
+    /// What each rule reports when it matches, by rule position: a decision's matches refer to this table.
+    let matches: [RuleMatch]
     let diagnosticsByPolicy: [[Diagnostic]]
-    let hasDryRun: Bool
     /// Whether any rule reads the host (only then is it lowercased for a decision).
     let readsHost: Bool
     private let stagesPresent: UInt8
 
     // Selector groups. Group 0 holds the policies without a selector (they apply to every workload).
-    private let groupSelectors: [[(key: String, value: String)]]
-    /// Each group is indexed by the first label of its selector: (label name, label value) → a range of
-    /// `labelGroups`. A group whose selector has more labels is checked in full when its first label matches.
+    /// Every label of every selector: (label name, label value) → a range of `labelGroups`, the groups whose
+    /// selector holds that label.
     private let labelIndex: PairTable
     private let labelGroups: Int32Table
     private let groupLabelCount: Int32Table
     private let ruleGroups: Int32Table
-    /// Groups holding an enforced ALLOW policy.
-    private let allowGroups: [Int32]
+    /// Per group, which kinds of policy it holds (`GroupKinds`).
+    private let groupKinds: [GroupKinds]
 
     private let index: RuleIndex
     private let program: RuleProgram
@@ -194,8 +213,10 @@ final class NamespaceBucket: Sendable {
             diagnostics.append(compiled.diagnostics)
         }
         self.rules = rules
+        matches = rules.map { rule in
+            RuleMatch(policy: policies[rule.policy].id, action: policies[rule.policy].action, rule: rule.index)
+        }
         diagnosticsByPolicy = diagnostics
-        hasDryRun = policies.contains { $0.dryRun }
         readsHost = rules.contains { rule in
             (rule.when + rule.from.joined() + rule.to.joined()).contains { $0.attribute == .host }
         }
@@ -220,10 +241,9 @@ final class NamespaceBucket: Sendable {
                 policyGroup.append(g)
             }
         }
-        groupSelectors = selectors
         var byLabel: [[String]: [Int32]] = [:]
-        for (g, selector) in selectors.enumerated() where !selector.isEmpty {
-            byLabel[[selector[0].key, selector[0].value], default: []].append(Int32(g))
+        for (g, selector) in selectors.enumerated() {
+            for label in selector { byLabel[[label.key, label.value], default: []].append(Int32(g)) }
         }
         var flatGroups: [Int32] = []
         var pairs: [(String, String, Int32, Int32)] = []
@@ -235,7 +255,16 @@ final class NamespaceBucket: Sendable {
         labelGroups = Int32Table(flatGroups)
         groupLabelCount = Int32Table(selectors.map { Int32($0.count) })
         ruleGroups = Int32Table(rules.map { policyGroup[$0.policy] })
-        allowGroups = Array(Set(policies.indices.filter { policies[$0].action == .allow && !policies[$0].dryRun }.map { policyGroup[$0] })).sorted()
+        var kinds = [GroupKinds](repeating: [], count: selectors.count)
+        for (p, policy) in policies.enumerated() {
+            switch (policy.action, policy.dryRun) {
+            case (.allow, false): kinds[Int(policyGroup[p])].insert(.allow)
+            case (.allow, true): kinds[Int(policyGroup[p])].insert(.dryRunAllow)
+            case (.deny, true): kinds[Int(policyGroup[p])].insert(.dryRunDeny)
+            default: break
+            }
+        }
+        groupKinds = kinds
 
         index = RuleIndex(rules: rules, stages: stages)
         program = RuleProgram(rules)
@@ -263,12 +292,6 @@ final class NamespaceBucket: Sendable {
     @inline(__always)
     func has(_ stage: Stage) -> Bool { stagesPresent & (1 << UInt8(stage.rawValue)) != 0 }
 
-    func match(_ position: Int32) -> RuleMatch {
-        let rule = rules[Int(position)]
-        let policy = policies[rule.policy]
-        return RuleMatch(policy: policy.id, action: policy.action, rule: rule.index)
-    }
-
     /// Whether a policy's selector selects a workload with these labels.
     func applies(_ policy: Int, _ labels: [String: String]) -> Bool {
         guard let selector = policies[policy].selector else { return true }
@@ -280,23 +303,31 @@ final class NamespaceBucket: Sendable {
     func candidates(_ request: AuthzRequest, _ view: RequestView) -> Candidates {
         var candidates = Candidates(bucket: self)
         if !labelIndex.isEmpty {
+            // Groups of several labels seen so far, once per label found; one is selected when all were found.
+            var partial = SmallList()
             for (key, value) in request.destination.labels {
                 guard let (start, end) = labelIndex.range(key, value) else { continue }
                 for i in Int(start)..<Int(end) {
                     let g = labelGroups[i]
-                    // The indexed label matched; a selector with more labels needs the rest checked too.
-                    if groupLabelCount[Int(g)] == 1
-                        || groupSelectors[Int(g)].allSatisfy({ request.destination.labels[$0.key] == $0.value })
-                    {
+                    let needed = groupLabelCount[Int(g)]
+                    if needed == 1 {
                         candidates.groups.insert(g)
+                    } else {
+                        // A request's label names are distinct, so each label of a selector is found once at most.
+                        if partial.count(of: g) == needed - 1 { candidates.groups.insert(g) }
+                        partial.append(g)
                     }
                 }
             }
         }
+        var kinds = groupKinds[0]
         var applicable = Int(groupRuleCount[0])
         for i in 0..<candidates.groups.count {
-            applicable += Int(groupRuleCount[Int(candidates.groups[i])])
+            let g = Int(candidates.groups[i])
+            kinds.formUnion(groupKinds[g])
+            applicable += Int(groupRuleCount[g])
         }
+        candidates.kinds = kinds
         if applicable <= directLimit {
             candidates.direct = true
             return candidates
@@ -307,19 +338,29 @@ final class NamespaceBucket: Sendable {
         return candidates
     }
 
+    /// The kinds of policy a selector group holds, for what applies to a workload without visiting its rules.
+    struct GroupKinds: OptionSet {
+        let rawValue: UInt8
+        /// An enforced ALLOW policy (with or without rules).
+        static let allow = GroupKinds(rawValue: 1)
+        static let dryRunDeny = GroupKinds(rawValue: 2)
+        static let dryRunAllow = GroupKinds(rawValue: 4)
+    }
+
     /// The candidate rules of one request, by stage.
     struct Candidates: ~Copyable {
         let bucket: NamespaceBucket
         var groups = GroupSet()
         var postings = SmallList()
+        /// What the applicable groups hold.
+        var kinds: GroupKinds = []
         /// The applicable groups' rules are checked from their lists, without the rule index (`postings` is empty).
         var direct = false
 
         init(bucket: NamespaceBucket) { self.bucket = bucket }
 
-        var anyAllowApplies: Bool {
-            bucket.allowGroups.contains { groups.contains($0) }
-        }
+        var anyAllowApplies: Bool { kinds.contains(.allow) }
+        var appliesDryRun: Bool { !kinds.isDisjoint(with: [.dryRunDeny, .dryRunAllow]) }
 
         /// The first rule of `stage`, in evaluation order, that applies to the workload and matches.
         func firstMatch(_ stage: Stage, _ request: AuthzRequest, _ view: RequestView) -> Int32? {
@@ -376,27 +417,27 @@ final class NamespaceBucket: Sendable {
         }
 
         /// Every rule of `stage` that applies and matches, one per policy (its first), in evaluation order.
-        func allMatches(_ stage: Stage, _ request: AuthzRequest, _ view: RequestView) -> [Int32] {
-            let index = bucket.index
-            var found: [Int32] = []
+        func allMatches(_ stage: Stage, _ request: AuthzRequest, _ view: RequestView) -> SmallList {
+            var found = SmallList()
             if direct {
                 func collectGroup(_ g: Int32) {
                     let base = (Int(g) * Stage.count + stage.rawValue) * 2
                     for i in Int(bucket.groupRanges[base])..<Int(bucket.groupRanges[base + 1]) {
                         let position = bucket.groupRules[i]
-                        if bucket.program.matches(Int(position), request, view) { found.append(position) }
+                        if bucket.program.matches(Int(position), request, view) { found.insertSorted(position) }
                     }
                 }
                 collectGroup(0)
                 for i in 0..<groups.count { collectGroup(groups[i]) }
                 return onePerPolicy(found)
             }
+            let index = bucket.index
             let s = stage.rawValue * 2
             func collect(_ start: Int32, _ end: Int32) {
                 var i = Int(start)
                 while i < Int(end) {
                     let position = index.positions[i]
-                    if matches(position, request, view) && !found.contains(position) { found.append(position) }
+                    if !found.contains(position) && matches(position, request, view) { found.insertSorted(position) }
                     i += 1
                 }
             }
@@ -408,13 +449,17 @@ final class NamespaceBucket: Sendable {
             return onePerPolicy(found)
         }
 
-        /// Matches in evaluation order, each policy's first only.
-        private func onePerPolicy(_ matches: [Int32]) -> [Int32] {
+        /// Sorted matches, each policy's first only (a policy's rules have consecutive positions).
+        private func onePerPolicy(_ matches: SmallList) -> SmallList {
             guard matches.count > 1 else { return matches }
-            var found = matches
-            found.sort()
-            var seen: Set<Int> = []
-            return found.filter { seen.insert(bucket.rules[Int($0)].policy).inserted }
+            var out = SmallList()
+            var last = -1
+            for i in 0..<matches.count {
+                let policy = bucket.rules[Int(matches[i])].policy
+                if policy != last { out.append(matches[i]) }
+                last = policy
+            }
+            return out
         }
 
         @inline(__always)
@@ -426,14 +471,12 @@ final class NamespaceBucket: Sendable {
     /// What the dry-run DENY and ALLOW policies that apply would have decided, as Envoy's shadow rules report it.
     func dryRunOutcomes(_ candidates: borrowing Candidates, _ request: AuthzRequest, _ view: RequestView) -> [DryRunOutcome] {
         var out: [DryRunOutcome] = []
-        let labels = request.destination.labels
-        let applicable = policies.indices.filter { policies[$0].dryRun && applies($0, labels) }
-        if applicable.contains(where: { policies[$0].action == .deny }) {
-            let match = candidates.firstMatch(.dryRunDeny, request, view).map(match)
+        if candidates.kinds.contains(.dryRunDeny) {
+            let match = candidates.firstMatch(.dryRunDeny, request, view).map { matches[Int($0)] }
             out.append(DryRunOutcome(action: .deny, decision: match == nil ? .allow : .deny, match: match))
         }
-        if applicable.contains(where: { policies[$0].action == .allow }) {
-            let match = candidates.firstMatch(.dryRunAllow, request, view).map(match)
+        if candidates.kinds.contains(.dryRunAllow) {
+            let match = candidates.firstMatch(.dryRunAllow, request, view).map { matches[Int($0)] }
             out.append(DryRunOutcome(action: .allow, decision: match == nil ? .deny : .allow, match: match))
         }
         return out
@@ -467,32 +510,52 @@ struct SmallList {
     private var overflow: [Int32] = []
 
     mutating func append(_ value: Int32) {
-        switch count {
-        case 0: inline.0 = value
-        case 1: inline.1 = value
-        case 2: inline.2 = value
-        case 3: inline.3 = value
-        case 4: inline.4 = value
-        case 5: inline.5 = value
-        case 6: inline.6 = value
-        case 7: inline.7 = value
-        default: overflow.append(value)
-        }
         count += 1
+        self[count - 1] = value
+    }
+
+    /// Inserts `value` in ascending order, unless it is already there (the list must be sorted).
+    mutating func insertSorted(_ value: Int32) {
+        var i = count
+        while i > 0 && self[i - 1] > value { i -= 1 }
+        if i > 0 && self[i - 1] == value { return }
+        append(value)
+        var j = count - 1
+        while j > i {
+            self[j] = self[j - 1]
+            j -= 1
+        }
+        self[i] = value
     }
 
     @inline(__always)
     subscript(_ i: Int) -> Int32 {
-        switch i {
-        case 0: inline.0
-        case 1: inline.1
-        case 2: inline.2
-        case 3: inline.3
-        case 4: inline.4
-        case 5: inline.5
-        case 6: inline.6
-        case 7: inline.7
-        default: overflow[i - 8]
+        get {
+            switch i {
+            case 0: inline.0
+            case 1: inline.1
+            case 2: inline.2
+            case 3: inline.3
+            case 4: inline.4
+            case 5: inline.5
+            case 6: inline.6
+            case 7: inline.7
+            default: overflow[i - 8]
+            }
+        }
+        set {
+            switch i {
+            case 0: inline.0 = newValue
+            case 1: inline.1 = newValue
+            case 2: inline.2 = newValue
+            case 3: inline.3 = newValue
+            case 4: inline.4 = newValue
+            case 5: inline.5 = newValue
+            case 6: inline.6 = newValue
+            case 7: inline.7 = newValue
+            default:
+                if i - 8 == overflow.count { overflow.append(newValue) } else { overflow[i - 8] = newValue }
+            }
         }
     }
 
@@ -505,5 +568,12 @@ struct SmallList {
             return true
         }
         return count > 8 && overflow.contains(v)
+    }
+
+    /// How many times `value` is in the list.
+    func count(of value: Int32) -> Int32 {
+        var n: Int32 = 0
+        for i in 0..<count where self[i] == value { n += 1 }
+        return n
     }
 }

@@ -3,13 +3,33 @@
 /// only literal segments may follow it.
 struct PathTemplate: Sendable, Hashable {
     enum Segment: Sendable, Hashable {
-        case literal(String)
+        /// A literal segment's bytes.
+        case literal([UInt8])
         case one
         case any
     }
 
     let segments: [Segment]
     let text: String
+    /// The bytes the path must end with after a `{**}`: `/` and each literal segment that follows it; nil when an
+    /// operator follows it (which `parse` refuses), so that nothing matches.
+    let tail: [UInt8]?
+
+    init(segments: [Segment], text: String) {
+        self.segments = segments
+        self.text = text
+        var tail: [UInt8]? = []
+        if let any = segments.firstIndex(of: .any) {
+            for segment in segments[(any + 1)...] {
+                guard case .literal(let bytes) = segment else {
+                    tail = nil
+                    break
+                }
+                tail! += [UInt8(ascii: "/")] + bytes
+            }
+        }
+        self.tail = tail
+    }
 
     static let matchOne = "{*}"
     static let matchAny = "{**}"
@@ -55,7 +75,7 @@ struct PathTemplate: Sendable, Hashable {
             switch part {
             case Substring(matchOne): segments.append(.one)
             case Substring(matchAny): segments.append(.any)
-            default: segments.append(.literal(String(part)))
+            default: segments.append(.literal(Array(part.utf8)))
             }
         }
         return .success(PathTemplate(segments: segments, text: path))
@@ -81,8 +101,7 @@ struct PathTemplate: Sendable, Hashable {
 
     /// Whether `path` (without query string) matches the whole template.
     func matches(_ path: String) -> Bool {
-        var path = path
-        return path.withUTF8 { bytes in matches(bytes) }
+        withBytes(path) { bytes in matches(bytes) }
     }
 
     private func matches(_ p: UnsafeBufferPointer<UInt8>) -> Bool {
@@ -94,23 +113,23 @@ struct PathTemplate: Sendable, Hashable {
                 i += 1
             }
             switch segment {
-            case .literal(let text):
-                let lit = Array(text.utf8)
-                guard i + lit.count <= p.count, p[i..<(i + lit.count)].elementsEqual(lit) else { return false }
-                i += lit.count
+            case .literal(let literal):
+                let matched = literal.withUnsafeBufferPointer { lit in
+                    i + lit.count <= p.count && bytesEqual(UnsafeBufferPointer(rebasing: p[i..<(i + lit.count)]), lit)
+                }
+                guard matched else { return false }
+                i += literal.count
             case .one:
                 let start = i
                 while i < p.count, p[i] != UInt8(ascii: "/"), Self.isOperatorByte(p[i]) { i += 1 }
                 guard i > start else { return false }
             case .any:
-                // Only literals follow `{**}`: the rest of the path must end with them.
-                var tail: [UInt8] = []
-                for rest in segments[(n + 1)...] {
-                    guard case .literal(let text) = rest else { return false }
-                    tail.append(UInt8(ascii: "/"))
-                    tail.append(contentsOf: text.utf8)
+                // Only literals follow `{**}` (parsing checks it): the rest of the path must end with them.
+                guard let tail else { return false }
+                let matched = tail.withUnsafeBufferPointer { tail in
+                    p.count - i >= tail.count && hasSuffix(p, tail)
                 }
-                guard p.count - i >= tail.count, p[(p.count - tail.count)...].elementsEqual(tail) else { return false }
+                guard matched else { return false }
                 return p[i..<(p.count - tail.count)].allSatisfy { $0 == UInt8(ascii: "/") || Self.isOperatorByte($0) }
             }
         }

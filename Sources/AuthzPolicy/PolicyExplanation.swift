@@ -26,7 +26,10 @@ public struct RuleExplanation: Sendable, Hashable {
 
 extension NamespaceBucket {
     func explain(_ request: AuthzRequest) -> [PolicyExplanation] {
-        let view = RequestView(request)
+        RequestView.with(request) { view in explain(request, view) }
+    }
+
+    private func explain(_ request: AuthzRequest, _ view: RequestView) -> [PolicyExplanation] {
         // In evaluation order: CUSTOM, DENY, ALLOW, then AUDIT, which never decides.
         let order: [PolicyAction: Int] = [.custom: 0, .deny: 1, .allow: 2, .audit: 3]
         let positions = policies.indices.sorted { (order[policies[$0].action]!, $0) < (order[policies[$1].action]!, $1) }

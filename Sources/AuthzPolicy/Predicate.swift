@@ -34,14 +34,21 @@ class Predicate: @unchecked Sendable {
 final class StringPredicate: Predicate, @unchecked Sendable {
     let table: StringMatchSet
     let presenceIsEnough: Bool
+    /// The host is read from the view's lowercased bytes.
+    let isHost: Bool
 
     init(_ attribute: Attribute, _ table: StringMatchSet, header: Bool, negated: Bool, field: FieldPath, values: [String]) {
         self.table = table
         presenceIsEnough = header && table.presence
+        isHost = attribute == .host
         super.init(attribute, negated: negated, field: field, values: values)
     }
 
     override func positiveMatch(_ request: AuthzRequest, _ view: RequestView) -> Bool {
+        if isHost {
+            guard let host = view.host else { return false }
+            return presenceIsEnough || table.matches(bytes: host)
+        }
         guard let value = view.string(attribute, request) else { return false }
         return presenceIsEnough || table.matches(value)
     }
@@ -88,16 +95,23 @@ final class IPPredicate: Predicate, @unchecked Sendable {
 }
 
 final class PortPredicate: Predicate, @unchecked Sendable {
-    let ports: Set<Int>
+    /// Sorted and distinct: a few are scanned, more are searched.
+    let ports: [Int]
 
     init(_ ports: Set<Int>, negated: Bool, field: FieldPath, values: [String]) {
-        self.ports = ports
+        self.ports = ports.sorted()
         super.init(.destinationPort, negated: negated, field: field, values: values)
     }
 
     override func positiveMatch(_ request: AuthzRequest, _ view: RequestView) -> Bool {
         guard let port = request.destination.port else { return false }
-        return ports.contains(port)
+        if ports.count <= 8 { return ports.contains(port) }
+        var low = 0, high = ports.count
+        while low < high {
+            let mid = (low + high) / 2
+            if ports[mid] < port { low = mid + 1 } else { high = mid }
+        }
+        return low < ports.count && ports[low] == port
     }
 
 }
@@ -173,14 +187,19 @@ struct PrincipalPathPattern: Sendable, Hashable {
     }
 
     func matches(_ principal: String) -> Bool {
-        let p = Array(principal.utf8)
-        guard p.starts(with: head) else { return false }
-        guard let tail else { return true }
-        var i = head.count
-        while true {
-            if p[i...].starts(with: tail) { return true }
-            guard i < p.count, p[i] != UInt8(ascii: "/") else { return false }
-            i += 1
+        withBytes(principal) { p in
+            head.withUnsafeBufferPointer { head in
+                guard hasPrefix(p, head) else { return false }
+                guard let tail else { return true }
+                return tail.withUnsafeBufferPointer { tail in
+                    var i = head.count
+                    while true {
+                        if hasPrefix(UnsafeBufferPointer(rebasing: p[i...]), tail) { return true }
+                        guard i < p.count, p[i] != UInt8(ascii: "/") else { return false }
+                        i += 1
+                    }
+                }
+            }
         }
     }
 }
@@ -244,23 +263,25 @@ struct NamespacePattern: Sendable, Hashable {
     func matches(_ namespace: String) -> Bool {
         if parts.count == 1 { return bytesEqual(namespace, parts[0]) }
         let head = parts[0], tail = parts[parts.count - 1]
-        guard namespace.utf8.count >= head.utf8.count + tail.utf8.count,
-            hasPrefixBytes(namespace, head), hasSuffixBytes(namespace, tail)
-        else { return false }
-        var rest = Array(namespace.utf8.dropFirst(head.utf8.count).dropLast(tail.utf8.count))[...]
-        for middle in parts.dropFirst().dropLast() where !middle.isEmpty {
-            let m = Array(middle.utf8)
-            guard let at = firstIndex(of: m, in: rest) else { return false }
-            rest = rest[(at + m.count)...]
+        return withBytes(namespace) { ns in
+            guard ns.count >= head.utf8.count + tail.utf8.count,
+                withBytes(head, { hasPrefix(ns, $0) }), withBytes(tail, { hasSuffix(ns, $0) })
+            else { return false }
+            var rest = UnsafeBufferPointer(rebasing: ns[head.utf8.count..<(ns.count - tail.utf8.count)])
+            for middle in parts.dropFirst().dropLast() where !middle.isEmpty {
+                guard let end = withBytes(middle, { Self.end(of: $0, in: rest) }) else { return false }
+                rest = UnsafeBufferPointer(rebasing: rest[end...])
+            }
+            return true
         }
-        return true
     }
 
-    private func firstIndex(of needle: [UInt8], in haystack: ArraySlice<UInt8>) -> Int? {
+    /// Where the first occurrence of `needle` in `haystack` ends.
+    private static func end(of needle: UnsafeBufferPointer<UInt8>, in haystack: UnsafeBufferPointer<UInt8>) -> Int? {
         guard needle.count <= haystack.count else { return nil }
         for i in haystack.startIndex...(haystack.endIndex - needle.count)
-        where haystack[i..<(i + needle.count)].elementsEqual(needle) {
-            return i
+        where bytesEqual(UnsafeBufferPointer(rebasing: haystack[i..<(i + needle.count)]), needle) {
+            return i + needle.count
         }
         return nil
     }
@@ -274,21 +295,32 @@ struct ServiceAccountRef: Sendable, Hashable {
 
 /// Values derived from the request once per decision. The request itself is passed alongside, never copied.
 struct RequestView {
-    /// `request.host`, ASCII-lowercased for case-insensitive host matching.
-    let host: String?
+    /// `request.host`'s bytes, ASCII-lowercased for case-insensitive host matching (nil when the request has no
+    /// host or no rule reads it). Valid only inside `RequestView.with`.
+    let host: UnsafeBufferPointer<UInt8>?
 
-    init(_ request: AuthzRequest, lowercaseHost: Bool = true) {
-        host = lowercaseHost ? request.http.host?.asciiLowercased() : nil
+    /// Runs `body` with the view of `request`. A host with capital letters is lowercased into a temporary buffer
+    /// (on the stack when short), so no string is built for it.
+    @inline(__always)
+    static func with<R>(_ request: AuthzRequest, lowercaseHost: Bool = true, _ body: (RequestView) -> R) -> R {
+        guard lowercaseHost, let host = request.http.host else { return body(RequestView(host: nil)) }
+        return withBytes(host) { bytes in
+            guard bytes.contains(where: { $0 &- 65 < 26 }) else { return body(RequestView(host: bytes)) }
+            return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: bytes.count) { lowered in
+                for i in bytes.indices { lowered[i] = bytes[i] &- 65 < 26 ? bytes[i] + 32 : bytes[i] }
+                return body(RequestView(host: UnsafeBufferPointer(lowered)))
+            }
+        }
     }
 
-    /// The value of a string-valued attribute.
+    /// The value of a string-valued attribute (the host as a new string: for explanations, not for deciding).
     @inline(__always)
     func string(_ attribute: Attribute, _ request: AuthzRequest) -> String? {
         switch attribute {
         case .sourcePrincipal: request.source.principal
         case .sourceNamespace: request.source.namespace
         case .requestHeader(let name): request.http.headers.value(lowercased: name)
-        case .host: host
+        case .host: host.map { String(decoding: $0, as: UTF8.self) }
         case .method: request.http.method
         case .path: request.http.path
         case .connectionSNI: request.connectionSNI

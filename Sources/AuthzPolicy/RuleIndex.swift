@@ -27,7 +27,9 @@ enum IndexAttribute: Hashable, Sendable {
         case .path: string = request.http.path
         case .sourcePrincipal: string = request.source.principal
         case .requestPrincipal: string = request.auth?.issuerSubjectKey
-        case .host: string = view.host
+        case .host:
+            if let host = view.host { body(host) }
+            return
         case .header(let name): string = request.http.headers.value(lowercased: name)
         case .sourceNamespace: string = request.source.namespace
         case .sni: string = request.connectionSNI

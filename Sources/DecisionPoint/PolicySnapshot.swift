@@ -9,13 +9,14 @@ public protocol CustomProvider: Sendable {
 }
 
 /// Where a CUSTOM provider's input document comes from for one decision: the transport that received the
-/// request builds it (the server from the `CheckRequest` it received), and only when a matching CUSTOM policy
-/// asks a provider, so the common decision never pays for it.
+/// request builds it (the server from the `CheckRequest` it received, the CLI from the request's attributes), and
+/// only when a matching CUSTOM policy asks a provider, so the common decision never pays for it. The request
+/// being decided is passed in, so a source need not hold a copy of it.
 public protocol ProviderInputSource {
-    func providerInput() -> Value
+    func providerInput(for request: AuthzRequest) -> Value
 }
 
-/// An input source made of a closure, for callers off the hot path.
+/// An input source made of a closure, for callers off the hot path (the closure's context is allocated).
 public struct ProviderInputClosure: ProviderInputSource {
     let make: () -> Value
 
@@ -23,7 +24,7 @@ public struct ProviderInputClosure: ProviderInputSource {
         self.make = make
     }
 
-    public func providerInput() -> Value { make() }
+    public func providerInput(for request: AuthzRequest) -> Value { make() }
 }
 
 /// Everything a decision needs, compiled once and never changed: swapping in a new snapshot is how policies
@@ -88,6 +89,6 @@ struct ProviderTable<Input: ProviderInputSource>: CustomProviders, @unchecked Se
 
     func check(provider: String, request: AuthzRequest) -> CustomOutcome {
         guard let p = providers[provider] else { return NoCustomProviders().check(provider: provider, request: request) }
-        return p.check(request, input: input.providerInput)
+        return p.check(request, input: { input.providerInput(for: request) })
     }
 }

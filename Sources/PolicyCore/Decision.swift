@@ -164,7 +164,7 @@ public struct DecisionResponse: Sendable, Hashable {
     /// The policy rule that decided; nil when no rule did (`no_allow_policy`, `no_allow_matched`, `not_ready`).
     public var decidedBy: RuleMatch?
     /// AUDIT policy rules that matched: the request should be audited. They never change the decision.
-    public var audits: [RuleMatch]
+    public var audits: RuleMatches
     /// CUSTOM policies that matched, with their providers' answers.
     public var custom: [CustomCheck]
     /// What dry-run policies would have done.
@@ -175,7 +175,7 @@ public struct DecisionResponse: Sendable, Hashable {
         decision: Decision,
         reason: DecisionReason,
         decidedBy: RuleMatch? = nil,
-        audits: [RuleMatch] = [],
+        audits: RuleMatches = [],
         custom: [CustomCheck] = [],
         dryRun: [DryRunOutcome] = [],
         diagnostics: [Diagnostic] = []

@@ -95,7 +95,7 @@ struct CheckInput: ProviderInputSource {
     let check: Envoy_Service_Auth_V3_CheckRequest
     let normalizedPath: String?
 
-    func providerInput() -> Value {
+    func providerInput(for request: AuthzRequest) -> Value {
         OPAEnvoyInput.document(for: check, normalizedPath: normalizedPath)
     }
 }

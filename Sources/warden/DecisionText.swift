@@ -93,6 +93,14 @@ extension PolicySnapshot {
     /// Decides a request given as attributes; a CUSTOM provider sees the OPA-Envoy input of the `CheckRequest`
     /// Envoy would have sent for it.
     func decide(attributes request: AuthzRequest) -> DecisionResponse {
-        decide(request) { OPAEnvoyInput.document(forAttributesOf: request) }
+        decide(request, input: AttributesInput())
+    }
+}
+
+/// OPA-Envoy's input for a request given as attributes, built only when a CUSTOM provider asks (holding nothing, so
+/// a decision copies nothing for it).
+struct AttributesInput: ProviderInputSource {
+    func providerInput(for request: AuthzRequest) -> Value {
+        OPAEnvoyInput.document(forAttributesOf: request)
     }
 }

@@ -20,6 +20,7 @@ import WardenTesting
                 #expect(indexed.decision == expected.decision, "round \(round): \(request.attributes)")
                 #expect(indexed.decidedBy == expected.decidedBy, "round \(round): \(request.attributes)")
                 #expect(indexed.audits == expected.audits, "round \(round)")
+                #expect(indexed.dryRun == expected.dryRun, "round \(round): \(request.attributes)")
             }
         }
     }
@@ -39,9 +40,16 @@ import WardenTesting
             return best.map { RuleMatch(policy: $0.0, action: action, rule: $0.1) }
         }
         var response = DecisionResponse(decision: .deny, reason: .noAllowMatched)
-        response.audits = explained.filter { $0.action == .audit && $0.matched }
+        for action in [PolicyAction.deny, .allow] where explained.contains(where: { $0.dryRun && $0.action == action }) {
+            let matched = explained.filter { $0.dryRun && $0.action == action && $0.matched }
+                .min { order($0.policy, set) < order($1.policy, set) }
+            let match = matched.map { p in RuleMatch(policy: p.policy, action: action, rule: p.rules.first(where: \.matched)!.index) }
+            let decision: Decision = (match == nil) == (action == .deny) ? .allow : .deny
+            response.dryRun.append(DryRunOutcome(action: action, decision: decision, match: match))
+        }
+        response.audits = RuleMatches(explained.filter { $0.action == .audit && $0.matched }
             .sorted { order($0.policy, set) < order($1.policy, set) }
-            .map { p in RuleMatch(policy: p.policy, action: .audit, rule: p.rules.first(where: \.matched)!.index) }
+            .map { p in RuleMatch(policy: p.policy, action: .audit, rule: p.rules.first(where: \.matched)!.index) })
         if let deny = first(.deny) {
             response.decidedBy = deny
             return response
@@ -65,11 +73,15 @@ import WardenTesting
         let actions: [PolicyAction] = [.allow, .allow, .deny, .audit]
         let action = actions.randomElement(using: &rng)!
         let namespace = ["default", "istio-system", "prod"].randomElement(using: &rng)!
-        let selector: [String: String]? = Bool.random(using: &rng) ? nil : ["app": ["a", "b"].randomElement(using: &rng)!]
+        let app = ["a", "b"].randomElement(using: &rng)!, version = ["v1", "v2"].randomElement(using: &rng)!
+        let selector: [String: String]? = [
+            nil, nil, ["app": app], ["app": app], ["app": app, "version": version], ["version": version],
+        ].randomElement(using: &rng)!
         let rules = (0..<Int.random(in: 0...3, using: &rng)).map { _ in randomRule(&rng) }
         return AuthorizationPolicy(
             id: PolicyID(namespace: namespace, name: "p\(n)"), selector: selector, action: action,
-            rules: action == .deny && rules.isEmpty ? [AuthorizationPolicy.Rule()] : rules)
+            rules: action == .deny && rules.isEmpty ? [AuthorizationPolicy.Rule()] : rules,
+            dryRun: action != .audit && Int.random(in: 0..<8, using: &rng) == 0)
     }
 
     private func randomRule(_ rng: inout SeededGenerator) -> AuthorizationPolicy.Rule {
@@ -108,10 +120,12 @@ import WardenTesting
     private func randomRequest(_ rng: inout SeededGenerator) -> AuthzRequest {
         var r = AuthzRequest()
         r.destination.namespace = ["default", "prod", "other"].randomElement(using: &rng)!
-        if Bool.random(using: &rng) { r.destination.labels = ["app": ["a", "b", "c"].randomElement(using: &rng)!] }
+        if Bool.random(using: &rng) { r.destination.labels["app"] = ["a", "b", "c"].randomElement(using: &rng)! }
+        if Bool.random(using: &rng) { r.destination.labels["version"] = ["v1", "v2"].randomElement(using: &rng)! }
+        if Bool.random(using: &rng) { r.destination.labels["pod-template-hash"] = "7d4f8b9c6" }
         r.http.path = ["/a", "/b", "/c", "/a/x", "/lib.js"].randomElement(using: &rng)!
         r.http.method = ["GET", "POST", "DELETE"].randomElement(using: &rng)!
-        r.http.host = ["x.com", "y.com", "z.org"].randomElement(using: &rng)!
+        r.http.host = ["x.com", "Y.com", "X.COM", "z.org"].randomElement(using: &rng)!
         r.destination.port = [80, 443].randomElement(using: &rng)!
         if Bool.random(using: &rng) { r.source.principal = ["td/ns/default/sa/a", "td/ns/prod/sa/b"].randomElement(using: &rng)! }
         r.source.ip = IPAddress(["10.1.1.1", "192.168.0.1", "8.8.8.8"].randomElement(using: &rng)!)
