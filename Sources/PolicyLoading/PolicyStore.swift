@@ -173,18 +173,10 @@ public final class PolicyStore: Sendable {
                     code: first?.code ?? OPABundle.Code.format,
                     message: "persisted policies in `\(persisted.file)` do not load: \(first?.description ?? "invalid")"))
             }
-            let installed = decisionPoint.install(snapshot)
+            guard case .installed(let installed, _) = install(snapshot, result) else { return nil }
             state.withLock {
-                $0.status.revision = installed.revision
-                $0.status.bundleRevision = installed.bundleRevision
-                $0.status.loadedAt = Date()
-                $0.status.files = installed.sources
-                $0.status.policies = installed.authorization.policies.count
-                $0.status.modules = installed.moduleCount
-                $0.status.warnings = result.diagnostics.filter { $0.severity == .warning }
                 $0.status.lastError = lastError
                 $0.status.lastErrorAt = lastErrorAt
-                $0.status.reloads += 1
                 $0.status.fromPersisted = true
                 $0.status.persistedRevision = found.revision
                 $0.status.persistedAt = found.persistedAt

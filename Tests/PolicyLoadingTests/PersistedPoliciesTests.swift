@@ -9,24 +9,8 @@ import WardenTesting
 
 /// The last good set of a policies directory, kept on disk and served by a restart whose directory does not load.
 @Suite struct PersistedPoliciesTests {
-    static let files = [
-        "deny.yaml": """
-            apiVersion: security.istio.io/v1
-            kind: AuthorizationPolicy
-            metadata: {name: deny-admin, namespace: default}
-            spec:
-              action: DENY
-              rules: [{to: [{operation: {paths: ["/admin/*"]}}]}]
-            """,
-        "envoy/authz/policy.rego": """
-            package envoy.authz
-
-            default allow := false
-
-            allow if data.meta.open == true
-            """,
-        "meta/data.json": #"{"open": true}"#,
-    ]
+    /// A DENY of `/admin`, a Rego module and its data in a subdirectory.
+    static let files = BundleTests.files
 
     static let broken = "kind: AuthorizationPolicy\nmetadata: {name: bad}\nspec: {action: NOPE\n"
 
@@ -70,7 +54,7 @@ import WardenTesting
         #expect(second.status.ready)
         #expect(second.status.fromPersisted)
         #expect(second.status.lastError.first?.span?.file == directory.path + "/policies/broken.yaml", "the load error stays visible")
-        #expect(try Self.decision(second, "/admin/users") == .deny)
+        #expect(try Self.decision(second, "/admin") == .deny)
         #expect(try Self.decision(second, "/public") == .allow)
         let rego = try #require(second.decisionPoint.snapshot?.rego)
         #expect(rego.data["meta"]?["open"] == .bool(true), "data at its directory's path, as the directory placed it")
