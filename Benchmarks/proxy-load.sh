@@ -109,6 +109,8 @@ proxy_args=(--upstream 127.0.0.1:18080 --authz 127.0.0.1:19191 --cert "$work/det
 "$warden" proxy --listen 127.0.0.1:15006 "${proxy_args[@]}" & proxy_pid=$!; pids+=($proxy_pid)
 "$warden" proxy --listen 127.0.0.1:15007 --authz-client grpc-swift "${proxy_args[@]}" & pids+=($!)
 sleep 2
+rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+fresh=$(rss "$proxy_pid")
 
 load() {  # port connections → one JSON line
     mtlsload -url "https://127.0.0.1:$1/bench/1" -sni details -cert "$work/sleep/cert-chain.pem" \
@@ -148,10 +150,10 @@ for path in direct proxy nginx; do
 done
 
 echo
-rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+sleep 12   # the proxy gives back what the load freed within 11 s of going quiet
 before=$(rss "$proxy_pid")
 python3 idle-connections.py 15006 1000 "$work/sleep" "$seed_token" > "$work/idle.out" & idle_pid=$!; pids+=($idle_pid)
 for _ in $(seq 600); do grep -q ready "$work/idle.out" 2>/dev/null && break; sleep 0.1; done
 sleep 1
-echo "proxy RSS: $before KiB idle, $(rss "$proxy_pid") KiB with $(grep -o '[0-9]* connections' "$work/idle.out") open (idle keep-alive mTLS)"
+echo "proxy RSS: $fresh KiB at start, $before KiB idle after the load, $(rss "$proxy_pid") KiB with $(grep -o '[0-9]* connections' "$work/idle.out") open (idle keep-alive mTLS)"
 kill "$idle_pid" 2>/dev/null || true

@@ -88,7 +88,7 @@ public final class FrontProxy: Sendable {
         var inboundTLS: InboundTLS?
         var upstreamTLS: UpstreamTLS?
         var contexts: [ReloadingTLSContext] = []
-        var verification: PeerVerification?
+        var verifications: [PeerVerification] = []
         if let chain = configuration.certificateChain, let key = configuration.privateKey, let bundle = configuration.trustBundle {
             let files = TLSFiles(certificateChain: chain, privateKey: key, trustBundle: bundle)
             do {
@@ -102,7 +102,7 @@ public final class FrontProxy: Sendable {
                     let serverVerification = try PeerVerification(
                         trustBundlePath: bundle, trustDomain: configuration.trustDomain, usage: .serverAuth)
                     contexts = [context]
-                    verification = serverVerification
+                    verifications = [serverVerification]
                     upstreamTLS = Self.secureNaming(
                         context: context, verification: serverVerification, expected: configuration.expectedPeer!, logger: logger)
                 } else {
@@ -121,7 +121,7 @@ public final class FrontProxy: Sendable {
                     let clientVerification = try PeerVerification(
                         trustBundlePath: bundle, trustDomain: configuration.trustDomain, usage: .clientAuth)
                     contexts = [required, optional]
-                    verification = clientVerification
+                    verifications = [clientVerification]
                     inboundTLS = InboundTLS(
                         requiringClientCertificate: required, acceptingClientCertificate: optional,
                         verification: clientVerification)
@@ -138,6 +138,20 @@ public final class FrontProxy: Sendable {
                     certificateChain: configuration.certificateChain, privateKey: configuration.privateKey,
                     trustBundle: configuration.trustBundle)
                 : nil
+            // With TLS, the server must prove the expected identity (`--authz-server-identity`; by default any SPIFFE ID
+            // of the trust domain) on top of a chain to the trust bundle, or no check is sent to it.
+            var serverCheck: ServerCertificateCheck?
+            if configuration.authorizationTLS, let bundle = configuration.trustBundle {
+                do {
+                    let serverVerification = try PeerVerification(
+                        trustBundlePath: bundle, trustDomain: configuration.trustDomain, usage: .serverAuth)
+                    verifications.append(serverVerification)
+                    serverCheck = Self.authorizationServerCheck(
+                        serverVerification, expected: configuration.authorizationServerIdentity, logger: logger)
+                } catch {
+                    throw StartError("tls: \(error)")
+                }
+            }
             switch configuration.authorizationClient {
             case .inPlace:
                 var authzTLS: ReloadingTLSContext?
@@ -154,15 +168,18 @@ public final class FrontProxy: Sendable {
                     }
                     contexts.append(authzTLS!)
                 }
-                authorization = InPlaceAuthorizationClient(options: .init(host: address.host, port: address.port, tls: authzTLS))
+                authorization = InPlaceAuthorizationClient(
+                    options: .init(host: address.host, port: address.port, tls: authzTLS, verifyServer: serverCheck))
             case .grpcSwift:
-                authorization = try GRPCAuthorizationClient(options: .init(host: address.host, port: address.port, tls: files))
+                authorization = try GRPCAuthorizationClient(
+                    options: .init(host: address.host, port: address.port, tls: files, verifyServer: serverCheck))
             }
         }
         let upstream = UpstreamPool(settings: UpstreamSettings(
             host: configuration.upstream.host, port: configuration.upstream.port,
             connectTimeout: TimeAmount(configuration.connectTimeout), tls: upstreamTLS))
-        var observers: [any ExchangeObserver] = [metrics]
+        let memory = QuietMemoryTrim()
+        var observers: [any ExchangeObserver] = [metrics, memory]
         var accessLog: LineLog?
         if let destination = configuration.accessLog {
             let lines = try LineLog(destination: destination)
@@ -177,7 +194,8 @@ public final class FrontProxy: Sendable {
             options: .init(
                 host: configuration.listen.host, port: configuration.listen.port,
                 maximumConnections: configuration.maximumConnections, limits: configuration.limits),
-            kind: configuration.outbound ? .outbound : .inbound(inboundTLS), environment: environment, observer: metrics)
+            kind: configuration.outbound ? .outbound : .inbound(inboundTLS), environment: environment, observer: metrics,
+            memory: memory)
         var adminListener: HTTPServer.Listener?
         if let address = configuration.admin {
             adminListener = try await HTTPServer(options: .init(host: address.host, port: address.port, maxBodyBytes: 0)) { request, _ in
@@ -199,12 +217,15 @@ public final class FrontProxy: Sendable {
                 }, serviceName: "policy-watch"))
             }
             if !contexts.isEmpty {
-                let contexts = contexts, verification = verification
+                let contexts = contexts, verifications = verifications
                 services.append(.init(service: RepeatingService(every: interval) {
-                    Self.reloadTLS(contexts, verification: verification, policies: policies, configuration: configuration, logger: logger)
+                    Self.reloadTLS(
+                        contexts, verifications: verifications, policies: policies, configuration: configuration, logger: logger)
                 }, serviceName: "tls-reload"))
             }
         }
+        // What a burst freed goes back to the system once the proxy has been quiet for a check interval.
+        services.append(.init(service: RepeatingService(every: .seconds(5)) { memory.check() }, serviceName: "memory-trim"))
         services.append(.init(service: SignalHandlerService(signals: [.sighup]) { _ in
             logger.info("SIGHUP: reloading policies")
             Self.log(policies.reload(force: true), logger: logger, metrics: metrics)
@@ -262,7 +283,7 @@ public final class FrontProxy: Sendable {
     /// Picks up rotated certificate files (new connections get them, established ones keep theirs) and a new trust
     /// bundle; a rotation that does not load keeps the old files and says why.
     static func reloadTLS(
-        _ contexts: [ReloadingTLSContext], verification: PeerVerification?, policies: ProxyPolicies,
+        _ contexts: [ReloadingTLSContext], verifications: [PeerVerification], policies: ProxyPolicies,
         configuration: ProxyConfiguration, logger: Logger
     ) {
         var rotated = false
@@ -273,15 +294,32 @@ public final class FrontProxy: Sendable {
                 logger.error("tls: keeping the previous certificate: \(error)")
             }
         }
-        do {
-            if try verification?.reloadIfChanged() == true { logger.info("tls: loaded a new trust bundle") }
-        } catch {
-            logger.error("tls: keeping the previous trust bundle: \(error)")
+        for verification in verifications {
+            do {
+                if try verification.reloadIfChanged() { logger.info("tls: loaded a new trust bundle") }
+            } catch {
+                logger.error("tls: keeping the previous trust bundle: \(error)")
+            }
         }
         guard rotated, let chain = configuration.certificateChain else { return }
         logger.info("tls: loaded a new certificate from `\(chain)`")
         if let identity = try? ownIdentity(chain) {
             policies.updateBase { $0.settings.ownIdentity = identity }
+        }
+    }
+
+    /// The check of the authorization server's certificate (`--authz-tls`): a chain Identity's verifier accepts for
+    /// `serverAuth`, naming `expected` when given. A refusal is logged; the connection is not made and checks fail
+    /// closed as for an unreachable server.
+    static func authorizationServerCheck(
+        _ verification: PeerVerification, expected: SPIFFEID?, logger: Logger
+    ) -> ServerCertificateCheck {
+        { certificates, eventLoop in
+            verification.verifyServer(certificates, expected: expected, on: eventLoop).map { _ in }.flatMapErrorThrowing {
+                error in
+                logger.warning("authz: the authorization server's certificate is refused: \(error)")
+                throw error
+            }
         }
     }
 
@@ -293,20 +331,26 @@ public final class FrontProxy: Sendable {
         UpstreamTLS(
             context: { context.current },
             verify: { certificates, eventLoop in
-                verification.verify(certificates, on: eventLoop).flatMapThrowing { peer in
-                    guard peer.spiffeID == expected else {
+                verification.verifyServer(certificates, expected: expected, on: eventLoop).map { _ in }.flatMapErrorThrowing {
+                    error in
+                    if let mismatch = error as? ServerIdentityMismatch {
                         logger.warning(
-                            "secure naming: the upstream is `\(peer.spiffeID.uri)`, not the expected `\(expected.uri)`; refused")
+                            "secure naming: the upstream is `\(mismatch.found.uri)`, not the expected `\(expected.uri)`; refused")
                         throw UpstreamConnectError(
                             kind: .secureNaming,
-                            message: "the upstream is `\(peer.spiffeID.uri)`, not the expected `\(expected.uri)`")
+                            message: "the upstream is `\(mismatch.found.uri)`, not the expected `\(expected.uri)`")
                     }
-                }.flatMapErrorThrowing { error in
-                    if error is UpstreamConnectError { throw error }
                     logger.warning("outbound TLS: the upstream's certificate is refused: \(error)")
                     throw UpstreamConnectError(kind: .tls, message: "the upstream's certificate is refused: \(error)")
                 }
             })
+    }
+}
+
+/// Requests answered are activity: the heap is trimmed only once the proxy has gone quiet.
+extension QuietMemoryTrim: ExchangeObserver {
+    public func exchangeFinished(_ record: ExchangeRecord, connection: ConnectionFacts) {
+        noteActivity()
     }
 }
 

@@ -66,6 +66,10 @@ struct ProxyCommand: AsyncParsableCommand {
         name: .customLong("authz-tls"),
         help: "Ask the server over mutual TLS with --cert and --key, verifying its chain against --trust-bundle (for a server with --allowed-clients).")
     var authzTLS = false
+    @Option(
+        name: .customLong("authz-server-identity"),
+        help: "With --authz-tls: the SPIFFE ID the server's certificate must name (default: any of --trust-domain).")
+    var authzServerIdentity: String?
     @Option(name: .customLong("failure-status"), help: "The status of a request whose check failed (default 403).")
     var failureStatus: Int?
     @Flag(help: "Outbound mode: plaintext in, mutual TLS out.")
@@ -185,6 +189,13 @@ struct ProxyCommand: AsyncParsableCommand {
                 throw ValidationError("--expect-peer: \(error.message)")
             }
         }
+        if let authzServerIdentity {
+            do {
+                c.authorizationServerIdentity = try SPIFFEID(parsing: authzServerIdentity)
+            } catch {
+                throw ValidationError("--authz-server-identity: \(error.message)")
+            }
+        }
         switch accessLog {
         case nil, "stdout"?: c.accessLog = .standardOutput
         case "off"?: c.accessLog = nil
@@ -253,7 +264,8 @@ struct ProxyConfigFile {
 
     static let stringKeys = [
         "listen", "upstream", "authz", "cert", "key", "trust_bundle", "policies", "namespace", "labels", "ports",
-        "trust_domain", "root_namespace", "admin", "check_timeout", "authz_client", "expect_peer", "access_log",
+        "trust_domain", "root_namespace", "admin", "check_timeout", "authz_client", "authz_server_identity", "expect_peer",
+        "access_log",
         "log_level", "upstream_timeout", "idle_timeout", "header_timeout", "drain_timeout",
     ]
     static let integerKeys = [
@@ -331,6 +343,7 @@ struct ProxyConfigFile {
         set(&command.admin, "admin")
         set(&command.checkTimeout, "check_timeout")
         set(&command.authzClient, "authz_client")
+        set(&command.authzServerIdentity, "authz_server_identity")
         set(&command.expectPeer, "expect_peer")
         set(&command.accessLog, "access_log")
         set(&command.logLevel, "log_level")

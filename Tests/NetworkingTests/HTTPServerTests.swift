@@ -92,7 +92,9 @@ import WardenTesting
         #expect(first.isActive && second.isActive)
         // Room again once one closes.
         try await first.close()
-        try await Task.sleep(for: .milliseconds(100))
+        // The server learns of the close on its own loop: wait for it rather than for a fixed time.
+        let deadline = ContinuousClock.now + .seconds(30)
+        while listener.tracker.count > 1 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
         #expect(try await curlStatus("http://127.0.0.1:\(port)/ok") == 200)
     }
 

@@ -405,10 +405,50 @@ func tlsCheck(
         #expect(metrics.contains(#"warden_client_refusals_total{listener="grpc"} 1"#), "\(metrics)")
     }
 
+    /// With `--authz-tls` the proxy checks who answers, in the handshake: the server's certificate must name
+    /// `--authz-server-identity`, or by default any SPIFFE ID of the trust domain. A server proving anything else gets
+    /// no check, and requests fail closed with the failure status. Both ext_authz clients.
+    @Test(arguments: ["in-place", "grpc-swift"])
+    func theServerMustProveTheExpectedIdentity(client: String) async throws {
+        let serverID = "spiffe://cluster.local/ns/warden/sa/warden"
+        let harness = try await ProxyHarness(
+            proxyArguments: ["--authz-tls", "--authz-client", client, "--authz-server-identity", serverID],
+            allowedClients: [ProxyHarness.detailsID])
+        defer { harness.stop() }
+        let right = try await curlExit([harness.httpURL + "/right"])
+        #expect(right.status == 200, "\(right.body)\n\(harness.proxy.launched.stderr)")
+
+        let impostor = "spiffe://cluster.local/ns/warden/sa/impostor"
+        try await harness.restartProxy([
+            "--authz-tls", "--authz-client", client, "--authz-server-identity", impostor, "--failure-status", "503",
+        ])
+        #expect(try await curlExit([harness.httpURL + "/wrong"]).status == 503)
+        #expect(harness.proxy.launched.stderr.contains("the server is `\(serverID)`, not the expected `\(impostor)`"),
+                "\(harness.proxy.launched.stderr)")
+
+        // The default: any identity of the mesh's trust domain, and none of another.
+        try await harness.restartProxy(["--authz-tls", "--authz-client", client])
+        #expect(try await curlExit([harness.httpURL + "/default"]).status == 200)
+        try await harness.restartProxy(["--authz-tls", "--authz-client", client, "--trust-domain", "other.example"])
+        #expect(try await curlExit([harness.httpURL + "/other-domain"]).status == 403)
+        #expect(harness.upstreamRequests().map { $0["path"] as? String } == ["/right", "/default"])
+    }
+
     @Test func mutualTLSToTheServerNeedsTheProxysCertificate() async throws {
         let out = try await ProcessRunner.warden(["proxy", "--authz", "127.0.0.1:1", "--authz-tls"])
         #expect(out.status == 2)
         #expect(out.stderr.contains("--authz-tls needs --cert, --key and --trust-bundle"), "\(out.stderr)")
+        let directory = try TemporaryDirectory(prefix: "warden-authz-identity")
+        let config = try directory.write("proxy.yaml", """
+            authz: 127.0.0.1:1
+            authz_server_identity: spiffe://cluster.local/ns/warden/sa/warden
+            """)
+        let identity = try await ProcessRunner.warden(["proxy", "--config", config])
+        #expect(identity.status == 2)
+        #expect(identity.stderr.contains("--authz-server-identity needs --authz-tls"), "\(identity.stderr)")
+        let malformed = try await ProcessRunner.warden(["proxy", "--authz", "127.0.0.1:1", "--authz-server-identity", "warden"])
+        #expect(malformed.status == 2)
+        #expect(malformed.stderr.contains("--authz-server-identity:"), "\(malformed.stderr)")
         let server = try await ProcessRunner.warden(["serve", "--allowed-clients", "spiffe://cluster.local/ns/a/sa/b"])
         #expect(server.status == 2)
         #expect(server.stderr.contains("--allowed-clients needs a data-plane listener that verifies client certificates"), "\(server.stderr)")

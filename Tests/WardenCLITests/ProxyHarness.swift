@@ -56,7 +56,7 @@ final class ProxyHarness: @unchecked Sendable {
             "--policies", directory.path + "/proxy-policies", "--namespace", "default", "--labels", "app=details,version=v1",
             "--admin", "127.0.0.1:0", "--access-log", directory.path + "/access.jsonl", "--watch-interval-ms", "100",
         ]
-        if let server { arguments += ["--authz", "127.0.0.1:\(server.grpcPort)"] }
+        if let server, !extra.contains("--authz") { arguments += ["--authz", "127.0.0.1:\(server.grpcPort)"] }
         // Checks fail closed at their deadline; the default 200 ms is missed on a loaded machine, which would turn
         // requests the tests expect through into 403s. Tests of the timeout itself set their own.
         if !extra.contains("--check-timeout") { arguments += ["--check-timeout", "2s"] }

@@ -67,6 +67,9 @@ public struct ProxyConfiguration: Sendable {
     /// Ask the server over mutual TLS, presenting the workload's certificate and verifying the server's chain against
     /// the trust bundle, so a server with an allow-list of client SPIFFE IDs can tell this proxy from anyone else.
     public var authorizationTLS = false
+    /// With `authorizationTLS`: the SPIFFE ID the server's certificate must name. Nil: any SPIFFE ID of `trustDomain`
+    /// (the verifier refuses other trust domains for every peer).
+    public var authorizationServerIdentity: SPIFFEID?
     public var failureStatus = 403
     /// Outbound mode: plaintext in from the local application, mutual TLS out to `upstream`, whose certificate must
     /// name `expectedPeer`.
@@ -107,6 +110,12 @@ public struct ProxyConfiguration: Sendable {
         if authorizationTLS {
             if tlsFiles != 3 { out.append("--authz-tls needs --cert, --key and --trust-bundle (the proxy's identity to the server)") }
             if authorization == nil { out.append("--authz-tls needs --authz") }
+        }
+        if let identity = authorizationServerIdentity {
+            if !authorizationTLS { out.append("--authz-server-identity needs --authz-tls") }
+            if !identity.isMember(of: trustDomain) {
+                out.append("--authz-server-identity `\(identity.uri)` is not in the trust domain `\(trustDomain)`")
+            }
         }
         if !(100...599).contains(failureStatus) { out.append("--failure-status must be an HTTP status (100 to 599)") }
         if checkTimeout <= .zero { out.append("--check-timeout must be positive") }

@@ -3,6 +3,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import Networking
 import NIOCore
+import NIOSSL
 import SwiftProtobuf
 
 /// Asks the authorization server (`warden serve`, or any Envoy ext_authz v3 gRPC server) about one request.
@@ -19,6 +20,10 @@ public protocol AuthorizationClient: Sendable {
     func shutDown()
 }
 
+/// A check of the authorization server's certificate chain as it presented it (leaf first), run inside the TLS
+/// handshake; a failed future refuses the connection, so no check is sent to that server.
+public typealias ServerCertificateCheck = @Sendable ([NIOSSLCertificate], any EventLoop) -> EventLoopFuture<Void>
+
 /// The ext_authz client on grpc-swift-2 and grpc-swift-nio-transport: one long-lived HTTP/2 connection to the
 /// server that every check is multiplexed over, re-established with exponential backoff when it drops. Calls do not
 /// wait for a connection (`waitForReady` off): with none, a check fails at once as `unavailable`. Each call runs as a
@@ -33,26 +38,38 @@ public final class GRPCAuthorizationClient: AuthorizationClient {
         /// Mutual TLS to the server: the proxy's certificate and key, and the roots the server's chain must lead to
         /// (no host name is checked: SPIFFE servers have none).
         public var tls: TLSFiles?
+        /// With `tls`: what the server's certificate must prove beyond a chain to the roots (its SPIFFE ID).
+        public var verifyServer: ServerCertificateCheck?
 
         public init(
             host: String, port: Int, initialBackoff: Duration = .milliseconds(100), maximumBackoff: Duration = .seconds(3),
-            tls: TLSFiles? = nil
+            tls: TLSFiles? = nil, verifyServer: ServerCertificateCheck? = nil
         ) {
             self.host = host
             self.port = port
             self.initialBackoff = initialBackoff
             self.maximumBackoff = maximumBackoff
             self.tls = tls
+            self.verifyServer = verifyServer
         }
     }
 
-    static func transportSecurity(_ tls: TLSFiles?) -> HTTP2ClientTransport.Posix.TransportSecurity {
+    static func transportSecurity(
+        _ tls: TLSFiles?, verifyServer: ServerCertificateCheck? = nil
+    ) -> HTTP2ClientTransport.Posix.TransportSecurity {
         guard let tls, let chain = tls.certificateChain, let key = tls.privateKey, let bundle = tls.trustBundle else {
             return .plaintext
         }
         return .mTLS(certificateChain: [.file(path: chain, format: .pem)], privateKey: .file(path: key, format: .pem)) {
             $0.trustRoots = .certificates([.file(path: bundle, format: .pem)])
             $0.serverCertificateVerification = .noHostnameVerification
+            if let verifyServer {
+                $0.customVerificationCallback = { certificates, promise in
+                    verifyServer(certificates, promise.futureResult.eventLoop)
+                        .map { NIOSSLVerificationResultWithMetadata.certificateVerified(VerificationMetadata(nil)) }
+                        .cascade(to: promise)
+                }
+            }
         }
     }
 
@@ -62,7 +79,7 @@ public final class GRPCAuthorizationClient: AuthorizationClient {
     public init(options: Options) throws {
         let transport = try HTTP2ClientTransport.Posix(
             target: .ipv4(address: options.host, port: options.port),
-            transportSecurity: Self.transportSecurity(options.tls),
+            transportSecurity: Self.transportSecurity(options.tls, verifyServer: options.verifyServer),
             config: .defaults { config in
                 config.backoff = .init(
                     initial: options.initialBackoff, max: options.maximumBackoff, multiplier: 1.6, jitter: 0.2)

@@ -19,6 +19,12 @@ import Synchronization
 /// off). The wire is gRPC's: a POST to `/envoy.service.auth.v3.Authorization/Check` with `content-type:
 /// application/grpc`, `te: trailers` and `grpc-timeout`, one length-prefixed message each way, `grpc-status` in
 /// the trailers.
+///
+/// A call whose deadline passes fails as `timeout` at once, but its stream is not reset: the server holds the same
+/// deadline (`grpc-timeout`) and ends the stream itself (see `CheckCall`). Under overload that keeps the connection
+/// up: resetting every late call is what HTTP/2 peers take for an attack — swift-nio-http2 closes a connection after
+/// 200 resets in 30 s, and an answer arriving for a stream reset more than 32 resets ago is a connection error — and
+/// closing the one connection fails every check on it.
 public final class InPlaceAuthorizationClient: AuthorizationClient {
     public struct Options: Sendable {
         public var host: String
@@ -30,10 +36,13 @@ public final class InPlaceAuthorizationClient: AuthorizationClient {
         /// Mutual TLS to the server (a client context with the proxy's certificate); each new connection takes the
         /// context's current certificate.
         public var tls: ReloadingTLSContext?
+        /// With `tls`: what the server's certificate must prove beyond a chain to the roots (its SPIFFE ID), checked
+        /// in the handshake; a server that fails it gets no check, and calls fail as `unavailable`.
+        public var verifyServer: ServerCertificateCheck?
 
         public init(
             host: String, port: Int, initialBackoff: Duration = .milliseconds(100), maximumBackoff: Duration = .seconds(3),
-            maximumResponseBytes: Int = 4 << 20, tls: ReloadingTLSContext? = nil
+            maximumResponseBytes: Int = 4 << 20, tls: ReloadingTLSContext? = nil, verifyServer: ServerCertificateCheck? = nil
         ) {
             self.host = host
             self.port = port
@@ -41,6 +50,7 @@ public final class InPlaceAuthorizationClient: AuthorizationClient {
             self.maximumBackoff = maximumBackoff
             self.maximumResponseBytes = maximumResponseBytes
             self.tls = tls
+            self.verifyServer = verifyServer
         }
     }
 
@@ -186,23 +196,33 @@ final class LoopConnection: @unchecked Sendable {
         }
         state = .connecting(pending)
         let connection = self
-        let tls = options.tls
+        let tls = options.tls, verifyServer = options.verifyServer
         ClientBootstrap(group: eventLoop)
             .connectTimeout(.seconds(5))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 // The server's chain is verified against the trust bundle; SPIFFE servers have no host name to check.
                 channel.eventLoop.makeCompletedFuture {
-                    if let tls {
-                        try channel.pipeline.syncOperations.addHandler(
-                            try NIOSSLClientHandler(context: tls.current, serverHostname: nil))
+                    guard let tls else { return }
+                    let handler: NIOSSLClientHandler
+                    if let verifyServer {
+                        handler = try NIOSSLClientHandler(context: tls.current, serverHostname: nil) { certificates, promise in
+                            verifyServer(certificates, channel.eventLoop).map { NIOSSLVerificationResult.certificateVerified }
+                                .cascade(to: promise)
+                        }
+                    } else {
+                        handler = try NIOSSLClientHandler(context: tls.current, serverHostname: nil)
                     }
+                    try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
             .connect(host: options.host, port: options.port)
             .flatMapThrowing { channel in
                 var configuration = NIOHTTP2Handler.ConnectionConfiguration()
                 configuration.initialSettings = [HTTP2Setting(parameter: .enablePush, value: 0)]
+                // A stream is reset only when the server has not ended it long after its deadline; the server's late
+                // frames for such a stream are ignored rather than taken for a protocol error.
+                configuration.maximumRecentlyResetStreams = 1024
                 let streams = OpenStreams(channel: channel)
                 let multiplexer = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
                     mode: .client, connectionConfiguration: configuration, streamConfiguration: .init(),
@@ -304,6 +324,9 @@ private final class ConnectionWatcher: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A stream's error is its call's (`CheckCall` fails it); swift-nio-http2 passes it down the connection's
+        // pipeline too. Closing the connection for it would fail every other check in flight.
+        if error is NIOHTTP2Errors.StreamError { return }
         context.close(promise: nil)
     }
 }
@@ -335,6 +358,11 @@ final class OpenStreams: NIOHTTP2StreamDelegate, @unchecked Sendable {
 }
 
 /// One Check call on its HTTP/2 stream: writes the request, reads the answer, and completes the promise exactly once.
+///
+/// At the deadline the promise fails as `timeout`, and the stream is left open for the server to end: it enforces
+/// the same deadline from `grpc-timeout` and answers DEADLINE_EXCEEDED, or its late answer arrives and is dropped.
+/// Only a stream the server has not ended `abandonAfter` past the deadline is reset, so a slow server costs its
+/// late checks and never the connection the others share.
 final class CheckCall: ChannelInboundHandler {
     typealias InboundIn = HTTP2Frame.FramePayload
     typealias OutboundOut = HTTP2Frame.FramePayload
@@ -346,8 +374,12 @@ final class CheckCall: ChannelInboundHandler {
     private let promise: EventLoopPromise<Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure>>
     private var body: ByteBuffer?
     private var sawHeaders = false
+    private var answered = false
     private var finished = false
     private var timer: Scheduled<Void>?
+
+    /// How long past its deadline a stream the server has not ended is kept before it is reset.
+    static let abandonAfter = TimeAmount.seconds(5)
 
     init(
         message: [UInt8], authority: String, deadline: NIODeadline, maximumResponseBytes: Int,
@@ -384,6 +416,16 @@ final class CheckCall: ChannelInboundHandler {
         context.writeAndFlush(wrapOutboundOut(.data(.init(data: .byteBuffer(data), endStream: true))), promise: nil)
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         timer = context.eventLoop.scheduleTask(deadline: deadline) {
+            let (call, context) = loopBound.value
+            call.expire(context: context)
+        }
+    }
+
+    /// The deadline passed: the check fails now; the stream waits for the server, within `abandonAfter`.
+    private func expire(context: ChannelHandlerContext) {
+        answer(.failure(.timeout))
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(in: Self.abandonAfter) {
             let (call, context) = loopBound.value
             call.finish(.failure(.timeout), context: context)
         }
@@ -454,11 +496,20 @@ final class CheckCall: ChannelInboundHandler {
         finish(.failure(.unavailable), context: context)
     }
 
+    /// Completes the call's promise, once; a stream that ends after its call timed out changes nothing.
+    private func answer(_ result: Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure>) {
+        guard !answered else { return }
+        answered = true
+        promise.succeed(result)
+    }
+
+    /// The stream is done: answers the call if it was not already, and closes the stream (a reset only if it is
+    /// still open).
     private func finish(_ result: Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure>, context: ChannelHandlerContext?) {
         guard !finished else { return }
         finished = true
         timer?.cancel()
-        promise.succeed(result)
+        answer(result)
         context?.close(promise: nil)
     }
 }

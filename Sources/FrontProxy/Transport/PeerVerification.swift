@@ -75,6 +75,20 @@ public final class PeerVerification: Sendable {
         }
     }
 
+    /// Verifies a TLS server's chain (leaf first) and that it names `expected` — with nil, any SPIFFE ID of the trust
+    /// domain, which the verifier requires of every peer. A server naming another identity fails with
+    /// `ServerIdentityMismatch`.
+    public func verifyServer(
+        _ presented: [NIOSSLCertificate], expected: SPIFFEID?, on eventLoop: any EventLoop
+    ) -> EventLoopFuture<VerifiedPeer> {
+        verify(presented, on: eventLoop).flatMapThrowing { peer in
+            if let expected, peer.spiffeID != expected {
+                throw ServerIdentityMismatch(found: peer.spiffeID, expected: expected)
+            }
+            return peer
+        }
+    }
+
     /// Lowercase hex SHA-256 of a certificate's DER bytes (the `Hash` of `x-forwarded-client-cert`).
     public static func hash(_ certificate: Certificate) -> String {
         var serializer = DER.Serializer()
@@ -95,3 +109,12 @@ final class VerifiedPeerBox: @unchecked Sendable {
     var peer: VerifiedPeer?
     var failure: PeerCertificateError?
 }
+
+/// A TLS server proved an identity other than the one expected of it.
+public struct ServerIdentityMismatch: Error, Sendable, CustomStringConvertible {
+    public var found: SPIFFEID
+    public var expected: SPIFFEID
+
+    public var description: String { "the server is `\(found.uri)`, not the expected `\(expected.uri)`" }
+}
+

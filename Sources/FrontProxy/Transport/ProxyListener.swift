@@ -6,7 +6,8 @@ import ServiceLifecycle
 /// The proxy's listening socket: inbound (first bytes sniffed, PeerAuthentication, TLS, HTTP/1.1 or HTTP/2) or
 /// outbound (plaintext HTTP/1.1 from the local application). Connections are admitted through a
 /// `ConnectionTracker`; graceful shutdown stops accepting, asks every connection to finish its exchange (HTTP/1.1
-/// closes after the response in flight, HTTP/2 sends GOAWAY) and returns when the last has closed.
+/// closes after the response in flight, HTTP/2 sends GOAWAY) and returns when the last has closed. Each connection
+/// opened and closed is activity for `memory`, which gives the heap back once the proxy goes quiet.
 public final class ProxyListener: Service, Sendable {
     public enum Kind: Sendable {
         /// TLS when configured (nil: plaintext only).
@@ -41,7 +42,7 @@ public final class ProxyListener: Service, Sendable {
     /// Binds the socket; connections are accepted from then on.
     public init(
         options: Options, kind: Kind, environment: ProxyEnvironment, observer: any ConnectionObserver,
-        group: MultiThreadedEventLoopGroup = .singleton
+        memory: QuietMemoryTrim? = nil, group: MultiThreadedEventLoopGroup = .singleton
     ) async throws {
         self.options = options
         self.kind = kind
@@ -57,6 +58,10 @@ public final class ProxyListener: Service, Sendable {
             .childChannelInitializer { child in
                 child.eventLoop.makeCompletedFuture {
                     guard tracker.admit(child) else { return }
+                    if let memory {
+                        memory.noteActivity()
+                        child.closeFuture.whenComplete { _ in memory.noteActivity() }
+                    }
                     let sync = child.pipeline.syncOperations
                     try sync.addHandler(IdleStateHandler(allTimeout: TimeAmount(options.limits.idleTimeout)))
                     try sync.addHandler(IdleCloser())

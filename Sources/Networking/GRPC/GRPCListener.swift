@@ -94,7 +94,12 @@ public final class GRPCListener: ServerTransport {
     public init(options: Options, inPlace: [InPlaceMethod]) {
         self.options = options
         self.tracker = ConnectionTracker(maximumConnections: options.maxConnections)
-        self.inPlace = Dictionary(inPlace.map { ("/" + $0.descriptor.fullyQualifiedMethod, $0) }) { first, _ in first }
+        self.inPlace = Self.routes(inPlace)
+    }
+
+    /// The in-place methods by `:path`; the first of two with one name wins.
+    static func routes(_ inPlace: [InPlaceMethod]) -> [String: InPlaceMethod] {
+        Dictionary(inPlace.map { ("/" + $0.descriptor.fullyQualifiedMethod, $0) }) { first, _ in first }
     }
 
     /// The address bound, once `listen` has bound it (the port, when 0 asked for an ephemeral one).

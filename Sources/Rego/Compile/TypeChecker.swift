@@ -19,9 +19,16 @@ struct TypeChecker {
         for arity in lowering.arityErrors {
             problems.append(arityError(arity.name, arity.arguments, hasOutput: arity.hasOutput, arity.location, lowering))
         }
-        var environment: [Int: RegoType] = [:]
         for clause in rule.clauses {
+            var environment: [Int: RegoType] = [:]
             check(clause.body, &environment, &problems)
+            // Comprehensions in the head (`value := {k: v | ...}`) are checked in the body's environment.
+            for op in rule.keys + [clause.value] {
+                forEachComprehension(in: op) { c in
+                    var scoped = environment
+                    check(c.body, &scoped, &problems)
+                }
+            }
         }
         return problems
     }
@@ -68,6 +75,10 @@ struct TypeChecker {
                     }
                 default: break
                 }
+                if case .compare(.equal) = target, output == nil, args.count == 2 {
+                    // OPA rewrites `x == y` standing alone into the unification `x = y` before checking types.
+                    checkUnification(args[0], args[1], env, literal.location, &problems)
+                }
                 let types = args.map { type(of: $0, env) }
                 if let signature, signature.arguments.count == args.count {
                     let mismatch = zip(types, signature.arguments).contains { have, want in
@@ -91,6 +102,7 @@ struct TypeChecker {
                     }
                 }
             case .unify(let a, let b):
+                checkUnification(a, b, env, literal.location, &problems)
                 if case .local(let s) = a, env[s] == nil, let t = known(b, env) { env[s] = t }
                 if case .local(let s) = b, env[s] == nil, let t = known(a, env) { env[s] = t }
             case .not(let inner):
@@ -101,7 +113,13 @@ struct TypeChecker {
             case .every(_, _, _, let body):
                 var scoped = env
                 check(body, &scoped, &problems)
-            case .test, .member, .print:
+            case .member(let key, let value, let domain):
+                // `some k, v in xs` is `v = xs[k]` to OPA's checker: the members take the domain's element types.
+                if let (keyType, valueType) = TypeChecker.members(of: type(of: domain, env)) {
+                    if case .local(let s)? = key, env[s] == nil { env[s] = keyType }
+                    if case .local(let s) = value, env[s] == nil { env[s] = valueType }
+                }
+            case .test, .print:
                 break
             }
             forEachComprehension(literal.step) { c in
@@ -111,25 +129,38 @@ struct TypeChecker {
         }
     }
 
+    /// OPA's checker refuses a unification (`x = y`, and `x == y` standing alone) whose sides' known types no
+    /// value could have both of.
+    private func checkUnification(
+        _ a: Operand, _ b: Operand, _ env: [Int: RegoType], _ location: Location, _ problems: inout [Diagnostic]
+    ) {
+        guard let left = known(a, env), let right = known(b, env), !TypeChecker.compatible(left, right) else { return }
+        problems.append(
+            RegoError.diagnostic(RegoError.Code.type, "match error\n\tleft  : \(left)\n\tright : \(right)", location))
+    }
+
     private func outputDescription(_ op: Operand, _ env: [Int: RegoType]) -> String {
         if case .local(let s) = op, env[s] == nil { return "???" }
         return type(of: op, env).description
     }
 
-    private func forEachComprehension(_ step: Step, _ body: (Comprehension) -> Void) {
-        func visit(_ op: Operand) {
-            switch op {
-            case .comprehension(let c): body(c)
-            case .ref(let r):
-                visit(r.base)
-                r.path.forEach(visit)
-            case .array(let items), .set(let items): items.forEach(visit)
-            case .object(let keys, let values):
-                keys.forEach(visit)
-                values.forEach(visit)
-            default: break
-            }
+    /// Calls `body` with each comprehension in `op`, outermost first (not those nested in their bodies).
+    private func forEachComprehension(in op: Operand, _ body: (Comprehension) -> Void) {
+        switch op {
+        case .comprehension(let c): body(c)
+        case .ref(let r):
+            forEachComprehension(in: r.base, body)
+            r.path.forEach { forEachComprehension(in: $0, body) }
+        case .array(let items), .set(let items): items.forEach { forEachComprehension(in: $0, body) }
+        case .object(let keys, let values):
+            keys.forEach { forEachComprehension(in: $0, body) }
+            values.forEach { forEachComprehension(in: $0, body) }
+        default: break
         }
+    }
+
+    private func forEachComprehension(_ step: Step, _ body: (Comprehension) -> Void) {
+        func visit(_ op: Operand) { forEachComprehension(in: op, body) }
         switch step {
         case .test(let op): visit(op)
         case .unify(let a, let b):
@@ -190,6 +221,27 @@ struct TypeChecker {
                 return .object(fields: fields, rest: nil)
             }
             return .object(.anyValue, .anyValue)
+        }
+    }
+
+    /// The key and value types of a collection's members; nil when `type` is not a collection (or not known).
+    static func members(of type: RegoType) -> (key: RegoType, value: RegoType)? {
+        switch type {
+        case .array(let positions, let rest):
+            let elements = positions + (rest.map { [$0] } ?? [])
+            return elements.isEmpty ? nil : (.number, union(elements))
+        case .set(let element):
+            return (element, element)
+        case .object(let fields, let rest):
+            var keys: [RegoType] = fields.isEmpty ? [] : [.string]
+            var values = fields.map(\.type)
+            if let rest {
+                keys.append(rest.key)
+                values.append(rest.value)
+            }
+            return values.isEmpty ? nil : (union(keys), union(values))
+        default:
+            return nil
         }
     }
 

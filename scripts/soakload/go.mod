@@ -1,0 +1,3 @@
+module soakload
+
+go 1.19
