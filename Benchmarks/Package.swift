@@ -29,6 +29,16 @@ let package = Package(
             exclude: ["make-workload.py"],
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        // The engine alone, without the benchmark harness or Rego, for counting instructions with callgrind.
+        .executableTarget(
+            name: "AuthzPolicyDecide",
+            dependencies: [
+                .product(name: "AuthzPolicy", package: "warden"),
+                .product(name: "Documents", package: "warden"),
+                .product(name: "PolicyCore", package: "warden"),
+            ],
+            path: "AuthzPolicyDecide"
+        ),
         .executableTarget(
             name: "RegoBenchmarks",
             dependencies: [

@@ -150,7 +150,7 @@ for path in direct proxy nginx; do
 done
 
 echo
-sleep 7   # the proxy gives what the load freed back to the system once it has been quiet for 5 s
+sleep 12   # the proxy gives back what the load freed within 11 s of going quiet
 before=$(rss "$proxy_pid")
 python3 idle-connections.py 15006 1000 "$work/sleep" "$seed_token" > "$work/idle.out" & idle_pid=$!; pids+=($idle_pid)
 for _ in $(seq 600); do grep -q ready "$work/idle.out" 2>/dev/null && break; sleep 0.1; done

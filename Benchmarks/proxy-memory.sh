@@ -62,8 +62,8 @@ for _ in $(seq 1200); do grep -q ready "$work/idle.out" 2>/dev/null && break; sl
 sleep 1
 report "with $(grep -o '[0-9]* connections' "$work/idle.out") idle"
 kill "$idle"
-sleep 8
-report "closed, then quiet for 8 s"
+sleep 12   # the proxy trims within 11 s of going quiet (a check every 5 s, then 1 s)
+report "closed, then quiet for 12 s"
 echo "the binary's largest resident mappings (KiB):"
 awk '/^[0-9a-f]+-/ {name = $6 == "" ? "[anonymous]" : $6} /^Rss:/ {rss[name] += $2}
      END {for (n in rss) if (rss[n] > 1000) printf "  %7d %s\n", rss[n], n}' "/proc/$proxy/smaps" | sort -rn

@@ -41,6 +41,8 @@ public struct PolicyLoader: Sendable {
         /// The `.rego` files, compiled (nil when there are none, or when any file had errors).
         public var rego: RegoPolicySet?
         public var moduleCount = 0
+        /// Every file read from disk with the text that was compiled (rule files and data files), in reading order.
+        public var contents: [(file: String, text: String)] = []
 
         public var hasErrors: Bool { diagnostics.hasErrors }
     }
@@ -77,6 +79,7 @@ public struct PolicyLoader: Sendable {
         files.sort()
         var sources: [(file: String, text: String)] = []
         var data: Value = .object([Value: Value]())
+        var texts: [(file: String, text: String)] = []
         for file in files {
             let contents: Swift.Result<String, Diagnostic>
             if let replaced = overlay[file], let text = replaced {
@@ -89,6 +92,7 @@ public struct PolicyLoader: Sendable {
             case .failure(let error):
                 diagnostics.append(error)
             case .success(let text):
+                texts.append((file, text))
                 if let at = Self.dataPath(of: file, under: paths) {
                     do {
                         data = try BundleData.merge(data, try BundleData.value(Array(text.utf8), path: file), at: at[...], file: file)
@@ -102,6 +106,7 @@ public struct PolicyLoader: Sendable {
         }
         var result = read(sources: sources, data: data)
         result.files = files
+        result.contents = texts
         result.diagnostics = (diagnostics + result.diagnostics).sortedByPlace()
         if result.hasErrors {
             result.policies = []

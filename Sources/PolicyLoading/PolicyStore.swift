@@ -35,8 +35,15 @@ public final class PolicyStore: Sendable {
         public var lastErrorAt: Date?
         public var reloads: Int
         public var failures: Int
-        /// The `.manifest` revision of the serving bundle, when policies come from a bundle.
+        /// The `.manifest` revision of the serving bundle, when policies come from a bundle (or a persisted set).
         public var bundleRevision: String?
+        /// Whether the serving set is the persisted last good set: the paths did not load at start.
+        public var fromPersisted = false
+        /// The revision (content digest) and time of the set persisted last, or of the persisted set serving.
+        public var persistedRevision: String?
+        public var persistedAt: Date?
+        /// Why the last good set could not be persisted, until a later write succeeds (a warning: it keeps serving).
+        public var persistError: Diagnostic?
 
         public var ready: Bool { revision != nil }
     }
@@ -52,6 +59,8 @@ public final class PolicyStore: Sendable {
     public let decisionPoint: DecisionPoint
     public let paths: [String]
     public let loader: PolicyLoader
+    /// Where the last good set of `paths` is kept across restarts; nil keeps it in memory only.
+    public let persisted: PersistedPolicies?
     private let state: Mutex<State>
     /// Serializes loads: a reload that starts while another runs waits for it.
     private let loading = Mutex<Void>(())
@@ -65,9 +74,12 @@ public final class PolicyStore: Sendable {
         var pending: [String: FileStamp]?
     }
 
-    public init(paths: [String], loader: PolicyLoader, decisionPoint: DecisionPoint = DecisionPoint()) {
+    public init(
+        paths: [String], loader: PolicyLoader, decisionPoint: DecisionPoint = DecisionPoint(), persisted: PersistedPolicies? = nil
+    ) {
         self.paths = paths
         self.loader = loader
+        self.persisted = persisted
         self.decisionPoint = decisionPoint
         state = Mutex(State())
         observers = Mutex([])
@@ -112,11 +124,68 @@ public final class PolicyStore: Sendable {
                 $0.pending = nil
                 $0.fingerprint = fingerprint
             }
-            return install(snapshot, result)
+            let outcome = install(snapshot, result)
+            if case .installed = outcome { persist(result) }
+            return outcome
         }
         if case .unchanged = outcome { return outcome }
         for observer in observers.withLock({ $0 }) { observer(outcome) }
         return outcome
+    }
+
+    /// Writes what a successful load of `paths` compiled to the persisted set; a failure is recorded in the
+    /// status (`persistError`) and the set keeps serving.
+    private func persist(_ result: PolicyLoader.Result) {
+        guard let persisted else { return }
+        let now = Date()
+        do throws(Diagnostic) {
+            let revision = try persisted.write(result.contents, originals: paths, at: now)
+            state.withLock {
+                $0.status.persistedRevision = revision
+                $0.status.persistedAt = now
+                $0.status.persistError = nil
+            }
+        } catch {
+            state.withLock { $0.status.persistError = error }
+        }
+    }
+
+    /// Serves the persisted last good set when no set is serving (the paths did not load at start): returns the
+    /// set restored, the error that prevents it (unreadable, or persisted for other paths), or nil when there is
+    /// nothing to restore. The load errors stay in the status; the next good load of the paths replaces the set.
+    public func restorePersisted() -> Swift.Result<PersistedPolicies.Restored, Diagnostic>? {
+        guard let persisted else { return nil }
+        var serving: PolicySnapshot?
+        let restored: Swift.Result<PersistedPolicies.Restored, Diagnostic>? = loading.withLock { _ in
+            if state.withLock({ $0.status.ready }) { return nil }
+            let found: PersistedPolicies.Restored
+            do throws(Diagnostic) {
+                guard let read = try persisted.read() else { return nil }
+                found = read
+            } catch {
+                return .failure(error)
+            }
+            let (lastError, lastErrorAt) = state.withLock { ($0.status.lastError, $0.status.lastErrorAt) }
+            let (snapshot, result) = loader.load(bundle: found.bundle)
+            guard let snapshot else {
+                let first = result.diagnostics.first(where: \.isError)
+                return .failure(Diagnostic(
+                    code: first?.code ?? OPABundle.Code.format,
+                    message: "persisted policies in `\(persisted.file)` do not load: \(first?.description ?? "invalid")"))
+            }
+            guard case .installed(let installed, _) = install(snapshot, result) else { return nil }
+            state.withLock {
+                $0.status.lastError = lastError
+                $0.status.lastErrorAt = lastErrorAt
+                $0.status.fromPersisted = true
+                $0.status.persistedRevision = found.revision
+                $0.status.persistedAt = found.persistedAt
+            }
+            serving = installed
+            return .success(found)
+        }
+        if let serving { for observer in observers.withLock({ $0 }) { observer(.installed(serving, [])) } }
+        return restored
     }
 
     /// Installs a bundle's policies (verified by the caller): compiled before the swap, refused whole on any error
@@ -164,6 +233,7 @@ public final class PolicyStore: Sendable {
             $0.status.lastError = []
             $0.status.lastErrorAt = nil
             $0.status.reloads += 1
+            $0.status.fromPersisted = false
         }
         return .installed(installed, problems)
     }

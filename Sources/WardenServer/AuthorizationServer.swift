@@ -9,6 +9,7 @@ import NIOCore
 import PolicyCore
 import PolicyLoading
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
 
 /// `warden serve`: the data plane (ext_authz over gRPC and HTTP, OPA's data queries, health) and the management
@@ -28,6 +29,8 @@ public final class AuthorizationServer: Sendable {
     public let uploader: DecisionLogUploader?
     /// Who may use the management API.
     public let authorizer: AdminAuthorizer
+    /// True until the first load of the policy paths finishes (a persisted set may be tried after it).
+    let starting = Mutex(true)
 
     /// The ports actually bound (useful when 0 asked for an ephemeral one).
     public struct Bound: Sendable {
@@ -55,7 +58,11 @@ public final class AuthorizationServer: Sendable {
         let loader = PolicyLoader(options: .init(
             rootNamespace: configuration.rootNamespace, defaultNamespace: configuration.defaultNamespace,
             providers: configuration.providers, limits: configuration.limits))
-        store = PolicyStore(paths: configuration.bundle == nil ? configuration.policyPaths : [], loader: loader)
+        let paths = configuration.bundle == nil ? configuration.policyPaths : []
+        store = PolicyStore(
+            paths: paths, loader: loader,
+            persisted: configuration.bundle == nil && configuration.persistPolicies
+                ? PersistedPolicies(directory: configuration.persistenceDirectory, paths: paths) : nil)
         let metrics = self.metrics, logger = self.logger, store = self.store
         // Bundles and log uploads share one control-plane client; an unreachable service fails in two seconds.
         let client = configuration.bundle != nil || configuration.decisionLogUpload != nil
@@ -77,9 +84,15 @@ public final class AuthorizationServer: Sendable {
                     persistenceDirectory: configuration.persistenceDirectory, client: $0)
             }
         }
-        store.observe { [weak store] outcome in
+        let persistWarning = Mutex<String?>(nil)
+        store.observe { [weak self, weak store] outcome in
             switch outcome {
             case .installed(let snapshot, let warnings):
+                // A set that cannot be persisted keeps serving; say so once per distinct reason.
+                let problem = store?.status.persistError?.description
+                if persistWarning.withLock({ last in defer { last = problem }; return last != problem }), let problem {
+                    logger.warning("the last good policy set is not persisted (a restart with a broken file would serve none): \(problem)")
+                }
                 metrics.recordReload(
                     policies: snapshot.authorization.policies.count, modules: snapshot.moduleCount, revision: snapshot.revision)
                 for warning in warnings { logger.warning("\(warning.description)") }
@@ -91,8 +104,11 @@ public final class AuthorizationServer: Sendable {
             case .refused(let errors):
                 metrics.recordReloadFailure()
                 // At start-up, or after failures only, there is no good set: checks are denied (fail closed).
+                let persisted = store?.persisted.map { FileManager.default.fileExists(atPath: $0.file) } ?? false
                 logger.error(store?.status.ready == true
                     ? "policies not loaded; the last good set keeps serving:"
+                    : self?.starting.withLock({ $0 }) == true && persisted
+                    ? "policies not loaded; no policy set is serving yet, the persisted last good set is tried next:"
                     : "policies not loaded; no policy set is serving, every check is denied (fail closed):")
                 for error in errors { logger.error("\(error.description)") }
             case .unchanged:
@@ -113,7 +129,11 @@ public final class AuthorizationServer: Sendable {
 
     /// Loads policies, binds both listeners, then serves until SIGTERM/SIGINT or cancellation.
     public func run(onReady: @escaping @Sendable (Bound) -> Void = { _ in }) async throws {
-        if bundlePoller == nil { _ = try await EventLoops.blocking { [store] in store.reload() } }
+        if bundlePoller == nil {
+            let outcome = try await EventLoops.blocking { [store] in store.reload() }
+            starting.withLock { $0 = false }
+            if case .refused(let errors) = outcome { try await restorePersisted(after: errors) }
+        }
 
         // Data-plane listeners verify client certificates when presented (so `/health` stays open to probes) and
         // answer decisions only to allow-listed clients when they have an allow-list; the admin listener
@@ -239,6 +259,23 @@ public final class AuthorizationServer: Sendable {
         group.logging.keys.serviceKey = "service"
         try await ServiceGroup(configuration: group).run()
         logger.info("stopped")
+    }
+
+    /// Serves the persisted last good set when the policy paths did not load at start, and says which.
+    func restorePersisted(after errors: [Diagnostic]) async throws {
+        let store = self.store
+        guard let restored = try await EventLoops.blocking({ store.restorePersisted() }) else { return }
+        switch restored {
+        case .success(let set):
+            let at = set.persistedAt.map(LineLog.timestamp) ?? "an unknown time"
+            let failed = errors.first?.description ?? "unknown error"
+            logger.warning("""
+                policies did not load (\(failed)); serving the last good set persisted at \(at), revision \
+                \(set.revision) (\(store.persisted?.file ?? "")), until the paths load again
+                """)
+        case .failure(let error):
+            logger.error("the persisted policy set cannot serve; every check is denied (fail closed): \(error.description)")
+        }
     }
 
     /// `/v1/status` members for the bundle (`bundle`) and the decision-log upload (`decision_logs`).

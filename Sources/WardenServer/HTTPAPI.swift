@@ -199,6 +199,17 @@ public struct HTTPAPI: Sendable {
         ]
         if let first = status.lastError.first { result["last_error_message"] = .string(first.description) }
         if let bundleRevision = status.bundleRevision { result["bundle_revision"] = .string(bundleRevision) }
+        if let persisted = store.persisted {
+            // The last good set kept across restarts: which one, and whether it is what serves now.
+            result["persisted"] = .object([
+                "file": .string(persisted.file),
+                "from_persisted": .bool(status.fromPersisted),
+                "revision": status.persistedRevision.map(Value.string) ?? .null,
+                "persisted_at": status.persistedAt.map { .string(LineLog.timestamp($0)) } ?? .null,
+                "error": status.persistError.map(\.apiJSON) ?? .null,
+            ])
+            result["from_persisted"] = .bool(status.fromPersisted)
+        }
         if let statusExtras { result.merge(statusExtras()) { $1 } }
         return .json(200, ["result": .object(result)])
     }

@@ -155,8 +155,12 @@ public struct ServerConfiguration: Sendable {
     public static let maxThreads = 256
     /// Policies from an OPA bundle service instead of `policyPaths`.
     public var bundle: BundleSettings?
-    /// Where persisted bundles live (`<dir>/bundles/<name>/bundle.tar.gz`, as OPA lays them out).
+    /// Where persisted bundles live (`<dir>/bundles/<name>/bundle.tar.gz`, as OPA lays them out) and the last good
+    /// set of `policyPaths` (`<dir>/policies/policies.tar.gz`).
     public var persistenceDirectory = ".warden"
+    /// Keep the last good set of `policyPaths` under `persistenceDirectory` and serve it at start when the paths do
+    /// not load (`policies.persist`, `--[no-]persist-policies`; on by default).
+    public var persistPolicies = true
     /// Decision logs uploaded to a remote service.
     public var decisionLogUpload: DecisionLogUploadSettings?
     /// Labels sent with uploaded decision-log events.
@@ -299,10 +303,11 @@ public struct ServerConfiguration: Sendable {
             if let v = f["policy_writes"].flatMap({ d.bool($0, at: f.path("policy_writes")) }) { config.admin.policyWrites = v }
         }
         if let n = top["policies"],
-           let f = d.fields(n, at: top.path("policies"), known: ["paths", "root_namespace", "default_namespace", "watch_interval_ms"])
+           let f = d.fields(n, at: top.path("policies"), known: ["paths", "root_namespace", "default_namespace", "watch_interval_ms", "persist"])
         {
             if let p = f["paths"], let list = d.strings(p, at: f.path("paths")) { config.policyPaths = list.map { relative($0.value) } }
             if let s = f["root_namespace"].flatMap({ d.string($0, at: f.path("root_namespace")) }) { config.rootNamespace = s.value }
+            if let v = f["persist"].flatMap({ d.bool($0, at: f.path("persist")) }) { config.persistPolicies = v }
             if let s = f["default_namespace"].flatMap({ d.string($0, at: f.path("default_namespace")) }) { config.defaultNamespace = s.value }
             if let ms = f["watch_interval_ms"].flatMap({ int($0, f.path("watch_interval_ms"), range: 0...3_600_000) }) {
                 config.watchInterval = ms == 0 ? nil : .milliseconds(ms)

@@ -53,23 +53,13 @@ struct BuildCommand: ParsableCommand {
         }
         if !problems.isEmpty { writeError(renderer.render(problems)) }
 
-        var files: [TarArchive.Entry] = []
-        var origin: [String: String] = [:]
-        for path in paths {
-            let directory = DocumentFiles.isDirectory(path)
-            let root = path.hasSuffix("/") ? path : path + "/"
-            let found = directory ? DocumentFiles.files(under: path, extensions: PolicyLoader.ruleExtensions) : [path]
-            for file in found {
-                let name = directory ? String(file.dropFirst(root.count)) : (file as NSString).lastPathComponent
-                if let earlier = origin[name] {
-                    throw usage("`\(file)` and `\(earlier)` would both be `/\(name)` in the bundle")
-                }
-                guard let bytes = FileManager.default.contents(atPath: file) else { throw usage(DocumentFiles.unreadable(file).message) }
-                origin[name] = file
-                files.append(TarArchive.Entry(path: name, bytes: Array(bytes)))
-            }
+        // Exactly the text that was validated, each file at its path relative to its directory.
+        let files: [TarArchive.Entry]
+        do {
+            files = try OPABundle.entries(checked.contents.map { ($0.file, Array($0.text.utf8)) }, under: paths)
+        } catch {
+            throw usage(error.message)
         }
-        files.sort { $0.path < $1.path }
         let manifest = BundleManifest(revision: revision, roots: roots.isEmpty ? nil : roots, regoVersion: 1)
         var bundle = OPABundle(manifest: manifest, files: files, manifestBytes: manifest.encoded())
         do {

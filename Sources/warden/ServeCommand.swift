@@ -101,6 +101,16 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("bundle-persist"), help: "Keep the last activated bundle in this directory and serve it at start when the service is down.")
     var bundlePersist: String?
 
+    @Flag(
+        inversion: .prefixedNo,
+        help: "Keep the last good set of --policies in the persistence directory and serve it at start when the paths do not load (default on).")
+    var persistPolicies: Bool?
+
+    @Option(
+        name: .customLong("persistence-directory"),
+        help: "Where the last good policy set and persisted bundles are kept (default .warden).")
+    var persistenceDirectory: String?
+
     @Option(name: .customLong("decision-log-url"), help: "Upload decision logs (gzip'd JSON batches, as OPA) to this URL.")
     var decisionLogURL: String?
 
@@ -176,6 +186,8 @@ struct ServeCommand: AsyncParsableCommand {
             settings.http.port = port
         }
         if !policies.isEmpty { settings.policyPaths = policies }
+        if let persistPolicies { settings.persistPolicies = persistPolicies }
+        if let persistenceDirectory { settings.persistenceDirectory = persistenceDirectory }
         if let rootNamespace { settings.rootNamespace = rootNamespace }
         if let defaultNamespace { settings.defaultNamespace = defaultNamespace }
         if let decisionLog { settings.decisionLog = ServerConfiguration.decisionLog(decisionLog) }

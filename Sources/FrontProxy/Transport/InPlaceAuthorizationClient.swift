@@ -376,6 +376,10 @@ final class CheckCall: ChannelInboundHandler {
     private var sawHeaders = false
     private var answered = false
     private var finished = false
+    /// The server ended the stream (END_STREAM or RST_STREAM): it closes by itself, and closing it here would send
+    /// a RST_STREAM the server counts against the connection (swift-nio-http2 sends GOAWAY ENHANCE_YOUR_CALM after
+    /// 200 in 30 s, so a reset per call dropped the connection every 200 checks).
+    private var streamEnded = false
     private var timer: Scheduled<Void>?
 
     /// How long past its deadline a stream the server has not ended is kept before it is reset.
@@ -434,6 +438,7 @@ final class CheckCall: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .headers(let frame):
+            if frame.endStream { streamEnded = true }
             if !sawHeaders && !frame.endStream {
                 sawHeaders = true
                 guard frame.headers.first(name: ":status") == "200",
@@ -452,8 +457,12 @@ final class CheckCall: ChannelInboundHandler {
                 return
             }
             if body == nil { body = bytes } else { body!.writeBuffer(&bytes) }
-            if frame.endStream { finish(.failure(.error), context: context) }
+            if frame.endStream {
+                streamEnded = true
+                finish(.failure(.error), context: context)
+            }
         case .rstStream:
+            streamEnded = true
             finish(.failure(.unavailable), context: context)
         default:
             break
@@ -503,13 +512,13 @@ final class CheckCall: ChannelInboundHandler {
         promise.succeed(result)
     }
 
-    /// The stream is done: answers the call if it was not already, and closes the stream (a reset only if it is
-    /// still open).
+    /// The stream is done: answers the call if it was not already, and resets the stream if the server has not
+    /// ended it.
     private func finish(_ result: Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure>, context: ChannelHandlerContext?) {
         guard !finished else { return }
         finished = true
         timer?.cancel()
         answer(result)
-        context?.close(promise: nil)
+        if !streamEnded { context?.close(promise: nil) }
     }
 }
