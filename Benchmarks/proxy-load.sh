@@ -27,7 +27,7 @@ done
 
 (cd .. && swift build -c release --product warden >&2)
 warden=$(cd .. && swift build -c release --show-bin-path)/warden
-seed_token=$(python3 -c 'import re,sys; t=open("../Tests/WardenTesting/SeedToken.swift").read(); print("".join(re.findall(r"\"(\.?eyJ[^\"]*|\.[A-Za-z0-9_-]+)\"", t)))')
+. ./proxy-workload.sh
 
 work=$(mktemp -d)
 pids=()
@@ -38,22 +38,8 @@ cleanup() {
 trap cleanup EXIT
 ulimit -n "$(ulimit -Hn)"   # as many descriptors as allowed: 1,000 idle connections need 2,000 or more
 
-# Identities: details (the workload and nginx's server certificate) and sleep (the client).
-"$warden" ca init --dir "$work/ca" >/dev/null
-"$warden" ca issue --dir "$work/ca" --spiffe spiffe://cluster.local/ns/default/sa/details --dns details --out "$work/details" >/dev/null
-"$warden" ca issue --dir "$work/ca" --spiffe spiffe://cluster.local/ns/default/sa/sleep --out "$work/sleep" >/dev/null
-
-mkdir -p "$work/server-policies" "$work/proxy-policies" "$work/nginx"
-cat > "$work/server-policies/bench.yaml" <<'EOF'
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: details-reads, namespace: default}
-spec:
-  selector: {matchLabels: {app: details}}
-  rules:
-  - to: [{operation: {methods: [GET, HEAD], paths: ["/bench/*"]}}]
-EOF
-cp ../policies/details-require-jwt.yaml "$work/proxy-policies/"   # its RequestAuthentication: the seed's issuer
+proxy_workload "$warden" "$work"
+mkdir -p "$work/nginx"
 
 cat > "$work/nginx/nginx.conf" <<EOF
 worker_processes 2;

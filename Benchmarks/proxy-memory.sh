@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 warden=$(realpath "${1:-../.build/release/warden}")
 count=${2:-1000}
-seed_token=$(python3 -c 'import re,sys; t=open("../Tests/WardenTesting/SeedToken.swift").read(); print("".join(re.findall(r"\"(\.?eyJ[^\"]*|\.[A-Za-z0-9_-]+)\"", t)))')
+. ./proxy-workload.sh
 
 work=$(mktemp -d)
 pids=()
@@ -20,20 +20,7 @@ cleanup() {
 trap cleanup EXIT
 ulimit -n "$(ulimit -Hn)"
 
-"$warden" ca init --dir "$work/ca" >/dev/null
-"$warden" ca issue --dir "$work/ca" --spiffe spiffe://cluster.local/ns/default/sa/details --dns details --out "$work/details" >/dev/null
-"$warden" ca issue --dir "$work/ca" --spiffe spiffe://cluster.local/ns/default/sa/sleep --out "$work/sleep" >/dev/null
-mkdir -p "$work/server-policies" "$work/proxy-policies"
-cat > "$work/server-policies/bench.yaml" <<'EOF'
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: details-reads, namespace: default}
-spec:
-  selector: {matchLabels: {app: details}}
-  rules:
-  - to: [{operation: {methods: [GET, HEAD], paths: ["/bench/*"]}}]
-EOF
-cp ../policies/details-require-jwt.yaml "$work/proxy-policies/"
+proxy_workload "$warden" "$work"
 
 "$warden" serve --grpc-address 127.0.0.1:19291 --http-address 127.0.0.1:19281 --admin-address off \
     --policies "$work/server-policies" --destination-namespace default --decision-log off --watch-interval-ms 0 \
