@@ -66,6 +66,48 @@ import WardenTesting
         #expect(received.contains("connection: close"))
     }
 
+    /// An in-place listener on its own: a HEAD is answered with the length but no body, an application header that
+    /// would split the response becomes a 500, a request the decoder refuses gets a 400 and the connection closes.
+    @Test func theInPlaceListenerAnswersHeadRefusesResponseSplittingAndAnswersGarbageWith400() async throws {
+        let options = HTTPServer.Options(host: "127.0.0.1", port: 0)
+        let listener = try await HTTPServer(options: options, answer: .inPlace { request, _ in
+            if request.path == "/split" {
+                return HTTPResponse(status: 403, headers: [("x-user", "a\r\nset-cookie: stolen=1")], body: Array("no".utf8))
+            }
+            return HTTPResponse(status: 200, headers: [("content-type", "text/plain")], body: Array(request.path.utf8))
+        }).bind()
+        let port = try #require(listener.port)
+        let serving = Task { try await listener.serve() }
+        defer { serving.cancel() }
+
+        let head = try await exchange(port: port, send: "HEAD /head HTTP/1.1\r\nhost: x\r\n\r\n"
+            + "GET /split HTTP/1.1\r\nhost: x\r\n\r\n"
+            + "GET /last HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        #expect(head.hasPrefix("HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 5\r\n\r\nHTTP/1.1 500"), "\(head)")
+        #expect(!head.contains("stolen"), "\(head)")
+        #expect(head.hasSuffix("content-length: 5\r\nconnection: close\r\n\r\n/last"), "\(head)")
+
+        let garbage = try await exchange(port: port, send: "GET /a HTTP/1.1\r\nhost: x\r\n\r\nNOT HTTP AT ALL\r\n\r\nGET /b HTTP/1.1\r\n\r\n")
+        #expect(garbage.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(garbage)")
+        #expect(garbage.contains("\r\n\r\n/aHTTP/1.1 400 Bad Request\r\n"), "\(garbage)")
+        #expect(!garbage.contains("/b"), "\(garbage)")
+    }
+
+    /// Graceful shutdown closes an in-place listener's idle keep-alive connection at once.
+    @Test func gracefulShutdownClosesAnIdleInPlaceConnection() async throws {
+        let options = HTTPServer.Options(host: "127.0.0.1", port: 0)
+        let listener = try await HTTPServer(options: options, answer: .inPlace { _, _ in HTTPResponse(status: 200) }).bind()
+        let port = try #require(listener.port)
+        let serving = Task { try await listener.serve() }
+        let idle = try await openConnection(port: port)
+        try await idle.writeAndFlush(ByteBuffer(string: "GET / HTTP/1.1\r\nhost: x\r\n\r\n"))
+        let deadline = ContinuousClock.now + .seconds(20)
+        while listener.tracker.count < 1 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        listener.beginGracefulShutdown()
+        try await idle.closeFuture.get()
+        try await serving.value
+    }
+
     @Test func cancellationClosesEveryConnectionAtOnce() async throws {
         let listener = try await listen()
         let port = try #require(listener.port)

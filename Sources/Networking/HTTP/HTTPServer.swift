@@ -6,8 +6,8 @@ import ServiceLifecycle
 
 /// An HTTP/1.1 listener. Each connection's requests are read whole through an `HTTPRequestAssembler` and
 /// answered by the server's `Answer`: in place on the connection's event loop (no hop to another thread, the
-/// cheapest round trip — for routes that only compute) or by an async function. NIO's pipelining handler keeps
-/// responses in request order. A bad connection only ever closes itself.
+/// cheapest round trip — for routes that only compute; `InPlaceHTTPConnection`) or by an async function (NIO's
+/// pipelining handler keeps those responses in request order). A bad connection only ever closes itself.
 ///
 /// Graceful shutdown stops accepting, closes idle keep-alive connections and lets each busy one finish its
 /// response before closing; `serve` returns when the last connection has closed.
@@ -117,13 +117,19 @@ public struct HTTPServer: Sendable {
                             slot = peer
                         }
                     }
-                    try sync.addHandler(IdleStateHandler(allTimeout: idleTimeout))
-                    try sync.addHandler(IdleConnectionCloser())
-                    let deadline = HTTPRequestDeadline(timeout: requestTimeout)
-                    try sync.addHandler(deadline.start)
-                    try sync.configureHTTPServerPipeline(withErrorHandling: true)
-                    try sync.addHandler(deadline.end)
-                    try sync.addHandler(HTTPConnectionHandler(server: server, peer: slot))
+                    switch server.answer {
+                    case .inPlace(let answer):
+                        try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+                        try sync.addHandler(InPlaceHTTPConnection(server: server, answer: answer, peer: slot))
+                    case .async(let answer):
+                        try sync.addHandler(IdleStateHandler(allTimeout: idleTimeout))
+                        try sync.addHandler(IdleConnectionCloser())
+                        let deadline = HTTPRequestDeadline(timeout: requestTimeout)
+                        try sync.addHandler(deadline.start)
+                        try sync.configureHTTPServerPipeline(withErrorHandling: true)
+                        try sync.addHandler(deadline.end)
+                        try sync.addHandler(HTTPConnectionHandler(server: server, answer: answer, peer: slot))
+                    }
                     return child
                 }
             }
@@ -167,20 +173,23 @@ public struct HTTPServer: Sendable {
     }
 }
 
-/// One connection's requests: assembled whole, answered as the server says, written in order. Requests that
-/// arrive while one is being answered by a task wait in NIO's pipelining handler, which also closes the connection
-/// on graceful shutdown once its response is out.
+/// One connection's requests on a listener that answers by tasks: assembled whole, answered, written in order.
+/// Requests that arrive while one is being answered wait in NIO's pipelining handler, which also closes the
+/// connection on graceful shutdown once its response is out. (In-place listeners use `InPlaceHTTPConnection`.)
 final class HTTPConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
     private let server: HTTPServer
+    private let answer: @Sendable (HTTPRequest, HTTPServer.Connection) async -> HTTPResponse
     private let peerSlot: TLSPeerSlot?
     private var assembler: HTTPRequestAssembler
     private var connection: HTTPServer.Connection?
 
-    init(server: HTTPServer, peer: TLSPeerSlot?) {
+    init(server: HTTPServer, answer: @escaping @Sendable (HTTPRequest, HTTPServer.Connection) async -> HTTPResponse,
+         peer: TLSPeerSlot?) {
         self.server = server
+        self.answer = answer
         self.peerSlot = peer
         self.assembler = HTTPRequestAssembler(maxBodyBytes: server.options.maxBodyBytes)
     }
@@ -190,18 +199,15 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
         case .none:
             break
         case .deliver(let request):
-            let connection = connectionInfo(context)
-            switch server.answer {
-            case .inPlace(let answer):
-                write(answer(request, connection), keepAlive: request.keepAlive, context: context)
-            case .async(let answer):
-                let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-                let promise = context.eventLoop.makePromise(of: HTTPResponse.self)
-                promise.completeWithTask { await answer(request, connection) }
-                promise.futureResult.whenSuccess { response in
-                    let (handler, context) = bound.value
-                    handler.write(response, keepAlive: request.keepAlive, context: context)
-                }
+            let connection = self.connection ?? HTTPServer.Connection(context.channel, peer: peerSlot?.value)
+            self.connection = connection
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            let promise = context.eventLoop.makePromise(of: HTTPResponse.self)
+            let answer = self.answer
+            promise.completeWithTask { await answer(request, connection) }
+            promise.futureResult.whenSuccess { response in
+                let (handler, context) = bound.value
+                handler.write(response, keepAlive: request.keepAlive, context: context)
             }
         case .reject(let rejection):
             write(server.reject(rejection), keepAlive: false, context: context)
@@ -211,18 +217,6 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // The peer went away or sent garbage; only this connection is affected.
         context.close(promise: nil)
-    }
-
-    /// The connection's addresses, and its TLS peer once the handshake has named it (a request is read only after
-    /// the handshake, so the peer is known by the first one).
-    private func connectionInfo(_ context: ChannelHandlerContext) -> HTTPServer.Connection {
-        if let connection { return connection }
-        let remote = context.channel.remoteAddress, local = context.channel.localAddress
-        let info = HTTPServer.Connection(
-            remoteIP: remote?.ipAddress, remotePort: remote?.port, localIP: local?.ipAddress, localPort: local?.port,
-            peer: peerSlot?.value)
-        connection = info
-        return info
     }
 
     private func write(_ response: HTTPResponse, keepAlive: Bool, context: ChannelHandlerContext) {
