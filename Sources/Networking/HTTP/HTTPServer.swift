@@ -119,8 +119,7 @@ public struct HTTPServer: Sendable {
                     }
                     switch server.answer {
                     case .inPlace(let answer):
-                        try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
-                        try sync.addHandler(InPlaceHTTPConnection(server: server, answer: answer, peer: slot))
+                        try InPlaceHTTPConnection.configure(sync, server: server, answer: answer, peer: slot)
                     case .async(let answer):
                         try sync.addHandler(IdleStateHandler(allTimeout: idleTimeout))
                         try sync.addHandler(IdleConnectionCloser())

@@ -30,7 +30,7 @@ final class InPlaceHTTPConnection: ChannelInboundHandler {
     private var receiving = false
     /// A request was answered during the current read.
     private var answeredThisRead = false
-    private var lastRead = NIODeadline.now()
+    private var lastRead = NIODeadline.uptimeNanoseconds(0)
     private var idleTimer: Scheduled<Void>?
     private var requestTimer: Scheduled<Void>?
     /// Graceful shutdown asked to close once the request being received is answered.
@@ -47,14 +47,27 @@ final class InPlaceHTTPConnection: ChannelInboundHandler {
         self.assembler = HTTPRequestAssembler(maxBodyBytes: server.options.maxBodyBytes)
     }
 
+    /// The connection's pipeline after TLS: NIO's decoder, then this handler.
+    static func configure(
+        _ pipeline: ChannelPipeline.SynchronousOperations, server: HTTPServer,
+        answer: @escaping @Sendable (HTTPRequest, HTTPServer.Connection) -> HTTPResponse, peer: TLSPeerSlot?
+    ) throws {
+        try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+        try pipeline.addHandler(InPlaceHTTPConnection(server: server, answer: answer, peer: peer))
+    }
+
     func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { scheduleIdleCheck(context, at: lastRead + idleTimeout) }
+        if context.channel.isActive { startIdleClock(context) }
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        lastRead = .now()
-        if idleTimer == nil { scheduleIdleCheck(context, at: lastRead + idleTimeout) }
+        if idleTimer == nil { startIdleClock(context) }
         context.fireChannelActive()
+    }
+
+    private func startIdleClock(_ context: ChannelHandlerContext) {
+        lastRead = context.eventLoop.now
+        scheduleIdleCheck(context, at: lastRead + idleTimeout)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -81,7 +94,7 @@ final class InPlaceHTTPConnection: ChannelInboundHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        lastRead = .now()
+        lastRead = context.eventLoop.now
         // Bytes that did not complete a request (a partial head sits in the decoder, a body is still arriving):
         // the request must be whole by the deadline.
         if !closed, receiving || !answeredThisRead, requestTimer == nil {
@@ -137,7 +150,7 @@ final class InPlaceHTTPConnection: ChannelInboundHandler {
             let (handler, context) = loopBound.value
             guard !handler.closed else { return }
             let due = handler.lastRead + handler.idleTimeout
-            if due <= .now() { handler.close(context) } else { handler.scheduleIdleCheck(context, at: due) }
+            if due <= context.eventLoop.now { handler.close(context) } else { handler.scheduleIdleCheck(context, at: due) }
         }
     }
 
@@ -212,5 +225,18 @@ extension HTTPResponse {
     /// A field value without the bytes that end a field or a message.
     static func isFieldValue(_ text: String) -> Bool {
         !text.utf8.contains { $0 == 0x0D || $0 == 0x0A || $0 == 0x00 }
+    }
+}
+
+/// An in-place HTTP/1.1 connection as `HTTPServer` sets it up, for a harness that drives it on an `EmbeddedChannel`
+/// (Warden's HTTP request fuzz target): bytes in, response bytes out. Not part of the service's API.
+@_spi(Fuzzing)
+public enum InPlaceHTTPHarness {
+    public static func configure(
+        _ channel: any Channel, options: HTTPServer.Options,
+        answer: @escaping @Sendable (HTTPRequest, HTTPServer.Connection) -> HTTPResponse
+    ) throws {
+        let server = HTTPServer(options: options, answer: .inPlace(answer))
+        try InPlaceHTTPConnection.configure(channel.pipeline.syncOperations, server: server, answer: answer, peer: nil)
     }
 }
