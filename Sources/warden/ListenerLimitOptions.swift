@@ -13,6 +13,11 @@ struct ListenerLimitOptions: ParsableArguments {
     var grpcMaxConnectionBufferBytes: String?
 
     @Option(
+        name: .customLong("grpc-max-buffered-bytes"),
+        help: "Request bytes all gRPC connections' streams may hold together; a stream that would pass it is reset (default 256 MiB).")
+    var grpcMaxBufferedBytes: String?
+
+    @Option(
         name: .customLong("grpc-max-concurrent-streams"),
         help: "Streams open at once on one gRPC connection (SETTINGS_MAX_CONCURRENT_STREAMS; default 100).")
     var grpcMaxConcurrentStreams: String?
@@ -53,7 +58,8 @@ struct ListenerLimitOptions: ParsableArguments {
     func apply(to settings: inout ServerConfiguration) throws {
         if let grpcMaxMessageBytes { settings.maxGRPCMessageBytes = grpcMaxMessageBytes }
         try Self.apply([
-            "max_connection_buffer_bytes": grpcMaxConnectionBufferBytes, "max_concurrent_streams": grpcMaxConcurrentStreams,
+            "max_connection_buffer_bytes": grpcMaxConnectionBufferBytes, "max_buffered_bytes": grpcMaxBufferedBytes,
+            "max_concurrent_streams": grpcMaxConcurrentStreams,
             "request_timeout": grpcRequestTimeout, "idle_timeout": grpcIdleTimeout, "max_connections": grpcMaxConnections,
         ], GRPCLimits.fields, listener: "grpc", to: &settings.grpcLimits)
         try Self.apply([
