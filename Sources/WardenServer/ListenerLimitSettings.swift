@@ -70,11 +70,14 @@ public struct HTTPLimits: Sendable, Hashable {
     public var idleTimeout: Duration = .seconds(60)
     /// Connections open at once; the next is closed on accept.
     public var maxConnections = 10_000
+    /// The body bytes all connections hold together; a request past it is answered 503.
+    public var maxBufferedBytes = 256 << 20
 
     public init() {}
 
     /// The `http:` keys and `--http-*` flags.
     public static let fields: [LimitField<HTTPLimits>] = [
+        LimitField(key: "max_buffered_bytes", range: .count((1 << 20)...(64 << 30))) { $0.maxBufferedBytes = Int($1) },
         LimitField(key: "request_timeout", range: .timeout) { $0.requestTimeout = .milliseconds($1) },
         LimitField(key: "idle_timeout", range: .timeout) { $0.idleTimeout = .milliseconds($1) },
         LimitField(key: "max_connections", range: .connections) { $0.maxConnections = Int($1) },

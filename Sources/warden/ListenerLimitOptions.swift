@@ -43,6 +43,11 @@ struct ListenerLimitOptions: ParsableArguments {
     @Option(name: .customLong("http-idle-timeout"), help: "An HTTP connection with no traffic for this long is closed (default 60s).")
     var httpIdleTimeout: String?
 
+    @Option(
+        name: .customLong("http-max-buffered-bytes"),
+        help: "Request body bytes all HTTP connections may hold together; a request that would pass it is answered 503 (default 256 MiB).")
+    var httpMaxBufferedBytes: String?
+
     @Option(name: .customLong("http-max-connections"), help: "HTTP connections open at once; more are closed on accept (default 10000).")
     var httpMaxConnections: String?
 
@@ -64,6 +69,7 @@ struct ListenerLimitOptions: ParsableArguments {
         ], GRPCLimits.fields, listener: "grpc", to: &settings.grpcLimits)
         try Self.apply([
             "request_timeout": httpRequestTimeout, "idle_timeout": httpIdleTimeout, "max_connections": httpMaxConnections,
+            "max_buffered_bytes": httpMaxBufferedBytes,
         ], HTTPLimits.fields, listener: "http", to: &settings.httpLimits)
     }
 

@@ -12,7 +12,8 @@ import NIOHTTP1
 /// Bounds: a request still arriving `requestTimeout` after the read that left it unfinished closes the connection
 /// (a slowloris; the timer is armed only when a read ends with a request unfinished, so whole requests pay
 /// nothing); a connection with no read for `idleTimeout` is closed; a request the decoder refuses is answered 400
-/// and the connection closed, as NIO's error handler does.
+/// and the connection closed, as NIO's error handler does; the body bytes held count against the listener's
+/// `ListenerByteBudget` until the request is answered.
 final class InPlaceHTTPConnection: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = ByteBuffer
@@ -38,22 +39,23 @@ final class InPlaceHTTPConnection: ChannelInboundHandler {
     private var closed = false
 
     init(server: HTTPServer, answer: @escaping @Sendable (HTTPRequest, HTTPServer.Connection) -> HTTPResponse,
-         peer: TLSPeerSlot?) {
+         peer: TLSPeerSlot?, budget: ListenerByteBudget) {
         self.answer = answer
         self.reject = server.reject
         self.peerSlot = peer
         self.idleTimeout = server.options.idleTimeout
         self.requestTimeout = server.options.requestTimeout
-        self.assembler = HTTPRequestAssembler(maxBodyBytes: server.options.maxBodyBytes)
+        self.assembler = HTTPRequestAssembler(maxBodyBytes: server.options.maxBodyBytes, budget: budget)
     }
 
     /// The connection's pipeline after TLS: NIO's decoder, then this handler.
     static func configure(
         _ pipeline: ChannelPipeline.SynchronousOperations, server: HTTPServer,
-        answer: @escaping @Sendable (HTTPRequest, HTTPServer.Connection) -> HTTPResponse, peer: TLSPeerSlot?
+        answer: @escaping @Sendable (HTTPRequest, HTTPServer.Connection) -> HTTPResponse, peer: TLSPeerSlot?,
+        budget: ListenerByteBudget
     ) throws {
         try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
-        try pipeline.addHandler(InPlaceHTTPConnection(server: server, answer: answer, peer: peer))
+        try pipeline.addHandler(InPlaceHTTPConnection(server: server, answer: answer, peer: peer, budget: budget))
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -71,6 +73,7 @@ final class InPlaceHTTPConnection: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        assembler.giveBack()
         closed = true
         idleTimer?.cancel()
         requestTimer?.cancel()
@@ -122,6 +125,7 @@ final class InPlaceHTTPConnection: ChannelInboundHandler {
     }
 
     private func respond(_ response: HTTPResponse, keepAlive: Bool, context: ChannelHandlerContext) {
+        assembler.giveBack()
         guard !closed else { return }
         receiving = false
         answeredThisRead = true
@@ -237,6 +241,8 @@ public enum InPlaceHTTPHarness {
         answer: @escaping @Sendable (HTTPRequest, HTTPServer.Connection) -> HTTPResponse
     ) throws {
         let server = HTTPServer(options: options, answer: .inPlace(answer))
-        try InPlaceHTTPConnection.configure(channel.pipeline.syncOperations, server: server, answer: answer, peer: nil)
+        try InPlaceHTTPConnection.configure(
+            channel.pipeline.syncOperations, server: server, answer: answer, peer: nil,
+            budget: ListenerByteBudget(limit: options.maxBufferedBytes))
     }
 }

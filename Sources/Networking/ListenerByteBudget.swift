@@ -1,9 +1,10 @@
 import Synchronization
 
-/// The request bytes all of a listener's streams hold at once, across its connections, under one bound: the
-/// per-connection bound alone lets many connections together hold the machine's memory. A stream whose bytes would
-/// take the listener past it is reset with RESOURCE_EXHAUSTED instead of held, as Envoy's overload manager resets
-/// streams when memory runs high; the listener's other streams keep their bytes and finish.
+/// The request bytes all of a listener's connections hold at once, under one bound: a per-connection bound alone
+/// lets many connections together hold the machine's memory. A request whose bytes would take the listener past it
+/// is refused instead of held (a gRPC stream is reset with RESOURCE_EXHAUSTED, an HTTP request answered 503 and its
+/// connection closed), as Envoy's overload manager resets streams when memory runs high; the other requests keep
+/// their bytes and finish.
 final class ListenerByteBudget: Sendable {
     let limit: Int
     private let used = Atomic<Int>(0)
