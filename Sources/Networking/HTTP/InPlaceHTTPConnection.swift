@@ -182,7 +182,7 @@ extension HTTPResponse {
     /// would let an application's text split the response: such a response becomes a bodiless 500 instead.
     /// `omitBody` answers HEAD. 1xx, 204 and 304 carry neither body nor length.
     func encoded(keepAlive: Bool, omitBody: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
-        guard headers.allSatisfy({ Self.isToken($0.name) && Self.isFieldValue($0.value) }) else {
+        guard headers.allSatisfy({ Self.isFieldName($0.name) && Self.isFieldValue($0.value) }) else {
             return HTTPResponse(status: 500).encoded(keepAlive: keepAlive, omitBody: true, allocator: allocator)
         }
         let bodiless = status < 200 || status == 204 || status == 304
@@ -215,7 +215,7 @@ extension HTTPResponse {
     }
 
     /// RFC 9110's `token`: what a field name may be.
-    static func isToken(_ text: String) -> Bool {
+    public static func isFieldName(_ text: String) -> Bool {
         !text.isEmpty && text.utf8.allSatisfy { byte in
             switch byte {
             case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
@@ -226,8 +226,8 @@ extension HTTPResponse {
         }
     }
 
-    /// A field value without the bytes that end a field or a message.
-    static func isFieldValue(_ text: String) -> Bool {
+    /// A field value without the bytes that end a field or a message (CR, LF, NUL).
+    public static func isFieldValue(_ text: String) -> Bool {
         !text.utf8.contains { $0 == 0x0D || $0 == 0x0A || $0 == 0x00 }
     }
 }
