@@ -9,7 +9,8 @@
 #   nginx-h2  h2load -c1 -m1 (h2c) ──▶ nginx: the same over h2c, the peer for the gRPC figure
 #
 # Both servers are pinned to CPU 0 and h2load to CPU 1; runs alternate between the four; each figure is the median
-# over REPEATS runs of the run's p50 and p99 (from h2load's per-request log).
+# over REPEATS runs of the run's p50 and p99 (from h2load's per-request log) and of the server's CPU time (user and
+# system) per request: work done after a response is sent costs CPU but not this latency.
 #
 # Usage: Benchmarks/latency-1conn.sh [requests-per-run=20000] [repeats=5]
 #        WARDEN=path/to/release/warden to skip the build. Needs nginx and h2load (nghttp2-client).
@@ -52,12 +53,20 @@ printf 'request: {destination_namespace: default, destination_labels: {app: deta
 "${server_cpu[@]}" "$WARDEN" serve --config "$work/serve.yaml" --grpc-address 127.0.0.1:19391 --http-address 127.0.0.1:19392 \
     --admin-address off --policies ../policies --decision-log off --watch-interval-ms 0 --log-level warning \
     ${THREADS:+--threads "$THREADS"} & pids+=($!)
+warden_pid=$!
 for _ in $(seq 100); do curl -sf http://127.0.0.1:19392/health >/dev/null 2>&1 && break; sleep 0.1; done
-if [ -n "${NOOP:-}" ]; then "${server_cpu[@]}" "$NOOP" serve 19393 ${THREADS:-} & pids+=($!); sleep 1; fi
+if [ -n "${NOOP:-}" ]; then "${server_cpu[@]}" "$NOOP" serve 19393 ${THREADS:-} & pids+=($!); noop_pid=$!; sleep 1; fi
+nginx_worker=$(pgrep -P "$(cat "$work/nginx.pid")" | head -1)
 
-# One run: prints "p50_us p99_us".
+# A process's CPU time so far, in clock ticks.
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# One run: prints "p50_us p99_us cpu_us_per_request".
 run() {
-    local kind=$1
+    local kind=$1 pid
+    case $kind in grpc-noop) pid=$noop_pid ;; nginx*) pid=$nginx_worker ;; *) pid=$warden_pid ;; esac
+    local before
+    before=$(ticks "$pid")
     rm -f "$work/log.tsv"
     case $kind in
     grpc) "${client_cpu[@]}" h2load -n "$requests" -c 1 -m 1 -t 1 -H 'content-type: application/grpc' -H 'te: trailers' \
@@ -78,7 +87,9 @@ run() {
     local done
     done=$(awk '/^requests:/ {print $6}' "$work/out.txt")
     [ "$done" = "$requests" ] || { echo "$kind: h2load finished $done of $requests" >&2; cat "$work/out.txt" >&2; exit 1; }
-    sort -n -k3 "$work/log.tsv" | awk '{ v[NR] = $3 } END { printf "%d %d\n", v[int(NR * 0.50)], v[int(NR * 0.99)] }'
+    local cpu
+    cpu=$(( ($(ticks "$pid") - before) * 1000000 / $(getconf CLK_TCK) / requests ))
+    sort -n -k3 "$work/log.tsv" | awk -v cpu="$cpu" '{ v[NR] = $3 } END { printf "%d %d %d\n", v[int(NR * 0.50)], v[int(NR * 0.99)], cpu }'
 }
 
 . ./median.sh
@@ -89,10 +100,10 @@ for kind in "${kinds[@]}"; do run "$kind" > /dev/null; : > "$work/$kind.txt"; do
 for _ in $(seq "$repeats"); do
     for kind in "${kinds[@]}"; do run "$kind" >> "$work/$kind.txt"; done
 done
-printf '%-9s %8s %8s\n' "path" "p50 µs" "p99 µs"
+printf '%-9s %8s %8s %8s\n' "path" "p50 µs" "p99 µs" "CPU µs"
 for kind in "${kinds[@]}"; do
-    read -r p50 p99 < <(median < "$work/$kind.txt")
-    printf '%-9s %8s %8s\n' "$kind" "$p50" "$p99"
+    read -r p50 p99 cpu < <(median < "$work/$kind.txt")
+    printf '%-9s %8s %8s %8s\n' "$kind" "$p50" "$p99" "$cpu"
     eval "p50_${kind//-/_}=$p50"
 done
 [ -n "${NOOP:-}" ] && awk -v g="$p50_grpc" -v n="$p50_grpc_noop" 'BEGIN { printf "grpc / grpc-noop = %.2f\n", g / n }'
