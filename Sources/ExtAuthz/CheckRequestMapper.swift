@@ -96,11 +96,45 @@ public struct CheckRequestMapper: Sendable {
         } else {
             for (name, value) in http.headers { headers.add(name, value) }
         }
-        request.http.headers = headers
-        if !http.method.isEmpty { request.http.method = http.method }
         let host = http.host.isEmpty ? headers[":authority"] ?? headers["host"] ?? "" : http.host
-        if !host.isEmpty { request.http.host = host }
         let target = http.path.isEmpty ? headers[":path"] ?? "" : http.path
+        describe(&request, method: http.method, host: host, target: target, query: http.query.isEmpty ? nil : http.query,
+                 headers: headers)
+        if attributes.hasTlsSession && !attributes.tlsSession.sni.isEmpty { request.connectionSNI = attributes.tlsSession.sni }
+        let metadata = attributes.metadataContext.filterMetadata[Self.jwtAuthnFilter]
+        request.auth = requestAuth(jwtMetadata: metadata, headers: headers, claimsHeaderTrusted: claimsHeaderTrusted)
+        return request
+    }
+
+    /// The attributes of a request as ext_authz's HTTP mode receives it (the original method, target and headers,
+    /// from the calling proxy's address), read directly: the same attributes `map` gives for the `CheckRequest`
+    /// `HTTPCheckRequest.make` builds from them, without building it.
+    public func map(
+        method: String, target: String, headers pairs: [(name: String, value: String)], sourceAddress: String?,
+        claimsHeaderTrusted: Bool = false
+    ) -> AuthzRequest {
+        var request = AuthzRequest()
+        if let sourceAddress { request.source.ip = IPAddress(sourceAddress) }
+        request.destination.namespace = options.destinationNamespace
+        request.destination.labels = options.destinationLabels
+        var headers = Headers(minimumCapacity: pairs.count)
+        for (name, value) in pairs { headers.add(name, value) }
+        // The first `host` field, as `HTTPCheckRequest` takes it, not the joined values.
+        func first(_ name: String) -> String? { pairs.first { Headers.normalize($0.name) == name }?.value }
+        describe(&request, method: method, host: first("host") ?? first(":authority") ?? "", target: target, query: nil,
+                 headers: headers)
+        request.auth = requestAuth(jwtMetadata: nil, headers: headers, claimsHeaderTrusted: claimsHeaderTrusted)
+        return request
+    }
+
+    /// The HTTP attributes, whichever form the request came in: the path normalized (or refused), and `remote.ip`.
+    private func describe(
+        _ request: inout AuthzRequest, method: String, host: String, target: String, query fallbackQuery: String?,
+        headers: Headers
+    ) {
+        request.http.headers = headers
+        if !method.isEmpty { request.http.method = method }
+        if !host.isEmpty { request.http.host = host }
         if !target.isEmpty {
             let (path, query) = AuthzRequest.HTTPAttributes.split(target: target)
             switch options.pathNormalizer.normalize(path) {
@@ -109,13 +143,9 @@ public struct CheckRequestMapper: Sendable {
                 request.http.path = path
                 request.http.refusal = refusal
             }
-            request.http.query = query ?? (http.query.isEmpty ? nil : http.query)
+            request.http.query = query ?? fallbackQuery
         }
-
         request.remoteIP = remoteIP(forwardedFor: headers["x-forwarded-for"], source: request.source.ip)
-        if attributes.hasTlsSession && !attributes.tlsSession.sni.isEmpty { request.connectionSNI = attributes.tlsSession.sni }
-        request.auth = requestAuth(attributes, headers: headers, claimsHeaderTrusted: claimsHeaderTrusted)
-        return request
     }
 
     /// `remote.ip`: the `X-Forwarded-For` entry added by the first untrusted hop, counting from the right past
@@ -139,10 +169,9 @@ public struct CheckRequestMapper: Sendable {
 
     /// `request.auth.*`: a payload the jwt_authn filter verified, else the verified-claims header when trusted.
     func requestAuth(
-        _ attributes: Envoy_Service_Auth_V3_AttributeContext, headers: Headers, claimsHeaderTrusted: Bool
+        jwtMetadata metadata: Google_Protobuf_Struct?, headers: Headers, claimsHeaderTrusted: Bool
     ) -> AuthzRequest.RequestAuth? {
-        if let metadata = attributes.metadataContext.filterMetadata[Self.jwtAuthnFilter],
-           let claims = Self.jwtPayload(PolicyCore.Value(protobuf: metadata))
+        if let metadata, let claims = Self.jwtPayload(PolicyCore.Value(protobuf: metadata))
         {
             return VerifiedClaimsHeader.requestAuth(claims: claims)
         }

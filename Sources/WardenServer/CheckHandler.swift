@@ -37,12 +37,35 @@ public final class CheckHandler: Sendable {
     /// `client`: who asked, when the listener identifies its TLS clients. Only a client on the listener's allow-list
     /// (`authorized`) is trusted with the verified-claims header (when configured); the decision log names the client.
     public func check(_ check: Envoy_Service_Auth_V3_CheckRequest, transport: String, client: TLSPeer? = nil) -> Result {
-        let clock = ContinuousClock()
-        let start = clock.now
-        let snapshot = decisionPoint.snapshot
+        let start = ContinuousClock.now
         let request = mapper.map(check, claimsHeaderTrusted: client?.authorized == true)
-        let response = snapshot?.decide(request, input: CheckInput(check: check, normalizedPath: request.http.path))
-            ?? .notReady
+        return decide(request, input: CheckInput(check: check, normalizedPath: request.http.path), since: start,
+                      transport: transport, client: client)
+    }
+
+    /// A check in ext_authz's HTTP mode: the original method, target (prefix removed) and headers, from the calling
+    /// proxy's address. Mapped without building a `CheckRequest`; one is built only if a CUSTOM provider asks for
+    /// OPA-Envoy's input.
+    public func check(
+        method: String, target: String, headers: [(name: String, value: String)], body: [UInt8],
+        source: CheckRequestParts.Peer, client: TLSPeer? = nil
+    ) -> Result {
+        let start = ContinuousClock.now
+        let request = mapper.map(
+            method: method, target: target, headers: headers, sourceAddress: source.address,
+            claimsHeaderTrusted: client?.authorized == true)
+        let input = HTTPCheckInput(method: method, target: target, headers: headers, body: body, source: source,
+                                   normalizedPath: request.http.path)
+        return decide(request, input: input, since: start, transport: "http", client: client)
+    }
+
+    private func decide(
+        _ request: AuthzRequest, input: some ProviderInputSource, since start: ContinuousClock.Instant, transport: String,
+        client: TLSPeer?
+    ) -> Result {
+        let clock = ContinuousClock()
+        let snapshot = decisionPoint.snapshot
+        let response = snapshot?.decide(request, input: input) ?? .notReady
         let decisionID = Self.newDecisionID()
         // The id is rendered by the transport: the gRPC encoder keeps what the decision alone determines.
         let decision = ExtAuthzDecision(response)
@@ -98,5 +121,20 @@ struct CheckInput: ProviderInputSource {
 
     func providerInput(for request: AuthzRequest) -> Value {
         OPAEnvoyInput.document(for: check, normalizedPath: normalizedPath)
+    }
+}
+
+/// The same for a check in HTTP mode: the `CheckRequest` is built from the HTTP request only when asked for.
+struct HTTPCheckInput: ProviderInputSource {
+    let method: String
+    let target: String
+    let headers: [(name: String, value: String)]
+    let body: [UInt8]
+    let source: CheckRequestParts.Peer
+    let normalizedPath: String?
+
+    func providerInput(for request: AuthzRequest) -> Value {
+        let check = HTTPCheckRequest.make(method: method, target: target, headers: headers, body: body, source: source)
+        return OPAEnvoyInput.document(for: check, normalizedPath: normalizedPath)
     }
 }

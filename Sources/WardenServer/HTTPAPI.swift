@@ -146,10 +146,9 @@ public struct HTTPAPI: Sendable {
         if target.isEmpty || target.first == "?" { target = "/" + target }
         // The peer is the calling proxy (its address is `source.ip`); the original destination is not known in
         // this mode, so the workload comes from configuration.
-        let check = HTTPCheckRequest.make(
+        let result = handler.check(
             method: request.method, target: target, headers: request.headers, body: request.body,
-            source: .init(address: connection.remoteIP, port: connection.remotePort))
-        let result = handler.check(check, transport: "http", client: connection.peer)
+            source: .init(address: connection.remoteIP, port: connection.remotePort), client: connection.peer)
         return Self.httpResponse(result.decision, decisionID: result.decisionID)
     }
 

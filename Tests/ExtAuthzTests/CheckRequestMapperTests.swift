@@ -139,6 +139,34 @@ func sampleCheck(
     }
 }
 
+/// ext_authz's HTTP mode maps the request it receives directly; the attributes must be those of the `CheckRequest`
+/// built from the same request, whatever its headers, path or source.
+@Suite struct HTTPModeMappingTests {
+    static let requests: [(method: String, target: String, headers: [(name: String, value: String)], source: String?)] = [
+        ("GET", "/api/items?id=7", [("Host", "api.backend"), ("User-Agent", "curl/8")], "10.0.0.5"),
+        ("POST", "/a//b/../c;p=1?x=%2F", [("host", "x"), ("X-Forwarded-For", "1.2.3.4, 10.0.0.1"), ("x-a", "1"), ("X-A", "2")], "10.1.1.1"),
+        ("HEAD", "/%2e%2e/admin", [(":authority", "alt"), ("x-warden-claims", "e30")], nil),
+        ("DELETE", "/admin%00/x", [], "::1"),
+        ("GET", "/", [("host", "h"), ("host", "h2"), ("authorization", "Bearer abc")], "not an address"),
+    ]
+
+    @Test(arguments: [false, true]) func theDirectMappingGivesTheCheckRequestsAttributes(trusted: Bool) {
+        let mapper = CheckRequestMapper(options: .init(
+            trustedProxies: 1, verifiedClaimsHeader: "x-warden-claims", destinationNamespace: "default",
+            destinationLabels: ["app": "details"]))
+        for request in Self.requests {
+            let check = HTTPCheckRequest.make(
+                method: request.method, target: request.target, headers: request.headers,
+                source: .init(address: request.source, port: 40000))
+            let viaProtobuf = mapper.map(check, claimsHeaderTrusted: trusted)
+            let direct = mapper.map(
+                method: request.method, target: request.target, headers: request.headers, sourceAddress: request.source,
+                claimsHeaderTrusted: trusted)
+            #expect(direct == viaProtobuf, "\(request.method) \(request.target)")
+        }
+    }
+}
+
 @Suite struct OPAEnvoyInputTests {
     @Test func hasOPAEnvoysShape() throws {
         var check = sampleCheck(path: "//api/../items/%61?id=7&tag=a&tag=b+c")

@@ -100,9 +100,10 @@ func chunks(of bytes: UnsafeRawBufferPointer) -> [UnsafeRawBufferPointer] {
     return out
 }
 
-/// ext_authz's HTTP mode for one request: the original request's target, method, headers and body as a
-/// `CheckRequest`, mapped with its path normalization; a refused path is decided (the decision on the rest is
-/// `FuzzCheckRequest`'s). Returns the status the proxy is given (200 for a request that is not refused).
+/// ext_authz's HTTP mode for one request: the original request's target, method and headers mapped directly, with
+/// its path normalization, as the server maps them, and checked against the mapping of the `CheckRequest` built from
+/// the same request; a refused path is decided (the decision on the rest is `FuzzCheckRequest`'s). Returns the
+/// status the proxy is given (200 for a request that is not refused).
 func check(_ request: HTTPRequest) -> Int {
     fuzzCheck(request.body.count <= maxBodyBytes, "a body of \(request.body.count) bytes was delivered past the limit")
     let lengths = request.headers.filter { $0.name.lowercased() == "content-length" }
@@ -118,7 +119,9 @@ func check(_ request: HTTPRequest) -> Int {
     let check = HTTPCheckRequest.make(
         method: request.method, target: target, headers: request.headers, body: request.body,
         source: .init(address: "10.1.2.3", port: 43210))
-    let attributes = FuzzCheckPath.map(check)
+    let attributes = FuzzCheckPath.mapper.map(
+        method: request.method, target: target, headers: request.headers, sourceAddress: "10.1.2.3", claimsHeaderTrusted: true)
+    fuzzCheck(attributes == FuzzCheckPath.map(check), "the direct mapping differs from the CheckRequest's")
     let path = attributes.http.path ?? ""
     guard attributes.http.refusal != nil else {
         if !path.isEmpty {
