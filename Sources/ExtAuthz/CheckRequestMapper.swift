@@ -119,10 +119,12 @@ public struct CheckRequestMapper: Sendable {
         request.destination.labels = options.destinationLabels
         var headers = Headers(minimumCapacity: pairs.count)
         for (name, value) in pairs { headers.add(name, value) }
-        // The first `host` field, as `HTTPCheckRequest` takes it, not the joined values.
+        // The first `host` field, as `HTTPCheckRequest` takes it, not the joined values; when that is empty, the
+        // joined fields, as `map` falls back to them for a `CheckRequest` without a host.
         func first(_ name: String) -> String? { pairs.first { Headers.normalize($0.name) == name }?.value }
-        describe(&request, method: method, host: first("host") ?? first(":authority") ?? "", target: target, query: nil,
-                 headers: headers)
+        var host = first("host") ?? first(":authority") ?? ""
+        if host.isEmpty { host = headers[":authority"] ?? headers["host"] ?? "" }
+        describe(&request, method: method, host: host, target: target, query: nil, headers: headers)
         request.auth = requestAuth(jwtMetadata: nil, headers: headers, claimsHeaderTrusted: claimsHeaderTrusted)
         return request
     }

@@ -148,6 +148,9 @@ func sampleCheck(
         ("HEAD", "/%2e%2e/admin", [(":authority", "alt"), ("x-warden-claims", "e30")], nil),
         ("DELETE", "/admin%00/x", [], "::1"),
         ("GET", "/", [("host", "h"), ("host", "h2"), ("authorization", "Bearer abc")], "not an address"),
+        // Found by the HTTP fuzz target: an empty first Host falls back to the joined fields.
+        ("POST", "/admin/users", [("Host", ""), ("Host", "54"), (":authority", "b")], "10.0.0.1"),
+        ("GET", "/x", [(":authority", ""), ("host", "h")], "10.0.0.1"),
     ]
 
     @Test(arguments: [false, true]) func theDirectMappingGivesTheCheckRequestsAttributes(trusted: Bool) {
