@@ -123,9 +123,12 @@ public struct CompiledPolicySet: Sendable {
         } else {
             (decision, reason, decidedBy) = (.deny, .noAllowMatched, nil)
         }
+        let match = decidedBy.map { bucket.matches[Int($0)] }
+        if custom.isEmpty && dryRun.isEmpty {
+            return DecisionResponse(decision: decision, reason: reason, decidedBy: match, audits: audits)
+        }
         return DecisionResponse(
-            decision: decision, reason: reason, decidedBy: decidedBy.map { bucket.matches[Int($0)] }, audits: audits,
-            custom: custom, dryRun: dryRun)
+            decision: decision, reason: reason, decidedBy: match, audits: audits, custom: custom, dryRun: dryRun)
     }
 
     /// The policies that apply to the request's workload, in evaluation order, with an account of every rule.
