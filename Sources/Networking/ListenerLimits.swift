@@ -9,6 +9,8 @@ public enum ListenerLimit: String, Sendable, CaseIterable {
     /// A stream made to wait (its flow-control window left closed) because its connection's streams held the most
     /// request bytes they may.
     case maxConnectionBufferBytes = "max_connection_buffer_bytes"
+    /// A stream reset because the listener's streams, over all its connections, held the most request bytes they may.
+    case maxBufferedBytes = "max_buffered_bytes"
     /// A stream reset because its request was not whole within the request timeout.
     case requestTimeout = "request_timeout"
 }

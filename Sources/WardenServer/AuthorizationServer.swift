@@ -172,7 +172,8 @@ public final class AuthorizationServer: Sendable {
                 identifyPeer: identify(configuration.http, "HTTP"), maxBodyBytes: configuration.maxHTTPBodyBytes,
                 idleTimeout: TimeAmount(configuration.httpLimits.idleTimeout),
                 requestTimeout: TimeAmount(configuration.httpLimits.requestTimeout),
-                maxConnections: configuration.httpLimits.maxConnections),
+                maxConnections: configuration.httpLimits.maxConnections,
+                maxBufferedBytes: configuration.httpLimits.maxBufferedBytes),
             reject: HTTPResponse.api,
             answer: .inPlace { request, connection in api.dataPlane(request, connection: connection) }
         ).bind()

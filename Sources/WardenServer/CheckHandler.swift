@@ -44,7 +44,8 @@ public final class CheckHandler: Sendable {
         let response = snapshot?.decide(request, input: CheckInput(check: check, normalizedPath: request.http.path))
             ?? .notReady
         let decisionID = Self.newDecisionID()
-        let decision = ExtAuthzDecision(response, decisionID: decisionID)
+        // The id is rendered by the transport: the gRPC encoder keeps what the decision alone determines.
+        let decision = ExtAuthzDecision(response)
         let duration = clock.now - start
         metrics.recordDecision(response, duration: duration)
         if log != nil || upload != nil {

@@ -12,7 +12,8 @@ extension InPlaceMethod {
     /// (`UNAUTHENTICATED` without a certificate, `PERMISSION_DENIED` with another); either way, only such a client
     /// is trusted with the verified-claims header.
     public static func check(_ handler: CheckHandler, allowList: Bool = false) -> InPlaceMethod {
-        InPlaceMethod(descriptor: Envoy_Service_Auth_V3_Authorization.Method.Check.descriptor) { bytes, peer in
+        let encoder = CheckResponseEncoder()
+        return InPlaceMethod(descriptor: Envoy_Service_Auth_V3_Authorization.Method.Check.descriptor) { bytes, peer in
             let trusted = peer?.authorized == true
             if allowList, !trusted {
                 handler.metrics.recordClientRefused(listener: "grpc")
@@ -30,9 +31,7 @@ extension InPlaceMethod {
                 throw RPCError(code: .invalidArgument, message: "the CheckRequest does not decode: \(error)")
             }
             let result = handler.check(request, transport: "grpc", client: peer)
-            var response = result.decision.checkResponse
-            response.dynamicMetadata.fields["decision_id"] = Google_Protobuf_Value(stringValue: result.decisionID)
-            return try response.serializedBytes()
+            return try encoder.encode(result.decision, decisionID: result.decisionID)
         }
     }
 }

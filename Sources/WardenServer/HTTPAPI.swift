@@ -167,6 +167,7 @@ public struct HTTPAPI: Sendable {
             return HTTPResponse(status: 200, headers: headers)
         case .denied(let denied):
             var headers = denied.headers.map { (name: $0.name, value: $0.value) }
+            headers.append((ExtAuthzDecision.WardenHeader.decisionID, decisionID))
             if !headers.contains(where: { $0.name.lowercased() == "content-type" }) {
                 headers.append(("content-type", "text/plain; charset=utf-8"))
             }

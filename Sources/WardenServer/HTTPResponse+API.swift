@@ -13,10 +13,12 @@ extension HTTPResponse {
     }
 
     /// An error in OPA's REST API shape: `{"code": ..., "message": ..., "errors": [...]}`.
-    public static func error(_ status: Int, code: String, message: String, errors: [Diagnostic] = []) -> HTTPResponse {
+    public static func error(
+        _ status: Int, code: String, message: String, errors: [Diagnostic] = [], headers: [(name: String, value: String)] = []
+    ) -> HTTPResponse {
         var object: [String: Value] = ["code": .string(code), "message": .string(message)]
         if !errors.isEmpty { object["errors"] = .array(errors.map(\.apiJSON)) }
-        return json(status, .object(object))
+        return json(status, .object(object), headers: headers)
     }
 
     /// A request refused before it was whole, in OPA's error shape.
@@ -26,6 +28,9 @@ extension HTTPResponse {
             .error(413, code: "request_too_large", message: "request body exceeds the limit of \(limit) bytes")
         case .malformed:
             .error(400, code: "invalid_parameter", message: "malformed HTTP request")
+        case .overloaded(let limit):
+            .error(503, code: "unavailable", message: "the server holds its most request bytes (\(limit)); try again later",
+                   headers: [("retry-after", "1")])
         }
     }
 }

@@ -43,6 +43,7 @@ final class ListenerLimitReport: ListenerLimitObserver {
         case .idleTimeout: "a connection with no open stream was closed"
         case .maxMessageBytes: "a stream sending a larger request message was reset"
         case .maxConnectionBufferBytes: "a stream was made to wait, its connection's streams hold their most request bytes"
+        case .maxBufferedBytes: "a stream was reset, the listener's streams hold their most request bytes"
         case .requestTimeout: "a stream whose request did not arrive whole in time was reset"
         }
     }

@@ -9,6 +9,8 @@ import NIOCore
 public struct GRPCLimits: Sendable, Hashable {
     /// The request bytes one connection's streams may hold together; past it HTTP/2 flow control stops the client.
     public var maxConnectionBufferBytes = 16 << 20
+    /// The request bytes all connections' streams may hold together; past it a stream is reset (RESOURCE_EXHAUSTED).
+    public var maxBufferedBytes = 256 << 20
     /// SETTINGS_MAX_CONCURRENT_STREAMS.
     public var maxConcurrentStreams = 100
     /// How long a request may take to arrive whole after its headers.
@@ -25,6 +27,7 @@ public struct GRPCLimits: Sendable, Hashable {
         LimitField(key: "max_connection_buffer_bytes", range: .count((64 << 10)...(1 << 30))) {
             $0.maxConnectionBufferBytes = Int($1)
         },
+        LimitField(key: "max_buffered_bytes", range: .count((1 << 20)...(64 << 30))) { $0.maxBufferedBytes = Int($1) },
         LimitField(key: "max_concurrent_streams", range: .count(1...1_000_000)) { $0.maxConcurrentStreams = Int($1) },
         LimitField(key: "request_timeout", range: .timeout) { $0.requestTimeout = .milliseconds($1) },
         LimitField(key: "idle_timeout", range: .timeout) { $0.idleTimeout = .milliseconds($1) },
@@ -36,7 +39,8 @@ public struct GRPCLimits: Sendable, Hashable {
                  maxMessageBytes: Int, observer: any ListenerLimitObserver) -> GRPCListener.Options {
         GRPCListener.Options(
             host: host, port: port, tls: tls, identifyPeer: identifyPeer, maxMessageBytes: maxMessageBytes,
-            maxConnectionBufferBytes: maxConnectionBufferBytes, maxConcurrentStreams: maxConcurrentStreams,
+            maxConnectionBufferBytes: maxConnectionBufferBytes, maxBufferedBytes: maxBufferedBytes,
+            maxConcurrentStreams: maxConcurrentStreams,
             requestTimeout: TimeAmount(requestTimeout), idleTimeout: TimeAmount(idleTimeout),
             maxConnections: maxConnections, observer: observer)
     }
@@ -45,7 +49,8 @@ public struct GRPCLimits: Sendable, Hashable {
     func summary(maxMessageBytes: Int) -> String {
         """
         gRPC limits: \(maxConnections) connections, \(maxConcurrentStreams) streams per connection, \
-        \(maxMessageBytes) bytes per request message, \(maxConnectionBufferBytes) request bytes held per connection, \
+        \(maxMessageBytes) bytes per request message, \(maxConnectionBufferBytes) request bytes held per connection \
+        and \(maxBufferedBytes) in all, \
         requests whole within \(requestTimeout.formatted), connections with no stream closed after \
         \(idleTimeout.formatted)
         """
@@ -65,11 +70,14 @@ public struct HTTPLimits: Sendable, Hashable {
     public var idleTimeout: Duration = .seconds(60)
     /// Connections open at once; the next is closed on accept.
     public var maxConnections = 10_000
+    /// The body bytes all connections hold together; a request past it is answered 503.
+    public var maxBufferedBytes = 256 << 20
 
     public init() {}
 
     /// The `http:` keys and `--http-*` flags.
     public static let fields: [LimitField<HTTPLimits>] = [
+        LimitField(key: "max_buffered_bytes", range: .count((1 << 20)...(64 << 30))) { $0.maxBufferedBytes = Int($1) },
         LimitField(key: "request_timeout", range: .timeout) { $0.requestTimeout = .milliseconds($1) },
         LimitField(key: "idle_timeout", range: .timeout) { $0.idleTimeout = .milliseconds($1) },
         LimitField(key: "max_connections", range: .connections) { $0.maxConnections = Int($1) },

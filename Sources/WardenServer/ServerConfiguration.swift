@@ -11,7 +11,8 @@ import PolicyCore
 /// ```yaml
 /// grpc: {address: 127.0.0.1:9191, tls: {certificate: cert.pem, key: key.pem, client_ca: ca.pem},
 ///        allowed_clients: [spiffe://cluster.local/ns/istio-system/sa/ingress], max_message_bytes: 4194304,
-///        max_connection_buffer_bytes: 16777216, max_concurrent_streams: 100, request_timeout: 10s,
+///        max_connection_buffer_bytes: 16777216, max_buffered_bytes: 268435456, max_concurrent_streams: 100,
+///        request_timeout: 10s,
 ///        idle_timeout: 60s, max_connections: 10000}
 /// http: {address: 127.0.0.1:8181, tls: {...}, allowed_clients: [...], ext_authz_prefix: /ext_authz,
 ///        max_body_bytes: 1048576, request_timeout: 10s, idle_timeout: 60s, max_connections: 10000}

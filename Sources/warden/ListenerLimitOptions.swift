@@ -13,6 +13,11 @@ struct ListenerLimitOptions: ParsableArguments {
     var grpcMaxConnectionBufferBytes: String?
 
     @Option(
+        name: .customLong("grpc-max-buffered-bytes"),
+        help: "Request bytes all gRPC connections' streams may hold together; a stream that would pass it is reset (default 256 MiB).")
+    var grpcMaxBufferedBytes: String?
+
+    @Option(
         name: .customLong("grpc-max-concurrent-streams"),
         help: "Streams open at once on one gRPC connection (SETTINGS_MAX_CONCURRENT_STREAMS; default 100).")
     var grpcMaxConcurrentStreams: String?
@@ -38,6 +43,11 @@ struct ListenerLimitOptions: ParsableArguments {
     @Option(name: .customLong("http-idle-timeout"), help: "An HTTP connection with no traffic for this long is closed (default 60s).")
     var httpIdleTimeout: String?
 
+    @Option(
+        name: .customLong("http-max-buffered-bytes"),
+        help: "Request body bytes all HTTP connections may hold together; a request that would pass it is answered 503 (default 256 MiB).")
+    var httpMaxBufferedBytes: String?
+
     @Option(name: .customLong("http-max-connections"), help: "HTTP connections open at once; more are closed on accept (default 10000).")
     var httpMaxConnections: String?
 
@@ -53,11 +63,13 @@ struct ListenerLimitOptions: ParsableArguments {
     func apply(to settings: inout ServerConfiguration) throws {
         if let grpcMaxMessageBytes { settings.maxGRPCMessageBytes = grpcMaxMessageBytes }
         try Self.apply([
-            "max_connection_buffer_bytes": grpcMaxConnectionBufferBytes, "max_concurrent_streams": grpcMaxConcurrentStreams,
+            "max_connection_buffer_bytes": grpcMaxConnectionBufferBytes, "max_buffered_bytes": grpcMaxBufferedBytes,
+            "max_concurrent_streams": grpcMaxConcurrentStreams,
             "request_timeout": grpcRequestTimeout, "idle_timeout": grpcIdleTimeout, "max_connections": grpcMaxConnections,
         ], GRPCLimits.fields, listener: "grpc", to: &settings.grpcLimits)
         try Self.apply([
             "request_timeout": httpRequestTimeout, "idle_timeout": httpIdleTimeout, "max_connections": httpMaxConnections,
+            "max_buffered_bytes": httpMaxBufferedBytes,
         ], HTTPLimits.fields, listener: "http", to: &settings.httpLimits)
     }
 

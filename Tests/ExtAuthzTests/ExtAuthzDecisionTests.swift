@@ -67,6 +67,45 @@ import Testing
     }
 }
 
+/// The encoder's bytes (the decision's part, kept, then the id's fields) decode as the whole response would: the
+/// id header last among a denial's headers and `decision_id` in the metadata, from a kept encoding as from a new one.
+@Suite struct CheckResponseEncoderTests {
+    func whole(_ response: DecisionResponse, id: String) -> Envoy_Service_Auth_V3_CheckResponse {
+        var whole = ExtAuthzDecision(response, decisionID: id).checkResponse
+        whole.dynamicMetadata.fields["decision_id"] = Google_Protobuf_Value(stringValue: id)
+        return whole
+    }
+
+    @Test func concatenatedFieldsDecodeAsTheWholeResponse() throws {
+        let match = RuleMatch(policy: PolicyID(namespace: "default", name: "ext"), action: .custom, rule: 0)
+        let denial = DecisionResponse(
+            decision: .deny, reason: .customDenied, decidedBy: match,
+            custom: [CustomCheck(match: match, provider: "opa", outcome: OPAEnvoyDecision.decode([
+                "allowed": false, "http_status": 401, "body": "login first", "headers": ["www-authenticate": "Bearer"],
+                "dynamic_metadata": ["tier": "gold", "decision_id": "from the policy"],
+            ]))])
+        let allowance = DecisionResponse(
+            decision: .allow, reason: .noAllowPolicy,
+            custom: [CustomCheck(match: match, provider: "opa", outcome: OPAEnvoyDecision.decode([
+                "allowed": true, "headers": ["x-user": "alice"], "dynamic_metadata": ["tier": "gold"],
+            ]))])
+        let encoder = CheckResponseEncoder()
+        for response in [denial, allowance, .notReady, DecisionResponse(decision: .allow, reason: .noAllowPolicy)] {
+            for id in ["id-1", "id-2"] {  // the second is encoded from the kept bytes
+                let bytes = try encoder.encode(ExtAuthzDecision(response), decisionID: id)
+                let decoded = try Envoy_Service_Auth_V3_CheckResponse(serializedBytes: bytes)
+                #expect(decoded == whole(response, id: id))
+            }
+        }
+        let decoded = try Envoy_Service_Auth_V3_CheckResponse(
+            serializedBytes: encoder.encode(ExtAuthzDecision(denial), decisionID: "id-3"))
+        #expect(decoded.deniedResponse.headers.last?.header.key == "x-warden-decision-id")
+        #expect(decoded.deniedResponse.headers.last?.header.value == "id-3")
+        #expect(decoded.dynamicMetadata.fields["decision_id"]?.stringValue == "id-3")
+        #expect(decoded.dynamicMetadata.fields["tier"]?.stringValue == "gold")
+    }
+}
+
 @Suite struct OPAEnvoyDecisionTests {
     @Test func booleansAndObjects() {
         #expect(OPAEnvoyDecision.decode(true).allowed)

@@ -11,14 +11,16 @@ import Testing
 /// that echoes its request.
 @Suite struct GRPCStreamHandlerTests {
 
-    func embedded(budget: RequestByteBudget = RequestByteBudget(limit: 1 << 20), reads: ReadCounter? = nil) throws
-        -> EmbeddedChannel {
+    func embedded(
+        budget: RequestByteBudget = RequestByteBudget(limit: 1 << 20),
+        listenerBudget: ListenerByteBudget = ListenerByteBudget(limit: 1 << 30), reads: ReadCounter? = nil
+    ) throws -> EmbeddedChannel {
         let (_, handOffs) = AsyncStream.makeStream(of: GRPCListener.HandOff.self)
         let handler = GRPCStreamHandler(
             inPlace: ["/test.Echo/Echo": InPlaceMethod(
                 descriptor: MethodDescriptor(fullyQualifiedService: "test.Echo", method: "Echo")) { message, _ in message }],
             limits: .init(maxMessageBytes: 1024, requestTimeout: .seconds(10), observer: nil), budget: budget,
-            peers: .init(remote: "test", local: "test"), handOffs: handOffs)
+            listenerBudget: listenerBudget, peers: .init(remote: "test", local: "test"), handOffs: handOffs)
         let channel = EmbeddedChannel()
         if let reads { try channel.pipeline.syncOperations.addHandler(reads) }
         try channel.pipeline.syncOperations.addHandler(handler)
@@ -149,6 +151,24 @@ import Testing
         #expect(readsA.count == 1)
         a.read()
         #expect(readsA.count == 2)
+    }
+
+    /// Streams of different connections share the listener's bound: the one whose bytes would pass it is reset
+    /// with RESOURCE_EXHAUSTED, the other keeps its bytes and is answered, and every byte comes back.
+    @Test func aStreamThatWouldTakeTheListenerPastItsBoundIsResetAndTheOthersFinish() throws {
+        let shared = ListenerByteBudget(limit: 1000)
+        let a = try embedded(budget: RequestByteBudget(limit: 1 << 20), listenerBudget: shared)
+        let b = try embedded(budget: RequestByteBudget(limit: 1 << 20), listenerBudget: shared)
+        try a.writeInbound(headers())
+        try a.writeInbound(body([UInt8](repeating: 1, count: 600), endStream: false))
+        try b.writeInbound(headers())
+        try b.writeInbound(body([UInt8](repeating: 2, count: 600), endStream: false))
+        #expect(status(try written(b)) == String(Status.Code.resourceExhausted.rawValue))
+        #expect(!b.isActive)
+        #expect(shared.held == 605)
+        try a.writeInbound(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)))
+        #expect(status(try written(a)) == "0")
+        #expect(shared.held == 0)
     }
 
     @Test func aCallThatArrivesInTimeIsNotTimedOut() throws {

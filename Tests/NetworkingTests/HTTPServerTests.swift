@@ -108,6 +108,35 @@ import WardenTesting
         try await serving.value
     }
 
+    /// The connections' bodies together stay under the listener's bound: a request whose body would pass it is
+    /// answered 503 and its connection closed, while the request holding the bytes finishes and is answered.
+    @Test(arguments: [false, true]) func bodiesPastTheListenersBoundAreAnswered503(inPlace: Bool) async throws {
+        let options = HTTPServer.Options(host: "127.0.0.1", port: 0, maxBodyBytes: 1 << 20, maxBufferedBytes: 1 << 20)
+        let respond: @Sendable (HTTPRequest) -> HTTPResponse = { HTTPResponse(status: 200, body: Array("\($0.body.count)".utf8)) }
+        let answer: HTTPServer.Answer = inPlace ? .inPlace { request, _ in respond(request) } : .async { request, _ in respond(request) }
+        let listener = try await HTTPServer(options: options, answer: answer).bind()
+        let port = try #require(listener.port)
+        let serving = Task { try await listener.serve() }
+        defer { serving.cancel() }
+
+        let (first, received) = try await collectingConnection(port: port)
+        let head = "POST /a HTTP/1.1\r\nhost: x\r\ncontent-length: 800000\r\nconnection: close\r\n\r\n"
+        try await first.writeAndFlush(ByteBuffer(string: head + String(repeating: "a", count: 600_000)))
+        let deadline = ContinuousClock.now + .seconds(20)
+        while listener.bufferedBytes < 600_000 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(listener.bufferedBytes == 600_000)
+
+        let second = try await exchange(
+            port: port, send: "POST /b HTTP/1.1\r\nhost: x\r\ncontent-length: 500000\r\n\r\n" + String(repeating: "b", count: 500_000))
+        #expect(second.hasPrefix("HTTP/1.1 503 Service Unavailable\r\n"), "\(second.prefix(200))")
+
+        try await first.writeAndFlush(ByteBuffer(string: String(repeating: "a", count: 200_000)))
+        try await first.closeFuture.get()
+        let answered = received()
+        #expect(answered.hasPrefix("HTTP/1.1 200 OK\r\n") && answered.hasSuffix("\r\n\r\n800000"), "\(answered.prefix(200))")
+        #expect(listener.bufferedBytes == 0)
+    }
+
     @Test func cancellationClosesEveryConnectionAtOnce() async throws {
         let listener = try await listen()
         let port = try #require(listener.port)

@@ -53,6 +53,14 @@ func openConnection(port: Int) async throws -> any Channel {
 
 /// Writes `send` on a new connection to 127.0.0.1 and returns everything read until the server closes it.
 func exchange(port: Int, send: String) async throws -> String {
+    let (channel, received) = try await collectingConnection(port: port)
+    try await channel.writeAndFlush(ByteBuffer(string: send))
+    try await channel.closeFuture.get()
+    return received()
+}
+
+/// A connection to 127.0.0.1:`port` and what it has read so far, as text.
+func collectingConnection(port: Int) async throws -> (any Channel, received: @Sendable () -> String) {
     let received = Mutex<[UInt8]>([])
     let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
         .channelInitializer { channel in
@@ -61,9 +69,7 @@ func exchange(port: Int, send: String) async throws -> String {
             }
         }
         .connect(host: "127.0.0.1", port: port).get()
-    try await channel.writeAndFlush(ByteBuffer(string: send))
-    try await channel.closeFuture.get()
-    return String(decoding: received.withLock { $0 }, as: UTF8.self)
+    return (channel, { String(decoding: received.withLock { $0 }, as: UTF8.self) })
 }
 
 /// Hands every byte read to `collect`.

@@ -105,6 +105,27 @@ import WardenTesting
         #expect(try await curl([server.httpBase + "/ext_authz/items"]).status == 200)
     }
 
+    /// Many connections cannot together hold what one may not: past the listener's bound, a stream that would add
+    /// bytes is reset with RESOURCE_EXHAUSTED and gives its bytes back; once the attacker is gone a Check is answered.
+    @Test func theListenersStreamsTogetherHoldAtMostTheirBound() async throws {
+        let (server, directory) = try await Self.serve(["--grpc-max-buffered-bytes", "1048576", "--grpc-request-timeout", "60s"])
+        defer { server.stop(); withExtendedLifetime(directory) {} }
+        let stats = StreamStats()
+        var attackers: [any Channel] = []
+        for _ in 0..<2 {
+            attackers.append(try await HTTP2Attacker.connect(port: server.grpcPort, stats: stats) { multiplexer in
+                for _ in 0..<4 { HTTP2Attacker.open(multiplexer, sending: 512 << 10, stats: stats) }
+            })
+        }
+        try await waitUntil { (stats.statuses["8"] ?? 0) >= 4 }
+        #expect(stats.sent <= 4 << 20, "\(stats.sent) bytes sent")
+        for attacker in attackers { try? await attacker.close() }
+        // The server gives the bytes back as it sees the connections close.
+        try await waitUntil { try await allowedCheck(server.grpcPort) }
+        let metrics = try await curl([server.adminBase + "/metrics"]).body
+        #expect(metrics.contains(#"warden_grpc_limit_events_total{limit="max_buffered_bytes"}"#), "\(metrics)")
+    }
+
     // The two heavy tests come last: the suite runs in order beside the others, and these load the machine for a
     // few seconds, which the timing-sensitive tests that start with the run should not share.
 

@@ -3,82 +3,81 @@ import FuzzSupport
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
-import Networking
+@_spi(Fuzzing) import Networking
 import PolicyCore
 
-/// Any bytes as one connection's byte stream to an HTTP/1.1 listener, arriving in a few chunks whose sizes the
-/// input decides: NIO's HTTP/1 server pipeline (`configureHTTPServerPipeline(withErrorHandling: true)`, as
-/// `HTTPServer` sets it up) decodes them, `HTTPRequestAssembler` collects whole requests under a 1 KiB body limit,
-/// and every request it delivers is checked as ext_authz's HTTP mode checks it (`HTTPCheckRequest`, the mapping
-/// with its path normalization) and answered, which lets a pipelined request after it through.
+/// Any bytes as one connection's byte stream to the data plane's HTTP/1.1 listener, arriving in a few chunks whose
+/// sizes the input decides: the listener's own in-place connection (`InPlaceHTTPHarness`: NIO's decoder and
+/// `InPlaceHTTPConnection` with its `HTTPRequestAssembler`, a 1 KiB body limit) reads them, and every request it
+/// delivers is checked as ext_authz's HTTP mode checks it (`HTTPCheckRequest`, the mapping with its path
+/// normalization) and answered; then virtual time passes beyond the request and idle timeouts.
 ///
-/// Invariants: a delivered body is within the limit and as long as a lone `content-length` says; a refusal is
-/// the assembler's (413 with the configured limit, or 400) or the decoder's 400, after which nothing more is read;
-/// a normalized path is absolute, with no backslash, dot segment, empty segment or `;` parameter left; a refused
-/// path is denied with 400.
+/// Invariants: a delivered body is within the limit and as long as a lone `content-length` says; the bytes written
+/// are one response per delivered request, in order, then at most one refusal (413 naming the limit, or 400), after
+/// which nothing more is delivered and the connection is closed; a normalized path is absolute, with no backslash,
+/// dot segment, empty segment or `;` parameter left; a refused path is denied with 400; once the idle timeout has
+/// passed the connection is closed.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzHTTPRequest(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     let input = FuzzInput(start, count)
     let channel = EmbeddedChannel()
-    let parts = PartCollector()
-    try! channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-    try! channel.pipeline.syncOperations.addHandler(parts)
+    let delivered = Delivered()
+    let options = HTTPServer.Options(
+        host: "127.0.0.1", port: 0, maxBodyBytes: maxBodyBytes, idleTimeout: .seconds(60), requestTimeout: .seconds(10))
+    try! InPlaceHTTPHarness.configure(channel, options: options) { request, _ in
+        fuzzCheck(!delivered.refused, "a request was delivered after a refusal")
+        let status = check(request) == 200 ? 200 : refusedPathStatus
+        delivered.statuses.append(status)
+        return HTTPResponse(status: status)
+    }
     try! channel.connect(to: SocketAddress(ipAddress: "10.1.2.3", port: 43210)).wait()
     defer { _ = try? channel.finish() }
 
-    var assembler = HTTPRequestAssembler(maxBodyBytes: maxBodyBytes)
-    var open = true
-    for chunk in chunks(of: input.bytes) where open {
+    var written = ""
+    for chunk in chunks(of: input.bytes) where channel.isActive {
         _ = try? channel.writeInbound(ByteBuffer(bytes: chunk))
-        // Answering a request releases the next pipelined one, so read until no part is left.
-        while open, !parts.received.isEmpty {
-            let part = parts.received.removeFirst()
-            switch assembler.receive(part) {
-            case .none:
-                break
-            case .deliver(let request):
-                let status = check(request)
-                answer(channel, status: status, keepAlive: request.keepAlive)
-                open = request.keepAlive
-            case .reject(let rejection):
-                switch rejection {
-                case .bodyTooLarge(let limit):
-                    fuzzCheck(limit == maxBodyBytes, "413 names the limit \(limit), not \(maxBodyBytes)")
-                case .malformed:
-                    break
-                }
-                open = false
-            }
-        }
-        if let error = parts.error {
-            // NIO's error handler answers a request it cannot decode with 400; the error ends the server's read
-            // loop, which closes the connection.
-            fuzzCheck(error is HTTPParserError, "the decoder failed with \(error), not an HTTPParserError")
-            let written = drain(channel)
-            fuzzCheck(written.hasPrefix("HTTP/1.1 400 Bad Request\r\n") || written.contains("\r\n\r\nHTTP/1.1 400 Bad Request\r\n"),
-                      "a request that does not decode is not answered with 400")
-            open = false
-        }
-        _ = drain(channel)
+        written += drain(channel)
+        delivered.refused = written.contains(" 400 Bad Request\r\n") || written.contains(" 413 Payload Too Large\r\n")
     }
+    checkResponses(written, answered: delivered.statuses)
+    channel.embeddedEventLoop.advanceTime(by: .seconds(61))
+    fuzzCheck(!channel.isActive, "the connection is open after the idle timeout")
     return 0
 }
 
 let maxBodyBytes = 1024
+/// What the harness answers a request whose path the normalizer refuses (distinct from the listener's own 400).
+let refusedPathStatus = 451
 
-/// The request parts that reach the end of the pipeline, and the decoder's error.
-final class PartCollector: ChannelInboundHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    var received: [HTTPServerRequestPart] = []
-    var error: (any Error)?
+/// The statuses answered to delivered requests, in order, and whether the connection has refused one.
+final class Delivered: @unchecked Sendable {
+    var statuses: [Int] = []
+    var refused = false
+}
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        received.append(unwrapInboundIn(data))
+/// The written bytes are a response per delivered request with its status, then at most one refusal.
+func checkResponses(_ written: String, answered: [Int]) {
+    var rest = Substring(written)
+    var statuses: [Int] = []
+    while !rest.isEmpty {
+        fuzzCheck(rest.hasPrefix("HTTP/1.1 "), "a response does not start with a status line: \(rest.prefix(40))")
+        guard let headEnd = rest.range(of: "\r\n\r\n"), let status = Int(rest.dropFirst(9).prefix(3)) else {
+            fuzzCheck(false, "a response head is cut short")
+            return
+        }
+        statuses.append(status)
+        let head = rest[..<headEnd.lowerBound], after = rest[headEnd.upperBound...]
+        if status == 400 || status == 413 {
+            // A refusal's text (none when it answers a HEAD) names the limit; nothing follows it.
+            fuzzCheck(status == 400 || after.isEmpty || after.contains("limit of \(maxBodyBytes) bytes"), "413 does not name the limit")
+            fuzzCheck(!after.contains("HTTP/1.1 "), "a response follows a refusal")
+            break
+        }
+        fuzzCheck(head.contains("\r\ncontent-length: 0"), "an answer carries a body: \(head)")
+        rest = rest[headEnd.upperBound...]
     }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if self.error == nil { self.error = error }
-    }
+    let answeredCount = statuses.count - (statuses.last.map { $0 == 400 || $0 == 413 } == true ? 1 : 0)
+    fuzzCheck(Array(statuses.prefix(answeredCount)) == answered, "responses \(statuses) for answers \(answered)")
 }
 
 /// Up to four chunks, cut where a hash of the input says: the decoder sees a request split at arbitrary points.
@@ -137,14 +136,6 @@ func check(_ request: HTTPRequest) -> Int {
         return 500
     }
     return 400
-}
-
-func answer(_ channel: EmbeddedChannel, status: Int, keepAlive: Bool) {
-    var headers = HTTPHeaders([("content-length", "0")])
-    if !keepAlive { headers.add(name: "connection", value: "close") }
-    let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: headers)
-    _ = try? channel.writeOutbound(HTTPServerResponsePart.head(head))
-    _ = try? channel.writeOutbound(HTTPServerResponsePart.end(nil))
 }
 
 /// What the connection wrote, as text.

@@ -1,5 +1,6 @@
 import ExtAuthz
 import NIOHTTP1
+import Networking
 import PolicyCore
 import SwiftProtobuf
 
@@ -132,7 +133,7 @@ public enum CheckResponseStage {
             allowed.responseHeaders.append(mutation)
         }
         for name in ok.headersToRemove {
-            guard isHeaderName(name) else { return .failed(.malformed, failed(.malformed, status: failureStatus)) }
+            guard HTTPResponse.isFieldName(name) else { return .failed(.malformed, failed(.malformed, status: failureStatus)) }
             // Envoy never removes the authority or a pseudo-header.
             if name.lowercased() != "host" { allowed.requestHeadersToRemove.append(name.lowercased()) }
         }
@@ -170,7 +171,7 @@ public enum CheckResponseStage {
     /// neither being set, which differs between request and response headers in ext_authz.
     static func mutation(_ option: Envoy_Config_Core_V3_HeaderValueOption, defaultAction: HeaderMutation.Action) -> HeaderMutation? {
         let name = option.header.key, value = option.header.value
-        guard isHeaderName(name), isHeaderValue(value) else { return nil }
+        guard HTTPResponse.isFieldName(name), HTTPResponse.isFieldValue(value) else { return nil }
         let action: HeaderMutation.Action
         if option.hasAppend {
             action = option.append.value ? .append : .set
@@ -184,23 +185,6 @@ public enum CheckResponseStage {
             }
         }
         return HeaderMutation(name.lowercased(), value, action)
-    }
-
-    /// An RFC 9110 field name (a token), not a pseudo-header.
-    static func isHeaderName(_ name: String) -> Bool {
-        !name.isEmpty && name.utf8.allSatisfy { byte in
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-                true
-            default:
-                "!#$%&'*+-.^_`|~".utf8.contains(byte)
-            }
-        }
-    }
-
-    /// A field value without CR, LF or NUL (which would split or end the header).
-    static func isHeaderValue(_ value: String) -> Bool {
-        !value.utf8.contains { $0 == 0x0D || $0 == 0x0A || $0 == 0 }
     }
 
     static func isQueryText(_ text: String) -> Bool {

@@ -46,6 +46,9 @@ public final class GRPCListener: ServerTransport {
         /// The request bytes one connection's streams may hold together; past it, streams stop reading and HTTP/2
         /// flow control stops their clients (see `RequestByteBudget`).
         public var maxConnectionBufferBytes: Int
+        /// The request bytes all connections' streams may hold together; a stream that would take them past it is
+        /// reset with RESOURCE_EXHAUSTED (see `ListenerByteBudget`).
+        public var maxBufferedBytes: Int
         /// SETTINGS_INITIAL_WINDOW_SIZE: what a client may send on a stream before the server reads it.
         public var streamWindowBytes: Int
         /// SETTINGS_MAX_CONCURRENT_STREAMS offered to each client; swift-nio-http2 refuses a stream beyond it.
@@ -61,6 +64,7 @@ public final class GRPCListener: ServerTransport {
 
         public init(host: String, port: Int, tls: ReloadingTLSContext? = nil, identifyPeer: PeerIdentifier? = nil,
                     maxMessageBytes: Int = 4 << 20, maxConnectionBufferBytes: Int = 16 << 20,
+                    maxBufferedBytes: Int = 256 << 20,
                     streamWindowBytes: Int = 65_535, maxConcurrentStreams: Int = 100,
                     requestTimeout: TimeAmount = .seconds(10), idleTimeout: TimeAmount = .seconds(60),
                     maxConnections: Int = 10_000, observer: (any ListenerLimitObserver)? = nil) {
@@ -70,6 +74,7 @@ public final class GRPCListener: ServerTransport {
             self.identifyPeer = identifyPeer
             self.maxMessageBytes = maxMessageBytes
             self.maxConnectionBufferBytes = maxConnectionBufferBytes
+            self.maxBufferedBytes = maxBufferedBytes
             self.streamWindowBytes = streamWindowBytes
             self.maxConcurrentStreams = maxConcurrentStreams
             self.requestTimeout = requestTimeout
@@ -83,6 +88,8 @@ public final class GRPCListener: ServerTransport {
     let inPlace: [String: InPlaceMethod]
     /// The listener's connections: admission, graceful and forced shutdown.
     public let tracker: ConnectionTracker
+    /// The request bytes held by all connections' streams.
+    let buffered: ListenerByteBudget
 
     private struct State {
         var handOffs: AsyncStream<HandOff>.Continuation?
@@ -94,6 +101,7 @@ public final class GRPCListener: ServerTransport {
     public init(options: Options, inPlace: [InPlaceMethod]) {
         self.options = options
         self.tracker = ConnectionTracker(maximumConnections: options.maxConnections)
+        self.buffered = ListenerByteBudget(limit: options.maxBufferedBytes)
         self.inPlace = Self.routes(inPlace)
     }
 
@@ -226,13 +234,14 @@ public final class GRPCListener: ServerTransport {
         channel.closeFuture.whenComplete { _ in
             if budget.value.peak >= Self.heavyConnectionBytes { MemoryTrim.soon() }
         }
-        let inPlace = self.inPlace
+        let inPlace = self.inPlace, buffered = self.buffered
         _ = try sync.configureHTTP2Pipeline(
             mode: .server, connectionConfiguration: connection, streamConfiguration: stream, streamDelegate: events
         ) { stream in
             stream.eventLoop.makeCompletedFuture {
                 try stream.pipeline.syncOperations.addHandler(GRPCStreamHandler(
-                    inPlace: inPlace, limits: limits, budget: budget.value, peers: peers, tlsPeer: peer.value,
+                    inPlace: inPlace, limits: limits, budget: budget.value, listenerBudget: buffered, peers: peers,
+                    tlsPeer: peer.value,
                     handOffs: handOffs))
             }
         }

@@ -44,6 +44,7 @@ final class GRPCStreamHandler: ChannelDuplexHandler {
     private let inPlace: [String: InPlaceMethod]
     private let limits: Limits
     private let budget: RequestByteBudget
+    private let listenerBudget: ListenerByteBudget
     private let peers: GRPCListener.Peers
     private let tlsPeer: TLSPeer?
     private let handOffs: AsyncStream<GRPCListener.HandOff>.Continuation
@@ -55,12 +56,14 @@ final class GRPCStreamHandler: ChannelDuplexHandler {
     private var waiting = false
     private var heldRead = false
 
-    init(inPlace: [String: InPlaceMethod], limits: Limits, budget: RequestByteBudget, peers: GRPCListener.Peers,
+    init(inPlace: [String: InPlaceMethod], limits: Limits, budget: RequestByteBudget, listenerBudget: ListenerByteBudget,
+         peers: GRPCListener.Peers,
          tlsPeer: TLSPeer? = nil,
          handOffs: AsyncStream<GRPCListener.HandOff>.Continuation) {
         self.inPlace = inPlace
         self.limits = limits
         self.budget = budget
+        self.listenerBudget = listenerBudget
         self.peers = peers
         self.tlsPeer = tlsPeer
         self.handOffs = handOffs
@@ -80,6 +83,12 @@ final class GRPCStreamHandler: ChannelDuplexHandler {
             if (call.body?.readableBytes ?? 0) + bytes.readableBytes > limits.maxMessageBytes + 5 {
                 limits.observer?.limitEnforced(.maxMessageBytes)
                 fail(context, code: .resourceExhausted, "request message larger than \(limits.maxMessageBytes) bytes", reset: true)
+                return
+            }
+            guard listenerBudget.take(bytes.readableBytes) else {
+                limits.observer?.limitEnforced(.maxBufferedBytes)
+                fail(context, code: .resourceExhausted,
+                     "the server holds its most request bytes (\(listenerBudget.limit)); try again later", reset: true)
                 return
             }
             charged += bytes.readableBytes
@@ -159,6 +168,7 @@ final class GRPCStreamHandler: ChannelDuplexHandler {
             budget.stopWaiting(ObjectIdentifier(self))
         }
         budget.refund(charged)
+        listenerBudget.give(charged)
         charged = 0
     }
 

@@ -18,7 +18,7 @@ public struct GRPCStreamHarness {
         handler = GRPCStreamHandler(
             inPlace: GRPCListener.routes(inPlace),
             limits: .init(maxMessageBytes: maxMessageBytes, requestTimeout: requestTimeout, observer: nil),
-            budget: budget, peers: .init(remote: "harness", local: "harness"), handOffs: handOffs)
+            budget: budget, listenerBudget: ListenerByteBudget(limit: connectionBufferBytes), peers: .init(remote: "harness", local: "harness"), handOffs: handOffs)
     }
 
     /// The request bytes the stream holds now (charged to its connection's budget).

@@ -7,10 +7,13 @@ public enum HTTPRejection: Sendable, Hashable {
     case bodyTooLarge(limit: Int)
     /// The parts did not arrive in the order HTTP/1.1 allows (400).
     case malformed
+    /// The listener's connections together hold the most body bytes they may (503).
+    case overloaded(limit: Int)
 }
 
-/// Collects the parts NIO's HTTP/1 decoder delivers into whole requests, enforcing the body size limit.
-/// Pure state: the connection handler feeds it parts and performs the actions it returns.
+/// Collects the parts NIO's HTTP/1 decoder delivers into whole requests, enforcing the body size limit, and charges
+/// the body bytes it holds to the listener's `ListenerByteBudget` when given one: the connection handler feeds it
+/// parts, performs the actions it returns, and calls `giveBack` once a request is answered or the connection ends.
 public struct HTTPRequestAssembler {
     public enum Action: Sendable {
         /// Wait for more parts.
@@ -27,10 +30,24 @@ public struct HTTPRequestAssembler {
     }
 
     public let maxBodyBytes: Int
+    private let budget: ListenerByteBudget?
+    /// Body bytes charged to the budget and not yet given back.
+    private var held = 0
     private var state: State = .idle
 
     public init(maxBodyBytes: Int) {
+        self.init(maxBodyBytes: maxBodyBytes, budget: nil)
+    }
+
+    init(maxBodyBytes: Int, budget: ListenerByteBudget?) {
         self.maxBodyBytes = maxBodyBytes
+        self.budget = budget
+    }
+
+    /// Gives the body bytes held back to the listener's budget.
+    mutating func giveBack() {
+        budget?.give(held)
+        held = 0
     }
 
     public mutating func receive(_ part: HTTPServerRequestPart) -> Action {
@@ -46,6 +63,13 @@ public struct HTTPRequestAssembler {
             guard body.count + chunk.readableBytes <= maxBodyBytes else {
                 state = .rejected
                 return .reject(.bodyTooLarge(limit: maxBodyBytes))
+            }
+            if let budget {
+                guard budget.take(chunk.readableBytes) else {
+                    state = .rejected
+                    return .reject(.overloaded(limit: budget.limit))
+                }
+                held += chunk.readableBytes
             }
             // Drop the state's reference first, so appending does not copy the body on every chunk.
             state = .rejected

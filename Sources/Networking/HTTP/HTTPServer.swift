@@ -47,11 +47,14 @@ public struct HTTPServer: Sendable {
         public var requestTimeout: TimeAmount
         /// Connections beyond this many are closed as they are accepted.
         public var maxConnections: Int
+        /// The body bytes all connections hold together; a request whose body would pass it is answered 503 and its
+        /// connection closed (see `ListenerByteBudget`).
+        public var maxBufferedBytes: Int
 
         public init(
             host: String, port: Int, tls: ReloadingTLSContext? = nil, identifyPeer: PeerIdentifier? = nil,
             maxBodyBytes: Int = 1 << 20, idleTimeout: TimeAmount = .seconds(60), requestTimeout: TimeAmount = .seconds(10),
-            maxConnections: Int = 10_000
+            maxConnections: Int = 10_000, maxBufferedBytes: Int = 256 << 20
         ) {
             self.host = host
             self.port = port
@@ -61,6 +64,7 @@ public struct HTTPServer: Sendable {
             self.idleTimeout = idleTimeout
             self.requestTimeout = requestTimeout
             self.maxConnections = maxConnections
+            self.maxBufferedBytes = maxBufferedBytes
         }
     }
 
@@ -99,6 +103,7 @@ public struct HTTPServer: Sendable {
         let identifyPeer = options.identifyPeer
         let idleTimeout = options.idleTimeout, requestTimeout = options.requestTimeout
         let tracker = ConnectionTracker(maximumConnections: options.maxConnections)
+        let budget = ListenerByteBudget(limit: options.maxBufferedBytes)
         let server = self
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
@@ -119,8 +124,7 @@ public struct HTTPServer: Sendable {
                     }
                     switch server.answer {
                     case .inPlace(let answer):
-                        try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
-                        try sync.addHandler(InPlaceHTTPConnection(server: server, answer: answer, peer: slot))
+                        try InPlaceHTTPConnection.configure(sync, server: server, answer: answer, peer: slot, budget: budget)
                     case .async(let answer):
                         try sync.addHandler(IdleStateHandler(allTimeout: idleTimeout))
                         try sync.addHandler(IdleConnectionCloser())
@@ -128,19 +132,23 @@ public struct HTTPServer: Sendable {
                         try sync.addHandler(deadline.start)
                         try sync.configureHTTPServerPipeline(withErrorHandling: true)
                         try sync.addHandler(deadline.end)
-                        try sync.addHandler(HTTPConnectionHandler(server: server, answer: answer, peer: slot))
+                        try sync.addHandler(HTTPConnectionHandler(server: server, answer: answer, peer: slot, budget: budget))
                     }
                     return child
                 }
             }
         tracker.setListener(channel.channel)
-        return Listener(channel: channel, tracker: tracker)
+        return Listener(channel: channel, tracker: tracker, budget: budget)
     }
 
     /// A bound HTTP listener. As a `Service`, it serves until graceful shutdown or cancellation.
     public struct Listener: Service {
         let channel: NIOAsyncChannel<any Channel, Never>
         public let tracker: ConnectionTracker
+        let budget: ListenerByteBudget
+
+        /// The request body bytes the connections hold now.
+        public var bufferedBytes: Int { budget.held }
 
         /// The bound port (the real one when 0 was asked for).
         public var port: Int? { channel.channel.localAddress?.port }
@@ -187,11 +195,16 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
     private var connection: HTTPServer.Connection?
 
     init(server: HTTPServer, answer: @escaping @Sendable (HTTPRequest, HTTPServer.Connection) async -> HTTPResponse,
-         peer: TLSPeerSlot?) {
+         peer: TLSPeerSlot?, budget: ListenerByteBudget) {
         self.server = server
         self.answer = answer
         self.peerSlot = peer
-        self.assembler = HTTPRequestAssembler(maxBodyBytes: server.options.maxBodyBytes)
+        self.assembler = HTTPRequestAssembler(maxBodyBytes: server.options.maxBodyBytes, budget: budget)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        assembler.giveBack()
+        context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -204,6 +217,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let promise = context.eventLoop.makePromise(of: HTTPResponse.self)
             let answer = self.answer
+            // The body is the request's now; the next one on this connection waits in NIO's pipelining handler.
+            assembler.giveBack()
             promise.completeWithTask { await answer(request, connection) }
             promise.futureResult.whenSuccess { response in
                 let (handler, context) = bound.value
@@ -248,6 +263,9 @@ extension HTTPResponse {
                   body: Array("request body exceeds the limit of \(limit) bytes\n".utf8))
         case .malformed:
             .init(status: 400, headers: [("content-type", "text/plain; charset=utf-8")], body: Array("malformed HTTP request\n".utf8))
+        case .overloaded(let limit):
+            .init(status: 503, headers: [("content-type", "text/plain; charset=utf-8"), ("retry-after", "1")],
+                  body: Array("the server holds its most request bytes (\(limit)); try again later\n".utf8))
         }
     }
 }

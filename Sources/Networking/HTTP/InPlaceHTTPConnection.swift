@@ -12,7 +12,8 @@ import NIOHTTP1
 /// Bounds: a request still arriving `requestTimeout` after the read that left it unfinished closes the connection
 /// (a slowloris; the timer is armed only when a read ends with a request unfinished, so whole requests pay
 /// nothing); a connection with no read for `idleTimeout` is closed; a request the decoder refuses is answered 400
-/// and the connection closed, as NIO's error handler does.
+/// and the connection closed, as NIO's error handler does; the body bytes held count against the listener's
+/// `ListenerByteBudget` until the request is answered.
 final class InPlaceHTTPConnection: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = ByteBuffer
@@ -30,7 +31,7 @@ final class InPlaceHTTPConnection: ChannelInboundHandler {
     private var receiving = false
     /// A request was answered during the current read.
     private var answeredThisRead = false
-    private var lastRead = NIODeadline.now()
+    private var lastRead = NIODeadline.uptimeNanoseconds(0)
     private var idleTimer: Scheduled<Void>?
     private var requestTimer: Scheduled<Void>?
     /// Graceful shutdown asked to close once the request being received is answered.
@@ -38,26 +39,41 @@ final class InPlaceHTTPConnection: ChannelInboundHandler {
     private var closed = false
 
     init(server: HTTPServer, answer: @escaping @Sendable (HTTPRequest, HTTPServer.Connection) -> HTTPResponse,
-         peer: TLSPeerSlot?) {
+         peer: TLSPeerSlot?, budget: ListenerByteBudget) {
         self.answer = answer
         self.reject = server.reject
         self.peerSlot = peer
         self.idleTimeout = server.options.idleTimeout
         self.requestTimeout = server.options.requestTimeout
-        self.assembler = HTTPRequestAssembler(maxBodyBytes: server.options.maxBodyBytes)
+        self.assembler = HTTPRequestAssembler(maxBodyBytes: server.options.maxBodyBytes, budget: budget)
+    }
+
+    /// The connection's pipeline after TLS: NIO's decoder, then this handler.
+    static func configure(
+        _ pipeline: ChannelPipeline.SynchronousOperations, server: HTTPServer,
+        answer: @escaping @Sendable (HTTPRequest, HTTPServer.Connection) -> HTTPResponse, peer: TLSPeerSlot?,
+        budget: ListenerByteBudget
+    ) throws {
+        try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+        try pipeline.addHandler(InPlaceHTTPConnection(server: server, answer: answer, peer: peer, budget: budget))
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { scheduleIdleCheck(context, at: lastRead + idleTimeout) }
+        if context.channel.isActive { startIdleClock(context) }
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        lastRead = .now()
-        if idleTimer == nil { scheduleIdleCheck(context, at: lastRead + idleTimeout) }
+        if idleTimer == nil { startIdleClock(context) }
         context.fireChannelActive()
     }
 
+    private func startIdleClock(_ context: ChannelHandlerContext) {
+        lastRead = context.eventLoop.now
+        scheduleIdleCheck(context, at: lastRead + idleTimeout)
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
+        assembler.giveBack()
         closed = true
         idleTimer?.cancel()
         requestTimer?.cancel()
@@ -81,7 +97,7 @@ final class InPlaceHTTPConnection: ChannelInboundHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        lastRead = .now()
+        lastRead = context.eventLoop.now
         // Bytes that did not complete a request (a partial head sits in the decoder, a body is still arriving):
         // the request must be whole by the deadline.
         if !closed, receiving || !answeredThisRead, requestTimer == nil {
@@ -109,6 +125,7 @@ final class InPlaceHTTPConnection: ChannelInboundHandler {
     }
 
     private func respond(_ response: HTTPResponse, keepAlive: Bool, context: ChannelHandlerContext) {
+        assembler.giveBack()
         guard !closed else { return }
         receiving = false
         answeredThisRead = true
@@ -137,7 +154,7 @@ final class InPlaceHTTPConnection: ChannelInboundHandler {
             let (handler, context) = loopBound.value
             guard !handler.closed else { return }
             let due = handler.lastRead + handler.idleTimeout
-            if due <= .now() { handler.close(context) } else { handler.scheduleIdleCheck(context, at: due) }
+            if due <= context.eventLoop.now { handler.close(context) } else { handler.scheduleIdleCheck(context, at: due) }
         }
     }
 
@@ -165,7 +182,7 @@ extension HTTPResponse {
     /// would let an application's text split the response: such a response becomes a bodiless 500 instead.
     /// `omitBody` answers HEAD. 1xx, 204 and 304 carry neither body nor length.
     func encoded(keepAlive: Bool, omitBody: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
-        guard headers.allSatisfy({ Self.isToken($0.name) && Self.isFieldValue($0.value) }) else {
+        guard headers.allSatisfy({ Self.isFieldName($0.name) && Self.isFieldValue($0.value) }) else {
             return HTTPResponse(status: 500).encoded(keepAlive: keepAlive, omitBody: true, allocator: allocator)
         }
         let bodiless = status < 200 || status == 204 || status == 304
@@ -198,7 +215,7 @@ extension HTTPResponse {
     }
 
     /// RFC 9110's `token`: what a field name may be.
-    static func isToken(_ text: String) -> Bool {
+    public static func isFieldName(_ text: String) -> Bool {
         !text.isEmpty && text.utf8.allSatisfy { byte in
             switch byte {
             case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
@@ -209,8 +226,23 @@ extension HTTPResponse {
         }
     }
 
-    /// A field value without the bytes that end a field or a message.
-    static func isFieldValue(_ text: String) -> Bool {
+    /// A field value without the bytes that end a field or a message (CR, LF, NUL).
+    public static func isFieldValue(_ text: String) -> Bool {
         !text.utf8.contains { $0 == 0x0D || $0 == 0x0A || $0 == 0x00 }
+    }
+}
+
+/// An in-place HTTP/1.1 connection as `HTTPServer` sets it up, for a harness that drives it on an `EmbeddedChannel`
+/// (Warden's HTTP request fuzz target): bytes in, response bytes out. Not part of the service's API.
+@_spi(Fuzzing)
+public enum InPlaceHTTPHarness {
+    public static func configure(
+        _ channel: any Channel, options: HTTPServer.Options,
+        answer: @escaping @Sendable (HTTPRequest, HTTPServer.Connection) -> HTTPResponse
+    ) throws {
+        let server = HTTPServer(options: options, answer: .inPlace(answer))
+        try InPlaceHTTPConnection.configure(
+            channel.pipeline.syncOperations, server: server, answer: answer, peer: nil,
+            budget: ListenerByteBudget(limit: options.maxBufferedBytes))
     }
 }
