@@ -25,17 +25,26 @@ guard parsed.diagnostics.isEmpty, policies.count == parsed.documents.count else 
     fatalError("cannot load \(directory)/policies.yaml: \(parsed.diagnostics + decoder.diagnostics)")
 }
 let set = CompiledPolicySet(policies: policies)
-let requests = requestText.utf8.split(separator: UInt8(ascii: "\n")).map { line in
+var requests = requestText.utf8.split(separator: UInt8(ascii: "\n")).map { line in
     try! AuthzRequest(attributes: JSONReader.parse(String(decoding: line, as: UTF8.self)))
 }
 
+// Each request is moved out of the array for its decision and back after it, as a server decides the request it
+// has just built: deciding `requests[i]` would copy it first (the compiler cannot borrow an element across the
+// call), retaining and releasing every string it holds, a cost of the loop and not of the decision.
 @inline(never)
-func pass(_ set: CompiledPolicySet, _ requests: [AuthzRequest]) -> Int {
-    var allowed = 0
-    for request in requests where set.decide(request).decision == .allow { allowed += 1 }
-    return allowed
+func pass(_ set: CompiledPolicySet, _ requests: inout [AuthzRequest]) -> Int {
+    requests.withUnsafeMutableBufferPointer { buffer in
+        var allowed = 0
+        for i in buffer.indices {
+            let request = (buffer.baseAddress! + i).move()
+            if set.decide(request).decision == .allow { allowed += 1 }
+            (buffer.baseAddress! + i).initialize(to: consume request)
+        }
+        return allowed
+    }
 }
 
 var allowed = 0
-for _ in 0..<passes { allowed += pass(set, requests) }
+for _ in 0..<passes { allowed += pass(set, &requests) }
 print("\(policies.count) policies, \(requests.count) requests, \(passes) passes, \(allowed) allowed")

@@ -46,23 +46,52 @@ func withBytes<R>(_ s: String, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
     return Array(s.utf8).withUnsafeBufferPointer(body)
 }
 
-/// Compares two byte buffers eight bytes at a time.
+/// Compares two byte buffers eight bytes at a time; the last word (or, for fewer than eight bytes, the last four
+/// or the last byte) overlaps the ones before it, so no byte is compared on its own in a loop.
 @inline(__always)
 func bytesEqual(_ x: UnsafeBufferPointer<UInt8>, _ y: UnsafeBufferPointer<UInt8>) -> Bool {
-    guard x.count == y.count else { return false }
-    let a = UnsafeRawBufferPointer(x), b = UnsafeRawBufferPointer(y)
-    var i = 0
-    while i + 8 <= a.count {
-        if a.loadUnaligned(fromByteOffset: i, as: UInt64.self) != b.loadUnaligned(fromByteOffset: i, as: UInt64.self) {
-            return false
+    let n = x.count
+    guard n == y.count else { return false }
+    guard n > 0, let pa = x.baseAddress, let pb = y.baseAddress else { return true }
+    let a = UnsafeRawPointer(pa), b = UnsafeRawPointer(pb)
+    if n >= 8 {
+        var i = 0
+        while i + 8 < n {
+            if a.loadUnaligned(fromByteOffset: i, as: UInt64.self) != b.loadUnaligned(fromByteOffset: i, as: UInt64.self) {
+                return false
+            }
+            i += 8
         }
+        return a.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self) == b.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)
+    }
+    if n >= 4 {
+        return a.loadUnaligned(as: UInt32.self) == b.loadUnaligned(as: UInt32.self)
+            && a.loadUnaligned(fromByteOffset: n - 4, as: UInt32.self) == b.loadUnaligned(fromByteOffset: n - 4, as: UInt32.self)
+    }
+    return pa[0] == pb[0] && pa[n >> 1] == pb[n >> 1] && pa[n - 1] == pb[n - 1]
+}
+
+/// Whether the bytes hold an ASCII capital letter, tested eight bytes at a time.
+@inline(__always)
+func containsASCIIUppercase(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+    let n = bytes.count
+    guard n >= 8, let base = bytes.baseAddress else {
+        for b in bytes where b &- 65 < 26 { return true }
+        return false
+    }
+    let raw = UnsafeRawPointer(base)
+    var i = 0
+    while true {
+        let offset = min(i, n - 8)
+        let word = raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+        // Per byte below 0x80: the high bit of `low + 0x3F` is set from `A` up, that of `low + 0x25` past `Z`.
+        let low = word & 0x7F7F_7F7F_7F7F_7F7F
+        if (low &+ 0x3F3F_3F3F_3F3F_3F3F) & ~(low &+ 0x2525_2525_2525_2525) & ~word & 0x8080_8080_8080_8080 != 0 {
+            return true
+        }
+        if offset == n - 8 { return false }
         i += 8
     }
-    while i < a.count {
-        if a[i] != b[i] { return false }
-        i += 1
-    }
-    return true
 }
 
 @inline(__always)

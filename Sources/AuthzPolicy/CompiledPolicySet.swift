@@ -77,10 +77,7 @@ public struct CompiledPolicySet: Sendable {
     /// The decision itself, specialised for each kind of provider table so the common path carries no existential.
     @inline(__always)
     private func decide<Providers: CustomProviders>(_ request: AuthzRequest, asking providers: Providers) -> DecisionResponse {
-        let bucket = self.bucket(for: request)
-        return RequestView.with(request, lowercaseHost: bucket.readsHost) { view in
-            decide(request, view, bucket, asking: providers)
-        }
+        decide(request, RequestView(), bucket(for: request), asking: providers)
     }
 
     @inline(__always)
@@ -126,9 +123,12 @@ public struct CompiledPolicySet: Sendable {
         } else {
             (decision, reason, decidedBy) = (.deny, .noAllowMatched, nil)
         }
+        let match = decidedBy.map { bucket.matches[Int($0)] }
+        if custom.isEmpty && dryRun.isEmpty {
+            return DecisionResponse(decision: decision, reason: reason, decidedBy: match, audits: audits)
+        }
         return DecisionResponse(
-            decision: decision, reason: reason, decidedBy: decidedBy.map { bucket.matches[Int($0)] }, audits: audits,
-            custom: custom, dryRun: dryRun)
+            decision: decision, reason: reason, decidedBy: match, audits: audits, custom: custom, dryRun: dryRun)
     }
 
     /// The policies that apply to the request's workload, in evaluation order, with an account of every rule.
@@ -178,8 +178,6 @@ final class NamespaceBucket: Sendable {
     /// What each rule reports when it matches, by rule position: a decision's matches refer to this table.
     let matches: [RuleMatch]
     let diagnosticsByPolicy: [[Diagnostic]]
-    /// Whether any rule reads the host (only then is it lowercased for a decision).
-    let readsHost: Bool
     private let stagesPresent: UInt8
 
     // Selector groups. Group 0 holds the policies without a selector (they apply to every workload).
@@ -217,9 +215,6 @@ final class NamespaceBucket: Sendable {
             RuleMatch(policy: policies[rule.policy].id, action: policies[rule.policy].action, rule: rule.index)
         }
         diagnosticsByPolicy = diagnostics
-        readsHost = rules.contains { rule in
-            (rule.when + rule.from.joined() + rule.to.joined()).contains { $0.attribute == .host }
-        }
         let stages = rules.map { Stage(policies[$0.policy]) }
         stagesPresent = stages.reduce(0) { $0 | 1 << UInt8($1.rawValue) }
 
@@ -503,11 +498,12 @@ struct GroupSet {
     }
 }
 
-/// A short list of `Int32` kept inline (eight entries), spilling into an array beyond that.
+/// A short list of `Int32` kept inline (eight entries), spilling into an array beyond that (allocated only then, so
+/// a short list is copied and destroyed without reference counting).
 struct SmallList {
     private var inline: (Int32, Int32, Int32, Int32, Int32, Int32, Int32, Int32) = (-1, -1, -1, -1, -1, -1, -1, -1)
     private(set) var count = 0
-    private var overflow: [Int32] = []
+    private var overflow: [Int32]?
 
     mutating func append(_ value: Int32) {
         count += 1
@@ -531,30 +527,20 @@ struct SmallList {
     @inline(__always)
     subscript(_ i: Int) -> Int32 {
         get {
-            switch i {
-            case 0: inline.0
-            case 1: inline.1
-            case 2: inline.2
-            case 3: inline.3
-            case 4: inline.4
-            case 5: inline.5
-            case 6: inline.6
-            case 7: inline.7
-            default: overflow[i - 8]
-            }
+            precondition(UInt(bitPattern: i) < UInt(bitPattern: count), "index out of range")
+            if i < 8 { return withUnsafeBytes(of: inline) { $0.load(fromByteOffset: i &* 4, as: Int32.self) } }
+            return overflow![i - 8]
         }
         set {
-            switch i {
-            case 0: inline.0 = newValue
-            case 1: inline.1 = newValue
-            case 2: inline.2 = newValue
-            case 3: inline.3 = newValue
-            case 4: inline.4 = newValue
-            case 5: inline.5 = newValue
-            case 6: inline.6 = newValue
-            case 7: inline.7 = newValue
-            default:
-                if i - 8 == overflow.count { overflow.append(newValue) } else { overflow[i - 8] = newValue }
+            precondition(UInt(bitPattern: i) < UInt(bitPattern: count), "index out of range")
+            if i < 8 {
+                withUnsafeMutableBytes(of: &inline) { $0.storeBytes(of: newValue, toByteOffset: i &* 4, as: Int32.self) }
+            } else if overflow == nil {
+                overflow = [newValue]
+            } else if i - 8 == overflow!.count {
+                overflow!.append(newValue)
+            } else {
+                overflow![i - 8] = newValue
             }
         }
     }
@@ -567,7 +553,7 @@ struct SmallList {
         {
             return true
         }
-        return count > 8 && overflow.contains(v)
+        return count > 8 && overflow!.contains(v)
     }
 
     /// How many times `value` is in the list.

@@ -26,7 +26,7 @@ public struct RuleExplanation: Sendable, Hashable {
 
 extension NamespaceBucket {
     func explain(_ request: AuthzRequest) -> [PolicyExplanation] {
-        RequestView.with(request) { view in explain(request, view) }
+        explain(request, RequestView())
     }
 
     private func explain(_ request: AuthzRequest, _ view: RequestView) -> [PolicyExplanation] {

@@ -46,8 +46,7 @@ final class StringPredicate: Predicate, @unchecked Sendable {
 
     override func positiveMatch(_ request: AuthzRequest, _ view: RequestView) -> Bool {
         if isHost {
-            guard let host = view.host else { return false }
-            return presenceIsEnough || table.matches(bytes: host)
+            return RequestView.withHostBytes(request) { host in presenceIsEnough || table.matches(bytes: host) } ?? false
         }
         guard let value = view.string(attribute, request) else { return false }
         return presenceIsEnough || table.matches(value)
@@ -293,34 +292,31 @@ struct ServiceAccountRef: Sendable, Hashable {
     let name: String
 }
 
-/// Values derived from the request once per decision. The request itself is passed alongside, never copied.
+/// Values derived from the request once per decision (none at present: the host is lowercased only where a rule
+/// reads it, by `withHostBytes`). The request itself is passed alongside, never copied.
 struct RequestView {
-    /// `request.host`'s bytes, ASCII-lowercased for case-insensitive host matching (nil when the request has no
-    /// host or no rule reads it). Valid only inside `RequestView.with`.
-    let host: UnsafeBufferPointer<UInt8>?
-
-    /// Runs `body` with the view of `request`. A host with capital letters is lowercased into a temporary buffer
-    /// (on the stack when short), so no string is built for it.
+    /// The request's host as bytes, ASCII-lowercased for case-insensitive host matching (into a temporary buffer,
+    /// on the stack when short, when it has capital letters); nil without a host.
     @inline(__always)
-    static func with<R>(_ request: AuthzRequest, lowercaseHost: Bool = true, _ body: (RequestView) -> R) -> R {
-        guard lowercaseHost, let host = request.http.host else { return body(RequestView(host: nil)) }
+    static func withHostBytes<R>(_ request: AuthzRequest, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
+        guard let host = request.http.host else { return nil }
         return withBytes(host) { bytes in
-            guard bytes.contains(where: { $0 &- 65 < 26 }) else { return body(RequestView(host: bytes)) }
+            guard containsASCIIUppercase(bytes) else { return body(bytes) }
             return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: bytes.count) { lowered in
                 for i in bytes.indices { lowered[i] = bytes[i] &- 65 < 26 ? bytes[i] + 32 : bytes[i] }
-                return body(RequestView(host: UnsafeBufferPointer(lowered)))
+                return body(UnsafeBufferPointer(lowered))
             }
         }
     }
 
-    /// The value of a string-valued attribute (the host as a new string: for explanations, not for deciding).
+    /// The value of a string-valued attribute (the host lowercased, as rules match it).
     @inline(__always)
     func string(_ attribute: Attribute, _ request: AuthzRequest) -> String? {
         switch attribute {
         case .sourcePrincipal: request.source.principal
         case .sourceNamespace: request.source.namespace
         case .requestHeader(let name): request.http.headers.value(lowercased: name)
-        case .host: host.map { String(decoding: $0, as: UTF8.self) }
+        case .host: Self.withHostBytes(request) { String(decoding: $0, as: UTF8.self) }
         case .method: request.http.method
         case .path: request.http.path
         case .connectionSNI: request.connectionSNI

@@ -28,7 +28,7 @@ enum IndexAttribute: Hashable, Sendable {
         case .sourcePrincipal: string = request.source.principal
         case .requestPrincipal: string = request.auth?.issuerSubjectKey
         case .host:
-            if let host = view.host { body(host) }
+            _ = RequestView.withHostBytes(request, body)
             return
         case .header(let name): string = request.http.headers.value(lowercased: name)
         case .sourceNamespace: string = request.source.namespace

@@ -76,30 +76,43 @@ final class StaticTable<Value: Sendable>: @unchecked Sendable {
         index(of: key).map { values[$0] }
     }
 
-    /// A fast 64-bit hash of the bytes, eight at a time.
+    /// A fast 64-bit hash of the bytes, eight at a time; the last word overlaps the one before it instead of
+    /// being read a byte at a time (the length is hashed too, so the overlap is unambiguous).
     @inline(__always)
     static func hash(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
-        let raw = UnsafeRawBufferPointer(bytes)
-        var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(raw.count)
-        var i = 0
-        while i + 8 <= raw.count {
-            h = (h ^ raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0xBF58_476D_1CE4_E5B9
-            h ^= h >> 31
-            i += 8
-        }
-        if i < raw.count {
-            var tail: UInt64 = 0
-            var shift: UInt64 = 0
-            while i < raw.count {
-                tail |= UInt64(raw[i]) << shift
-                shift += 8
-                i += 1
+        hash(bytes, seed: 0x9E37_79B9_7F4A_7C15)
+    }
+
+    @inline(__always)
+    static func hash(_ bytes: UnsafeBufferPointer<UInt8>, seed: UInt64) -> UInt64 {
+        let n = bytes.count
+        var h = seed ^ UInt64(truncatingIfNeeded: n)
+        if let base = bytes.baseAddress, n > 0 {
+            let raw = UnsafeRawPointer(base)
+            if n >= 8 {
+                var i = 0
+                while i + 8 < n {
+                    h = mix(h ^ raw.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+                    i += 8
+                }
+                h = mix(h ^ raw.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self))
+            } else if n >= 4 {
+                let low = UInt64(raw.loadUnaligned(as: UInt32.self))
+                let high = UInt64(raw.loadUnaligned(fromByteOffset: n - 4, as: UInt32.self))
+                h = mix(h ^ (low | high << 32))
+            } else {
+                h = mix(h ^ (UInt64(base[0]) | UInt64(base[n >> 1]) << 8 | UInt64(base[n - 1]) << 16))
             }
-            h = (h ^ tail) &* 0xBF58_476D_1CE4_E5B9
         }
         h ^= h >> 29
         h = h &* 0x94D0_49BB_1331_11EB
         return h ^ (h >> 32)
+    }
+
+    @inline(__always)
+    private static func mix(_ x: UInt64) -> UInt64 {
+        let h = x &* 0xBF58_476D_1CE4_E5B9
+        return h ^ (h >> 31)
     }
 }
 
@@ -160,9 +173,9 @@ final class PairTable: @unchecked Sendable {
         }
     }
 
+    /// The second string's hash is seeded with the first's, so the pair is hashed in one pass over each.
     @inline(__always)
     private static func hash(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> UInt64 {
-        let x = StaticTable<Bool>.hash(a), y = StaticTable<Bool>.hash(b)
-        return (x ^ (y &* 0x9E37_79B9_7F4A_7C15)) &* 0xBF58_476D_1CE4_E5B9
+        StaticTable<Bool>.hash(b, seed: StaticTable<Bool>.hash(a))
     }
 }

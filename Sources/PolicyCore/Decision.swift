@@ -165,11 +165,38 @@ public struct DecisionResponse: Sendable, Hashable {
     public var decidedBy: RuleMatch?
     /// AUDIT policy rules that matched: the request should be audited. They never change the decision.
     public var audits: RuleMatches
+    /// The CUSTOM checks, dry-run outcomes and diagnostics, which most decisions lack: kept together and nil when
+    /// all three are empty, so such a response holds no arrays to copy or release.
+    private var extras: Extras?
+
+    private struct Extras: Sendable, Hashable {
+        var custom: [CustomCheck]
+        var dryRun: [DryRunOutcome]
+        var diagnostics: [Diagnostic]
+
+        /// Nil when all are empty (so that equal responses have equal storage).
+        static func make(_ custom: [CustomCheck], _ dryRun: [DryRunOutcome], _ diagnostics: [Diagnostic]) -> Extras? {
+            custom.isEmpty && dryRun.isEmpty && diagnostics.isEmpty
+                ? nil : Extras(custom: custom, dryRun: dryRun, diagnostics: diagnostics)
+        }
+    }
+
     /// CUSTOM policies that matched, with their providers' answers.
-    public var custom: [CustomCheck]
+    public var custom: [CustomCheck] {
+        get { extras?.custom ?? [] }
+        set { extras = Extras.make(newValue, dryRun, diagnostics) }
+    }
+
     /// What dry-run policies would have done.
-    public var dryRun: [DryRunOutcome]
-    public var diagnostics: [Diagnostic]
+    public var dryRun: [DryRunOutcome] {
+        get { extras?.dryRun ?? [] }
+        set { extras = Extras.make(custom, newValue, diagnostics) }
+    }
+
+    public var diagnostics: [Diagnostic] {
+        get { extras?.diagnostics ?? [] }
+        set { extras = Extras.make(custom, dryRun, newValue) }
+    }
 
     public init(
         decision: Decision,
@@ -184,9 +211,17 @@ public struct DecisionResponse: Sendable, Hashable {
         self.reason = reason
         self.decidedBy = decidedBy
         self.audits = audits
-        self.custom = custom
-        self.dryRun = dryRun
-        self.diagnostics = diagnostics
+        extras = Extras.make(custom, dryRun, diagnostics)
+    }
+
+    /// A response without CUSTOM checks, dry-run outcomes or diagnostics (the common decision), built without
+    /// empty arrays.
+    public init(decision: Decision, reason: DecisionReason, decidedBy: RuleMatch?, audits: RuleMatches) {
+        self.decision = decision
+        self.reason = reason
+        self.decidedBy = decidedBy
+        self.audits = audits
+        extras = nil
     }
 
     public var isAllowed: Bool { decision == .allow }

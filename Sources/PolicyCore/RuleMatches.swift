@@ -11,11 +11,12 @@ public struct RuleMatches: RandomAccessCollection, Sendable, Hashable, Expressib
     /// Nil: the whole table, in order. Otherwise the positions of the matches in `table`.
     private var selection: Selection?
 
-    /// Positions in `table`: the first four inline, the rest in `overflow`.
+    /// Positions in `table`: the first four inline, the rest in `overflow` (nil until needed, so a short selection
+    /// holds no array).
     private struct Selection: Sendable {
         var count = 0
         var inline: (Int32, Int32, Int32, Int32) = (0, 0, 0, 0)
-        var overflow: [Int32] = []
+        var overflow: [Int32]?
 
         @inline(__always)
         subscript(_ i: Int) -> Int {
@@ -24,7 +25,7 @@ public struct RuleMatches: RandomAccessCollection, Sendable, Hashable, Expressib
             case 1: Int(inline.1)
             case 2: Int(inline.2)
             case 3: Int(inline.3)
-            default: Int(overflow[i - 4])
+            default: Int(overflow![i - 4])
             }
         }
 
@@ -34,7 +35,8 @@ public struct RuleMatches: RandomAccessCollection, Sendable, Hashable, Expressib
             case 1: inline.1 = position
             case 2: inline.2 = position
             case 3: inline.3 = position
-            default: overflow.append(position)
+            default:
+                if overflow == nil { overflow = [position] } else { overflow!.append(position) }
             }
             count += 1
         }
