@@ -13,6 +13,9 @@ final class ListenerByteBudget: Sendable {
         self.limit = limit
     }
 
+    /// What a refused request is told.
+    static func refusal(limit: Int) -> String { "the server holds its most request bytes (\(limit)); try again later" }
+
     /// The bytes held now.
     var held: Int { used.load(ordering: .relaxed) }
 

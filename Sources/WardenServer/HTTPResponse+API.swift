@@ -24,13 +24,12 @@ extension HTTPResponse {
     /// A request refused before it was whole, in OPA's error shape.
     public static func api(_ rejection: HTTPRejection) -> HTTPResponse {
         switch rejection {
-        case .bodyTooLarge(let limit):
-            .error(413, code: "request_too_large", message: "request body exceeds the limit of \(limit) bytes")
+        case .bodyTooLarge:
+            .error(413, code: "request_too_large", message: rejection.message)
         case .malformed:
-            .error(400, code: "invalid_parameter", message: "malformed HTTP request")
-        case .overloaded(let limit):
-            .error(503, code: "unavailable", message: "the server holds its most request bytes (\(limit)); try again later",
-                   headers: [("retry-after", "1")])
+            .error(400, code: "invalid_parameter", message: rejection.message)
+        case .overloaded:
+            .error(503, code: "unavailable", message: rejection.message, headers: [("retry-after", "1")])
         }
     }
 }

@@ -87,8 +87,7 @@ final class GRPCStreamHandler: ChannelDuplexHandler {
             }
             guard listenerBudget.take(bytes.readableBytes) else {
                 limits.observer?.limitEnforced(.maxBufferedBytes)
-                fail(context, code: .resourceExhausted,
-                     "the server holds its most request bytes (\(listenerBudget.limit)); try again later", reset: true)
+                fail(context, code: .resourceExhausted, ListenerByteBudget.refusal(limit: listenerBudget.limit), reset: true)
                 return
             }
             charged += bytes.readableBytes

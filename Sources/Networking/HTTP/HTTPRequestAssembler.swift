@@ -9,6 +9,15 @@ public enum HTTPRejection: Sendable, Hashable {
     case malformed
     /// The listener's connections together hold the most body bytes they may (503).
     case overloaded(limit: Int)
+
+    /// Why, in a sentence for the client (each server renders it in its own response shape).
+    public var message: String {
+        switch self {
+        case .bodyTooLarge(let limit): "request body exceeds the limit of \(limit) bytes"
+        case .malformed: "malformed HTTP request"
+        case .overloaded(let limit): ListenerByteBudget.refusal(limit: limit)
+        }
+    }
 }
 
 /// Collects the parts NIO's HTTP/1 decoder delivers into whole requests, enforcing the body size limit, and charges

@@ -255,18 +255,17 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
 }
 
 extension HTTPResponse {
-    /// A refusal as plain text: 413 for a body over the limit, 400 for a malformed request.
+    /// A refusal as plain text: 413 for a body over the limit, 400 for a malformed request, 503 past the listener's
+    /// bound on held bytes.
     public static func plain(_ rejection: HTTPRejection) -> HTTPResponse {
-        switch rejection {
-        case .bodyTooLarge(let limit):
-            .init(status: 413, headers: [("content-type", "text/plain; charset=utf-8")],
-                  body: Array("request body exceeds the limit of \(limit) bytes\n".utf8))
-        case .malformed:
-            .init(status: 400, headers: [("content-type", "text/plain; charset=utf-8")], body: Array("malformed HTTP request\n".utf8))
-        case .overloaded(let limit):
-            .init(status: 503, headers: [("content-type", "text/plain; charset=utf-8"), ("retry-after", "1")],
-                  body: Array("the server holds its most request bytes (\(limit)); try again later\n".utf8))
+        let status = switch rejection {
+        case .bodyTooLarge: 413
+        case .malformed: 400
+        case .overloaded: 503
         }
+        var headers = [(name: "content-type", value: "text/plain; charset=utf-8")]
+        if case .overloaded = rejection { headers.append(("retry-after", "1")) }
+        return .init(status: status, headers: headers, body: Array((rejection.message + "\n").utf8))
     }
 }
 
