@@ -46,7 +46,9 @@ public struct CheckRequestMapper: Sendable {
     public static let jwtAuthnFilter = "envoy.filters.http.jwt_authn"
 
     public var options: Options
-    let labelCache = LabelCache()
+    let labelCache = TextCache<[String: String]>(capacity: 256)
+    /// The source peer by the principal the proxy reports: its SPIFFE ID parsed once.
+    let peerCache = TextCache<AuthzRequest.Source>(capacity: 1024)
 
     public init(options: Options = Options()) {
         self.options = options
@@ -67,7 +69,11 @@ public struct CheckRequestMapper: Sendable {
 
         // Source: the mTLS peer and its socket address.
         let principal = attributes.source.principal
-        if !principal.isEmpty { request.source.principal = SPIFFEID.principal(ofPeer: principal) }
+        if !principal.isEmpty, let peer = peerCache.value(principal, computing: {
+            AuthzRequest.Source(principal: SPIFFEID.principal(ofPeer: $0))
+        }) {
+            request.source = peer
+        }
         if let socket = Self.socketAddress(attributes.source) { request.source.ip = IPAddress(socket.address) }
 
         // Destination: the socket, then the workload from context extensions, the peer, or configuration.
@@ -78,7 +84,7 @@ public struct CheckRequestMapper: Sendable {
         request.destination.namespace = attributes.contextExtensions[ContextExtension.namespace]
             ?? Self.namespace(ofPrincipal: attributes.destination.principal)
             ?? options.destinationNamespace
-        if let text = attributes.contextExtensions[ContextExtension.labels], let labels = labelCache.labels(text) {
+        if let text = attributes.contextExtensions[ContextExtension.labels], let labels = labelCache.value(text, computing: Self.labels) {
             request.destination.labels = labels
         } else if !attributes.destination.labels.isEmpty {
             request.destination.labels = attributes.destination.labels
@@ -228,20 +234,25 @@ public struct CheckRequestMapper: Sendable {
     }
 }
 
-/// Workload labels parsed from context extensions, by their text: a route sends the same text on every check,
-/// so each is parsed once. Bounded: past `capacity` distinct texts it starts over.
-final class LabelCache: Sendable {
-    static let capacity = 256
-    private let entries = Mutex<[String: [String: String]]>([:])
+/// Values computed from a text a check carries, kept for the next check carrying the same text: a route sends the
+/// same workload labels on every check, and a mesh has few peer identities, so each is parsed once. Bounded: past
+/// `capacity` distinct texts it starts over. A text that gives nothing is not kept.
+final class TextCache<Value: Sendable>: Sendable {
+    let capacity: Int
+    private let entries = Mutex<[String: Value]>([:])
 
-    func labels(_ text: String) -> [String: String]? {
+    init(capacity: Int) {
+        self.capacity = capacity
+    }
+
+    func value(_ text: String, computing compute: (String) -> Value?) -> Value? {
         if let hit = entries.withLock({ $0[text] }) { return hit }
-        guard let parsed = CheckRequestMapper.labels(text) else { return nil }
+        guard let computed = compute(text) else { return nil }
         entries.withLock {
-            if $0.count >= Self.capacity { $0.removeAll(keepingCapacity: true) }
-            $0[text] = parsed
+            if $0.count >= capacity { $0.removeAll(keepingCapacity: true) }
+            $0[text] = computed
         }
-        return parsed
+        return computed
     }
 }
 

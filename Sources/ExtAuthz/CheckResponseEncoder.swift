@@ -10,33 +10,96 @@ import Synchronization
 /// later scalar wins), so the bytes decode exactly as the whole response encoded at once, with the id header
 /// last among a denial's headers and `decision_id` in the dynamic metadata.
 ///
+/// The id's fields are encoded once too, per kind of outcome and id length, around a stand-in id whose bytes are
+/// then overwritten by each check's id: the id's place in those bytes depends only on its length.
+///
 /// Bounded: past `capacity` distinct decisions (a CUSTOM provider whose answers echo the request) it starts over.
 public final class CheckResponseEncoder: Sendable {
     public static let capacity = 1024
-    private let encoded = Mutex<[ExtAuthzDecision: [UInt8]]>([:])
+
+    /// The id's fields for one kind of outcome and id length, and where the id's bytes go in them.
+    struct IdentifiedTemplate: Sendable {
+        var bytes: [UInt8]
+        var offsets: [Int]
+    }
+
+    struct TemplateKey: Hashable {
+        var denied: Bool
+        var idLength: Int
+    }
+
+    private struct Kept {
+        var decisions: [ExtAuthzDecision: [UInt8]] = [:]
+        var templates: [TemplateKey: IdentifiedTemplate] = [:]
+    }
+    private let kept = Mutex(Kept())
 
     public init() {}
 
     /// `decision` must not carry the id itself (`ExtAuthzDecision(response)` without one).
     public func encode(_ decision: ExtAuthzDecision, decisionID: String) throws -> [UInt8] {
-        var bytes: [UInt8]
-        if let hit = encoded.withLock({ $0[decision] }) {
-            bytes = hit
-        } else {
-            bytes = try decision.checkResponse.serializedBytes()
-            encoded.withLock {
-                if $0.count >= Self.capacity { $0.removeAll(keepingCapacity: true) }
-                $0[decision] = bytes
+        var id = decisionID
+        let key = TemplateKey(denied: !decision.isAllowed, idLength: id.utf8.count)
+        var (fixed, template) = kept.withLock { ($0.decisions[decision], $0.templates[key]) }
+        if fixed == nil {
+            let bytes: [UInt8] = try decision.checkResponse.serializedBytes()
+            kept.withLock {
+                if $0.decisions.count >= Self.capacity { $0.decisions.removeAll(keepingCapacity: true) }
+                $0.decisions[decision] = bytes
+            }
+            fixed = bytes
+        }
+        if template == nil {
+            guard let made = Self.template(for: key) else {
+                return fixed! + (try Self.identified(decision, decisionID: decisionID).serializedBytes() as [UInt8])
+            }
+            kept.withLock {
+                if $0.templates.count >= Self.capacity { $0.templates.removeAll(keepingCapacity: true) }
+                $0.templates[key] = made
+            }
+            template = made
+        }
+        let head = fixed!, tail = template!
+        return [UInt8](unsafeUninitializedCapacity: head.count + tail.bytes.count) { out, count in
+            _ = out.initialize(fromContentsOf: head)
+            _ = out[head.count...].initialize(fromContentsOf: tail.bytes)
+            id.withUTF8 { id in
+                for offset in tail.offsets {
+                    _ = out[(head.count + offset)...].update(fromContentsOf: id)
+                }
+            }
+            count = head.count + tail.bytes.count
+        }
+    }
+
+    /// The id's fields around a stand-in id of the key's length, or nil when the stand-in cannot be told apart
+    /// from the bytes around it (an id too short to be unmistakable).
+    static func template(for key: TemplateKey) -> IdentifiedTemplate? {
+        guard key.idLength >= 8 else { return nil }
+        let standIn = [UInt8](repeating: 0x01, count: key.idLength)
+        let outcome: ExtAuthzDecision.Outcome = key.denied
+            ? .denied(.init(httpStatus: 403, rpcCode: 7, headers: [], body: "")) : .allowed(.init(headers: [], headersToRemove: [], responseHeadersToAdd: []))
+        let message = identified(ExtAuthzDecision(outcome: outcome), decisionID: String(decoding: standIn, as: UTF8.self))
+        guard let bytes = try? message.serializedBytes() as [UInt8] else { return nil }
+        var offsets: [Int] = []
+        var position = 0
+        while position + standIn.count <= bytes.count {
+            if bytes[position..<position + standIn.count].elementsEqual(standIn) {
+                offsets.append(position)
+                position += standIn.count
+            } else {
+                position += 1
             }
         }
-        bytes += try Self.identified(decision, decisionID: decisionID).serializedBytes() as [UInt8]
-        return bytes
+        // The header (denials) and the metadata entry: each carries the id once.
+        guard offsets.count == (key.denied ? 2 : 1) else { return nil }
+        return IdentifiedTemplate(bytes: bytes, offsets: offsets)
     }
 
     /// The fields that carry the decision id.
     static func identified(_ decision: ExtAuthzDecision, decisionID: String) -> Envoy_Service_Auth_V3_CheckResponse {
         var out = Envoy_Service_Auth_V3_CheckResponse()
-        if case .denied = decision.outcome {
+        if !decision.isAllowed {
             out.deniedResponse.headers = [ExtAuthzDecision.option(
                 HeaderValue(ExtAuthzDecision.WardenHeader.decisionID, decisionID), action: .overwriteIfExistsOrAdd)]
         }

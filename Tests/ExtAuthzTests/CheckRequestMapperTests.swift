@@ -44,6 +44,26 @@ func sampleCheck(
         #expect(request.auth == nil)
     }
 
+    /// The source peer is parsed once per principal and kept: each check still gets its own principal, namespace
+    /// and address, whatever the mapper saw before.
+    @Test func keptPeersBelongToTheirOwnPrincipal() {
+        let mapper = CheckRequestMapper()
+        let peers: [(String, String, String?)] = [
+            ("spiffe://cluster.local/ns/frontend/sa/web", "cluster.local/ns/frontend/sa/web", "frontend"),
+            ("spiffe://td/ns/prod/sa/api", "td/ns/prod/sa/api", "prod"),
+            ("web.example.com", "web.example.com", nil),
+            ("spiffe://cluster.local/ns/frontend/sa/web", "cluster.local/ns/frontend/sa/web", "frontend"),
+        ]
+        for (index, (reported, principal, namespace)) in peers.enumerated() {
+            var check = sampleCheck(principal: reported)
+            check.attributes.source.address.socketAddress.address = "10.0.0.\(index + 1)"
+            let request = mapper.map(check)
+            #expect(request.source.principal == principal)
+            #expect(request.source.namespace == namespace)
+            #expect(request.source == AuthzRequest.Source(principal: principal, ip: IPAddress("10.0.0.\(index + 1)")))
+        }
+    }
+
     @Test func normalizesThePathBeforeMatching() {
         for bypass in ["//admin", "/a/../admin", "/%61dmin", "/admin?x=1"] {
             #expect(CheckRequestMapper().map(sampleCheck(path: bypass)).http.path == "/admin", "\(bypass)")

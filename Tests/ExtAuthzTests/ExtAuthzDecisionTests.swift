@@ -1,5 +1,5 @@
 import DecisionPoint
-import ExtAuthz
+@testable import ExtAuthz
 import PolicyCore
 import SwiftProtobuf
 import Testing
@@ -90,8 +90,12 @@ import Testing
                 "allowed": true, "headers": ["x-user": "alice"], "dynamic_metadata": ["tier": "gold"],
             ]))])
         let encoder = CheckResponseEncoder()
+        // Short ids are encoded whole; ids of eight bytes or more (a decision id is a 36-byte UUID) by overwriting
+        // a kept encoding around a stand-in; the second id of each length comes from the kept bytes.
+        let ids = ["id-1", "id-2", "5d1d4a1e-6f3c-4a8b-9a0f-6c2e1d3b4a5f", "0b8e7a52-1c4d-4e2f-8a9b-3c5d7e9f1a2b",
+                   "12345678", "87654321", String(repeating: "x", count: 300)]
         for response in [denial, allowance, .notReady, DecisionResponse(decision: .allow, reason: .noAllowPolicy)] {
-            for id in ["id-1", "id-2"] {  // the second is encoded from the kept bytes
+            for id in ids {
                 let bytes = try encoder.encode(ExtAuthzDecision(response), decisionID: id)
                 let decoded = try Envoy_Service_Auth_V3_CheckResponse(serializedBytes: bytes)
                 #expect(decoded == whole(response, id: id))
@@ -103,6 +107,14 @@ import Testing
         #expect(decoded.deniedResponse.headers.last?.header.value == "id-3")
         #expect(decoded.dynamicMetadata.fields["decision_id"]?.stringValue == "id-3")
         #expect(decoded.dynamicMetadata.fields["tier"]?.stringValue == "gold")
+    }
+
+    @Test func theIdsPlaceIsKeptPerOutcomeAndLength() throws {
+        for denied in [true, false] {
+            let template = try #require(CheckResponseEncoder.template(for: .init(denied: denied, idLength: 36)))
+            #expect(template.offsets.count == (denied ? 2 : 1))
+        }
+        #expect(CheckResponseEncoder.template(for: .init(denied: true, idLength: 4)) == nil)
     }
 }
 
