@@ -14,17 +14,21 @@
 # transport instead of Warden's gRPC listener, to compare the two stacks.
 #
 # Usage: [THREADS=N] [BASELINE=grpc-swift] Benchmarks/check-load.sh [requests-per-run] [repeats]
-#        (release builds; nghttp2-client)
+#        (release builds; nghttp2-client). WARDEN=path/to/warden and NOOP=path/to/CheckNoopServer skip the builds.
 set -euo pipefail
 cd "$(dirname "$0")"
 requests=${1:-20000}
 repeats=${2:-3}
 command -v h2load >/dev/null || { echo "h2load not found: install Debian's nghttp2-client" >&2; exit 2; }
 
-(cd .. && swift build -c release --product warden >&2)
-swift build -c release --product CheckNoopServer >&2
-warden=$(cd .. && swift build -c release --show-bin-path)/warden
-noop=$(swift build -c release --show-bin-path)/CheckNoopServer
+if [ -n "${WARDEN:-}" ]; then warden=$WARDEN; else
+    (cd .. && swift build -c release --product warden >&2)
+    warden=$(cd .. && swift build -c release --show-bin-path)/warden
+fi
+if [ -n "${NOOP:-}" ]; then noop=$NOOP; else
+    swift build -c release --product CheckNoopServer >&2
+    noop=$(swift build -c release --show-bin-path)/CheckNoopServer
+fi
 
 server_cpu=() client_cpu=()
 if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then

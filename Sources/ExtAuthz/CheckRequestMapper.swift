@@ -68,13 +68,13 @@ public struct CheckRequestMapper: Sendable {
         var request = AuthzRequest()
 
         // Source: the mTLS peer and its socket address.
-        let principal = attributes.source.principal
-        if !principal.isEmpty, let peer = peerCache.value(principal, computing: {
+        let source = attributes.source
+        if !source.principal.isEmpty, let peer = peerCache.value(source.principal, computing: {
             AuthzRequest.Source(principal: SPIFFEID.principal(ofPeer: $0))
         }) {
             request.source = peer
         }
-        if let socket = Self.socketAddress(attributes.source) { request.source.ip = IPAddress(socket.address) }
+        if let socket = Self.socketAddress(source) { request.source.ip = IPAddress(socket.address) }
 
         // Destination: the socket, then the workload from context extensions, the peer, or configuration.
         if let socket = Self.socketAddress(attributes.destination) {

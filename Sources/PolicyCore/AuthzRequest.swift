@@ -181,10 +181,9 @@ public struct Headers: Sendable, Hashable, Sequence {
 
     public mutating func add(_ name: String, _ value: String) {
         let key = Self.normalize(name)
-        if let existing = storage[key] {
+        // One lookup for a name seen first, as most are; a repeated one is joined after.
+        if let existing = storage.updateValue(value, forKey: key) {
             storage[key] = existing + "," + value
-        } else {
-            storage[key] = value
         }
     }
 
