@@ -93,13 +93,17 @@ public struct CheckRequestMapper: Sendable {
         }
 
         // The HTTP request.
-        var headers = Headers(minimumCapacity: max(http.headers.count, http.headerMap.headers.count))
+        var headers: Headers
         if http.hasHeaderMap && !http.headerMap.headers.isEmpty {
+            headers = Headers(minimumCapacity: http.headerMap.headers.count)
             for header in http.headerMap.headers {
                 let value = header.value.isEmpty ? String(decoding: header.rawValue, as: UTF8.self) : header.value
                 headers.add(header.key, value)
             }
+        } else if let lowercase = Headers(lowercasedNames: http.headers) {
+            headers = lowercase
         } else {
+            headers = Headers(minimumCapacity: http.headers.count)
             for (name, value) in http.headers { headers.add(name, value) }
         }
         let host = http.host.isEmpty ? headers[":authority"] ?? headers["host"] ?? "" : http.host

@@ -179,6 +179,15 @@ public struct Headers: Sendable, Hashable, Sequence {
         self.init(dictionary.map { ($0.key, $0.value) })
     }
 
+    /// Headers already keyed by lowercase names, one entry a name, as Envoy's `CheckRequest` header map holds
+    /// them: the dictionary is taken as it is, without hashing its names again. Nil when a name has a capital.
+    public init?(lowercasedNames dictionary: [String: String]) {
+        for name in dictionary.keys where name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) {
+            return nil
+        }
+        storage = dictionary
+    }
+
     public mutating func add(_ name: String, _ value: String) {
         let key = Self.normalize(name)
         // One lookup for a name seen first, as most are; a repeated one is joined after.

@@ -64,6 +64,17 @@ func sampleCheck(
         }
     }
 
+    /// Envoy's header map is keyed by lowercase names; one with a capital (another client's) is still read case
+    /// insensitively, its names joined as the proxy would.
+    @Test func headerMapsWithCapitalsAreNormalized() {
+        var check = sampleCheck()
+        check.attributes.request.http.headers = ["X-Tenant": "acme", "x-tenant": "beta", "User-Agent": "curl/8"]
+        let headers = CheckRequestMapper().map(check).http.headers
+        #expect(["acme,beta", "beta,acme"].contains(headers["x-tenant"] ?? ""))
+        #expect(headers["user-agent"] == "curl/8")
+        #expect(headers.count == 2)
+    }
+
     @Test func normalizesThePathBeforeMatching() {
         for bypass in ["//admin", "/a/../admin", "/%61dmin", "/admin?x=1"] {
             #expect(CheckRequestMapper().map(sampleCheck(path: bypass)).http.path == "/admin", "\(bypass)")

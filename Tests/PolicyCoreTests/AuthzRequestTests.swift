@@ -54,6 +54,14 @@ import Testing
         #expect(throws: AuthzRequest.AttributeError.self) { try AuthzRequest(attributes: ["request.method": 1]) }
     }
 
+    @Test func lowercaseHeaderMapsAreTakenAsTheyAre() throws {
+        let taken = try #require(Headers(lowercasedNames: ["x-tenant": "acme", ":path": "/a"]))
+        #expect(taken["X-Tenant"] == "acme")
+        #expect(taken[":path"] == "/a")
+        #expect(taken.count == 2)
+        #expect(Headers(lowercasedNames: ["X-Tenant": "acme"]) == nil, "a capital: added name by name instead")
+    }
+
     @Test func headersAreCaseInsensitive() {
         var headers = Headers()
         headers.add("Content-Type", "a")
