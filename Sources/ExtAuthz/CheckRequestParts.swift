@@ -67,6 +67,14 @@ public struct CheckRequestParts: Sendable {
     /// The `CheckRequest` Envoy would send.
     public var checkRequest: Envoy_Service_Auth_V3_CheckRequest {
         var check = Envoy_Service_Auth_V3_CheckRequest()
+        setConnectionFields(&check)
+        setTokenFields(&check)
+        setRequestFields(&check)
+        return check
+    }
+
+    /// The fields every request of one connection shares: both peers, the workload and the SNI.
+    func setConnectionFields(_ check: inout Envoy_Service_Auth_V3_CheckRequest) {
         check.attributes.source = Self.peer(source)
         check.attributes.destination = Self.peer(destination)
         if let namespace { check.attributes.contextExtensions[CheckRequestMapper.ContextExtension.namespace] = namespace }
@@ -74,6 +82,19 @@ public struct CheckRequestParts: Sendable {
             check.attributes.contextExtensions[CheckRequestMapper.ContextExtension.labels] =
                 JSONWriter.string(.object(labels.mapValues(Value.string)))
         }
+        if let serverName { check.attributes.tlsSession.sni = serverName }
+    }
+
+    /// The verified tokens' payloads, under jwt_authn's metadata.
+    func setTokenFields(_ check: inout Envoy_Service_Auth_V3_CheckRequest) {
+        guard !verifiedTokens.isEmpty else { return }
+        var fields: [String: Google_Protobuf_Value] = [:]
+        for (issuer, payload) in verifiedTokens { fields[issuer] = payload.protobufValue }
+        check.attributes.metadataContext.filterMetadata[CheckRequestMapper.jwtAuthnFilter] = Google_Protobuf_Struct(fields: fields)
+    }
+
+    /// The HTTP request itself.
+    func setRequestFields(_ check: inout Envoy_Service_Auth_V3_CheckRequest) {
         var http = Envoy_Service_Auth_V3_AttributeContext.HttpRequest()
         http.id = requestID ?? ""
         http.method = method
@@ -92,15 +113,61 @@ public struct CheckRequestParts: Sendable {
             http.size = Int64(body.count)
         }
         check.attributes.request.http = http
-        if let serverName { check.attributes.tlsSession.sni = serverName }
-        if !verifiedTokens.isEmpty {
-            var fields: [String: Google_Protobuf_Value] = [:]
-            for (issuer, payload) in verifiedTokens { fields[issuer] = payload.protobufValue }
-            check.attributes.metadataContext.filterMetadata[CheckRequestMapper.jwtAuthnFilter] = Google_Protobuf_Struct(fields: fields)
-        }
-        return check
     }
 
+    /// What `setConnectionFields` reads.
+    struct ConnectionKey: Equatable {
+        var source: Peer
+        var destination: Peer
+        var namespace: String?
+        var labels: [String: String]
+        var serverName: String?
+    }
+
+    var connectionKey: ConnectionKey {
+        ConnectionKey(source: source, destination: destination, namespace: namespace, labels: labels, serverName: serverName)
+    }
+}
+
+/// Serializes the checks of one connection, keeping the encoded fields that repeat from check to check: the
+/// connection's (peers, workload, SNI) and the last verified token's, which a keep-alive client sends on every
+/// request. Protobuf reads concatenated messages as one, merged field by field (`attributes` is merged, maps gain
+/// entries), so the kept bytes followed by the request's own decode exactly as `CheckRequestParts.checkRequest`.
+/// Kept bytes are reused only for parts equal to the ones they were encoded from.
+public struct CheckRequestEncoder: Sendable {
+    private var connection: (key: CheckRequestParts.ConnectionKey, bytes: [UInt8])?
+    private var tokens: (key: [(issuer: String, payload: Value)], bytes: [UInt8])?
+
+    public init() {}
+
+    /// The serialized `CheckRequest` for `parts`.
+    public mutating func encode(_ parts: CheckRequestParts) throws -> [UInt8] {
+        let key = parts.connectionKey
+        if connection?.key != key {
+            var check = Envoy_Service_Auth_V3_CheckRequest()
+            parts.setConnectionFields(&check)
+            connection = (key, try check.serializedBytes())
+        }
+        var bytes = connection!.bytes
+        if !parts.verifiedTokens.isEmpty {
+            if let kept = tokens, kept.key.elementsEqual(parts.verifiedTokens, by: { $0.issuer == $1.issuer && $0.payload == $1.payload }) {
+                bytes += kept.bytes
+            } else {
+                var check = Envoy_Service_Auth_V3_CheckRequest()
+                parts.setTokenFields(&check)
+                let encoded: [UInt8] = try check.serializedBytes()
+                tokens = (parts.verifiedTokens, encoded)
+                bytes += encoded
+            }
+        }
+        var check = Envoy_Service_Auth_V3_CheckRequest()
+        parts.setRequestFields(&check)
+        bytes += try check.serializedBytes() as [UInt8]
+        return bytes
+    }
+}
+
+extension CheckRequestParts {
     static func peer(_ peer: Peer) -> Envoy_Service_Auth_V3_AttributeContext.Peer {
         var out = Envoy_Service_Auth_V3_AttributeContext.Peer()
         if let identity = peer.identity { out.principal = identity.uri }

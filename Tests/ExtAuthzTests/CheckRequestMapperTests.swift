@@ -302,3 +302,32 @@ func sampleCheck(
         return r
     }
 }
+
+/// A connection's checks are serialized from kept bytes for the fields its requests share; each must decode as the
+/// whole `CheckRequest` of its own parts, whatever the connection sent before.
+@Suite struct CheckRequestEncoderTests {
+    static func parts(port: Int = 51000, token: String? = "alice", labels: [String: String] = ["app": "details"],
+                      path: String = "/a") -> CheckRequestParts {
+        CheckRequestParts(
+            source: .init(identity: try! SPIFFEID(parsing: "spiffe://cluster.local/ns/default/sa/sleep"), address: "10.0.0.5",
+                          port: port),
+            destination: .init(identity: try! SPIFFEID(parsing: "spiffe://cluster.local/ns/default/sa/details"),
+                               address: "10.0.0.9", port: 9080),
+            namespace: "default", labels: labels, requestID: "id-\(path)", method: "GET", scheme: "https",
+            host: "details", target: path, headers: [(":path", path), ("x-tenant", "acme"), ("X-Tenant", "beta")],
+            serverName: "details",
+            verifiedTokens: token.map { [(issuer: "https://issuer.example", payload: ["sub": .string($0), "scope": "read"])] } ?? [])
+    }
+
+    @Test func everyCheckDecodesAsItsWholeRequest() throws {
+        var encoder = CheckRequestEncoder()
+        let sequence = [
+            Self.parts(), Self.parts(path: "/b"), Self.parts(token: "bob"), Self.parts(token: nil), Self.parts(token: "bob"),
+            Self.parts(port: 51001), Self.parts(labels: ["app": "details", "version": "v2"]), Self.parts(),
+        ]
+        for parts in sequence {
+            let decoded = try Envoy_Service_Auth_V3_CheckRequest(serializedBytes: encoder.encode(parts))
+            #expect(decoded == parts.checkRequest)
+        }
+    }
+}

@@ -53,8 +53,8 @@ struct ExchangeStateMachineTests {
 
     /// Drives the machine to `.check` and returns the check request it sends.
     static func check(_ machine: inout ExchangeStateMachine, _ head: HTTPRequestHead) -> Envoy_Service_Auth_V3_CheckRequest? {
-        guard case .check(let request) = machine.receiveHead(head, now: 1_000) else { return nil }
-        return request
+        guard case .check(let parts) = machine.receiveHead(head, now: 1_000) else { return nil }
+        return parts.checkRequest
     }
 
     @Test func anAllowedRequestIsForwardedWithTheBodyHeldDuringTheCheck() throws {

@@ -84,8 +84,8 @@ public struct ExchangeStateMachine {
         case pauseReading
         /// Authenticate (the key set must be fetched first), then call `authenticated`.
         case authenticate(RequestAuthenticator, AuthenticationRequest)
-        /// Send the check, then call `checked`.
-        case check(Envoy_Service_Auth_V3_CheckRequest)
+        /// Send the check (what the `CheckRequest` is made of), then call `checked`.
+        case check(CheckRequestParts)
         /// Answer without the upstream; close the client connection after it when `close`. The exchange is over.
         case respond(LocalResponse, close: Bool)
         /// Get an upstream connection (then `upstreamConnected`, or `upstreamConnectFailed`).
@@ -220,9 +220,8 @@ public struct ExchangeStateMachine {
         guard let request else { return .none }
         state = .checking
         checkStarted = now
-        let parts = CheckRequestStage.parts(
-            request, connection: connection, workload: settings.workload, ownIdentity: settings.ownIdentity)
-        return .check(parts.checkRequest)
+        return .check(CheckRequestStage.parts(
+            request, connection: connection, workload: settings.workload, ownIdentity: settings.ownIdentity))
     }
 
     public mutating func checked(_ result: Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure>, now: UInt64) -> Action {

@@ -8,9 +8,10 @@ import SwiftProtobuf
 
 /// Asks the authorization server (`warden serve`, or any Envoy ext_authz v3 gRPC server) about one request.
 public protocol AuthorizationClient: Sendable {
-    /// The server's answer within `timeout`, or how the call failed, completed on `eventLoop` (the loop of the
-    /// connection that needs it). Never fails: every failure is a kind the proxy fails closed on.
-    func check(_ request: Envoy_Service_Auth_V3_CheckRequest, timeout: Duration, on eventLoop: any EventLoop)
+    /// The server's answer to a serialized `CheckRequest` within `timeout`, or how the call failed, completed on
+    /// `eventLoop` (the loop of the connection that needs it). Never fails: every failure is a kind the proxy fails
+    /// closed on.
+    func check(_ request: [UInt8], timeout: Duration, on eventLoop: any EventLoop)
         -> EventLoopFuture<Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure>>
 
     /// Keeps the connection up (reconnecting with backoff) until cancelled or `shutDown`.
@@ -98,23 +99,42 @@ public final class GRPCAuthorizationClient: AuthorizationClient {
     }
 
     public func check(
-        _ request: Envoy_Service_Auth_V3_CheckRequest, timeout: Duration, on eventLoop: any EventLoop
+        _ request: [UInt8], timeout: Duration, on eventLoop: any EventLoop
     ) -> EventLoopFuture<Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure>> {
         eventLoop.makeFutureWithTask { await self.check(request, timeout: timeout) }
     }
 
-    public func check(_ request: Envoy_Service_Auth_V3_CheckRequest, timeout: Duration) async
-        -> Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure>
-    {
+    /// Sends the serialized request as it is: grpc-swift-2's serializer is handed the bytes, not a message to
+    /// encode again.
+    public func check(_ request: [UInt8], timeout: Duration) async -> Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure> {
         var options = CallOptions.defaults
         options.timeout = timeout
         options.waitForReady = false
         do {
-            return .success(try await authorization.check(request, options: options))
+            return .success(try await client.unary(
+                request: ClientRequest(message: request), descriptor: Envoy_Service_Auth_V3_Authorization.Method.Check.descriptor,
+                serializer: SerializedMessage(), deserializer: CheckResponseDeserializer(),
+                options: options
+            ) { try $0.message })
         } catch let error as RPCError {
             return .failure(Self.failure(error))
         } catch {
             return .failure(.unavailable)
+        }
+    }
+
+    /// A message already serialized, passed through.
+    struct SerializedMessage: MessageSerializer {
+        func serialize<Bytes: GRPCContiguousBytes>(_ message: [UInt8]) throws -> Bytes { Bytes(message) }
+    }
+
+    struct CheckResponseDeserializer: MessageDeserializer {
+        func deserialize<Bytes: GRPCContiguousBytes>(_ bytes: Bytes) throws -> Envoy_Service_Auth_V3_CheckResponse {
+            do {
+                return try bytes.withUnsafeBytes { try Envoy_Service_Auth_V3_CheckResponse(serializedBytes: Array($0)) }
+            } catch {
+                throw RPCError(code: .invalidArgument, message: "the CheckResponse does not decode", cause: error)
+            }
         }
     }
 

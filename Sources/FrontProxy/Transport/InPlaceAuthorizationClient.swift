@@ -77,14 +77,8 @@ public final class InPlaceAuthorizationClient: AuthorizationClient {
     }
 
     public func check(
-        _ request: Envoy_Service_Auth_V3_CheckRequest, timeout: Duration, on eventLoop: any EventLoop
+        _ message: [UInt8], timeout: Duration, on eventLoop: any EventLoop
     ) -> EventLoopFuture<Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure>> {
-        let message: [UInt8]
-        do {
-            message = try request.serializedBytes()
-        } catch {
-            return eventLoop.makeSucceededFuture(.failure(.error))
-        }
         let connection = connection(for: eventLoop)
         if eventLoop.inEventLoop { return connection.call(message, timeout: TimeAmount(timeout)) }
         return eventLoop.flatSubmit { connection.call(message, timeout: TimeAmount(timeout)) }

@@ -64,6 +64,8 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var exchange: ExchangeStateMachine?
     /// Bumped when an exchange ends, so a late answer for an earlier one is dropped.
     private var generation = 0
+    /// Serializes this connection's checks, keeping the fields its requests share.
+    private var checkEncoder = CheckRequestEncoder()
     private var upstream: UpstreamConnection?
     private var upstreamKeepAlive = true
     private var upstreamDeadline: Scheduled<Void>?
@@ -194,12 +196,16 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
                 let action = self.exchange!.authenticated(result, now: Self.now())
                 self.perform(action)
             }
-        case .check(let request):
+        case .check(let parts):
             let generation = self.generation
             guard let authorization = environment.authorization else {
                 // Outbound mode without --authz: nothing to ask.
                 let action = exchange!.checked(.success(Self.allowAll), now: Self.now())
                 perform(action)
+                return
+            }
+            guard let request = try? checkEncoder.encode(parts) else {
+                perform(exchange!.checked(.failure(.error), now: Self.now()))
                 return
             }
             let timeout = environment.checkTimeout
