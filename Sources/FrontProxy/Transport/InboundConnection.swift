@@ -287,12 +287,15 @@ final class TLSEstablishedHandler: ChannelInboundHandler, RemovableChannelHandle
             finish(peer: nil, negotiated: negotiated, context: context)
             return
         }
+        // Answered on this connection's event loop, where the handler and its context live.
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         verification.verify([certificate], on: context.eventLoop).whenComplete { result in
+            let (handler, context) = bound.value
             switch result {
             case .success(let peer):
-                self.finish(peer: peer, negotiated: negotiated, context: context)
+                handler.finish(peer: peer, negotiated: negotiated, context: context)
             case .failure(let error):
-                self.observer.handshakeFailed(reason: (error as? PeerCertificateError)?.code ?? "peer_unverified")
+                handler.observer.handshakeFailed(reason: (error as? PeerCertificateError)?.code ?? "peer_unverified")
                 context.close(promise: nil)
             }
         }
