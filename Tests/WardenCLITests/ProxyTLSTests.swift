@@ -57,6 +57,30 @@ import WardenTesting
         }
     }
 
+    /// A resumed TLS session carries no certificate message: the proxy verifies the certificate the session holds
+    /// again before it names the peer, and the request keeps the caller's identity.
+    @Test func aResumedSessionIsVerifiedAgainAndKeepsItsPeer() async throws {
+        let harness = try await ProxyHarness(authentication: ProxyHarness.peerAuthentication("STRICT"))
+        defer { harness.stop() }
+        let session = harness.directory.path + "/session.pem"
+        let client = ["-cert", harness.sleep.certificateChain, "-key", harness.sleep.key, "-tls1_2"]
+        let first = try await Self.handshake(harness, client + ["-sess_out", session])
+        #expect(first.stdout.contains("HTTP/1.1 200"), "\(first.stderr)")
+        // Without `-brief`, s_client says `Reused,` of a resumed session.
+        let resumed = try await ProcessRunner.run(
+            try tool("openssl", package: "openssl"),
+            ["s_client", "-connect", "127.0.0.1:\(harness.proxy.port)", "-servername", "details", "-CAfile",
+             harness.sleep.rootCertificate, "-verify_return_error", "-ign_eof", "-sess_in", session] + client,
+            stdin: "GET /tls HTTP/1.1\r\nHost: details\r\nConnection: close\r\n\r\n", timeout: .seconds(20))
+        #expect(resumed.stdout.contains("HTTP/1.1 200"), "\(resumed.stderr)")
+        #expect(resumed.stdout.contains("Reused, TLSv1.2"), "the session was not resumed: \(resumed.stdout)")
+        let identities = harness.upstreamRequests().map {
+            (($0["headers"] as? [String: [String]]) ?? [:])["x-forwarded-client-cert"]?.first ?? ""
+        }
+        #expect(identities.count == 2)
+        #expect(identities.allSatisfy { $0.hasSuffix("URI=\(ProxyHarness.sleepID)") }, "\(identities)")
+    }
+
     @Test func aRotatedCertificateServesNewConnectionsWhileAnOldOneKeepsWorking() async throws {
         let harness = try await ProxyHarness()
         defer { harness.stop() }
