@@ -86,7 +86,10 @@ public struct HTTPAPI: Sendable {
     }
 
     func isExtAuthz(_ path: Substring) -> Bool {
-        path == extAuthzPrefix || path.hasPrefix(extAuthzPrefix + "/")
+        // Compared as bytes: the prefix, then nothing or `/`.
+        guard path.utf8.starts(with: extAuthzPrefix.utf8) else { return false }
+        let rest = path.utf8.dropFirst(extAuthzPrefix.utf8.count)
+        return rest.isEmpty || rest.first == UInt8(ascii: "/")
     }
 
     // MARK: - The management API

@@ -47,3 +47,17 @@ import Testing
         #expect(refusal == .malformed)
     }
 }
+
+@Suite struct HTTPRequestTargetTests {
+    @Test func pathAndQuerySplitAtTheFirstQuestionMark() {
+        let cases: [(String, String, String?)] = [
+            ("/a/b?x=1&y=2", "/a/b", "x=1&y=2"), ("/a", "/a", nil), ("/?", "/", ""), ("/a?b?c", "/a", "b?c"),
+            ("/café/é?q=é", "/café/é", "q=é"), ("/e\u{301}?x", "/e\u{301}", "x"),
+        ]
+        for (target, path, query) in cases {
+            let request = HTTPRequest(method: "GET", target: target, headers: [], body: [])
+            #expect(request.path == path[...], "\(target)")
+            #expect(request.query.map(String.init) == query, "\(target)")
+        }
+    }
+}

@@ -265,7 +265,12 @@ struct APIHarness {
 
     @Test func unknownRoutesAndMethods() async throws {
         let harness = try APIHarness()
+        harness.store.reload()
         #expect(await harness.send("GET", "/nope").status == 404)
+        // The ext_authz prefix is a whole path segment: `/ext_authzed` is no check.
+        #expect(await harness.send("GET", "/ext_authzed", on: .dataPlane).status == 404)
+        #expect(await harness.send("GET", "/ext_authz", on: .dataPlane).header("x-warden-decision-id") != nil)
+        #expect(await harness.send("GET", "/ext_authz?x=1", on: .dataPlane).header("x-warden-decision-id") != nil)
         #expect(await harness.send("POST", "/v1/policies/x").status == 405)
     }
 }

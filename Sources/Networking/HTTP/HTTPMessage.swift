@@ -19,12 +19,13 @@ public struct HTTPRequest: Sendable {
         self.keepAlive = keepAlive
     }
 
+    // `?` is found among the UTF-8 bytes: a search by Character would break graphemes on every request.
     public var path: Substring {
-        target.firstIndex(of: "?").map { target[..<$0] } ?? target[...]
+        target.utf8.firstIndex(of: UInt8(ascii: "?")).map { target[..<$0] } ?? target[...]
     }
 
     public var query: Substring? {
-        target.firstIndex(of: "?").map { target[target.index(after: $0)...] }
+        target.utf8.firstIndex(of: UInt8(ascii: "?")).map { target[target.utf8.index(after: $0)...] }
     }
 
     /// The first value of a header, by case-insensitive name.
