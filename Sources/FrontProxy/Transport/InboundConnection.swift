@@ -86,6 +86,7 @@ struct HTTPPipeline {
                 streamDelegate: management.http2StreamDelegate
             ) { stream in
                 stream.eventLoop.makeCompletedFuture {
+                    try stream.pipeline.syncOperations.addHandler(EndStreamCoalescer())
                     try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
                     try stream.pipeline.syncOperations.addHandler(
                         ProxyHTTPHandler(environment: environment, connection: streamFacts, headTimer: nil))
