@@ -75,7 +75,6 @@ public final class GRPCAuthorizationClient: AuthorizationClient {
     }
 
     private let client: GRPCClient<HTTP2ClientTransport.Posix>
-    private let authorization: Envoy_Service_Auth_V3_Authorization.Client<HTTP2ClientTransport.Posix>
 
     public init(options: Options) throws {
         let transport = try HTTP2ClientTransport.Posix(
@@ -87,7 +86,6 @@ public final class GRPCAuthorizationClient: AuthorizationClient {
                 config.connection.maxIdleTime = nil
             })
         client = GRPCClient(transport: transport)
-        authorization = Envoy_Service_Auth_V3_Authorization.Client(wrapping: client)
     }
 
     public func run() async throws {
