@@ -130,7 +130,9 @@ struct RawConnection {
         let ready = try await curlExit(["http://127.0.0.1:\(harness.proxy.adminPort!)/ready"])
         #expect(ready.status == 200)
         async let inFlight = curlExit(http2 ? harness.asSleep + ["--http2", harness.detailsURL + "/slow"] : [harness.httpURL + "/slow"])
-        try await Task.sleep(for: .milliseconds(300))
+        // In flight once the upstream has it (it records a request before its delay): a fixed pause could signal
+        // before a slow machine's curl had even connected.
+        try await waitUntil { harness.upstreamRequests().contains { $0["path"] as? String == "/slow" } }
         harness.proxy.launched.signal(SIGTERM)
         let finished = try await inFlight
         #expect(finished.status == 200)
