@@ -14,7 +14,7 @@
 # second (`openssl s_time -new`), and the proxy's resident memory with 1,000 idle keep-alive mTLS connections.
 #
 # Usage: Benchmarks/proxy-load.sh [duration=10s] [repeats=3]
-# Needs: a release build (built here), nginx, openssl, python3, and mtlsload
+# Needs: a release build (built here, or WARDEN=path/to/warden), nginx, openssl, python3, and mtlsload
 #        (apt-get install -y golang-go && (cd ../shared/tools/mtlsload && go build -o /usr/local/bin/mtlsload .)).
 # Leave nginx running for UpstreamClientBenchmarks with KEEP_NGINX=1 (its port is 18080).
 set -euo pipefail
@@ -25,8 +25,10 @@ for tool in mtlsload nginx openssl python3; do
     command -v "$tool" >/dev/null || { echo "$tool not found (see the usage above)" >&2; exit 2; }
 done
 
-(cd .. && swift build -c release --product warden >&2)
-warden=$(cd .. && swift build -c release --show-bin-path)/warden
+if [ -n "${WARDEN:-}" ]; then warden=$WARDEN; else
+    (cd .. && swift build -c release --product warden >&2)
+    warden=$(cd .. && swift build -c release --show-bin-path)/warden
+fi
 . ./proxy-workload.sh
 
 work=$(mktemp -d)
