@@ -40,26 +40,12 @@ public final class CheckResponseEncoder: Sendable {
     public func encode(_ decision: ExtAuthzDecision, decisionID: String) throws -> [UInt8] {
         var id = decisionID
         let key = TemplateKey(denied: !decision.isAllowed, idLength: id.utf8.count)
-        var (fixed, template) = kept.withLock { ($0.decisions[decision], $0.templates[key]) }
-        if fixed == nil {
-            let bytes: [UInt8] = try decision.checkResponse.serializedBytes()
-            kept.withLock {
-                if $0.decisions.count >= Self.capacity { $0.decisions.removeAll(keepingCapacity: true) }
-                $0.decisions[decision] = bytes
-            }
-            fixed = bytes
+        // One lock for both lookups: this runs on every check.
+        let (keptHead, keptTail) = kept.withLock { ($0.decisions[decision], $0.templates[key]) }
+        let head = try keptHead ?? keep(decision)
+        guard let tail = keptTail ?? keepTemplate(key) else {
+            return head + (try Self.identified(decision, decisionID: decisionID).serializedBytes() as [UInt8])
         }
-        if template == nil {
-            guard let made = Self.template(for: key) else {
-                return fixed! + (try Self.identified(decision, decisionID: decisionID).serializedBytes() as [UInt8])
-            }
-            kept.withLock {
-                if $0.templates.count >= Self.capacity { $0.templates.removeAll(keepingCapacity: true) }
-                $0.templates[key] = made
-            }
-            template = made
-        }
-        let head = fixed!, tail = template!
         return [UInt8](unsafeUninitializedCapacity: head.count + tail.bytes.count) { out, count in
             _ = out.initialize(fromContentsOf: head)
             _ = out[head.count...].initialize(fromContentsOf: tail.bytes)
@@ -70,6 +56,24 @@ public final class CheckResponseEncoder: Sendable {
             }
             count = head.count + tail.bytes.count
         }
+    }
+
+    private func keep(_ decision: ExtAuthzDecision) throws -> [UInt8] {
+        let bytes: [UInt8] = try decision.checkResponse.serializedBytes()
+        kept.withLock {
+            if $0.decisions.count >= Self.capacity { $0.decisions.removeAll(keepingCapacity: true) }
+            $0.decisions[decision] = bytes
+        }
+        return bytes
+    }
+
+    private func keepTemplate(_ key: TemplateKey) -> IdentifiedTemplate? {
+        guard let made = Self.template(for: key) else { return nil }
+        kept.withLock {
+            if $0.templates.count >= Self.capacity { $0.templates.removeAll(keepingCapacity: true) }
+            $0.templates[key] = made
+        }
+        return made
     }
 
     /// The id's fields around a stand-in id of the key's length, or nil when the stand-in cannot be told apart
