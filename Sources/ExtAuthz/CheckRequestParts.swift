@@ -143,27 +143,31 @@ public struct CheckRequestEncoder: Sendable {
     /// The serialized `CheckRequest` for `parts`.
     public mutating func encode(_ parts: CheckRequestParts) throws -> [UInt8] {
         let key = parts.connectionKey
-        if connection?.key != key {
-            var check = Envoy_Service_Auth_V3_CheckRequest()
-            parts.setConnectionFields(&check)
-            connection = (key, try check.serializedBytes())
+        var bytes: [UInt8]
+        if let kept = connection, kept.key == key {
+            bytes = kept.bytes
+        } else {
+            bytes = try Self.serialized(parts.setConnectionFields)
+            connection = (key, bytes)
         }
-        var bytes = connection!.bytes
         if !parts.verifiedTokens.isEmpty {
             if let kept = tokens, kept.key.elementsEqual(parts.verifiedTokens, by: { $0.issuer == $1.issuer && $0.payload == $1.payload }) {
                 bytes += kept.bytes
             } else {
-                var check = Envoy_Service_Auth_V3_CheckRequest()
-                parts.setTokenFields(&check)
-                let encoded: [UInt8] = try check.serializedBytes()
+                let encoded = try Self.serialized(parts.setTokenFields)
                 tokens = (parts.verifiedTokens, encoded)
                 bytes += encoded
             }
         }
-        var check = Envoy_Service_Auth_V3_CheckRequest()
-        parts.setRequestFields(&check)
-        bytes += try check.serializedBytes() as [UInt8]
+        bytes += try Self.serialized(parts.setRequestFields)
         return bytes
+    }
+
+    /// A `CheckRequest` holding only the fields `set` sets, serialized.
+    private static func serialized(_ set: (inout Envoy_Service_Auth_V3_CheckRequest) -> Void) throws -> [UInt8] {
+        var check = Envoy_Service_Auth_V3_CheckRequest()
+        set(&check)
+        return try check.serializedBytes()
     }
 }
 
