@@ -182,9 +182,7 @@ public struct Headers: Sendable, Hashable, Sequence {
     /// Headers already keyed by lowercase names, one entry a name, as Envoy's `CheckRequest` header map holds
     /// them: the dictionary is taken as it is, without hashing its names again. Nil when a name has a capital.
     public init?(lowercasedNames dictionary: [String: String]) {
-        for name in dictionary.keys where name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) {
-            return nil
-        }
+        if dictionary.keys.contains(where: Self.hasCapital) { return nil }
         storage = dictionary
     }
 
@@ -220,6 +218,11 @@ public struct Headers: Sendable, Hashable, Sequence {
 
     @inlinable
     public static func normalize(_ name: String) -> String {
-        name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) ? name.lowercased() : name
+        hasCapital(name) ? name.lowercased() : name
+    }
+
+    @inlinable
+    static func hasCapital(_ name: String) -> Bool {
+        name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") })
     }
 }
