@@ -196,7 +196,9 @@ final class UpstreamLoopPool: @unchecked Sendable {
         eventLoop.preconditionInEventLoop()
         let stale = NIODeadline.now() - settings.maximumIdleTime
         while let connection = idle.popLast() {
-            if connection.isActive, connection.idleSince > stale { return (true, eventLoop.makeSucceededFuture(connection)) }
+            if connection.isActive, connection.idleSince > stale {
+                return (true, eventLoop.assumeIsolated().makeSucceededFuture(connection))
+            }
             connection.close()
         }
         return (false, connect())
@@ -248,7 +250,10 @@ final class UpstreamLoopPool: @unchecked Sendable {
                     try sync.addHTTPClientHandlers()
                 }
             }
-        return bootstrap.connect(host: settings.host, port: settings.port)
+        // The connection object never leaves the pool's event loop, which completes these futures: it is made and
+        // handed over there, through an isolated promise.
+        let made = eventLoop.makePromise(of: UpstreamConnection.self)
+        bootstrap.connect(host: settings.host, port: settings.port)
             .flatMapError { error in
                 handshake.fail(error)
                 return self.eventLoop.makeFailedFuture(UpstreamConnectError(
@@ -259,14 +264,21 @@ final class UpstreamLoopPool: @unchecked Sendable {
                     channel.close(promise: nil)
                     if let refused = error as? UpstreamConnectError { throw refused }
                     throw UpstreamConnectError(kind: .tls, message: "TLS with the upstream \(settings.authority) failed: \(error)")
-                }.flatMapThrowing {
+                }.map { channel }
+            }
+            .whenComplete { result in
+                do {
+                    let channel = try result.get()
                     let handler = UpstreamHandler()
                     try channel.pipeline.syncOperations.addHandler(handler)
                     let connection = UpstreamConnection(channel: channel, handler: handler)
                     connection.pool = self
-                    return connection
+                    made.assumeIsolated().succeed(connection)
+                } catch {
+                    made.fail(error)
                 }
             }
+        return made.futureResult
     }
 }
 
