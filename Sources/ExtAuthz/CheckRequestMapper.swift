@@ -100,11 +100,8 @@ public struct CheckRequestMapper: Sendable {
                 let value = header.value.isEmpty ? String(decoding: header.rawValue, as: UTF8.self) : header.value
                 headers.add(header.key, value)
             }
-        } else if let lowercase = Headers(lowercasedNames: http.headers) {
-            headers = lowercase
         } else {
-            headers = Headers(minimumCapacity: http.headers.count)
-            for (name, value) in http.headers { headers.add(name, value) }
+            headers = Headers(http.headers)
         }
         let host = http.host.isEmpty ? headers[":authority"] ?? headers["host"] ?? "" : http.host
         let target = http.path.isEmpty ? headers[":path"] ?? "" : http.path

@@ -175,15 +175,16 @@ public struct Headers: Sendable, Hashable, Sequence {
         for (name, value) in pairs { add(name, value) }
     }
 
+    /// Headers from a map of names to values, as Envoy's `CheckRequest` carries them. Names that are all lowercase
+    /// (Envoy sends them so) are taken as they are, without hashing them again; otherwise they are added one by
+    /// one, names differing only in case joined.
     public init(_ dictionary: [String: String]) {
-        self.init(dictionary.map { ($0.key, $0.value) })
-    }
-
-    /// Headers already keyed by lowercase names, one entry a name, as Envoy's `CheckRequest` header map holds
-    /// them: the dictionary is taken as it is, without hashing its names again. Nil when a name has a capital.
-    public init?(lowercasedNames dictionary: [String: String]) {
-        if dictionary.keys.contains(where: Self.hasCapital) { return nil }
-        storage = dictionary
+        guard dictionary.keys.contains(where: Self.hasCapital) else {
+            storage = dictionary
+            return
+        }
+        storage = [:]
+        for (name, value) in dictionary { add(name, value) }
     }
 
     public mutating func add(_ name: String, _ value: String) {
