@@ -212,7 +212,8 @@ final class RequestPrincipalPredicate: Predicate, @unchecked Sendable {
     }
 
     override func positiveMatch(_ request: AuthzRequest, _ view: RequestView) -> Bool {
-        guard let (issuer, subject) = request.auth?.issuerAndSubject else { return false }
+        // Field by field: binding `request.auth` itself would copy the whole credential.
+        guard let issuer = request.auth?.issuer, let subject = request.auth?.subject else { return false }
         for i in patterns.indices where patterns[i].issuer.matches(issuer) && patterns[i].subject.matches(subject) {
             return true
         }
@@ -232,12 +233,13 @@ final class ClaimPredicate: Predicate, @unchecked Sendable {
     }
 
     override func positiveMatch(_ request: AuthzRequest, _ view: RequestView) -> Bool {
-        guard let auth = request.auth else { return false }
-        if attribute == .requestAudiences, !auth.audiences.isEmpty {
-            for i in auth.audiences.indices where table.matches(auth.audiences[i]) { return true }
+        // Field by field: binding `request.auth` itself would copy the whole credential.
+        guard let claims = request.auth?.claims else { return false }
+        if attribute == .requestAudiences, let audiences = request.auth?.audiences, !audiences.isEmpty {
+            for i in audiences.indices where table.matches(audiences[i]) { return true }
             return false
         }
-        var value = auth.claims
+        var value = claims
         for key in path {
             guard let next = value[key] else { return false }
             value = next
@@ -320,7 +322,7 @@ struct RequestView {
         case .method: request.http.method
         case .path: request.http.path
         case .connectionSNI: request.connectionSNI
-        case .requestPresenter: request.auth.flatMap { $0.presenter ?? $0.claims["azp"]?.stringValue }
+        case .requestPresenter: request.auth?.presenter ?? request.auth?.claims["azp"]?.stringValue
         case .requestPrincipal: request.auth?.principal
         default: nil
         }
