@@ -63,8 +63,11 @@ struct Workload: Sendable {
             fatalError("cannot read \(directory)/requests.jsonl (write it with make-workload.py)")
         }
         self.snapshot = snapshot
-        requests = text.split(separator: "\n").map { line in
+        var requests = text.split(separator: "\n").map { line in
             try! AuthzRequest(attributes: JSONReader.parse(String(line)))
         }
+        // One labels dictionary per workload, as the server's check mapper hands them over.
+        requests.shareWorkloadLabels()
+        self.requests = requests
     }
 }

@@ -28,6 +28,8 @@ let set = CompiledPolicySet(policies: policies)
 var requests = requestText.utf8.split(separator: UInt8(ascii: "\n")).map { line in
     try! AuthzRequest(attributes: JSONReader.parse(String(decoding: line, as: UTF8.self)))
 }
+// One labels dictionary per workload, as the server's check mapper hands them over.
+requests.shareWorkloadLabels()
 
 // Each request is moved out of the array for its decision and back after it, as a server decides the request it
 // has just built: deciding `requests[i]` would copy it first (the compiler cannot borrow an element across the

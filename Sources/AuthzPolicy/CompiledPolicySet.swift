@@ -1,3 +1,4 @@
+import Synchronization
 import PolicyCore
 
 /// Answers CUSTOM checks. The decision point wires real providers (Rego); without any, every CUSTOM match
@@ -139,6 +140,11 @@ public struct CompiledPolicySet: Sendable {
     /// The namespace a request's workload is taken to be in.
     public func workloadNamespace(of request: AuthzRequest) -> String {
         request.destination.namespace ?? defaultNamespace
+    }
+
+    /// How many workload plans the bucket deciding `namespace` has resolved so far.
+    func plansResolved(namespace: String) -> Int {
+        (buckets[namespace] ?? rootBucket).resolutions.load(ordering: .relaxed)
     }
 
     private func bucket(for request: AuthzRequest) -> NamespaceBucket {
@@ -294,22 +300,41 @@ final class NamespaceBucket: Sendable {
         return true
     }
 
-    /// The selector groups and rule postings of one request, found without allocating in the common case.
+    /// Plans already resolved for the workloads seen, by their labels' storage.
+    private let plans = WorkloadPlans()
+    /// How many plans were resolved (a decision that found its plan resolves none).
+    let resolutions = Atomic<Int>(0)
+
+    /// The selector groups and rule postings of one request, found without allocating in the common case: the
+    /// groups from the workload's plan (resolved once per workload), the postings from the rule index when the
+    /// workload's policies hold too many rules to check them one by one.
     func candidates(_ request: AuthzRequest, _ view: RequestView) -> Candidates {
-        var candidates = Candidates(bucket: self)
+        let plan = plans.plan(for: request.destination.labels) { resolve($0) }
+        var candidates = Candidates(bucket: self, plan: plan)
+        if plan.direct { return candidates }
+        for a in index.attributes.indices {
+            index.attributes[a].lookup(request, view, into: &candidates.postings)
+        }
+        return candidates
+    }
+
+    /// The selector groups that select a workload with these labels, what they hold, and their rules by stage.
+    func resolve(_ labels: [String: String]) -> WorkloadPlan {
+        resolutions.add(1, ordering: .relaxed)
+        var groups = GroupSet()
         if !labelIndex.isEmpty {
             // Groups of several labels seen so far, once per label found; one is selected when all were found.
             var partial = SmallList()
-            for (key, value) in request.destination.labels {
+            for (key, value) in labels {
                 guard let (start, end) = labelIndex.range(key, value) else { continue }
                 for i in Int(start)..<Int(end) {
                     let g = labelGroups[i]
                     let needed = groupLabelCount[Int(g)]
                     if needed == 1 {
-                        candidates.groups.insert(g)
+                        groups.insert(g)
                     } else {
-                        // A request's label names are distinct, so each label of a selector is found once at most.
-                        if partial.count(of: g) == needed - 1 { candidates.groups.insert(g) }
+                        // A workload's label names are distinct, so each label of a selector is found once at most.
+                        if partial.count(of: g) == needed - 1 { groups.insert(g) }
                         partial.append(g)
                     }
                 }
@@ -317,20 +342,27 @@ final class NamespaceBucket: Sendable {
         }
         var kinds = groupKinds[0]
         var applicable = Int(groupRuleCount[0])
-        for i in 0..<candidates.groups.count {
-            let g = Int(candidates.groups[i])
-            kinds.formUnion(groupKinds[g])
-            applicable += Int(groupRuleCount[g])
+        var selected: [Int32] = [0]
+        for i in 0..<groups.count {
+            let g = groups[i]
+            kinds.formUnion(groupKinds[Int(g)])
+            applicable += Int(groupRuleCount[Int(g)])
+            selected.append(g)
         }
-        candidates.kinds = kinds
-        if applicable <= directLimit {
-            candidates.direct = true
-            return candidates
+        let direct = applicable <= directLimit
+        var lists: [[Int32]] = []
+        if direct {
+            // Each group's list is in evaluation order; so is their merge.
+            for stage in 0..<Stage.count {
+                var list: [Int32] = []
+                for g in selected {
+                    let base = (Int(g) * Stage.count + stage) * 2
+                    for i in Int(groupRanges[base])..<Int(groupRanges[base + 1]) { list.append(groupRules[i]) }
+                }
+                lists.append(list.sorted())
+            }
         }
-        for a in index.attributes.indices {
-            index.attributes[a].lookup(request, view, into: &candidates.postings)
-        }
-        return candidates
+        return WorkloadPlan(labels: labels, groups: groups, kinds: kinds, direct: direct, stageLists: lists)
     }
 
     /// The kinds of policy a selector group holds, for what applies to a workload without visiting its rules.
@@ -345,14 +377,18 @@ final class NamespaceBucket: Sendable {
     /// The candidate rules of one request, by stage.
     struct Candidates: ~Copyable {
         let bucket: NamespaceBucket
-        var groups = GroupSet()
+        let plan: WorkloadPlan
         var postings = SmallList()
-        /// What the applicable groups hold.
-        var kinds: GroupKinds = []
-        /// The applicable groups' rules are checked from their lists, without the rule index (`postings` is empty).
-        var direct = false
 
-        init(bucket: NamespaceBucket) { self.bucket = bucket }
+        init(bucket: NamespaceBucket, plan: WorkloadPlan) {
+            self.bucket = bucket
+            self.plan = plan
+        }
+
+        var kinds: GroupKinds { plan.kinds }
+        /// The applicable groups' rules are checked from the plan's lists, without the rule index (`postings` is
+        /// empty).
+        var direct: Bool { plan.direct }
 
         var anyAllowApplies: Bool { kinds.contains(.allow) }
         var appliesDryRun: Bool { !kinds.isDisjoint(with: [.dryRunDeny, .dryRunAllow]) }
@@ -385,46 +421,36 @@ final class NamespaceBucket: Sendable {
             return limit
         }
 
-        /// The first matching rule of `stage` among the applicable groups' own lists (each in evaluation order).
+        /// The first matching rule of `stage` in the plan's list (in evaluation order).
         private func firstDirectMatch(_ stage: Stage, _ request: AuthzRequest, _ view: RequestView) -> Int32? {
-            var best = firstInGroup(0, stage, before: .max, request, view)
-            for i in 0..<groups.count {
-                best = firstInGroup(groups[i], stage, before: best, request, view)
-            }
-            return best == .max ? nil : best
-        }
-
-        @inline(__always)
-        private func firstInGroup(_ g: Int32, _ stage: Stage, before limit: Int32, _ request: AuthzRequest, _ view: RequestView)
-            -> Int32
-        {
-            let base = (Int(g) * Stage.count + stage.rawValue) * 2
-            let rules = bucket.groupRules
-            var i = Int(bucket.groupRanges[base])
-            let end = Int(bucket.groupRanges[base + 1])
+            let rules = plan.stageRules
+            var i = Int(plan.stageRanges[stage.rawValue])
+            let end = Int(plan.stageRanges[stage.rawValue + 1])
             while i < end {
                 let position = rules[i]
-                if position >= limit { break }
                 if bucket.program.matches(Int(position), request, view) { return position }
                 i += 1
             }
-            return limit
+            return nil
         }
 
         /// Every rule of `stage` that applies and matches, one per policy (its first), in evaluation order.
         func allMatches(_ stage: Stage, _ request: AuthzRequest, _ view: RequestView) -> SmallList {
             var found = SmallList()
             if direct {
-                func collectGroup(_ g: Int32) {
-                    let base = (Int(g) * Stage.count + stage.rawValue) * 2
-                    for i in Int(bucket.groupRanges[base])..<Int(bucket.groupRanges[base + 1]) {
-                        let position = bucket.groupRules[i]
-                        if bucket.program.matches(Int(position), request, view) { found.insertSorted(position) }
+                // In evaluation order, so a policy's first match comes first and its other rules can be skipped.
+                let rules = plan.stageRules
+                var matched = -1
+                for i in Int(plan.stageRanges[stage.rawValue])..<Int(plan.stageRanges[stage.rawValue + 1]) {
+                    let position = rules[i]
+                    let policy = bucket.rules[Int(position)].policy
+                    if policy == matched { continue }
+                    if bucket.program.matches(Int(position), request, view) {
+                        found.append(position)
+                        matched = policy
                     }
                 }
-                collectGroup(0)
-                for i in 0..<groups.count { collectGroup(groups[i]) }
-                return onePerPolicy(found)
+                return found
             }
             let index = bucket.index
             let s = stage.rawValue * 2
@@ -459,7 +485,7 @@ final class NamespaceBucket: Sendable {
 
         @inline(__always)
         private func matches(_ position: Int32, _ request: AuthzRequest, _ view: RequestView) -> Bool {
-            groups.contains(bucket.ruleGroups[Int(position)]) && bucket.program.matches(Int(position), request, view)
+            plan.groups.contains(bucket.ruleGroups[Int(position)]) && bucket.program.matches(Int(position), request, view)
         }
     }
 

@@ -47,6 +47,8 @@ public struct CheckRequestMapper: Sendable {
 
     public var options: Options
     let labelCache = TextCache<[String: String]>(capacity: 256)
+    /// Labels a check carries as the destination peer's, by `key(_:)`.
+    let peerLabelCache = TextCache<[String: String]>(capacity: 256)
     /// The source peer by the principal the proxy reports: its SPIFFE ID parsed once.
     let peerCache = TextCache<AuthzRequest.Source>(capacity: 1024)
 
@@ -87,7 +89,9 @@ public struct CheckRequestMapper: Sendable {
         if let text = attributes.contextExtensions[ContextExtension.labels], let labels = labelCache.value(text, computing: Self.labels) {
             request.destination.labels = labels
         } else if !attributes.destination.labels.isEmpty {
-            request.destination.labels = attributes.destination.labels
+            // Kept by content too, so every check of a workload hands the engine the same labels (see `TextCache`).
+            let labels = attributes.destination.labels
+            request.destination.labels = peerLabelCache.value(Self.key(labels)) { _ in labels } ?? labels
         } else {
             request.destination.labels = options.destinationLabels
         }
@@ -212,6 +216,15 @@ public struct CheckRequestMapper: Sendable {
     }
 
     /// Labels from a context extension: a JSON object of strings, or `key=value` pairs joined by commas.
+    /// A text naming exactly these labels: each name and value with its length before it, in name order.
+    static func key(_ labels: [String: String]) -> String {
+        var out = ""
+        for (name, value) in labels.sorted(by: { $0.key < $1.key }) {
+            out += "\(name.utf8.count):\(name)\(value.utf8.count):\(value)"
+        }
+        return out
+    }
+
     static func labels(_ text: String) -> [String: String]? {
         let trimmed = Substring(text).trimmingASCIIWhitespace
         if trimmed.hasPrefix("{") {
@@ -236,8 +249,10 @@ public struct CheckRequestMapper: Sendable {
 }
 
 /// Values computed from a text a check carries, kept for the next check carrying the same text: a route sends the
-/// same workload labels on every check, and a mesh has few peer identities, so each is parsed once. Bounded: past
-/// `capacity` distinct texts it starts over. A text that gives nothing is not kept.
+/// same workload labels on every check, and a mesh has few peer identities, so each is parsed once. Every check of
+/// a workload so hands over the same labels dictionary, by which the AuthorizationPolicy engine finds what it
+/// resolved for that workload. Bounded: past `capacity` distinct texts it starts over. A text that gives nothing is
+/// not kept.
 final class TextCache<Value: Sendable>: Sendable {
     let capacity: Int
     private let entries = Mutex<[String: Value]>([:])

@@ -227,3 +227,21 @@ public struct Headers: Sendable, Hashable, Sequence {
         name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") })
     }
 }
+
+extension Array where Element == AuthzRequest {
+    /// Makes requests with equal workload labels share one labels dictionary, as the server's check mapper hands
+    /// them over (it keeps one per workload it has seen, and the AuthorizationPolicy engine remembers what it
+    /// resolved for a workload by that dictionary): what a program deciding recorded requests does to be decided
+    /// as the server decides them.
+    public mutating func shareWorkloadLabels() {
+        var shared: [[String: String]: [String: String]] = [:]
+        for i in indices {
+            let labels = self[i].destination.labels
+            if let existing = shared[labels] {
+                self[i].destination.labels = existing
+            } else {
+                shared[labels] = labels
+            }
+        }
+    }
+}

@@ -70,6 +70,8 @@ struct BenchCommand: ParsableCommand {
         let snapshot = try loadSnapshot(policies, options: policyOptions)
         let source = requests ?? "-"
         var batch = try Bench.lines(source) { try AuthzRequest(attributes: JSONReader.parse($0)) }
+        // One labels dictionary per workload, as the server's check mapper hands them over.
+        batch.shareWorkloadLabels()
         let count = batch.count
         let result = Bench.measure(passes: passes, warmup: warmup, count: count) {
             // Each request is moved out of the array for its decision and back after it, as the server decides the

@@ -13,16 +13,67 @@ import WardenTesting
             let policies = (0..<Int.random(in: 1...40, using: &rng)).map { randomPolicy($0, &rng) }
             let set = CompiledPolicySet(
                 policies: policies, rootNamespace: "istio-system", defaultNamespace: "default", directLimit: directLimit)
-            for _ in 0..<50 {
-                let request = randomRequest(&rng)
-                let indexed = set.decide(request)
+            // Requests to the same workload share their labels' storage, as the server's mapper hands them over,
+            // half of the time: decided from a remembered plan and from a new one.
+            var shared: [[String: String]: [String: String]] = [:]
+            for i in 0..<50 {
+                var request = randomRequest(&rng)
+                if i % 2 == 0 {
+                    request.destination.labels = shared[request.destination.labels, default: request.destination.labels]
+                    shared[request.destination.labels] = request.destination.labels
+                }
                 let expected = linearDecision(set, request)
-                #expect(indexed.decision == expected.decision, "round \(round): \(request.attributes)")
-                #expect(indexed.decidedBy == expected.decidedBy, "round \(round): \(request.attributes)")
-                #expect(indexed.audits == expected.audits, "round \(round)")
-                #expect(indexed.dryRun == expected.dryRun, "round \(round): \(request.attributes)")
+                for indexed in [set.decide(request), set.decide(request)] {
+                    #expect(indexed.decision == expected.decision, "round \(round): \(request.attributes)")
+                    #expect(indexed.decidedBy == expected.decidedBy, "round \(round): \(request.attributes)")
+                    #expect(indexed.audits == expected.audits, "round \(round)")
+                    #expect(indexed.dryRun == expected.dryRun, "round \(round): \(request.attributes)")
+                }
             }
         }
+    }
+
+    /// A workload's plan is resolved once for the labels a server hands over for it, and a decision by labels
+    /// changed after an earlier one follows the new labels.
+    @Test func aWorkloadIsResolvedOnceAndChangedLabelsAreResolvedAgain() {
+        func allow(_ app: String, path: String) -> AuthorizationPolicy {
+            var operation = AuthorizationPolicy.Operation()
+            operation.paths = [path]
+            return AuthorizationPolicy(
+                id: PolicyID(namespace: "default", name: "\(app)-only"), selector: ["app": app], action: .allow,
+                rules: [AuthorizationPolicy.Rule(to: [operation])])
+        }
+        let policies = [allow("a", path: "/a"), allow("b", path: "/b")]
+        let set = CompiledPolicySet(policies: policies)
+        var requests: [AuthzRequest] = (0..<100).map { i in
+            var r = AuthzRequest()
+            r.destination.namespace = "default"
+            r.destination.labels = ["app": i % 2 == 0 ? "a" : "b"]
+            r.http.path = "/a"
+            return r
+        }
+        requests.shareWorkloadLabels()
+        let allowed = requests.filter { set.decide($0).isAllowed }.count
+        #expect(allowed == 50)
+        #expect(set.plansResolved(namespace: "default") == 2)
+
+        // The same labels changed after a decision: another workload, decided by its own policies.
+        var labels = requests[0].destination.labels
+        var request = requests[0]
+        #expect(set.decide(request).isAllowed)
+        labels["app"] = "b"
+        request.destination.labels = labels
+        #expect(!set.decide(request).isAllowed)
+        #expect(set.plansResolved(namespace: "default") == 3)
+
+        // More workloads than plans are kept: it starts over and still decides each by its labels.
+        for i in 0..<(WorkloadPlans.capacity + 10) {
+            var r = request
+            r.destination.labels = ["app": i % 2 == 0 ? "a" : "b", "pod": "\(i)"]
+            #expect(set.decide(r).isAllowed == (i % 2 == 0))
+        }
+        #expect(set.decide(requests[0]).isAllowed)
+        #expect(!set.decide(requests[1]).isAllowed)
     }
 
     /// The reference: every applicable policy's rules evaluated in order, without indexes.

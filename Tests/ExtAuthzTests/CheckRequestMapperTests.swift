@@ -159,6 +159,32 @@ func sampleCheck(
         #expect(configured.map(bare).destination.labels == ["app": "cart"])
     }
 
+    /// Every check of a workload hands over the same labels dictionary (the engine keeps what it resolved for a
+    /// workload by it), whether the labels come from a context extension or from the destination peer; labels that
+    /// differ never share one, however their text reads.
+    @Test func checksOfOneWorkloadShareItsLabels() {
+        func storage(_ labels: [String: String]) -> UInt { unsafeBitCast(labels, to: UInt.self) }
+        let mapper = CheckRequestMapper()
+        var check = sampleCheck()
+        check.attributes.contextExtensions = ["destination.workload_labels": "app=ledger, version=v2"]
+        #expect(storage(mapper.map(check).destination.labels) == storage(mapper.map(check).destination.labels))
+
+        var peer = sampleCheck()
+        peer.attributes.destination.labels = ["app": "api", "version": "v1"]
+        let first = mapper.map(peer).destination.labels
+        peer.attributes.destination.labels = ["version": "v1", "app": "api"]
+        let second = mapper.map(peer).destination.labels
+        #expect(first == ["app": "api", "version": "v1"])
+        #expect(storage(first) == storage(second))
+
+        peer.attributes.destination.labels = ["a": "1,b=2"]
+        let joined = mapper.map(peer).destination.labels
+        peer.attributes.destination.labels = ["a": "1", "b": "2"]
+        let split = mapper.map(peer).destination.labels
+        #expect(joined == ["a": "1,b=2"])
+        #expect(split == ["a": "1", "b": "2"])
+    }
+
     @Test func headerMapIsUsedWhenEnvoySendsRawHeaders() {
         var check = Envoy_Service_Auth_V3_CheckRequest()
         check.attributes.request.http.path = "/x"
