@@ -215,7 +215,6 @@ public struct CheckRequestMapper: Sendable {
         return (try? SPIFFEID(principalOrURI: principal))?.namespace
     }
 
-    /// Labels from a context extension: a JSON object of strings, or `key=value` pairs joined by commas.
     /// A text naming exactly these labels: each name and value with its length before it, in name order.
     static func key(_ labels: [String: String]) -> String {
         var out = ""
@@ -225,6 +224,7 @@ public struct CheckRequestMapper: Sendable {
         return out
     }
 
+    /// Labels from a context extension: a JSON object of strings, or `key=value` pairs joined by commas.
     static func labels(_ text: String) -> [String: String]? {
         let trimmed = Substring(text).trimmingASCIIWhitespace
         if trimmed.hasPrefix("{") {
