@@ -124,10 +124,12 @@ public struct CompiledPolicySet: Sendable {
         } else {
             (decision, reason, decidedBy) = (.deny, .noAllowMatched, nil)
         }
-        let match = decidedBy.map { bucket.matches[Int($0)] }
         if custom.isEmpty && dryRun.isEmpty {
-            return DecisionResponse(decision: decision, reason: reason, decidedBy: match, audits: audits)
+            if audits.isEmpty { return bucket.plainResponse(decidedBy, reason) }
+            return DecisionResponse(
+                decision: decision, reason: reason, decidedBy: decidedBy.map { bucket.matches[Int($0)] }, audits: audits)
         }
+        let match = decidedBy.map { bucket.matches[Int($0)] }
         return DecisionResponse(
             decision: decision, reason: reason, decidedBy: match, audits: audits, custom: custom, dryRun: dryRun)
     }
@@ -183,6 +185,10 @@ final class NamespaceBucket: Sendable {
     let rules: [CompiledRule]
     /// What each rule reports when it matches, by rule position: a decision's matches refer to this table.
     let matches: [RuleMatch]
+    /// The whole response of a decision without AUDIT matches, CUSTOM checks or dry-run outcomes, the common one:
+    /// by the position of the DENY or ALLOW rule that decided, then for `no_allow_policy` and `no_allow_matched`.
+    /// Returning a copy costs less than building it: the response's initializer builds it and then copies it.
+    private let plainResponses: [DecisionResponse]
     let diagnosticsByPolicy: [[Diagnostic]]
     private let stagesPresent: UInt8
 
@@ -222,6 +228,14 @@ final class NamespaceBucket: Sendable {
         }
         diagnosticsByPolicy = diagnostics
         let stages = rules.map { Stage(policies[$0.policy]) }
+        plainResponses = zip(matches, stages).map { match, stage in
+            stage == .deny
+                ? DecisionResponse(decision: .deny, reason: .denyMatched, decidedBy: match, audits: RuleMatches())
+                : DecisionResponse(decision: .allow, reason: .allowMatched, decidedBy: match, audits: RuleMatches())
+        } + [
+            DecisionResponse(decision: .allow, reason: .noAllowPolicy, decidedBy: nil, audits: RuleMatches()),
+            DecisionResponse(decision: .deny, reason: .noAllowMatched, decidedBy: nil, audits: RuleMatches()),
+        ]
         stagesPresent = stages.reduce(0) { $0 | 1 << UInt8($1.rawValue) }
 
         // Selector groups.
@@ -292,6 +306,13 @@ final class NamespaceBucket: Sendable {
 
     @inline(__always)
     func has(_ stage: Stage) -> Bool { stagesPresent & (1 << UInt8(stage.rawValue)) != 0 }
+
+    /// The plain response (see `plainResponses`) when `rule` decided, or for `reason` when no rule did.
+    @inline(__always)
+    func plainResponse(_ rule: Int32?, _ reason: DecisionReason) -> DecisionResponse {
+        if let rule { return plainResponses[Int(rule)] }
+        return plainResponses[rules.count + (reason == .noAllowPolicy ? 0 : 1)]
+    }
 
     /// Whether a policy's selector selects a workload with these labels.
     func applies(_ policy: Int, _ labels: [String: String]) -> Bool {
