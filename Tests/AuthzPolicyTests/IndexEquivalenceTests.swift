@@ -25,6 +25,7 @@ import WardenTesting
                 let expected = linearDecision(set, request)
                 for indexed in [set.decide(request), set.decide(request)] {
                     #expect(indexed.decision == expected.decision, "round \(round): \(request.attributes)")
+                    #expect(indexed.reason == expected.reason, "round \(round): \(request.attributes)")
                     #expect(indexed.decidedBy == expected.decidedBy, "round \(round): \(request.attributes)")
                     #expect(indexed.audits == expected.audits, "round \(round)")
                     #expect(indexed.dryRun == expected.dryRun, "round \(round): \(request.attributes)")
@@ -102,15 +103,18 @@ import WardenTesting
             .sorted { order($0.policy, set) < order($1.policy, set) }
             .map { p in RuleMatch(policy: p.policy, action: .audit, rule: p.rules.first(where: \.matched)!.index) })
         if let deny = first(.deny) {
+            response.reason = .denyMatched
             response.decidedBy = deny
             return response
         }
         if !explained.contains(where: { $0.action == .allow && !$0.dryRun }) {
             response.decision = .allow
+            response.reason = .noAllowPolicy
             return response
         }
         if let allow = first(.allow) {
             response.decision = .allow
+            response.reason = .allowMatched
             response.decidedBy = allow
         }
         return response
