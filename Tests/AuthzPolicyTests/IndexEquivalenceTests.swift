@@ -77,6 +77,38 @@ import WardenTesting
         #expect(!set.decide(requests[1]).isAllowed)
     }
 
+    /// Decisions on several threads at once, for more workloads than a bucket keeps plans (so plans are made,
+    /// found and dropped concurrently), give the answers of the same decisions made one at a time.
+    @Test func concurrentDecisionsAgreeWithSequentialOnes() async {
+        var rng = SeededGenerator(seed: 20261206)
+        let policies = (0..<30).map { randomPolicy($0, &rng) }
+        let set = CompiledPolicySet(policies: policies, rootNamespace: "istio-system", defaultNamespace: "default")
+        // 300 workloads: the three labels of `randomRequest` plus a distinct pod label each.
+        var requests = (0..<3000).map { i -> AuthzRequest in
+            var r = randomRequest(&rng)
+            r.destination.labels["pod"] = "p\(i % 300)"
+            return r
+        }
+        requests.shareWorkloadLabels()
+        let shared = requests
+        let expected = shared.map { set.decide($0) }
+        let mismatches = await withTaskGroup(of: Int.self) { group in
+            for worker in 0..<4 {
+                group.addTask {
+                    var wrong = 0
+                    for round in 0..<3 {
+                        for i in stride(from: (worker + round) % 4, to: shared.count, by: 4) where set.decide(shared[i]) != expected[i] {
+                            wrong += 1
+                        }
+                    }
+                    return wrong
+                }
+            }
+            return await group.reduce(0, +)
+        }
+        #expect(mismatches == 0)
+    }
+
     /// The reference: every applicable policy's rules evaluated in order, without indexes.
     private func linearDecision(_ set: CompiledPolicySet, _ request: AuthzRequest) -> DecisionResponse {
         let explained = set.explain(request).filter(\.applies)
