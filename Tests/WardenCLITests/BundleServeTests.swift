@@ -1,7 +1,17 @@
 import Foundation
 import PolicyCore
+import Synchronization
 import Testing
 import WardenTesting
+
+/// The checks a concurrent task has made so far.
+final class SeenChecks: Sendable {
+    private let checks = Mutex<[BundleCheck]>([])
+
+    func append(_ check: BundleCheck) { checks.withLock { $0.append(check) } }
+    func count(revision: String) -> Int { checks.withLock { $0.count { $0.revision == revision } } }
+    var all: [BundleCheck] { checks.withLock { $0 } }
+}
 
 /// Many replicas, one policy source: nginx serves a bundle directory, three `warden serve --bundle` replicas poll
 /// it, and decision logs go to test services. Every process runs on 127.0.0.1; every wait is bounded.
@@ -65,13 +75,15 @@ import WardenTesting
         // A new revision: every replica decides with it within the poll's max delay plus one second, and a check
         // during the swap never fails and never mixes revisions (its data's revision is the one its decision log
         // entry records for the snapshot that decided it).
+        // The hammer checks the first replica without pause until it is stopped; it is stopped only once it has
+        // seen the new revision, and the new revision is published only once it has seen the old one, so a slow
+        // machine cannot leave the swap outside its checks.
         let first = replicas[0]
+        let seen = SeenChecks()
         let hammer = Task {
-            var seen: [BundleCheck] = []
             while !Task.isCancelled { seen.append(await bundleCheck(first)) }
-            return seen
         }
-        try await Task.sleep(for: .milliseconds(300))
+        #expect(await Self.eventually(within: .seconds(20)) { seen.count(revision: "r1") >= 3 }, "the hammer never checked r1")
         try await fixture.publish("r2")
         let published = Date()
         // Each replica's own activation time, not when a check spawned by this busy test first saw r2: on a loaded
@@ -84,9 +96,10 @@ import WardenTesting
             #expect(at != nil, "replica \(i) reports no activation time: \(String(describing: activated))")
             converged.append(at.map { $0.timeIntervalSince(published) } ?? .infinity)
         }
-        try await Task.sleep(for: .milliseconds(300))
+        #expect(await Self.eventually(within: .seconds(20)) { seen.count(revision: "r2") >= 3 }, "the hammer never checked r2")
         hammer.cancel()
-        let swap = await hammer.value
+        await hammer.value
+        let swap = seen.all
         let bound = Double(Self.maxDelay.components.seconds) + 1
         #expect(converged.allSatisfy { $0 <= bound }, "activated \(converged) s after the publication")
         #expect(swap.count > 10)
