@@ -124,12 +124,11 @@ public struct CompiledPolicySet: Sendable {
         } else {
             (decision, reason, decidedBy) = (.deny, .noAllowMatched, nil)
         }
-        if custom.isEmpty && dryRun.isEmpty {
-            if audits.isEmpty { return bucket.plainResponse(decidedBy, reason) }
-            return DecisionResponse(
-                decision: decision, reason: reason, decidedBy: decidedBy.map { bucket.matches[Int($0)] }, audits: audits)
-        }
+        if custom.isEmpty && dryRun.isEmpty && audits.isEmpty { return bucket.plainResponse(decidedBy, reason) }
         let match = decidedBy.map { bucket.matches[Int($0)] }
+        if custom.isEmpty && dryRun.isEmpty {
+            return DecisionResponse(decision: decision, reason: reason, decidedBy: match, audits: audits)
+        }
         return DecisionResponse(
             decision: decision, reason: reason, decidedBy: match, audits: audits, custom: custom, dryRun: dryRun)
     }
