@@ -88,12 +88,14 @@ public struct CompiledPolicySet: Sendable {
         let candidates = bucket.candidates(request, view)
         // The response is assembled once at the end, its matches as positions in the bucket's table of matches:
         // nothing on this path allocates unless a CUSTOM provider is asked or a dry-run policy applies.
-        var audits = RuleMatches()
+        // Nil when nothing was audited: the common decision builds no list at all.
+        var audits: RuleMatches? = nil
         if bucket.has(.audit) {
             let found = candidates.allMatches(.audit, request, view)
             if found.count > 0 {
-                audits = RuleMatches(table: bucket.matches)
-                for i in 0..<found.count { audits.append(position: Int(found[i])) }
+                var list = RuleMatches(table: bucket.matches)
+                for i in 0..<found.count { list.append(position: Int(found[i])) }
+                audits = list
             }
         }
         let dryRun = candidates.appliesDryRun ? bucket.dryRunOutcomes(candidates, request, view) : []
@@ -110,7 +112,7 @@ public struct CompiledPolicySet: Sendable {
                 if !outcome.allowed {
                     return DecisionResponse(
                         decision: .deny, reason: outcome.failure == nil ? .customDenied : .customFailed, decidedBy: match,
-                        audits: audits, custom: custom, dryRun: dryRun, diagnostics: outcome.failure.map { [$0] } ?? [])
+                        audits: audits ?? RuleMatches(), custom: custom, dryRun: dryRun, diagnostics: outcome.failure.map { [$0] } ?? [])
                 }
             }
         }
@@ -124,13 +126,14 @@ public struct CompiledPolicySet: Sendable {
         } else {
             (decision, reason, decidedBy) = (.deny, .noAllowMatched, nil)
         }
-        if custom.isEmpty && dryRun.isEmpty && audits.isEmpty { return bucket.plainResponse(decidedBy, reason) }
+        if custom.isEmpty && dryRun.isEmpty && audits == nil { return bucket.plainResponse(decidedBy, reason) }
         let match = decidedBy.map { bucket.matches[Int($0)] }
         if custom.isEmpty && dryRun.isEmpty {
-            return DecisionResponse(decision: decision, reason: reason, decidedBy: match, audits: audits)
+            return DecisionResponse(decision: decision, reason: reason, decidedBy: match, audits: audits ?? RuleMatches())
         }
         return DecisionResponse(
-            decision: decision, reason: reason, decidedBy: match, audits: audits, custom: custom, dryRun: dryRun)
+            decision: decision, reason: reason, decidedBy: match, audits: audits ?? RuleMatches(), custom: custom,
+            dryRun: dryRun)
     }
 
     /// The policies that apply to the request's workload, in evaluation order, with an account of every rule.
@@ -149,7 +152,15 @@ public struct CompiledPolicySet: Sendable {
     }
 
     private func bucket(for request: AuthzRequest) -> NamespaceBucket {
-        buckets[request.destination.namespace ?? defaultNamespace] ?? rootBucket
+        // Not `namespace ?? defaultNamespace`: that copies the request's string (a retain and a release).
+        let found: Int?
+        if request.destination.namespace != nil {
+            found = request.destination.namespace!.utf8.withContiguousStorageIfAvailable { buckets.index(of: $0) }
+                ?? buckets.index(of: request.destination.namespace!)
+        } else {
+            found = buckets.index(of: defaultNamespace)
+        }
+        return found.map { buckets.values[$0] } ?? rootBucket
     }
 }
 

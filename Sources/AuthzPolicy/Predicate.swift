@@ -48,8 +48,7 @@ final class StringPredicate: Predicate, @unchecked Sendable {
         if isHost {
             return RequestView.withHostBytes(request) { host in presenceIsEnough || table.matches(bytes: host) } ?? false
         }
-        guard let value = view.string(attribute, request) else { return false }
-        return presenceIsEnough || table.matches(value)
+        return RequestView.withStringBytes(attribute, request) { presenceIsEnough || table.matches(bytes: $0) } ?? false
     }
 
 }
@@ -124,8 +123,9 @@ final class NamespacePredicate: Predicate, @unchecked Sendable {
     }
 
     override func positiveMatch(_ request: AuthzRequest, _ view: RequestView) -> Bool {
-        guard let ns = request.source.namespace else { return false }
-        for i in patterns.indices where patterns[i].matches(ns) { return true }
+        // Not `guard let`: binding the namespace copies it.
+        guard request.source.namespace != nil else { return false }
+        for i in patterns.indices where patterns[i].matches(request.source.namespace!) { return true }
         return false
     }
 
@@ -308,6 +308,23 @@ struct RequestView {
                 for i in bytes.indices { lowered[i] = bytes[i] &- 65 < 26 ? bytes[i] + 32 : bytes[i] }
                 return body(UnsafeBufferPointer(lowered))
             }
+        }
+    }
+
+    /// Runs `body` over the bytes of a string-valued attribute other than the host, read in place (binding the
+    /// value, as `string` does, copies it: a retain and a release per predicate); nil when the attribute is absent.
+    @inline(__always)
+    static func withStringBytes<R>(
+        _ attribute: Attribute, _ request: AuthzRequest, _ body: (UnsafeBufferPointer<UInt8>) -> R
+    ) -> R? {
+        switch attribute {
+        case .sourcePrincipal: request.source.principal == nil ? nil : withBytes(request.source.principal!, body)
+        case .sourceNamespace: request.source.namespace == nil ? nil : withBytes(request.source.namespace!, body)
+        case .method: request.http.method == nil ? nil : withBytes(request.http.method!, body)
+        case .path: request.http.path == nil ? nil : withBytes(request.http.path!, body)
+        case .connectionSNI: request.connectionSNI == nil ? nil : withBytes(request.connectionSNI!, body)
+        case .requestPrincipal: request.auth?.principal.map { withBytes($0, body) }
+        default: RequestView().string(attribute, request).map { withBytes($0, body) }
         }
     }
 
