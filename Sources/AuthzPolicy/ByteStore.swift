@@ -1,42 +1,56 @@
-/// UTF-8 bytes of policy strings, stored once in memory this object owns, so matching compares raw bytes without
-/// reference counting or Unicode normalisation (Envoy compares bytes too).
-final class ByteStore: @unchecked Sendable {
-    private let bytes: UnsafeMutableBufferPointer<UInt8>
-    private let bounds: UnsafeMutableBufferPointer<Int32>
-    let count: Int
+/// UTF-8 bytes of policy strings, stored once in one allocation (the count, each string's bounds, then the bytes),
+/// so matching compares raw bytes without reference counting or Unicode normalisation (Envoy compares bytes too),
+/// and reading a store touches one place in memory.
+struct ByteStore: @unchecked Sendable {
+    /// Header: the count (read through its pointer: reading `header` is an exclusivity-checked access). Elements: `count + 1` `Int32` bounds, then the bytes. Never changed after `init`.
+    private final class Storage: ManagedBuffer<Int, UInt8> {}
+    private let storage: Storage
 
-    convenience init(_ strings: [String]) {
+    init(_ strings: [String]) {
         self.init(bytes: strings.map { Array($0.utf8) })
     }
 
     init(bytes entries: [[UInt8]]) {
         let total = entries.reduce(0) { $0 + $1.count }
-        bytes = .allocate(capacity: max(1, total))
-        bounds = .allocate(capacity: entries.count + 1)
-        var offset = 0
-        bounds[0] = 0
-        for (i, entry) in entries.enumerated() {
-            for b in entry {
-                bytes[offset] = b
-                offset += 1
+        let boundsSize = (entries.count + 1) * MemoryLayout<Int32>.stride
+        storage = unsafeDowncast(
+            Storage.create(minimumCapacity: boundsSize + total) { _ in entries.count }, to: Storage.self)
+        storage.withUnsafeMutablePointerToElements { elements in
+            let raw = UnsafeMutableRawPointer(elements)
+            raw.storeBytes(of: 0, as: Int32.self)
+            var offset = 0
+            for (i, entry) in entries.enumerated() {
+                for b in entry {
+                    elements[boundsSize + offset] = b
+                    offset += 1
+                }
+                raw.storeBytes(of: Int32(offset), toByteOffset: (i + 1) * MemoryLayout<Int32>.stride, as: Int32.self)
             }
-            bounds[i + 1] = Int32(offset)
         }
-        count = entries.count
     }
 
-    deinit {
-        bytes.deallocate()
-        bounds.deallocate()
-    }
+    @inline(__always)
+    var count: Int { storage.withUnsafeMutablePointerToHeader { $0.pointee } }
 
     @inline(__always)
     subscript(_ i: Int) -> UnsafeBufferPointer<UInt8> {
-        UnsafeBufferPointer(rebasing: UnsafeBufferPointer(bytes)[Int(bounds[i])..<Int(bounds[i + 1])])
+        storage.withUnsafeMutablePointerToElements { elements in
+            let start = bound(elements, i), end = bound(elements, i + 1)
+            let bytes = UnsafePointer(elements) + (count + 1) * MemoryLayout<Int32>.stride
+            return UnsafeBufferPointer(start: bytes + start, count: end - start)
+        }
     }
 
     @inline(__always)
-    func length(_ i: Int) -> Int { Int(bounds[i + 1] - bounds[i]) }
+    func length(_ i: Int) -> Int {
+        storage.withUnsafeMutablePointerToElements { bound($0, i + 1) - bound($0, i) }
+    }
+
+    /// Bounds sit at the start of the elements, which follow the header at an offset aligned for `Int`.
+    @inline(__always)
+    private func bound(_ elements: UnsafeMutablePointer<UInt8>, _ i: Int) -> Int {
+        Int(UnsafeRawPointer(elements).load(fromByteOffset: i * MemoryLayout<Int32>.stride, as: Int32.self))
+    }
 }
 
 /// Runs `body` on the UTF-8 bytes of `s` (in place for native strings).

@@ -277,9 +277,9 @@ final class NamespaceBucket: Sendable {
             flatGroups += groups
         }
         labelIndex = PairTable(pairs)
-        labelGroups = Int32Table(flatGroups)
-        groupLabelCount = Int32Table(selectors.map { Int32($0.count) })
-        ruleGroups = Int32Table(rules.map { policyGroup[$0.policy] })
+        labelGroups = Int32Table.make(flatGroups)
+        groupLabelCount = Int32Table.make(selectors.map { Int32($0.count) })
+        ruleGroups = Int32Table.make(rules.map { policyGroup[$0.policy] })
         var kinds = [GroupKinds](repeating: [], count: selectors.count)
         for (p, policy) in policies.enumerated() {
             switch (policy.action, policy.dryRun) {
@@ -309,9 +309,9 @@ final class NamespaceBucket: Sendable {
             flat += list
             ranges.append(Int32(flat.count))
         }
-        groupRules = Int32Table(flat)
-        groupRanges = Int32Table(ranges)
-        groupRuleCount = Int32Table(counts)
+        groupRules = Int32Table.make(flat)
+        groupRanges = Int32Table.make(ranges)
+        groupRuleCount = Int32Table.make(counts)
     }
 
     @inline(__always)
@@ -454,9 +454,9 @@ final class NamespaceBucket: Sendable {
 
         /// The first matching rule of `stage` in the plan's list (in evaluation order).
         private func firstDirectMatch(_ stage: Stage, _ request: AuthzRequest, _ view: RequestView) -> Int32? {
-            let rules = plan.stageRules
-            var i = Int(plan.stageRanges[stage.rawValue])
-            let end = Int(plan.stageRanges[stage.rawValue + 1])
+            let rules = plan.stageLists
+            var i = Int(rules[stage.rawValue])
+            let end = Int(rules[stage.rawValue + 1])
             while i < end {
                 let position = rules[i]
                 if bucket.program.matches(Int(position), request, view) { return position }
@@ -470,9 +470,9 @@ final class NamespaceBucket: Sendable {
             var found = SmallList()
             if direct {
                 // In evaluation order, so a policy's first match comes first and its other rules can be skipped.
-                let rules = plan.stageRules
+                let rules = plan.stageLists
                 var matched = -1
-                for i in Int(plan.stageRanges[stage.rawValue])..<Int(plan.stageRanges[stage.rawValue + 1]) {
+                for i in Int(rules[stage.rawValue])..<Int(rules[stage.rawValue + 1]) {
                     let position = rules[i]
                     let policy = bucket.rules[Int(position)].policy
                     if policy == matched { continue }

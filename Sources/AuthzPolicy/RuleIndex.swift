@@ -99,9 +99,9 @@ final class AttributeIndex: Sendable {
         self.attribute = attribute
         self.exact = StaticTable(bytes: exact)
         self.prefixes = StaticTable(bytes: prefixes)
-        prefixLengths = Int32Table(Set(prefixes.map { Int32($0.0.count) }).sorted())
+        prefixLengths = Int32Table.make(Set(prefixes.map { Int32($0.0.count) }).sorted())
         self.suffixes = StaticTable(bytes: suffixes)
-        suffixLengths = Int32Table(Set(suffixes.map { Int32($0.0.count) }).sorted())
+        suffixLengths = Int32Table.make(Set(suffixes.map { Int32($0.0.count) }).sorted())
     }
 
 
@@ -205,9 +205,9 @@ struct RuleIndex: Sendable {
         }
         for list in unindexed { append(list, to: &unindexedRanges) }
         self.attributes = attributeIndexes
-        self.ranges = Int32Table(ranges)
-        self.unindexedRanges = Int32Table(unindexedRanges)
-        positions = Int32Table(flat)
+        self.ranges = Int32Table.make(ranges)
+        self.unindexedRanges = Int32Table.make(unindexedRanges)
+        positions = Int32Table.make(flat)
     }
 }
 

@@ -79,20 +79,30 @@ final class RuleProgram: @unchecked Sendable {
     }
 }
 
-/// An immutable array of `Int32` in memory owned by this object, read without bounds or reference checks on the
-/// decision path (indexes come from the tables built alongside it).
-final class Int32Table: @unchecked Sendable {
-    private let storage: UnsafeMutableBufferPointer<Int32>
-    let count: Int
+/// An immutable array of `Int32` held in one allocation with its count, so reading it touches one place in memory
+/// (a decision reads several of these, and each further allocation is a further cache miss when policies are many),
+/// read without bounds or reference checks on the decision path (indexes come from the tables built alongside it).
+struct Int32Table: @unchecked Sendable {
+    /// The count, then the values; never changed after `make`.
+    private final class Storage: ManagedBuffer<Int, Int32> {}
+    private let storage: Storage
 
-    init(_ values: [Int32]) {
-        storage = .allocate(capacity: max(1, values.count))
-        _ = storage.initialize(from: values)
-        count = values.count
-    }
-
-    deinit { storage.deallocate() }
+    private init(_ storage: Storage) { self.storage = storage }
 
     @inline(__always)
-    subscript(_ i: Int) -> Int32 { storage[i] }
+    var count: Int { storage.withUnsafeMutablePointerToHeader { $0.pointee } }
+
+    @inline(__always)
+    subscript(_ i: Int) -> Int32 { storage.withUnsafeMutablePointerToElements { $0[i] } }
+
+    /// Makes a table holding `values`.
+    static func make(_ values: [Int32]) -> Int32Table {
+        let storage = unsafeDowncast(Storage.create(minimumCapacity: max(1, values.count)) { _ in values.count }, to: Storage.self)
+        storage.withUnsafeMutablePointerToElements { elements in
+            values.withUnsafeBufferPointer { source in
+                if let base = source.baseAddress { elements.initialize(from: base, count: source.count) }
+            }
+        }
+        return Int32Table(storage)
+    }
 }

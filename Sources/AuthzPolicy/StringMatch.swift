@@ -40,6 +40,8 @@ struct StringMatchSet: Sendable {
     private let exactTable: StaticTable<Bool>?
     private let prefixes: AffixTable
     private let suffixes: AffixTable
+    /// Whether there are prefixes or suffixes: most fields have none, and then their tables are not read.
+    private let hasAffixes: Bool
     /// The values by kind, for building indexes.
     let exactBytes: [[UInt8]]
     let prefixBytes: [[UInt8]]
@@ -69,6 +71,7 @@ struct StringMatchSet: Sendable {
         exactTable = exact.count > Self.scanLimit ? StaticTable(exact.map { ($0, true) }) : nil
         self.prefixes = AffixTable(prefixes, suffix: false)
         self.suffixes = AffixTable(suffixes, suffix: true)
+        hasAffixes = !prefixes.isEmpty || !suffixes.isEmpty
         self.presence = presence
     }
 
@@ -87,7 +90,7 @@ struct StringMatchSet: Sendable {
         } else {
             for i in 0..<exact.count where bytesEqual(exact[i], bytes) { return true }
         }
-        return prefixes.matches(bytes) || suffixes.matches(bytes)
+        return hasAffixes && (prefixes.matches(bytes) || suffixes.matches(bytes))
     }
 
 }

@@ -9,25 +9,25 @@ final class WorkloadPlan: Sendable {
     let labels: [String: String]
     let groups: GroupSet
     let kinds: NamespaceBucket.GroupKinds
-    /// The applicable rules are checked from `stageRules`, without the rule index.
+    /// The applicable rules are checked from `stageLists`, without the rule index.
     let direct: Bool
-    /// When `direct`: stage `s`'s rules are `stageRules[stageRanges[s] ..< stageRanges[s + 1]]`, in evaluation order.
-    let stageRules: Int32Table
-    let stageRanges: Int32Table
+    /// When `direct`: stage `s`'s rules, in evaluation order, are `stageLists[stageLists[s] ..< stageLists[s + 1]]`
+    /// (the stages' bounds first, then the rules: one table, so a decision reads one place in memory for them).
+    let stageLists: Int32Table
 
     init(labels: [String: String], groups: GroupSet, kinds: NamespaceBucket.GroupKinds, direct: Bool, stageLists: [[Int32]]) {
         self.labels = labels
         self.groups = groups
         self.kinds = kinds
         self.direct = direct
+        let start = stageLists.count + 1
+        var ranges: [Int32] = [Int32(start)]
         var flat: [Int32] = []
-        var ranges: [Int32] = [0]
         for list in stageLists {
             flat += list
-            ranges.append(Int32(flat.count))
+            ranges.append(Int32(start + flat.count))
         }
-        stageRules = Int32Table(flat)
-        stageRanges = Int32Table(ranges)
+        self.stageLists = Int32Table.make(ranges + flat)
     }
 }
 
@@ -60,10 +60,14 @@ final class WorkloadPlans: Sendable {
         return made
     }
 
-    /// Open addressing with linear probing over a power-of-two number of slots, at most half full.
+    /// Open addressing with linear probing over a power-of-two number of slots, at most half full; each slot holds
+    /// its key beside its plan, so a hit reads one place in memory.
     struct Table {
-        private var keys = [UInt](repeating: 0, count: WorkloadPlans.capacity * 2)
-        private var plans = [WorkloadPlan?](repeating: nil, count: WorkloadPlans.capacity * 2)
+        private struct Slot {
+            var key: UInt = 0
+            var plan: WorkloadPlan? = nil
+        }
+        private var slots = [Slot](repeating: Slot(), count: WorkloadPlans.capacity * 2)
         private var count = 0
 
         @inline(__always)
@@ -74,11 +78,11 @@ final class WorkloadPlans: Sendable {
 
         @inline(__always)
         func find(_ key: UInt) -> WorkloadPlan? {
-            let mask = keys.count - 1
+            let mask = slots.count - 1
             var i = Self.slot(key)
             while true {
-                let k = keys[i]
-                if k == key { return plans[i] }
+                let k = slots[i].key
+                if k == key { return slots[i].plan }
                 if k == 0 { return nil }
                 i = (i + 1) & mask
             }
@@ -87,15 +91,13 @@ final class WorkloadPlans: Sendable {
         mutating func insert(_ key: UInt, _ plan: WorkloadPlan) {
             if find(key) != nil { return }
             if count >= WorkloadPlans.capacity {
-                for i in keys.indices { keys[i] = 0 }
-                for i in plans.indices { plans[i] = nil }
+                for i in slots.indices { slots[i] = Slot() }
                 count = 0
             }
-            let mask = keys.count - 1
+            let mask = slots.count - 1
             var i = Self.slot(key)
-            while keys[i] != 0 { i = (i + 1) & mask }
-            keys[i] = key
-            plans[i] = plan
+            while slots[i].key != 0 { i = (i + 1) & mask }
+            slots[i] = Slot(key: key, plan: plan)
             count += 1
         }
     }
