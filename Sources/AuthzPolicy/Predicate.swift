@@ -32,10 +32,11 @@ class Predicate: @unchecked Sendable {
 /// Envoy string and header matchers over a string attribute. For header matchers (headers, method, host) `*`
 /// needs only presence; for string matchers (principal, SNI, presenter, path) it needs a non-empty value.
 final class StringPredicate: Predicate, @unchecked Sendable {
-    let table: StringMatchSet
+    // The flags before the table: a match reads them first, in the same cache line as the attribute.
     let presenceIsEnough: Bool
     /// The host is read from the view's lowercased bytes.
     let isHost: Bool
+    let table: StringMatchSet
 
     init(_ attribute: Attribute, _ table: StringMatchSet, header: Bool, negated: Bool, field: FieldPath, values: [String]) {
         self.table = table

@@ -36,19 +36,21 @@ enum StringPattern: Sendable, Hashable {
 /// The compiled values of one field: the exact values (scanned when few, hashed when many), a prefix table and a
 /// suffix table, and whether `*` was among them. One call answers "does any value match?".
 struct StringMatchSet: Sendable {
+    // Declared in the order a match reads them, so a match reads the fewest cache lines of its predicate; the
+    // values by kind (for building indexes) last.
+    let presence: Bool
+    /// Compare ignoring ASCII case (hosts): values are stored lowercased and callers pass lowercased input.
+    let ignoreCase: Bool
+    /// Whether there are prefixes or suffixes: most fields have none, and then their tables are not read.
+    private let hasAffixes: Bool
     private let exact: ByteStore
     private let exactTable: StaticTable<Bool>?
     private let prefixes: AffixTable
     private let suffixes: AffixTable
-    /// Whether there are prefixes or suffixes: most fields have none, and then their tables are not read.
-    private let hasAffixes: Bool
     /// The values by kind, for building indexes.
     let exactBytes: [[UInt8]]
     let prefixBytes: [[UInt8]]
     let suffixBytes: [[UInt8]]
-    let presence: Bool
-    /// Compare ignoring ASCII case (hosts): values are stored lowercased and callers pass lowercased input.
-    let ignoreCase: Bool
 
     static let scanLimit = 4
 
