@@ -36,21 +36,43 @@ enum StringPattern: Sendable, Hashable {
 /// The compiled values of one field: the exact values (scanned when few, hashed when many), a prefix table and a
 /// suffix table, and whether `*` was among them. One call answers "does any value match?".
 struct StringMatchSet: Sendable {
-    // Declared in the order a match reads them, so a match reads the fewest cache lines of its predicate; the
-    // values by kind (for building indexes) last.
+    // Only what a match reads is held inline, in the order it reads it, so a predicate stays small (at 1,000
+    // policies the predicates outgrow the caches, and each line they span is one more miss).
     let presence: Bool
     /// Compare ignoring ASCII case (hosts): values are stored lowercased and callers pass lowercased input.
     let ignoreCase: Bool
-    /// Whether there are prefixes or suffixes: most fields have none, and then their tables are not read.
-    private let hasAffixes: Bool
     private let exact: ByteStore
     private let exactTable: StaticTable<Bool>?
-    private let prefixes: AffixTable
-    private let suffixes: AffixTable
-    /// The values by kind, for building indexes.
-    let exactBytes: [[UInt8]]
-    let prefixBytes: [[UInt8]]
-    let suffixBytes: [[UInt8]]
+    /// Nil when there are no prefixes or suffixes, as in most fields.
+    private let affixes: Affixes?
+    /// The values by kind, for building indexes; never read while matching.
+    private let byKind: ValuesByKind
+
+    private final class Affixes: Sendable {
+        let prefixes: AffixTable
+        let suffixes: AffixTable
+
+        init(prefixes: AffixTable, suffixes: AffixTable) {
+            self.prefixes = prefixes
+            self.suffixes = suffixes
+        }
+    }
+
+    private final class ValuesByKind: Sendable {
+        let exact: [[UInt8]]
+        let prefixes: [[UInt8]]
+        let suffixes: [[UInt8]]
+
+        init(exact: [[UInt8]], prefixes: [[UInt8]], suffixes: [[UInt8]]) {
+            self.exact = exact
+            self.prefixes = prefixes
+            self.suffixes = suffixes
+        }
+    }
+
+    var exactBytes: [[UInt8]] { byKind.exact }
+    var prefixBytes: [[UInt8]] { byKind.prefixes }
+    var suffixBytes: [[UInt8]] { byKind.suffixes }
 
     static let scanLimit = 4
 
@@ -66,14 +88,13 @@ struct StringMatchSet: Sendable {
             case .presence: presence = true
             }
         }
-        exactBytes = exact.map { Array($0.utf8) }
-        prefixBytes = prefixes.map { Array($0.utf8) }
-        suffixBytes = suffixes.map { Array($0.utf8) }
+        byKind = ValuesByKind(
+            exact: exact.map { Array($0.utf8) }, prefixes: prefixes.map { Array($0.utf8) },
+            suffixes: suffixes.map { Array($0.utf8) })
         self.exact = ByteStore(exact)
         exactTable = exact.count > Self.scanLimit ? StaticTable(exact.map { ($0, true) }) : nil
-        self.prefixes = AffixTable(prefixes, suffix: false)
-        self.suffixes = AffixTable(suffixes, suffix: true)
-        hasAffixes = !prefixes.isEmpty || !suffixes.isEmpty
+        affixes = prefixes.isEmpty && suffixes.isEmpty
+            ? nil : Affixes(prefixes: AffixTable(prefixes, suffix: false), suffixes: AffixTable(suffixes, suffix: true))
         self.presence = presence
     }
 
@@ -92,7 +113,8 @@ struct StringMatchSet: Sendable {
         } else {
             for i in 0..<exact.count where bytesEqual(exact[i], bytes) { return true }
         }
-        return hasAffixes && (prefixes.matches(bytes) || suffixes.matches(bytes))
+        guard let affixes else { return false }
+        return affixes.prefixes.matches(bytes) || affixes.suffixes.matches(bytes)
     }
 
 }
