@@ -51,10 +51,14 @@ public struct CompiledPolicySet: Sendable {
         let root = sorted.filter { $0.id.namespace == rootNamespace }
         var byNamespace: [String: [AuthorizationPolicy]] = [:]
         for p in sorted where p.id.namespace != rootNamespace { byNamespace[p.id.namespace, default: []].append(p) }
-        rootBucket = NamespaceBucket(policies: root, directLimit: directLimit)
+        // Root policies come first in every bucket, at the same positions, so they are compiled once and every
+        // bucket shares their predicates: a decision in any namespace reads the same, cache-resident ones.
+        let rootCompiled = root.enumerated().map { CompiledPolicy($1, position: $0) }
+        rootBucket = NamespaceBucket(policies: root, compiledRoot: rootCompiled, directLimit: directLimit)
         var buckets: [(String, NamespaceBucket)] = [(rootNamespace, rootBucket)]
         for (namespace, own) in byNamespace.sorted(by: { $0.key < $1.key }) {
-            buckets.append((namespace, NamespaceBucket(policies: root + own, directLimit: directLimit)))
+            buckets.append(
+                (namespace, NamespaceBucket(policies: root + own, compiledRoot: rootCompiled, directLimit: directLimit)))
         }
         self.buckets = StaticTable(buckets.map { ($0.0, $0.1) })
         // Root policies are compiled into every bucket; report their problems once.
@@ -222,13 +226,18 @@ final class NamespaceBucket: Sendable {
     private let groupRuleCount: Int32Table
     private let directLimit: Int
 
-    init(policies: [AuthorizationPolicy], directLimit: Int = CompiledPolicySet.defaultDirectLimit) {
+    /// `compiledRoot`, when given, is the first policies already compiled at their positions (the root
+    /// namespace's, shared by every bucket).
+    init(
+        policies: [AuthorizationPolicy], compiledRoot: [CompiledPolicy] = [],
+        directLimit: Int = CompiledPolicySet.defaultDirectLimit
+    ) {
         self.policies = policies
         self.directLimit = directLimit
         var rules: [CompiledRule] = []
         var diagnostics: [[Diagnostic]] = []
         for (i, p) in policies.enumerated() {
-            let compiled = CompiledPolicy(p, position: i)
+            let compiled = i < compiledRoot.count ? compiledRoot[i] : CompiledPolicy(p, position: i)
             rules += compiled.rules
             diagnostics.append(compiled.diagnostics)
         }
