@@ -7,9 +7,10 @@ import PolicyLoading
 // Decision cost of the AuthorizationPolicy engine on the workloads of `make-workload.py`: 100 policies over 20
 // workloads and 1,000 over 200 (about five one-rule policies select each workload; rules cycle through every
 // matcher kind; mesh-wide AUDIT and DENY policies in the root namespace), deciding 5,000 varied requests in turn.
-// One iteration is one `PolicySnapshot.decide`, as `warden bench` times it (the request moved in and out); the malloc counter shows what a
-// decision allocates, and `swift package benchmark thresholds check --target AuthzPolicyBenchmarks` fails when a
-// decision allocates at all (the p90 thresholds under `Thresholds/` allow no malloc, with no tolerance).
+// One iteration is one `PolicySnapshot.decide`, as `warden bench` times it (the request moved in and out); the
+// malloc counter shows what a decision allocates, and `swift package benchmark thresholds check --target
+// AuthzPolicyBenchmarks` fails when a decision allocates at all (the p90 thresholds under `Thresholds/` allow no
+// malloc, with no tolerance).
 //
 // Write the workloads once:
 //   AuthzPolicyBenchmarks/make-workload.py 100 20 .build/authz-100

@@ -2,7 +2,8 @@
 /// so matching compares raw bytes without reference counting or Unicode normalisation (Envoy compares bytes too),
 /// and reading a store touches one place in memory.
 struct ByteStore: @unchecked Sendable {
-    /// Header: the count (read through its pointer: reading `header` is an exclusivity-checked access). Elements: `count + 1` `Int32` bounds, then the bytes. Never changed after `init`.
+    /// Header: the count (read through its pointer: reading `header` is an exclusivity-checked access).
+    /// Elements: `count + 1` `Int32` bounds, then the bytes. Never changed after `init`.
     private final class Storage: ManagedBuffer<Int, UInt8> {}
     private let storage: Storage
 

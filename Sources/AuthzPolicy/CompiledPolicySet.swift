@@ -57,11 +57,11 @@ public struct CompiledPolicySet: Sendable {
         rootBucket = NamespaceBucket(policies: root, compiledRoot: rootCompiled, directLimit: directLimit)
         var buckets: [(String, NamespaceBucket)] = [(rootNamespace, rootBucket)]
         for (namespace, own) in byNamespace.sorted(by: { $0.key < $1.key }) {
-            buckets.append(
-                (namespace, NamespaceBucket(policies: root + own, compiledRoot: rootCompiled, directLimit: directLimit)))
+            let bucket = NamespaceBucket(policies: root + own, compiledRoot: rootCompiled, directLimit: directLimit)
+            buckets.append((namespace, bucket))
         }
         self.buckets = StaticTable(buckets.map { ($0.0, $0.1) })
-        // Root policies are compiled into every bucket; report their problems once.
+        // Every bucket holds the root policies' problems; report them once.
         var diagnostics = rootBucket.diagnosticsByPolicy.flatMap { $0 }
         for (_, bucket) in buckets.dropFirst() {
             diagnostics += bucket.diagnosticsByPolicy.dropFirst(root.count).flatMap { $0 }
@@ -116,7 +116,8 @@ public struct CompiledPolicySet: Sendable {
                 if !outcome.allowed {
                     return DecisionResponse(
                         decision: .deny, reason: outcome.failure == nil ? .customDenied : .customFailed, decidedBy: match,
-                        audits: audits ?? RuleMatches(), custom: custom, dryRun: dryRun, diagnostics: outcome.failure.map { [$0] } ?? [])
+                        audits: audits ?? RuleMatches(), custom: custom, dryRun: dryRun,
+                        diagnostics: outcome.failure.map { [$0] } ?? [])
                 }
             }
         }
@@ -133,7 +134,8 @@ public struct CompiledPolicySet: Sendable {
         if custom.isEmpty && dryRun.isEmpty && audits == nil { return bucket.plainResponse(decidedBy, reason) }
         let match = decidedBy.map { bucket.matches[Int($0)] }
         if custom.isEmpty && dryRun.isEmpty {
-            return DecisionResponse(decision: decision, reason: reason, decidedBy: match, audits: audits ?? RuleMatches())
+            return DecisionResponse(
+                decision: decision, reason: reason, decidedBy: match, audits: audits ?? RuleMatches())
         }
         return DecisionResponse(
             decision: decision, reason: reason, decidedBy: match, audits: audits ?? RuleMatches(), custom: custom,

@@ -83,7 +83,8 @@ final class RuleProgram: @unchecked Sendable {
 /// (a decision reads several of these, and each further allocation is a further cache miss when policies are many),
 /// read without bounds or reference checks on the decision path (indexes come from the tables built alongside it).
 struct Int32Table: @unchecked Sendable {
-    /// The count, then the values; never changed after `make`.
+    /// The count (read through its pointer: reading `header` is an exclusivity-checked access), then the
+    /// values; never changed after `make`.
     private final class Storage: ManagedBuffer<Int, Int32> {}
     private let storage: Storage
 
@@ -97,7 +98,8 @@ struct Int32Table: @unchecked Sendable {
 
     /// Makes a table holding `values`.
     static func make(_ values: [Int32]) -> Int32Table {
-        let storage = unsafeDowncast(Storage.create(minimumCapacity: max(1, values.count)) { _ in values.count }, to: Storage.self)
+        let storage = unsafeDowncast(
+            Storage.create(minimumCapacity: max(1, values.count)) { _ in values.count }, to: Storage.self)
         storage.withUnsafeMutablePointerToElements { elements in
             values.withUnsafeBufferPointer { source in
                 if let base = source.baseAddress { elements.initialize(from: base, count: source.count) }
