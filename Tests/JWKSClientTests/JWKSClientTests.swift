@@ -33,8 +33,9 @@ struct JWKSClientTests {
             refreshInterval: refresh, retryInterval: retry, minimumRefetchInterval: refetch, fetchTimeout: fetchTimeout)
     }
 
-    /// Polls `condition` for up to `seconds`.
-    static func eventually(_ seconds: Double = 5, _ condition: () -> Bool) async -> Bool {
+    /// Polls `condition` for up to `seconds`: generous, since it returns as soon as the condition holds, and the
+    /// client's background tasks share two cores with a hundred other suites (5 s was seen not to be enough).
+    static func eventually(_ seconds: Double = 20, _ condition: () -> Bool) async -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if condition() { return true }
