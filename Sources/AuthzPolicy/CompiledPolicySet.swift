@@ -159,13 +159,8 @@ public struct CompiledPolicySet: Sendable {
 
     private func bucket(for request: AuthzRequest) -> NamespaceBucket {
         // Not `namespace ?? defaultNamespace`: that copies the request's string (a retain and a release).
-        let found: Int?
-        if request.destination.namespace != nil {
-            found = request.destination.namespace!.utf8.withContiguousStorageIfAvailable { buckets.index(of: $0) }
-                ?? buckets.index(of: request.destination.namespace!)
-        } else {
-            found = buckets.index(of: defaultNamespace)
-        }
+        let found = request.destination.namespace != nil
+            ? buckets.index(of: request.destination.namespace!) : buckets.index(of: defaultNamespace)
         return found.map { buckets.values[$0] } ?? rootBucket
     }
 }
