@@ -42,11 +42,6 @@ struct ByteStore: @unchecked Sendable {
         }
     }
 
-    @inline(__always)
-    func length(_ i: Int) -> Int {
-        storage.withUnsafeMutablePointerToElements { bound($0, i + 1) - bound($0, i) }
-    }
-
     /// Bounds sit at the start of the elements, which follow the header at an offset aligned for `Int`.
     @inline(__always)
     private func bound(_ elements: UnsafeMutablePointer<UInt8>, _ i: Int) -> Int {

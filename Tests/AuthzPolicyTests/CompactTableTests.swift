@@ -4,14 +4,14 @@ import Testing
 /// The single-allocation tables the decision path reads: what goes in comes out, at every size and edge.
 @Suite struct CompactTableTests {
     @Test(arguments: [0, 1, 2, 7, 300])
-    func byteStoreHoldsEveryStringAndItsLength(count: Int) {
+    func byteStoreHoldsEveryStringWithItsLength(count: Int) {
         // Empty strings, multi-byte UTF-8 and lengths that are not multiples of four (the bounds precede the bytes).
         let strings = (0..<count).map { i in i % 5 == 0 ? "" : String(repeating: "é", count: i % 7) + "x\(i)" }
         let store = ByteStore(strings)
         #expect(store.count == count)
         for (i, s) in strings.enumerated() {
             #expect(Array(store[i]) == Array(s.utf8))
-            #expect(store.length(i) == s.utf8.count)
+            #expect(store[i].count == s.utf8.count)
         }
     }
 
