@@ -132,14 +132,12 @@ public struct CompiledPolicySet: Sendable {
             (decision, reason, decidedBy) = (.deny, .noAllowMatched, nil)
         }
         if custom.isEmpty && dryRun.isEmpty && audits == nil { return bucket.plainResponse(decidedBy, reason) }
-        let match = decidedBy.map { bucket.matches[Int($0)] }
+        let match = decidedBy.map { bucket.matches[Int($0)] }, audited = audits ?? RuleMatches()
         if custom.isEmpty && dryRun.isEmpty {
-            return DecisionResponse(
-                decision: decision, reason: reason, decidedBy: match, audits: audits ?? RuleMatches())
+            return DecisionResponse(decision: decision, reason: reason, decidedBy: match, audits: audited)
         }
         return DecisionResponse(
-            decision: decision, reason: reason, decidedBy: match, audits: audits ?? RuleMatches(), custom: custom,
-            dryRun: dryRun)
+            decision: decision, reason: reason, decidedBy: match, audits: audited, custom: custom, dryRun: dryRun)
     }
 
     /// The policies that apply to the request's workload, in evaluation order, with an account of every rule.
