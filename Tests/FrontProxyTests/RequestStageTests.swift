@@ -80,6 +80,24 @@ struct RequestStageTests {
         #expect(odd.requestID == "generated-id")
     }
 
+    @Test func madeRequestIDsAreDistinctVersion4UUIDsAcrossRefills() throws {
+        let source = RequestIDSource()
+        // Three pools' worth (256 IDs each), so IDs made after a refill are checked too.
+        let ids = (0..<800).map { _ in source.next() }
+        #expect(Set(ids).count == ids.count)
+        let shape = #/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/#
+        for id in ids { #expect(id.wholeMatch(of: shape) != nil, "\(id)") }
+        // Each hexadecimal digit outside the fixed version and variant positions takes every value somewhere.
+        for position in [0, 7, 9, 15, 20, 24, 35] {
+            let digits = Set(ids.map { $0.utf8[$0.utf8.index($0.utf8.startIndex, offsetBy: position)] })
+            #expect(digits.count == 16, "position \(position): \(digits.count) digits")
+        }
+        // Without a client's ID, admission makes one of this shape.
+        let admitted = try RequestAdmission.admit(Self.head(), connection: Self.plaintext, identity: .init()).get()
+        #expect(admitted.requestID.wholeMatch(of: shape) != nil)
+        #expect(admitted.headers["x-request-id"] == [admitted.requestID])
+    }
+
     @Test func forwardedRequestsAreFramedAnew() throws {
         let request = try Self.admit(Self.head(.POST, "/upload", [("host", "details"), ("content-type", "text/plain")])).get()
         #expect(ForwardingStage.framing(declaredLength: nil, received: 0, ended: true) == .none)

@@ -34,7 +34,7 @@ public enum RequestAdmission {
     /// with the connection closed: after a head that could be read two ways the rest of the stream means nothing).
     public static func admit(
         _ head: HTTPRequestHead, connection: ConnectionFacts, identity: Identity,
-        makeRequestID: () -> String = { UUID().uuidString.lowercased() }
+        makeRequestID: () -> String = { RequestIDSource.shared.next() }
     ) -> Result<ProxiedRequest, LocalResponse> {
         if let problem = problem(in: head) { return .failure(.text(400, problem, closeConnection: true)) }
         var headers = head.headers
