@@ -21,12 +21,14 @@ final class ProxyHarness: @unchecked Sendable {
     static let sleepID = "spiffe://cluster.local/ns/default/sa/sleep"
 
     /// `authorization` are AuthorizationPolicy documents for the server (allow-all when empty), `authentication` the
-    /// proxy's PeerAuthentication/RequestAuthentication documents; `proxyArguments` are added to the proxy's. With
+    /// proxy's PeerAuthentication/RequestAuthentication documents; `proxyArguments` are added to the proxy's, and
+    /// `serverArguments` to the server's. With
     /// `allowedClients`, the server's gRPC listener takes mutual TLS (a certificate of its own from the test CA) and
     /// answers only those SPIFFE IDs.
     init(
         authorization: String = allowAll, authentication: String = "", proxyArguments: [String] = [],
-        startServer: Bool = true, upstreamArguments: [String] = [], allowedClients: [String]? = nil
+        startServer: Bool = true, upstreamArguments: [String] = [], allowedClients: [String]? = nil,
+        serverArguments: [String] = []
     ) async throws {
         directory = try TemporaryDirectory(prefix: "warden-proxy")
         ca = try CertificateFactory()
@@ -43,7 +45,7 @@ final class ProxyHarness: @unchecked Sendable {
         server = startServer
             ? try await ServerProcess([
                 "--policies", directory.path + "/server-policies", "--decision-log", "off", "--watch-interval-ms", "100",
-            ] + serverTLS) : nil
+            ] + serverTLS + serverArguments) : nil
         upstream = try await UpstreamProcess(record: directory.path + "/upstream.jsonl", arguments: upstreamArguments)
         proxy = try await ProxyProcess(arguments: self.proxyArguments(extra: proxyArguments))
     }

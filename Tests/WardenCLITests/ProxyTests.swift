@@ -161,6 +161,24 @@ import WardenTesting
         try await waitUntil { try await curlExit([harness.httpURL + "/again"]).status == 200 }
     }
 
+    @Test func checksMoveToANewConnectionWhenTheServerClosesAnIdleOne() async throws {
+        // The server ends a connection that has had no stream for 1.5 s: a GOAWAY, then the close. The proxy's next
+        // checks go over a new connection, and none fails on the way.
+        let harness = try await ProxyHarness(serverArguments: ["--grpc-idle-timeout", "1500ms"])
+        defer { harness.stop() }
+        #expect(try await curlExit([harness.httpURL + "/first"]).status == 200)
+        let metrics = "http://127.0.0.1:\(harness.server!.adminPort)/metrics"
+        try await waitUntil {
+            let body = try await curlExit([metrics]).body
+            return body.contains(#"warden_grpc_limit_events_total{limit="idle_timeout"}"#)
+                && !body.contains(#"warden_grpc_limit_events_total{limit="idle_timeout"} 0"#)
+        }
+        for index in 0..<5 { #expect(try await curlExit([harness.httpURL + "/after/\(index)"]).status == 200) }
+        let lines = try await harness.accessLog(atLeast: 6)
+        #expect(lines.compactMap { $0["check_failure"] as? String } == [])
+        #expect(lines.compactMap { $0["status"] as? Int } == Array(repeating: 200, count: 6))
+    }
+
     @Test func anotherFailureStatusCanBeChosen() async throws {
         // Nothing listens where the server should be.
         let harness = try await ProxyHarness(

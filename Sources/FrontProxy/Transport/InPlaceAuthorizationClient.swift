@@ -10,7 +10,8 @@ import Synchronization
 
 /// The ext_authz client answered in place: Check calls as HTTP/2 streams on swift-nio-http2, written and read on the
 /// event loop of the request that needs them, with no task and no thread hop — the client side of what the server's
-/// `GRPCListener` does with its in-place Check.
+/// `GRPCListener` does with its in-place Check. One handler per connection writes and reads every call's frames
+/// (`CheckStreams`): no channel is made per call.
 ///
 /// Each event loop keeps one long-lived HTTP/2 connection to the server (with one loop, `--threads 1`, the proxy has
 /// exactly one), over which its checks are multiplexed; a lost connection is made again with exponential backoff
@@ -119,7 +120,7 @@ final class LoopConnection: @unchecked Sendable {
     private enum State {
         case idle
         case connecting([Pending])
-        case ready(any Channel, NIOHTTP2Handler.StreamMultiplexer)
+        case ready(any Channel, CheckStreams)
         /// Waiting to retry until the deadline; calls fail at once meanwhile.
         case backingOff(NIODeadline)
         case stopped
@@ -162,8 +163,8 @@ final class LoopConnection: @unchecked Sendable {
         let promise = eventLoop.makePromise(of: Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure>.self)
         let deadline = NIODeadline.now() + timeout
         switch state {
-        case .ready(_, let multiplexer):
-            open(message, deadline: deadline, promise: promise, on: multiplexer)
+        case .ready(_, let streams):
+            streams.start(message, deadline: deadline, promise: promise)
         case .connecting(var pending):
             pending.append(Pending(message: message, deadline: deadline, promise: promise))
             state = .connecting(pending)
@@ -191,6 +192,7 @@ final class LoopConnection: @unchecked Sendable {
         state = .connecting(pending)
         let connection = self
         let tls = options.tls, verifyServer = options.verifyServer
+        let authority = self.authority, maximumResponseBytes = options.maximumResponseBytes
         ClientBootstrap(group: eventLoop)
             .connectTimeout(.seconds(5))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -213,38 +215,39 @@ final class LoopConnection: @unchecked Sendable {
             .connect(host: options.host, port: options.port)
             .flatMapThrowing { channel in
                 var configuration = NIOHTTP2Handler.ConnectionConfiguration()
-                configuration.initialSettings = [HTTP2Setting(parameter: .enablePush, value: 0)]
+                configuration.initialSettings = [
+                    HTTP2Setting(parameter: .enablePush, value: 0),
+                    // Every answer fits its stream's first window, so no stream needs a WINDOW_UPDATE.
+                    HTTP2Setting(parameter: .initialWindowSize, value: CheckStreams.streamWindow(maximumResponseBytes)),
+                ]
                 // A stream is reset only when the server has not ended it long after its deadline; the server's late
                 // frames for such a stream are ignored rather than taken for a protocol error.
                 configuration.maximumRecentlyResetStreams = 1024
-                let streams = OpenStreams(channel: channel)
-                let multiplexer = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-                    mode: .client, connectionConfiguration: configuration, streamConfiguration: .init(),
-                    streamDelegate: streams
-                ) { stream in stream.close() }
-                try channel.pipeline.syncOperations.addHandler(ConnectionWatcher(connection: connection, streams: streams))
-                return (channel, multiplexer)
+                let streams = CheckStreams(connection: connection, authority: authority, maximumResponseBytes: maximumResponseBytes)
+                try channel.pipeline.syncOperations.addHandler(NIOHTTP2Handler(mode: .client, connectionConfiguration: configuration))
+                try channel.pipeline.syncOperations.addHandler(streams)
+                return (channel, streams)
             }
             .whenComplete { result in
                 switch result {
-                case .success(let (channel, multiplexer)):
-                    connection.connected(channel, multiplexer)
+                case .success(let (channel, streams)):
+                    connection.connected(channel, streams)
                 case .failure:
                     connection.connectFailed()
                 }
             }
     }
 
-    private func connected(_ channel: any Channel, _ multiplexer: NIOHTTP2Handler.StreamMultiplexer) {
+    private func connected(_ channel: any Channel, _ streams: CheckStreams) {
         guard case .connecting(let pending) = state else {
             channel.close(promise: nil)
             return
         }
         failures = 0
         connectedAt = .now()
-        state = .ready(channel, multiplexer)
+        state = .ready(channel, streams)
         for call in pending where NIODeadline.now() < call.deadline {
-            open(call.message, deadline: call.deadline, promise: call.promise, on: multiplexer)
+            streams.start(call.message, deadline: call.deadline, promise: call.promise)
         }
     }
 
@@ -254,7 +257,8 @@ final class LoopConnection: @unchecked Sendable {
         backOff()
     }
 
-    /// The connection closed, or the server sent GOAWAY: calls already on it finish there; new calls need a new one.
+    /// The connection closed, or the server sent GOAWAY, or its stream IDs ran out: calls already on it finish there;
+    /// new calls need a new one.
     func lost(_ channel: any Channel) {
         guard case .ready(let current, _) = state, current === channel else { return }
         state = .idle
@@ -275,132 +279,81 @@ final class LoopConnection: @unchecked Sendable {
             if case .backingOff = state { connect() }
         }
     }
-
-    private func open(
-        _ message: [UInt8], deadline: NIODeadline,
-        promise: EventLoopPromise<Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure>>,
-        on multiplexer: NIOHTTP2Handler.StreamMultiplexer
-    ) {
-        let authority = self.authority, maximumResponseBytes = options.maximumResponseBytes
-        multiplexer.createStreamChannel { stream in
-            stream.eventLoop.makeCompletedFuture {
-                try stream.pipeline.syncOperations.addHandler(CheckCall(
-                    message: message, authority: authority, deadline: deadline, maximumResponseBytes: maximumResponseBytes,
-                    promise: promise))
-            }
-        }.whenFailure { _ in promise.succeed(.failure(.unavailable)) }
-    }
 }
 
-/// Tells the loop's connection when its channel is gone or told to go away.
-private final class ConnectionWatcher: ChannelInboundHandler {
-    /// Frames of the connection itself (stream 0) reach the handlers after the HTTP/2 handler.
-    typealias InboundIn = HTTP2Frame
-    let connection: LoopConnection
-    let streams: OpenStreams
-
-    init(connection: LoopConnection, streams: OpenStreams) {
-        self.connection = connection
-        self.streams = streams
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        connection.lost(context.channel)
-        context.fireChannelInactive()
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard case .goAway = unwrapInboundIn(data).payload else { return }
-        // The server is going away: new calls go to a new connection; this one closes once its calls are done, so
-        // the server's drain does not wait for it.
-        connection.lost(context.channel)
-        streams.closeWhenIdle()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // A stream's error is its call's (`CheckCall` fails it); swift-nio-http2 passes it down the connection's
-        // pipeline too. Closing the connection for it would fail every other check in flight.
-        if error is NIOHTTP2Errors.StreamError { return }
-        context.close(promise: nil)
-    }
-}
-
-/// Counts a connection's open streams, and closes the connection once none is left after a GOAWAY. Used on the
-/// connection's event loop only.
-final class OpenStreams: NIOHTTP2StreamDelegate, @unchecked Sendable {
-    private let channel: any Channel
-    private var open = 0
-    private var closing = false
-
-    init(channel: any Channel) {
-        self.channel = channel
-    }
-
-    func streamCreated(_ id: HTTP2StreamID, channel: any Channel) {
-        open += 1
-    }
-
-    func streamClosed(_ id: HTTP2StreamID, channel: any Channel) {
-        open -= 1
-        if closing, open == 0 { self.channel.close(promise: nil) }
-    }
-
-    func closeWhenIdle() {
-        closing = true
-        if open == 0 { channel.close(promise: nil) }
-    }
-}
-
-/// One Check call on its HTTP/2 stream: writes the request, reads the answer, and completes the promise exactly once.
+/// Every Check call of one connection, each an HTTP/2 stream whose frames this handler writes and reads (after
+/// swift-nio-http2's `NIOHTTP2Handler`, which keeps the streams' states): a call's HEADERS and DATA go out together,
+/// its answer's frames are matched to it by stream ID. Making a child channel per call cost about a twentieth of
+/// the proxy's time per request (BENCHMARKS.md).
 ///
-/// At the deadline the promise fails as `timeout`, and the stream is left open for the server to end: it enforces
-/// the same deadline from `grpc-timeout` and answers DEADLINE_EXCEEDED, or its late answer arrives and is dropped.
-/// Only a stream the server has not ended `abandonAfter` past the deadline is reset, so a slow server costs its
-/// late checks and never the connection the others share.
-final class CheckCall: ChannelInboundHandler {
-    typealias InboundIn = HTTP2Frame.FramePayload
-    typealias OutboundOut = HTTP2Frame.FramePayload
-
-    private let message: [UInt8]
-    private let authority: String
-    private let deadline: NIODeadline
-    private let maximumResponseBytes: Int
-    private let promise: EventLoopPromise<Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure>>
-    private var body: ByteBuffer?
-    private var sawHeaders = false
-    private var answered = false
-    private var finished = false
-    /// The server ended the stream (END_STREAM or RST_STREAM): it closes by itself, and closing it here would send
-    /// a RST_STREAM the server counts against the connection (swift-nio-http2 sends GOAWAY ENHANCE_YOUR_CALM after
-    /// 200 in 30 s, so a reset per call dropped the connection every 200 checks).
-    private var streamEnded = false
-    private var timer: Scheduled<Void>?
+/// Without per-stream channels the flow-control windows are this handler's: each stream's window (advertised in
+/// SETTINGS) holds the largest answer accepted, and the connection's is given back as answers are read.
+///
+/// At a call's deadline its promise fails as `timeout`, and the stream is left open for the server to end: it
+/// enforces the same deadline from `grpc-timeout` and answers DEADLINE_EXCEEDED, or its late answer arrives and is
+/// dropped. Only a stream the server has not ended `abandonAfter` past the deadline is reset, so a slow server costs
+/// its late checks and never the connection the others share. Used on the connection's event loop only.
+final class CheckStreams: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = HTTP2Frame
+    typealias OutboundOut = HTTP2Frame
 
     /// How long past its deadline a stream the server has not ended is kept before it is reset.
     static let abandonAfter = TimeAmount.seconds(5)
+    /// The connection window kept open for answers; given back once half of it has been read.
+    static let connectionWindow = 1 << 20
 
-    init(
-        message: [UInt8], authority: String, deadline: NIODeadline, maximumResponseBytes: Int,
-        promise: EventLoopPromise<Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure>>
-    ) {
-        self.message = message
+    /// The stream window that holds the largest answer accepted (its gRPC prefix included).
+    static func streamWindow(_ maximumResponseBytes: Int) -> Int {
+        min(Int(Int32.max), max(65_535, maximumResponseBytes + 5))
+    }
+
+    private let connection: LoopConnection
+    private let authority: String
+    private let maximumResponseBytes: Int
+    private var context: ChannelHandlerContext?
+    private var calls: [HTTP2StreamID: CheckCall] = [:]
+    private var nextStreamID = 1
+    /// Answer bytes read since the connection window was last given back.
+    private var unacknowledged = 0
+    /// No new calls: the connection closes once its calls are done (GOAWAY received, or stream IDs ran out).
+    private var draining = false
+
+    init(connection: LoopConnection, authority: String, maximumResponseBytes: Int) {
+        self.connection = connection
         self.authority = authority
-        self.deadline = deadline
         self.maximumResponseBytes = maximumResponseBytes
-        self.promise = promise
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { send(context: context) }
+        self.context = context
+        // The connection window starts at 65,535 bytes for every HTTP/2 connection; widen it once.
+        let update = HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: Self.connectionWindow - 65_535))
+        context.writeAndFlush(wrapOutboundOut(update), promise: nil)
     }
 
-    func channelActive(context: ChannelHandlerContext) {
-        send(context: context)
-        context.fireChannelActive()
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
     }
 
-    private func send(context: ChannelHandlerContext) {
-        guard timer == nil, !finished else { return }
+    /// Opens a call's stream and sends its request.
+    func start(
+        _ message: [UInt8], deadline: NIODeadline,
+        promise: EventLoopPromise<Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure>>
+    ) {
+        guard let context, !draining else {
+            promise.succeed(.failure(.unavailable))
+            return
+        }
+        let id = HTTP2StreamID(nextStreamID)
+        nextStreamID += 2
+        if nextStreamID > Int(Int32.max) {
+            // The last stream ID of this connection: the next call goes to a new one.
+            connection.lost(context.channel)
+            drain()
+        }
+        let call = CheckCall(streamID: id, deadline: deadline, promise: promise)
+        calls[id] = call
+
         let remaining = max(1, (deadline - .now()).nanoseconds / 1_000_000)
         let headers: HPACKHeaders = [
             ":method": "POST", ":scheme": "http", ":path": InPlaceAuthorizationClient.path, ":authority": authority,
@@ -410,109 +363,180 @@ final class CheckCall: ChannelInboundHandler {
         data.writeInteger(UInt8(0))
         data.writeInteger(UInt32(message.count))
         data.writeBytes(message)
-        context.write(wrapOutboundOut(.headers(.init(headers: headers))), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.data(.init(data: .byteBuffer(data), endStream: true))), promise: nil)
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        timer = context.eventLoop.scheduleTask(deadline: deadline) {
-            let (call, context) = loopBound.value
-            call.expire(context: context)
+        context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers)))), promise: nil)
+        // The stream could not be opened (the connection is going away, or the server's stream limit was reached
+        // and the buffered stream was dropped): the call fails now rather than at its deadline.
+        let sent = context.eventLoop.makePromise(of: Void.self)
+        sent.futureResult.whenFailure { [self] _ in
+            call.streamEnded = true
+            finish(call, .failure(.unavailable))
         }
+        context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(data), endStream: true)))), promise: sent)
+        call.timer = context.eventLoop.scheduleTask(deadline: deadline) { [self] in expire(call) }
     }
 
     /// The deadline passed: the check fails now; the stream waits for the server, within `abandonAfter`.
-    private func expire(context: ChannelHandlerContext) {
-        answer(.failure(.timeout))
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        timer = context.eventLoop.scheduleTask(in: Self.abandonAfter) {
-            let (call, context) = loopBound.value
-            call.finish(.failure(.timeout), context: context)
-        }
+    private func expire(_ call: CheckCall) {
+        call.answer(.failure(.timeout))
+        guard let context, !call.finished else { return }
+        call.timer = context.eventLoop.scheduleTask(in: Self.abandonAfter) { [self] in finish(call, .failure(.timeout)) }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .headers(let frame):
-            if frame.endStream { streamEnded = true }
-            if !sawHeaders && !frame.endStream {
-                sawHeaders = true
-                guard frame.headers.first(name: ":status") == "200",
-                    frame.headers.first(name: "content-type")?.hasPrefix("application/grpc") == true
-                else {
-                    finish(.failure(.error), context: context)
-                    return
-                }
+        let frame = unwrapInboundIn(data)
+        if case .data(let payload) = frame.payload {
+            // Every DATA frame counts against the connection window, whoever it was for.
+            unacknowledged += payload.data.readableBytes + (payload.paddingBytes.map { $0 + 1 } ?? 0)
+        }
+        guard frame.streamID != .rootStream else {
+            if case .goAway = frame.payload {
+                // The server is going away: new calls go to a new connection; this one closes once its calls are
+                // done, so the server's drain does not wait for it.
+                connection.lost(context.channel)
+                drain()
+            }
+            return
+        }
+        guard let call = calls[frame.streamID] else { return }
+        switch frame.payload {
+        case .headers(let payload):
+            if payload.endStream { call.streamEnded = true }
+            if !call.sawHeaders && !payload.endStream {
+                call.sawHeaders = true
+                guard payload.headers.first(name: ":status") == "200",
+                    payload.headers.first(name: "content-type")?.hasPrefix("application/grpc") == true
+                else { return finish(call, .failure(.error)) }
             } else {
-                trailers(frame.headers, context: context)
+                finish(call, call.answer(trailers: payload.headers))
             }
-        case .data(let frame):
-            guard case .byteBuffer(var bytes) = frame.data else { return }
-            if (body?.readableBytes ?? 0) + bytes.readableBytes > maximumResponseBytes + 5 {
-                finish(.failure(.malformed), context: context)
-                return
+        case .data(let payload):
+            guard case .byteBuffer(var bytes) = payload.data else { return }
+            if (call.body?.readableBytes ?? 0) + bytes.readableBytes > maximumResponseBytes + 5 {
+                return finish(call, .failure(.malformed))
             }
-            if body == nil { body = bytes } else { body!.writeBuffer(&bytes) }
-            if frame.endStream {
-                streamEnded = true
-                finish(.failure(.error), context: context)
+            if call.body == nil { call.body = bytes } else { call.body!.writeBuffer(&bytes) }
+            if payload.endStream {
+                call.streamEnded = true
+                finish(call, .failure(.error))
             }
         case .rstStream:
-            streamEnded = true
-            finish(.failure(.unavailable), context: context)
+            call.streamEnded = true
+            finish(call, .failure(.unavailable))
         default:
             break
         }
     }
 
-    private func trailers(_ headers: HPACKHeaders, context: ChannelHandlerContext) {
-        guard let status = headers.first(name: "grpc-status").flatMap(Int.init) else {
-            finish(.failure(.error), context: context)
-            return
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if unacknowledged >= Self.connectionWindow / 2 {
+            let update = HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: unacknowledged))
+            unacknowledged = 0
+            context.writeAndFlush(wrapOutboundOut(update), promise: nil)
         }
-        switch status {
-        case 0: break
-        case 4: return finish(.failure(.timeout), context: context)
-        case 14: return finish(.failure(.unavailable), context: context)
-        default: return finish(.failure(.error), context: context)
+        context.fireChannelReadComplete()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // A stream closed before its call finished: dropped by the server's GOAWAY, or reset by swift-nio-http2 for
+        // a protocol error.
+        if let closed = event as? StreamClosedEvent, let call = calls[closed.streamID] {
+            call.streamEnded = true
+            finish(call, .failure(.unavailable))
         }
-        guard var body, body.readableBytes >= 5, body.readInteger(as: UInt8.self) == 0,
-            let length = body.readInteger(as: UInt32.self), Int(length) == body.readableBytes
-        else {
-            finish(.failure(.malformed), context: context)
-            return
-        }
-        do {
-            let response = try body.readableBytesView.withContiguousStorageIfAvailable {
-                try Envoy_Service_Auth_V3_CheckResponse(serializedBytes: Array($0))
-            } ?? Envoy_Service_Auth_V3_CheckResponse(serializedBytes: Array(body.readableBytesView))
-            finish(.success(response), context: context)
-        } catch {
-            finish(.failure(.malformed), context: context)
-        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        finish(.failure(.unavailable), context: nil)
+        let open = calls.values
+        calls = [:]
+        for call in open {
+            call.streamEnded = true
+            finish(call, .failure(.unavailable))
+        }
+        connection.lost(context.channel)
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        finish(.failure(.unavailable), context: context)
+        // A stream's error is its call's; closing the connection for it would fail every other check in flight.
+        if let streamError = error as? NIOHTTP2Errors.StreamError {
+            // swift-nio-http2 has reset the stream already.
+            if let call = calls[streamError.streamID] {
+                call.streamEnded = true
+                finish(call, .failure(.unavailable))
+            }
+            return
+        }
+        context.close(promise: nil)
     }
 
-    /// Completes the call's promise, once; a stream that ends after its call timed out changes nothing.
-    private func answer(_ result: Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure>) {
+    /// Completes a call, once, and resets its stream if the server has not ended it; a stream that ends after its
+    /// call timed out changes nothing.
+    private func finish(_ call: CheckCall, _ result: Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure>) {
+        guard !call.finished else { return }
+        call.finished = true
+        call.timer?.cancel()
+        call.answer(result)
+        calls.removeValue(forKey: call.streamID)
+        // Resetting a stream the server has ended would send a RST_STREAM the server counts against the connection
+        // (swift-nio-http2 sends GOAWAY ENHANCE_YOUR_CALM after 200 in 30 s).
+        if !call.streamEnded, let context {
+            context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: call.streamID, payload: .rstStream(.cancel))), promise: nil)
+        }
+        if draining, calls.isEmpty { context?.close(promise: nil) }
+    }
+
+    private func drain() {
+        draining = true
+        if calls.isEmpty { context?.close(promise: nil) }
+    }
+}
+
+/// One Check call's state, kept by `CheckStreams` while its stream is open; used on the connection's event loop only.
+final class CheckCall: @unchecked Sendable {
+    let streamID: HTTP2StreamID
+    let deadline: NIODeadline
+    private let promise: EventLoopPromise<Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure>>
+    var body: ByteBuffer?
+    var sawHeaders = false
+    var answered = false
+    var finished = false
+    /// The server ended the stream (END_STREAM or RST_STREAM), or it never opened.
+    var streamEnded = false
+    var timer: Scheduled<Void>?
+
+    init(streamID: HTTP2StreamID, deadline: NIODeadline, promise: EventLoopPromise<Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure>>) {
+        self.streamID = streamID
+        self.deadline = deadline
+        self.promise = promise
+    }
+
+    /// Completes the promise, once.
+    func answer(_ result: Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure>) {
         guard !answered else { return }
         answered = true
         promise.succeed(result)
     }
 
-    /// The stream is done: answers the call if it was not already, and resets the stream if the server has not
-    /// ended it.
-    private func finish(_ result: Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure>, context: ChannelHandlerContext?) {
-        guard !finished else { return }
-        finished = true
-        timer?.cancel()
-        answer(result)
-        if !streamEnded { context?.close(promise: nil) }
+    /// The call's result from the server's trailers and the body read before them.
+    func answer(trailers: HPACKHeaders) -> Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure> {
+        guard let status = trailers.first(name: "grpc-status").flatMap(Int.init) else { return .failure(.error) }
+        switch status {
+        case 0: break
+        case 4: return .failure(.timeout)
+        case 14: return .failure(.unavailable)
+        default: return .failure(.error)
+        }
+        guard var body, body.readableBytes >= 5, body.readInteger(as: UInt8.self) == 0,
+            let length = body.readInteger(as: UInt32.self), Int(length) == body.readableBytes
+        else { return .failure(.malformed) }
+        do {
+            let response = try body.readableBytesView.withContiguousStorageIfAvailable {
+                try Envoy_Service_Auth_V3_CheckResponse(serializedBytes: Array($0))
+            } ?? Envoy_Service_Auth_V3_CheckResponse(serializedBytes: Array(body.readableBytesView))
+            return .success(response)
+        } catch {
+            return .failure(.malformed)
+        }
     }
 }
