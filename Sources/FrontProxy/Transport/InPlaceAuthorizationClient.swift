@@ -317,6 +317,7 @@ final class CheckStreams: ChannelInboundHandler, @unchecked Sendable {
     private var unacknowledged = 0
     /// No new calls: the connection closes once its calls are done (GOAWAY received, or stream IDs ran out).
     private var draining = false
+    private var flushScheduled = false
 
     init(connection: LoopConnection, authority: String, maximumResponseBytes: Int) {
         self.connection = connection
@@ -371,8 +372,20 @@ final class CheckStreams: ChannelInboundHandler, @unchecked Sendable {
             call.streamEnded = true
             finish(call, .failure(.unavailable))
         }
-        context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(data), endStream: true)))), promise: sent)
+        context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(data), endStream: true)))), promise: sent)
         call.timer = context.eventLoop.scheduleTask(deadline: deadline) { [self] in expire(call) }
+        flushSoon(context)
+    }
+
+    /// Flushes once the event loop has handled the events it woke for: the checks of every request that arrived
+    /// together leave in one write.
+    private func flushSoon(_ context: ChannelHandlerContext) {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        context.eventLoop.execute { [self] in
+            flushScheduled = false
+            self.context?.flush()
+        }
     }
 
     /// The deadline passed: the check fails now; the stream waits for the server, within `abandonAfter`.
