@@ -347,11 +347,6 @@ final class CheckStreams: ChannelInboundHandler, @unchecked Sendable {
         }
         let id = HTTP2StreamID(nextStreamID)
         nextStreamID += 2
-        if nextStreamID > Int(Int32.max) {
-            // The last stream ID of this connection: the next call goes to a new one.
-            connection.lost(context.channel)
-            drain()
-        }
         let call = CheckCall(streamID: id, deadline: deadline, promise: promise)
         calls[id] = call
 
@@ -375,6 +370,12 @@ final class CheckStreams: ChannelInboundHandler, @unchecked Sendable {
         context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(data), endStream: true)))), promise: sent)
         call.timer = context.eventLoop.scheduleTask(deadline: deadline) { [self] in expire(call) }
         flushSoon(context)
+        if nextStreamID > Int(Int32.max) {
+            // This call had the connection's last stream ID: the next goes to a new connection, and this one closes
+            // once its calls are done.
+            connection.lost(context.channel)
+            drain()
+        }
     }
 
     /// Flushes once the event loop has handled the events it woke for: the checks of every request that arrived
