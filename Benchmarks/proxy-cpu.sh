@@ -22,20 +22,9 @@ cleanup() {
 }
 trap cleanup EXIT
 proxy_workload "$a" "$work"
-mkdir -p "$work/nginx"
-cat > "$work/nginx/nginx.conf" <<EOF
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/nginx/error.log warn;
-events { worker_connections 8192; }
-http {
-    access_log off; keepalive_requests 1000000; keepalive_timeout 300s;
-    client_body_temp_path $work/nginx; proxy_temp_path $work/nginx; fastcgi_temp_path $work/nginx;
-    uwsgi_temp_path $work/nginx; scgi_temp_path $work/nginx;
+start_nginx "$work" 1 <<EOF
     server { listen 127.0.0.1:18280; location / { return 200 "ok\n"; } }
-}
 EOF
-nginx -c "$work/nginx/nginx.conf" -g 'daemon on;'
 
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }   # clock ticks, user + system
 ticks=$(getconf CLK_TCK)

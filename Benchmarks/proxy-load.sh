@@ -41,19 +41,7 @@ trap cleanup EXIT
 ulimit -n "$(ulimit -Hn)"   # as many descriptors as allowed: 1,000 idle connections need 2,000 or more
 
 proxy_workload "$warden" "$work"
-mkdir -p "$work/nginx"
-
-cat > "$work/nginx/nginx.conf" <<EOF
-worker_processes 2;
-pid $work/nginx.pid;
-error_log $work/nginx/error.log warn;
-events { worker_connections 8192; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    keepalive_timeout 300s;
-    client_body_temp_path $work/nginx; proxy_temp_path $work/nginx; fastcgi_temp_path $work/nginx;
-    uwsgi_temp_path $work/nginx; scgi_temp_path $work/nginx;
+start_nginx "$work" 2 <<EOF
     upstream app { server 127.0.0.1:18080; keepalive 128; }
     upstream warden { server 127.0.0.1:19181; keepalive 128; }
     ssl_certificate $work/details/cert-chain.pem;
@@ -84,9 +72,7 @@ http {
             proxy_http_version 1.1;
         }
     }
-}
 EOF
-nginx -c "$work/nginx/nginx.conf" -g 'daemon on;'
 
 "$warden" serve --grpc-address 127.0.0.1:19191 --http-address 127.0.0.1:19181 --admin-address off --policies "$work/server-policies" \
     --destination-namespace default --decision-log off --watch-interval-ms 0 --log-level warning & pids+=($!)

@@ -4,6 +4,8 @@
 #                              server certificate — and `sleep`, the client), `server-policies/` (an ALLOW of GET
 #                              and HEAD on /bench/* for the details workload) and `proxy-policies/` (its
 #                              RequestAuthentication: the seed's issuer)
+#   start_nginx DIR WORKERS    starts nginx (pid in DIR/nginx.pid) with WORKERS processes and the `http` block's
+#                              settings shared by the benchmarks; the servers come on standard input
 seed_token=$(python3 -c 'import re,sys; t=open("../Tests/WardenTesting/SeedToken.swift").read(); print("".join(re.findall(r"\"(\.?eyJ[^\"]*|\.[A-Za-z0-9_-]+)\"", t)))')
 
 proxy_workload() {
@@ -22,4 +24,26 @@ spec:
   - to: [{operation: {methods: [GET, HEAD], paths: ["/bench/*"]}}]
 EOF
     cp ../policies/details-require-jwt.yaml "$work/proxy-policies/"
+}
+
+start_nginx() {
+    local work=$1 workers=$2
+    mkdir -p "$work/nginx"
+    {
+        cat <<EOF
+worker_processes $workers;
+pid $work/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 8192; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    client_body_temp_path $work/nginx; proxy_temp_path $work/nginx; fastcgi_temp_path $work/nginx;
+    uwsgi_temp_path $work/nginx; scgi_temp_path $work/nginx;
+EOF
+        cat
+        echo "}"
+    } > "$work/nginx/nginx.conf"
+    nginx -c "$work/nginx/nginx.conf" -g 'daemon on;'
 }
