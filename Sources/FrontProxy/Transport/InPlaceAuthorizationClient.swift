@@ -22,7 +22,7 @@ import Synchronization
 /// the trailers.
 ///
 /// A call whose deadline passes fails as `timeout` at once, but its stream is not reset: the server holds the same
-/// deadline (`grpc-timeout`) and ends the stream itself (see `CheckCall`). Under overload that keeps the connection
+/// deadline (`grpc-timeout`) and ends the stream itself (see `CheckStreams`). Under overload that keeps the connection
 /// up: resetting every late call is what HTTP/2 peers take for an attack — swift-nio-http2 closes a connection after
 /// 200 resets in 30 s, and an answer arriving for a stream reset more than 32 resets ago is a connection error — and
 /// closing the one connection fails every check on it.
@@ -347,7 +347,7 @@ final class CheckStreams: ChannelInboundHandler, @unchecked Sendable {
         }
         let id = HTTP2StreamID(nextStreamID)
         nextStreamID += 2
-        let call = CheckCall(streamID: id, deadline: deadline, promise: promise)
+        let call = CheckCall(streamID: id, promise: promise)
         calls[id] = call
 
         let remaining = max(1, (deadline - .now()).nanoseconds / 1_000_000)
@@ -509,7 +509,6 @@ final class CheckStreams: ChannelInboundHandler, @unchecked Sendable {
 /// One Check call's state, kept by `CheckStreams` while its stream is open; used on the connection's event loop only.
 final class CheckCall: @unchecked Sendable {
     let streamID: HTTP2StreamID
-    let deadline: NIODeadline
     private let promise: EventLoopPromise<Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure>>
     var body: ByteBuffer?
     var sawHeaders = false
@@ -519,9 +518,8 @@ final class CheckCall: @unchecked Sendable {
     var streamEnded = false
     var timer: Scheduled<Void>?
 
-    init(streamID: HTTP2StreamID, deadline: NIODeadline, promise: EventLoopPromise<Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure>>) {
+    init(streamID: HTTP2StreamID, promise: EventLoopPromise<Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure>>) {
         self.streamID = streamID
-        self.deadline = deadline
         self.promise = promise
     }
 
