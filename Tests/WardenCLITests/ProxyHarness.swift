@@ -22,9 +22,8 @@ final class ProxyHarness: @unchecked Sendable {
 
     /// `authorization` are AuthorizationPolicy documents for the server (allow-all when empty), `authentication` the
     /// proxy's PeerAuthentication/RequestAuthentication documents; `proxyArguments` are added to the proxy's, and
-    /// `serverArguments` to the server's. With
-    /// `allowedClients`, the server's gRPC listener takes mutual TLS (a certificate of its own from the test CA) and
-    /// answers only those SPIFFE IDs.
+    /// `serverArguments` to the server's. With `allowedClients`, the server's gRPC listener takes mutual TLS (a
+    /// certificate of its own from the test CA) and answers only those SPIFFE IDs.
     init(
         authorization: String = allowAll, authentication: String = "", proxyArguments: [String] = [],
         startServer: Bool = true, upstreamArguments: [String] = [], allowedClients: [String]? = nil,

@@ -364,8 +364,7 @@ final class CheckStreams: ChannelInboundHandler, @unchecked Sendable {
         // and the buffered stream was dropped): the call fails now rather than at its deadline.
         let sent = context.eventLoop.makePromise(of: Void.self)
         sent.futureResult.whenFailure { [self] _ in
-            call.streamEnded = true
-            finish(call, .failure(.unavailable))
+            finish(call, .failure(.unavailable), streamEnded: true)
         }
         context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(data), endStream: true)))), promise: sent)
         call.timer = context.eventLoop.scheduleTask(deadline: deadline) { [self] in expire(call) }
@@ -421,7 +420,7 @@ final class CheckStreams: ChannelInboundHandler, @unchecked Sendable {
                     payload.headers.first(name: "content-type")?.hasPrefix("application/grpc") == true
                 else { return finish(call, .failure(.error)) }
             } else {
-                finish(call, call.answer(trailers: payload.headers))
+                finish(call, call.result(trailers: payload.headers))
             }
         case .data(let payload):
             guard case .byteBuffer(var bytes) = payload.data else { return }
@@ -430,12 +429,10 @@ final class CheckStreams: ChannelInboundHandler, @unchecked Sendable {
             }
             if call.body == nil { call.body = bytes } else { call.body!.writeBuffer(&bytes) }
             if payload.endStream {
-                call.streamEnded = true
-                finish(call, .failure(.error))
+                finish(call, .failure(.error), streamEnded: true)
             }
         case .rstStream:
-            call.streamEnded = true
-            finish(call, .failure(.unavailable))
+            finish(call, .failure(.unavailable), streamEnded: true)
         default:
             break
         }
@@ -454,8 +451,7 @@ final class CheckStreams: ChannelInboundHandler, @unchecked Sendable {
         // A stream closed before its call finished: dropped by the server's GOAWAY, or reset by swift-nio-http2 for
         // a protocol error.
         if let closed = event as? StreamClosedEvent, let call = calls[closed.streamID] {
-            call.streamEnded = true
-            finish(call, .failure(.unavailable))
+            finish(call, .failure(.unavailable), streamEnded: true)
         }
         context.fireUserInboundEventTriggered(event)
     }
@@ -464,8 +460,7 @@ final class CheckStreams: ChannelInboundHandler, @unchecked Sendable {
         let open = calls.values
         calls = [:]
         for call in open {
-            call.streamEnded = true
-            finish(call, .failure(.unavailable))
+            finish(call, .failure(.unavailable), streamEnded: true)
         }
         connection.lost(context.channel)
         context.fireChannelInactive()
@@ -476,19 +471,21 @@ final class CheckStreams: ChannelInboundHandler, @unchecked Sendable {
         if let streamError = error as? NIOHTTP2Errors.StreamError {
             // swift-nio-http2 has reset the stream already.
             if let call = calls[streamError.streamID] {
-                call.streamEnded = true
-                finish(call, .failure(.unavailable))
+                finish(call, .failure(.unavailable), streamEnded: true)
             }
             return
         }
         context.close(promise: nil)
     }
 
-    /// Completes a call, once, and resets its stream if the server has not ended it; a stream that ends after its
-    /// call timed out changes nothing.
-    private func finish(_ call: CheckCall, _ result: Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure>) {
+    /// Completes a call, once, and resets its stream unless the stream is over (`streamEnded`: the server ended or
+    /// reset it, or it never opened); a stream that ends after its call timed out changes nothing.
+    private func finish(
+        _ call: CheckCall, _ result: Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure>, streamEnded: Bool = false
+    ) {
         guard !call.finished else { return }
         call.finished = true
+        if streamEnded { call.streamEnded = true }
         call.timer?.cancel()
         call.answer(result)
         calls.removeValue(forKey: call.streamID)
@@ -531,7 +528,7 @@ final class CheckCall: @unchecked Sendable {
     }
 
     /// The call's result from the server's trailers and the body read before them.
-    func answer(trailers: HPACKHeaders) -> Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure> {
+    func result(trailers: HPACKHeaders) -> Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure> {
         guard let status = trailers.first(name: "grpc-status").flatMap(Int.init) else { return .failure(.error) }
         switch status {
         case 0: break
