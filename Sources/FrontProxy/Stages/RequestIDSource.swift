@@ -1,3 +1,4 @@
+import PolicyCore
 import Synchronization
 
 #if canImport(Glibc)
@@ -14,7 +15,6 @@ public final class RequestIDSource: Sendable {
     public static let shared = RequestIDSource()
 
     static let bufferSize = 4096
-    private static let hexDigits = Array("0123456789abcdef".utf8)
     private let pool = Mutex(Pool())
 
     private struct Pool {
@@ -47,8 +47,8 @@ public final class RequestIDSource: Sendable {
                     out[written] = UInt8(ascii: "-")
                     written += 1
                 }
-                out[written] = hexDigits[Int(byte >> 4)]
-                out[written + 1] = hexDigits[Int(byte & 0x0F)]
+                out[written] = LowercaseHex.digits[Int(byte >> 4)]
+                out[written + 1] = LowercaseHex.digits[Int(byte & 0x0F)]
                 written += 2
             }
             return written

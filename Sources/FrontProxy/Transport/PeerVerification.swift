@@ -93,14 +93,7 @@ public final class PeerVerification: Sendable {
     public static func hash(_ certificate: Certificate) -> String {
         var serializer = DER.Serializer()
         guard (try? serializer.serialize(certificate)) != nil else { return "" }
-        let digits = Array("0123456789abcdef".utf8)
-        var text: [UInt8] = []
-        text.reserveCapacity(64)
-        for byte in SHA256.hash(data: serializer.serializedBytes) {
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: text, as: UTF8.self)
+        return LowercaseHex.encode(SHA256.hash(data: serializer.serializedBytes))
     }
 }
 

@@ -30,18 +30,7 @@ public enum BundleHash {
         } else {
             input = bytes
         }
-        return hex(Array(SHA256.hash(data: input)))
-    }
-
-    static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count * 2)
-        for b in bytes {
-            out.append(digits[Int(b >> 4)])
-            out.append(digits[Int(b & 0xf)])
-        }
-        return String(decoding: out, as: UTF8.self)
+        return LowercaseHex.encode(SHA256.hash(data: input))
     }
 }
 

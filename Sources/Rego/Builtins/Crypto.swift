@@ -26,7 +26,7 @@ extension Builtins {
 
     private static func digest<H: HashFunction>(_ name: String, _: H.Type) -> Builtin {
         Builtin(name, arity: 1, signature: .parse("(x: string) -> y: string")) { operands, _ throws(BuiltinError) in
-            .string(lowercaseHex(H.hash(data: Array(try string(operands, 0).utf8))))
+            .string(LowercaseHex.encode(H.hash(data: Array(try string(operands, 0).utf8))))
         }
     }
 
@@ -35,14 +35,7 @@ extension Builtins {
             operands, _ throws(BuiltinError) in
             let message = Array(try string(operands, 0).utf8)
             let key = SymmetricKey(data: Array(try string(operands, 1).utf8))
-            return .string(lowercaseHex(HMAC<H>.authenticationCode(for: message, using: key)))
+            return .string(LowercaseHex.encode(HMAC<H>.authenticationCode(for: message, using: key)))
         }
-    }
-
-    static func lowercaseHex(_ bytes: some Sequence<UInt8>) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        for b in bytes { out += [digits[Int(b >> 4)], digits[Int(b & 0xF)]] }
-        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -29,12 +29,7 @@ extension Builtins {
             }
             return GoUTF8.decode(try Base64.decode(Array(text.utf8), url: true))
         },
-        stringToString("hex.encode") { s throws(BuiltinError) in
-            let digits = Array("0123456789abcdef".utf8)
-            var out: [UInt8] = []
-            for b in s.utf8 { out += [digits[Int(b >> 4)], digits[Int(b & 0xF)]] }
-            return String(decoding: out, as: UTF8.self)
-        },
+        stringToString("hex.encode") { s throws(BuiltinError) in LowercaseHex.encode(s.utf8) },
         stringToString("hex.decode") { s throws(BuiltinError) in GoUTF8.decode(try hexDecode(Array(s.utf8))) },
         Builtin("json.marshal", arity: 1, signature: .parse("(x: any) -> y: string")) { operands, _ in
             .string(GoJSON.marshal(operands[0]))
