@@ -385,7 +385,7 @@ import X509
         // Renewal ran with the certificate, not the (spent) token, and after about half the lifetime.
         #expect(await fixture.server.waitForStandardError(containing: "credential=certificate"))
         let sinceFirst = next.notValidBefore.timeIntervalSince(first.notValidBefore)
-        #expect(sinceFirst > 5 && sinceFirst < 20, "renewed \(sinceFirst) s after the first certificate")
+        #expect(sinceFirst > 5 && sinceFirst < 20, "renewed \(sinceFirst) s after the first certificate:\n\(agent.stderr)")
         // The key on disk now belongs to the new certificate, still 0600, and openssl verifies the chain.
         try await Task.sleep(for: .milliseconds(200))
         let final = try PEMCertificates.parse(String(contentsOfFile: paths.certificateChain, encoding: .utf8))[0]
