@@ -40,6 +40,19 @@ let package = Package(
             ],
             path: "AuthzPolicyDecide"
         ),
+        // The server's check without the network, for counting instructions with callgrind.
+        .executableTarget(
+            name: "CheckPathRun",
+            dependencies: [
+                .product(name: "DecisionPoint", package: "warden"),
+                .product(name: "ExtAuthz", package: "warden"),
+                .product(name: "Networking", package: "warden"),
+                .product(name: "PolicyCore", package: "warden"),
+                .product(name: "PolicyLoading", package: "warden"),
+                .product(name: "WardenServer", package: "warden"),
+            ],
+            path: "CheckPathRun"
+        ),
         .executableTarget(
             name: "RegoBenchmarks",
             dependencies: [
