@@ -30,22 +30,46 @@ public final class CheckResponseEncoder: Sendable {
 
     private struct Kept {
         var decisions: [ExtAuthzDecision: [UInt8]] = [:]
+        /// The same encodings by what decided, for responses rendered from that alone (`RenderKey`).
+        var byKey: [ExtAuthzDecision.RenderKey: [UInt8]] = [:]
         var templates: [TemplateKey: IdentifiedTemplate] = [:]
     }
     private let kept = Mutex(Kept())
 
     public init() {}
 
+    /// The response to a check decided as `response`. A common response (no CUSTOM answer, no diagnostics) is
+    /// found by what decided it, without rendering it first: rendering builds the denial's text and headers, and
+    /// hashing them to find their kept encoding costs more again.
+    public func encode(_ response: DecisionResponse, decisionID: String) throws -> [UInt8] {
+        guard let key = ExtAuthzDecision.RenderKey(response) else {
+            return try encode(ExtAuthzDecision(response), decisionID: decisionID)
+        }
+        let templateKey = TemplateKey(denied: !response.isAllowed, idLength: decisionID.utf8.count)
+        let (keptHead, keptTail) = kept.withLock { ($0.byKey[key], $0.templates[templateKey]) }
+        let head = try keptHead ?? keep(ExtAuthzDecision(response), as: key)
+        return try assemble(head: head, tail: keptTail ?? keepTemplate(templateKey), decisionID: decisionID,
+                            denied: templateKey.denied)
+    }
+
     /// `decision` must not carry the id itself (`ExtAuthzDecision(response)` without one).
     public func encode(_ decision: ExtAuthzDecision, decisionID: String) throws -> [UInt8] {
-        var id = decisionID
-        let key = TemplateKey(denied: !decision.isAllowed, idLength: id.utf8.count)
+        let key = TemplateKey(denied: !decision.isAllowed, idLength: decisionID.utf8.count)
         // One lock for both lookups: this runs on every check.
         let (keptHead, keptTail) = kept.withLock { ($0.decisions[decision], $0.templates[key]) }
         let head = try keptHead ?? keep(decision)
-        guard let tail = keptTail ?? keepTemplate(key) else {
-            return head + (try Self.identified(decision, decisionID: decisionID).serializedBytes() as [UInt8])
+        return try assemble(head: head, tail: keptTail ?? keepTemplate(key), decisionID: decisionID, denied: key.denied)
+    }
+
+    /// The decision's kept encoding followed by the id's fields: from the template when there is one, else
+    /// encoded for this id.
+    private func assemble(
+        head: [UInt8], tail: IdentifiedTemplate?, decisionID: String, denied: Bool
+    ) throws -> [UInt8] {
+        guard let tail else {
+            return head + (try Self.identified(denied: denied, decisionID: decisionID).serializedBytes() as [UInt8])
         }
+        var id = decisionID
         return [UInt8](unsafeUninitializedCapacity: head.count + tail.bytes.count) { out, count in
             _ = out.initialize(fromContentsOf: head)
             _ = out[head.count...].initialize(fromContentsOf: tail.bytes)
@@ -67,6 +91,15 @@ public final class CheckResponseEncoder: Sendable {
         return bytes
     }
 
+    private func keep(_ decision: ExtAuthzDecision, as key: ExtAuthzDecision.RenderKey) throws -> [UInt8] {
+        let bytes: [UInt8] = try decision.checkResponse.serializedBytes()
+        kept.withLock {
+            if $0.byKey.count >= Self.capacity { $0.byKey.removeAll(keepingCapacity: true) }
+            $0.byKey[key] = bytes
+        }
+        return bytes
+    }
+
     private func keepTemplate(_ key: TemplateKey) -> IdentifiedTemplate? {
         guard let made = Self.template(for: key) else { return nil }
         kept.withLock {
@@ -81,9 +114,7 @@ public final class CheckResponseEncoder: Sendable {
     static func template(for key: TemplateKey) -> IdentifiedTemplate? {
         guard key.idLength >= 8 else { return nil }
         let standIn = [UInt8](repeating: 0x01, count: key.idLength)
-        let outcome: ExtAuthzDecision.Outcome = key.denied
-            ? .denied(.init(httpStatus: 403, rpcCode: 7, headers: [], body: "")) : .allowed(.init(headers: [], headersToRemove: [], responseHeadersToAdd: []))
-        let message = identified(ExtAuthzDecision(outcome: outcome), decisionID: String(decoding: standIn, as: UTF8.self))
+        let message = identified(denied: key.denied, decisionID: String(decoding: standIn, as: UTF8.self))
         guard let bytes = try? message.serializedBytes() as [UInt8] else { return nil }
         var offsets: [Int] = []
         var position = 0
@@ -100,10 +131,10 @@ public final class CheckResponseEncoder: Sendable {
         return IdentifiedTemplate(bytes: bytes, offsets: offsets)
     }
 
-    /// The fields that carry the decision id.
-    static func identified(_ decision: ExtAuthzDecision, decisionID: String) -> Envoy_Service_Auth_V3_CheckResponse {
+    /// The fields that carry the decision id (a denial's id header, and the metadata entry).
+    static func identified(denied: Bool, decisionID: String) -> Envoy_Service_Auth_V3_CheckResponse {
         var out = Envoy_Service_Auth_V3_CheckResponse()
-        if !decision.isAllowed {
+        if denied {
             out.deniedResponse.headers = [ExtAuthzDecision.option(
                 HeaderValue(ExtAuthzDecision.WardenHeader.decisionID, decisionID), action: .overwriteIfExistsOrAdd)]
         }

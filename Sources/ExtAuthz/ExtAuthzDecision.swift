@@ -94,6 +94,21 @@ public struct ExtAuthzDecision: Sendable, Hashable {
         outcome = .denied(Denied(httpStatus: status, rpcCode: code, headers: headers, body: body))
     }
 
+    /// All a common response's rendering depends on: whether it allowed, why, and which rule decided. Nil for a
+    /// response with a CUSTOM provider's answer or diagnostics, whose rendering carries them.
+    public struct RenderKey: Hashable, Sendable {
+        var decision: Decision
+        var reason: DecisionReason
+        var decidedBy: RuleMatch?
+
+        public init?(_ response: DecisionResponse) {
+            guard response.custom.isEmpty, response.diagnostics.isEmpty else { return nil }
+            decision = response.decision
+            reason = response.reason
+            decidedBy = response.decidedBy
+        }
+    }
+
     public init(outcome: Outcome, dynamicMetadata: Value? = nil) {
         self.outcome = outcome
         self.dynamicMetadata = dynamicMetadata

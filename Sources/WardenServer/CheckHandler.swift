@@ -28,10 +28,13 @@ public final class CheckHandler: Sendable {
     }
 
     public struct Result: Sendable {
-        public var decision: ExtAuthzDecision
         public var response: DecisionResponse
         public var request: AuthzRequest
         public var decisionID: String
+
+        /// The answer rendered for a transport (its id left to the transport). The gRPC encoder finds a common
+        /// decision's encoding without it.
+        public var decision: ExtAuthzDecision { ExtAuthzDecision(response) }
     }
 
     /// `client`: who asked, when the listener identifies its TLS clients. Only a client on the listener's allow-list
@@ -64,21 +67,20 @@ public final class CheckHandler: Sendable {
         client: TLSPeer?
     ) -> Result {
         let clock = ContinuousClock()
-        let snapshot = decisionPoint.snapshot
-        let response = snapshot?.decide(request, input: input) ?? .notReady
+        let serving = decisionPoint.serving
+        let response = serving?.snapshot.decide(request, input: input) ?? .notReady
         let decisionID = Self.newDecisionID()
-        // The id is rendered by the transport: the gRPC encoder keeps what the decision alone determines.
-        let decision = ExtAuthzDecision(response)
         let duration = clock.now - start
         metrics.recordDecision(response, duration: duration)
         if log != nil || upload != nil {
+            let snapshot = serving?.snapshot
             let entry = DecisionLog.Entry(
                 decisionID: decisionID, time: Date(), request: request, response: response, revision: snapshot?.revision,
                 duration: duration, transport: transport, bundleRevision: snapshot?.bundleRevision, client: client?.identity)
             log?.record(entry)
             upload?.record(entry.json)
         }
-        return Result(decision: decision, response: response, request: request, decisionID: decisionID)
+        return Result(response: response, request: request, decisionID: decisionID)
     }
 
     /// A version-4 UUID, lowercase: a counter mixed with a per-process random key, so every id in the process

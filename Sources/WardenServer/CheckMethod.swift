@@ -31,7 +31,7 @@ extension InPlaceMethod {
                 throw RPCError(code: .invalidArgument, message: "the CheckRequest does not decode: \(error)")
             }
             let result = handler.check(request, transport: "grpc", client: peer)
-            return try encoder.encode(result.decision, decisionID: result.decisionID)
+            return try encoder.encode(result.response, decisionID: result.decisionID)
         }
     }
 }

@@ -101,6 +101,25 @@ import Testing
                 #expect(decoded == whole(response, id: id))
             }
         }
+        // The same from the response itself: common responses are kept by what decided them, the others rendered.
+        let allowRule = RuleMatch(policy: PolicyID(namespace: "default", name: "allow-get"), action: .allow, rule: 0)
+        let denyRule = RuleMatch(policy: PolicyID(namespace: "default", name: "deny-admin"), action: .deny, rule: 1)
+        let common: [DecisionResponse] = [
+            DecisionResponse(decision: .allow, reason: .allowMatched, decidedBy: allowRule),
+            DecisionResponse(decision: .deny, reason: .denyMatched, decidedBy: denyRule),
+            DecisionResponse(decision: .deny, reason: .denyMatched,
+                             decidedBy: RuleMatch(policy: denyRule.policy, action: .deny, rule: 2)),
+            DecisionResponse(decision: .deny, reason: .noAllowMatched),
+            .notReady, .invalidRequest("the path holds an escaped NUL"),
+        ]
+        for response in common + [denial, allowance] {
+            #expect((ExtAuthzDecision.RenderKey(response) == nil) == (response.reason == .invalidRequest
+                || !response.custom.isEmpty))
+            for id in ids + ids {
+                let bytes = try encoder.encode(response, decisionID: id)
+                #expect(try Envoy_Service_Auth_V3_CheckResponse(serializedBytes: bytes) == whole(response, id: id))
+            }
+        }
         let decoded = try Envoy_Service_Auth_V3_CheckResponse(
             serializedBytes: encoder.encode(ExtAuthzDecision(denial), decisionID: "id-3"))
         #expect(decoded.deniedResponse.headers.last?.header.key == "x-warden-decision-id")
