@@ -78,19 +78,23 @@ public struct CheckRequestMapper: Sendable {
         }
         if let socket = Self.socketAddress(source) { request.source.ip = IPAddress(socket.address) }
 
-        // Destination: the socket, then the workload from context extensions, the peer, or configuration.
-        if let socket = Self.socketAddress(attributes.destination) {
+        // Destination: the socket, then the workload from context extensions, the peer, or configuration. (Each
+        // read of a message field copies the field, so each is read once.)
+        let destination = attributes.destination
+        if let socket = Self.socketAddress(destination) {
             request.destination.ip = IPAddress(socket.address)
             if case .portValue(let port)? = socket.portSpecifier { request.destination.port = Int(port) }
         }
-        request.destination.namespace = attributes.contextExtensions[ContextExtension.namespace]
-            ?? Self.namespace(ofPrincipal: attributes.destination.principal)
+        let extensions = attributes.contextExtensions
+        request.destination.namespace = (extensions.isEmpty ? nil : extensions[ContextExtension.namespace])
+            ?? Self.namespace(ofPrincipal: destination.principal)
             ?? options.destinationNamespace
-        if let text = attributes.contextExtensions[ContextExtension.labels], let labels = labelCache.value(text, computing: Self.labels) {
+        if !extensions.isEmpty, let text = extensions[ContextExtension.labels],
+           let labels = labelCache.value(text, computing: Self.labels)
+        {
             request.destination.labels = labels
-        } else if !attributes.destination.labels.isEmpty {
+        } else if case let labels = destination.labels, !labels.isEmpty {
             // Kept by content too, so every check of a workload hands the engine the same labels (see `TextCache`).
-            let labels = attributes.destination.labels
             request.destination.labels = peerLabelCache.value(Self.key(labels)) { _ in labels } ?? labels
         } else {
             request.destination.labels = options.destinationLabels
@@ -111,8 +115,10 @@ public struct CheckRequestMapper: Sendable {
         let target = http.path.isEmpty ? headers[":path"] ?? "" : http.path
         describe(&request, method: http.method, host: host, target: target, query: http.query.isEmpty ? nil : http.query,
                  headers: headers)
-        if attributes.hasTlsSession && !attributes.tlsSession.sni.isEmpty { request.connectionSNI = attributes.tlsSession.sni }
-        let metadata = attributes.metadataContext.filterMetadata[Self.jwtAuthnFilter]
+        if attributes.hasTlsSession, case let sni = attributes.tlsSession.sni, !sni.isEmpty { request.connectionSNI = sni }
+        // Most checks carry no metadata: the filter's name is not hashed for them.
+        let filters = attributes.hasMetadataContext ? attributes.metadataContext.filterMetadata : [:]
+        let metadata = filters.isEmpty ? nil : filters[Self.jwtAuthnFilter]
         request.auth = requestAuth(jwtMetadata: metadata, headers: headers, claimsHeaderTrusted: claimsHeaderTrusted)
         return request
     }
@@ -158,7 +164,7 @@ public struct CheckRequestMapper: Sendable {
             }
             request.http.query = query ?? fallbackQuery
         }
-        request.remoteIP = remoteIP(forwardedFor: headers["x-forwarded-for"], source: request.source.ip)
+        request.remoteIP = remoteIP(forwardedFor: headers.value(lowercased: "x-forwarded-for"), source: request.source.ip)
     }
 
     /// `remote.ip`: the `X-Forwarded-For` entry added by the first untrusted hop, counting from the right past

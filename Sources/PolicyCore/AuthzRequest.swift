@@ -104,12 +104,23 @@ extension AuthzRequest {
 
         /// A request target's path and query (without `?`); a fragment is dropped.
         public static func split(target: String) -> (path: String, query: String?) {
-            let utf8 = target.utf8
-            let end = utf8.firstIndex(of: UInt8(ascii: "#")) ?? utf8.endIndex
-            guard let question = utf8[..<end].firstIndex(of: UInt8(ascii: "?")) else {
-                return (end == utf8.endIndex ? target : String(target[..<end]), nil)
+            var contiguous = target
+            return contiguous.withUTF8 { bytes in
+                var question: Int?
+                var end = bytes.count
+                for i in bytes.indices {
+                    if bytes[i] == UInt8(ascii: "#") {
+                        end = i
+                        break
+                    }
+                    if question == nil, bytes[i] == UInt8(ascii: "?") { question = i }
+                }
+                func text(_ range: Range<Int>) -> String {
+                    String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+                }
+                guard let question else { return (end == bytes.count ? target : text(0..<end), nil) }
+                return (text(0..<question), text(question + 1..<end))
             }
-            return (String(target[..<question]), String(target[utf8.index(after: question)..<end]))
         }
     }
 
@@ -224,7 +235,11 @@ public struct Headers: Sendable, Hashable, Sequence {
 
     @inlinable
     static func hasCapital(_ name: String) -> Bool {
-        name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") })
+        var name = name
+        return name.withUTF8 { bytes in
+            for byte in bytes where byte &- UInt8(ascii: "A") < 26 { return true }
+            return false
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-import PolicyCore
+@testable import PolicyCore
 import Testing
 
 @Suite struct AuthzRequestTests {
@@ -64,6 +64,35 @@ import Testing
         #expect(["acme,beta", "beta,acme"].contains(mixed["x-tenant"] ?? ""))
         #expect(mixed["accept"] == "*/*")
         #expect(mixed.count == 2)
+    }
+
+    /// A capital anywhere in a name, short (stored inline) or long, sends it through normalization; the bytes
+    /// around `A`–`Z` (`@`, `[`, lowercase, non-ASCII) do not.
+    @Test func capitalsAreFoundAnywhereInAName() {
+        for name in ["x-tenant", "a-header-name-longer-than-fifteen-bytes"] {
+            #expect(!Headers.hasCapital(name))
+            for i in 0..<name.utf8.count {
+                for capital in ["A", "Z"] {
+                    var bytes = Array(name.utf8)
+                    bytes[i] = UInt8(ascii: capital == "A" ? "A" : "Z")
+                    #expect(Headers.hasCapital(String(decoding: bytes, as: UTF8.self)), "\(i)")
+                }
+            }
+        }
+        #expect(!Headers.hasCapital("@[`{-é"))
+        #expect(!Headers.hasCapital(""))
+    }
+
+    @Test func targetsSplitIntoPathAndQuery() {
+        let cases: [(String, String, String?)] = [
+            ("/a/b", "/a/b", nil), ("/a/b?x=1", "/a/b", "x=1"), ("/a?x=1?y=2", "/a", "x=1?y=2"), ("/a?", "/a", ""),
+            ("/a#frag", "/a", nil), ("/a?x=1#frag?y", "/a", "x=1"), ("/a#f?x=1", "/a", nil), ("?x", "", "x"),
+            ("/a-path-longer-than-fifteen-bytes/é?q=ü", "/a-path-longer-than-fifteen-bytes/é", "q=ü"), ("", "", nil),
+        ]
+        for (target, path, query) in cases {
+            let split = AuthzRequest.HTTPAttributes.split(target: target)
+            #expect(split.path == path && split.query == query, "\(target)")
+        }
     }
 
     @Test func headersAreCaseInsensitive() {
