@@ -2,9 +2,11 @@ import Logging
 import Networking
 import Synchronization
 
-/// Reports each limit the gRPC listener enforces: counted in `warden_grpc_limit_events_total{limit}`, and logged as
-/// a warning, the first of each kind at once and then at most one line per kind every ten seconds, saying how many
-/// there were since the last line (a flood of refused connections must not become a flood of log lines).
+/// Reports each limit the gRPC listener enforces: counted in `warden_grpc_limit_events_total{limit}`, and logged, the
+/// first of each kind at once and then at most one line per kind every ten seconds, saying how many there were since
+/// the last line (a flood of refused connections must not become a flood of log lines). Limits that refuse work are
+/// warnings; closing an idle connection is routine (a proxy's spare connection closes every idle timeout), logged
+/// at debug.
 final class ListenerLimitReport: ListenerLimitObserver {
     private let metrics: ServerMetrics
     private let logger: Logger
@@ -34,7 +36,13 @@ final class ListenerLimitReport: ListenerLimitObserver {
             return entry.unlogged
         }
         guard let count else { return }
-        logger.warning("gRPC \(limit.rawValue) enforced: \(Self.describe(limit)) (\(count) since the last report)")
+        logger.log(
+            level: Self.level(limit),
+            "gRPC \(limit.rawValue) enforced: \(Self.describe(limit)) (\(count) since the last report)")
+    }
+
+    static func level(_ limit: ListenerLimit) -> Logger.Level {
+        limit == .idleTimeout ? .debug : .warning
     }
 
     static func describe(_ limit: ListenerLimit) -> String {
