@@ -173,6 +173,16 @@ import WardenTesting
             return body.contains(#"warden_grpc_limit_events_total{limit="idle_timeout"}"#)
                 && !body.contains(#"warden_grpc_limit_events_total{limit="idle_timeout"} 0"#)
         }
+        // A connection closed idle is not made again until a check needs it: once both loops' first connections
+        // have closed, the server closes no more while no request comes.
+        func idleCloses() async throws -> String? {
+            try await curlExit([metrics]).body.split(separator: "\n")
+                .first { $0.hasPrefix(#"warden_grpc_limit_events_total{limit="idle_timeout"}"#) }.map(String.init)
+        }
+        try await Task.sleep(for: .seconds(2))
+        let settled = try await idleCloses()
+        try await Task.sleep(for: .seconds(4))
+        #expect(try await idleCloses() == settled)
         for index in 0..<5 { #expect(try await curlExit([harness.httpURL + "/after/\(index)"]).status == 200) }
         let lines = try await harness.accessLog(atLeast: 6)
         #expect(lines.compactMap { $0["check_failure"] as? String } == [])

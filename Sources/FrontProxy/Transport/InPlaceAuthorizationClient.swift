@@ -14,8 +14,8 @@ import Synchronization
 /// (`CheckStreams`): no channel is made per call.
 ///
 /// Each event loop keeps one long-lived HTTP/2 connection to the server (with one loop, `--threads 1`, the proxy has
-/// exactly one), over which its checks are multiplexed; a lost connection is made again with exponential backoff
-/// (jittered, from `initialBackoff` up to `maximumBackoff`). Calls made while a connection is being made wait for it
+/// exactly one), over which its checks are multiplexed; a connection lost in use is made again with exponential
+/// backoff (jittered, from `initialBackoff` up to `maximumBackoff`), one lost idle by the next call that needs it. Calls made while a connection is being made wait for it
 /// within their deadline; calls made while waiting to retry fail at once as `unavailable` (gRPC's `waitForReady`
 /// off). The wire is gRPC's: a POST to `/envoy.service.auth.v3.Authorization/Check` with `content-type:
 /// application/grpc`, `te: trailers` and `grpc-timeout`, one length-prefixed message each way, `grpc-status` in
@@ -258,11 +258,15 @@ final class LoopConnection: @unchecked Sendable {
     }
 
     /// The connection closed, or the server sent GOAWAY, or its stream IDs ran out: calls already on it finish there;
-    /// new calls need a new one.
-    func lost(_ channel: any Channel) {
+    /// new calls need a new one. `busy`: it had calls in flight when lost.
+    func lost(_ channel: any Channel, busy: Bool) {
         guard case .ready(let current, _) = state, current === channel else { return }
         state = .idle
-        // A connection that lasted is made again at once; one that keeps dropping backs off.
+        // A connection lost with nothing in flight (the server closed it for idleness, or restarted while none was
+        // asked) is made again by the next call, as a gRPC channel goes idle: reconnecting at once would have the
+        // server close an idle loop's connection every idle timeout. One lost in use is made again at once if it
+        // lasted; one that keeps dropping backs off.
+        guard busy else { return }
         if NIODeadline.now() - connectedAt > .seconds(1) { connect() } else { backOff() }
     }
 
@@ -372,7 +376,7 @@ final class CheckStreams: ChannelInboundHandler, @unchecked Sendable {
         if nextStreamID > Int(Int32.max) {
             // This call had the connection's last stream ID: the next goes to a new connection, and this one closes
             // once its calls are done.
-            connection.lost(context.channel)
+            connection.lost(context.channel, busy: true)
             drain()
         }
     }
@@ -405,7 +409,7 @@ final class CheckStreams: ChannelInboundHandler, @unchecked Sendable {
             if case .goAway = frame.payload {
                 // The server is going away: new calls go to a new connection; this one closes once its calls are
                 // done, so the server's drain does not wait for it.
-                connection.lost(context.channel)
+                connection.lost(context.channel, busy: !calls.isEmpty)
                 drain()
             }
             return
@@ -462,7 +466,7 @@ final class CheckStreams: ChannelInboundHandler, @unchecked Sendable {
         for call in open {
             finish(call, .failure(.unavailable), streamEnded: true)
         }
-        connection.lost(context.channel)
+        connection.lost(context.channel, busy: !open.isEmpty)
         context.fireChannelInactive()
     }
 
