@@ -47,7 +47,7 @@ public final class CheckResponseEncoder: Sendable {
         }
         let templateKey = TemplateKey(denied: !response.isAllowed, idLength: decisionID.utf8.count)
         let (keptHead, keptTail) = kept.withLock { ($0.byKey[key], $0.templates[templateKey]) }
-        let head = try keptHead ?? keep(ExtAuthzDecision(response), as: key)
+        let head = try keptHead ?? keep(ExtAuthzDecision(response), as: key, in: \.byKey)
         return try assemble(head: head, tail: keptTail ?? keepTemplate(templateKey), decisionID: decisionID,
                             denied: templateKey.denied)
     }
@@ -57,7 +57,7 @@ public final class CheckResponseEncoder: Sendable {
         let key = TemplateKey(denied: !decision.isAllowed, idLength: decisionID.utf8.count)
         // One lock for both lookups: this runs on every check.
         let (keptHead, keptTail) = kept.withLock { ($0.decisions[decision], $0.templates[key]) }
-        let head = try keptHead ?? keep(decision)
+        let head = try keptHead ?? keep(decision, as: decision, in: \.decisions)
         return try assemble(head: head, tail: keptTail ?? keepTemplate(key), decisionID: decisionID, denied: key.denied)
     }
 
@@ -82,20 +82,14 @@ public final class CheckResponseEncoder: Sendable {
         }
     }
 
-    private func keep(_ decision: ExtAuthzDecision) throws -> [UInt8] {
+    /// Encodes `decision` and keeps its bytes in `table` under `key`.
+    private func keep<Key: Hashable>(
+        _ decision: ExtAuthzDecision, as key: Key, in table: WritableKeyPath<Kept, [Key: [UInt8]]>
+    ) throws -> [UInt8] {
         let bytes: [UInt8] = try decision.checkResponse.serializedBytes()
         kept.withLock {
-            if $0.decisions.count >= Self.capacity { $0.decisions.removeAll(keepingCapacity: true) }
-            $0.decisions[decision] = bytes
-        }
-        return bytes
-    }
-
-    private func keep(_ decision: ExtAuthzDecision, as key: ExtAuthzDecision.RenderKey) throws -> [UInt8] {
-        let bytes: [UInt8] = try decision.checkResponse.serializedBytes()
-        kept.withLock {
-            if $0.byKey.count >= Self.capacity { $0.byKey.removeAll(keepingCapacity: true) }
-            $0.byKey[key] = bytes
+            if $0[keyPath: table].count >= Self.capacity { $0[keyPath: table].removeAll(keepingCapacity: true) }
+            $0[keyPath: table][key] = bytes
         }
         return bytes
     }
