@@ -392,7 +392,9 @@ let package = Package(
             name: "FrontProxyTests",
             dependencies: [
                 "FrontProxy", "Identity", "JOSE", "ExtAuthz", "Networking", "PolicyCore", "Documents", "WardenTesting",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),

@@ -40,6 +40,9 @@ public final class InPlaceAuthorizationClient: AuthorizationClient {
         /// With `tls`: what the server's certificate must prove beyond a chain to the roots (its SPIFFE ID), checked
         /// in the handshake; a server that fails it gets no check, and calls fail as `unavailable`.
         public var verifyServer: ServerCertificateCheck?
+        /// The first stream ID of each connection (odd). Tests start it near the last, 2^31 − 1, to run a
+        /// connection out of stream IDs in a few calls.
+        var firstStreamID = 1
 
         public init(
             host: String, port: Int, initialBackoff: Duration = .milliseconds(100), maximumBackoff: Duration = .seconds(3),
@@ -193,6 +196,7 @@ final class LoopConnection: @unchecked Sendable {
         let connection = self
         let tls = options.tls, verifyServer = options.verifyServer
         let authority = self.authority, maximumResponseBytes = options.maximumResponseBytes
+        let firstStreamID = options.firstStreamID
         ClientBootstrap(group: eventLoop)
             .connectTimeout(.seconds(5))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -223,7 +227,9 @@ final class LoopConnection: @unchecked Sendable {
                 // A stream is reset only when the server has not ended it long after its deadline; the server's late
                 // frames for such a stream are ignored rather than taken for a protocol error.
                 configuration.maximumRecentlyResetStreams = 1024
-                let streams = CheckStreams(connection: connection, authority: authority, maximumResponseBytes: maximumResponseBytes)
+                let streams = CheckStreams(
+                    connection: connection, authority: authority, maximumResponseBytes: maximumResponseBytes,
+                    firstStreamID: firstStreamID)
                 try channel.pipeline.syncOperations.addHandler(NIOHTTP2Handler(mode: .client, connectionConfiguration: configuration))
                 try channel.pipeline.syncOperations.addHandler(streams)
                 return (channel, streams)
@@ -247,7 +253,21 @@ final class LoopConnection: @unchecked Sendable {
         connectedAt = .now()
         state = .ready(channel, streams)
         for call in pending where NIODeadline.now() < call.deadline {
+            send(call)
+        }
+    }
+
+    /// A waiting call goes to the connection ready now, or, when the calls sent before it took that connection's
+    /// last stream IDs, waits for the next one (its deadline is already set).
+    private func send(_ call: Pending) {
+        switch state {
+        case .ready(_, let streams):
             streams.start(call.message, deadline: call.deadline, promise: call.promise)
+        case .connecting(var pending):
+            pending.append(call)
+            state = .connecting(pending)
+        case .idle, .backingOff, .stopped:
+            call.promise.succeed(.failure(.unavailable))
         }
     }
 
@@ -257,17 +277,33 @@ final class LoopConnection: @unchecked Sendable {
         backOff()
     }
 
+    /// Why a connection takes no more calls.
+    enum Loss {
+        /// Closed, or told to go away, with no call in flight.
+        case idle
+        /// Closed, or told to go away, with calls in flight.
+        case inUse
+        /// Its stream IDs ran out: nothing is wrong with the server.
+        case streamIDsRanOut
+    }
+
     /// The connection closed, or the server sent GOAWAY, or its stream IDs ran out: calls already on it finish there;
-    /// new calls need a new one. `busy`: it had calls in flight when lost.
-    func lost(_ channel: any Channel, busy: Bool) {
+    /// new calls need a new one.
+    func lost(_ channel: any Channel, _ loss: Loss) {
         guard case .ready(let current, _) = state, current === channel else { return }
         state = .idle
-        // A connection lost with nothing in flight (the server closed it for idleness, or restarted while none was
-        // asked) is made again by the next call, as a gRPC channel goes idle: reconnecting at once would have the
-        // server close an idle loop's connection every idle timeout. One lost in use is made again at once if it
-        // lasted; one that keeps dropping backs off.
-        guard busy else { return }
-        if NIODeadline.now() - connectedAt > .seconds(1) { connect() } else { backOff() }
+        switch loss {
+        case .idle:
+            // Made again by the next call, as a gRPC channel goes idle (the server closed it for idleness, or
+            // restarted while nothing was asked): reconnecting at once would have the server close an idle loop's
+            // connection every idle timeout.
+            break
+        case .streamIDsRanOut:
+            connect()
+        case .inUse:
+            // One that lasted is made again at once; one that keeps dropping backs off.
+            if NIODeadline.now() - connectedAt > .seconds(1) { connect() } else { backOff() }
+        }
     }
 
     private func backOff() {
@@ -316,17 +352,18 @@ final class CheckStreams: ChannelInboundHandler, @unchecked Sendable {
     private let maximumResponseBytes: Int
     private var context: ChannelHandlerContext?
     private var calls: [HTTP2StreamID: CheckCall] = [:]
-    private var nextStreamID = 1
+    private var nextStreamID: Int
     /// Answer bytes read since the connection window was last given back.
     private var unacknowledged = 0
     /// No new calls: the connection closes once its calls are done (GOAWAY received, or stream IDs ran out).
     private var draining = false
     private var flushScheduled = false
 
-    init(connection: LoopConnection, authority: String, maximumResponseBytes: Int) {
+    init(connection: LoopConnection, authority: String, maximumResponseBytes: Int, firstStreamID: Int = 1) {
         self.connection = connection
         self.authority = authority
         self.maximumResponseBytes = maximumResponseBytes
+        nextStreamID = firstStreamID
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -376,7 +413,7 @@ final class CheckStreams: ChannelInboundHandler, @unchecked Sendable {
         if nextStreamID > Int(Int32.max) {
             // This call had the connection's last stream ID: the next goes to a new connection, and this one closes
             // once its calls are done.
-            connection.lost(context.channel, busy: true)
+            connection.lost(context.channel, .streamIDsRanOut)
             drain()
         }
     }
@@ -409,7 +446,7 @@ final class CheckStreams: ChannelInboundHandler, @unchecked Sendable {
             if case .goAway = frame.payload {
                 // The server is going away: new calls go to a new connection; this one closes once its calls are
                 // done, so the server's drain does not wait for it.
-                connection.lost(context.channel, busy: !calls.isEmpty)
+                connection.lost(context.channel, calls.isEmpty ? .idle : .inUse)
                 drain()
             }
             return
@@ -466,7 +503,7 @@ final class CheckStreams: ChannelInboundHandler, @unchecked Sendable {
         for call in open {
             finish(call, .failure(.unavailable), streamEnded: true)
         }
-        connection.lost(context.channel, busy: !open.isEmpty)
+        connection.lost(context.channel, open.isEmpty ? .idle : .inUse)
         context.fireChannelInactive()
     }
 
