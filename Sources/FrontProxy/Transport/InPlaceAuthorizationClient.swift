@@ -15,9 +15,9 @@ import Synchronization
 ///
 /// Each event loop keeps one long-lived HTTP/2 connection to the server (with one loop, `--threads 1`, the proxy has
 /// exactly one), over which its checks are multiplexed; a connection lost in use is made again with exponential
-/// backoff (jittered, from `initialBackoff` up to `maximumBackoff`), one lost idle by the next call that needs it. Calls made while a connection is being made wait for it
-/// within their deadline; calls made while waiting to retry fail at once as `unavailable` (gRPC's `waitForReady`
-/// off). The wire is gRPC's: a POST to `/envoy.service.auth.v3.Authorization/Check` with `content-type:
+/// backoff (jittered, from `initialBackoff` up to `maximumBackoff`), one lost idle by the next call that needs it.
+/// Calls made while a connection is being made wait for it within their deadline; calls made while waiting to retry
+/// fail at once as `unavailable` (gRPC's `waitForReady` off). The wire is gRPC's: a POST to `/envoy.service.auth.v3.Authorization/Check` with `content-type:
 /// application/grpc`, `te: trailers` and `grpc-timeout`, one length-prefixed message each way, `grpc-status` in
 /// the trailers.
 ///
@@ -359,7 +359,7 @@ final class CheckStreams: ChannelInboundHandler, @unchecked Sendable {
     private var draining = false
     private var flushScheduled = false
 
-    init(connection: LoopConnection, authority: String, maximumResponseBytes: Int, firstStreamID: Int = 1) {
+    init(connection: LoopConnection, authority: String, maximumResponseBytes: Int, firstStreamID: Int) {
         self.connection = connection
         self.authority = authority
         self.maximumResponseBytes = maximumResponseBytes
