@@ -50,7 +50,7 @@ final class ListenerLimitReport: ListenerLimitObserver {
         case .maxConnections: "a connection was closed on accept, the listener has its most"
         case .idleTimeout: "a connection with no open stream was closed"
         case .maxMessageBytes: "a stream sending a larger request message was reset"
-        case .maxConnectionBufferBytes: "a stream was made to wait, its connection's streams hold their most request bytes"
+        case .maxConnectionBufferBytes: "a connection was made to wait, its calls hold their most request bytes"
         case .maxBufferedBytes: "a stream was reset, the listener's streams hold their most request bytes"
         case .requestTimeout: "a stream whose request did not arrive whole in time was reset"
         }

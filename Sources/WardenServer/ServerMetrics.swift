@@ -113,7 +113,7 @@ public final class ServerMetrics: Sendable {
             (limit, registry.makeCounter(
                 descriptor: Self.name(
                     "grpc_limit_events", unit: "total",
-                    help: "Times the gRPC listener enforced a limit: connections refused or closed idle, streams reset or made to wait."),
+                    help: "Times the gRPC listener enforced a limit: connections refused, closed idle or made to wait, streams reset."),
                 labels: [("limit", limit.rawValue)]))
         })
         var adminRequests: [Bool: Counter] = [:]

@@ -8,14 +8,15 @@ import NIOHTTP2
 @_spi(Fuzzing) import Networking
 import SwiftProtobuf
 
-/// Any bytes as the body of one gRPC call to the gRPC listener's stream handler (`GRPCStreamHandler`, with the
-/// ext_authz Check answered in place), on an embedded loop with virtual time. The first three bytes choose the
+/// Any bytes as the body of one gRPC call to the gRPC listener's connection handler (`GRPCConnectionHandler`, with
+/// the ext_authz Check answered in place), on an embedded loop with virtual time, on stream 1. The first three bytes choose the
 /// request headers (method, content-type, `grpc-encoding`, `grpc-timeout`, the method path, a binary metadata
 /// entry), how the call ends (end of stream on the last DATA frame, trailers, never, or a frame after the end)
 /// and how the body is cut into DATA frames; then time passes beyond every deadline.
 ///
 /// Invariants: the handler answers exactly once, as a trailers-only response (an error status, or 405/415 for a
-/// request that is not gRPC) or as headers, one length-prefixed message and OK trailers; the stream never holds
+/// request that is not gRPC) or as headers, one length-prefixed message and OK trailers (a reset may follow an
+/// error); it writes only on the call's stream and the connection's (window updates); the stream never holds
 /// more than one message of the limit; every byte it held is given back.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzGRPCFraming(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
@@ -27,7 +28,7 @@ public func fuzzGRPCFraming(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     let cuts = input.bytes[3..<(3 + pieces)]
     let body = UnsafeRawBufferPointer(rebasing: input.bytes[(3 + pieces)...])
 
-    let harness = GRPCStreamHarness(
+    let harness = GRPCConnectionHarness(
         inPlace: [check], maxMessageBytes: maxMessageBytes, requestTimeout: requestTimeout, connectionBufferBytes: 1 << 20)
     let channel = EmbeddedChannel()
     try! channel.pipeline.syncOperations.addHandler(harness.handler)
@@ -53,23 +54,31 @@ public func fuzzGRPCFraming(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
         from = cut
     }
 
-    _ = try? channel.writeInbound(HTTP2Frame.FramePayload.headers(.init(headers: headers, endStream: headersEndStream)))
+    _ = try? channel.writeInbound(HTTP2Frame(streamID: 1, payload: .headers(.init(headers: headers, endStream: headersEndStream))))
     for (index, frame) in frames.enumerated() {
         fuzzCheck(harness.bufferedBytes <= maxMessageBytes + 5, "the stream holds \(harness.bufferedBytes) bytes")
         if step > .zero { channel.embeddedEventLoop.advanceTime(by: step) }
         let last = index == frames.count - 1
-        _ = try? channel.writeInbound(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(frame), endStream: last && ending != 1 && ending != 2)))
+        _ = try? channel.writeInbound(
+            HTTP2Frame(streamID: 1, payload: .data(.init(data: .byteBuffer(frame), endStream: last && ending != 1 && ending != 2))))
     }
     switch ending {
-    case 1: _ = try? channel.writeInbound(HTTP2Frame.FramePayload.headers(.init(headers: ["x-trailer": "1"], endStream: true)))
-    case 3: _ = try? channel.writeInbound(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(ByteBuffer(bytes: [0, 0, 0, 0, 0])))))
+    case 1: _ = try? channel.writeInbound(HTTP2Frame(streamID: 1, payload: .headers(.init(headers: ["x-trailer": "1"], endStream: true))))
+    case 3: _ = try? channel.writeInbound(HTTP2Frame(streamID: 1, payload: .data(.init(data: .byteBuffer(ByteBuffer(bytes: [0, 0, 0, 0, 0]))))))
     default: break
     }
     // Past the request timeout, so a call still arriving is answered too.
     channel.embeddedEventLoop.advanceTime(by: requestTimeout + .seconds(1))
 
     var written: [HTTP2Frame.FramePayload] = []
-    while let frame = try? channel.readOutbound(as: HTTP2Frame.FramePayload.self) { written.append(frame) }
+    while let frame = try? channel.readOutbound(as: HTTP2Frame.self) {
+        fuzzCheck(frame.streamID == 1 || frame.streamID == .rootStream, "a frame written on stream \(frame.streamID)")
+        switch frame.payload {
+        case .windowUpdate: break
+        case .rstStream: fuzzCheck(!written.isEmpty, "a reset before the answer")
+        default: written.append(frame.payload)
+        }
+    }
     checkAnswer(written)
     fuzzCheck(harness.peakBufferedBytes <= maxMessageBytes + 5,
               "the stream held \(harness.peakBufferedBytes) bytes, over one message of \(maxMessageBytes)")

@@ -23,9 +23,10 @@ public struct InPlaceMethod: Sendable {
 }
 
 /// The gRPC listener: HTTP/2 (h2c, or TLS with ALPN `h2`) on swift-nio-http2, as a grpc-swift-2
-/// `ServerTransport`. Methods in `inPlace` are answered by `GRPCStreamHandler` on the event loop; every other
-/// stream is read whole and handed to the `GRPCServer` listening on this transport, which serves the remaining
-/// services (health) with grpc-swift-2's own semantics.
+/// `ServerTransport`. Each connection's frames are read by one `GRPCConnectionHandler`, with no channel per stream:
+/// methods in `inPlace` are answered on the event loop; every other call is read whole and handed to the
+/// `GRPCServer` listening on this transport, which serves the remaining services (health) with grpc-swift-2's own
+/// semantics.
 ///
 /// Why not grpc-swift-2's NIO transport for everything: there a unary call runs through a task, async sequences,
 /// an async writer and a timeout task, about four times the CPU of the whole call answered in place
@@ -123,12 +124,13 @@ public final class GRPCListener: ServerTransport {
         }
     }
 
-    /// A stream for `GRPCServer`: the whole request, a writer onto the stream, and the stream's channel.
+    /// A stream for `GRPCServer`: the whole request, a writer onto the stream, and when the stream closes.
     struct HandOff: Sendable {
         var stream: RPCStream<Inbound, Outbound>
         var descriptor: MethodDescriptor
         var peers: Peers
-        var channel: any Channel
+        /// Completes when the stream closes (answered, reset by the client, or its connection gone).
+        var closed: EventLoopFuture<Void>
     }
 
     struct Peers: Sendable {
@@ -194,8 +196,8 @@ public final class GRPCListener: ServerTransport {
         for waiter in waiters { waiter.resume(with: address) }
     }
 
-    /// One connection: TLS when configured, HTTP/2 with the listener's limits, and a `GRPCStreamHandler` per stream
-    /// sharing the connection's `RequestByteBudget`.
+    /// One connection: TLS when configured, HTTP/2 with the listener's limits, and one `GRPCConnectionHandler` for
+    /// its calls with the connection's `RequestByteBudget`.
     private func configure(connection channel: any Channel, handOffs: AsyncStream<HandOff>.Continuation) throws {
         let observer = options.observer
         guard tracker.admit(channel) else {
@@ -203,13 +205,21 @@ public final class GRPCListener: ServerTransport {
             return
         }
         let sync = channel.pipeline.syncOperations
-        // The client's identity is decided when the handshake completes, before any stream opens, and read on
-        // this event loop by each stream as it opens: nothing per call.
-        let peer = NIOLoopBoundBox<TLSPeer?>(nil, eventLoop: channel.eventLoop)
+        let budget = RequestByteBudget(limit: options.maxConnectionBufferBytes)
+        let calls = GRPCConnectionHandler(
+            inPlace: inPlace,
+            limits: .init(maxMessageBytes: options.maxMessageBytes, requestTimeout: options.requestTimeout,
+                          streamWindowBytes: options.streamWindowBytes, observer: observer),
+            budget: budget, listenerBudget: buffered,
+            peers: Peers(remote: Self.describe(channel.remoteAddress), local: Self.describe(channel.localAddress)),
+            handOffs: handOffs)
         if let tls = options.tls {
             try sync.addHandler(NIOSSLServerHandler(context: tls.current))
             if let identify = options.identifyPeer {
-                try sync.addHandler(TLSPeerHandler(identify: identify) { peer.value = $0 })
+                // The client's identity is decided when the handshake completes, before any stream opens, and read
+                // on this event loop by each call: nothing per call.
+                let handler = NIOLoopBound(calls, eventLoop: channel.eventLoop)
+                try sync.addHandler(TLSPeerHandler(identify: identify) { handler.value.tlsPeer = $0 })
             }
         }
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
@@ -218,35 +228,18 @@ public final class GRPCListener: ServerTransport {
             HTTP2Setting(parameter: .maxHeaderListSize, value: 16 << 10),
             HTTP2Setting(parameter: .initialWindowSize, value: options.streamWindowBytes),
         ]
-        var stream = NIOHTTP2Handler.StreamConfiguration()
-        stream.targetWindowSize = options.streamWindowBytes
         // Graceful shutdown (ChannelShouldQuiesceEvent) becomes GOAWAY; the connection closes once its streams are
-        // done. Idleness is the closer's, which does not wait for a silent client's PING acknowledgement.
+        // done. Idleness is the closer's, which does not wait for a silent client's PING acknowledgement. Both
+        // count streams from swift-nio-http2's stream events.
         let management = NIOHTTP2ServerConnectionManagementHandler(
             eventLoop: channel.eventLoop, configuration: .init(maxIdleTime: nil, maxAge: nil, maxGraceTime: nil, keepalive: nil))
-        let closer = HTTP2IdleCloser(timeout: options.idleTimeout) { observer?.limitEnforced(.idleTimeout) }
-        let events = HTTP2IdleCloser.StreamEvents(
-            closer: NIOLoopBound(closer, eventLoop: channel.eventLoop), next: management.http2StreamDelegate)
-        let peers = Peers(remote: Self.describe(channel.remoteAddress), local: Self.describe(channel.localAddress))
-        let limits = GRPCStreamHandler.Limits(
-            maxMessageBytes: options.maxMessageBytes, requestTimeout: options.requestTimeout, observer: observer)
-        let budget = NIOLoopBound(RequestByteBudget(limit: options.maxConnectionBufferBytes), eventLoop: channel.eventLoop)
         channel.closeFuture.whenComplete { _ in
-            if budget.value.peak >= Self.heavyConnectionBytes { MemoryTrim.soon() }
+            if budget.peak >= Self.heavyConnectionBytes { MemoryTrim.soon() }
         }
-        let inPlace = self.inPlace, buffered = self.buffered
-        _ = try sync.configureHTTP2Pipeline(
-            mode: .server, connectionConfiguration: connection, streamConfiguration: stream, streamDelegate: events
-        ) { stream in
-            stream.eventLoop.makeCompletedFuture {
-                try stream.pipeline.syncOperations.addHandler(GRPCStreamHandler(
-                    inPlace: inPlace, limits: limits, budget: budget.value, listenerBudget: buffered, peers: peers,
-                    tlsPeer: peer.value,
-                    handOffs: handOffs))
-            }
-        }
+        try sync.addHandler(NIOHTTP2Handler(mode: .server, connectionConfiguration: connection))
         try sync.addHandler(management)
-        try sync.addHandler(closer)
+        try sync.addHandler(HTTP2IdleCloser(timeout: options.idleTimeout) { observer?.limitEnforced(.idleTimeout) })
+        try sync.addHandler(calls)
     }
 
     /// A connection whose streams once held this many request bytes together has the heap trimmed when it closes.
@@ -259,13 +252,13 @@ public final class GRPCListener: ServerTransport {
         with streamHandler: @escaping @Sendable (_ stream: RPCStream<Inbound, Outbound>, _ context: ServerContext) async -> Void
     ) async {
         await withServerContextRPCCancellationHandle { handle in
-            handOff.channel.closeFuture.whenComplete { _ in handle.cancel() }
+            handOff.closed.whenComplete { _ in handle.cancel() }
             let context = ServerContext(
                 descriptor: handOff.descriptor, remotePeer: handOff.peers.remote, localPeer: handOff.peers.local,
                 cancellation: handle)
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await streamHandler(handOff.stream, context) }
-                group.addTask { try? await handOff.channel.closeFuture.get() }
+                group.addTask { try? await handOff.closed.get() }
                 _ = await group.next()
                 group.cancelAll()
             }

@@ -7,7 +7,7 @@ import NIOHTTP2
 /// closed too. It waits for no PING acknowledgement, unlike a graceful shutdown: a silent client gets none of the
 /// server's file descriptors for longer than the timeout.
 ///
-/// It learns of streams as the connection's `NIOHTTP2StreamDelegate` (see `StreamEvents`), on the event loop.
+/// It learns of streams from swift-nio-http2's stream events, which pass it on the way to the connection's handler.
 final class HTTP2IdleCloser: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTP2Frame
     typealias InboundOut = HTTP2Frame
@@ -49,12 +49,21 @@ final class HTTP2IdleCloser: ChannelInboundHandler, RemovableChannelHandler {
         context.fireChannelInactive()
     }
 
-    func streamCreated(_ id: HTTP2StreamID) {
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event {
+        case let created as NIOHTTP2StreamCreatedEvent: streamCreated(created.streamID)
+        case let closed as StreamClosedEvent: streamClosed(closed.streamID)
+        default: break
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    private func streamCreated(_ id: HTTP2StreamID) {
         openStreams += 1
         if id > lastStreamID { lastStreamID = id }
     }
 
-    func streamClosed(_ id: HTTP2StreamID) {
+    private func streamClosed(_ id: HTTP2StreamID) {
         openStreams -= 1
         if openStreams == 0 { idleSince = .now() }
     }
@@ -76,21 +85,5 @@ final class HTTP2IdleCloser: ChannelInboundHandler, RemovableChannelHandler {
             streamID: .rootStream, payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil))
         context.writeAndFlush(NIOAny(goAway), promise: nil)
         context.close(promise: nil)
-    }
-
-    /// The connection's stream delegate: tells the idle closer and the connection manager of each stream.
-    struct StreamEvents: NIOHTTP2StreamDelegate {
-        let closer: NIOLoopBound<HTTP2IdleCloser>
-        let next: (any NIOHTTP2StreamDelegate)?
-
-        func streamCreated(_ id: HTTP2StreamID, channel: any Channel) {
-            closer.value.streamCreated(id)
-            next?.streamCreated(id, channel: channel)
-        }
-
-        func streamClosed(_ id: HTTP2StreamID, channel: any Channel) {
-            closer.value.streamClosed(id)
-            next?.streamClosed(id, channel: channel)
-        }
     }
 }
