@@ -26,7 +26,7 @@ extension InPlaceMethod {
             }
             let request: Envoy_Service_Auth_V3_CheckRequest
             do {
-                request = try Envoy_Service_Auth_V3_CheckRequest(serializedBytes: bytes)
+                request = try Envoy_Service_Auth_V3_CheckRequest(checkRequestBytes: bytes)
             } catch {
                 throw RPCError(code: .invalidArgument, message: "the CheckRequest does not decode: \(error)")
             }
