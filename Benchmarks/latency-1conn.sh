@@ -12,9 +12,8 @@
 # over REPEATS runs of the run's p50 and p99 (from h2load's per-request log) and of the server's CPU time (user and
 # system) per request: work done after a response is sent costs CPU but not this latency.
 #
-# With NOOP=path/to/CheckNoopServer (built in this package) two more: `grpc-noop`, the no-op Check on Warden's gRPC
-# listener, and `grpc-frames`, the same no-op answered over HTTP/2 frames with no child channel per stream (what a
-# frame-level listener could save).
+# With NOOP=path/to/CheckNoopServer (built in this package) one more: `grpc-noop`, the no-op Check on Warden's gRPC
+# listener (what the listener costs without a check).
 #
 # Usage: Benchmarks/latency-1conn.sh [requests-per-run=20000] [repeats=5]
 #        WARDEN=path/to/release/warden to skip the build. Needs nginx and h2load (nghttp2-client).
@@ -60,7 +59,6 @@ printf 'request: {destination_namespace: default, destination_labels: {app: deta
 warden_pid=$!
 for _ in $(seq 100); do curl -sf http://127.0.0.1:19392/health >/dev/null 2>&1 && break; sleep 0.1; done
 if [ -n "${NOOP:-}" ]; then "${server_cpu[@]}" "$NOOP" serve 19393 ${THREADS:-} & pids+=($!); noop_pid=$!; sleep 1; fi
-if [ -n "${NOOP:-}" ]; then "${server_cpu[@]}" "$NOOP" serve-frames 19394 & pids+=($!); frames_pid=$!; sleep 1; fi
 nginx_worker=$(pgrep -P "$(cat "$work/nginx.pid")" | head -1)
 
 # A process's CPU time so far, in clock ticks.
@@ -69,7 +67,7 @@ ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 # One run: prints "p50_us p99_us cpu_us_per_request".
 run() {
     local kind=$1 pid
-    case $kind in grpc-noop) pid=$noop_pid ;; grpc-frames) pid=$frames_pid ;; nginx*) pid=$nginx_worker ;; *) pid=$warden_pid ;; esac
+    case $kind in grpc-noop) pid=$noop_pid ;; nginx*) pid=$nginx_worker ;; *) pid=$warden_pid ;; esac
     local before
     before=$(ticks "$pid")
     rm -f "$work/log.tsv"
@@ -80,9 +78,6 @@ run() {
     grpc-noop) "${client_cpu[@]}" h2load -n "$requests" -c 1 -m 1 -t 1 -H 'content-type: application/grpc' -H 'te: trailers' \
             -H 'grpc-timeout: 200m' -d "$work/check.bin" --log-file "$work/log.tsv" \
             http://127.0.0.1:19393/envoy.service.auth.v3.Authorization/Check > "$work/out.txt" ;;
-    grpc-frames) "${client_cpu[@]}" h2load -n "$requests" -c 1 -m 1 -t 1 -H 'content-type: application/grpc' -H 'te: trailers' \
-            -H 'grpc-timeout: 200m' -d "$work/check.bin" --log-file "$work/log.tsv" \
-            http://127.0.0.1:19394/envoy.service.auth.v3.Authorization/Check > "$work/out.txt" ;;
     http) "${client_cpu[@]}" h2load --h1 -n "$requests" -c 1 -m 1 -t 1 --log-file "$work/log.tsv" \
             http://127.0.0.1:19392/ext_authz/details/1 > "$work/out.txt" ;;
     http-noop) "${client_cpu[@]}" h2load --h1 -n "$requests" -c 1 -m 1 -t 1 --log-file "$work/log.tsv" \
@@ -103,7 +98,7 @@ run() {
 . ./median.sh
 
 kinds=(grpc http http-noop nginx nginx-h2)
-[ -n "${NOOP:-}" ] && kinds+=(grpc-noop grpc-frames)
+[ -n "${NOOP:-}" ] && kinds+=(grpc-noop)
 for kind in "${kinds[@]}"; do run "$kind" > /dev/null; : > "$work/$kind.txt"; done   # warm-up
 for _ in $(seq "$repeats"); do
     for kind in "${kinds[@]}"; do run "$kind" >> "$work/$kind.txt"; done

@@ -13,8 +13,6 @@ import WardenServer
 //   CheckNoopServer serve PORT [THREADS]             answers every Check with OK, deciding nothing, on Warden's
 //                                                    gRPC listener (what `warden serve` runs)
 //   CheckNoopServer serve-grpc-swift PORT [THREADS]  the same on grpc-swift-2's own NIO HTTP/2 transport
-//   CheckNoopServer serve-frames PORT                the same over HTTP/2 frames, no child channel per stream
-//                                                    (a baseline for a frame-level listener; FrameServer.swift)
 //   CheckNoopServer write-request FILE               writes the gRPC-framed CheckRequest the load test sends
 
 /// The request the load test sends: an Istio sidecar's check of `GET /api/v1/items` on the `details` workload.
@@ -55,8 +53,6 @@ case ("write-request", let file) where !file.isEmpty:
     framed += [UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)]
     framed += message
     try Data(framed).write(to: URL(fileURLWithPath: file))
-case ("serve-frames", let port) where Int(port) != nil:
-    try serveFrames(port: Int(port)!)
 case (let mode, let port) where (mode == "serve" || mode == "serve-grpc-swift") && Int(port) != nil:
     // As `warden serve --threads N`: N event loops that also run the handlers.
     if arguments.count > 3, let threads = Int(arguments[3]) {
@@ -77,6 +73,6 @@ case (let mode, let port) where (mode == "serve" || mode == "serve-grpc-swift") 
         try await server.serve()
     }
 default:
-    FileHandle.standardError.write(Data("usage: CheckNoopServer serve|serve-grpc-swift PORT [THREADS] | serve-frames PORT | write-request FILE\n".utf8))
+    FileHandle.standardError.write(Data("usage: CheckNoopServer serve|serve-grpc-swift PORT [THREADS] | write-request FILE\n".utf8))
     exit(2)
 }
