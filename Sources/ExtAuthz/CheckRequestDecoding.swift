@@ -28,159 +28,152 @@ enum CheckRequestWireReader {
     typealias AttributeContext = Envoy_Service_Auth_V3_AttributeContext
 
     static func checkRequest(_ bytes: Bytes) -> Envoy_Service_Auth_V3_CheckRequest? {
-        var reader = Reader(bytes)
-        var request = Envoy_Service_Auth_V3_CheckRequest()
-        while let (field, wire) = reader.tag() {
-            guard field == 1, wire == 2, !request.hasAttributes, let body = reader.lengthDelimited(),
-                  let attributes = attributeContext(body)
-            else { return nil }
+        message(bytes, Envoy_Service_Auth_V3_CheckRequest()) { request, field, wire, reader in
+            guard field == 1, !request.hasAttributes, let body = reader.body(wire), let attributes = attributeContext(body)
+            else { return false }
             request.attributes = attributes
+            return true
         }
-        return reader.isMalformed ? nil : request
     }
 
     static func attributeContext(_ bytes: Bytes) -> AttributeContext? {
-        var reader = Reader(bytes)
-        var context = AttributeContext()
         var extensions: [String: String] = [:]
-        while let (field, wire) = reader.tag() {
-            guard wire == 2, let body = reader.lengthDelimited() else { return nil }
+        var read = message(bytes, AttributeContext()) { context, field, wire, reader in
+            guard let body = reader.body(wire) else { return false }
             switch field {
             case 1:
-                guard !context.hasSource, let peer = peer(body) else { return nil }
+                guard !context.hasSource, let peer = peer(body) else { return false }
                 context.source = peer
             case 2:
-                guard !context.hasDestination, let peer = peer(body) else { return nil }
+                guard !context.hasDestination, let peer = peer(body) else { return false }
                 context.destination = peer
             case 4:
-                guard !context.hasRequest, let request = request(body) else { return nil }
+                guard !context.hasRequest, let request = request(body) else { return false }
                 context.request = request
             case 10:
-                guard mapEntry(body, into: &extensions) else { return nil }
+                return mapEntry(body, into: &extensions)
             case 11:
-                guard !context.hasMetadataContext, let message = decoded(Envoy_Config_Core_V3_Metadata.self, body)
-                else { return nil }
-                context.metadataContext = message
+                guard !context.hasMetadataContext, let metadata = decoded(Envoy_Config_Core_V3_Metadata.self, body)
+                else { return false }
+                context.metadataContext = metadata
             case 12:
-                guard !context.hasTlsSession, let message = decoded(AttributeContext.TLSSession.self, body) else { return nil }
-                context.tlsSession = message
+                guard !context.hasTlsSession, let session = decoded(AttributeContext.TLSSession.self, body) else { return false }
+                context.tlsSession = session
             case 13:
-                guard !context.hasRouteMetadataContext, let message = decoded(Envoy_Config_Core_V3_Metadata.self, body)
-                else { return nil }
-                context.routeMetadataContext = message
+                guard !context.hasRouteMetadataContext, let metadata = decoded(Envoy_Config_Core_V3_Metadata.self, body)
+                else { return false }
+                context.routeMetadataContext = metadata
             default:
-                return nil
+                return false
             }
+            return true
         }
-        if !extensions.isEmpty { context.contextExtensions = extensions }
-        return reader.isMalformed ? nil : context
+        if !extensions.isEmpty { read?.contextExtensions = extensions }
+        return read
     }
 
     static func peer(_ bytes: Bytes) -> AttributeContext.Peer? {
-        var reader = Reader(bytes)
-        var peer = AttributeContext.Peer()
         var labels: [String: String] = [:]
-        while let (field, wire) = reader.tag() {
-            guard wire == 2, let body = reader.lengthDelimited() else { return nil }
+        var read = message(bytes, AttributeContext.Peer()) { peer, field, wire, reader in
+            guard let body = reader.body(wire) else { return false }
             switch field {
             case 1:
-                guard !peer.hasAddress, let address = address(body) else { return nil }
+                guard !peer.hasAddress, let address = address(body) else { return false }
                 peer.address = address
-            case 2: guard let text = Reader.string(body) else { return nil }; peer.service = text
-            case 3: guard mapEntry(body, into: &labels) else { return nil }
-            case 4: guard let text = Reader.string(body) else { return nil }; peer.principal = text
-            case 5: guard let text = Reader.string(body) else { return nil }; peer.certificate = text
-            default: return nil
+                return true
+            case 3: return mapEntry(body, into: &labels)
+            case 2, 4, 5:
+                guard let text = Reader.string(body) else { return false }
+                switch field {
+                case 2: peer.service = text
+                case 4: peer.principal = text
+                default: peer.certificate = text
+                }
+                return true
+            default:
+                return false
             }
         }
-        if !labels.isEmpty { peer.labels = labels }
-        return reader.isMalformed ? nil : peer
+        if !labels.isEmpty { read?.labels = labels }
+        return read
     }
 
     /// A socket address by hand; a pipe or an internal address by swift-protobuf.
     static func address(_ bytes: Bytes) -> Envoy_Config_Core_V3_Address? {
-        var reader = Reader(bytes)
-        var address = Envoy_Config_Core_V3_Address()
-        while let (field, wire) = reader.tag() {
-            guard field == 1, wire == 2, address.address == nil, let body = reader.lengthDelimited(),
-                  let socket = socketAddress(body)
-            else { return decoded(Envoy_Config_Core_V3_Address.self, bytes) }
+        let socket = message(bytes, Envoy_Config_Core_V3_Address()) { address, field, wire, reader in
+            guard field == 1, address.address == nil, let body = reader.body(wire), let socket = socketAddress(body)
+            else { return false }
             address.socketAddress = socket
+            return true
         }
-        return reader.isMalformed ? nil : address
+        return socket ?? decoded(Envoy_Config_Core_V3_Address.self, bytes)
     }
 
     static func socketAddress(_ bytes: Bytes) -> Envoy_Config_Core_V3_SocketAddress? {
-        var reader = Reader(bytes)
-        var socket = Envoy_Config_Core_V3_SocketAddress()
-        while let (field, wire) = reader.tag() {
+        message(bytes, Envoy_Config_Core_V3_SocketAddress()) { socket, field, wire, reader in
             switch (field, wire) {
             case (1, 0):
-                guard let value = reader.varint() else { return nil }
+                guard let value = reader.varint() else { return false }
                 socket.protocol = .init(rawValue: Int(Int32(truncatingIfNeeded: value)))!
             case (3, 0):
-                guard socket.portSpecifier == nil, let value = reader.varint() else { return nil }
+                guard socket.portSpecifier == nil, let value = reader.varint() else { return false }
                 socket.portValue = UInt32(truncatingIfNeeded: value)
             case (6, 0):
-                guard let value = reader.varint() else { return nil }
+                guard let value = reader.varint() else { return false }
                 socket.ipv4Compat = value != 0
             case (2, 2), (4, 2), (5, 2), (7, 2):
-                guard let body = reader.lengthDelimited(), let text = Reader.string(body) else { return nil }
+                guard let body = reader.lengthDelimited(), let text = Reader.string(body) else { return false }
                 switch field {
                 case 2: socket.address = text
                 case 4:
-                    guard socket.portSpecifier == nil else { return nil }
+                    guard socket.portSpecifier == nil else { return false }
                     socket.namedPort = text
                 case 5: socket.resolverName = text
                 default: socket.networkNamespaceFilepath = text
                 }
             default:
-                return nil
+                return false
             }
+            return true
         }
-        return reader.isMalformed ? nil : socket
     }
 
     static func request(_ bytes: Bytes) -> AttributeContext.Request? {
-        var reader = Reader(bytes)
-        var request = AttributeContext.Request()
-        while let (field, wire) = reader.tag() {
-            guard wire == 2, let body = reader.lengthDelimited() else { return nil }
+        message(bytes, AttributeContext.Request()) { request, field, wire, reader in
+            guard let body = reader.body(wire) else { return false }
             switch field {
             case 1:
-                guard !request.hasTime, let time = decoded(Google_Protobuf_Timestamp.self, body) else { return nil }
+                guard !request.hasTime, let time = decoded(Google_Protobuf_Timestamp.self, body) else { return false }
                 request.time = time
             case 2:
-                guard !request.hasHTTP, let http = httpRequest(body) else { return nil }
+                guard !request.hasHTTP, let http = httpRequest(body) else { return false }
                 request.http = http
             default:
-                return nil
+                return false
             }
+            return true
         }
-        return reader.isMalformed ? nil : request
     }
 
     static func httpRequest(_ bytes: Bytes) -> AttributeContext.HttpRequest? {
-        var reader = Reader(bytes)
-        var http = AttributeContext.HttpRequest()
         var headers: [String: String] = [:]
-        while let (field, wire) = reader.tag() {
+        var read = message(bytes, AttributeContext.HttpRequest()) { http, field, wire, reader in
             if field == 9 {
-                guard wire == 0, let value = reader.varint() else { return nil }
+                guard wire == 0, let value = reader.varint() else { return false }
                 http.size = Int64(bitPattern: value)
-                continue
+                return true
             }
-            guard wire == 2, let body = reader.lengthDelimited() else { return nil }
+            guard let body = reader.body(wire) else { return false }
             switch field {
             case 3:
-                guard mapEntry(body, into: &headers) else { return nil }
+                return mapEntry(body, into: &headers)
             case 12:
                 http.rawBody = Data(body)
             case 13:
-                guard !http.hasHeaderMap, let map = decoded(Envoy_Config_Core_V3_HeaderMap.self, body) else { return nil }
+                guard !http.hasHeaderMap, let map = decoded(Envoy_Config_Core_V3_HeaderMap.self, body) else { return false }
                 http.headerMap = map
             case 1, 2, 4, 5, 6, 7, 8, 10, 11:
-                guard let text = Reader.string(body) else { return nil }
+                guard let text = Reader.string(body) else { return false }
                 switch field {
                 case 1: http.id = text
                 case 2: http.method = text
@@ -193,24 +186,35 @@ enum CheckRequestWireReader {
                 default: http.body = text
                 }
             default:
-                return nil
+                return false
             }
+            return true
         }
-        if !headers.isEmpty { http.headers = headers }
-        return reader.isMalformed ? nil : http
+        if !headers.isEmpty { read?.headers = headers }
+        return read
+    }
+
+    /// A message's fields in order: `read` takes each field's number and wire type with the reader at its value,
+    /// and returns false to give up. Nil when it gives up or the framing is bad.
+    static func message<M>(_ bytes: Bytes, _ empty: M, _ read: (inout M, Int, Int, inout Reader) -> Bool) -> M? {
+        var reader = Reader(bytes)
+        var message = empty
+        while let (field, wire) = reader.tag() {
+            guard read(&message, field, wire, &reader) else { return nil }
+        }
+        return reader.isMalformed ? nil : message
     }
 
     /// One `map<string, string>` entry (key 1, value 2, either may be absent); a later entry for a key replaces an
     /// earlier one, as swift-protobuf's map decoding does.
     static func mapEntry(_ bytes: Bytes, into map: inout [String: String]) -> Bool {
-        var reader = Reader(bytes)
         var key = "", value = ""
-        while let (field, wire) = reader.tag() {
-            guard wire == 2, field == 1 || field == 2, let body = reader.lengthDelimited(), let text = Reader.string(body)
-            else { return false }
+        let read: Void? = message(bytes, ()) { _, field, wire, reader in
+            guard field == 1 || field == 2, let body = reader.body(wire), let text = Reader.string(body) else { return false }
             if field == 1 { key = text } else { value = text }
+            return true
         }
-        guard !reader.isMalformed else { return false }
+        guard read != nil else { return false }
         map[key] = value
         return true
     }
@@ -253,6 +257,11 @@ enum CheckRequestWireReader {
             }
             isMalformed = true
             return nil
+        }
+
+        /// A length-delimited value, or nil (and nothing read) when the field is of another wire type.
+        mutating func body(_ wire: Int) -> Bytes? {
+            wire == 2 ? lengthDelimited() : nil
         }
 
         mutating func lengthDelimited() -> Bytes? {

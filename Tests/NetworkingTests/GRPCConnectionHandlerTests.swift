@@ -155,29 +155,31 @@ import Testing
         #expect(status(try written(channel, stream: 3)) == "0")
     }
 
-    @Test func aDeadlineThatPassesBeforeTheRequestEndsIsDeadlineExceeded() throws {
-        let channel = try embedded()
-        try channel.writeInbound(headers(timeout: "5m"))
+    /// A call whose request is still arriving: nothing is answered `before`, then DEADLINE_EXCEEDED and a reset
+    /// once `after` more has passed; returns the answer.
+    func answerToACallStillArriving(
+        _ channel: EmbeddedChannel, timeout: String? = nil, before: TimeAmount, after: TimeAmount,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws -> [HTTP2Frame.FramePayload] {
+        try channel.writeInbound(headers(timeout: timeout))
         try channel.writeInbound(body([1], endStream: false))
-        channel.embeddedEventLoop.advanceTime(by: .milliseconds(4))
-        #expect(try written(channel).isEmpty)
-        channel.embeddedEventLoop.advanceTime(by: .milliseconds(2))
+        channel.embeddedEventLoop.advanceTime(by: before)
+        #expect(try written(channel).isEmpty, sourceLocation: sourceLocation)
+        channel.embeddedEventLoop.advanceTime(by: after)
         let frames = try written(channel)
-        #expect(status(frames) == String(Status.Code.deadlineExceeded.rawValue))
-        #expect(isReset(frames))
+        #expect(status(frames) == String(Status.Code.deadlineExceeded.rawValue), sourceLocation: sourceLocation)
+        #expect(isReset(frames), sourceLocation: sourceLocation)
+        return frames
+    }
+
+    @Test func aDeadlineThatPassesBeforeTheRequestEndsIsDeadlineExceeded() throws {
+        _ = try answerToACallStillArriving(try embedded(), timeout: "5m", before: .milliseconds(4), after: .milliseconds(2))
     }
 
     @Test func aRequestNotWholeWithinTheRequestTimeoutIsResetWithoutAClientDeadline() throws {
         let channel = try embedded()
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
-        try channel.writeInbound(headers())
-        try channel.writeInbound(body([1], endStream: false))
-        channel.embeddedEventLoop.advanceTime(by: .seconds(9))
-        #expect(try written(channel).isEmpty)
-        channel.embeddedEventLoop.advanceTime(by: .seconds(2))
-        let frames = try written(channel)
-        #expect(status(frames) == String(Status.Code.deadlineExceeded.rawValue))
-        #expect(isReset(frames))
+        let frames = try answerToACallStillArriving(channel, before: .seconds(9), after: .seconds(2))
         let trailers = frames.compactMap { if case .headers(let h) = $0 { h } else { nil } }.last
         #expect(trailers?.headers.first(name: "grpc-message")?.contains("request timeout") == true)
         #expect(channel.isActive, "only the stream is reset, not the connection")

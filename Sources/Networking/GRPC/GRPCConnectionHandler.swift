@@ -139,11 +139,7 @@ final class GRPCConnectionHandler: ChannelDuplexHandler {
         // Arm the timer only for a call still arriving: most arrive whole in one read.
         for call in arriving where !call.done && call.timer == nil { armTimer(call, context: context) }
         arriving.removeAll(keepingCapacity: true)
-        topUpConnectionWindow(context)
-        if needsFlush {
-            needsFlush = false
-            context.flush()
-        }
+        flushPending(context)
         context.fireChannelReadComplete()
     }
 
@@ -172,15 +168,16 @@ final class GRPCConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        for call in calls.values {
-            finish(call)
-            call.handedOff?.succeed()
-        }
-        calls = [:]
+        endAllCalls()
         context.fireChannelInactive()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        endAllCalls()
+    }
+
+    /// The connection is gone: every call's bytes go back, and handed-off calls learn their stream closed.
+    private func endAllCalls() {
         for call in calls.values {
             finish(call)
             call.handedOff?.succeed()
@@ -231,12 +228,13 @@ final class GRPCConnectionHandler: ChannelDuplexHandler {
                 handler.fail(call, context, code: .deadlineExceeded,
                              "request not whole within the server's request timeout of \(milliseconds) ms", reset: true)
             }
-            handler.flushNow(context)
+            handler.flushPending(context)
         }
     }
 
-    /// Outside a read (a timer, a budget given back), what was written goes out now.
-    private func flushNow(_ context: ChannelHandlerContext) {
+    /// What was written (answers, window updates) goes out, with the connection's window topped up if bytes came
+    /// back: at the end of a read, or after a timer's answer.
+    private func flushPending(_ context: ChannelHandlerContext) {
         topUpConnectionWindow(context)
         if needsFlush {
             needsFlush = false
