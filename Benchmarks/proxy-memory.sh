@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `warden proxy`'s memory: its resident set at start (anonymous and file-backed), after one request, with N idle
 # keep-alive mTLS connections (each has had one request through the proxy, a check with `warden serve` and the
-# upstream), and once they have closed and the proxy has been quiet for 5 s (it trims the heap then).
+# upstream), the same once the proxy has been quiet for 12 s (it trims the heap when quiet), and once they have
+# closed and the proxy has been quiet again.
 #
 # Usage: Benchmarks/proxy-memory.sh [warden binary=../.build/release/warden] [connections=1000]
 # Needs python3 (idle-connections.py) and curl. Nothing is built here: build the binary first.
@@ -48,6 +49,8 @@ python3 idle-connections.py 15016 "$count" "$work/sleep" "$seed_token" > "$work/
 for _ in $(seq 1200); do grep -q ready "$work/idle.out" 2>/dev/null && break; sleep 0.1; done
 sleep 1
 report "with $(grep -o '[0-9]* connections' "$work/idle.out") idle"
+sleep 12   # the proxy trims within 11 s of going quiet (a check every 5 s, then 1 s)
+report "the same, quiet for 12 s"
 kill "$idle"
 sleep 12   # the proxy trims within 11 s of going quiet (a check every 5 s, then 1 s)
 report "closed, then quiet for 12 s"
