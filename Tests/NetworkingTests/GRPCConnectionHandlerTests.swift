@@ -100,10 +100,10 @@ import Testing
     /// their own stream, in one flush.
     @Test func interleavedStreamsAreAnsweredEachOnItsOwn() throws {
         let channel = try embedded()
-        channel.pipeline.fireChannelRead(NIOAny(headers(1)))
-        channel.pipeline.fireChannelRead(NIOAny(headers(3)))
-        channel.pipeline.fireChannelRead(NIOAny(body(3, [3])))
-        channel.pipeline.fireChannelRead(NIOAny(body(1, [1])))
+        channel.pipeline.syncOperations.fireChannelRead(NIOAny(headers(1)))
+        channel.pipeline.syncOperations.fireChannelRead(NIOAny(headers(3)))
+        channel.pipeline.syncOperations.fireChannelRead(NIOAny(body(3, [3])))
+        channel.pipeline.syncOperations.fireChannelRead(NIOAny(body(1, [1])))
         #expect(try frames(channel).isEmpty, "nothing flushed before the read completes")
         channel.pipeline.fireChannelReadComplete()
         let all = try frames(channel)

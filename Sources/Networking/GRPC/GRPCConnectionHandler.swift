@@ -216,9 +216,9 @@ final class GRPCConnectionHandler: ChannelDuplexHandler {
     private func armTimer(_ call: Call, context: ChannelHandlerContext) {
         let arrival = context.eventLoop.now + limits.requestTimeout
         let clientDeadlineFirst = call.deadline.map { $0 < arrival } ?? false
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let loopBound = NIOLoopBound((self, context, call), eventLoop: context.eventLoop)
         call.timer = context.eventLoop.scheduleTask(deadline: clientDeadlineFirst ? call.deadline! : arrival) {
-            let (handler, context) = loopBound.value
+            let (handler, context, call) = loopBound.value
             guard !call.done else { return }
             if clientDeadlineFirst {
                 handler.fail(call, context, code: .deadlineExceeded, "deadline exceeded before the request arrived", reset: true)

@@ -233,8 +233,9 @@ public final class GRPCListener: ServerTransport {
         // count streams from swift-nio-http2's stream events.
         let management = NIOHTTP2ServerConnectionManagementHandler(
             eventLoop: channel.eventLoop, configuration: .init(maxIdleTime: nil, maxAge: nil, maxGraceTime: nil, keepalive: nil))
+        let connectionBudget = NIOLoopBound(budget, eventLoop: channel.eventLoop)
         channel.closeFuture.whenComplete { _ in
-            if budget.peak >= Self.heavyConnectionBytes { MemoryTrim.soon() }
+            if connectionBudget.value.peak >= Self.heavyConnectionBytes { MemoryTrim.soon() }
         }
         try sync.addHandler(NIOHTTP2Handler(mode: .server, connectionConfiguration: connection))
         try sync.addHandler(management)
