@@ -53,14 +53,14 @@ enum CheckRequestWireReader {
             case 10:
                 return mapEntry(body, into: &extensions)
             case 11:
-                guard !context.hasMetadataContext, let metadata = decoded(Envoy_Config_Core_V3_Metadata.self, body)
+                guard !context.hasMetadataContext, let metadata = decoded(Envoy_Config_Core_V3_Metadata.self, body, depth: 3)
                 else { return false }
                 context.metadataContext = metadata
             case 12:
-                guard !context.hasTlsSession, let session = decoded(AttributeContext.TLSSession.self, body) else { return false }
+                guard !context.hasTlsSession, let session = decoded(AttributeContext.TLSSession.self, body, depth: 3) else { return false }
                 context.tlsSession = session
             case 13:
-                guard !context.hasRouteMetadataContext, let metadata = decoded(Envoy_Config_Core_V3_Metadata.self, body)
+                guard !context.hasRouteMetadataContext, let metadata = decoded(Envoy_Config_Core_V3_Metadata.self, body, depth: 3)
                 else { return false }
                 context.routeMetadataContext = metadata
             default:
@@ -106,7 +106,7 @@ enum CheckRequestWireReader {
             address.socketAddress = socket
             return true
         }
-        return socket ?? decoded(Envoy_Config_Core_V3_Address.self, bytes)
+        return socket ?? decoded(Envoy_Config_Core_V3_Address.self, bytes, depth: 4)
     }
 
     static func socketAddress(_ bytes: Bytes) -> Envoy_Config_Core_V3_SocketAddress? {
@@ -143,7 +143,7 @@ enum CheckRequestWireReader {
             guard let body = reader.body(wire) else { return false }
             switch field {
             case 1:
-                guard !request.hasTime, let time = decoded(Google_Protobuf_Timestamp.self, body) else { return false }
+                guard !request.hasTime, let time = decoded(Google_Protobuf_Timestamp.self, body, depth: 4) else { return false }
                 request.time = time
             case 2:
                 guard !request.hasHTTP, let http = httpRequest(body) else { return false }
@@ -170,7 +170,7 @@ enum CheckRequestWireReader {
             case 12:
                 http.rawBody = Data(body)
             case 13:
-                guard !http.hasHeaderMap, let map = decoded(Envoy_Config_Core_V3_HeaderMap.self, body) else { return false }
+                guard !http.hasHeaderMap, let map = decoded(Envoy_Config_Core_V3_HeaderMap.self, body, depth: 5) else { return false }
                 http.headerMap = map
             case 1, 2, 4, 5, 6, 7, 8, 10, 11:
                 guard let text = Reader.string(body) else { return false }
@@ -219,9 +219,13 @@ enum CheckRequestWireReader {
         return true
     }
 
-    /// A submessage this reader leaves to swift-protobuf.
-    static func decoded<M: SwiftProtobuf.Message>(_ type: M.Type, _ bytes: Bytes) -> M? {
-        try? M(serializedBytes: Array(bytes))
+    /// A submessage this reader leaves to swift-protobuf, at `depth` in the whole request (the request is 1):
+    /// decoded with what is left of swift-protobuf's nesting limit there, so that a request nested too deeply
+    /// for it is refused here too.
+    static func decoded<M: SwiftProtobuf.Message>(_ type: M.Type, _ bytes: Bytes, depth: Int) -> M? {
+        var options = BinaryDecodingOptions()
+        options.messageDepthLimit -= depth - 1
+        return try? M(serializedBytes: Array(bytes), options: options)
     }
 
     /// A cursor over protobuf wire bytes. `tag()` returns nil at the end, or on bad framing, which `isMalformed`

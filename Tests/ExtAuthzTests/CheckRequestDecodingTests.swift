@@ -128,6 +128,26 @@ import Testing
         expectSameAnswer(bytes)
     }
 
+    /// swift-protobuf refuses a request nested deeper than 100 messages; what the reader hands it (here the
+    /// metadata, three levels down) is refused at the same nesting.
+    @Test func nestingPastSwiftProtobufsLimitIsRefusedAsItRefusesIt() throws {
+        func request(nesting levels: Int) throws -> [UInt8] {
+            var inner = Google_Protobuf_Struct()
+            for _ in 0..<levels {
+                var outer = Google_Protobuf_Struct()
+                outer.fields["a"] = Google_Protobuf_Value(structValue: inner)
+                inner = outer
+            }
+            var request = Self.sidecar
+            request.attributes.metadataContext.filterMetadata["deep"] = inner
+            return try bytes(request)
+        }
+        // The innermost struct is at depth 4 + 2 × levels: 100 at 48 levels.
+        #expect((try? Envoy_Service_Auth_V3_CheckRequest(serializedBytes: try request(nesting: 48))) != nil)
+        #expect((try? Envoy_Service_Auth_V3_CheckRequest(serializedBytes: try request(nesting: 49))) == nil)
+        for levels in 46...51 { expectSameAnswer(try request(nesting: levels)) }
+    }
+
     /// Every truncation of a full request, and seeded random damage to it: the same answer as swift-protobuf.
     @Test func damagedRequestsGetSwiftProtobufsAnswer() throws {
         let bytes = try bytes(Self.full)
