@@ -27,18 +27,24 @@ enum CheckRequestWireReader {
     typealias Bytes = UnsafeRawBufferPointer
     typealias AttributeContext = Envoy_Service_Auth_V3_AttributeContext
 
+    /// The attributes may come in several pieces, which protobuf merges: `warden proxy` sends a connection's
+    /// peers, a token's payload and the request's own fields as concatenated pieces (`CheckRequestEncoder`). Each
+    /// piece is read into the attributes so far; a field two pieces both hold (which swift-protobuf would merge
+    /// message by message) makes the reader give up.
     static func checkRequest(_ bytes: Bytes) -> Envoy_Service_Auth_V3_CheckRequest? {
         message(bytes, Envoy_Service_Auth_V3_CheckRequest()) { request, field, wire, reader in
-            guard field == 1, !request.hasAttributes, let body = reader.body(wire), let attributes = attributeContext(body)
-            else { return false }
+            guard field == 1, let body = reader.body(wire) else { return false }
+            var attributes = request.attributes
+            request.clearAttributes()  // so the pieces are read into storage no one else holds
+            guard attributeContext(body, into: &attributes) else { return false }
             request.attributes = attributes
             return true
         }
     }
 
-    static func attributeContext(_ bytes: Bytes) -> AttributeContext? {
-        var extensions: [String: String] = [:]
-        var read = message(bytes, AttributeContext()) { context, field, wire, reader in
+    static func attributeContext(_ bytes: Bytes, into context: inout AttributeContext) -> Bool {
+        var extensions = context.contextExtensions
+        let read = fields(bytes, of: &context) { context, field, wire, reader in
             guard let body = reader.body(wire) else { return false }
             switch field {
             case 1:
@@ -68,7 +74,7 @@ enum CheckRequestWireReader {
             }
             return true
         }
-        if !extensions.isEmpty { read?.contextExtensions = extensions }
+        if read, !extensions.isEmpty { context.contextExtensions = extensions }
         return read
     }
 
@@ -197,12 +203,17 @@ enum CheckRequestWireReader {
     /// A message's fields in order: `read` takes each field's number and wire type with the reader at its value,
     /// and returns false to give up. Nil when it gives up or the framing is bad.
     static func message<M>(_ bytes: Bytes, _ empty: M, _ read: (inout M, Int, Int, inout Reader) -> Bool) -> M? {
-        var reader = Reader(bytes)
         var message = empty
+        return fields(bytes, of: &message, read) ? message : nil
+    }
+
+    /// The same, read into a message already holding fields (a later piece of it); false when it gives up.
+    static func fields<M>(_ bytes: Bytes, of message: inout M, _ read: (inout M, Int, Int, inout Reader) -> Bool) -> Bool {
+        var reader = Reader(bytes)
         while let (field, wire) = reader.tag() {
-            guard read(&message, field, wire, &reader) else { return nil }
+            guard read(&message, field, wire, &reader) else { return false }
         }
-        return reader.isMalformed ? nil : message
+        return !reader.isMalformed
     }
 
     /// One `map<string, string>` entry (key 1, value 2, either may be absent); a later entry for a key replaces an

@@ -80,6 +80,25 @@ import Testing
         #expect(try Envoy_Service_Auth_V3_CheckRequest(checkRequestBytes: bytes) == request)
     }
 
+    /// `warden proxy` sends its checks in pieces (the connection's fields, the token's payload, the request's own),
+    /// which protobuf merges: the reader reads them too, kept pieces and all.
+    @Test func theProxysPiecewiseChecksAreReadAsOne() throws {
+        var encoder = CheckRequestEncoder()
+        for target in ["/one", "/two"] {
+            let parts = CheckRequestParts(
+                source: .init(identity: try SPIFFEID(parsing: "spiffe://cluster.local/ns/default/sa/sleep"), address: "10.0.0.1",
+                              port: 5000),
+                destination: .init(address: "10.0.0.2", port: 9080), namespace: "default", labels: ["app": "details"],
+                requestID: "id-\(target)", method: "POST", host: "details", target: target,
+                headers: [("authorization", "Bearer x"), ("accept", "*/*")], body: Array("{}".utf8), serverName: "details",
+                verifiedTokens: [(issuer: "https://issuer.example", payload: ["sub": "alice", "scope": ["read", "write"]])])
+            let bytes = try encoder.encode(parts)
+            let read = try #require(bytes.withUnsafeBytes { CheckRequestWireReader.checkRequest($0) })
+            #expect(read == parts.checkRequest)
+            #expect(read == (try Envoy_Service_Auth_V3_CheckRequest(serializedBytes: bytes)))
+        }
+    }
+
     @Test func aPipeAddressAndAHeaderMapAreHandedToSwiftProtobuf() throws {
         var request = Self.sidecar
         request.attributes.source.address.pipe.path = "/run/app.sock"
