@@ -59,14 +59,14 @@ enum CheckRequestWireReader {
             case 10:
                 return mapEntry(body, into: &extensions)
             case 11:
-                guard !context.hasMetadataContext, let metadata = decoded(Envoy_Config_Core_V3_Metadata.self, body, depth: 3)
+                guard !context.hasMetadataContext, let metadata = metadata(body, depth: 3)
                 else { return false }
                 context.metadataContext = metadata
             case 12:
                 guard !context.hasTlsSession, let session = decoded(AttributeContext.TLSSession.self, body, depth: 3) else { return false }
                 context.tlsSession = session
             case 13:
-                guard !context.hasRouteMetadataContext, let metadata = decoded(Envoy_Config_Core_V3_Metadata.self, body, depth: 3)
+                guard !context.hasRouteMetadataContext, let metadata = metadata(body, depth: 3)
                 else { return false }
                 context.routeMetadataContext = metadata
             default:
@@ -219,15 +219,101 @@ enum CheckRequestWireReader {
     /// One `map<string, string>` entry (key 1, value 2, either may be absent); a later entry for a key replaces an
     /// earlier one, as swift-protobuf's map decoding does.
     static func mapEntry(_ bytes: Bytes, into map: inout [String: String]) -> Bool {
-        var key = "", value = ""
+        entry(bytes, into: &map, absent: "", valueMayRepeat: true) { Reader.string($0) }
+    }
+
+    /// One map entry whose value is read by `value`. A value that repeats within the entry is kept last for a
+    /// string and gives up for a message (which swift-protobuf would merge).
+    static func entry<V>(
+        _ bytes: Bytes, into map: inout [String: V], absent: V, valueMayRepeat: Bool = false, _ value: (Bytes) -> V?
+    ) -> Bool {
+        var key = ""
+        var found: V?
         let read: Void? = message(bytes, ()) { _, field, wire, reader in
-            guard field == 1 || field == 2, let body = reader.body(wire), let text = Reader.string(body) else { return false }
-            if field == 1 { key = text } else { value = text }
+            guard let body = reader.body(wire) else { return false }
+            switch field {
+            case 1:
+                guard let text = Reader.string(body) else { return false }
+                key = text
+            case 2:
+                guard valueMayRepeat || found == nil, let read = value(body) else { return false }
+                found = read
+            default:
+                return false
+            }
             return true
         }
         guard read != nil else { return false }
-        map[key] = value
+        map[key] = found ?? absent
         return true
+    }
+
+    /// swift-protobuf's nesting limit: a message deeper than this in the whole request is refused.
+    static let depthLimit = BinaryDecodingOptions().messageDepthLimit
+
+    /// Envoy's metadata, filter name to `Struct` (jwt_authn's verified payloads), read by hand: swift-protobuf reads
+    /// a `Struct` through its generic map decoding. Typed metadata goes to swift-protobuf. `depth`: the metadata's in
+    /// the whole request.
+    static func metadata(_ bytes: Bytes, depth: Int) -> Envoy_Config_Core_V3_Metadata? {
+        var filters: [String: Google_Protobuf_Struct] = [:]
+        let read: Void? = message(bytes, ()) { _, field, wire, reader in
+            guard field == 1, let body = reader.body(wire) else { return false }
+            return entry(body, into: &filters, absent: Google_Protobuf_Struct()) { structValue($0, depth: depth + 1) }
+        }
+        guard read != nil else { return decoded(Envoy_Config_Core_V3_Metadata.self, bytes, depth: depth) }
+        var metadata = Envoy_Config_Core_V3_Metadata()
+        metadata.filterMetadata = filters
+        return metadata
+    }
+
+    static func structValue(_ bytes: Bytes, depth: Int) -> Google_Protobuf_Struct? {
+        guard depth <= depthLimit else { return nil }
+        var fields: [String: Google_Protobuf_Value] = [:]
+        let read: Void? = message(bytes, ()) { _, field, wire, reader in
+            guard field == 1, let body = reader.body(wire) else { return false }
+            return entry(body, into: &fields, absent: Google_Protobuf_Value()) { value($0, depth: depth + 1) }
+        }
+        return read == nil ? nil : Google_Protobuf_Struct(fields: fields)
+    }
+
+    /// One `Value`; a second kind in it gives up (swift-protobuf keeps the last, or merges two messages).
+    static func value(_ bytes: Bytes, depth: Int) -> Google_Protobuf_Value? {
+        guard depth <= depthLimit else { return nil }
+        return message(bytes, Google_Protobuf_Value()) { value, field, wire, reader in
+            guard value.kind == nil else { return false }
+            switch (field, wire) {
+            case (1, 0):
+                guard let raw = reader.varint() else { return false }
+                value.nullValue = .init(rawValue: Int(Int32(truncatingIfNeeded: raw)))!
+            case (2, 1):
+                guard let bits = reader.fixed64() else { return false }
+                value.numberValue = Double(bitPattern: bits)
+            case (4, 0):
+                guard let raw = reader.varint() else { return false }
+                value.boolValue = raw != 0
+            case (3, 2):
+                guard let body = reader.lengthDelimited(), let text = Reader.string(body) else { return false }
+                value.stringValue = text
+            case (5, 2):
+                guard let body = reader.lengthDelimited(), let inner = structValue(body, depth: depth + 1) else { return false }
+                value.structValue = inner
+            case (6, 2):
+                guard let body = reader.lengthDelimited(), let list = listValue(body, depth: depth + 1) else { return false }
+                value.listValue = list
+            default:
+                return false
+            }
+            return true
+        }
+    }
+
+    static func listValue(_ bytes: Bytes, depth: Int) -> Google_Protobuf_ListValue? {
+        guard depth <= depthLimit else { return nil }
+        return message(bytes, Google_Protobuf_ListValue()) { list, field, wire, reader in
+            guard field == 1, let body = reader.body(wire), let item = value(body, depth: depth + 1) else { return false }
+            list.values.append(item)
+            return true
+        }
     }
 
     /// A submessage this reader leaves to swift-protobuf, at `depth` in the whole request (the request is 1):
@@ -235,7 +321,7 @@ enum CheckRequestWireReader {
     /// for it is refused here too.
     static func decoded<M: SwiftProtobuf.Message>(_ type: M.Type, _ bytes: Bytes, depth: Int) -> M? {
         var options = BinaryDecodingOptions()
-        options.messageDepthLimit -= depth - 1
+        options.messageDepthLimit = depthLimit - (depth - 1)
         return try? M(serializedBytes: Array(bytes), options: options)
     }
 
@@ -258,6 +344,18 @@ enum CheckRequestWireReader {
                 return nil
             }
             return (Int(key >> 3), Int(key & 7))
+        }
+
+        /// A little-endian 64-bit value (wire type 1).
+        mutating func fixed64() -> UInt64? {
+            guard bytes.count - position >= 8 else {
+                isMalformed = true
+                return nil
+            }
+            var value: UInt64 = 0
+            for index in 0..<8 { value |= UInt64(bytes[position + index]) << (8 * index) }
+            position += 8
+            return value
         }
 
         mutating func varint() -> UInt64? {

@@ -44,6 +44,14 @@ import Testing
         request.attributes.tlsSession.sni = "details.default.svc"
         var claims = Google_Protobuf_Struct()
         claims.fields["sub"] = Google_Protobuf_Value(stringValue: "alice")
+        claims.fields["exp"] = Google_Protobuf_Value(numberValue: 1.7e9)
+        claims.fields["admin"] = Google_Protobuf_Value(boolValue: true)
+        var none = Google_Protobuf_Value()
+        none.nullValue = .nullValue
+        claims.fields["none"] = none
+        claims.fields["groups"] = Google_Protobuf_Value(
+            listValue: Google_Protobuf_ListValue(values: [Google_Protobuf_Value(stringValue: "dev"), Google_Protobuf_Value(numberValue: -0.0)]))
+        claims.fields["empty"] = Google_Protobuf_Value()
         var payload = Google_Protobuf_Struct()
         payload.fields["payload"] = Google_Protobuf_Value(structValue: claims)
         request.attributes.metadataContext.filterMetadata["envoy.filters.http.jwt_authn"] = payload
@@ -65,11 +73,14 @@ import Testing
         try request.serializedBytes()
     }
 
-    /// Both decodings of `bytes`: equal messages, or both refused.
+    /// Both decodings of `bytes`: equal messages, or both refused. A number in the metadata may be NaN, which is
+    /// unequal to itself: then the messages' text forms (map keys sorted) are compared.
     func expectSameAnswer(_ bytes: [UInt8], sourceLocation: SourceLocation = #_sourceLocation) {
         let reference = try? Envoy_Service_Auth_V3_CheckRequest(serializedBytes: bytes)
         let decoded = try? Envoy_Service_Auth_V3_CheckRequest(checkRequestBytes: bytes)
-        #expect(decoded == reference, "\(bytes)", sourceLocation: sourceLocation)
+        guard decoded != reference else { return }
+        #expect(decoded?.textFormatString() == reference?.textFormatString() && decoded != nil, "\(bytes)",
+                sourceLocation: sourceLocation)
     }
 
     @Test(arguments: [full, sidecar, Envoy_Service_Auth_V3_CheckRequest()])
