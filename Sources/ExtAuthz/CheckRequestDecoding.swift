@@ -4,14 +4,15 @@ import SwiftProtobuf
 extension Envoy_Service_Auth_V3_CheckRequest {
     /// Decodes a `CheckRequest` as swift-protobuf does, faster for the requests proxies send.
     ///
-    /// swift-protobuf decodes `map<string, string>` fields (the request headers, the context extensions, the peers'
-    /// labels) through generic code it cannot specialize for a caller: at a sidecar's dozen headers that was most of
-    /// the decoding's CPU. `CheckRequestWireReader` reads the fields proxies send — peers, the HTTP request, context
-    /// extensions — straight from the wire into the same message, and hands the rest (metadata, TLS session,
-    /// timestamps, header maps, non-socket addresses) to swift-protobuf one submessage at a time. Anything it does
-    /// not expect (an unknown field, a field repeated where swift-protobuf would merge, a wrong wire type, invalid
-    /// UTF-8, bad framing) makes it give up, and the whole request is decoded by swift-protobuf: the result, or the
-    /// error, is always swift-protobuf's.
+    /// swift-protobuf decodes map fields (the request headers, the context extensions, the peers' labels, a
+    /// `Struct`'s fields) through generic code it cannot specialize for a caller: at a sidecar's dozen headers that
+    /// was most of the decoding's CPU. `CheckRequestWireReader` reads the fields proxies send — peers, the HTTP
+    /// request, context extensions, the metadata's `Struct`s — straight from the wire into the same message, and
+    /// hands the rest (typed metadata, TLS session, timestamps, header maps, non-socket addresses) to swift-protobuf
+    /// one submessage at a time, within what is left of its nesting limit. Anything it does not expect (an unknown
+    /// field, a field repeated where swift-protobuf would merge, a wrong wire type, invalid UTF-8, bad framing,
+    /// nesting past the limit) makes it give up, and the whole request is decoded by swift-protobuf: the result, or
+    /// the error, is always swift-protobuf's.
     public init(checkRequestBytes bytes: [UInt8]) throws {
         if let request = bytes.withUnsafeBytes({ CheckRequestWireReader.checkRequest($0) }) {
             self = request
