@@ -44,8 +44,8 @@ public final class GRPCListener: ServerTransport {
         public var identifyPeer: PeerIdentifier?
         /// The largest request message accepted; a stream sending more is reset with RESOURCE_EXHAUSTED.
         public var maxMessageBytes: Int
-        /// The request bytes one connection's streams may hold together; past it, streams stop reading and HTTP/2
-        /// flow control stops their clients (see `RequestByteBudget`).
+        /// The request bytes one connection's calls may hold together; past it, the connection's flow-control window
+        /// is no longer topped up, so HTTP/2 flow control stops the client (see `RequestByteBudget`).
         public var maxConnectionBufferBytes: Int
         /// The request bytes all connections' streams may hold together; a stream that would take them past it is
         /// reset with RESOURCE_EXHAUSTED (see `ListenerByteBudget`).
