@@ -32,18 +32,18 @@ public final class ServerMetrics: Sendable {
     private let adminRequests: [Bool: Counter]
     private let clientRefusals: [String: Counter]
 
-    /// The `action` label: the kind of policy that decided, or `none` when no rule decided (AUDIT never decides).
-    static let actions = ["ALLOW", "DENY", "CUSTOM", "none"]
+    /// The policies that decide, in counter order; nil, labelled `none`, when no rule decided (AUDIT never decides).
+    static let deciders: [PolicyAction?] = [.allow, .deny, .custom, nil]
+    /// The `action` label of each of `deciders`.
+    static let actions = deciders.map { $0?.rawValue ?? "none" }
     static let results = [Decision.allow, .deny]
 
+    /// The counter of a decision: its decider's place in `deciders`, then its result's in `results` (a few
+    /// comparisons, no hashing).
     static func decisionIndex(_ response: DecisionResponse) -> Int {
-        let action = switch response.decidedBy?.action {
-        case .allow: 0
-        case .deny: 1
-        case .custom: 2
-        case .audit, nil: 3
-        }
-        return action * results.count + (response.decision == .allow ? 0 : 1)
+        let decider = response.decidedBy.flatMap { $0.action == .audit ? nil : $0.action }
+        let action = deciders.firstIndex(of: decider) ?? deciders.count - 1
+        return action * results.count + (results.firstIndex(of: response.decision) ?? 0)
     }
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {

@@ -17,9 +17,9 @@ import Synchronization
 /// exactly one), over which its checks are multiplexed; a connection lost in use is made again with exponential
 /// backoff (jittered, from `initialBackoff` up to `maximumBackoff`), one lost idle by the next call that needs it.
 /// Calls made while a connection is being made wait for it within their deadline; calls made while waiting to retry
-/// fail at once as `unavailable` (gRPC's `waitForReady` off). The wire is gRPC's: a POST to `/envoy.service.auth.v3.Authorization/Check` with `content-type:
-/// application/grpc`, `te: trailers` and `grpc-timeout`, one length-prefixed message each way, `grpc-status` in
-/// the trailers.
+/// fail at once as `unavailable` (gRPC's `waitForReady` off). The wire is gRPC's: a POST to
+/// `/envoy.service.auth.v3.Authorization/Check` with `content-type: application/grpc`, `te: trailers` and
+/// `grpc-timeout`, one length-prefixed message each way, `grpc-status` in the trailers.
 ///
 /// A call whose deadline passes fails as `timeout` at once, but its stream is not reset: the server holds the same
 /// deadline (`grpc-timeout`) and ends the stream itself (see `CheckStreams`). Under overload that keeps the connection
