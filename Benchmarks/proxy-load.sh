@@ -41,7 +41,7 @@ trap cleanup EXIT
 ulimit -n "$(ulimit -Hn)"   # as many descriptors as allowed: 1,000 idle connections need 2,000 or more
 
 proxy_workload "$warden" "$work"
-start_nginx "$work" 2 <<EOF
+start_nginx "$work" "${NGINX_WORKERS:-2}" <<EOF
     upstream app { server 127.0.0.1:18080; keepalive 128; }
     upstream warden { server 127.0.0.1:19181; keepalive 128; }
     ssl_certificate $work/details/cert-chain.pem;
@@ -79,7 +79,8 @@ EOF
 sleep 1
 proxy_args=(--upstream 127.0.0.1:18080 --authz 127.0.0.1:19191 --cert "$work/details/cert-chain.pem"
     --key "$work/details/key.pem" --trust-bundle "$work/details/root-cert.pem" --policies "$work/proxy-policies"
-    --namespace default --labels app=details --access-log off --log-level warning --watch-interval-ms 0)
+    --namespace default --labels app=details --access-log off --log-level warning --watch-interval-ms 0
+    ${PROXY_THREADS:+--threads "$PROXY_THREADS"})
 "$warden" proxy --listen 127.0.0.1:15006 "${proxy_args[@]}" & proxy_pid=$!; pids+=($proxy_pid)
 "$warden" proxy --listen 127.0.0.1:15007 --authz-client grpc-swift "${proxy_args[@]}" & pids+=($!)
 sleep 2
@@ -95,14 +96,14 @@ load() {  # port connections → one JSON line
 declare -A ports=([direct]=18443 [proxy]=15006 [proxy-grpc-swift]=15007 [nginx]=18444)
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-18s %5s %10s %9s %9s %9s %s\n' path conns 'req/s' 'p50 µs' 'p90 µs' 'p99 µs' statuses
-for connections in 1 16 64; do
+for connections in ${CONNECTIONS:-1 16 64}; do
     declare -A results=()
     for round in $(seq "$repeats"); do
-        for path in direct proxy proxy-grpc-swift nginx; do
+        for path in ${PATHS:-direct proxy proxy-grpc-swift nginx}; do
             results[$path]+="$(load "${ports[$path]}" "$connections")"$'\n'
         done
     done
-    for path in direct proxy proxy-grpc-swift nginx; do
+    for path in ${PATHS:-direct proxy proxy-grpc-swift nginx}; do
         printf '%s' "${results[$path]}" | python3 -c '
 import json, statistics, sys
 runs = [json.loads(line) for line in sys.stdin if line.strip()]
@@ -115,6 +116,7 @@ print("%-18s %5s %10.0f %9.0f %9.0f %9.0f %s" % (sys.argv[1], sys.argv[2], med("
     done
 done
 
+[ -n "${TABLE_ONLY:-}" ] && exit 0
 echo
 echo "new TLS handshakes (openssl s_time -new, one request each, 10 s):"
 for path in direct proxy nginx; do

@@ -1,9 +1,10 @@
 import NIOCore
 
 /// Bounds how long a request head may take to arrive once its first byte has (the slowloris defence; Envoy's
-/// `request_headers_timeout`): sits before the HTTP/1.1 decoder, starts its timer on the first byte of each request
-/// and answers 408 and closes when the head is not whole in time. Idle keep-alive connections are the idle
-/// timeout's business.
+/// `request_headers_timeout`): sits before the HTTP/1.1 decoder, starts its timer when a read that brought bytes of
+/// a request ends without its head whole, and answers 408 and closes when the head is not whole in time. A head that
+/// arrives in one read (nearly every request) costs no timer. Idle keep-alive connections are the idle timeout's
+/// business.
 final class RequestHeadTimer: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -12,6 +13,8 @@ final class RequestHeadTimer: ChannelDuplexHandler {
 
     private let timeout: TimeAmount
     private var awaitingHead = true
+    /// Bytes arrived since the last head was whole.
+    private var headStarted = false
     private var timer: Scheduled<Void>?
     private var context: ChannelHandlerContext?
 
@@ -29,10 +32,16 @@ final class RequestHeadTimer: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if awaitingHead, timer == nil {
+        if awaitingHead { headStarted = true }
+        context.fireChannelRead(data)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        // The decoder has seen this read's bytes: a head they completed has been reported already.
+        if awaitingHead, headStarted, timer == nil {
             timer = context.eventLoop.scheduleTask(in: timeout) { [weak self] in self?.expire() }
         }
-        context.fireChannelRead(data)
+        context.fireChannelReadComplete()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -44,6 +53,7 @@ final class RequestHeadTimer: ChannelDuplexHandler {
     /// The HTTP handler got a whole head.
     func headReceived() {
         awaitingHead = false
+        headStarted = false
         timer?.cancel()
         timer = nil
     }
