@@ -27,6 +27,8 @@ let warden: [Target.Dependency] = [
 
 // The listeners' code and the NIO pieces that drive it on an embedded channel, for the targets that read the wire.
 let wire: [String: [Target.Dependency]] = [
+    // Compares its decodings' messages as swift-protobuf's text.
+    "FuzzCheckRequest": [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
     "FuzzHTTPRequest": [
         .product(name: "Networking", package: "warden"),
         .product(name: "NIOCore", package: "swift-nio"),

@@ -6,7 +6,7 @@ extension Envoy_Service_Auth_V3_CheckRequest {
     ///
     /// swift-protobuf decodes map fields (the request headers, the context extensions, the peers' labels, a
     /// `Struct`'s fields) through generic code it cannot specialize for a caller: at a sidecar's dozen headers that
-    /// was most of the decoding's CPU. `CheckRequestWireReader` reads the fields proxies send — peers, the HTTP
+    /// was most of the decoding's CPU. `CheckWireReader` reads the fields proxies send — peers, the HTTP
     /// request, context extensions, the metadata's `Struct`s — straight from the wire into the same message, and
     /// hands the rest (typed metadata, TLS session, timestamps, header maps, non-socket addresses) to swift-protobuf
     /// one submessage at a time, within what is left of its nesting limit. Anything it does not expect (an unknown
@@ -14,7 +14,7 @@ extension Envoy_Service_Auth_V3_CheckRequest {
     /// nesting past the limit) makes it give up, and the whole request is decoded by swift-protobuf: the result, or
     /// the error, is always swift-protobuf's.
     public init(checkRequestBytes bytes: [UInt8]) throws {
-        if let request = bytes.withUnsafeBytes({ CheckRequestWireReader.checkRequest($0) }) {
+        if let request = bytes.withUnsafeBytes({ CheckWireReader.checkRequest($0) }) {
             self = request
         } else {
             try self.init(serializedBytes: bytes)
@@ -22,9 +22,9 @@ extension Envoy_Service_Auth_V3_CheckRequest {
     }
 }
 
-/// The protobuf wire format of the `CheckRequest` fields proxies send; every function returns nil where
-/// swift-protobuf's own decoding must decide.
-enum CheckRequestWireReader {
+/// The protobuf wire format of the `CheckRequest` fields proxies send (and of the answers servers give, in
+/// CheckResponseDecoding.swift); every function returns nil where swift-protobuf's own decoding must decide.
+enum CheckWireReader {
     typealias Bytes = UnsafeRawBufferPointer
     typealias AttributeContext = Envoy_Service_Auth_V3_AttributeContext
 
@@ -321,9 +321,15 @@ enum CheckRequestWireReader {
     /// decoded with what is left of swift-protobuf's nesting limit there, so that a request nested too deeply
     /// for it is refused here too.
     static func decoded<M: SwiftProtobuf.Message>(_ type: M.Type, _ bytes: Bytes, depth: Int) -> M? {
+        var message = M()
+        return merge(bytes, into: &message, depth: depth) ? message : nil
+    }
+
+    /// The same, merged into `message` as swift-protobuf merges a singular message field that comes again.
+    static func merge<M: SwiftProtobuf.Message>(_ bytes: Bytes, into message: inout M, depth: Int) -> Bool {
         var options = BinaryDecodingOptions()
         options.messageDepthLimit = depthLimit - (depth - 1)
-        return try? M(serializedBytes: Array(bytes), options: options)
+        return (try? message.merge(serializedBytes: Array(bytes), options: options)) != nil
     }
 
     /// A cursor over protobuf wire bytes. `tag()` returns nil at the end, or on bad framing, which `isMalformed`

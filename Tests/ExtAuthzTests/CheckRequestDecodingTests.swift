@@ -86,7 +86,7 @@ import Testing
     @Test(arguments: [full, sidecar, Envoy_Service_Auth_V3_CheckRequest()])
     func theReaderTakesProxiesRequestsAndGivesSwiftProtobufsMessage(_ request: Envoy_Service_Auth_V3_CheckRequest) throws {
         let bytes = try bytes(request)
-        let read = try #require(bytes.withUnsafeBytes { CheckRequestWireReader.checkRequest($0) })
+        let read = try #require(bytes.withUnsafeBytes { CheckWireReader.checkRequest($0) })
         #expect(read == request)
         #expect(try Envoy_Service_Auth_V3_CheckRequest(checkRequestBytes: bytes) == request)
     }
@@ -104,7 +104,7 @@ import Testing
                 headers: [("authorization", "Bearer x"), ("accept", "*/*")], body: Array("{}".utf8), serverName: "details",
                 verifiedTokens: [(issuer: "https://issuer.example", payload: ["sub": "alice", "scope": ["read", "write"]])])
             let bytes = try encoder.encode(parts)
-            let read = try #require(bytes.withUnsafeBytes { CheckRequestWireReader.checkRequest($0) })
+            let read = try #require(bytes.withUnsafeBytes { CheckWireReader.checkRequest($0) })
             #expect(read == parts.checkRequest)
             #expect(read == (try Envoy_Service_Auth_V3_CheckRequest(serializedBytes: bytes)))
         }
@@ -118,7 +118,7 @@ import Testing
         header.rawValue = Data([0x61, 0x62])
         request.attributes.request.http.headerMap.headers = [header]
         let bytes = try bytes(request)
-        #expect(bytes.withUnsafeBytes { CheckRequestWireReader.checkRequest($0) } == request)
+        #expect(bytes.withUnsafeBytes { CheckWireReader.checkRequest($0) } == request)
     }
 
     /// Where swift-protobuf merges, keeps unknown fields or skips extra entry fields, the reader gives up and
@@ -127,7 +127,7 @@ import Testing
         let base = try bytes(Self.sidecar)
         // An unknown field at the top level (field 99, a varint).
         let unknown = base + [0x98, 0x06, 0x01]
-        #expect(unknown.withUnsafeBytes { CheckRequestWireReader.checkRequest($0) } == nil)
+        #expect(unknown.withUnsafeBytes { CheckWireReader.checkRequest($0) } == nil)
         expectSameAnswer(unknown)
         #expect(try Envoy_Service_Auth_V3_CheckRequest(checkRequestBytes: unknown).unknownFields.data.count == 3)
         // The attributes twice: swift-protobuf merges them.
@@ -135,7 +135,7 @@ import Testing
         second.attributes.request.http.method = "PUT"
         second.attributes.request.http.headers = ["accept": "text/plain", "x-more": "1"]
         let merged = base + (try bytes(second))
-        #expect(merged.withUnsafeBytes { CheckRequestWireReader.checkRequest($0) } == nil)
+        #expect(merged.withUnsafeBytes { CheckWireReader.checkRequest($0) } == nil)
         expectSameAnswer(merged)
         #expect(try Envoy_Service_Auth_V3_CheckRequest(checkRequestBytes: merged).attributes.request.http.headers["accept"] == "text/plain")
     }
@@ -145,7 +145,7 @@ import Testing
         func ld(_ field: UInt8, _ payload: [UInt8]) -> [UInt8] { [field << 3 | 2, UInt8(payload.count)] + payload }
         let http = ld(3, ld(1, [0x61]) + ld(2, [0x31])) + ld(3, ld(1, [0x61]) + ld(2, [0x32])) + ld(3, ld(2, [0x33])) + ld(3, [])
         let bytes = ld(1, ld(4, ld(2, http)))
-        let read = try #require(bytes.withUnsafeBytes { CheckRequestWireReader.checkRequest($0) })
+        let read = try #require(bytes.withUnsafeBytes { CheckWireReader.checkRequest($0) })
         #expect(read.attributes.request.http.headers == ["a": "2", "": ""])
         expectSameAnswer(bytes)
     }

@@ -1,15 +1,18 @@
 import ExtAuthz
 import FuzzSupport
+import SwiftProtobuf
 
 /// Envoy `CheckRequest`s (protobuf's binary form, or its JSON form when the input starts with `{`) through the
 /// whole check path (`FuzzCheckPath`): mapped to attributes and OPA-Envoy's input document, decided against
 /// AuthorizationPolicies and a CUSTOM Rego provider, rendered as a `CheckResponse`.
 ///
-/// Invariant: the server's decoding (`init(checkRequestBytes:)`, a wire reader in front of swift-protobuf) gives
-/// swift-protobuf's answer: the same message, or a refusal where swift-protobuf refuses.
+/// Invariants: the server's decoding (`init(checkRequestBytes:)`, a wire reader in front of swift-protobuf) gives
+/// swift-protobuf's answer: the same message, or a refusal where swift-protobuf refuses; so does the proxy's
+/// decoding of the same bytes as a `CheckResponse` (`init(checkResponseBytes:)`), and of the response rendered.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzCheckRequest(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     let input = FuzzInput(start, count)
+    checkResponseDecoding(input.array)
     let check: Envoy_Service_Auth_V3_CheckRequest
     do {
         if input.bytes.first == UInt8(ascii: "{") {
@@ -23,6 +26,16 @@ public func fuzzCheckRequest(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     } catch {
         return 0
     }
-    _ = FuzzCheckPath.decide(FuzzCheckPath.map(check), check).checkResponse
+    let response = FuzzCheckPath.decide(FuzzCheckPath.map(check), check).checkResponse
+    if let bytes = try? response.serializedBytes() as [UInt8] { checkResponseDecoding(bytes) }
     return 0
+}
+
+/// The proxy's decoding of `bytes` as a `CheckResponse` is swift-protobuf's (a NaN in the metadata, unequal to
+/// itself, is compared as text).
+func checkResponseDecoding(_ bytes: [UInt8]) {
+    let reference = try? Envoy_Service_Auth_V3_CheckResponse(serializedBytes: bytes)
+    let decoded = bytes.withUnsafeBytes { try? Envoy_Service_Auth_V3_CheckResponse(checkResponseBytes: $0) }
+    fuzzCheck(decoded == reference || (decoded != nil && decoded?.textFormatString() == reference?.textFormatString()),
+              "the proxy's decoding of a CheckResponse differs from swift-protobuf's")
 }

@@ -581,10 +581,7 @@ final class CheckCall: @unchecked Sendable {
             let length = body.readInteger(as: UInt32.self), Int(length) == body.readableBytes
         else { return .failure(.malformed) }
         do {
-            let response = try body.readableBytesView.withContiguousStorageIfAvailable {
-                try Envoy_Service_Auth_V3_CheckResponse(serializedBytes: Array($0))
-            } ?? Envoy_Service_Auth_V3_CheckResponse(serializedBytes: Array(body.readableBytesView))
-            return .success(response)
+            return .success(try body.withUnsafeReadableBytes { try Envoy_Service_Auth_V3_CheckResponse(checkResponseBytes: $0) })
         } catch {
             return .failure(.malformed)
         }
