@@ -14,6 +14,9 @@
 # second (`openssl s_time -new`), and the proxy's resident memory with 1,000 idle keep-alive mTLS connections.
 #
 # Usage: Benchmarks/proxy-load.sh [duration=10s] [repeats=3]
+# Knobs (environment): PROXY_THREADS=N gives the proxies `--threads N` (default: one event loop per core);
+# NGINX_WORKERS=N (default 2, one per core); CONNECTIONS="16 64" and PATHS="proxy nginx" pick the table's rows;
+# TABLE_ONLY=1 stops after the table (no handshake rates, no memory).
 # Needs: a release build (built here, or WARDEN=path/to/warden), nginx, openssl, python3, and mtlsload
 #        (apt-get install -y golang-go && (cd ../shared/tools/mtlsload && go build -o /usr/local/bin/mtlsload .)).
 # Leave nginx running for UpstreamClientBenchmarks with KEEP_NGINX=1 (its port is 18080).
