@@ -8,7 +8,7 @@ extension Envoy_Service_Auth_V3_CheckRequest {
     /// `Struct`'s fields) through generic code it cannot specialize for a caller: at a sidecar's dozen headers that
     /// was most of the decoding's CPU. `CheckWireReader` reads the fields proxies send — peers, the HTTP
     /// request, context extensions, the metadata's `Struct`s — straight from the wire into the same message, and
-    /// hands the rest (typed metadata, TLS session, timestamps, header maps, non-socket addresses) to swift-protobuf
+    /// hands the rest (typed metadata, timestamps, header maps, non-socket addresses) to swift-protobuf
     /// one submessage at a time, within what is left of its nesting limit. Anything it does not expect (an unknown
     /// field, a field repeated where swift-protobuf would merge, a wrong wire type, invalid UTF-8, bad framing,
     /// nesting past the limit) makes it give up, and the whole request is decoded by swift-protobuf: the result, or
@@ -64,7 +64,7 @@ enum CheckWireReader {
                 else { return false }
                 context.metadataContext = metadata
             case 12:
-                guard !context.hasTlsSession, let session = decoded(AttributeContext.TLSSession.self, body, depth: 3) else { return false }
+                guard !context.hasTlsSession, let session = tlsSession(body) else { return false }
                 context.tlsSession = session
             case 13:
                 guard !context.hasRouteMetadataContext, let metadata = metadata(body, depth: 3)
@@ -77,6 +77,15 @@ enum CheckWireReader {
         }
         if read, !extensions.isEmpty { context.contextExtensions = extensions }
         return read
+    }
+
+    /// The TLS session: its SNI (a proxy sends it on every check of a TLS connection).
+    static func tlsSession(_ bytes: Bytes) -> AttributeContext.TLSSession? {
+        message(bytes, AttributeContext.TLSSession()) { session, field, wire, reader in
+            guard field == 1, let body = reader.body(wire), let text = Reader.string(body) else { return false }
+            session.sni = text
+            return true
+        }
     }
 
     static func peer(_ bytes: Bytes) -> AttributeContext.Peer? {
