@@ -162,14 +162,8 @@ import Testing
     /// metadata, three levels down) is refused at the same nesting.
     @Test func nestingPastSwiftProtobufsLimitIsRefusedAsItRefusesIt() throws {
         func request(nesting levels: Int) throws -> [UInt8] {
-            var inner = Google_Protobuf_Struct()
-            for _ in 0..<levels {
-                var outer = Google_Protobuf_Struct()
-                outer.fields["a"] = Google_Protobuf_Value(structValue: inner)
-                inner = outer
-            }
             var request = Self.sidecar
-            request.attributes.metadataContext.filterMetadata["deep"] = inner
+            request.attributes.metadataContext.filterMetadata["deep"] = WireTestInputs.nestedStruct(levels: levels)
             return try bytes(request)
         }
         // The innermost struct is at depth 4 + 2 × levels: 100 at 48 levels.
@@ -180,16 +174,6 @@ import Testing
 
     /// Every truncation of a full request, and seeded random damage to it: the same answer as swift-protobuf.
     @Test func damagedRequestsGetSwiftProtobufsAnswer() throws {
-        let bytes = try bytes(Self.full)
-        for length in 0..<bytes.count { expectSameAnswer(Array(bytes[..<length])) }
-        var generator = SplitMix64(seed: 0x5EED)
-        for _ in 0..<3_000 {
-            var damaged = bytes
-            for _ in 0...(generator.next() % 3) {
-                let index = Int(generator.next() % UInt64(damaged.count))
-                damaged[index] = UInt8(truncatingIfNeeded: generator.next())
-            }
-            expectSameAnswer(damaged)
-        }
+        for damaged in WireTestInputs.damaged(try bytes(Self.full), count: 3_000, seed: 0x5EED) { expectSameAnswer(damaged) }
     }
 }

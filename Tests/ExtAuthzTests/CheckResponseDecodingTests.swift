@@ -93,14 +93,8 @@ import Testing
     /// Dynamic metadata nested past swift-protobuf's limit of 100 messages is refused as it refuses it.
     @Test func nestingPastSwiftProtobufsLimitIsRefusedAsItRefusesIt() throws {
         func answer(nesting levels: Int) throws -> [UInt8] {
-            var inner = Google_Protobuf_Struct()
-            for _ in 0..<levels {
-                var outer = Google_Protobuf_Struct()
-                outer.fields["a"] = Google_Protobuf_Value(structValue: inner)
-                inner = outer
-            }
             var response = Envoy_Service_Auth_V3_CheckResponse()
-            response.dynamicMetadata = inner
+            response.dynamicMetadata = WireTestInputs.nestedStruct(levels: levels)
             return try response.serializedBytes()
         }
         #expect((try? Envoy_Service_Auth_V3_CheckResponse(serializedBytes: try answer(nesting: 49))) != nil)
@@ -110,17 +104,8 @@ import Testing
 
     /// Every truncation of the server's answers and of a full one, and seeded random damage to them.
     @Test func damagedAnswersGetSwiftProtobufsAnswer() throws {
-        var generator = SplitMix64(seed: 0xC0FFEE)
         for bytes in try Self.serverAnswers() + [Self.full.serializedBytes()] {
-            for length in 0..<bytes.count { expectSameAnswer(Array(bytes[..<length])) }
-            for _ in 0..<1_000 {
-                var damaged = bytes
-                for _ in 0...(generator.next() % 3) {
-                    let index = Int(generator.next() % UInt64(damaged.count))
-                    damaged[index] = UInt8(truncatingIfNeeded: generator.next())
-                }
-                expectSameAnswer(damaged)
-            }
+            for damaged in WireTestInputs.damaged(bytes, count: 1_000, seed: 0xC0FFEE) { expectSameAnswer(damaged) }
         }
     }
 }
