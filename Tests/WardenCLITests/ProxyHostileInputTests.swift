@@ -123,12 +123,39 @@ struct RawConnection {
         #expect(harness.proxy.launched.isRunning)
     }
 
+    /// Requests a client sends without waiting for the answers (HTTP/1.1 pipelining) are answered one at a time,
+    /// in order; a malformed one among them is answered 400 after the ones before it, and the connection closes.
+    @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
+        let harness = try await ProxyHarness()
+        defer { harness.stop() }
+        let port = harness.proxy.port
+        let head = { (path: String) in "GET \(path) HTTP/1.1\r\nHost: d\r\n\r\n" }
+        let three = await RawConnection.exchange(
+            port: port, [head("/p1") + head("/p2") + "GET /p3 HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n"])
+        #expect(three.response.components(separatedBy: "HTTP/1.1 200").count - 1 == 3, "\(three.response)")
+        #expect(three.closed)
+        #expect(harness.upstreamRequests().compactMap { $0["path"] as? String } == ["/p1", "/p2", "/p3"])
+
+        let malformed = await RawConnection.exchange(port: port, [head("/q1") + "GET /q2 HTTP/1.1\r\nX-Folded: a\r\n b\r\n\r\n" + head("/q3")])
+        // Each status line, in order (a response's body runs straight into the next response).
+        let statuses = malformed.response.components(separatedBy: "HTTP/1.1 ").dropFirst().map { String($0.prefix(3)) }
+        #expect(statuses == ["200", "400"], "\(malformed.response)")
+        #expect(malformed.closed)
+        #expect(!harness.upstreamRequests().contains { ["/q2", "/q3"].contains($0["path"] as? String) })
+    }
+
     @Test(arguments: [false, true])
     func drainingFinishesTheRequestsInFlight(http2: Bool) async throws {
         let harness = try await ProxyHarness(upstreamArguments: ["--delay", "1s"])
         defer { harness.stop() }
         let ready = try await curlExit(["http://127.0.0.1:\(harness.proxy.adminPort!)/ready"])
         #expect(ready.status == 200)
+        // An idle keep-alive connection beside it (answered, then quiet) is closed by the drain, not left to its
+        // idle timeout.
+        async let idle = RawConnection.exchange(
+            port: harness.proxy.port, ["GET /idle HTTP/1.1\r\nHost: d\r\n\r\n"], readTimeout: .seconds(20))
+        try await waitUntil { harness.upstreamRequests().contains { $0["path"] as? String == "/idle" } }
+        try await Task.sleep(for: .milliseconds(1500))
         async let inFlight = curlExit(http2 ? harness.asSleep + ["--http2", harness.detailsURL + "/slow"] : [harness.httpURL + "/slow"])
         // In flight once the upstream has it (it records a request before its delay): a fixed pause could signal
         // before a slow machine's curl had even connected.
@@ -136,6 +163,8 @@ struct RawConnection {
         harness.proxy.launched.signal(SIGTERM)
         let finished = try await inFlight
         #expect(finished.status == 200)
+        let drainedIdle = await idle
+        #expect(drainedIdle.response.hasPrefix("HTTP/1.1 200") && drainedIdle.closed)
         let status = harness.proxy.launched.stop()
         #expect(status == 0)
     }

@@ -100,8 +100,10 @@ struct HTTPPipeline {
         var decoderLimits = NIOHTTPDecoderLimitConfiguration()
         decoderLimits.maxHeaderListSize = limits.maximumHeaderBytes
         decoderLimits.maxHeaderFieldSize = limits.maximumHeaderBytes
+        // Pipelined requests are ProxyHTTPHandler's to hold (NIO's pipelining handler stops reading around every
+        // request).
         try sync.configureHTTPServerPipeline(
-            withPipeliningAssistance: true, withErrorHandling: false, withEncoderConfiguration: .init(),
+            withPipeliningAssistance: false, withErrorHandling: false, withEncoderConfiguration: .init(),
             withDecoderLimitConfiguration: decoderLimits)
         try sync.addHandler(ProxyHTTPHandler(environment: environment, connection: facts, headTimer: timer))
     }

@@ -53,6 +53,12 @@ public final class ProxyEnvironment: Sendable {
 /// Carries one client's HTTP/1.1 connection, or one HTTP/2 stream, through `ExchangeStateMachine`s: it feeds the
 /// machine what arrives (request parts, the check's answer, the upstream's response parts, timers) and performs the
 /// one action each event returns. All of it runs on the connection's event loop.
+///
+/// HTTP/1.1 requests are answered one at a time, in order. The connection keeps reading while a request is in
+/// flight (a client that waits for its answer sends nothing meanwhile, so nothing arrives, and the socket's read
+/// interest is not dropped and restored around every request); requests a client pipelines behind it, and a parse
+/// error among them, are held until it is answered, and reading stops while any are held. On graceful shutdown an
+/// idle connection closes, and one with a request in flight closes once it is answered.
 final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
@@ -72,8 +78,21 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var context: ChannelHandlerContext?
     private var readingPaused = false
     private var pendingRead = false
+    /// The request in flight has arrived whole: what comes next belongs to a pipelined request.
+    private var requestEnded = false
+    /// Pipelined requests' parts (HTTP/1.1), held until the request in flight is answered.
+    private var pipelined = CircularBuffer<Pipelined>()
+    private var replaying = false
+    /// Graceful shutdown: close once the request in flight is answered.
     private var closeAfterResponse = false
+    /// The connection is closing: nothing held is served.
+    private var closing = false
     private var loopPool: UpstreamLoopPool?
+
+    private enum Pipelined {
+        case part(HTTPServerRequestPart)
+        case parseError(HTTPParserError)
+    }
 
     init(environment: ProxyEnvironment, connection: ConnectionFacts, headTimer: RequestHeadTimer?) {
         self.environment = environment
@@ -94,13 +113,52 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     // MARK: - The client
 
+    /// An HTTP/1.1 connection (an HTTP/2 stream has no head timer).
+    private var isHTTP1: Bool { headTimer != nil }
+
+    /// What arrives now waits for the request in flight to be answered.
+    private var mustHold: Bool { !pipelined.isEmpty || (exchange != nil && requestEnded) }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        let part = unwrapInboundIn(data)
+        if mustHold {
+            hold(.part(part))
+        } else {
+            receive(part)
+        }
+    }
+
+    private func hold(_ held: Pipelined) {
+        guard !closing else { return }
+        pipelined.append(held)
+        readingPaused = true
+    }
+
+    /// Feeds what was held behind the request just answered, up to the next request that must wait; reading
+    /// resumes once nothing is held.
+    private func replayPipelined() {
+        guard !replaying else { return }
+        replaying = true
+        defer { replaying = false }
+        while !closing, !(exchange != nil && requestEnded), let next = pipelined.popFirst() {
+            switch next {
+            case .part(let part): receive(part)
+            case .parseError(let error): if let context { failed(error, context: context) }
+            }
+        }
+        if closing { pipelined.removeAll() }
+        resumeReading()
+    }
+
+    private func receive(_ part: HTTPServerRequestPart) {
+        switch part {
         case .head(let head):
             headTimer?.headReceived()
+            requestEnded = false
             guard exchange == nil else {
-                // A new head while an exchange runs: only a confused client does this.
-                context.close(promise: nil)
+                // A new head while a request is still arriving: only a confused client does this.
+                closing = true
+                context?.close(promise: nil)
                 return
             }
             var machine = ExchangeStateMachine(settings: environment.snapshot().settings, connection: connection)
@@ -113,6 +171,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
             perform(action)
         case .end:
             guard exchange != nil else { return }
+            requestEnded = true
             let action = exchange!.receiveEnd(now: Self.now())
             perform(action)
         }
@@ -124,6 +183,8 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        closing = true
+        pipelined.removeAll()
         if exchange != nil {
             let action = exchange!.clientClosed(now: Self.now())
             perform(action)
@@ -137,8 +198,30 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let parseError = error as? HTTPParserError, context.channel.isActive, mustHold {
+            hold(.parseError(parseError))
+            return
+        }
+        failed(error, context: context)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // HTTP/2's graceful shutdown is the connection's (GOAWAY); its streams never see this.
+        guard isHTTP1, event is ChannelShouldQuiesceEvent else { return context.fireUserInboundEventTriggered(event) }
+        pipelined.removeAll()
+        if exchange == nil {
+            closing = true
+            context.close(promise: nil)
+        } else {
+            closeAfterResponse = true
+        }
+    }
+
+    private func failed(_ error: any Error, context: ChannelHandlerContext) {
         // A request that could not be parsed is answered when no response has begun; any other error (the
         // connection failed) only closes. Either way the connection closes.
+        closing = true
+        pipelined.removeAll()
         guard error is HTTPParserError, context.channel.isActive else {
             if exchange != nil {
                 let action = exchange!.clientClosed(now: Self.now())
@@ -172,7 +255,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     private func resumeReading() {
-        guard readingPaused else { return }
+        guard readingPaused, pipelined.isEmpty else { return }
         readingPaused = false
         if pendingRead, let context {
             pendingRead = false
@@ -215,12 +298,13 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
                 self.perform(action)
             }
         case .respond(let response, let close):
+            let close = close || closeAfterResponse
             let version = exchange?.requestVersion ?? .http1_1
             let (head, body) = ForwardingStage.localResponse(response, version: version, keepAlive: !close)
             context.write(wrapOutboundOut(.head(head)), promise: nil)
             if !body.isEmpty { context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil) }
             let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-            if close { written.whenComplete { _ in context.close(promise: nil) } }
+            if close { closeWhenWritten(written, context: context) }
             releaseUpstream(keep: false)
             endExchange()
         case .connectUpstream:
@@ -237,22 +321,29 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         case .sendRequestEnd:
             upstream?.write(.end(nil))
             upstream?.flush()
-        case .sendResponseHead(let head):
+        case .sendResponseHead(var head):
             upstreamDeadline?.cancel()
             upstreamDeadline = nil
+            if closeAfterResponse { head.headers.replaceOrAdd(name: "connection", value: "close") }
             context.write(wrapOutboundOut(.head(head)), promise: nil)
         case .sendResponseBody(let chunk):
             context.write(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil)
         case .finish(let release, let closeDownstream):
             let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-            if closeDownstream { written.whenComplete { _ in context.close(promise: nil) } }
+            if closeDownstream || closeAfterResponse { closeWhenWritten(written, context: context) }
             releaseUpstream(keep: release)
             endExchange()
         case .abort:
+            closing = true
             releaseUpstream(keep: false)
             endExchange()
             context.close(promise: nil)
         }
+    }
+
+    private func closeWhenWritten(_ written: EventLoopFuture<Void>, context: ChannelHandlerContext) {
+        closing = true
+        written.whenComplete { _ in context.close(promise: nil) }
     }
 
     private func connectUpstream(context: ChannelHandlerContext) {
@@ -297,7 +388,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         exchange = nil
         generation &+= 1
         headTimer?.exchangeFinished()
-        resumeReading()
+        replayPipelined()
     }
 
     /// The answer used when the proxy has no authorization server to ask (outbound mode without `--authz`).
