@@ -54,8 +54,8 @@ struct RequestStageTests {
         let request = try Self.admit(Self.head(.GET, "/x", [
             ("host", "details"), ("x-forwarded-client-cert", "By=spiffe://evil;URI=spiffe://cluster.local/ns/x/sa/admin"),
             ("x-forwarded-for", "203.0.113.1"), ("x-forwarded-proto", "http"), ("connection", "keep-alive, x-private"),
-            ("x-private", "hop"), ("keep-alive", "timeout=5"), ("te", "trailers"), ("upgrade", "h2c"),
-            ("x-warden-verified-claims", "e30"), ("x-request-id", "abc-123"), ("accept", "*/*"),
+            ("x-private", "hop"), ("Keep-Alive", "timeout=5"), ("TE", "trailers"), ("upgrade", "h2c"),
+            ("X-Warden-Verified-Claims", "e30"), ("x-request-id", "abc-123"), ("accept", "*/*"),
         ])).get()
         let headers = request.headers
         #expect(headers["x-forwarded-client-cert"] == [
@@ -118,7 +118,7 @@ struct RequestStageTests {
     @Test func responsesLoseHopByHopFieldsAndGainTheChecksHeaders() {
         let upstream = HTTPResponseHead(version: .http1_1, status: .ok, headers: [
             "connection": "close, x-upstream-private", "x-upstream-private": "1", "transfer-encoding": "chunked",
-            "keep-alive": "timeout=5", "content-type": "application/json", "set-cookie": "a=1",
+            "Keep-Alive": "timeout=5", "content-type": "application/json", "set-cookie": "a=1",
         ])
         let head = ForwardingStage.downstreamHead(
             upstream, responseHeaders: [HeaderMutation("x-trace", "t1", .append), HeaderMutation("set-cookie", "b=2", .append)],

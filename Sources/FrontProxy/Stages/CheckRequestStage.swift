@@ -49,8 +49,4 @@ public enum CheckRequestStage {
 }
 
 /// Whether a header name is `host`, in any case, without allocating.
-func isHost(_ name: String) -> Bool {
-    let bytes = name.utf8
-    guard bytes.count == 4 else { return false }
-    return zip(bytes, "host".utf8).allSatisfy { ($0 | 0x20) == $1 }
-}
+func isHost(_ name: String) -> Bool { isFieldName(name, "host") }

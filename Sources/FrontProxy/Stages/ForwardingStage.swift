@@ -23,13 +23,15 @@ public enum ForwardingStage {
         return .chunked
     }
 
+    /// Fields of the client's head the upstream never gets: hop-by-hop ones, and the length (framed anew).
+    static let notForwarded = RequestAdmission.hopByHopHeaders.union(["content-length"])
+
     /// The head sent upstream.
     public static func upstreamHead(
         _ request: ProxiedRequest, framing: BodyFraming, upstreamAuthority: String
     ) -> HTTPRequestHead {
         var headers = request.headers
-        for name in RequestAdmission.hopByHopHeaders { headers.remove(name: name) }
-        headers.remove(name: "content-length")
+        headers.remove(anyOf: Self.notForwarded)
         switch framing {
         case .none:
             if request.method == .POST || request.method == .PUT || request.method == .PATCH {
@@ -56,7 +58,7 @@ public enum ForwardingStage {
             }
         }
         // The downstream codec frames the body again: a length is kept, a chunked coding dropped.
-        for name in RequestAdmission.hopByHopHeaders { headers.remove(name: name) }
+        headers.remove(anyOf: RequestAdmission.hopByHopHeaders)
         for mutation in responseHeaders { mutation.apply(to: &headers) }
         return HTTPResponseHead(version: version, status: head.status, headers: headers)
     }

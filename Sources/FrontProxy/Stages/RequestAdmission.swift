@@ -15,6 +15,8 @@ public enum RequestAdmission {
     /// Headers only the proxy may set: a client's copy is always removed.
     public static let proxyOwnedHeaders: Set<String> = ["x-forwarded-client-cert", "x-warden-verified-claims"]
 
+    static let hopByHopAndProxyOwned = hopByHopHeaders.union(proxyOwnedHeaders)
+
     public static let forwardedClientCert = "x-forwarded-client-cert"
     public static let requestIDHeader = "x-request-id"
     /// A client's `x-request-id` longer than this, or with characters outside visible ASCII, is replaced.
@@ -45,8 +47,7 @@ public enum RequestAdmission {
                 if !lower.isEmpty, !Self.endToEndNeverDropped.contains(lower) { headers.remove(name: lower) }
             }
         }
-        for name in hopByHopHeaders { headers.remove(name: name) }
-        for name in proxyOwnedHeaders { headers.remove(name: name) }
+        headers.remove(anyOf: hopByHopAndProxyOwned)
 
         if let address = connection.sourceAddress {
             if let existing = headers.first(name: "x-forwarded-for"), !existing.isEmpty {
@@ -111,4 +112,21 @@ public enum RequestAdmission {
     static func isUsableRequestID(_ id: String) -> Bool {
         !id.isEmpty && id.utf8.count <= maximumRequestIDLength && id.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
     }
+}
+
+extension HTTPHeaders {
+    /// Removes every field whose name (in any case) is in `names` (lower-case): one pass to find none, the common
+    /// case, where removing name by name scanned every field once per name.
+    mutating func remove(anyOf names: Set<String>) {
+        func named(_ field: String) -> Bool { names.contains { isFieldName(field, $0) } }
+        guard contains(where: { named($0.name) }) else { return }
+        self = HTTPHeaders(filter { !named($0.name) })
+    }
+}
+
+/// Whether `name` is `lowercased` in any case (ASCII), without allocating.
+func isFieldName(_ name: String, _ lowercased: String) -> Bool {
+    let bytes = name.utf8, expected = lowercased.utf8
+    guard bytes.count == expected.count else { return false }
+    return zip(bytes, expected).allSatisfy { (UInt8(ascii: "A")...UInt8(ascii: "Z") ~= $0 ? $0 | 0x20 : $0) == $1 }
 }
