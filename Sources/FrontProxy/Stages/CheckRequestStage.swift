@@ -33,7 +33,7 @@ public enum CheckRequestStage {
             (":scheme", connection.scheme),
         ]
         headers.reserveCapacity(request.headers.count + 4)
-        for header in request.headers where !isHost(header.name) {
+        for header in request.headers where !isFieldName(header.name, "host") {
             headers.append((header.name, header.value))
         }
         var tokens: [(issuer: String, payload: Value)] = []
@@ -48,5 +48,3 @@ public enum CheckRequestStage {
     }
 }
 
-/// Whether a header name is `host`, in any case, without allocating.
-func isHost(_ name: String) -> Bool { isFieldName(name, "host") }
