@@ -78,7 +78,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var context: ChannelHandlerContext?
     private var readingPaused = false
     private var pendingRead = false
-    /// The request in flight has arrived whole: what comes next belongs to a pipelined request.
+    /// The request of the exchange in flight has ended.
     private var requestEnded = false
     /// Pipelined requests' parts (HTTP/1.1), held until the request in flight is answered.
     private var pipelined = CircularBuffer<Pipelined>()
@@ -116,8 +116,11 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
     /// An HTTP/1.1 connection (an HTTP/2 stream has no head timer).
     private var isHTTP1: Bool { headTimer != nil }
 
+    /// A request in flight has arrived whole: what comes next is a pipelined request's.
+    private var wholeRequestInFlight: Bool { exchange != nil && requestEnded }
+
     /// What arrives now waits for the request in flight to be answered.
-    private var mustHold: Bool { !pipelined.isEmpty || (exchange != nil && requestEnded) }
+    private var mustHold: Bool { !pipelined.isEmpty || wholeRequestInFlight }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
@@ -140,7 +143,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         guard !replaying else { return }
         replaying = true
         defer { replaying = false }
-        while !closing, !(exchange != nil && requestEnded), let next = pipelined.popFirst() {
+        while !closing, !wholeRequestInFlight, let next = pipelined.popFirst() {
             switch next {
             case .part(let part): receive(part)
             case .parseError(let error): if let context { failed(error, context: context) }
