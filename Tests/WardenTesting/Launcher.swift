@@ -41,7 +41,7 @@ public final class LaunchedProcess: @unchecked Sendable {
         out.fileHandleForReading.readabilityHandler = { [weak self] handle in self?.append(handle.availableData, isOut: true) }
         err.fileHandleForReading.readabilityHandler = { [weak self] handle in self?.append(handle.availableData, isOut: false) }
         try process.run()
-        Self.running.withLock { $0.insert(process.processIdentifier) }
+        Self.running.withLock { _ = $0.insert(process.processIdentifier) }
         Self.installExitCleanup
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {

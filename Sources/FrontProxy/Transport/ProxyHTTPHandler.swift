@@ -241,7 +241,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
             let (head, body) = ForwardingStage.localResponse(response, version: .http1_1, keepAlive: false)
             context.write(wrapOutboundOut(.head(head)), promise: nil)
             context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         } else {
             let action = exchange!.clientClosed(now: Self.now())
             perform(action)
@@ -277,7 +277,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
             readingPaused = true
         case .authenticate(let authenticator, let request):
             let generation = self.generation
-            context.eventLoop.makeFutureWithTask { await authenticator.authenticate(request) }.whenSuccess { result in
+            context.eventLoop.makeFutureWithTask { await authenticator.authenticate(request) }.assumeIsolated().whenSuccess { result in
                 guard generation == self.generation, self.exchange != nil else { return }
                 let action = self.exchange!.authenticated(result, now: Self.now())
                 self.perform(action)
@@ -295,7 +295,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
                 return
             }
             let timeout = environment.checkTimeout
-            authorization.check(request, timeout: timeout, on: context.eventLoop).whenSuccess { result in
+            authorization.check(request, timeout: timeout, on: context.eventLoop).assumeIsolated().whenSuccess { result in
                 guard generation == self.generation, self.exchange != nil else { return }
                 let action = self.exchange!.checked(result, now: Self.now())
                 self.perform(action)
@@ -346,19 +346,19 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     private func closeWhenWritten(_ written: EventLoopFuture<Void>, context: ChannelHandlerContext) {
         closing = true
-        written.whenComplete { _ in context.close(promise: nil) }
+        written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 
     private func connectUpstream(context: ChannelHandlerContext) {
         guard let loopPool else { return }
         let generation = self.generation
-        upstreamDeadline = context.eventLoop.scheduleTask(in: environment.upstreamTimeout) {
+        upstreamDeadline = context.eventLoop.assumeIsolated().scheduleTask(in: environment.upstreamTimeout) {
             guard generation == self.generation, self.exchange != nil else { return }
             let action = self.exchange!.upstreamTimedOut(now: Self.now())
             self.perform(action)
         }
         let (_, future) = loopPool.acquire()
-        future.whenComplete { result in
+        future.assumeIsolated().whenComplete { result in
             guard generation == self.generation, self.exchange != nil else {
                 if case .success(let connection) = result { loopPool.release(connection) }
                 return

@@ -39,7 +39,7 @@ final class RequestHeadTimer: ChannelDuplexHandler {
     func channelReadComplete(context: ChannelHandlerContext) {
         // The decoder has seen this read's bytes: a head they completed has been reported already.
         if awaitingHead, headStarted, timer == nil {
-            timer = context.eventLoop.scheduleTask(in: timeout) { [weak self] in self?.expire() }
+            timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in self?.expire() }
         }
         context.fireChannelReadComplete()
     }
@@ -66,7 +66,7 @@ final class RequestHeadTimer: ChannelDuplexHandler {
     private func expire() {
         timer = nil
         guard awaitingHead, let context else { return }
-        context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: HostileInput.requestTimeout))).whenComplete { _ in
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: HostileInput.requestTimeout))).assumeIsolated().whenComplete { _ in
             context.close(promise: nil)
         }
     }
