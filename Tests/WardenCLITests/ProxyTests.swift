@@ -112,9 +112,12 @@ import WardenTesting
     }
 
     @Test func keysFromAJWKSURIAreFetchedThroughTheNetworkLayer() async throws {
-        let keys = try await UpstreamProcess(
-            record: NSTemporaryDirectory() + "/warden-jwks-\(UUID().uuidString).jsonl", arguments: ["--body", SeedToken.jwks])
-        defer { keys.stop() }
+        let record = NSTemporaryDirectory() + "/warden-jwks-\(UUID().uuidString).jsonl"
+        let keys = try await UpstreamProcess(record: record, arguments: ["--body", SeedToken.jwks])
+        defer {
+            keys.stop()
+            try? FileManager.default.removeItem(atPath: record)
+        }
         let harness = try await ProxyHarness(authentication: """
             apiVersion: security.istio.io/v1
             kind: RequestAuthentication
