@@ -1,4 +1,5 @@
 import Foundation
+import PolicyCore
 import SwiftProtobuf
 
 extension Envoy_Service_Auth_V3_CheckRequest {
@@ -14,11 +15,46 @@ extension Envoy_Service_Auth_V3_CheckRequest {
     /// nesting past the limit) makes it give up, and the whole request is decoded by swift-protobuf: the result, or
     /// the error, is always swift-protobuf's.
     public init(checkRequestBytes bytes: [UInt8]) throws {
-        if let request = bytes.withUnsafeBytes({ CheckWireReader.checkRequest($0) }) {
-            self = request
+        self = try DecodedCheck(bytes, metadataMemo: nil).request
+    }
+}
+
+/// A `CheckRequest` read from its wire bytes, as `CheckRequest(checkRequestBytes:)` reads it, with its metadata
+/// context as a memo knows it when the reader took the request itself (`CheckRequestMapper.decode(_:)`).
+public struct DecodedCheck: Sendable {
+    public let request: Envoy_Service_Auth_V3_CheckRequest
+    /// The request's metadata context, which equals `request.attributes.metadataContext`, and its `request.auth`.
+    let metadata: DecodedMetadata?
+
+    /// A message from elsewhere, its metadata not known to any memo.
+    public init(_ request: Envoy_Service_Auth_V3_CheckRequest) {
+        self.request = request
+        metadata = nil
+    }
+
+    init(_ bytes: [UInt8], metadataMemo: MemoCache<[UInt8], DecodedMetadata>?) throws {
+        var metadata: DecodedMetadata?
+        if let request = bytes.withUnsafeBytes({
+            CheckWireReader.checkRequest($0, metadataMemo: metadataMemo, metadata: &metadata)
+        }) {
+            self.request = request
+            self.metadata = metadata
         } else {
-            try self.init(serializedBytes: bytes)
+            self.request = try Envoy_Service_Auth_V3_CheckRequest(serializedBytes: bytes)
+            self.metadata = nil
         }
+    }
+}
+
+/// A check's metadata context and the `request.auth` its jwt_authn payload gives: a pure function of the context's
+/// bytes, so a memo may keep it by them.
+struct DecodedMetadata: Sendable {
+    let metadata: Envoy_Config_Core_V3_Metadata
+    let requestAuth: AuthzRequest.RequestAuth?
+
+    init(_ metadata: Envoy_Config_Core_V3_Metadata) {
+        self.metadata = metadata
+        requestAuth = CheckRequestMapper.verifiedPayloadAuth(metadata.filterMetadata)
     }
 }
 
@@ -32,18 +68,35 @@ enum CheckWireReader {
     /// peers, a token's payload and the request's own fields as concatenated pieces (`CheckRequestEncoder`). Each
     /// piece is read into the attributes so far; a field two pieces both hold (which swift-protobuf would merge
     /// message by message) makes the reader give up.
-    static func checkRequest(_ bytes: Bytes) -> Envoy_Service_Auth_V3_CheckRequest? {
+    ///
+    /// With `metadataMemo`, the metadata context is read through it, and `metadata` is what it gave; a context
+    /// longer than `memoizedMetadataBytes` is read as it comes.
+    static func checkRequest(
+        _ bytes: Bytes, metadataMemo: MemoCache<[UInt8], DecodedMetadata>? = nil, metadata: inout DecodedMetadata?
+    ) -> Envoy_Service_Auth_V3_CheckRequest? {
         message(bytes, Envoy_Service_Auth_V3_CheckRequest()) { request, field, wire, reader in
             guard field == 1, let body = reader.body(wire) else { return false }
             var attributes = request.attributes
             request.clearAttributes()  // so the pieces are read into storage no one else holds
-            guard attributeContext(body, into: &attributes) else { return false }
+            guard attributeContext(body, into: &attributes, metadataMemo: metadataMemo, metadata: &metadata)
+            else { return false }
             request.attributes = attributes
             return true
         }
     }
 
-    static func attributeContext(_ bytes: Bytes, into context: inout AttributeContext) -> Bool {
+    static func checkRequest(_ bytes: Bytes) -> Envoy_Service_Auth_V3_CheckRequest? {
+        var unused: DecodedMetadata?
+        return checkRequest(bytes, metadata: &unused)
+    }
+
+    /// A token's payload is a few hundred bytes; a larger context is not kept.
+    static let memoizedMetadataBytes = 4096
+
+    static func attributeContext(
+        _ bytes: Bytes, into context: inout AttributeContext, metadataMemo: MemoCache<[UInt8], DecodedMetadata>?,
+        metadata decoded: inout DecodedMetadata?
+    ) -> Bool {
         var extensions = context.contextExtensions
         let read = fields(bytes, of: &context) { context, field, wire, reader in
             guard let body = reader.body(wire) else { return false }
@@ -60,9 +113,17 @@ enum CheckWireReader {
             case 10:
                 return mapEntry(body, into: &extensions)
             case 11:
-                guard !context.hasMetadataContext, let metadata = metadata(body, depth: 3)
-                else { return false }
-                context.metadataContext = metadata
+                guard !context.hasMetadataContext else { return false }
+                if let metadataMemo, body.count <= memoizedMetadataBytes {
+                    guard let known = metadataMemo.value([UInt8](body), computing: { key in
+                        key.withUnsafeBytes { metadata($0, depth: 3) }.map(DecodedMetadata.init)
+                    }) else { return false }
+                    context.metadataContext = known.metadata
+                    decoded = known
+                } else {
+                    guard let metadata = metadata(body, depth: 3) else { return false }
+                    context.metadataContext = metadata
+                }
             case 12:
                 guard !context.hasTlsSession, let session = tlsSession(body) else { return false }
                 context.tlsSession = session

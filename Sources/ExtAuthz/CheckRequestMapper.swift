@@ -46,11 +46,14 @@ public struct CheckRequestMapper: Sendable {
     public static let jwtAuthnFilter = "envoy.filters.http.jwt_authn"
 
     public var options: Options
-    let labelCache = TextCache<[String: String]>(capacity: 256)
+    let labelCache = MemoCache<String, [String: String]>(capacity: 256)
     /// Labels a check carries as the destination peer's, by `key(_:)`.
-    let peerLabelCache = TextCache<[String: String]>(capacity: 256)
+    let peerLabelCache = MemoCache<String, [String: String]>(capacity: 256)
     /// The source peer by the principal the proxy reports: its SPIFFE ID parsed once.
-    let peerCache = TextCache<AuthzRequest.Source>(capacity: 1024)
+    let peerCache = MemoCache<String, AuthzRequest.Source>(capacity: 1024)
+    /// The metadata a check carries, by its bytes: decoded, and its `request.auth` derived, once per token (a proxy
+    /// sends a token's verified payload on every request that bears it; see `decode(_:)`).
+    let metadataMemo = MemoCache<[UInt8], DecodedMetadata>(capacity: 256)
 
     public init(options: Options = Options()) {
         self.options = options
@@ -65,7 +68,18 @@ public struct CheckRequestMapper: Sendable {
     /// Envoy's jwt_authn metadata is read from any caller: the proxy's own filter writes it, never the client,
     /// so it is exactly as trustworthy as the rest of the `CheckRequest` (`source.principal` included).
     public func map(_ check: Envoy_Service_Auth_V3_CheckRequest, claimsHeaderTrusted: Bool = false) -> AuthzRequest {
-        let attributes = check.attributes
+        map(DecodedCheck(check), claimsHeaderTrusted: claimsHeaderTrusted)
+    }
+
+    /// A `CheckRequest` from its wire bytes (`CheckRequest(checkRequestBytes:)`), its metadata read through
+    /// `metadataMemo`: the same token's payload, on every request bearing it, is decoded and mapped once.
+    public func decode(_ bytes: [UInt8]) throws -> DecodedCheck {
+        try DecodedCheck(bytes, metadataMemo: metadataMemo)
+    }
+
+    /// The same for a check read by `decode(_:)`, whose metadata's `request.auth` may be known already.
+    public func map(_ decoded: DecodedCheck, claimsHeaderTrusted: Bool = false) -> AuthzRequest {
+        let attributes = decoded.request.attributes
         let http = attributes.request.http
         var request = AuthzRequest()
 
@@ -94,7 +108,7 @@ public struct CheckRequestMapper: Sendable {
         {
             request.destination.labels = labels
         } else if case let labels = destination.labels, !labels.isEmpty {
-            // Kept by content too, so every check of a workload hands the engine the same labels (see `TextCache`).
+            // Kept by content too, so every check of a workload hands the engine the same labels (see `MemoCache`).
             request.destination.labels = peerLabelCache.value(Self.key(labels)) { _ in labels } ?? labels
         } else {
             request.destination.labels = options.destinationLabels
@@ -116,10 +130,10 @@ public struct CheckRequestMapper: Sendable {
         describe(&request, method: http.method, host: host, target: target, query: http.query.isEmpty ? nil : http.query,
                  headers: headers)
         if attributes.hasTlsSession, case let sni = attributes.tlsSession.sni, !sni.isEmpty { request.connectionSNI = sni }
-        // Most checks carry no metadata: the filter's name is not hashed for them.
-        let filters = attributes.hasMetadataContext ? attributes.metadataContext.filterMetadata : [:]
-        let metadata = filters.isEmpty ? nil : filters[Self.jwtAuthnFilter]
-        request.auth = requestAuth(jwtMetadata: metadata, headers: headers, claimsHeaderTrusted: claimsHeaderTrusted)
+        let verified = if let metadata = decoded.metadata { metadata.requestAuth } else {
+            Self.verifiedPayloadAuth(attributes.hasMetadataContext ? attributes.metadataContext.filterMetadata : [:])
+        }
+        request.auth = verified ?? claimsHeaderAuth(headers: headers, trusted: claimsHeaderTrusted)
         return request
     }
 
@@ -142,7 +156,7 @@ public struct CheckRequestMapper: Sendable {
         var host = first("host") ?? first(":authority") ?? ""
         if host.isEmpty { host = headers[":authority"] ?? headers["host"] ?? "" }
         describe(&request, method: method, host: host, target: target, query: nil, headers: headers)
-        request.auth = requestAuth(jwtMetadata: nil, headers: headers, claimsHeaderTrusted: claimsHeaderTrusted)
+        request.auth = claimsHeaderAuth(headers: headers, trusted: claimsHeaderTrusted)
         return request
     }
 
@@ -186,20 +200,21 @@ public struct CheckRequestMapper: Sendable {
         }
     }
 
-    /// `request.auth.*`: a payload the jwt_authn filter verified, else the verified-claims header when trusted.
-    func requestAuth(
-        jwtMetadata metadata: Google_Protobuf_Struct?, headers: Headers, claimsHeaderTrusted: Bool
-    ) -> AuthzRequest.RequestAuth? {
-        if let metadata, let claims = Self.jwtPayload(PolicyCore.Value(protobuf: metadata))
-        {
-            return VerifiedClaimsHeader.requestAuth(claims: claims)
-        }
-        if claimsHeaderTrusted, let name = options.verifiedClaimsHeader, let text = headers[name],
-           let claims = try? VerifiedClaimsHeader.decode(text)
-        {
-            return VerifiedClaimsHeader.requestAuth(claims: claims)
-        }
-        return nil
+    /// `request.auth.*` from a payload the jwt_authn filter verified, which comes first; else `claimsHeaderAuth`.
+    static func verifiedPayloadAuth(_ filters: [String: Google_Protobuf_Struct]) -> AuthzRequest.RequestAuth? {
+        // Most checks carry no metadata: the filter's name is not hashed for them.
+        guard !filters.isEmpty, let metadata = filters[jwtAuthnFilter],
+              let claims = jwtPayload(PolicyCore.Value(protobuf: metadata))
+        else { return nil }
+        return VerifiedClaimsHeader.requestAuth(claims: claims)
+    }
+
+    /// `request.auth.*` from the verified-claims header, when the caller is trusted with it.
+    func claimsHeaderAuth(headers: Headers, trusted: Bool) -> AuthzRequest.RequestAuth? {
+        guard trusted, let name = options.verifiedClaimsHeader, let text = headers[name],
+              let claims = try? VerifiedClaimsHeader.decode(text)
+        else { return nil }
+        return VerifiedClaimsHeader.requestAuth(claims: claims)
     }
 
     /// jwt_authn writes each payload under the name its provider gives in `payload_in_metadata` (Istio uses the
@@ -254,25 +269,27 @@ public struct CheckRequestMapper: Sendable {
     }
 }
 
-/// Values computed from a text a check carries, kept for the next check carrying the same text: a route sends the
-/// same workload labels on every check, and a mesh has few peer identities, so each is parsed once. Every check of
-/// a workload so hands over the same labels dictionary, by which the AuthorizationPolicy engine finds what it
-/// resolved for that workload. Bounded: past `capacity` distinct texts it starts over. A text that gives nothing is
-/// not kept.
-final class TextCache<Value: Sendable>: Sendable {
+/// Values computed from a text (or bytes) a check carries, kept for the next check carrying the same: a route sends
+/// the same workload labels on every check, a mesh has few peer identities, and a client its token on every
+/// request, so each is parsed once. Every check of a workload so hands over the same labels dictionary, by which
+/// the AuthorizationPolicy engine finds what it resolved for that workload. Bounded: past `capacity` distinct keys
+/// it starts over. A key that gives nothing is not kept.
+final class MemoCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     let capacity: Int
-    private let entries = Mutex<[String: Value]>([:])
+    private let entries = Mutex<[Key: Value]>([:])
 
     init(capacity: Int) {
         self.capacity = capacity
     }
 
-    func value(_ text: String, computing compute: (String) -> Value?) -> Value? {
-        if let hit = entries.withLock({ $0[text] }) { return hit }
-        guard let computed = compute(text) else { return nil }
+    var count: Int { entries.withLock { $0.count } }
+
+    func value(_ key: Key, computing compute: (Key) -> Value?) -> Value? {
+        if let hit = entries.withLock({ $0[key] }) { return hit }
+        guard let computed = compute(key) else { return nil }
         entries.withLock {
             if $0.count >= capacity { $0.removeAll(keepingCapacity: true) }
-            $0[text] = computed
+            $0[key] = computed
         }
         return computed
     }

@@ -223,12 +223,20 @@ public struct CheckRequestEncoder: Sendable {
         return bytes
     }
 
-    /// A `CheckRequest` holding only the fields `set` sets, serialized.
+    /// A `CheckRequest` holding only the fields `set` sets, serialized with map entries in key order: the same
+    /// token gives the same bytes on every connection, by which the server knows a payload it has read before
+    /// (`CheckRequestMapper.decode(_:)`).
     private static func serialized(_ set: (inout Envoy_Service_Auth_V3_CheckRequest) -> Void) throws -> [UInt8] {
         var check = Envoy_Service_Auth_V3_CheckRequest()
         set(&check)
-        return try check.serializedBytes()
+        return try check.serializedBytes(options: deterministic)
     }
+
+    private static let deterministic = {
+        var options = BinaryEncodingOptions()
+        options.useDeterministicOrdering = true
+        return options
+    }()
 }
 
 extension CheckRequestParts {

@@ -40,9 +40,14 @@ public final class CheckHandler: Sendable {
     /// `client`: who asked, when the listener identifies its TLS clients. Only a client on the listener's allow-list
     /// (`authorized`) is trusted with the verified-claims header (when configured); the decision log names the client.
     public func check(_ check: Envoy_Service_Auth_V3_CheckRequest, transport: String, client: TLSPeer? = nil) -> Result {
+        self.check(DecodedCheck(check), transport: transport, client: client)
+    }
+
+    /// The same for a check read by `mapper.decode(_:)`.
+    public func check(_ decoded: DecodedCheck, transport: String, client: TLSPeer? = nil) -> Result {
         let start = ContinuousClock.now
-        let request = mapper.map(check, claimsHeaderTrusted: client?.authorized == true)
-        return decide(request, input: CheckInput(check: check, normalizedPath: request.http.path), since: start,
+        let request = mapper.map(decoded, claimsHeaderTrusted: client?.authorized == true)
+        return decide(request, input: CheckInput(check: decoded.request, normalizedPath: request.http.path), since: start,
                       transport: transport, client: client)
     }
 

@@ -24,9 +24,9 @@ extension InPlaceMethod {
                 }
                 throw RPCError(code: .permissionDenied, message: "client `\(peer.identity)` is not on this listener's allow-list")
             }
-            let request: Envoy_Service_Auth_V3_CheckRequest
+            let request: DecodedCheck
             do {
-                request = try Envoy_Service_Auth_V3_CheckRequest(checkRequestBytes: bytes)
+                request = try handler.mapper.decode(bytes)
             } catch {
                 throw RPCError(code: .invalidArgument, message: "the CheckRequest does not decode: \(error)")
             }

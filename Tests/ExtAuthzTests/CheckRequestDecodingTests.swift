@@ -69,15 +69,29 @@ import Testing
         ).checkRequest
     }
 
+    /// One mapper for every test here, so its metadata memo holds what earlier inputs taught it.
+    static let memoMapper = CheckRequestMapper()
+
     func bytes(_ request: Envoy_Service_Auth_V3_CheckRequest) throws -> [UInt8] {
         try request.serializedBytes()
     }
 
     /// Both decodings of `bytes`: equal messages, or both refused. A number in the metadata may be NaN, which is
     /// unequal to itself: then the messages' text forms (map keys sorted) are compared.
+    ///
+    /// Read through a mapper's metadata memo (twice: as it learns the metadata, then as it knows it), the same
+    /// message, mapped to the same attributes.
     func expectSameAnswer(_ bytes: [UInt8], sourceLocation: SourceLocation = #_sourceLocation) {
         let reference = try? Envoy_Service_Auth_V3_CheckRequest(serializedBytes: bytes)
         let decoded = try? Envoy_Service_Auth_V3_CheckRequest(checkRequestBytes: bytes)
+        for _ in 0..<2 {
+            let viaMemo = try? Self.memoMapper.decode(bytes)
+            #expect(viaMemo?.request == decoded || viaMemo?.request.textFormatString() == decoded?.textFormatString(),
+                    "\(bytes)", sourceLocation: sourceLocation)
+            if let viaMemo, let reference, reference == reference {
+                #expect(Self.memoMapper.map(viaMemo) == Self.memoMapper.map(reference), sourceLocation: sourceLocation)
+            }
+        }
         guard decoded != reference else { return }
         #expect(decoded?.textFormatString() == reference?.textFormatString() && decoded != nil, "\(bytes)",
                 sourceLocation: sourceLocation)
@@ -108,6 +122,41 @@ import Testing
             #expect(read == parts.checkRequest)
             #expect(read == (try Envoy_Service_Auth_V3_CheckRequest(serializedBytes: bytes)))
         }
+    }
+
+    /// A token's payload, on every check of a request bearing it, is decoded and mapped once: the metadata memo
+    /// keeps one entry a token, gives `request.auth` as a fresh mapping does, and keeps nothing past its size bound.
+    @Test func aTokensPayloadIsDecodedOnceAndMapsAsAlways() throws {
+        let mapper = CheckRequestMapper()
+        var encoder = CheckRequestEncoder()
+        func check(_ target: String, subject: String, padding: Int = 0) throws -> [UInt8] {
+            let payload: PolicyCore.Value = [
+                "iss": "https://issuer.example", "sub": .string(subject), "aud": ["details"],
+                "pad": .string(String(repeating: "x", count: padding)),
+            ]
+            return try encoder.encode(CheckRequestParts(
+                source: .init(identity: try SPIFFEID(parsing: "spiffe://cluster.local/ns/default/sa/sleep"), address: "10.0.0.1",
+                              port: 5000),
+                destination: .init(address: "10.0.0.2", port: 9080), namespace: "default", labels: ["app": "details"],
+                requestID: "id-\(target)", method: "GET", host: "details", target: target, headers: [("accept", "*/*")],
+                verifiedTokens: [(issuer: "https://issuer.example", payload: payload)]))
+        }
+        for (index, subject) in ["alice", "alice", "bob", "alice", "bob"].enumerated() {
+            let bytes = try check("/\(index)", subject: subject)
+            let decoded = try mapper.decode(bytes)
+            #expect(decoded.request == (try Envoy_Service_Auth_V3_CheckRequest(serializedBytes: bytes)))
+            #expect(decoded.metadata != nil)
+            let auth = try #require(mapper.map(decoded).auth)
+            #expect(auth.principal == "https://issuer.example/" + subject)
+            #expect(auth.audiences == ["details"])
+            #expect(mapper.map(decoded) == CheckRequestMapper().map(decoded.request))
+        }
+        #expect(mapper.metadataMemo.count == 2)
+        // A context larger than the bound is read as it comes, mapped all the same, and not kept.
+        let large = try mapper.decode(try check("/large", subject: "carol", padding: CheckWireReader.memoizedMetadataBytes))
+        #expect(large.metadata == nil)
+        #expect(mapper.map(large).auth?.principal == "https://issuer.example/carol")
+        #expect(mapper.metadataMemo.count == 2)
     }
 
     @Test func aPipeAddressAndAHeaderMapAreHandedToSwiftProtobuf() throws {

@@ -9,6 +9,8 @@ import SwiftProtobuf
 /// Invariants: the server's decoding (`init(checkRequestBytes:)`, a wire reader in front of swift-protobuf) gives
 /// swift-protobuf's answer: the same message, or a refusal where swift-protobuf refuses; so does the proxy's
 /// decoding of the same bytes as a `CheckResponse` (`init(checkResponseBytes:)`), and of the response rendered.
+/// Read through the mapper's metadata memo (`decode`, twice: as it learns the metadata, then as it knows it), the
+/// same message, mapped to the same attributes.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzCheckRequest(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     let input = FuzzInput(start, count)
@@ -22,6 +24,12 @@ public func fuzzCheckRequest(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
             let decoded = try? Envoy_Service_Auth_V3_CheckRequest(checkRequestBytes: input.array)
             fuzzCheck(decoded == reference, "the server's decoding differs from swift-protobuf's")
             check = try Envoy_Service_Auth_V3_CheckRequest(checkRequestBytes: input.array)
+            for _ in 0..<2 {
+                let viaMemo = try FuzzCheckPath.mapper.decode(input.array)
+                fuzzCheck(viaMemo.request == check, "decoding through the metadata memo differs")
+                let mapped = FuzzCheckPath.mapper.map(viaMemo, claimsHeaderTrusted: true)
+                fuzzCheck(mapped == FuzzCheckPath.map(check) || mapped != mapped, "mapping through the metadata memo differs")
+            }
         }
     } catch {
         return 0
