@@ -44,38 +44,7 @@ trap cleanup EXIT
 ulimit -n "$(ulimit -Hn)"   # as many descriptors as allowed: 1,000 idle connections need 2,000 or more
 
 proxy_workload "$warden" "$work"
-start_nginx "$work" "${NGINX_WORKERS:-2}" <<EOF
-    upstream app { server 127.0.0.1:18080; keepalive 128; }
-    upstream warden { server 127.0.0.1:19181; keepalive 128; }
-    ssl_certificate $work/details/cert-chain.pem;
-    ssl_certificate_key $work/details/key.pem;
-    ssl_client_certificate $work/details/root-cert.pem;
-    ssl_verify_client on;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    # The trivial upstream.
-    server { listen 127.0.0.1:18080; location / { return 200 "ok\n"; } }
-    # The upstream directly, over mTLS.
-    server { listen 127.0.0.1:18443 ssl; location / { return 200 "ok\n"; } }
-    # nginx as the enforcement point: auth_request to Warden's HTTP ext_authz, then the upstream.
-    server {
-        listen 127.0.0.1:18444 ssl;
-        location / {
-            auth_request /_authz;
-            proxy_pass http://app;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-        location = /_authz {
-            internal;
-            proxy_pass http://warden/ext_authz\$request_uri;
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-            proxy_set_header Connection "";
-            proxy_set_header Host details;
-            proxy_http_version 1.1;
-        }
-    }
-EOF
+start_nginx_paths "$work" "${NGINX_WORKERS:-2}"
 
 "$warden" serve --grpc-address 127.0.0.1:19191 --http-address 127.0.0.1:19181 --admin-address off --policies "$work/server-policies" \
     --destination-namespace default --decision-log off --watch-interval-ms 0 --log-level warning & pids+=($!)

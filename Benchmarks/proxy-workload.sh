@@ -6,6 +6,10 @@
 #                              RequestAuthentication: the seed's issuer)
 #   start_nginx DIR WORKERS    starts nginx (pid in DIR/nginx.pid) with WORKERS processes and the `http` block's
 #                              settings shared by the benchmarks; the servers come on standard input
+#   start_nginx_paths DIR WORKERS
+#                              nginx as proxy-load.sh's peers: the trivial upstream on 18080 (plain HTTP), the same
+#                              over mTLS on 18443 (`direct`), and nginx enforcing on 18444 (mTLS, `auth_request` to
+#                              `warden serve`'s HTTP ext_authz on 19181, then the upstream)
 seed_token=$(python3 -c 'import re,sys; t=open("../Tests/WardenTesting/SeedToken.swift").read(); print("".join(re.findall(r"\"(\.?eyJ[^\"]*|\.[A-Za-z0-9_-]+)\"", t)))')
 
 proxy_workload() {
@@ -46,4 +50,40 @@ EOF
         echo "}"
     } > "$work/nginx/nginx.conf"
     nginx -c "$work/nginx/nginx.conf" -g 'daemon on;'
+}
+
+start_nginx_paths() {
+    local work=$1
+    start_nginx "$work" "$2" <<EOF
+    upstream app { server 127.0.0.1:18080; keepalive 128; }
+    upstream warden { server 127.0.0.1:19181; keepalive 128; }
+    ssl_certificate $work/details/cert-chain.pem;
+    ssl_certificate_key $work/details/key.pem;
+    ssl_client_certificate $work/details/root-cert.pem;
+    ssl_verify_client on;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    # The trivial upstream.
+    server { listen 127.0.0.1:18080; location / { return 200 "ok\n"; } }
+    # The upstream directly, over mTLS.
+    server { listen 127.0.0.1:18443 ssl; location / { return 200 "ok\n"; } }
+    # nginx as the enforcement point: auth_request to Warden's HTTP ext_authz, then the upstream.
+    server {
+        listen 127.0.0.1:18444 ssl;
+        location / {
+            auth_request /_authz;
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+        location = /_authz {
+            internal;
+            proxy_pass http://warden/ext_authz\$request_uri;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header Connection "";
+            proxy_set_header Host details;
+            proxy_http_version 1.1;
+        }
+    }
+EOF
 }
