@@ -36,7 +36,10 @@ struct RequestStageTests {
             Self.head(.GET, "/", []),
             Self.head(.GET, "/", [("host", "a"), ("host", "b")]),
             Self.head(.CONNECT, "details:443", [("host", "details")]),
-            Self.head(.GET, "http://details/x", [("host", "details")]),
+            Self.head(.GET, "http://user@details/x", [("host", "details")]),
+            Self.head(.GET, "http:///x", [("host", "details")]),
+            Self.head(.GET, "ftp://details/x", [("host", "details")]),
+            Self.head(.GET, "http://details/x", [("host", "details")], version: .http2),
         ]
         for head in refused {
             guard case .failure(let response) = Self.admit(head) else {
@@ -48,6 +51,22 @@ struct RequestStageTests {
         }
         // HTTP/1.0 may omit Host.
         #expect((try? Self.admit(Self.head(.GET, "/", [], version: .http1_0)).get()) != nil)
+    }
+
+    /// RFC 9112 §3.2.2: a target in absolute form, as a client sends it to its configured HTTP proxy, is taken; its
+    /// authority replaces the `Host` sent.
+    @Test func anAbsoluteFormTargetBecomesAPathAndAHost() throws {
+        for (target, path, host) in [
+            ("http://Details.default:9080/x?y=1", "/x?y=1", "Details.default:9080"),
+            ("HTTPS://details?q", "/?q", "details"), ("http://[::1]:8080", "/", "[::1]:8080"),
+        ] {
+            let request = try Self.admit(Self.head(.GET, target, [("host", "other"), ("host", "more")])).get()
+            #expect(request.target == path)
+            #expect(request.headers["host"] == [host])
+        }
+        let origin = try Self.admit(Self.head(.GET, "/http://details/x")).get()
+        #expect(origin.target == "/http://details/x")
+        #expect(origin.headers["host"] == ["details"])
     }
 
     @Test func theProxyOwnsTheForwardingHeaders() throws {

@@ -121,6 +121,12 @@ import WardenTesting
         #expect(through.status == 200, "\(through) \(outbound.launched.stderr)")
         let headers = harness.upstreamRequests().first?["headers"] as? [String: [String]] ?? [:]
         #expect(headers["x-forwarded-client-cert"]?.first?.hasSuffix("URI=\(ProxyHarness.sleepID)") == true)
+        // An application given the outbound proxy as its HTTP proxy sends the target in absolute form.
+        let viaProxy = try await curlExit(["-x", "http://127.0.0.1:\(outbound.port)", "http://details.default:9080/details/2?v=1"])
+        #expect(viaProxy.status == 200, "\(viaProxy)")
+        let proxied = harness.upstreamRequests().last
+        #expect(proxied?["path"] as? String == "/details/2?v=1")
+        #expect((proxied?["headers"] as? [String: [String]])?["host"] == ["details.default:9080"])
         // Both stop cleanly while the outbound proxy's kept-alive connection to the inbound one is open.
         outbound.launched.signal(SIGTERM)
         #expect(harness.proxy.launched.stop() == 0, "\(harness.proxy.launched.stderr)")
@@ -137,6 +143,6 @@ import WardenTesting
         let refused = try await curlExit(["http://127.0.0.1:\(wrong.port)/details/1"])
         #expect(refused.status == 503)
         #expect(wrong.launched.stderr.contains("secure naming: the upstream is `\(ProxyHarness.detailsID)`"))
-        #expect(harness.upstreamRequests().count == 1)
+        #expect(harness.upstreamRequests().count == 2)
     }
 }

@@ -154,6 +154,10 @@ public struct ExchangeStateMachine {
         case .success(let admitted):
             request = admitted
         }
+        if request.target != head.uri {  // an absolute-form target, now a path and a host
+            record.target = request.target
+            record.authority = request.headers.first(name: "host") ?? ""
+        }
         record.requestID = request.requestID
         if let text = head.headers.first(name: "content-length"), let length = Int(text) {
             declaredLength = length

@@ -38,6 +38,11 @@ public enum RequestAdmission {
         _ head: HTTPRequestHead, connection: ConnectionFacts, identity: Identity,
         makeRequestID: () -> String = { RequestIDSource.shared.next() }
     ) -> Result<ProxiedRequest, LocalResponse> {
+        var head = head
+        if head.version.major == 1, let absolute = absoluteForm(head.uri) {
+            head.uri = absolute.path
+            head.headers.replaceOrAdd(name: "host", value: absolute.authority)
+        }
         if let problem = problem(in: head) { return .failure(.text(400, problem, closeConnection: true)) }
         var headers = head.headers
         // Hop-by-hop fields, and every field `Connection` names.
@@ -104,9 +109,38 @@ public enum RequestAdmission {
         if hosts.count > 1 { return "a request may carry one Host header" }
         if head.method == .CONNECT { return "CONNECT is not supported" }
         if !(head.uri.hasPrefix("/") || (head.uri == "*" && head.method == .OPTIONS)) {
-            return "the request target must be a path (origin form)"
+            return "the request target must be a path, or in HTTP/1.1 an http or https URI with a host"
         }
         return nil
+    }
+
+    /// A target in absolute form (`http://details:9080/x?y`), as a client sends it to a proxy it is configured to
+    /// use: RFC 9112 §3.2.2 has a server accept it, with the target's authority taking the place of any `Host`
+    /// sent. Nil for another target, or one whose authority is empty, carries userinfo (`user@`, which RFC 9110
+    /// §4.2.4 forbids in http URIs) or has bytes outside a URI authority's.
+    static func absoluteForm(_ target: String) -> (authority: String, path: String)? {
+        guard target.utf8.first.map({ $0 | 0x20 }) == UInt8(ascii: "h") else { return nil }  // a path, mostly
+        let bytes = target.utf8.prefix(8).map { $0 | 0x20 }  // letters lower-cased; "/" and ":" unchanged
+        let schemeLength: Int
+        if bytes.starts(with: "http://".utf8) { schemeLength = 7 }
+        else if bytes.starts(with: "https://".utf8) { schemeLength = 8 }
+        else { return nil }
+        let rest = target.utf8.dropFirst(schemeLength)
+        let end = rest.firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") } ?? rest.endIndex
+        let authority = rest[..<end]
+        guard !authority.isEmpty, authority.allSatisfy(isAuthorityByte) else { return nil }
+        let path = String(Substring(rest[end...]))
+        return (String(Substring(authority)), path.hasPrefix("/") ? path : "/" + path)
+    }
+
+    /// RFC 3986's authority without userinfo: a registered name, an IP literal in brackets, a port.
+    private static func isAuthorityByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            true
+        default:
+            "-._~%!$&'()*+,;=:[]".utf8.contains(byte)
+        }
     }
 
     static func isUsableRequestID(_ id: String) -> Bool {
