@@ -15,14 +15,7 @@ warden=$(realpath "${WARDEN:-../.build/release/warden}")
 connections=${1:-16}; seconds=${2:-6}
 . ./proxy-workload.sh
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    kill "$(cat "$work/nginx.pid" 2>/dev/null)" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+bench_scratch
 ulimit -n "$(ulimit -Hn)"
 
 proxy_workload "$warden" "$work"

@@ -13,14 +13,7 @@ connections=${3:-1}; seconds=${4:-6}; pairs=${5:-3}
 . ./proxy-workload.sh
 ulimit -n "$(ulimit -Hn)"
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    kill "$(cat "$work/nginx.pid" 2>/dev/null)" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+bench_scratch
 proxy_workload "$a" "$work"
 start_nginx "$work" 1 <<EOF
     server { listen 127.0.0.1:18280; location / { return 200 "ok\n"; } }

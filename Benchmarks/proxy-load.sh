@@ -34,13 +34,7 @@ if [ -n "${WARDEN:-}" ]; then warden=$WARDEN; else
 fi
 . ./proxy-workload.sh
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    if [ -z "${KEEP_NGINX:-}" ]; then kill "$(cat "$work/nginx.pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "$work"; fi
-}
-trap cleanup EXIT
+bench_scratch
 ulimit -n "$(ulimit -Hn)"   # as many descriptors as allowed: 1,000 idle connections need 2,000 or more
 
 proxy_workload "$warden" "$work"

@@ -12,13 +12,7 @@ warden=$(realpath "${1:-../.build/release/warden}")
 count=${2:-1000}
 . ./proxy-workload.sh
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
+bench_scratch
 ulimit -n "$(ulimit -Hn)"
 
 proxy_workload "$warden" "$work"

@@ -6,11 +6,24 @@
 #                              RequestAuthentication: the seed's issuer)
 #   start_nginx DIR WORKERS    starts nginx (pid in DIR/nginx.pid) with WORKERS processes and the `http` block's
 #                              settings shared by the benchmarks; the servers come on standard input
+#   bench_scratch              makes the scratch directory $work and an empty $pids; on exit the processes in $pids
+#                              and nginx are stopped and $work removed (both left with KEEP_NGINX=1)
 #   start_nginx_paths DIR WORKERS
 #                              nginx as proxy-load.sh's peers: the trivial upstream on 18080 (plain HTTP), the same
 #                              over mTLS on 18443 (`direct`), and nginx enforcing on 18444 (mTLS, `auth_request` to
 #                              `warden serve`'s HTTP ext_authz on 19181, then the upstream)
 seed_token=$(python3 -c 'import re,sys; t=open("../Tests/WardenTesting/SeedToken.swift").read(); print("".join(re.findall(r"\"(\.?eyJ[^\"]*|\.[A-Za-z0-9_-]+)\"", t)))')
+
+bench_scratch() {
+    work=$(mktemp -d)
+    pids=()
+    trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    if [ -z "${KEEP_NGINX:-}" ]; then kill "$(cat "$work/nginx.pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "$work"; fi
+}
 
 proxy_workload() {
     local warden=$1 work=$2
