@@ -49,7 +49,8 @@ public final class FrontProxy: Sendable {
         let ownIdentity = try configuration.certificateChain.flatMap { path throws(StartError) in try Self.ownIdentity(path) }
         let settings = ExchangeSettings(
             workload: configuration.workload, ownIdentity: ownIdentity, failureStatus: configuration.failureStatus,
-            maximumRequestBodyBytes: configuration.maximumRequestBodyBytes, upstreamAuthority: configuration.upstream.description)
+            maximumRequestBodyBytes: configuration.maximumRequestBodyBytes, upstreamAuthority: configuration.upstream.description,
+            checkBody: configuration.checkBody)
         policies = ProxyPolicies(
             directory: configuration.policies,
             base: .init(settings: settings, rootNamespace: configuration.rootNamespace, defaultNamespace: configuration.namespace),

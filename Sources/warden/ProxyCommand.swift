@@ -86,6 +86,14 @@ struct ProxyCommand: AsyncParsableCommand {
     var maxHeaderBytes: Int?
     @Option(name: .customLong("max-request-body"), help: "Largest request body in bytes (default 67108864); 413 beyond.")
     var maxRequestBody: Int?
+    @Option(
+        name: .customLong("check-body-bytes"),
+        help: "Send the request body with each check, up to this many bytes (Envoy's with_request_body); 413 beyond.")
+    var checkBodyBytes: Int?
+    @Flag(
+        name: .customLong("check-partial-body"),
+        help: "With --check-body-bytes: check a longer body on its first bytes instead of refusing it.")
+    var checkPartialBody = false
     @Option(name: .customLong("upstream-timeout"), help: "Time for the upstream's response head (default 15s); 504 beyond.")
     var upstreamTimeout: String?
     @Option(name: .customLong("idle-timeout"), help: "Close connections idle this long (default 300s).")
@@ -219,6 +227,11 @@ struct ProxyCommand: AsyncParsableCommand {
             guard maxRequestBody >= 0 else { throw ValidationError("--max-request-body must not be negative") }
             c.maximumRequestBodyBytes = maxRequestBody
         }
+        if let checkBodyBytes {
+            c.checkBody = .init(maximumBytes: checkBodyBytes, allowPartial: checkPartialBody)
+        } else if checkPartialBody {
+            throw ValidationError("--check-partial-body needs --check-body-bytes")
+        }
         if let timeout = try duration(upstreamTimeout, "upstream-timeout") { c.upstreamTimeout = timeout }
         if let timeout = try duration(idleTimeout, "idle-timeout") { c.limits.idleTimeout = timeout }
         if let timeout = try duration(headerTimeout, "header-timeout") {
@@ -261,6 +274,7 @@ struct ProxyConfigFile {
     var integers: [String: Int] = [:]
     var outbound = false
     var authzTLS = false
+    var checkPartialBody = false
 
     static let stringKeys = [
         "listen", "upstream", "authz", "cert", "key", "trust_bundle", "policies", "namespace", "labels", "ports",
@@ -270,6 +284,7 @@ struct ProxyConfigFile {
     ]
     static let integerKeys = [
         "failure_status", "max_connections", "max_header_bytes", "max_request_body", "watch_interval_ms", "threads",
+        "check_body_bytes",
     ]
     /// Paths in the file are taken relative to the file's directory.
     static let pathKeys: Set<String> = ["cert", "key", "trust_bundle", "policies"]
@@ -285,7 +300,7 @@ struct ProxyConfigFile {
         var file = ProxyConfigFile()
         guard let document = parsed.documents.first else { return (file, []) }
         let d = DocumentDecoder()
-        guard let top = d.fields(document, at: .root, known: stringKeys + integerKeys + ["outbound", "authz_tls"]) else {
+        guard let top = d.fields(document, at: .root, known: stringKeys + integerKeys + ["outbound", "authz_tls", "check_partial_body"]) else {
             return (nil, d.diagnostics)
         }
         let base = (path as NSString).deletingLastPathComponent
@@ -296,6 +311,8 @@ struct ProxyConfigFile {
                 if let flag = d.bool(entry.value, at: path) { file.outbound = flag }
             case "authz_tls":
                 if let flag = d.bool(entry.value, at: path) { file.authzTLS = flag }
+            case "check_partial_body":
+                if let flag = d.bool(entry.value, at: path) { file.checkPartialBody = flag }
             case "labels" where { if case .mapping = entry.value.content { true } else { false } }():
                 if let labels = d.stringMap(entry.value, at: path) {
                     file.strings["labels"] = labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.value)" }.joined(separator: ",")
@@ -355,9 +372,11 @@ struct ProxyConfigFile {
         set(&command.maxConnections, "max_connections")
         set(&command.maxHeaderBytes, "max_header_bytes")
         set(&command.maxRequestBody, "max_request_body")
+        set(&command.checkBodyBytes, "check_body_bytes")
         set(&command.watchIntervalMs, "watch_interval_ms")
         set(&command.threads, "threads")
         if outbound { command.outbound = true }
         if authzTLS { command.authzTLS = true }
+        if checkPartialBody { command.checkPartialBody = true }
     }
 }

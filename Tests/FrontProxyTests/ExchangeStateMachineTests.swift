@@ -18,13 +18,15 @@ struct ExchangeStateMachineTests {
         ]),
     ])
 
-    static func machine(authenticator: RequestAuthenticator? = nil, maximumBody: Int = 1 << 20, buffered: Int = 16)
-        -> ExchangeStateMachine
-    {
+    static func machine(
+        authenticator: RequestAuthenticator? = nil, maximumBody: Int = 1 << 20, buffered: Int = 16,
+        checkBody: ExchangeSettings.CheckBody? = nil
+    ) -> ExchangeStateMachine {
         ExchangeStateMachine(
             settings: ExchangeSettings(
                 workload: workload, ownIdentity: RequestStageTests.own, authenticator: authenticator, failureStatus: 403,
-                maximumRequestBodyBytes: maximumBody, maximumBufferedBodyBytes: buffered, upstreamAuthority: "127.0.0.1:9080"),
+                maximumRequestBodyBytes: maximumBody, maximumBufferedBodyBytes: buffered, upstreamAuthority: "127.0.0.1:9080",
+                checkBody: checkBody),
             connection: RequestStageTests.mtls)
     }
 
@@ -200,6 +202,64 @@ struct ExchangeStateMachineTests {
             let metadata = request.attributes.metadataContext.filterMetadata["envoy.filters.http.jwt_authn"]
             #expect(metadata?.fields.keys.sorted() == ["a.example"])
         }
+    }
+
+    /// With `checkBody`, the check waits for the body (up to its bound) and carries it, as Envoy's
+    /// `with_request_body` does; the whole body is forwarded once allowed.
+    @Test func aCheckCarriesTheBodyWhenSetTo() throws {
+        func body(_ request: Envoy_Service_Auth_V3_CheckRequest) -> (String, String?) {
+            let http = request.attributes.request.http
+            return (http.body.isEmpty ? String(decoding: http.rawBody, as: UTF8.self) : http.body,
+                    http.headers[CheckRequestStage.partialBodyHeader])
+        }
+        // A whole body within the bound: the check starts at its end.
+        var whole = Self.machine(checkBody: .init(maximumBytes: 8))
+        guard case .none = whole.receiveHead(Self.head(.POST, "/", [("content-length", "6")]), now: 1) else {
+            Issue.record("checked before the body"); return
+        }
+        guard case .none = whole.receiveBody(ByteBuffer(string: "abc"), now: 2) else { Issue.record("checked early"); return }
+        _ = whole.receiveBody(ByteBuffer(string: "def"), now: 3)
+        guard case .check(let parts) = whole.receiveEnd(now: 4) else { Issue.record("no check at the end"); return }
+        #expect(body(parts.checkRequest) == ("abcdef", "false"))
+        guard case .connectUpstream = whole.checked(.success(Self.allowed), now: 5),
+              case .sendRequest(_, let forwarded, let end) = whole.upstreamConnected(now: 6)
+        else { Issue.record("not forwarded"); return }
+        #expect(forwarded.map { String(buffer: $0) }.joined() == "abcdef")
+        #expect(end)
+
+        // No body: checked at once, and says so.
+        var none = Self.machine(checkBody: .init(maximumBytes: 8))
+        guard case .check(let bodiless) = none.receiveHead(Self.head(), now: 1) else { Issue.record("GET waited"); return }
+        #expect(body(bodiless.checkRequest) == ("", "false"))
+
+        // Longer than the bound: refused before the check (declared) or once past it (streamed).
+        var declared = Self.machine(checkBody: .init(maximumBytes: 8))
+        guard case .respond(let refusal, _) = declared.receiveHead(Self.head(.POST, "/", [("content-length", "9")]), now: 1)
+        else { Issue.record("a declared body over the bound was checked"); return }
+        #expect(refusal.status == 413)
+        var streamed = Self.machine(checkBody: .init(maximumBytes: 8))
+        _ = streamed.receiveHead(Self.head(.POST, "/", [("transfer-encoding", "chunked")]), now: 1)
+        guard case .none = streamed.receiveBody(ByteBuffer(string: "12345678"), now: 2) else {
+            Issue.record("exactly the bound was not waited on"); return
+        }
+        guard case .respond(let late, _) = streamed.receiveBody(ByteBuffer(string: "9"), now: 3) else {
+            Issue.record("a streamed body over the bound was checked"); return
+        }
+        #expect(late.status == 413)
+
+        // With allowPartial, its first bytes are checked, marked partial; the rest is held and forwarded.
+        var partial = Self.machine(buffered: 1 << 20, checkBody: .init(maximumBytes: 4, allowPartial: true))
+        _ = partial.receiveHead(Self.head(.POST, "/", [("content-length", "10")]), now: 1)
+        guard case .check(let first) = partial.receiveBody(ByteBuffer(string: "123456"), now: 2) else {
+            Issue.record("the partial body was not checked"); return
+        }
+        #expect(body(first.checkRequest) == ("1234", "true"))
+        _ = partial.receiveBody(ByteBuffer(string: "7890"), now: 3)
+        _ = partial.receiveEnd(now: 4)
+        guard case .connectUpstream = partial.checked(.success(Self.allowed), now: 5),
+              case .sendRequest(_, let rest, _) = partial.upstreamConnected(now: 6)
+        else { Issue.record("not forwarded"); return }
+        #expect(rest.map { String(buffer: $0) }.joined() == "1234567890")
     }
 
     @Test func oversizedBodiesAreRefused() {

@@ -111,6 +111,46 @@ import WardenTesting
         #expect(try await curlExit(["-H", "Authorization: Bearer " + SeedToken.token, url]).status == 200)
     }
 
+    /// `--check-body-bytes` (Envoy's `with_request_body`): the body goes with the check, so a CUSTOM Rego policy can
+    /// decide on `input.parsed_body`; a denied body never reaches the upstream, an allowed one arrives whole.
+    @Test func aCheckCarriesTheBodyForACustomPolicy() async throws {
+        let harness = try await ProxyHarness(authorization: """
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: orders, namespace: default}
+            spec:
+              selector: {matchLabels: {app: details}}
+              action: CUSTOM
+              provider: {name: opa}
+              rules: [{to: [{operation: {paths: ["/orders"]}}]}]
+            ---
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: allow-all, namespace: default}
+            spec: {selector: {matchLabels: {app: details}}, rules: [{}]}
+            """, proxyArguments: ["--check-body-bytes", "64"])
+        defer { harness.stop() }
+        try harness.directory.write("server-policies/orders.rego", """
+            package envoy.authz
+
+            default allow := false
+
+            allow if {
+                input.parsed_body.quantity <= 10
+                input.attributes.request.http.headers["x-envoy-auth-partial-body"] == "false"
+            }
+            """)
+        let json = ["-H", "content-type: application/json", "-X", "POST"]
+        try await waitUntil { try await curlExit(json + ["-d", #"{"quantity": 2}"#, harness.httpURL + "/orders"]).status == 200 }
+        #expect(try await curlExit(json + ["-d", #"{"quantity": 50}"#, harness.httpURL + "/orders"]).status == 403)
+        // Longer than the check may carry: 413, before any check.
+        let long = #"{"quantity": 1, "note": "\#(String(repeating: "x", count: 80))"}"#
+        #expect(try await curlExit(json + ["-d", long, harness.httpURL + "/orders"]).status == 413)
+        let bodies = harness.upstreamRequests().filter { $0["path"] as? String == "/orders" }.map { $0["body_bytes"] as? Int }
+        #expect(bodies.last == 15)
+        #expect(bodies.allSatisfy { $0 == 15 })
+    }
+
     @Test func keysFromAJWKSURIAreFetchedThroughTheNetworkLayer() async throws {
         let record = NSTemporaryDirectory() + "/warden-jwks-\(UUID().uuidString).jsonl"
         let keys = try await UpstreamProcess(record: record, arguments: ["--body", SeedToken.jwks])
@@ -223,10 +263,13 @@ import WardenTesting
             ports: [\(harness.upstream.port)]
             access_log: "off"
             check_timeout: 500ms
+            check_body_bytes: 16
+            check_partial_body: false
             """)
         let proxy = try await ProxyProcess(arguments: ["--config", harness.directory.path + "/proxy.yaml", "--log-level", "debug"])
         defer { proxy.stop() }
         #expect(try await curlExit(["http://127.0.0.1:\(proxy.port)/from-config"]).status == 200)
+        #expect(try await curlExit(["-d", String(repeating: "x", count: 17), "http://127.0.0.1:\(proxy.port)/body"]).status == 413)
         #expect(proxy.launched.stderr.contains("workload default {app=details,version=v1}"))
         // A typo is an error with its place.
         let bad = try harness.directory.write("bad.yaml", "listen: 127.0.0.1:0\ncheck_timout: 1s\n")

@@ -81,6 +81,8 @@ public struct ProxyConfiguration: Sendable {
     public var maximumConnections = 10_000
     public var limits = ConnectionLimits()
     public var maximumRequestBodyBytes = 64 << 20
+    /// Whether checks carry the request body (`--check-body-bytes`, `--check-partial-body`).
+    public var checkBody: ExchangeSettings.CheckBody?
     public var upstreamTimeout: Duration = .seconds(15)
     public var connectTimeout: Duration = .seconds(5)
     /// How often the policies directory and the certificate files are looked at; nil: never.
@@ -106,6 +108,9 @@ public struct ProxyConfiguration: Sendable {
         } else {
             if authorization == nil { out.append("--authz is required: the authorization server every request is checked with") }
             if expectedPeer != nil { out.append("--expect-peer is for --outbound") }
+        }
+        if let checkBody, checkBody.maximumBytes < 1 || checkBody.maximumBytes > maximumRequestBodyBytes {
+            out.append("--check-body-bytes must be between 1 and --max-request-body (\(maximumRequestBodyBytes))")
         }
         if authorizationTLS {
             if tlsFiles != 3 { out.append("--authz-tls needs --cert, --key and --trust-bundle (the proxy's identity to the server)") }

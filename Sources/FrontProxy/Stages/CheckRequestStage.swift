@@ -1,5 +1,6 @@
 import ExtAuthz
 import Identity
+import NIOCore
 import NIOHTTP1
 import PolicyCore
 
@@ -25,17 +26,39 @@ public struct Workload: Sendable, Hashable {
 /// consumed), the peers, the SNI, the verified JWT payload under jwt_authn's metadata, and the workload as context
 /// extensions.
 public enum CheckRequestStage {
+    /// The body a check carries, when the proxy is set to send it.
+    public struct Body: Sendable, Hashable {
+        public var bytes: [UInt8]
+        /// Only the first part of the body: it was longer than the check may carry, or had not ended.
+        public var partial: Bool
+
+        /// The first `maximumBytes` of `chunks`; `whole` says whether the request's body ended with them.
+        public init(_ chunks: [ByteBuffer], maximumBytes: Int, whole: Bool) {
+            var bytes: [UInt8] = []
+            for chunk in chunks where bytes.count < maximumBytes {
+                bytes += chunk.readableBytesView.prefix(maximumBytes - bytes.count)
+            }
+            self.bytes = bytes
+            partial = !whole || chunks.reduce(0) { $0 + $1.readableBytes } > maximumBytes
+        }
+    }
+
+    /// Envoy's header on a check that carries a body: whether the body is partial.
+    public static let partialBodyHeader = "x-envoy-auth-partial-body"
+
     public static func parts(
-        _ request: ProxiedRequest, connection: ConnectionFacts, workload: Workload, ownIdentity: SPIFFEID?
+        _ request: ProxiedRequest, connection: ConnectionFacts, workload: Workload, ownIdentity: SPIFFEID?,
+        body: Body? = nil
     ) -> CheckRequestParts {
         var headers: [(name: String, value: String)] = [
             (":authority", request.authority), (":method", request.method.rawValue), (":path", request.target),
             (":scheme", connection.scheme),
         ]
-        headers.reserveCapacity(request.headers.count + 4)
+        headers.reserveCapacity(request.headers.count + 5)
         for header in request.headers where !isFieldName(header.name, "host") {
             headers.append((header.name, header.value))
         }
+        if let body { headers.append((partialBodyHeader, body.partial ? "true" : "false")) }
         var tokens: [(issuer: String, payload: Value)] = []
         if let token = request.token { tokens.append((token.issuer, token.claims)) }
         return CheckRequestParts(
@@ -43,7 +66,7 @@ public enum CheckRequestStage {
             destination: .init(identity: ownIdentity, address: connection.localAddress, port: workload.port),
             namespace: workload.namespace, labels: workload.labels, requestID: request.requestID,
             method: request.method.rawValue, scheme: connection.scheme, host: request.authority, target: request.target,
-            httpProtocol: connection.httpProtocol, headers: headers, serverName: connection.serverName,
+            httpProtocol: connection.httpProtocol, headers: headers, body: body?.bytes ?? [], serverName: connection.serverName,
             verifiedTokens: tokens)
     }
 }

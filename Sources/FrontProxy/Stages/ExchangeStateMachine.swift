@@ -20,10 +20,26 @@ public struct ExchangeSettings: Sendable {
     public var maximumBufferedBodyBytes: Int
     /// The upstream's `host:port`, the `Host` of requests that have none (HTTP/1.0).
     public var upstreamAuthority: String
+    /// Whether checks carry the request body, and how much of it (Istio's `includeRequestBodyInCheck`).
+    public var checkBody: CheckBody?
+
+    /// Envoy's `with_request_body`: the body is read before the check, up to `maximumBytes`. A longer body gets 413,
+    /// or with `allowPartial` is checked on its first `maximumBytes` (the check's `x-envoy-auth-partial-body` says
+    /// which). The whole body is forwarded once allowed.
+    public struct CheckBody: Sendable, Hashable {
+        public var maximumBytes: Int
+        public var allowPartial: Bool
+
+        public init(maximumBytes: Int, allowPartial: Bool = false) {
+            self.maximumBytes = maximumBytes
+            self.allowPartial = allowPartial
+        }
+    }
 
     public init(
         workload: Workload, ownIdentity: SPIFFEID? = nil, authenticator: RequestAuthenticator? = nil, failureStatus: Int = 403,
-        maximumRequestBodyBytes: Int = 64 << 20, maximumBufferedBodyBytes: Int = 64 << 10, upstreamAuthority: String
+        maximumRequestBodyBytes: Int = 64 << 20, maximumBufferedBodyBytes: Int = 64 << 10, upstreamAuthority: String,
+        checkBody: CheckBody? = nil
     ) {
         self.workload = workload
         self.ownIdentity = ownIdentity
@@ -32,6 +48,7 @@ public struct ExchangeSettings: Sendable {
         self.maximumRequestBodyBytes = maximumRequestBodyBytes
         self.maximumBufferedBodyBytes = maximumBufferedBodyBytes
         self.upstreamAuthority = upstreamAuthority
+        self.checkBody = checkBody
     }
 }
 
@@ -106,6 +123,8 @@ public struct ExchangeStateMachine {
     enum State {
         case idle
         case authenticating
+        /// Reading the body the check carries (`ExchangeSettings.checkBody`).
+        case awaitingBody
         case checking
         case connecting
         case forwarding
@@ -120,6 +139,7 @@ public struct ExchangeStateMachine {
     /// The client's HTTP version, which local answers use.
     public private(set) var requestVersion = HTTPVersion.http1_1
     private var declaredLength: Int?
+    private var chunked = false
     private var requestEnded = false
     private var held: [ByteBuffer] = []
     private var heldBytes = 0
@@ -162,7 +182,11 @@ public struct ExchangeStateMachine {
         if let text = head.headers.first(name: "content-length"), let length = Int(text) {
             declaredLength = length
             if length > settings.maximumRequestBodyBytes { return fail(Self.bodyTooLarge(settings), now: now) }
+            if let checkBody = settings.checkBody, length > checkBody.maximumBytes, !checkBody.allowPartial {
+                return fail(Self.bodyTooLargeToCheck(checkBody), now: now)
+            }
         }
+        chunked = head.headers.contains(name: "transfer-encoding")
         self.request = request
         guard let authenticator = settings.authenticator else { return startCheck(now: now) }
         let authenticationRequest = RequestAuthenticationStage.authenticationRequest(request, connection: connection)
@@ -176,10 +200,15 @@ public struct ExchangeStateMachine {
     public mutating func receiveBody(_ chunk: ByteBuffer, now: UInt64) -> Action {
         record.requestBodyBytes += chunk.readableBytes
         switch state {
-        case .authenticating, .checking, .connecting:
+        case .authenticating, .awaitingBody, .checking, .connecting:
             if record.requestBodyBytes > settings.maximumRequestBodyBytes { return fail(Self.bodyTooLarge(settings), now: now) }
             held.append(chunk)
             heldBytes += chunk.readableBytes
+            if case .awaitingBody = state, let checkBody = settings.checkBody {
+                // Past what the check may carry, the body is checked in part, or refused; the end starts the check.
+                if checkBody.allowPartial { return heldBytes >= checkBody.maximumBytes ? startCheck(now: now) : .none }
+                return heldBytes > checkBody.maximumBytes ? fail(Self.bodyTooLargeToCheck(checkBody), now: now) : .none
+            }
             return heldBytes >= settings.maximumBufferedBodyBytes ? .pauseReading : .none
         case .forwarding:
             if record.requestBodyBytes > settings.maximumRequestBodyBytes {
@@ -196,6 +225,7 @@ public struct ExchangeStateMachine {
         requestEnded = true
         switch state {
         case .forwarding: return .sendRequestEnd
+        case .awaitingBody: return startCheck(now: now)
         default: return .none
         }
     }
@@ -222,10 +252,24 @@ public struct ExchangeStateMachine {
 
     private mutating func startCheck(now: UInt64) -> Action {
         guard let request else { return .none }
+        var body: CheckRequestStage.Body?
+        if let checkBody = settings.checkBody {
+            if !requestEnded && bodyExpected && heldBytes < checkBody.maximumBytes {
+                state = .awaitingBody
+                return .none
+            }
+            body = CheckRequestStage.Body(held, maximumBytes: checkBody.maximumBytes, whole: requestEnded || !bodyExpected)
+        }
         state = .checking
         checkStarted = now
         return .check(CheckRequestStage.parts(
-            request, connection: connection, workload: settings.workload, ownIdentity: settings.ownIdentity))
+            request, connection: connection, workload: settings.workload, ownIdentity: settings.ownIdentity, body: body))
+    }
+
+    /// Whether the request may still have body to come: HTTP/1 says so in its head; HTTP/2 only by ending.
+    private var bodyExpected: Bool {
+        if let declaredLength { return declaredLength > 0 }
+        return chunked || requestVersion.major >= 2
     }
 
     public mutating func checked(_ result: Result<Envoy_Service_Auth_V3_CheckResponse, CheckFailure>, now: UInt64) -> Action {
@@ -373,5 +417,9 @@ public struct ExchangeStateMachine {
 
     static func bodyTooLarge(_ settings: ExchangeSettings) -> LocalResponse {
         .text(413, "request body exceeds the limit of \(settings.maximumRequestBodyBytes) bytes", closeConnection: true)
+    }
+
+    static func bodyTooLargeToCheck(_ checkBody: ExchangeSettings.CheckBody) -> LocalResponse {
+        .text(413, "request body exceeds the \(checkBody.maximumBytes) bytes the check may carry", closeConnection: true)
     }
 }
