@@ -227,6 +227,15 @@ struct ExchangeStateMachineTests {
         #expect(forwarded.map { String(buffer: $0) }.joined() == "abcdef")
         #expect(end)
 
+        // HTTP/2 without a length: only the stream's end says the body is whole.
+        var h2 = Self.machine(checkBody: .init(maximumBytes: 8))
+        var h2Head = Self.head(.POST, "/")
+        h2Head.version = .http2
+        guard case .none = h2.receiveHead(h2Head, now: 1), case .none = h2.receiveBody(ByteBuffer(string: "xy"), now: 2),
+              case .check(let h2Parts) = h2.receiveEnd(now: 3)
+        else { Issue.record("HTTP/2's body was not awaited"); return }
+        #expect(body(h2Parts.checkRequest) == ("xy", "false"))
+
         // No body: checked at once, and says so.
         var none = Self.machine(checkBody: .init(maximumBytes: 8))
         guard case .check(let bodiless) = none.receiveHead(Self.head(), now: 1) else { Issue.record("GET waited"); return }

@@ -143,6 +143,10 @@ import WardenTesting
         let json = ["-H", "content-type: application/json", "-X", "POST"]
         try await waitUntil { try await curlExit(json + ["-d", #"{"quantity": 2}"#, harness.httpURL + "/orders"]).status == 200 }
         #expect(try await curlExit(json + ["-d", #"{"quantity": 50}"#, harness.httpURL + "/orders"]).status == 403)
+        // Over HTTP/2, where only the end of the stream says the body is whole.
+        let h2 = harness.asSleep + ["--http2"] + json
+        #expect(try await curlExit(h2 + ["-d", #"{"quantity": 3}"#, harness.detailsURL + "/orders"]).status == 200)
+        #expect(try await curlExit(h2 + ["-d", #"{"quantity": 30}"#, harness.detailsURL + "/orders"]).status == 403)
         // Longer than the check may carry: 413, before any check.
         let long = #"{"quantity": 1, "note": "\#(String(repeating: "x", count: 80))"}"#
         #expect(try await curlExit(json + ["-d", long, harness.httpURL + "/orders"]).status == 413)
