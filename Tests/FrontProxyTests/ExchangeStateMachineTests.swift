@@ -271,6 +271,50 @@ struct ExchangeStateMachineTests {
         #expect(rest.map { String(buffer: $0) }.joined() == "1234567890")
     }
 
+    /// `Expect: 100-continue`: answered when the body is wanted (the request allowed, or the check waiting for the
+    /// body), once, and never for a request without a body or whose body already came.
+    @Test func continueIsSentOnceTheBodyIsWanted() {
+        let expecting = Self.head(.POST, "/", [("content-length", "3"), ("expect", "100-continue")])
+        var allowed = Self.machine()
+        _ = allowed.receiveHead(expecting, now: 1)
+        guard case .connectUpstream(let sendContinue) = allowed.checked(.success(Self.allowed), now: 2) else {
+            Issue.record("not forwarded"); return
+        }
+        #expect(sendContinue)
+
+        var denied = Self.machine()
+        _ = denied.receiveHead(expecting, now: 1)
+        guard case .respond(let denial, let close) = denied.checked(.success(Self.denied(403)), now: 2) else {
+            Issue.record("not denied"); return
+        }
+        #expect(denial.status == 403 && close)
+
+        var early = Self.machine()
+        _ = early.receiveHead(expecting, now: 1)
+        _ = early.receiveBody(ByteBuffer(string: "abc"), now: 2)
+        _ = early.receiveEnd(now: 3)
+        guard case .connectUpstream(let late) = early.checked(.success(Self.allowed), now: 4) else {
+            Issue.record("not forwarded"); return
+        }
+        #expect(!late)
+
+        var bodiless = Self.machine()
+        _ = bodiless.receiveHead(Self.head(.GET, "/", [("expect", "100-continue")]), now: 1)
+        guard case .connectUpstream(let none) = bodiless.checked(.success(Self.allowed), now: 2) else {
+            Issue.record("not forwarded"); return
+        }
+        #expect(!none)
+
+        var checksBody = Self.machine(checkBody: .init(maximumBytes: 8))
+        guard case .sendContinue = checksBody.receiveHead(expecting, now: 1) else { Issue.record("no 100 Continue"); return }
+        _ = checksBody.receiveBody(ByteBuffer(string: "abc"), now: 2)
+        _ = checksBody.receiveEnd(now: 3)
+        guard case .connectUpstream(let again) = checksBody.checked(.success(Self.allowed), now: 4) else {
+            Issue.record("not forwarded"); return
+        }
+        #expect(!again)
+    }
+
     @Test func oversizedBodiesAreRefused() {
         var declared = Self.machine(maximumBody: 8)
         guard case .respond(let response, let close) = declared.receiveHead(Self.head(.POST, "/", [("content-length", "9")]), now: 1)

@@ -69,6 +69,16 @@ struct RequestStageTests {
         #expect(origin.headers["host"] == ["details"])
     }
 
+    /// The proxy answers `Expect: 100-continue` itself: the field is not forwarded; another expectation is.
+    @Test func aContinueExpectationIsTheProxys() throws {
+        let expecting = try Self.admit(Self.head(.PUT, "/", [("host", "d"), ("expect", "100-Continue")])).get()
+        #expect(expecting.expectsContinue)
+        #expect(expecting.headers["expect"].isEmpty)
+        let other = try Self.admit(Self.head(.PUT, "/", [("host", "d"), ("expect", "something-else")])).get()
+        #expect(!other.expectsContinue)
+        #expect(other.headers["expect"] == ["something-else"])
+    }
+
     @Test func theProxyOwnsTheForwardingHeaders() throws {
         let request = try Self.admit(Self.head(.GET, "/x", [
             ("host", "details"), ("x-forwarded-client-cert", "By=spiffe://evil;URI=spiffe://cluster.local/ns/x/sa/admin"),

@@ -155,6 +155,40 @@ import WardenTesting
         #expect(bodies.allSatisfy { $0 == 15 })
     }
 
+    /// A client that sends `Expect: 100-continue` waits for `100 Continue` before its body (here up to 30 s, past
+    /// curl's 20 s limit): the proxy answers the expectation once the request is allowed, or at once when the check
+    /// needs the body; a denied request is answered without its body. The field is not forwarded.
+    @Test func expectContinueIsAnsweredByTheProxy() async throws {
+        let harness = try await ProxyHarness(authorization: """
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: no-private, namespace: default}
+            spec:
+              selector: {matchLabels: {app: details}}
+              action: DENY
+              rules: [{to: [{operation: {paths: ["/private"]}}]}]
+            """)
+        defer { harness.stop() }
+        let body = try harness.directory.write("body.bin", String(repeating: "b", count: 3000))
+        let waiting = ["-H", "Expect: 100-continue", "--expect100-timeout", "30", "-T", body]
+        let allowed = try await curlExit(waiting + [harness.httpURL + "/upload"])
+        #expect(allowed.status == 200, "\(allowed)")
+        #expect(allowed.headers.contains("100 Continue"))
+        let denied = try await curlExit(waiting + [harness.httpURL + "/private"])
+        #expect(denied.status == 403, "\(denied)")
+        #expect(!denied.headers.contains("100 Continue"))
+        let seen = harness.upstreamRequests()
+        #expect(seen.map { $0["path"] as? String } == ["/upload"])
+        #expect(seen.first?["body_bytes"] as? Int == 3000)
+        #expect((seen.first?["headers"] as? [String: [String]])?["expect"] == nil)
+
+        // When the check carries the body, the body is wanted before the check.
+        try await harness.restartProxy(["--check-body-bytes", "4096"])
+        let checked = try await curlExit(waiting + [harness.httpURL + "/upload-checked"])
+        #expect(checked.status == 200, "\(checked)")
+        #expect(harness.upstreamRequests().last?["body_bytes"] as? Int == 3000)
+    }
+
     @Test func keysFromAJWKSURIAreFetchedThroughTheNetworkLayer() async throws {
         let record = NSTemporaryDirectory() + "/warden-jwks-\(UUID().uuidString).jsonl"
         let keys = try await UpstreamProcess(record: record, arguments: ["--body", SeedToken.jwks])

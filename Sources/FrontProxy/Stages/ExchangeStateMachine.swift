@@ -105,8 +105,11 @@ public struct ExchangeStateMachine {
         case check(CheckRequestParts)
         /// Answer without the upstream; close the client connection after it when `close`. The exchange is over.
         case respond(LocalResponse, close: Bool)
-        /// Get an upstream connection (then `upstreamConnected`, or `upstreamConnectFailed`).
-        case connectUpstream
+        /// Send `100 Continue`: the client waits for it before its body, which is now wanted.
+        case sendContinue
+        /// Get an upstream connection (then `upstreamConnected`, or `upstreamConnectFailed`); first send
+        /// `100 Continue` when `sendContinue` (the client waits for it before its body).
+        case connectUpstream(sendContinue: Bool)
         /// Send the request head and the body held so far (and its end), then resume reading from the client.
         case sendRequest(HTTPRequestHead, body: [ByteBuffer], end: Bool)
         case sendRequestBody(ByteBuffer)
@@ -140,6 +143,8 @@ public struct ExchangeStateMachine {
     public private(set) var requestVersion = HTTPVersion.http1_1
     private var declaredLength: Int?
     private var chunked = false
+    /// The client waits for `100 Continue` before its body, and has not had it.
+    private var continueExpected = false
     private var requestEnded = false
     private var held: [ByteBuffer] = []
     private var heldBytes = 0
@@ -187,6 +192,7 @@ public struct ExchangeStateMachine {
             }
         }
         chunked = head.headers.contains(name: "transfer-encoding")
+        continueExpected = request.expectsContinue && bodyExpected
         self.request = request
         guard let authenticator = settings.authenticator else { return startCheck(now: now) }
         let authenticationRequest = RequestAuthenticationStage.authenticationRequest(request, connection: connection)
@@ -256,7 +262,7 @@ public struct ExchangeStateMachine {
         if let checkBody = settings.checkBody {
             if !requestEnded && bodyExpected && heldBytes < checkBody.maximumBytes {
                 state = .awaitingBody
-                return .none
+                return takeContinue() ? .sendContinue : .none
             }
             body = CheckRequestStage.Body(held, maximumBytes: checkBody.maximumBytes, whole: requestEnded || !bodyExpected)
         }
@@ -264,6 +270,12 @@ public struct ExchangeStateMachine {
         checkStarted = now
         return .check(CheckRequestStage.parts(
             request, connection: connection, workload: settings.workload, ownIdentity: settings.ownIdentity, body: body))
+    }
+
+    /// Whether `100 Continue` is owed (once).
+    private mutating func takeContinue() -> Bool {
+        defer { continueExpected = false }
+        return continueExpected
     }
 
     /// Whether the request may still have body to come: HTTP/1 says so in its head; HTTP/2 only by ending.
@@ -291,7 +303,7 @@ public struct ExchangeStateMachine {
             responseHeaders = allowed.responseHeaders
             state = .connecting
             upstreamStarted = now
-            return .connectUpstream
+            return .connectUpstream(sendContinue: takeContinue() && !requestEnded)
         }
     }
 

@@ -52,6 +52,9 @@ public struct ProxiedRequest: Sendable {
     public var requestID: String
     /// The verified token, once RequestAuthentication has accepted one.
     public var token: AuthenticatedToken?
+    /// The client sent `Expect: 100-continue`: it waits for `100 Continue` before its body. The proxy answers the
+    /// expectation itself (the field is not forwarded), once the body is wanted.
+    public var expectsContinue = false
 
     public init(
         method: HTTPMethod, target: String, version: HTTPVersion = .http1_1, headers: HTTPHeaders = [:],

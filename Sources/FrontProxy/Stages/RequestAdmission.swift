@@ -53,6 +53,10 @@ public enum RequestAdmission {
             }
         }
         headers.remove(anyOf: hopByHopAndProxyOwned)
+        let expectations = headers["expect"]
+        let expectsContinue = !expectations.isEmpty
+            && expectations.allSatisfy { $0.trimmingCharacters(in: .whitespaces).lowercased() == "100-continue" }
+        if expectsContinue { headers.remove(name: "expect") }
 
         if let address = connection.sourceAddress {
             if let existing = headers.first(name: "x-forwarded-for"), !existing.isEmpty {
@@ -79,8 +83,10 @@ public enum RequestAdmission {
             parts.append("URI=" + peer.uri)
             headers.add(name: forwardedClientCert, value: parts.joined(separator: ";"))
         }
-        return .success(ProxiedRequest(
-            method: head.method, target: head.uri, version: head.version, headers: headers, requestID: requestID))
+        var request = ProxiedRequest(
+            method: head.method, target: head.uri, version: head.version, headers: headers, requestID: requestID)
+        request.expectsContinue = expectsContinue
+        return .success(request)
     }
 
     /// `Connection: host` must not remove what routes the request.

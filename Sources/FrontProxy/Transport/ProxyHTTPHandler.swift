@@ -310,7 +310,10 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
             if close { closeWhenWritten(written, context: context) }
             releaseUpstream(keep: false)
             endExchange()
-        case .connectUpstream:
+        case .sendContinue:
+            sendContinue(context)
+        case .connectUpstream(let sendContinue):
+            if sendContinue { self.sendContinue(context) }
             connectUpstream(context: context)
         case .sendRequest(let head, let body, let end):
             guard let upstream else { return }
@@ -342,6 +345,11 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
             endExchange()
             context.close(promise: nil)
         }
+    }
+
+    private func sendContinue(_ context: ChannelHandlerContext) {
+        let version = exchange?.requestVersion ?? .http1_1
+        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: .continue))), promise: nil)
     }
 
     private func closeWhenWritten(_ written: EventLoopFuture<Void>, context: ChannelHandlerContext) {
