@@ -50,7 +50,7 @@ public final class FrontProxy: Sendable {
         let settings = ExchangeSettings(
             workload: configuration.workload, ownIdentity: ownIdentity, failureStatus: configuration.failureStatus,
             maximumRequestBodyBytes: configuration.maximumRequestBodyBytes, upstreamAuthority: configuration.upstream.description,
-            checkBody: configuration.checkBody)
+            checkBody: configuration.checkBody, pathNormalizer: configuration.pathNormalizer)
         policies = ProxyPolicies(
             directory: configuration.policies,
             base: .init(settings: settings, rootNamespace: configuration.rootNamespace, defaultNamespace: configuration.namespace),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Documents
+import ExtAuthz
 import Foundation
 import FrontProxy
 import Identity
@@ -94,6 +95,10 @@ struct ProxyCommand: AsyncParsableCommand {
         name: .customLong("check-partial-body"),
         help: "With --check-body-bytes: check a longer body on its first bytes instead of refusing it.")
     var checkPartialBody = false
+    @Option(
+        name: .customLong("path-normalization"),
+        help: "How paths are normalized before the check and forwarding, as Istio's meshConfig.pathNormalization: NONE, BASE, MERGE_SLASHES (default) or DECODE_AND_MERGE_SLASHES.")
+    var pathNormalization: String?
     @Option(name: .customLong("upstream-timeout"), help: "Time for the upstream's response head (default 15s); 504 beyond.")
     var upstreamTimeout: String?
     @Option(name: .customLong("idle-timeout"), help: "Close connections idle this long (default 300s).")
@@ -232,6 +237,17 @@ struct ProxyCommand: AsyncParsableCommand {
         } else if checkPartialBody {
             throw ValidationError("--check-partial-body needs --check-body-bytes")
         }
+        if let pathNormalization {
+            switch pathNormalization.uppercased() {
+            case "NONE": c.pathNormalizer = nil
+            case "BASE": c.pathNormalizer = PathNormalizer(normalizePath: true, mergeSlashes: false)
+            case "MERGE_SLASHES": c.pathNormalizer = PathNormalizer(normalizePath: true, mergeSlashes: true)
+            case "DECODE_AND_MERGE_SLASHES":
+                c.pathNormalizer = PathNormalizer(normalizePath: true, mergeSlashes: true, escapedSlashes: .unescapeAndForward)
+            default:
+                throw ValidationError("--path-normalization must be NONE, BASE, MERGE_SLASHES or DECODE_AND_MERGE_SLASHES")
+            }
+        }
         if let timeout = try duration(upstreamTimeout, "upstream-timeout") { c.upstreamTimeout = timeout }
         if let timeout = try duration(idleTimeout, "idle-timeout") { c.limits.idleTimeout = timeout }
         if let timeout = try duration(headerTimeout, "header-timeout") {
@@ -280,7 +296,7 @@ struct ProxyConfigFile {
         "listen", "upstream", "authz", "cert", "key", "trust_bundle", "policies", "namespace", "labels", "ports",
         "trust_domain", "root_namespace", "admin", "check_timeout", "authz_client", "authz_server_identity", "expect_peer",
         "access_log",
-        "log_level", "upstream_timeout", "idle_timeout", "header_timeout", "drain_timeout",
+        "log_level", "upstream_timeout", "idle_timeout", "header_timeout", "drain_timeout", "path_normalization",
     ]
     static let integerKeys = [
         "failure_status", "max_connections", "max_header_bytes", "max_request_body", "watch_interval_ms", "threads",
@@ -373,6 +389,7 @@ struct ProxyConfigFile {
         set(&command.maxHeaderBytes, "max_header_bytes")
         set(&command.maxRequestBody, "max_request_body")
         set(&command.checkBodyBytes, "check_body_bytes")
+        set(&command.pathNormalization, "path_normalization")
         set(&command.watchIntervalMs, "watch_interval_ms")
         set(&command.threads, "threads")
         if outbound { command.outbound = true }

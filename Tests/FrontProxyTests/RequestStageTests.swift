@@ -69,6 +69,27 @@ struct RequestStageTests {
         #expect(origin.headers["host"] == ["details"])
     }
 
+    /// With a normalizer, the path is normalized before the check and forwarding, as Envoy does (the query kept);
+    /// a path the normalizer refuses gets 400. Without one, the target is left as received.
+    @Test func thePathIsNormalizedAsTheServerNormalizesIt() throws {
+        let normalizer = PathNormalizer()
+        func admitted(_ target: String, _ normalizer: PathNormalizer? = normalizer) -> Result<ProxiedRequest, LocalResponse> {
+            RequestAdmission.admit(Self.head(.GET, target), connection: Self.mtls, identity: .init(), pathNormalizer: normalizer)
+        }
+        for (target, expected) in [
+            ("/x/../admin?q=1", "/admin?q=1"), ("//a//b", "/a/b"), ("/%61dmin", "/admin"), ("/a;x=1/b", "/a/b"),
+            ("/a%2Fb", "/a%2Fb"), ("/details/1", "/details/1"),
+        ] {
+            #expect(try admitted(target).get().target == expected, "\(target)")
+        }
+        guard case .failure(let refusal) = admitted("/a%00b") else { Issue.record("%00 forwarded"); return }
+        #expect(refusal.status == 400)
+        #expect(try admitted("/x/../admin", nil).get().target == "/x/../admin")
+        let star = RequestAdmission.admit(
+            Self.head(.OPTIONS, "*"), connection: Self.mtls, identity: .init(), pathNormalizer: normalizer)
+        #expect(try star.get().target == "*")
+    }
+
     /// The proxy answers `Expect: 100-continue` itself: the field is not forwarded; another expectation is.
     @Test func aContinueExpectationIsTheProxys() throws {
         let expecting = try Self.admit(Self.head(.PUT, "/", [("host", "d"), ("expect", "100-Continue")])).get()

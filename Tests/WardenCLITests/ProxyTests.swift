@@ -155,6 +155,29 @@ import WardenTesting
         #expect(bodies.allSatisfy { $0 == 15 })
     }
 
+    /// The proxy normalizes the path as `warden serve` does before it checks and forwards (Istio's
+    /// `pathNormalization`), so the upstream gets the path the policies matched; `--path-normalization NONE` forwards
+    /// it as received.
+    @Test func theUpstreamGetsThePathThePoliciesMatched() async throws {
+        let harness = try await ProxyHarness(authorization: """
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: no-admin, namespace: default}
+            spec:
+              selector: {matchLabels: {app: details}}
+              action: DENY
+              rules: [{to: [{operation: {paths: ["/admin*"]}}]}]
+            """)
+        defer { harness.stop() }
+        #expect(try await curlExit(["--path-as-is", harness.httpURL + "/public/../admin"]).status == 403)
+        #expect(try await curlExit(["--path-as-is", harness.httpURL + "//public/./a/../b?q=1"]).status == 200)
+        #expect(try await curlExit(["--path-as-is", harness.httpURL + "/a%00b"]).status == 400)
+        try await harness.restartProxy(["--path-normalization", "NONE"])
+        #expect(try await curlExit(["--path-as-is", harness.httpURL + "//public/./a/../b?q=1"]).status == 200)
+        #expect(try await curlExit(["--path-as-is", harness.httpURL + "/public/../admin"]).status == 403)
+        #expect(harness.upstreamRequests().map { $0["path"] as? String } == ["/public/b?q=1", "//public/./a/../b?q=1"])
+    }
+
     /// A client that sends `Expect: 100-continue` waits for `100 Continue` before its body (here up to 30 s, past
     /// curl's 20 s limit): the proxy answers the expectation once the request is allowed, or at once when the check
     /// needs the body; a denied request is answered without its body. The field is not forwarded.

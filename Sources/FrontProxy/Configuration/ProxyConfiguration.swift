@@ -1,3 +1,4 @@
+import ExtAuthz
 import Foundation
 import Logging
 import NIOCore
@@ -83,6 +84,9 @@ public struct ProxyConfiguration: Sendable {
     public var maximumRequestBodyBytes = 64 << 20
     /// Whether checks carry the request body (`--check-body-bytes`, `--check-partial-body`).
     public var checkBody: ExchangeSettings.CheckBody?
+    /// How paths are normalized before the check and forwarding (`--path-normalization`): by default as
+    /// `warden serve` normalizes them, so the upstream gets the path policies matched.
+    public var pathNormalizer: PathNormalizer? = PathNormalizer()
     public var upstreamTimeout: Duration = .seconds(15)
     public var connectTimeout: Duration = .seconds(5)
     /// How often the policies directory and the certificate files are looked at; nil: never.

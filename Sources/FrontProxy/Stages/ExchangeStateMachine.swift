@@ -22,6 +22,8 @@ public struct ExchangeSettings: Sendable {
     public var upstreamAuthority: String
     /// Whether checks carry the request body, and how much of it (Istio's `includeRequestBodyInCheck`).
     public var checkBody: CheckBody?
+    /// How request paths are normalized before the check and forwarding; nil leaves them as received.
+    public var pathNormalizer: PathNormalizer?
 
     /// Envoy's `with_request_body`: the body is read before the check, up to `maximumBytes`. A longer body gets 413,
     /// or with `allowPartial` is checked on its first `maximumBytes` (the check's `x-envoy-auth-partial-body` says
@@ -39,7 +41,7 @@ public struct ExchangeSettings: Sendable {
     public init(
         workload: Workload, ownIdentity: SPIFFEID? = nil, authenticator: RequestAuthenticator? = nil, failureStatus: Int = 403,
         maximumRequestBodyBytes: Int = 64 << 20, maximumBufferedBodyBytes: Int = 64 << 10, upstreamAuthority: String,
-        checkBody: CheckBody? = nil
+        checkBody: CheckBody? = nil, pathNormalizer: PathNormalizer? = PathNormalizer()
     ) {
         self.workload = workload
         self.ownIdentity = ownIdentity
@@ -49,6 +51,7 @@ public struct ExchangeSettings: Sendable {
         self.maximumBufferedBodyBytes = maximumBufferedBodyBytes
         self.upstreamAuthority = upstreamAuthority
         self.checkBody = checkBody
+        self.pathNormalizer = pathNormalizer
     }
 }
 
@@ -173,13 +176,16 @@ public struct ExchangeStateMachine {
         keepAlive = head.isKeepAlive
         requestVersion = head.version
         let request: ProxiedRequest
-        switch RequestAdmission.admit(head, connection: connection, identity: .init(ownSPIFFEID: settings.ownIdentity?.uri)) {
+        switch RequestAdmission.admit(
+            head, connection: connection, identity: .init(ownSPIFFEID: settings.ownIdentity?.uri),
+            pathNormalizer: settings.pathNormalizer)
+        {
         case .failure(let refusal):
             return fail(refusal, now: now)
         case .success(let admitted):
             request = admitted
         }
-        if request.target != head.uri {  // an absolute-form target, now a path and a host
+        if request.target != head.uri {  // an absolute-form target, now a path and a host, or a normalized path
             record.target = request.target
             record.authority = request.headers.first(name: "host") ?? ""
         }

@@ -1,3 +1,4 @@
+import ExtAuthz
 import Foundation
 import NIOHTTP1
 import PolicyCore
@@ -34,8 +35,11 @@ public enum RequestAdmission {
 
     /// Checks a head and turns it into the request the next stages work on, or the answer that refuses it (400
     /// with the connection closed: after a head that could be read two ways the rest of the stream means nothing).
+    ///
+    /// With `pathNormalizer`, the path is normalized as Envoy does before its filters (Istio's
+    /// `meshConfig.pathNormalization`): the check and the upstream then see the same path, the one policies match.
     public static func admit(
-        _ head: HTTPRequestHead, connection: ConnectionFacts, identity: Identity,
+        _ head: HTTPRequestHead, connection: ConnectionFacts, identity: Identity, pathNormalizer: PathNormalizer? = nil,
         makeRequestID: () -> String = { RequestIDSource.shared.next() }
     ) -> Result<ProxiedRequest, LocalResponse> {
         var head = head
@@ -44,6 +48,13 @@ public enum RequestAdmission {
             head.headers.replaceOrAdd(name: "host", value: absolute.authority)
         }
         if let problem = problem(in: head) { return .failure(.text(400, problem, closeConnection: true)) }
+        if let pathNormalizer, head.uri.hasPrefix("/") {
+            let (path, query) = AuthzRequest.HTTPAttributes.split(target: head.uri)
+            switch pathNormalizer.normalize(path) {
+            case .path(let normalized): head.uri = query.map { normalized + "?" + $0 } ?? normalized
+            case .refused(let reason): return .failure(.text(400, "invalid request path: \(reason)"))
+            }
+        }
         var headers = head.headers
         // Hop-by-hop fields, and every field `Connection` names.
         for value in headers["connection"] {
