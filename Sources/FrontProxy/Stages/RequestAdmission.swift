@@ -64,7 +64,9 @@ public enum RequestAdmission {
             }
         }
         headers.remove(anyOf: hopByHopAndProxyOwned)
-        let expectations = headers["expect"]
+        // RFC 9110 §10.1.1: an HTTP/1.0 request's expectation is ignored (and forwarded as it came).
+        let http11OrLater = head.version.major > 1 || (head.version.major == 1 && head.version.minor >= 1)
+        let expectations = http11OrLater ? headers["expect"] : []
         let expectsContinue = !expectations.isEmpty
             && expectations.allSatisfy { $0.trimmingCharacters(in: .whitespaces).lowercased() == "100-continue" }
         if expectsContinue { headers.remove(name: "expect") }
