@@ -46,7 +46,10 @@ extension ScenarioRun {
         for (name, value) in request.headers { arguments += ["-H", "\(name): \(try resolve(value))"] }
         if let token = request.token { arguments += ["-H", "Authorization: Bearer \(try resolve(token))"] }
         if let body = request.body { arguments += ["--data-binary", try resolve(body)] }
-        arguments.append("\(request.tls ? "https" : "http")://\(host):\(port)\(try resolve(request.path))")
+        let path = try resolve(request.path)
+        // The path as written: curl would otherwise resolve dot segments itself.
+        if path.contains("/.") { arguments.append("--path-as-is") }
+        arguments.append("\(request.tls ? "https" : "http")://\(host):\(port)\(path)")
         return arguments
     }
 
@@ -118,11 +121,14 @@ extension ScenarioRun {
             switch saw {
             case .nothing:
                 if !records.isEmpty { problems.append("`\(name)` received \(records.count) request(s), expected none") }
-            case .requests(let count, let headers, let absent):
+            case .requests(let count, let path, let headers, let absent):
                 if let count, records.count != count {
                     problems.append("`\(name)` received \(records.count) request(s), expected \(count)")
                 } else if records.isEmpty {
                     problems.append("`\(name)` received nothing")
+                }
+                if let path, let last = records.last, last["path"]?.stringValue != path {
+                    problems.append("`\(name)` received `\(last["path"]?.stringValue ?? "")`, expected `\(path)`")
                 }
                 if let last = records.last {
                     var received: [(name: String, value: String)] = []

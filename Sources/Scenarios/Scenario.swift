@@ -122,7 +122,8 @@ public struct Scenario: Sendable {
 
     public enum UpstreamExpectation: Sendable {
         case nothing
-        case requests(count: Int?, headers: [(name: String, pattern: String)], absentHeaders: [String])
+        /// `path`: the target (path and query) of the last request it received.
+        case requests(count: Int?, path: String?, headers: [(name: String, pattern: String)], absentHeaders: [String])
     }
 }
 
@@ -345,9 +346,11 @@ final class ScenarioDecoder {
                     expect.upstreams.append((entry.key, Scenario.UpstreamExpectation.nothing))
                     continue
                 }
-                guard let saw = base.fields(entry.value, at: entryPath, known: ["count", "headers", "absent_headers"]) else { continue }
+                guard let saw = base.fields(entry.value, at: entryPath, known: ["count", "path", "headers", "absent_headers"])
+                else { continue }
                 expect.upstreams.append((entry.key, Scenario.UpstreamExpectation.requests(
-                    count: int(saw, "count"), headers: patterns(saw, "headers"), absentHeaders: strings(saw, "absent_headers"))))
+                    count: int(saw, "count"), path: optionalString(saw, "path"), headers: patterns(saw, "headers"),
+                    absentHeaders: strings(saw, "absent_headers"))))
             }
         } else if let upstream = fields["upstream"] {
             base.mismatch(upstream, fields.path("upstream"), expected: "an object")
