@@ -131,6 +131,19 @@ final class ProxyHarness: @unchecked Sendable {
         spec: {rules: [{}]}
         """
 
+    /// A DENY on these paths for details (everything else allowed: no ALLOW policy applies).
+    static func deny(paths: [String]) -> String {
+        """
+        apiVersion: security.istio.io/v1
+        kind: AuthorizationPolicy
+        metadata: {name: deny-paths, namespace: default}
+        spec:
+          selector: {matchLabels: {app: details}}
+          action: DENY
+          rules: [{to: [{operation: {paths: [\(paths.map { "\"\($0)\"" }.joined(separator: ", "))]}}]}]
+        """
+    }
+
     static func peerAuthentication(_ mode: String, name: String = "default", selector: String? = nil, ports: String = "") -> String {
         var text = """
             apiVersion: security.istio.io/v1

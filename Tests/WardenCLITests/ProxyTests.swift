@@ -159,15 +159,7 @@ import WardenTesting
     /// `pathNormalization`), so the upstream gets the path the policies matched; `--path-normalization NONE` forwards
     /// it as received.
     @Test func theUpstreamGetsThePathThePoliciesMatched() async throws {
-        let harness = try await ProxyHarness(authorization: """
-            apiVersion: security.istio.io/v1
-            kind: AuthorizationPolicy
-            metadata: {name: no-admin, namespace: default}
-            spec:
-              selector: {matchLabels: {app: details}}
-              action: DENY
-              rules: [{to: [{operation: {paths: ["/admin*"]}}]}]
-            """)
+        let harness = try await ProxyHarness(authorization: ProxyHarness.deny(paths: ["/admin*"]))
         defer { harness.stop() }
         #expect(try await curlExit(["--path-as-is", harness.httpURL + "/public/../admin"]).status == 403)
         #expect(try await curlExit(["--path-as-is", harness.httpURL + "//public/./a/../b?q=1"]).status == 200)
@@ -182,15 +174,7 @@ import WardenTesting
     /// curl's 20 s limit): the proxy answers the expectation once the request is allowed, or at once when the check
     /// needs the body; a denied request is answered without its body. The field is not forwarded.
     @Test func expectContinueIsAnsweredByTheProxy() async throws {
-        let harness = try await ProxyHarness(authorization: """
-            apiVersion: security.istio.io/v1
-            kind: AuthorizationPolicy
-            metadata: {name: no-private, namespace: default}
-            spec:
-              selector: {matchLabels: {app: details}}
-              action: DENY
-              rules: [{to: [{operation: {paths: ["/private"]}}]}]
-            """)
+        let harness = try await ProxyHarness(authorization: ProxyHarness.deny(paths: ["/private"]))
         defer { harness.stop() }
         let body = try harness.directory.write("body.bin", String(repeating: "b", count: 3000))
         let waiting = ["-H", "Expect: 100-continue", "--expect100-timeout", "30", "-T", body]
