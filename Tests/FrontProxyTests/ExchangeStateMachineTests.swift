@@ -256,6 +256,25 @@ struct ExchangeStateMachineTests {
         }
         #expect(late.status == 413)
 
+        // Body that arrives while the token's keys are fetched counts against the same bound.
+        let fetching = RequestAuthenticator(
+            rules: [JWTRule(issuer: SeedToken.issuer, keys: .remote(.uri("http://127.0.0.1:1/jwks")))], keySource: KeysNotYetFetched())
+        let bearer = [("transfer-encoding", "chunked"), ("authorization", "Bearer " + SeedToken.token)]
+        var strict = Self.machine(authenticator: fetching, checkBody: .init(maximumBytes: 8))
+        guard case .authenticate = strict.receiveHead(Self.head(.POST, "/", bearer), now: 1) else {
+            Issue.record("no key fetch"); return
+        }
+        guard case .respond(let over, _) = strict.receiveBody(ByteBuffer(string: "123456789"), now: 2) else {
+            Issue.record("a body over the bound was held while authenticating"); return
+        }
+        #expect(over.status == 413)
+        var lenient = Self.machine(
+            authenticator: fetching, buffered: 1 << 20, checkBody: .init(maximumBytes: 8, allowPartial: true))
+        _ = lenient.receiveHead(Self.head(.POST, "/", bearer), now: 1)
+        guard case .none = lenient.receiveBody(ByteBuffer(string: "1234"), now: 2),
+              case .pauseReading = lenient.receiveBody(ByteBuffer(string: "56789"), now: 3)
+        else { Issue.record("reading went on past what the check carries"); return }
+
         // With allowPartial, its first bytes are checked, marked partial; the rest is held and forwarded.
         var partial = Self.machine(buffered: 1 << 20, checkBody: .init(maximumBytes: 4, allowPartial: true))
         _ = partial.receiveHead(Self.head(.POST, "/", [("content-length", "10")]), now: 1)
@@ -382,5 +401,16 @@ extension Google_Protobuf_Value {
     var stringValue: String? {
         if case .stringValue(let text)? = kind { return text }
         return nil
+    }
+}
+
+/// A key source that has fetched nothing yet: authenticating a token waits for it (and here, fails).
+struct KeysNotYetFetched: KeySource {
+    func cachedKeys(for location: RemoteKeys) -> KeySnapshot? { nil }
+    func keys(for location: RemoteKeys, timeout: Duration) async -> Result<KeySnapshot, JOSEError> {
+        .failure(JOSEError(.keysUnavailable, "not fetched"))
+    }
+    func refresh(_ location: RemoteKeys, unknownKeyID: String, timeout: Duration) async -> Result<KeySnapshot, JOSEError> {
+        .failure(JOSEError(.keysUnavailable, "not fetched"))
     }
 }

@@ -216,10 +216,14 @@ public struct ExchangeStateMachine {
             if record.requestBodyBytes > settings.maximumRequestBodyBytes { return fail(Self.bodyTooLarge(settings), now: now) }
             held.append(chunk)
             heldBytes += chunk.readableBytes
-            if case .awaitingBody = state, let checkBody = settings.checkBody {
-                // Past what the check may carry, the body is checked in part, or refused; the end starts the check.
-                if checkBody.allowPartial { return heldBytes >= checkBody.maximumBytes ? startCheck(now: now) : .none }
-                return heldBytes > checkBody.maximumBytes ? fail(Self.bodyTooLargeToCheck(checkBody), now: now) : .none
+            if let checkBody = settings.checkBody, state == .authenticating || state == .awaitingBody {
+                // The body the check will carry: past its bound it is refused, or checked in part; short of that,
+                // reading goes on (the end starts the check).
+                if !checkBody.allowPartial && heldBytes > checkBody.maximumBytes {
+                    return fail(Self.bodyTooLargeToCheck(checkBody), now: now)
+                }
+                guard checkBody.allowPartial && heldBytes >= checkBody.maximumBytes else { return .none }
+                return state == .awaitingBody ? startCheck(now: now) : .pauseReading
             }
             return heldBytes >= settings.maximumBufferedBodyBytes ? .pauseReading : .none
         case .forwarding:
@@ -266,7 +270,8 @@ public struct ExchangeStateMachine {
         guard let request else { return .none }
         var body: CheckRequestStage.Body?
         if let checkBody = settings.checkBody {
-            if !requestEnded && bodyExpected && heldBytes < checkBody.maximumBytes {
+            let enough = checkBody.allowPartial && heldBytes >= checkBody.maximumBytes
+            if !requestEnded && bodyExpected && !enough {
                 state = .awaitingBody
                 return takeContinue() ? .sendContinue : .none
             }
