@@ -12,17 +12,19 @@ struct RawConnection {
         var connected: Bool
     }
 
-    /// Connects to 127.0.0.1:`port`, sends each of `parts` (pausing `pause` between them), then reads until the
-    /// peer closes or `readTimeout` passes.
-    static func exchange(port: Int, _ parts: [String], pause: Duration = .zero, readTimeout: Duration = .seconds(5)) async -> Exchange {
+    /// Connects to 127.0.0.1:`port`, sends each of `parts` (pausing `pause` between them), closes its sending side
+    /// when `halfClose`, then reads until the peer closes or `readTimeout` passes.
+    static func exchange(
+        port: Int, _ parts: [String], pause: Duration = .zero, halfClose: Bool = false, readTimeout: Duration = .seconds(5)
+    ) async -> Exchange {
         await withCheckedContinuation { continuation in
             Thread.detachNewThread {
-                continuation.resume(returning: run(port: port, parts, pause: pause, readTimeout: readTimeout))
+                continuation.resume(returning: run(port: port, parts, pause: pause, halfClose: halfClose, readTimeout: readTimeout))
             }
         }
     }
 
-    private static func run(port: Int, _ parts: [String], pause: Duration, readTimeout: Duration) -> Exchange {
+    private static func run(port: Int, _ parts: [String], pause: Duration, halfClose: Bool, readTimeout: Duration) -> Exchange {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return Exchange(response: "", closed: false, connected: false) }
         defer { close(fd) }
@@ -41,6 +43,7 @@ struct RawConnection {
             let bytes = Array(part.utf8)
             _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         }
+        if halfClose { shutdown(fd, Int32(SHUT_WR)) }
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -142,6 +145,27 @@ struct RawConnection {
         #expect(statuses == ["200", "400"], "\(malformed.response)")
         #expect(malformed.closed)
         #expect(!harness.upstreamRequests().contains { ["/q2", "/q3"].contains($0["path"] as? String) })
+    }
+
+    /// A client that sends its requests and then closes its sending side (BusyBox's wget, `nc`) gets every answer,
+    /// the last with `connection: close`, and then the close; a request cut short by the close is not forwarded.
+    @Test func aHalfClosedClientGetsItsAnswers() async throws {
+        let harness = try await ProxyHarness()
+        defer { harness.stop() }
+        let port = harness.proxy.port
+        let head = { (path: String) in "GET \(path) HTTP/1.1\r\nHost: d\r\n\r\n" }
+        let one = await RawConnection.exchange(port: port, [head("/h1")], halfClose: true)
+        #expect(one.response.hasPrefix("HTTP/1.1 200"), "\(one.response)")
+        #expect(one.closed)
+        let two = await RawConnection.exchange(port: port, [head("/h2") + head("/h3")], halfClose: true)
+        let statuses = two.response.components(separatedBy: "HTTP/1.1 ").dropFirst().map { String($0.prefix(3)) }
+        #expect(statuses == ["200", "200"], "\(two.response)")
+        #expect(two.response.lowercased().components(separatedBy: "connection: close").count == 2)
+        #expect(two.closed)
+        let cut = await RawConnection.exchange(
+            port: port, ["POST /cut HTTP/1.1\r\nHost: d\r\nContent-Length: 10\r\n\r\nabc"], halfClose: true)
+        #expect(cut.closed)
+        #expect(harness.upstreamRequests().compactMap { $0["path"] as? String } == ["/h1", "/h2", "/h3"])
     }
 
     @Test(arguments: [false, true])

@@ -95,6 +95,9 @@ struct HTTPPipeline {
             try sync.addHandler(management)
             return
         }
+        // A client's half-close is an HTTP/1.1 client's way to say it has sent all it will (ProxyHTTPHandler answers
+        // what it sent first).
+        try channel.syncOptions?.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
         let timer = RequestHeadTimer(timeout: TimeAmount(limits.headerTimeout))
         try sync.addHandler(timer)
         var decoderLimits = NIOHTTPDecoderLimitConfiguration()

@@ -85,6 +85,10 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var replaying = false
     /// Graceful shutdown: close once the request in flight is answered.
     private var closeAfterResponse = false
+    /// The client closed its side of the connection (HTTP/1.1): what it sent is answered, then the connection closes.
+    private var inputClosed = false
+    /// The response being written is the connection's last.
+    private var lastResponse: Bool { closeAfterResponse || (inputClosed && pipelined.isEmpty) }
     /// The connection is closing: nothing held is served.
     private var closing = false
     private var loopPool: UpstreamLoopPool?
@@ -209,6 +213,16 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // A client that sends its requests and then closes its side (`shutdown(SHUT_WR)`, as BusyBox's wget does)
+        // still gets its answers (RFC 9112 §9.6); the connection closes after the last.
+        if isHTTP1, case ChannelEvent.inputClosed? = event as? ChannelEvent {
+            inputClosed = true
+            if exchange == nil && pipelined.isEmpty {
+                closing = true
+                context.close(promise: nil)
+            }
+            return
+        }
         // HTTP/2's graceful shutdown is the connection's (GOAWAY); its streams never see this.
         guard isHTTP1, event is ChannelShouldQuiesceEvent else { return context.fireUserInboundEventTriggered(event) }
         pipelined.removeAll()
@@ -301,7 +315,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
                 self.perform(action)
             }
         case .respond(let response, let close):
-            let close = close || closeAfterResponse
+            let close = close || lastResponse
             let version = exchange?.requestVersion ?? .http1_1
             let (head, body) = ForwardingStage.localResponse(response, version: version, keepAlive: !close)
             context.write(wrapOutboundOut(.head(head)), promise: nil)
@@ -330,13 +344,13 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         case .sendResponseHead(var head):
             upstreamDeadline?.cancel()
             upstreamDeadline = nil
-            if closeAfterResponse { head.headers.replaceOrAdd(name: "connection", value: "close") }
+            if lastResponse { head.headers.replaceOrAdd(name: "connection", value: "close") }
             context.write(wrapOutboundOut(.head(head)), promise: nil)
         case .sendResponseBody(let chunk):
             context.write(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil)
         case .finish(let release, let closeDownstream):
             let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-            if closeDownstream || closeAfterResponse { closeWhenWritten(written, context: context) }
+            if closeDownstream || lastResponse { closeWhenWritten(written, context: context) }
             releaseUpstream(keep: release)
             endExchange()
         case .abort:
