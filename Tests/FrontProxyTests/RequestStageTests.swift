@@ -90,6 +90,15 @@ struct RequestStageTests {
         #expect(try star.get().target == "*")
     }
 
+    /// HTTP/2's cookie crumbs become the one `cookie` field HTTP/1.1 has; an HTTP/1.1 request's fields are left as sent.
+    @Test func cookieCrumbsAreJoined() throws {
+        let crumbs: [(String, String)] = [("host", "d"), ("cookie", "a=1"), ("x", "y"), ("cookie", "b=2")]
+        let h2 = try Self.admit(Self.head(.GET, "/", crumbs, version: .http2)).get()
+        #expect(h2.headers["cookie"] == ["a=1; b=2"])
+        let h1 = try Self.admit(Self.head(.GET, "/", crumbs)).get()
+        #expect(h1.headers["cookie"] == ["a=1", "b=2"])
+    }
+
     /// The proxy answers `Expect: 100-continue` itself: the field is not forwarded; another expectation is.
     @Test func aContinueExpectationIsTheProxys() throws {
         let expecting = try Self.admit(Self.head(.PUT, "/", [("host", "d"), ("expect", "100-Continue")])).get()

@@ -25,10 +25,13 @@ import WardenTesting
         #expect(xfcc.hasSuffix(";URI=\(ProxyHarness.sleepID)"))
         #expect(headers["x-forwarded-proto"] == ["https"])
         #expect(headers["x-request-id"]?.first?.isEmpty == false)
-        // HTTP/2 by ALPN too.
-        let h2 = try await curlExit(harness.asSleep + ["--http2", "-o", "/dev/null", "-w", "%{http_version}", harness.detailsURL + "/h2"])
+        // HTTP/2 by ALPN too; its cookie crumbs reach the HTTP/1.1 upstream as one field.
+        let h2 = try await curlExit(harness.asSleep + [
+            "--http2", "-H", "cookie: a=1", "-H", "cookie: b=2", "-o", "/dev/null", "-w", "%{http_version}", harness.detailsURL + "/h2",
+        ])
         #expect(h2.exitStatus == 0)
         #expect(harness.upstreamRequests().last?["path"] as? String == "/h2")
+        #expect((harness.upstreamRequests().last?["headers"] as? [String: [String]])?["cookie"] == ["a=1; b=2"])
     }
 
     @Test func permissiveTakesBothAndDisableOnlyPlaintext() async throws {
