@@ -334,6 +334,32 @@ struct ExchangeStateMachineTests {
         #expect(!again)
     }
 
+    /// An HTTP/1.0 client that asks to keep the connection is told so when the response has a length; a response
+    /// without one (HTTP/1.0 has no chunked coding) ends with the connection instead of leaving the client waiting.
+    @Test func anHTTP10KeepAliveClientLearnsWhereTheBodyEnds() throws {
+        func exchange(_ response: HTTPResponseHead) -> (HTTPResponseHead, close: Bool)? {
+            var machine = Self.machine()
+            var head = Self.head(.GET, "/", [("connection", "keep-alive")])
+            head.version = .http1_0
+            _ = machine.receiveHead(head, now: 1)
+            _ = machine.receiveEnd(now: 2)
+            _ = machine.checked(.success(Self.allowed), now: 3)
+            _ = machine.upstreamConnected(now: 4)
+            guard case .sendResponseHead(let downstream) = machine.upstreamResponseHead(response, now: 5),
+                  case .finish(_, let close) = machine.upstreamResponseEnd(upstreamKeepAlive: true, now: 6)
+            else { return nil }
+            return (downstream, close)
+        }
+        let framed = try #require(exchange(HTTPResponseHead(version: .http1_1, status: .ok, headers: ["content-length": "2"])))
+        #expect(framed.0.headers["connection"] == ["keep-alive"])
+        #expect(!framed.close)
+        let unframed = try #require(exchange(HTTPResponseHead(version: .http1_1, status: .ok, headers: ["transfer-encoding": "chunked"])))
+        #expect(unframed.0.headers["connection"].isEmpty)
+        #expect(unframed.close)
+        let (local, _) = ForwardingStage.localResponse(.text(403, "no"), version: .http1_0, keepAlive: true)
+        #expect(local.headers["connection"] == ["keep-alive"])
+    }
+
     @Test func oversizedBodiesAreRefused() {
         var declared = Self.machine(maximumBody: 8)
         guard case .respond(let response, let close) = declared.receiveHead(Self.head(.POST, "/", [("content-length", "9")]), now: 1)

@@ -355,12 +355,23 @@ public struct ExchangeStateMachine {
     public mutating func upstreamResponseHead(_ head: HTTPResponseHead, now: UInt64) -> Action {
         guard case .forwarding = state, let request else { return .none }
         // A 100 Continue is the upstream's business with the request body; the client's own expectation was
-        // answered by its codec.
+        // answered by the proxy.
         if head.status.code >= 100 && head.status.code < 200 { return .none }
         responseStarted = true
         record.status = Int(head.status.code)
         record.upstreamNanos = now &- upstreamStarted
-        return .sendResponseHead(ForwardingStage.downstreamHead(head, responseHeaders: responseHeaders, version: request.version))
+        var downstream = ForwardingStage.downstreamHead(head, responseHeaders: responseHeaders, version: request.version)
+        if request.version.major == 1 && request.version.minor == 0 && keepAlive {
+            // HTTP/1.0 has no chunked coding: a body without a length ends with the connection. With a length (or
+            // no body), the connection is kept, and an HTTP/1.0 client must be told so.
+            let bodiless = request.method == .HEAD || head.status.code == 204 || head.status.code == 304
+            if bodiless || downstream.headers.contains(name: "content-length") {
+                downstream.headers.replaceOrAdd(name: "connection", value: "keep-alive")
+            } else {
+                keepAlive = false
+            }
+        }
+        return .sendResponseHead(downstream)
     }
 
     public mutating func upstreamResponseBody(_ chunk: ByteBuffer) -> Action {

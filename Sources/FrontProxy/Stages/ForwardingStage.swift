@@ -68,7 +68,11 @@ public enum ForwardingStage {
         var headers = HTTPHeaders(response.headers.map { ($0.name, $0.value) })
         let body = Array(response.body.utf8)
         headers.replaceOrAdd(name: "content-length", value: String(body.count))
-        if !keepAlive || response.closeConnection { headers.replaceOrAdd(name: "connection", value: "close") }
+        if !keepAlive || response.closeConnection {
+            headers.replaceOrAdd(name: "connection", value: "close")
+        } else if version.major == 1 && version.minor == 0 {
+            headers.replaceOrAdd(name: "connection", value: "keep-alive")  // HTTP/1.0 closes unless told otherwise
+        }
         return (HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: response.status), headers: headers), body)
     }
 }
