@@ -187,7 +187,7 @@ public struct ExchangeStateMachine {
         }
         if request.target != head.uri {  // an absolute-form target, now a path and a host, or a normalized path
             record.target = request.target
-            record.authority = request.headers.first(name: "host") ?? ""
+            record.authority = request.authority
         }
         record.requestID = request.requestID
         if let text = head.headers.first(name: "content-length"), let length = Int(text) {
@@ -361,7 +361,7 @@ public struct ExchangeStateMachine {
         record.status = Int(head.status.code)
         record.upstreamNanos = now &- upstreamStarted
         var downstream = ForwardingStage.downstreamHead(head, responseHeaders: responseHeaders, version: request.version)
-        if request.version.major == 1 && request.version.minor == 0 && keepAlive {
+        if request.version == .http1_0 && keepAlive {
             // HTTP/1.0 has no chunked coding: a body without a length ends with the connection. With a length (or
             // no body), the connection is kept, and an HTTP/1.0 client must be told so.
             let bodiless = request.method == .HEAD || head.status.code == 204 || head.status.code == 304

@@ -70,7 +70,7 @@ public enum ForwardingStage {
         headers.replaceOrAdd(name: "content-length", value: String(body.count))
         if !keepAlive || response.closeConnection {
             headers.replaceOrAdd(name: "connection", value: "close")
-        } else if version.major == 1 && version.minor == 0 {
+        } else if version == .http1_0 {
             headers.replaceOrAdd(name: "connection", value: "keep-alive")  // HTTP/1.0 closes unless told otherwise
         }
         return (HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: response.status), headers: headers), body)

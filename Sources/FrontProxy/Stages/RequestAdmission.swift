@@ -67,14 +67,14 @@ public enum RequestAdmission {
         // RFC 9110 §10.1.1: an HTTP/1.0 request's expectation is ignored (and forwarded as it came).
         let http11OrLater = head.version.major > 1 || (head.version.major == 1 && head.version.minor >= 1)
         let expectations = http11OrLater ? headers["expect"] : []
+        let expectsContinue = !expectations.isEmpty
+            && expectations.allSatisfy { $0.trimmingCharacters(in: .whitespaces).lowercased() == "100-continue" }
+        if expectsContinue { headers.remove(name: "expect") }
         // HTTP/2 may split `cookie` into crumbs; HTTP/1.1 (the upstream, and the check as Envoy sends it) has one
         // field, joined with "; " (RFC 9113 §8.2.3).
         if head.version.major >= 2, case let crumbs = headers["cookie"], crumbs.count > 1 {
             headers.replaceOrAdd(name: "cookie", value: crumbs.joined(separator: "; "))
         }
-        let expectsContinue = !expectations.isEmpty
-            && expectations.allSatisfy { $0.trimmingCharacters(in: .whitespaces).lowercased() == "100-continue" }
-        if expectsContinue { headers.remove(name: "expect") }
 
         if let address = connection.sourceAddress {
             if let existing = headers.first(name: "x-forwarded-for"), !existing.isEmpty {

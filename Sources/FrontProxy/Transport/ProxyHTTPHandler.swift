@@ -255,7 +255,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
             let (head, body) = ForwardingStage.localResponse(response, version: .http1_1, keepAlive: false)
             context.write(wrapOutboundOut(.head(head)), promise: nil)
             context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            closeWhenWritten(context.writeAndFlush(wrapOutboundOut(.end(nil))), context: context)
         } else {
             let action = exchange!.clientClosed(now: Self.now())
             perform(action)
