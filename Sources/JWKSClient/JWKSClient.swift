@@ -32,6 +32,8 @@ public final class JWKSClient: KeySource {
         /// How HTTPS servers are verified (system roots by default).
         public var tls: TLSConfiguration
         public var userAgent: String
+        /// The clock the fetch intervals are measured on; tests move it instead of waiting.
+        public var now: @Sendable () -> ContinuousClock.Instant
 
         public init(
             refreshInterval: Duration = .seconds(300),
@@ -40,7 +42,8 @@ public final class JWKSClient: KeySource {
             fetchTimeout: Duration = .seconds(5),
             maximumDocumentSize: Int = 1 << 20,
             tls: TLSConfiguration = .makeClientConfiguration(),
-            userAgent: String = "warden-jwks"
+            userAgent: String = "warden-jwks",
+            now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }
         ) {
             self.refreshInterval = refreshInterval
             self.retryInterval = retryInterval
@@ -49,6 +52,7 @@ public final class JWKSClient: KeySource {
             self.maximumDocumentSize = maximumDocumentSize
             self.tls = tls
             self.userAgent = userAgent
+            self.now = now
         }
     }
 
@@ -119,7 +123,7 @@ public final class JWKSClient: KeySource {
             guard let entry = state.entries[location] else { return (nil, nil) }
             // While a location has never answered, requests fail fast between attempts instead of each starting a
             // fetch; the background keeps retrying.
-            let recent = entry.inFlight == nil && entry.lastAttempt.map { ContinuousClock.now - $0 < configuration.retryInterval } ?? false
+            let recent = entry.inFlight == nil && entry.lastAttempt.map { configuration.now() - $0 < configuration.retryInterval } ?? false
             return (entry.snapshot, recent ? entry.lastError : nil)
         }
         if let held { return .success(held) }
@@ -130,7 +134,7 @@ public final class JWKSClient: KeySource {
     public func refresh(_ location: RemoteKeys, unknownKeyID: String, timeout: Duration) async -> Result<KeySnapshot, JOSEError> {
         let (held, recent) = state.withLock { state -> (KeySnapshot?, Bool) in
             let entry = state.entries[location]
-            let recent = entry?.lastAttempt.map { ContinuousClock.now - $0 < configuration.minimumRefetchInterval } ?? false
+            let recent = entry?.lastAttempt.map { configuration.now() - $0 < configuration.minimumRefetchInterval } ?? false
             return (entry?.snapshot, recent)
         }
         if recent, let held { return .success(held) }
@@ -167,7 +171,7 @@ public final class JWKSClient: KeySource {
             if let running = state.entries[location]?.inFlight { return running }
             let task = Task { await self.performFetch(location, timeout: timeout) }
             state.entries[location, default: Entry()].inFlight = task
-            state.entries[location]!.lastAttempt = .now
+            state.entries[location]!.lastAttempt = configuration.now()
             return task
         }
         return await task.value

@@ -7,6 +7,7 @@ import NIOCore
 import NIOSSL
 import PolicyCore
 import SwiftASN1
+import Synchronization
 import Testing
 import WardenTesting
 import X509
@@ -80,8 +81,11 @@ struct JWKSClientTests {
     @Test func rotationANewKidIsFetchedWhenATokenNamesIt() async throws {
         let server = try await JWKSTestServer()
         server.serve("/jwks", body: JWTFactory.jwks([Self.keyA]))
-        // The interval is long enough that a loaded machine still makes the "right after" calls within it.
-        let client = JWKSClient(configuration: Self.quick(refetch: .milliseconds(1500)))
+        // The refetch interval is measured on a clock the test moves, so a slow machine cannot stretch "right after".
+        let clock = MovableClock()
+        var configuration = Self.quick(refetch: .seconds(30))
+        configuration.now = clock.now
+        let client = JWKSClient(configuration: configuration)
         defer { client.shutdown() }
         let authenticator = RequestAuthenticator(
             rules: [JWTRule(issuer: Self.issuer, keys: .remote(.uri(server.baseURL + "/jwks")))], keySource: client)
@@ -89,9 +93,13 @@ struct JWKSClientTests {
         #expect(await authenticator.authenticate(Self.bearer(Self.token(Self.keyA))).token != nil)
         #expect(server.requestCount("/jwks") == 1)
 
-        // The issuer rotates: key b appears. The first token signed by b makes the client fetch again.
+        // The issuer rotates: key b appears. Within the interval, a token signed by b is refused without a fetch;
+        // once it has passed, the first such token makes the client fetch again.
         server.serve("/jwks", body: JWTFactory.jwks([Self.keyA, Self.keyB]))
-        try await Task.sleep(for: .milliseconds(1550))
+        clock.advance(.seconds(29))
+        #expect(await authenticator.authenticate(Self.bearer(Self.token(Self.keyB))).failure?.error.code == .noMatchingKey)
+        #expect(server.requestCount("/jwks") == 1)
+        clock.advance(.seconds(2))
         let rotated = await authenticator.authenticate(Self.bearer(Self.token(Self.keyB)))
         #expect(rotated.token?.principal == "\(Self.issuer)/user-1")
         #expect(server.requestCount("/jwks") == 2)
@@ -101,7 +109,7 @@ struct JWKSClientTests {
         let stranger = JWTFactory.SigningKey.p256(keyID: "made-up")
         #expect(await authenticator.authenticate(Self.bearer(Self.token(stranger))).failure?.error.code == .noMatchingKey)
         #expect(server.requestCount("/jwks") == 2)
-        try await Task.sleep(for: .milliseconds(1550))
+        clock.advance(.seconds(31))
         for _ in 0..<5 {
             #expect(await authenticator.authenticate(Self.bearer(Self.token(stranger))).failure?.error.code == .noMatchingKey)
         }
@@ -274,5 +282,16 @@ struct JWKSClientTests {
         var serializer = DER.Serializer()
         try serializer.serialize(certificate)
         return (serializer.serializedBytes, key)
+    }
+}
+
+/// The real clock plus an offset the test adds to: intervals pass at once, whatever the machine's load.
+final class MovableClock: Sendable {
+    private let offset = Mutex(Duration.zero)
+
+    func advance(_ duration: Duration) { offset.withLock { $0 += duration } }
+
+    var now: @Sendable () -> ContinuousClock.Instant {
+        { [self] in ContinuousClock.now + offset.withLock { $0 } }
     }
 }

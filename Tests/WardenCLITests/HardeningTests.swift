@@ -138,7 +138,9 @@ import WardenTesting
         defer { server.stop() }
 
         let rewrites = 4
-        let writer = Task.detached {
+        // The writer runs on a thread of its own: a task's sleep can stretch by seconds while the shared pool is
+        // busy with other suites, and a pause longer than the watch interval is a complete file to any watcher.
+        let writer = DedicatedThread {
             for version in 1...rewrites {
                 let documents = Self.policySet(version: version).components(separatedBy: "---\n")
                 let handle = try #require(FileHandle(forWritingAtPath: file))
@@ -146,10 +148,10 @@ import WardenTesting
                 try handle.write(contentsOf: Data(documents[0].utf8))
                 try handle.synchronize()
                 // Shorter than the watch interval: at most one look can fall inside the pause.
-                try await Task.sleep(for: .milliseconds(120))
+                Thread.sleep(forTimeInterval: 0.12)
                 try handle.write(contentsOf: Data(("---\n" + documents.dropFirst().joined(separator: "---\n")).utf8))
                 try handle.close()
-                try await Task.sleep(for: .milliseconds(700))
+                Thread.sleep(forTimeInterval: 0.7)
             }
         }
         let (probes, allowed) = try await withClient(port: server.grpcPort) { auth, _ in
