@@ -130,7 +130,7 @@ import WardenTesting
         // Both stop cleanly while the outbound proxy's kept-alive connection to the inbound one is open.
         outbound.launched.signal(SIGTERM)
         #expect(harness.proxy.launched.stop() == 0, "\(harness.proxy.launched.stderr)")
-        #expect(outbound.launched.stop() == 0)
+        #expect(outbound.launched.stop() == 0, "\(outbound.launched.stderr)")
 
         // Expecting another identity: the seed's secure naming refuses details' certificate.
         try await harness.restartProxy([])

@@ -78,7 +78,9 @@ final class UpstreamHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPClientResponsePart
 
     weak var delegate: (any UpstreamDelegate)?
-    unowned(unsafe) var connection: UpstreamConnection?
+    /// Weak: the pool may let go of a connection it closed (at shutdown, or when enough are idle) before the close
+    /// completes, which over TLS waits for the peer's close_notify.
+    weak var connection: UpstreamConnection?
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard let connection else { return }
