@@ -4,11 +4,13 @@
 # was. On a machine the processes share, a path's throughput is what its whole budget allows:
 #
 #   proxy    mtlsload → warden proxy (RequestAuthentication, gRPC Check with warden serve) → nginx (return 200)
-#   nginx    mtlsload → nginx (auth_request to warden serve's HTTP ext_authz, then the upstream: the same nginx)
+#   nginx    mtlsload → nginx (auth_request to warden serve's HTTP ext_authz) → nginx (return 200)
+#
+# Both paths end at the same upstream (its own nginx instance); the enforcing nginx is another instance.
 #
 # Usage: Benchmarks/path-cpu.sh [connections=16] [seconds=6]
 # Knobs: WARDEN=path/to/warden (default ../.build/release/warden), PROXY_THREADS=N, NGINX_WORKERS=N (default 2).
-# Needs what proxy-load.sh needs. nginx's column is all of nginx's workers: on the proxy path the upstream alone.
+# Needs what proxy-load.sh needs. The two nginx columns are each instance's workers.
 set -euo pipefail
 cd "$(dirname "$0")"
 warden=$(realpath "${WARDEN:-../.build/release/warden}")
@@ -33,7 +35,8 @@ sleep 2
 ticks=$(getconf CLK_TCK)
 cpu() { local total=0 pid; for pid in "$@"; do total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat"))); done; echo "$total"; }
 machine() { awk '/^cpu / {busy = 0; for (i = 2; i <= NF; i++) busy += $i; print busy, $5 + $6}' /proc/stat; }
-nginx_workers=$(pgrep -P "$(cat "$work/nginx.pid")" | tr '\n' ' ')
+upstream_workers=$(pgrep -P "$(cat "$work/nginx.pid")" | tr '\n' ' ')
+enforcer_workers=$(pgrep -P "$(cat "$work/nginx-enforcer.pid")" | tr '\n' ' ')
 
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); $connections connection(s), ${seconds}s per path"
 for path in proxy nginx; do
@@ -42,9 +45,9 @@ for path in proxy nginx; do
         -key "$work/sleep/key.pem" -ca "$work/sleep/root-cert.pem" -c "$connections" -d "$((seconds + 3))s" -w 1s \
         -H "authorization: Bearer $seed_token" > "$work/load.json" & load=$!
     sleep 2   # the warm-up second and one more
-    before="$(cpu "$proxy") $(cpu "$server") $(cpu $nginx_workers) $(cpu "$load") $(machine)"
+    before="$(cpu "$proxy") $(cpu $enforcer_workers) $(cpu "$server") $(cpu $upstream_workers) $(cpu "$load") $(machine)"
     sleep "$seconds"
-    after="$(cpu "$proxy") $(cpu "$server") $(cpu $nginx_workers) $(cpu "$load") $(machine)"
+    after="$(cpu "$proxy") $(cpu $enforcer_workers) $(cpu "$server") $(cpu $upstream_workers) $(cpu "$load") $(machine)"
     wait "$load"
     python3 - "$work/load.json" "$seconds" "$ticks" "$path" "$before" "$after" <<'PY'
 import json, sys
@@ -52,10 +55,10 @@ run = json.load(open(sys.argv[1]))
 seconds, ticks, path = float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 before, after = [list(map(int, arg.split())) for arg in sys.argv[5:7]]
 requests = run["rps"] * seconds
-per = [(after[i] - before[i]) / ticks * 1e6 / requests for i in range(4)]
-busy = 100 * (1 - (after[5] - before[5]) / max(1, after[4] - before[4]))
-print("%-5s req/s %6.0f  p50 %5.0f µs | CPU µs a request: warden proxy %5.1f  warden serve %5.1f  nginx %5.1f  "
-      "mtlsload %5.1f  all %5.1f | machine busy %3.0f %% | %s" % (
+per = [(after[i] - before[i]) / ticks * 1e6 / requests for i in range(5)]
+busy = 100 * (1 - (after[6] - before[6]) / max(1, after[5] - before[5]))
+print("%-5s req/s %6.0f  p50 %5.0f µs | CPU µs a request: warden proxy %5.1f  nginx enforcing %5.1f  warden serve %5.1f  "
+      "upstream %5.1f  mtlsload %5.1f  all %5.1f | machine busy %3.0f %% | %s" % (
       path, run["rps"], run["p50_us"], *per, sum(per), busy,
       " ".join("%s:%d" % kv for kv in sorted(run.get("status", {}).items()))))
 PY

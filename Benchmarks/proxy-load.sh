@@ -8,6 +8,9 @@
 #   nginx    mtlsload ──mTLS──▶ nginx ──auth_request (keep-alive)──▶ warden serve's HTTP ext_authz
 #                                   └──HTTP/1.1 (keep-alive)──▶ nginx (return 200)
 #
+# The upstream is one nginx instance for every path; the enforcing nginx is another, so that both enforcement
+# points reach the upstream across processes (see start_nginx_paths).
+#
 # with a client certificate on every connection (mtlsload: HTTP/1.1 keep-alive, closed loop; wrk and h2load cannot
 # present one). Every request carries the seed's token. Runs alternate between the paths; each figure is the median
 # of REPEATS runs. Also: the proxy with grpc-swift-2's client (`--authz-client grpc-swift`), new TLS handshakes per
@@ -15,7 +18,7 @@
 #
 # Usage: Benchmarks/proxy-load.sh [duration=10s] [repeats=3]
 # Knobs (environment): PROXY_THREADS=N gives the proxies `--threads N` (default: one event loop per core);
-# NGINX_WORKERS=N (default 2, one per core); CONNECTIONS="16 64" and PATHS="proxy nginx" pick the table's rows;
+# NGINX_WORKERS=N for each nginx instance (default 2, one per core); CONNECTIONS="16 64" and PATHS="proxy nginx" pick the table's rows;
 # TABLE_ONLY=1 stops after the table (no handshake rates, no memory).
 # Needs: a release build (built here, or WARDEN=path/to/warden), nginx, openssl, python3, and mtlsload
 #        (apt-get install -y golang-go && (cd ../shared/tools/mtlsload && go build -o /usr/local/bin/mtlsload .)).
