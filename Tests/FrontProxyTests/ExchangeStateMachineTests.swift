@@ -440,3 +440,94 @@ struct KeysNotYetFetched: KeySource {
         .failure(JOSEError(.keysUnavailable, "not fetched"))
     }
 }
+
+@Suite("Upgrades: WebSocket tunnelled, others forwarded as plain requests")
+struct ExchangeUpgradeTests {
+    static let asksForWebSocket: [(String, String)] = [
+        ("connection", "keep-alive, Upgrade"), ("upgrade", "websocket"), ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("sec-websocket-version", "13"),
+    ]
+
+    static func switching(_ upgrade: String?) -> HTTPResponseHead {
+        var headers = HTTPHeaders([("connection", "Upgrade"), ("sec-websocket-accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")])
+        if let upgrade { headers.add(name: "upgrade", value: upgrade) }
+        return HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers)
+    }
+
+    @Test func aWebSocketUpgradeIsCheckedForwardedAndSwitched() throws {
+        var machine = ExchangeStateMachineTests.machine()
+        let request = try #require(ExchangeStateMachineTests.check(&machine, ExchangeStateMachineTests.head(.GET, "/ws", Self.asksForWebSocket)))
+        // The check sees what the client asks for, as Envoy's does.
+        #expect(request.attributes.request.http.headers["upgrade"] == "websocket")
+        #expect(request.attributes.request.http.headers["connection"] == "upgrade")
+        _ = machine.receiveEnd(now: 1_050)
+        guard case .connectUpstream = machine.checked(.success(ExchangeStateMachineTests.allowed), now: 1_100) else {
+            Issue.record("not forwarded"); return
+        }
+        guard case .sendRequest(let head, _, let end) = machine.upstreamConnected(now: 1_200) else { Issue.record("no request"); return }
+        #expect(end)
+        #expect(head.headers["connection"] == ["upgrade"] && head.headers["upgrade"] == ["websocket"])
+        #expect(head.headers["sec-websocket-key"] == ["dGhlIHNhbXBsZSBub25jZQ=="])
+        guard case .switchProtocols(let response) = machine.upstreamResponseHead(Self.switching("websocket"), now: 1_300) else {
+            Issue.record("not switched"); return
+        }
+        #expect(response.status == .switchingProtocols)
+        #expect(response.headers["connection"] == ["upgrade"] && response.headers["upgrade"] == ["websocket"])
+        #expect(response.headers["sec-websocket-accept"] == ["s3pPLMBiTxaQ9kYGzzhZRbK+xOo="])
+        // The 101's end, which the decoder reports, changes nothing; the exchange ends with the tunnel.
+        guard case .none = machine.upstreamResponseEnd(upstreamKeepAlive: true, now: 1_310) else { Issue.record("ended"); return }
+        #expect(!machine.isDone)
+        machine.tunnelClosed(clientBytes: 40, upstreamBytes: 60, now: 9_000)
+        #expect(machine.isDone)
+        #expect(machine.record.status == 101 && machine.record.outcome == .allowed)
+        #expect(machine.record.requestBodyBytes == 40 && machine.record.responseBodyBytes == 60)
+        #expect(machine.record.totalNanos == 8_000)
+    }
+
+    @Test func aWebSocketTheUpstreamDeclinesIsAnsweredAndClosesBothConnections() throws {
+        var machine = ExchangeStateMachineTests.machine()
+        _ = try #require(ExchangeStateMachineTests.check(&machine, ExchangeStateMachineTests.head(.GET, "/ws", Self.asksForWebSocket)))
+        _ = machine.receiveEnd(now: 1_050)
+        _ = machine.checked(.success(ExchangeStateMachineTests.allowed), now: 1_100)
+        _ = machine.upstreamConnected(now: 1_200)
+        let declined = HTTPResponseHead(version: .http1_1, status: .badRequest, headers: ["content-length": "0"])
+        guard case .sendResponseHead = machine.upstreamResponseHead(declined, now: 1_300) else { Issue.record("no head"); return }
+        guard case .finish(let release, let close) = machine.upstreamResponseEnd(upstreamKeepAlive: true, now: 1_400) else {
+            Issue.record("not finished"); return
+        }
+        #expect(!release && close)
+    }
+
+    @Test func aSwitchNobodyAskedForIsABadGateway() throws {
+        var machine = ExchangeStateMachineTests.machine()
+        _ = try #require(ExchangeStateMachineTests.check(&machine, ExchangeStateMachineTests.head()))
+        _ = machine.receiveEnd(now: 1_050)
+        _ = machine.checked(.success(ExchangeStateMachineTests.allowed), now: 1_100)
+        _ = machine.upstreamConnected(now: 1_200)
+        guard case .respond(let response, _) = machine.upstreamResponseHead(Self.switching("websocket"), now: 1_300) else {
+            Issue.record("not refused"); return
+        }
+        #expect(response.status == 502)
+        #expect(machine.record.upstreamFailure == "protocol_error")
+    }
+
+    /// `h2c` (curl's `--http2` over plaintext) is not tunnelled: the request goes on as plain HTTP/1.1 without its
+    /// upgrade fields, and its connection closes after the answer.
+    @Test func anUpgradeToAnotherProtocolIsForwardedPlainAndClosesTheConnection() throws {
+        var machine = ExchangeStateMachineTests.machine()
+        let asksForH2C = [("connection", "Upgrade, HTTP2-Settings"), ("upgrade", "h2c"), ("http2-settings", "AAMAAABkAAQCAAAAAAIAAAAA")]
+        let request = try #require(ExchangeStateMachineTests.check(&machine, ExchangeStateMachineTests.head(.GET, "/x", asksForH2C)))
+        #expect(request.attributes.request.http.headers["upgrade"] == nil)
+        _ = machine.receiveEnd(now: 1_050)
+        _ = machine.checked(.success(ExchangeStateMachineTests.allowed), now: 1_100)
+        guard case .sendRequest(let head, _, _) = machine.upstreamConnected(now: 1_200) else { Issue.record("no request"); return }
+        #expect(!head.headers.contains(name: "upgrade") && !head.headers.contains(name: "http2-settings"))
+        #expect(!head.headers.contains(name: "connection"))
+        let ok = HTTPResponseHead(version: .http1_1, status: .ok, headers: ["content-length": "0"])
+        _ = machine.upstreamResponseHead(ok, now: 1_300)
+        guard case .finish(_, let close) = machine.upstreamResponseEnd(upstreamKeepAlive: true, now: 1_400) else {
+            Issue.record("not finished"); return
+        }
+        #expect(close)
+    }
+}

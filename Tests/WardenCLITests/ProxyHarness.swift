@@ -20,6 +20,9 @@ final class ProxyHarness: @unchecked Sendable {
     static let detailsID = "spiffe://cluster.local/ns/default/sa/details"
     static let sleepID = "spiffe://cluster.local/ns/default/sa/sleep"
 
+    /// The proxy's upstream when not the recording one (a test's own server).
+    let upstreamPort: Int?
+
     /// `authorization` are AuthorizationPolicy documents for the server (allow-all when empty), `authentication` the
     /// proxy's PeerAuthentication/RequestAuthentication documents; `proxyArguments` are added to the proxy's, and
     /// `serverArguments` to the server's. With `allowedClients`, the server's gRPC listener takes mutual TLS (a
@@ -27,8 +30,9 @@ final class ProxyHarness: @unchecked Sendable {
     init(
         authorization: String = allowAll, authentication: String = "", proxyArguments: [String] = [],
         startServer: Bool = true, upstreamArguments: [String] = [], allowedClients: [String]? = nil,
-        serverArguments: [String] = []
+        serverArguments: [String] = [], upstreamPort: Int? = nil
     ) async throws {
+        self.upstreamPort = upstreamPort
         directory = try TemporaryDirectory(prefix: "warden-proxy")
         ca = try CertificateFactory()
         details = try ca.leaf(Self.detailsID, dnsNames: ["details", "details.default.svc.cluster.local"]).write(to: directory.path + "/details")
@@ -52,7 +56,7 @@ final class ProxyHarness: @unchecked Sendable {
     /// The proxy's arguments for this harness.
     func proxyArguments(extra: [String]) -> [String] {
         var arguments = [
-            "--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:\(upstream.port)",
+            "--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:\(upstreamPort ?? upstream.port)",
             "--cert", details.certificateChain, "--key", details.key, "--trust-bundle", details.rootCertificate,
             "--policies", directory.path + "/proxy-policies", "--namespace", "default", "--labels", "app=details,version=v1",
             "--admin", "127.0.0.1:0", "--access-log", directory.path + "/access.jsonl", "--watch-interval-ms", "100",

@@ -124,6 +124,9 @@ public struct ExchangeStateMachine {
         case finish(releaseUpstream: Bool, closeDownstream: Bool)
         /// The response broke after it started: close the client connection (and the upstream one).
         case abort
+        /// The upstream switched protocols as the request asked: send its `101` head, then relay bytes both ways
+        /// until either connection closes (`tunnelClosed`).
+        case switchProtocols(HTTPResponseHead)
     }
 
     enum State {
@@ -134,6 +137,8 @@ public struct ExchangeStateMachine {
         case checking
         case connecting
         case forwarding
+        /// Relaying the bytes of a protocol the request switched to.
+        case tunnelling
         case done
     }
 
@@ -173,7 +178,9 @@ public struct ExchangeStateMachine {
         record.method = head.method.rawValue
         record.target = head.uri
         record.authority = head.headers.first(name: "host") ?? ""
-        keepAlive = head.isKeepAlive
+        // After a request asking to upgrade, HTTP/1 has no next request on the connection: it becomes the other
+        // protocol's, or closes.
+        keepAlive = head.isKeepAlive && !(head.version.major == 1 && RequestAdmission.asksToUpgrade(head.headers))
         requestVersion = head.version
         let request: ProxiedRequest
         switch RequestAdmission.admit(
@@ -232,7 +239,7 @@ public struct ExchangeStateMachine {
                 return responseStarted ? abort(now: now) : fail(Self.bodyTooLarge(settings), now: now)
             }
             return .sendRequestBody(chunk)
-        case .idle, .done:
+        case .idle, .tunnelling, .done:
             return .none
         }
     }
@@ -354,6 +361,7 @@ public struct ExchangeStateMachine {
 
     public mutating func upstreamResponseHead(_ head: HTTPResponseHead, now: UInt64) -> Action {
         guard case .forwarding = state, let request else { return .none }
+        if head.status == .switchingProtocols { return switchProtocols(head, request: request, now: now) }
         // A 100 Continue is the upstream's business with the request body; the client's own expectation was
         // answered by the proxy.
         if head.status.code >= 100 && head.status.code < 200 { return .none }
@@ -361,7 +369,10 @@ public struct ExchangeStateMachine {
         record.status = Int(head.status.code)
         record.upstreamNanos = now &- upstreamStarted
         var downstream = ForwardingStage.downstreamHead(head, responseHeaders: responseHeaders, version: request.version)
-        if request.version == .http1_0 && keepAlive {
+        if request.version.major == 1 && !keepAlive {
+            // The connection ends with this response (the client asked, or its request asked to upgrade): say so.
+            downstream.headers.replaceOrAdd(name: "connection", value: "close")
+        } else if request.version == .http1_0 {
             // HTTP/1.0 has no chunked coding: a body without a length ends with the connection. With a length (or
             // no body), the connection is kept, and an HTTP/1.0 client must be told so.
             let bodiless = request.method == .HEAD || head.status.code == 204 || head.status.code == 304
@@ -372,6 +383,31 @@ public struct ExchangeStateMachine {
             }
         }
         return .sendResponseHead(downstream)
+    }
+
+    /// A `101` from the upstream: the tunnel the request asked for, or, unasked, a broken exchange.
+    private mutating func switchProtocols(_ head: HTTPResponseHead, request: ProxiedRequest, now: UInt64) -> Action {
+        guard request.upgrade != nil, let agreed = head.headers.first(name: "upgrade") else {
+            record.upstreamFailure = "protocol_error"
+            return respond(.text(502, "the upstream switched protocols the request did not ask for"), now: now)
+        }
+        state = .tunnelling
+        responseStarted = true
+        record.status = 101
+        record.upstreamNanos = now &- upstreamStarted
+        var downstream = ForwardingStage.downstreamHead(head, responseHeaders: responseHeaders, version: request.version)
+        downstream.headers.add(name: "connection", value: "upgrade")
+        downstream.headers.add(name: "upgrade", value: agreed)
+        return .switchProtocols(downstream)
+    }
+
+    /// The tunnel closed: `clientBytes` went from the client to the upstream, `upstreamBytes` back.
+    public mutating func tunnelClosed(clientBytes: Int, upstreamBytes: Int, now: UInt64) {
+        guard case .tunnelling = state else { return }
+        state = .done
+        record.requestBodyBytes += clientBytes
+        record.responseBodyBytes += upstreamBytes
+        finishRecord(now: now)
     }
 
     public mutating func upstreamResponseBody(_ chunk: ByteBuffer) -> Action {
@@ -385,8 +421,10 @@ public struct ExchangeStateMachine {
         guard case .forwarding = state, responseStarted else { return .none }
         state = .done
         finishRecord(now: now)
-        // A request still sending its body cannot share its connections any more.
-        return .finish(releaseUpstream: upstreamKeepAlive && requestEnded, closeDownstream: !keepAlive || !requestEnded)
+        // A request still sending its body cannot share its connections any more; nor can one that asked the
+        // upstream to switch protocols.
+        let reusable = upstreamKeepAlive && requestEnded && request?.upgrade == nil
+        return .finish(releaseUpstream: reusable, closeDownstream: !keepAlive || !requestEnded)
     }
 
     /// The upstream connection failed or closed before the response ended.

@@ -43,6 +43,10 @@ public enum ForwardingStage {
             headers.add(name: "transfer-encoding", value: "chunked")
         }
         if !headers.contains(name: "host") { headers.add(name: "host", value: upstreamAuthority) }
+        if let upgrade = request.upgrade {
+            headers.add(name: "connection", value: "upgrade")
+            headers.add(name: "upgrade", value: upgrade)
+        }
         return HTTPRequestHead(version: .http1_1, method: request.method, uri: request.target, headers: headers)
     }
 

@@ -55,6 +55,10 @@ public struct ProxiedRequest: Sendable {
     /// The client sent `Expect: 100-continue`: it waits for `100 Continue` before its body. The proxy answers the
     /// expectation itself (the field is not forwarded), once the body is wanted.
     public var expectsContinue = false
+    /// The protocol the client asks to switch to (`Upgrade: websocket`) when the proxy tunnels it: the check sees
+    /// the request with its `Upgrade`, the upstream gets it, and a `101` from the upstream turns both connections
+    /// into one byte stream.
+    public var upgrade: String?
 
     public init(
         method: HTTPMethod, target: String, version: HTTPVersion = .http1_1, headers: HTTPHeaders = [:],

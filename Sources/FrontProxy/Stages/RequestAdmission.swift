@@ -56,6 +56,7 @@ public enum RequestAdmission {
             }
         }
         var headers = head.headers
+        let upgrade = tunnelledUpgrade(head)
         // Hop-by-hop fields, and every field `Connection` names.
         for value in headers["connection"] {
             for name in value.split(separator: ",") {
@@ -64,6 +65,11 @@ public enum RequestAdmission {
             }
         }
         headers.remove(anyOf: hopByHopAndProxyOwned)
+        if let upgrade {
+            // As Envoy keeps them for an upgrade: the check sees what the client asks for.
+            headers.add(name: "connection", value: "upgrade")
+            headers.add(name: "upgrade", value: upgrade)
+        }
         // RFC 9110 §10.1.1: an HTTP/1.0 request's expectation is ignored (and forwarded as it came).
         let http11OrLater = head.version.major > 1 || (head.version.major == 1 && head.version.minor >= 1)
         let expectations = http11OrLater ? headers["expect"] : []
@@ -104,7 +110,27 @@ public enum RequestAdmission {
         var request = ProxiedRequest(
             method: head.method, target: head.uri, version: head.version, headers: headers, requestID: requestID)
         request.expectsContinue = expectsContinue
+        request.upgrade = upgrade
         return .success(request)
+    }
+
+    /// The upgrade the proxy tunnels: WebSocket (RFC 6455 §4.1: an HTTP/1.1 GET whose `Connection` names `upgrade`),
+    /// which Istio enables by default. Any other (`h2c`, TLS) is dropped with the hop-by-hop fields.
+    static func tunnelledUpgrade(_ head: HTTPRequestHead) -> String? {
+        guard head.version == .http1_1, head.method == .GET, asksToUpgrade(head.headers),
+              let protocols = head.headers.first(name: "upgrade"),
+              protocols.split(separator: ",").first.map({ $0.trimmingASCIISpaces.lowercased() == "websocket" }) == true
+        else { return nil }
+        return protocols
+    }
+
+    /// Whether an HTTP/1 request asks to switch protocols (`Upgrade`, with `Connection: upgrade`). The HTTP/1 decoder
+    /// reads nothing after such a request, as HTTP/1.1 has it: unless the switch happens, its connection closes
+    /// after the response.
+    static func asksToUpgrade(_ headers: HTTPHeaders) -> Bool {
+        headers.contains(name: "upgrade") && headers["connection"].contains { value in
+            value.split(separator: ",").contains { $0.trimmingASCIISpaces.lowercased() == "upgrade" }
+        }
     }
 
     /// `Connection: host` must not remove what routes the request.

@@ -59,7 +59,7 @@ public final class ProxyEnvironment: Sendable {
 /// interest is not dropped and restored around every request); requests a client pipelines behind it, and a parse
 /// error among them, are held until it is answered, and reading stops while any are held. On graceful shutdown an
 /// idle connection closes, and one with a request in flight closes once it is answered.
-final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
+final class ProxyHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamDelegate {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
@@ -358,6 +358,69 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
             releaseUpstream(keep: false)
             endExchange()
             context.close(promise: nil)
+        case .switchProtocols(let head):
+            upstreamDeadline?.cancel()
+            upstreamDeadline = nil
+            guard let upstream else { return }
+            self.upstream = nil
+            upstream.detach()
+            closing = true
+            pipelined.removeAll()
+            // The upstream's decoder is still handing over the 101's end: the pipelines change on the next turn of
+            // the loop.
+            context.eventLoop.assumeIsolated().execute { self.becomeTunnel(head, context: context, upstream: upstream) }
+        }
+    }
+
+    /// Turns both connections into the ends of a tunnel: their HTTP handlers (this one included) leave the
+    /// pipelines, a `TunnelHandler` takes their place, and the exchange is reported once both have closed.
+    ///
+    /// The 101 goes to the client only once the client's HTTP decoder has left (its removal completes on a later
+    /// turn of the loop): what a client sends as soon as it has the 101 is then the tunnel's, never the decoder's.
+    private func becomeTunnel(_ head: HTTPResponseHead, context: ChannelHandlerContext, upstream: UpstreamConnection) {
+        let generation = self.generation
+        let ledger = TunnelLedger { ledger in
+            guard generation == self.generation, self.exchange != nil else { return }
+            self.exchange!.tunnelClosed(
+                clientBytes: ledger.clientBytes, upstreamBytes: ledger.upstreamBytes, now: Self.now())
+            self.endExchange()
+        }
+        let (client, server) = TunnelHandler.pair(ledger: ledger)
+        let channel = context.channel
+        func fail() {
+            upstream.close()
+            channel.close(promise: nil)
+            guard generation == self.generation else { return }
+            exchange?.tunnelClosed(clientBytes: 0, upstreamBytes: 0, now: Self.now())
+            endExchange()
+        }
+        guard channel.isActive, upstream.isActive else { return fail() }
+        do {
+            let sync = context.pipeline.syncOperations
+            let decoder = try sync.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            let encoder = try sync.handler(type: HTTPResponseEncoder.self)
+            let validator = try? sync.handler(type: NIOHTTPResponseHeadersValidator.self)
+            try sync.addHandler(client)
+            sync.removeHandler(context: context).whenFailure { _ in channel.close(promise: nil) }
+            if let headTimer { channel.removeOrClose(headTimer) }
+            sync.removeHandler(decoder).assumeIsolated().whenComplete { result in
+                guard case .success = result, channel.isActive, upstream.isActive else { return fail() }
+                // Written from the tail, the 101 passes the client's tunnel end untouched and the encoder frames it;
+                // then the encoder leaves too.
+                sync.writeAndFlush(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
+                channel.removeOrClose(encoder)
+                if let validator { channel.removeOrClose(validator) }
+                do {
+                    // What the upstream sent after its 101 reaches the client's end as the upstream's decoder leaves.
+                    try upstream.becomeTunnelEnd(server).assumeIsolated().whenComplete { _ in channel.flush() }
+                } catch {
+                    return fail()
+                }
+                // A read this handler held while it paused the client left with it.
+                channel.read()
+            }
+        } catch {
+            fail()
         }
     }
 

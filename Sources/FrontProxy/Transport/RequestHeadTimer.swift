@@ -5,7 +5,7 @@ import NIOCore
 /// a request ends without its head whole, and answers 408 and closes when the head is not whole in time. A head that
 /// arrives in one read (nearly every request) costs no timer. Idle keep-alive connections are the idle timeout's
 /// business.
-final class RequestHeadTimer: ChannelDuplexHandler {
+final class RequestHeadTimer: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
     typealias OutboundIn = ByteBuffer

@@ -71,10 +71,28 @@ final class UpstreamConnection {
         detach()
         channel.close(promise: nil)
     }
+
+    /// After a `101`: the HTTP/1.1 handlers leave the pipeline and `end` relays its bytes; what the upstream sent
+    /// after its 101 (read already) reaches `end` as the decoder goes, when the returned future completes. The
+    /// connection never returns to the pool.
+    func becomeTunnelEnd(_ end: TunnelHandler) throws -> EventLoopFuture<Void> {
+        detach()
+        let sync = channel.pipeline.syncOperations
+        try channel.syncOptions?.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+        try sync.addHandler(end)
+        channel.removeOrClose(handler)
+        channel.removeOrClose(try sync.handler(type: HTTPRequestEncoder.self))
+        if let validator = try? sync.handler(type: NIOHTTPRequestHeadersValidator.self) { channel.removeOrClose(validator) }
+        let decoderGone = sync.removeHandler(try sync.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self))
+        // Reading may have been paused while the client could take no more; the tunnel ends pause it from now on.
+        try channel.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
+        channel.read()
+        return decoderGone
+    }
 }
 
 /// The upstream end of the pipeline: hands response parts to the exchange that owns the connection.
-final class UpstreamHandler: ChannelInboundHandler {
+final class UpstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPClientResponsePart
 
     weak var delegate: (any UpstreamDelegate)?
@@ -249,7 +267,8 @@ final class UpstreamLoopPool: @unchecked Sendable {
                     } else {
                         handshake.succeed()
                     }
-                    try sync.addHTTPClientHandlers()
+                    // Bytes the upstream sends right after a 101 are the tunnel's (`becomeTunnelEnd`).
+                    try sync.addHTTPClientHandlers(leftOverBytesStrategy: .forwardBytes)
                 }
             }
         // The connection object never leaves the pool's event loop, which completes these futures: it is made and

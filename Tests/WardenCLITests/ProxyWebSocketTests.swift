@@ -1,0 +1,329 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import NIOWebSocket
+import Synchronization
+import Testing
+import WardenTesting
+
+/// WebSocket through the real `warden proxy`: the upgrade is checked like any request, a 101 from the upstream turns
+/// both connections into one byte stream, and a denied upgrade never reaches the upstream. The client and the
+/// upstream are swift-nio's WebSocket implementation, the client over mutual TLS as `sleep`.
+@Suite(.serialized, .timeLimit(.minutes(2))) struct ProxyWebSocketTests {
+    @Test func anUpgradeIsCheckedThenRelayedBothWaysAndLogged() async throws {
+        let upstream = try await WebSocketEchoServer.start()
+        defer { upstream.stop() }
+        let harness = try await ProxyHarness(
+            authorization: ProxyHarness.deny(paths: ["/ws/denied"]), upstreamPort: upstream.port)
+        defer { harness.stop() }
+
+        let client = try await WebSocketTestClient.connect(harness, path: "/ws/chat?room=1")
+        // The upstream's greeting, sent right after its 101, arrives first.
+        #expect(try await client.next() == "welcome /ws/chat?room=1")
+        try await client.send("hello")
+        #expect(try await client.next() == "hello")
+        // Larger than every buffer on the way: it crosses the tunnel in pieces, in order.
+        let large = String(repeating: "0123456789abcdef", count: 16 << 10)
+        try await client.send(large)
+        #expect(try await client.next() == large)
+        try await client.close()
+
+        // The upstream got the upgrade with the proxy's headers; the client's own XFCC could not reach it.
+        let seen = try #require(upstream.requests.first { $0.path == "/ws/chat?room=1" })
+        #expect(seen.headers["upgrade"] == "websocket")
+        #expect(seen.headers["x-forwarded-client-cert"]?.hasSuffix("URI=\(ProxyHarness.sleepID)") == true)
+        #expect(seen.headers["sec-websocket-key"] != nil)
+
+        // One access-log line for the whole tunnel, written when it closed, with the bytes each way.
+        let lines = try await harness.accessLog(atLeast: 1)
+        let line = try #require(lines.first { ($0["path"] as? String) == "/ws/chat?room=1" })
+        #expect(line["status"] as? Int == 101)
+        #expect(line["decision"] as? String == "allow")
+        #expect(line["peer_principal"] as? String == "cluster.local/ns/default/sa/sleep")
+        #expect((line["request_bytes"] as? Int ?? 0) > large.utf8.count)
+        #expect((line["response_bytes"] as? Int ?? 0) > large.utf8.count)
+    }
+
+    @Test func aDeniedUpgradeNeverReachesTheUpstreamAndARefusedOneIsAnswered() async throws {
+        let upstream = try await WebSocketEchoServer.start()
+        defer { upstream.stop() }
+        let harness = try await ProxyHarness(
+            authorization: ProxyHarness.deny(paths: ["/ws/denied"]), upstreamPort: upstream.port)
+        defer { harness.stop() }
+        let upgrade = [
+            "--http1.1", "-H", "Connection: Upgrade", "-H", "Upgrade: websocket", "-H", "Sec-WebSocket-Version: 13",
+            "-H", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        ]
+
+        let denied = try await curlExit(harness.asSleep + upgrade + [harness.detailsURL + "/ws/denied"])
+        #expect(denied.status == 403)
+        #expect(!upstream.requests.contains { $0.path == "/ws/denied" })
+
+        // The upstream declines to switch and answers as HTTP: the answer is passed on, and the connection closes
+        // after it (HTTP/1.1 reads nothing after a request that asked to upgrade).
+        let refused = try await curlExit(harness.asSleep + upgrade + [harness.detailsURL + "/ws/refused"])
+        #expect(refused.status == 200 && refused.body == "plain")
+        #expect(refused.headers.lowercased().contains("connection: close"))
+        #expect(upstream.requests.contains { $0.path == "/ws/refused" })
+    }
+
+    /// A request asking to upgrade to what the proxy does not tunnel (curl's `h2c` over plaintext) is forwarded as
+    /// plain HTTP/1.1 and its connection closed after the answer, so the client's next request goes on a new one
+    /// rather than waiting on a connection that reads no more.
+    @Test func anUpgradeTheProxyDoesNotTunnelIsAnsweredAndTheClientMovesOn() async throws {
+        let harness = try await ProxyHarness()  // no PeerAuthentication: PERMISSIVE, plaintext taken
+        defer { harness.stop() }
+        let out = try await ProcessRunner.run(
+            try tool("curl", package: "curl"),
+            ["-sS", "--http2", "--max-time", "10", "-o", "/dev/null", "-o", "/dev/null", "-w", "%{http_code} ",
+             harness.httpURL + "/first", harness.httpURL + "/second"],
+            timeout: .seconds(20))
+        #expect(out.status == 0, "\(out.stderr)")
+        #expect(out.stdout == "200 200 ")
+        let requests = harness.upstreamRequests()
+        #expect(requests.compactMap { $0["path"] as? String } == ["/first", "/second"])
+        for request in requests {
+            let headers = request["headers"] as? [String: Any] ?? [:]
+            #expect(headers["upgrade"] == nil && headers["http2-settings"] == nil)
+        }
+    }
+}
+
+/// A WebSocket echo server on 127.0.0.1 (plain HTTP, as the proxy's upstream): it greets each connection with
+/// `welcome <path>`, then sends back every text message; `/ws/refused` is not upgraded and gets `200 plain`.
+final class WebSocketEchoServer: Sendable {
+    struct Request: Sendable {
+        var path: String
+        var headers: [String: String]
+    }
+
+    let port: Int
+    private let channel: any Channel
+    private let log: RequestLog
+
+    var requests: [Request] { log.requests.withLock { $0 } }
+
+    private init(channel: any Channel, log: RequestLog) {
+        self.channel = channel
+        self.port = channel.localAddress?.port ?? 0
+        self.log = log
+    }
+
+    static func start() async throws -> WebSocketEchoServer {
+        let log = RequestLog()
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                let upgrader = NIOWebSocketServerUpgrader(
+                    maxFrameSize: 1 << 20,
+                    shouldUpgrade: { channel, head in
+                        log.append(head)
+                        return channel.eventLoop.makeSucceededFuture(head.uri == "/ws/refused" ? nil : HTTPHeaders())
+                    },
+                    upgradePipelineHandler: { channel, head in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(EchoFrames(greeting: "welcome " + head.uri))
+                        }
+                    })
+                // Once upgraded, the HTTP answerer leaves: frames are the echo's.
+                let upgraded: NIOHTTPServerUpgradeConfiguration = (upgraders: [upgrader], completionHandler: { context in
+                    if let plain = try? context.pipeline.syncOperations.handler(type: PlainAnswer.self) {
+                        context.pipeline.syncOperations.removeHandler(plain, promise: nil)
+                    }
+                })
+                return channel.pipeline.configureHTTPServerPipeline(withServerUpgrade: upgraded).flatMap {
+                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(PlainAnswer()) }
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return WebSocketEchoServer(channel: channel, log: log)
+    }
+
+    func stop() { channel.close(promise: nil) }
+
+    /// What the server saw, shared with its connections' handlers.
+    final class RequestLog: Sendable {
+        let requests = Mutex<[Request]>([])
+
+        func append(_ head: HTTPRequestHead) {
+            let headers = Dictionary(head.headers.map { ($0.name.lowercased(), $0.value) }) { first, _ in first }
+            requests.withLock { $0.append(Request(path: head.uri, headers: headers)) }
+        }
+    }
+
+    /// A request that was not upgraded.
+    final class PlainAnswer: ChannelInboundHandler, RemovableChannelHandler {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias OutboundOut = HTTPServerResponsePart
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            guard case .end = unwrapInboundIn(data) else { return }
+            let head = HTTPResponseHead(version: .http1_1, status: .ok, headers: ["content-length": "5"])
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "plain")))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+    }
+
+    /// Greets, echoes text messages, answers a close with a close.
+    final class EchoFrames: ChannelInboundHandler {
+        typealias InboundIn = WebSocketFrame
+        typealias OutboundOut = WebSocketFrame
+
+        private let greeting: String
+        private var message = ByteBuffer()
+
+        init(greeting: String) {
+            self.greeting = greeting
+        }
+
+        func handlerAdded(context: ChannelHandlerContext) {
+            let frame = WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: greeting))
+            context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let frame = unwrapInboundIn(data)
+            switch frame.opcode {
+            case .text, .continuation:
+                var data = frame.unmaskedData
+                message.writeBuffer(&data)
+                guard frame.fin else { return }
+                context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: message)), promise: nil)
+                message.clear()
+            case .connectionClose:
+                context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: ByteBuffer())))
+                    .assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            default:
+                break
+            }
+        }
+    }
+}
+
+/// A WebSocket client connected through the proxy as `sleep` (mutual TLS), collecting the text messages it gets.
+final class WebSocketTestClient: Sendable {
+    private let channel: any Channel
+    private let inbox: Inbox
+    private let taken = Mutex(0)
+
+    private init(channel: any Channel, inbox: Inbox) {
+        self.channel = channel
+        self.inbox = inbox
+    }
+
+    static func connect(_ harness: ProxyHarness, path: String) async throws -> WebSocketTestClient {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.certificateChain = try NIOSSLCertificate.fromPEMFile(harness.sleep.certificateChain).map { .certificate($0) }
+        tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: harness.sleep.key, format: .pem))
+        tls.trustRoots = .file(harness.sleep.rootCertificate)
+        let context = try NIOSSLContext(configuration: tls)
+        let inbox = Inbox()
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                let upgrader = NIOWebSocketClientUpgrader(
+                    maxFrameSize: 1 << 20,
+                    upgradePipelineHandler: { channel, _ in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(CollectText(inbox: inbox))
+                        }
+                    })
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: "details"))
+                }.flatMap {
+                    channel.pipeline.addHTTPClientHandlers(
+                        leftOverBytesStrategy: .forwardBytes,
+                        withClientUpgrade: (upgraders: [upgrader], completionHandler: { _ in }))
+                }.flatMap {
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(SendUpgradeRequest(path: path))
+                    }
+                }
+            }
+            .connect(host: "127.0.0.1", port: harness.proxy.port).get()
+        return WebSocketTestClient(channel: channel, inbox: inbox)
+    }
+
+    /// The next text message, waiting up to 20 s.
+    func next() async throws -> String {
+        let deadline = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < deadline {
+            let message = inbox.messages.withLock { messages in
+                taken.withLock { index -> String? in
+                    guard index < messages.count else { return nil }
+                    index += 1
+                    return messages[index - 1]
+                }
+            }
+            if let message { return message }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let count = inbox.messages.withLock { $0.count }
+        throw WebSocketTestError("no message within 20 s after \(count) (connection active: \(channel.isActive))")
+    }
+
+    func send(_ text: String) async throws {
+        let frame = WebSocketFrame(fin: true, opcode: .text, maskKey: .random(), data: ByteBuffer(string: text))
+        try await channel.writeAndFlush(frame)
+    }
+
+    /// Sends a close frame and waits for the connection to close.
+    func close() async throws {
+        let frame = WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: ByteBuffer())
+        try await channel.writeAndFlush(frame)
+        try await channel.closeFuture.get()
+    }
+
+    final class Inbox: Sendable {
+        let messages = Mutex<[String]>([])
+    }
+
+    /// Writes the request the upgrader completes with its fields, then leaves.
+    final class SendUpgradeRequest: ChannelInboundHandler, RemovableChannelHandler {
+        typealias InboundIn = HTTPClientResponsePart
+        typealias OutboundOut = HTTPClientRequestPart
+
+        private let path: String
+
+        init(path: String) {
+            self.path = path
+        }
+
+        func channelActive(context: ChannelHandlerContext) {
+            let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path, headers: ["host": "details"])
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+            context.fireChannelActive()
+        }
+    }
+
+    final class CollectText: ChannelInboundHandler {
+        typealias InboundIn = WebSocketFrame
+
+        private let inbox: Inbox
+        private var message = ByteBuffer()
+
+        init(inbox: Inbox) {
+            self.inbox = inbox
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let frame = unwrapInboundIn(data)
+            guard frame.opcode == .text || frame.opcode == .continuation else { return }
+            var data = frame.unmaskedData
+            message.writeBuffer(&data)
+            guard frame.fin else { return }
+            let text = String(buffer: message)
+            message.clear()
+            inbox.messages.withLock { $0.append(text) }
+        }
+    }
+}
+
+struct WebSocketTestError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
