@@ -49,6 +49,8 @@ extension ScenarioRun {
         let path = try resolve(request.path)
         // The path as written: curl would otherwise resolve dot segments itself.
         if path.contains("/.") { arguments.append("--path-as-is") }
+        // An upgrade (WebSocket) exists only in HTTP/1.1: curl would otherwise offer h2 and drop the fields.
+        if request.headers.contains(where: { $0.name.lowercased() == "upgrade" }) { arguments.append("--http1.1") }
         arguments.append("\(request.tls ? "https" : "http")://\(host):\(port)\(path)")
         return arguments
     }
