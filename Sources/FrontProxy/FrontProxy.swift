@@ -50,7 +50,8 @@ public final class FrontProxy: Sendable {
         let settings = ExchangeSettings(
             workload: configuration.workload, ownIdentity: ownIdentity, failureStatus: configuration.failureStatus,
             maximumRequestBodyBytes: configuration.maximumRequestBodyBytes, upstreamAuthority: configuration.upstream.description,
-            checkBody: configuration.checkBody, pathNormalizer: configuration.pathNormalizer)
+            checkBody: configuration.checkBody, pathNormalizer: configuration.pathNormalizer,
+            upstreamHTTP2: configuration.upstreamHTTP2)
         policies = ProxyPolicies(
             directory: configuration.policies,
             base: .init(settings: settings, rootNamespace: configuration.rootNamespace, defaultNamespace: configuration.namespace),
@@ -178,7 +179,7 @@ public final class FrontProxy: Sendable {
         }
         let upstream = UpstreamPool(settings: UpstreamSettings(
             host: configuration.upstream.host, port: configuration.upstream.port,
-            connectTimeout: TimeAmount(configuration.connectTimeout), tls: upstreamTLS))
+            connectTimeout: TimeAmount(configuration.connectTimeout), tls: upstreamTLS, http2: configuration.upstreamHTTP2))
         let memory = QuietMemoryTrim()
         var observers: [any ExchangeObserver] = [metrics, memory]
         var accessLog: LineLog?

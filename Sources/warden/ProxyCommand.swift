@@ -37,6 +37,10 @@ struct ProxyCommand: AsyncParsableCommand {
     var listen: String?
     @Option(help: "The workload (inbound) or the next proxy (outbound), host:port (default 127.0.0.1:8080).")
     var upstream: String?
+    @Flag(
+        name: .customLong("upstream-http2"),
+        help: "Speak HTTP/2 (h2c, prior knowledge) to the upstream, as Istio does for grpc and http2 ports: gRPC workloads need it. Inbound only.")
+    var upstreamHTTP2 = false
     @Option(help: "The authorization server's gRPC address, host:port (warden serve's --grpc-address).")
     var authz: String?
     @Option(help: "The workload's certificate chain (PEM, leaf first).")
@@ -194,6 +198,7 @@ struct ProxyCommand: AsyncParsableCommand {
             c.authorizationClient = kind
         }
         c.outbound = outbound
+        c.upstreamHTTP2 = upstreamHTTP2
         c.authorizationTLS = authzTLS
         if let expectPeer {
             do {
@@ -289,6 +294,7 @@ struct ProxyConfigFile {
     var strings: [String: String] = [:]
     var integers: [String: Int] = [:]
     var outbound = false
+    var upstreamHTTP2 = false
     var authzTLS = false
     var checkPartialBody = false
 
@@ -316,7 +322,7 @@ struct ProxyConfigFile {
         var file = ProxyConfigFile()
         guard let document = parsed.documents.first else { return (file, []) }
         let d = DocumentDecoder()
-        guard let top = d.fields(document, at: .root, known: stringKeys + integerKeys + ["outbound", "authz_tls", "check_partial_body"]) else {
+        guard let top = d.fields(document, at: .root, known: stringKeys + integerKeys + ["outbound", "upstream_http2", "authz_tls", "check_partial_body"]) else {
             return (nil, d.diagnostics)
         }
         let base = (path as NSString).deletingLastPathComponent
@@ -325,6 +331,8 @@ struct ProxyConfigFile {
             switch entry.key {
             case "outbound":
                 if let flag = d.bool(entry.value, at: path) { file.outbound = flag }
+            case "upstream_http2":
+                if let flag = d.bool(entry.value, at: path) { file.upstreamHTTP2 = flag }
             case "authz_tls":
                 if let flag = d.bool(entry.value, at: path) { file.authzTLS = flag }
             case "check_partial_body":
@@ -393,6 +401,7 @@ struct ProxyConfigFile {
         set(&command.watchIntervalMs, "watch_interval_ms")
         set(&command.threads, "threads")
         if outbound { command.outbound = true }
+        if upstreamHTTP2 { command.upstreamHTTP2 = true }
         if authzTLS { command.authzTLS = true }
         if checkPartialBody { command.checkPartialBody = true }
     }

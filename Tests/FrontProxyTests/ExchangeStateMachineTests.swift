@@ -96,7 +96,7 @@ struct ExchangeStateMachineTests {
         else { Issue.record("no response head"); return }
         #expect(response.status == .created)
         guard case .sendResponseBody = machine.upstreamResponseBody(ByteBuffer(string: "ok")) else { Issue.record("no body"); return }
-        guard case .finish(let release, let close) = machine.upstreamResponseEnd(upstreamKeepAlive: true, now: 4_000) else {
+        guard case .finish(let release, let close, _) = machine.upstreamResponseEnd(upstreamKeepAlive: true, now: 4_000) else {
             Issue.record("not finished")
             return
         }
@@ -346,7 +346,7 @@ struct ExchangeStateMachineTests {
             _ = machine.checked(.success(Self.allowed), now: 3)
             _ = machine.upstreamConnected(now: 4)
             guard case .sendResponseHead(let downstream) = machine.upstreamResponseHead(response, now: 5),
-                  case .finish(_, let close) = machine.upstreamResponseEnd(upstreamKeepAlive: true, now: 6)
+                  case .finish(_, let close, _) = machine.upstreamResponseEnd(upstreamKeepAlive: true, now: 6)
             else { return nil }
             return (downstream, close)
         }
@@ -492,7 +492,7 @@ struct ExchangeUpgradeTests {
         _ = machine.upstreamConnected(now: 1_200)
         let declined = HTTPResponseHead(version: .http1_1, status: .badRequest, headers: ["content-length": "0"])
         guard case .sendResponseHead = machine.upstreamResponseHead(declined, now: 1_300) else { Issue.record("no head"); return }
-        guard case .finish(let release, let close) = machine.upstreamResponseEnd(upstreamKeepAlive: true, now: 1_400) else {
+        guard case .finish(let release, let close, _) = machine.upstreamResponseEnd(upstreamKeepAlive: true, now: 1_400) else {
             Issue.record("not finished"); return
         }
         #expect(!release && close)
@@ -525,9 +525,53 @@ struct ExchangeUpgradeTests {
         #expect(!head.headers.contains(name: "connection"))
         let ok = HTTPResponseHead(version: .http1_1, status: .ok, headers: ["content-length": "0"])
         _ = machine.upstreamResponseHead(ok, now: 1_300)
-        guard case .finish(_, let close) = machine.upstreamResponseEnd(upstreamKeepAlive: true, now: 1_400) else {
+        guard case .finish(_, let close, _) = machine.upstreamResponseEnd(upstreamKeepAlive: true, now: 1_400) else {
             Issue.record("not finished"); return
         }
         #expect(close)
+    }
+}
+
+@Suite("An HTTP/2 upstream: te: trailers forwarded, trailers passed to HTTP/2 clients")
+struct ExchangeTrailerTests {
+    static func machine(upstreamHTTP2: Bool) -> ExchangeStateMachine {
+        ExchangeStateMachine(
+            settings: ExchangeSettings(
+                workload: ExchangeStateMachineTests.workload, ownIdentity: RequestStageTests.own,
+                upstreamAuthority: "127.0.0.1:9080", upstreamHTTP2: upstreamHTTP2),
+            connection: RequestStageTests.mtls)
+    }
+
+    static let grpcTrailers = HTTPHeaders([("grpc-status", "0"), ("grpc-message", ""), ("connection", "close")])
+
+    /// Drives a gRPC-shaped request to its response end and returns the head sent upstream and the end's action.
+    static func run(version: HTTPVersion, upstreamHTTP2: Bool) -> (HTTPRequestHead?, ExchangeStateMachine.Action) {
+        var machine = machine(upstreamHTTP2: upstreamHTTP2)
+        let head = HTTPRequestHead(version: version, method: .POST, uri: "/pkg.Service/Call", headers: HTTPHeaders([
+            ("host", "details"), ("content-type", "application/grpc"), ("te", "trailers"), ("content-length", "5"),
+        ]))
+        _ = machine.receiveHead(head, now: 1)
+        _ = machine.receiveBody(ByteBuffer(bytes: [0, 0, 0, 0, 0]), now: 2)
+        _ = machine.receiveEnd(now: 3)
+        _ = machine.checked(.success(ExchangeStateMachineTests.allowed), now: 4)
+        var sent: HTTPRequestHead?
+        if case .sendRequest(let upstreamHead, _, _) = machine.upstreamConnected(now: 5) { sent = upstreamHead }
+        _ = machine.upstreamResponseHead(HTTPResponseHead(version: .http1_1, status: .ok, headers: ["content-type": "application/grpc"]), now: 6)
+        return (sent, machine.upstreamResponseEnd(upstreamKeepAlive: true, trailers: grpcTrailers, now: 7))
+    }
+
+    @Test func anHTTP2ClientGetsTheTrailersAndAnHTTP2UpstreamTheTE() throws {
+        let (sent, end) = Self.run(version: .http2, upstreamHTTP2: true)
+        #expect(sent?.headers["te"] == ["trailers"])
+        guard case .finish(_, _, let trailers) = end else { Issue.record("not finished"); return }
+        #expect(trailers?["grpc-status"] == ["0"])
+        #expect(trailers?.contains(name: "connection") == false, "hop-by-hop fields stay behind")
+    }
+
+    @Test func anHTTP1ClientGetsNoTrailersAndAnHTTP1UpstreamNoTE() throws {
+        let (sent, end) = Self.run(version: .http1_1, upstreamHTTP2: false)
+        #expect(sent?.headers.contains(name: "te") == false)
+        guard case .finish(_, _, let trailers) = end else { Issue.record("not finished"); return }
+        #expect(trailers == nil)
     }
 }

@@ -24,6 +24,8 @@ public struct ExchangeSettings: Sendable {
     public var checkBody: CheckBody?
     /// How request paths are normalized before the check and forwarding; nil leaves them as received.
     public var pathNormalizer: PathNormalizer?
+    /// The upstream speaks HTTP/2 (`--upstream-http2`).
+    public var upstreamHTTP2: Bool
 
     /// Envoy's `with_request_body`: the body is read before the check, up to `maximumBytes`. A longer body gets 413,
     /// or with `allowPartial` is checked on its first `maximumBytes` (the check's `x-envoy-auth-partial-body` says
@@ -41,7 +43,7 @@ public struct ExchangeSettings: Sendable {
     public init(
         workload: Workload, ownIdentity: SPIFFEID? = nil, authenticator: RequestAuthenticator? = nil, failureStatus: Int = 403,
         maximumRequestBodyBytes: Int = 64 << 20, maximumBufferedBodyBytes: Int = 64 << 10, upstreamAuthority: String,
-        checkBody: CheckBody? = nil, pathNormalizer: PathNormalizer? = PathNormalizer()
+        checkBody: CheckBody? = nil, pathNormalizer: PathNormalizer? = PathNormalizer(), upstreamHTTP2: Bool = false
     ) {
         self.workload = workload
         self.ownIdentity = ownIdentity
@@ -52,6 +54,7 @@ public struct ExchangeSettings: Sendable {
         self.upstreamAuthority = upstreamAuthority
         self.checkBody = checkBody
         self.pathNormalizer = pathNormalizer
+        self.upstreamHTTP2 = upstreamHTTP2
     }
 }
 
@@ -119,9 +122,10 @@ public struct ExchangeStateMachine {
         case sendRequestEnd
         case sendResponseHead(HTTPResponseHead)
         case sendResponseBody(ByteBuffer)
-        /// Write the response's end. The exchange is over; the upstream connection goes back to the pool when
-        /// `releaseUpstream` (else it is closed), the client connection is closed when `closeDownstream`.
-        case finish(releaseUpstream: Bool, closeDownstream: Bool)
+        /// Write the response's end, with `trailers` when there are any the client can take (HTTP/2). The
+        /// exchange is over; the upstream connection goes back to the pool when `releaseUpstream` (else it is
+        /// closed), the client connection is closed when `closeDownstream`.
+        case finish(releaseUpstream: Bool, closeDownstream: Bool, trailers: HTTPHeaders? = nil)
         /// The response broke after it started: close the client connection (and the upstream one).
         case abort
         /// The upstream switched protocols as the request asked: send its `101` head, then relay bytes both ways
@@ -343,7 +347,8 @@ public struct ExchangeStateMachine {
         guard case .connecting = state, let request else { return .none }
         state = .forwarding
         let framing = ForwardingStage.framing(declaredLength: declaredLength, received: heldBytes, ended: requestEnded)
-        let head = ForwardingStage.upstreamHead(request, framing: framing, upstreamAuthority: settings.upstreamAuthority)
+        let head = ForwardingStage.upstreamHead(
+            request, framing: framing, upstreamAuthority: settings.upstreamAuthority, upstreamHTTP2: settings.upstreamHTTP2)
         let body = held
         held = []
         heldBytes = 0
@@ -417,14 +422,17 @@ public struct ExchangeStateMachine {
     }
 
     /// The upstream's response ended; `upstreamKeepAlive` says whether its connection may carry another request.
-    public mutating func upstreamResponseEnd(upstreamKeepAlive: Bool, now: UInt64) -> Action {
+    /// Its `trailers` (gRPC's status) go on to an HTTP/2 client; HTTP/1.1 clients do not get them, as Envoy's
+    /// default.
+    public mutating func upstreamResponseEnd(upstreamKeepAlive: Bool, trailers: HTTPHeaders? = nil, now: UInt64) -> Action {
         guard case .forwarding = state, responseStarted else { return .none }
         state = .done
         finishRecord(now: now)
         // A request still sending its body cannot share its connections any more; nor can one that asked the
         // upstream to switch protocols.
         let reusable = upstreamKeepAlive && requestEnded && request?.upgrade == nil
-        return .finish(releaseUpstream: reusable, closeDownstream: !keepAlive || !requestEnded)
+        let passed = requestVersion.major >= 2 ? trailers.flatMap(ForwardingStage.downstreamTrailers) : nil
+        return .finish(releaseUpstream: reusable, closeDownstream: !keepAlive || !requestEnded, trailers: passed)
     }
 
     /// The upstream connection failed or closed before the response ended.

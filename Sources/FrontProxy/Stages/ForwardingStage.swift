@@ -28,10 +28,12 @@ public enum ForwardingStage {
 
     /// The head sent upstream.
     public static func upstreamHead(
-        _ request: ProxiedRequest, framing: BodyFraming, upstreamAuthority: String
+        _ request: ProxiedRequest, framing: BodyFraming, upstreamAuthority: String, upstreamHTTP2: Bool = false
     ) -> HTTPRequestHead {
         var headers = request.headers
         headers.remove(anyOf: Self.notForwarded)
+        // HTTP/2 keeps one `TE` value, `trailers`, which gRPC servers ask of their clients (RFC 9113 §8.2.2).
+        if upstreamHTTP2 && request.acceptsTrailers { headers.add(name: "te", value: "trailers") }
         switch framing {
         case .none:
             if request.method == .POST || request.method == .PUT || request.method == .PATCH {
@@ -65,6 +67,13 @@ public enum ForwardingStage {
         headers.remove(anyOf: RequestAdmission.hopByHopHeaders)
         for mutation in responseHeaders { mutation.apply(to: &headers) }
         return HTTPResponseHead(version: version, status: head.status, headers: headers)
+    }
+
+    /// The upstream's trailers as the client gets them: hop-by-hop fields removed; nil when none are left.
+    static func downstreamTrailers(_ trailers: HTTPHeaders) -> HTTPHeaders? {
+        var kept = trailers
+        kept.remove(anyOf: RequestAdmission.hopByHopHeaders)
+        return kept.isEmpty ? nil : kept
     }
 
     /// A local answer as a response head and body.

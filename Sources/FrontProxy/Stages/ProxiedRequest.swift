@@ -59,6 +59,8 @@ public struct ProxiedRequest: Sendable {
     /// the request with its `Upgrade`, the upstream gets it, and a `101` from the upstream turns both connections
     /// into one byte stream.
     public var upgrade: String?
+    /// The client sent `TE: trailers` (gRPC clients do): an HTTP/2 upstream gets it.
+    public var acceptsTrailers = false
 
     public init(
         method: HTTPMethod, target: String, version: HTTPVersion = .http1_1, headers: HTTPHeaders = [:],

@@ -57,6 +57,9 @@ public enum RequestAdmission {
         }
         var headers = head.headers
         let upgrade = tunnelledUpgrade(head)
+        let acceptsTrailers = headers["te"].contains { value in
+            value.split(separator: ",").contains { $0.trimmingASCIISpaces.lowercased() == "trailers" }
+        }
         // Hop-by-hop fields, and every field `Connection` names.
         for value in headers["connection"] {
             for name in value.split(separator: ",") {
@@ -111,6 +114,7 @@ public enum RequestAdmission {
             method: head.method, target: head.uri, version: head.version, headers: headers, requestID: requestID)
         request.expectsContinue = expectsContinue
         request.upgrade = upgrade
+        request.acceptsTrailers = acceptsTrailers
         return .success(request)
     }
 

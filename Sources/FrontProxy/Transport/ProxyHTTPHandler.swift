@@ -348,8 +348,8 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             context.write(wrapOutboundOut(.head(head)), promise: nil)
         case .sendResponseBody(let chunk):
             context.write(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil)
-        case .finish(let release, let closeDownstream):
-            let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        case .finish(let release, let closeDownstream, let trailers):
+            let written = context.writeAndFlush(wrapOutboundOut(.end(trailers)))
             if closeDownstream || lastResponse { closeWhenWritten(written, context: context) }
             releaseUpstream(keep: release)
             endExchange()
@@ -498,8 +498,8 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             action = exchange!.upstreamResponseHead(head, now: Self.now())
         case .body(let chunk):
             action = exchange!.upstreamResponseBody(chunk)
-        case .end:
-            action = exchange!.upstreamResponseEnd(upstreamKeepAlive: upstreamKeepAlive, now: Self.now())
+        case .end(let trailers):
+            action = exchange!.upstreamResponseEnd(upstreamKeepAlive: upstreamKeepAlive, trailers: trailers, now: Self.now())
         }
         perform(action)
     }

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import NIOHTTP2
 import NIOPosix
 import NIOSSL
 import NIOTLS
@@ -141,15 +142,18 @@ public struct UpstreamSettings: Sendable {
     public var maximumIdleTime: TimeAmount
     /// TLS for outbound mode: the client context, and the check of the server's chain run in the handshake.
     public var tls: UpstreamTLS?
+    /// HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1: one connection per event loop, an exchange a stream.
+    public var http2: Bool
 
     public init(host: String, port: Int, connectTimeout: TimeAmount = .seconds(5), maximumIdlePerLoop: Int = 64,
-                maximumIdleTime: TimeAmount = .seconds(30), tls: UpstreamTLS? = nil) {
+                maximumIdleTime: TimeAmount = .seconds(30), tls: UpstreamTLS? = nil, http2: Bool = false) {
         self.maximumIdleTime = maximumIdleTime
         self.host = host
         self.port = port
         self.connectTimeout = connectTimeout
         self.maximumIdlePerLoop = maximumIdlePerLoop
         self.tls = tls
+        self.http2 = http2
     }
 
     public var authority: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
@@ -205,6 +209,10 @@ final class UpstreamLoopPool: @unchecked Sendable {
     let eventLoop: any EventLoop
     let settings: UpstreamSettings
     private var idle: [UpstreamConnection] = []
+    /// With `settings.http2`: the loop's connection to the upstream (being made, or made), whose streams carry the
+    /// exchanges, and which attempt it is (a closed connection forgets itself only if no newer one replaced it).
+    private var http2: EventLoopFuture<HTTP2Upstream>?
+    private var http2Attempt = 0
 
     init(eventLoop: any EventLoop, settings: UpstreamSettings) {
         self.eventLoop = eventLoop
@@ -214,6 +222,7 @@ final class UpstreamLoopPool: @unchecked Sendable {
     /// An idle connection, or a new one.
     func acquire() -> (reused: Bool, EventLoopFuture<UpstreamConnection>) {
         eventLoop.preconditionInEventLoop()
+        if settings.http2 { return (false, openStream()) }
         let stale = NIODeadline.now() - settings.maximumIdleTime
         while let connection = idle.popLast() {
             if connection.isActive, connection.idleSince > stale {
@@ -228,6 +237,8 @@ final class UpstreamLoopPool: @unchecked Sendable {
     func release(_ connection: UpstreamConnection) {
         eventLoop.preconditionInEventLoop()
         connection.detach()
+        // An HTTP/2 stream carries one exchange.
+        if settings.http2 { return connection.close() }
         guard connection.isActive, idle.count < settings.maximumIdlePerLoop else {
             connection.close()
             return
@@ -244,6 +255,79 @@ final class UpstreamLoopPool: @unchecked Sendable {
         let all = idle
         idle = []
         for connection in all { connection.close() }
+        http2?.whenSuccess { $0.channel.close(promise: nil) }
+        http2 = nil
+    }
+
+    /// A new stream on the loop's HTTP/2 connection, made first if there is none.
+    private func openStream() -> EventLoopFuture<UpstreamConnection> {
+        let upstream = http2 ?? connectHTTP2()
+        http2 = upstream
+        let made = eventLoop.makePromise(of: UpstreamConnection.self)
+        upstream.whenComplete { result in
+            switch result {
+            case .failure(let error):
+                made.fail(error)
+            case .success(let upstream):
+                let stream = self.eventLoop.makePromise(of: (any Channel).self)
+                upstream.multiplexer.createStreamChannel(promise: stream) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: .http))
+                    }
+                }
+                stream.futureResult.whenComplete { result in
+                    do {
+                        let channel = try result.get()
+                        let handler = UpstreamHandler()
+                        try channel.pipeline.syncOperations.addHandler(handler)
+                        let connection = UpstreamConnection(channel: channel, handler: handler)
+                        connection.pool = self
+                        made.assumeIsolated().succeed(connection)
+                    } catch {
+                        made.fail(UpstreamConnectError(
+                            kind: .connect, message: "cannot open a stream to the upstream \(self.settings.authority): \(error)"))
+                    }
+                }
+            }
+        }
+        return made.futureResult
+    }
+
+    /// The loop's HTTP/2 connection (h2c, prior knowledge); forgotten when it fails or closes, so the next exchange
+    /// makes another.
+    private func connectHTTP2() -> EventLoopFuture<HTTP2Upstream> {
+        let settings = self.settings
+        http2Attempt += 1
+        let attempt = http2Attempt
+        let made = ClientBootstrap(group: eventLoop)
+            .connectTimeout(settings.connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connect(host: settings.host, port: settings.port)
+            .flatMapError { error in
+                self.eventLoop.makeFailedFuture(UpstreamConnectError(
+                    kind: .connect, message: "cannot connect to the upstream \(settings.authority): \(error)"))
+            }
+            .flatMapThrowing { channel in
+                var connection = NIOHTTP2Handler.ConnectionConfiguration()
+                connection.initialSettings = [
+                    HTTP2Setting(parameter: .enablePush, value: 0),
+                    HTTP2Setting(parameter: .maxHeaderListSize, value: 1 << 16),
+                ]
+                let multiplexer = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+                    mode: .client, connectionConfiguration: connection, streamConfiguration: .init()
+                ) { pushed in pushed.close() }  // push is refused in SETTINGS; nothing else opens streams
+                return HTTP2Upstream(channel: channel, multiplexer: multiplexer)
+            }
+        let forget: @Sendable (Result<Void, any Error>) -> Void = { _ in
+            if self.http2Attempt == attempt { self.http2 = nil }
+        }
+        made.whenComplete { result in
+            switch result {
+            case .success(let upstream): upstream.channel.closeFuture.whenComplete(forget)
+            case .failure(let error): forget(.failure(error))
+            }
+        }
+        return made
     }
 
     private func connect() -> EventLoopFuture<UpstreamConnection> {
@@ -301,6 +385,12 @@ final class UpstreamLoopPool: @unchecked Sendable {
             }
         return made.futureResult
     }
+}
+
+/// An HTTP/2 connection to the upstream and the multiplexer that opens its streams.
+struct HTTP2Upstream: Sendable {
+    let channel: any Channel
+    let multiplexer: NIOHTTP2Handler.StreamMultiplexer
 }
 
 /// Completes a promise when the TLS handshake finishes (or the connection fails first).

@@ -1,0 +1,70 @@
+import ExtAuthz
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Testing
+import WardenTesting
+
+/// A gRPC workload behind `warden proxy --upstream-http2`: grpc-swift-2's client, over mutual TLS as `sleep`, calls
+/// through the proxy, which checks the call and forwards it as an HTTP/2 stream (with `te: trailers`), and the
+/// call's trailers (its `grpc-status`) come back. The workload is a gRPC server of Warden's own: another `warden
+/// serve`, whose Health service answers.
+@Suite(.serialized, .timeLimit(.minutes(2))) struct ProxyUpstreamHTTP2Tests {
+    @Test func aGRPCCallIsCheckedForwardedAndAnsweredWithItsTrailers() async throws {
+        let workloadPolicies = try TemporaryDirectory()
+        try workloadPolicies.write("allow.yaml", ProxyHarness.allowAll)
+        let workload = try await ServerProcess(["--policies", workloadPolicies.path, "--decision-log", "off"])
+        defer { workload.stop() }
+        // The workload's Check method is denied to callers through the proxy; its Health service is not.
+        let harness = try await ProxyHarness(
+            authorization: ProxyHarness.deny(paths: ["/envoy.service.auth.v3.Authorization/*"]),
+            proxyArguments: ["--upstream-http2"], upstreamPort: workload.grpcPort)
+        defer { harness.stop() }
+
+        let transport = try HTTP2ClientTransport.Posix(
+            target: .ipv4(address: "127.0.0.1", port: harness.proxy.port),
+            transportSecurity: .mTLS(
+                certificateChain: [.file(path: harness.sleep.certificateChain, format: .pem)],
+                privateKey: .file(path: harness.sleep.key, format: .pem)
+            ) {
+                $0.trustRoots = .certificates([.file(path: harness.sleep.rootCertificate, format: .pem)])
+                $0.serverCertificateVerification = .noHostnameVerification
+            },
+            config: .defaults { $0.http2.authority = "details" })
+        let (health, concurrent, denial) = try await withGRPCClient(transport: transport) { client in
+            let health = try await Grpc_Health_V1_Health.Client(wrapping: client).check(.init())
+            // Many calls at once: streams of the client's connection, and of the proxy's one to the workload.
+            let concurrent = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for _ in 0..<50 {
+                    group.addTask { try await Grpc_Health_V1_Health.Client(wrapping: client).check(.init()).status == .serving }
+                }
+                return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+            }
+            let denial: RPCError.Code?
+            do {
+                _ = try await Envoy_Service_Auth_V3_Authorization.Client(wrapping: client).check(check(path: "/x"))
+                denial = nil
+            } catch let error as RPCError {
+                denial = error.code
+            }
+            return (health, concurrent, denial)
+        }
+        #expect(health.status == .serving)
+        #expect(concurrent == 50)
+        // The proxy's 403 reaches a gRPC client as PERMISSION_DENIED (gRPC's mapping of HTTP statuses).
+        #expect(denial == .permissionDenied)
+
+        let lines = try await harness.accessLog(atLeast: 52)
+        let call = try #require(lines.first { ($0["path"] as? String) == "/grpc.health.v1.Health/Check" })
+        #expect(call["status"] as? Int == 200 && call["protocol"] as? String == "HTTP/2")
+        #expect(call["decision"] as? String == "allow")
+        let denied = try #require(lines.first { ($0["path"] as? String) == "/envoy.service.auth.v3.Authorization/Check" })
+        #expect(denied["status"] as? Int == 403 && denied["decision"] as? String == "deny")
+    }
+
+    @Test func anUpstreamHTTP2ProxyRefusesOutboundMode() async throws {
+        let result = try await ProcessRunner.warden(["proxy", "--outbound", "--upstream-http2", "--expect-peer", "spiffe://a/b"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("--upstream-http2 is for inbound proxies"))
+    }
+}
