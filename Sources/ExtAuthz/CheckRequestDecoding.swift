@@ -32,7 +32,7 @@ public struct DecodedCheck: Sendable {
         metadata = nil
     }
 
-    init(_ bytes: [UInt8], metadataMemo: MemoCache<[UInt8], DecodedMetadata>?) throws {
+    init(_ bytes: [UInt8], metadataMemo: MemoCache<ByteKey, DecodedMetadata>?) throws {
         var metadata: DecodedMetadata?
         if let request = bytes.withUnsafeBytes({
             CheckWireReader.checkRequest($0, metadataMemo: metadataMemo, metadata: &metadata)
@@ -72,7 +72,7 @@ enum CheckWireReader {
     /// With `metadataMemo`, the metadata context is read through it, and `metadata` is what it gave; a context
     /// longer than `memoizedMetadataBytes` is read as it comes.
     static func checkRequest(
-        _ bytes: Bytes, metadataMemo: MemoCache<[UInt8], DecodedMetadata>? = nil, metadata: inout DecodedMetadata?
+        _ bytes: Bytes, metadataMemo: MemoCache<ByteKey, DecodedMetadata>? = nil, metadata: inout DecodedMetadata?
     ) -> Envoy_Service_Auth_V3_CheckRequest? {
         message(bytes, Envoy_Service_Auth_V3_CheckRequest()) { request, field, wire, reader in
             guard field == 1, let body = reader.body(wire) else { return false }
@@ -94,7 +94,7 @@ enum CheckWireReader {
     static let memoizedMetadataBytes = 4096
 
     static func attributeContext(
-        _ bytes: Bytes, into context: inout AttributeContext, metadataMemo: MemoCache<[UInt8], DecodedMetadata>?,
+        _ bytes: Bytes, into context: inout AttributeContext, metadataMemo: MemoCache<ByteKey, DecodedMetadata>?,
         metadata decoded: inout DecodedMetadata?
     ) -> Bool {
         var extensions = context.contextExtensions
@@ -115,8 +115,8 @@ enum CheckWireReader {
             case 11:
                 guard !context.hasMetadataContext else { return false }
                 if let metadataMemo, body.count <= memoizedMetadataBytes {
-                    guard let known = metadataMemo.value([UInt8](body), computing: { key in
-                        key.withUnsafeBytes { metadata($0, depth: 3) }.map(DecodedMetadata.init)
+                    guard let known = metadataMemo.value(ByteKey(body), computing: { key in
+                        key.bytes.withUnsafeBytes { metadata($0, depth: 3) }.map(DecodedMetadata.init)
                     }) else { return false }
                     context.metadataContext = known.metadata
                     decoded = known

@@ -53,7 +53,7 @@ public struct CheckRequestMapper: Sendable {
     let peerCache = MemoCache<String, AuthzRequest.Source>(capacity: 1024)
     /// The metadata a check carries, by its bytes: decoded, and its `request.auth` derived, once per token (a proxy
     /// sends a token's verified payload on every request that bears it; see `decode(_:)`).
-    let metadataMemo = MemoCache<[UInt8], DecodedMetadata>(capacity: 256)
+    let metadataMemo = MemoCache<ByteKey, DecodedMetadata>(capacity: 256)
 
     public init(options: Options = Options()) {
         self.options = options
@@ -292,6 +292,26 @@ final class MemoCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
             $0[key] = computed
         }
         return computed
+    }
+}
+
+/// Bytes as a dictionary key, hashed in one pass over the buffer: an array of bytes hashes (and so costs) byte by
+/// byte, which for a token's metadata was most of a memo hit.
+struct ByteKey: Hashable, Sendable {
+    let bytes: [UInt8]
+
+    init(_ bytes: UnsafeRawBufferPointer) {
+        self.bytes = [UInt8](bytes)
+    }
+
+    func hash(into hasher: inout Hasher) {
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
+
+    static func == (a: ByteKey, b: ByteKey) -> Bool {
+        a.bytes.count == b.bytes.count && a.bytes.withUnsafeBytes { x in b.bytes.withUnsafeBytes { y in
+            x.count == 0 || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0
+        } }
     }
 }
 
