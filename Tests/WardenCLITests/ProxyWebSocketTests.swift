@@ -327,3 +327,165 @@ struct WebSocketTestError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
 }
+
+/// A tunnel's half-close, with raw bytes on both sides: the client (plaintext, PERMISSIVE) shuts its sending side,
+/// the upstream sees its input end, says goodbye and closes, and the client gets the goodbye and then the close.
+@Suite(.serialized, .timeLimit(.minutes(2))) struct ProxyTunnelHalfCloseTests {
+    @Test func aHalfCloseCrossesTheTunnelBothWays() async throws {
+        let upstream = try await RawUpgradeServer.start()
+        defer { upstream.stop() }
+        let harness = try await ProxyHarness(upstreamPort: upstream.port)
+        defer { harness.stop() }
+
+        let client = try await RawClient.connect(port: harness.proxy.port)
+        try await client.send(
+            "GET /raw HTTP/1.1\r\nHost: details\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        try await client.waitFor { $0.hasPrefix("HTTP/1.1 101") && $0.hasSuffix("\r\n\r\n") }
+        try await client.send("ping")
+        try await client.waitFor { $0.hasSuffix("\r\n\r\nping") }
+        try await client.shutDownOutput()
+        // The upstream saw its input end (the proxy passed the half-close on), answered and closed.
+        try await client.waitFor { $0.hasSuffix("pingbye") }
+        try await client.waitForClose()
+        #expect(upstream.sawInputEnd)
+    }
+}
+
+/// An upstream that answers any request with a 101, then echoes bytes; when its input ends it sends `bye` and closes.
+final class RawUpgradeServer: Sendable {
+    let port: Int
+    private let channel: any Channel
+    private let ended = Mutex(false)
+
+    var sawInputEnd: Bool { ended.withLock { $0 } }
+
+    private init(channel: any Channel) {
+        self.channel = channel
+        self.port = channel.localAddress?.port ?? 0
+    }
+
+    static func start() async throws -> RawUpgradeServer {
+        let box = Box()
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Echo(box: box)) }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let server = RawUpgradeServer(channel: channel)
+        box.server.withLock { $0 = server }
+        return server
+    }
+
+    func stop() { channel.close(promise: nil) }
+
+    fileprivate func noteInputEnd() { ended.withLock { $0 = true } }
+
+    final class Box: Sendable {
+        let server = Mutex<RawUpgradeServer?>(nil)
+    }
+
+    final class Echo: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
+
+        private let box: Box
+        private var head = ""
+        private var upgraded = false
+
+        init(box: Box) {
+            self.box = box
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            var bytes = unwrapInboundIn(data)
+            guard !upgraded else { return context.writeAndFlush(wrapOutboundOut(bytes), promise: nil) }
+            head += bytes.readString(length: bytes.readableBytes) ?? ""
+            guard let end = head.range(of: "\r\n\r\n") else { return }
+            upgraded = true
+            let response = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+                "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+            context.write(wrapOutboundOut(ByteBuffer(string: response)), promise: nil)
+            let rest = String(head[end.upperBound...])
+            if !rest.isEmpty { context.write(wrapOutboundOut(ByteBuffer(string: rest)), promise: nil) }
+            context.flush()
+        }
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            guard case ChannelEvent.inputClosed? = event as? ChannelEvent else { return }
+            box.server.withLock { $0 }?.noteInputEnd()
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: "bye"))).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+        }
+    }
+}
+
+/// A plaintext TCP client that keeps everything it reads as text.
+final class RawClient: Sendable {
+    private let channel: any Channel
+    private let received: Received
+
+    private init(channel: any Channel, received: Received) {
+        self.channel = channel
+        self.received = received
+    }
+
+    static func connect(port: Int) async throws -> RawClient {
+        let received = Received()
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Collect(received: received)) }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        return RawClient(channel: channel, received: received)
+    }
+
+    func send(_ text: String) async throws {
+        try await channel.writeAndFlush(ByteBuffer(string: text))
+    }
+
+    func shutDownOutput() async throws {
+        try await channel.close(mode: .output)
+    }
+
+    /// Waits up to 20 s for what was read to satisfy `condition`.
+    func waitFor(_ condition: (String) -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < deadline {
+            if condition(received.text.withLock { $0 }) { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw WebSocketTestError("not read within 20 s; read: \(received.text.withLock { $0 })")
+    }
+
+    func waitForClose() async throws {
+        try await channel.closeFuture.get()
+    }
+
+    final class Received: Sendable {
+        let text = Mutex("")
+    }
+
+    final class Collect: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        private let received: Received
+
+        init(received: Received) {
+            self.received = received
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            var bytes = unwrapInboundIn(data)
+            let text = bytes.readString(length: bytes.readableBytes) ?? ""
+            received.text.withLock { $0 += text }
+        }
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            // The other side ended: nothing more comes, so the connection is done.
+            if case ChannelEvent.inputClosed? = event as? ChannelEvent { context.close(promise: nil) }
+        }
+    }
+}
