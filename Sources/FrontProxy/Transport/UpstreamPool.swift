@@ -276,17 +276,10 @@ final class UpstreamLoopPool: @unchecked Sendable {
                     }
                 }
                 stream.futureResult.whenComplete { result in
-                    do {
-                        let channel = try result.get()
-                        let handler = UpstreamHandler()
-                        try channel.pipeline.syncOperations.addHandler(handler)
-                        let connection = UpstreamConnection(channel: channel, handler: handler)
-                        connection.pool = self
-                        made.assumeIsolated().succeed(connection)
-                    } catch {
-                        made.fail(UpstreamConnectError(
-                            kind: .connect, message: "cannot open a stream to the upstream \(self.settings.authority): \(error)"))
-                    }
+                    self.adopt(result.mapError { error in
+                        UpstreamConnectError(
+                            kind: .connect, message: "cannot open a stream to the upstream \(self.settings.authority): \(error)")
+                    }, into: made)
                 }
             }
         }
@@ -355,8 +348,6 @@ final class UpstreamLoopPool: @unchecked Sendable {
                     try sync.addHTTPClientHandlers(leftOverBytesStrategy: .forwardBytes)
                 }
             }
-        // The connection object never leaves the pool's event loop, which completes these futures: it is made and
-        // handed over there, through an isolated promise.
         let made = eventLoop.makePromise(of: UpstreamConnection.self)
         bootstrap.connect(host: settings.host, port: settings.port)
             .flatMapError { error in
@@ -371,19 +362,23 @@ final class UpstreamLoopPool: @unchecked Sendable {
                     throw UpstreamConnectError(kind: .tls, message: "TLS with the upstream \(settings.authority) failed: \(error)")
                 }.map { channel }
             }
-            .whenComplete { result in
-                do {
-                    let channel = try result.get()
-                    let handler = UpstreamHandler()
-                    try channel.pipeline.syncOperations.addHandler(handler)
-                    let connection = UpstreamConnection(channel: channel, handler: handler)
-                    connection.pool = self
-                    made.assumeIsolated().succeed(connection)
-                } catch {
-                    made.fail(error)
-                }
-            }
+            .whenComplete { result in self.adopt(result, into: made) }
         return made.futureResult
+    }
+
+    /// A channel made for the pool (a connection, or an HTTP/2 stream) as an `UpstreamConnection`, handed over on
+    /// the loop through `made`: the connection object never leaves it.
+    private func adopt(_ result: Result<any Channel, any Error>, into made: EventLoopPromise<UpstreamConnection>) {
+        do {
+            let channel = try result.get()
+            let handler = UpstreamHandler()
+            try channel.pipeline.syncOperations.addHandler(handler)
+            let connection = UpstreamConnection(channel: channel, handler: handler)
+            connection.pool = self
+            made.assumeIsolated().succeed(connection)
+        } catch {
+            made.fail(error)
+        }
     }
 }
 
