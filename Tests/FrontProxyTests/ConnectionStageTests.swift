@@ -24,7 +24,12 @@ struct ConnectionStageTests {
 
     @Test func plaintextIsKnownFromTheFirstByte() {
         #expect(ConnectionStart.classify(Array("GET / HTTP/1.1\r\n".utf8)) == .plaintext)
-        #expect(ConnectionStart.classify(Array("P".utf8)) == .plaintext)
+        #expect(ConnectionStart.classify(Array("POST / HTTP/1.1\r\n".utf8)) == .plaintext)
+        // HTTP/2's preface (h2c with prior knowledge), known once whole; a P alone may still become it.
+        #expect(ConnectionStart.classify(Array("P".utf8)) == .needMoreBytes)
+        #expect(ConnectionStart.classify(Array("PRI * HTTP/2.0\r\n".utf8)) == .needMoreBytes)
+        #expect(ConnectionStart.classify(Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0".utf8)) == .plaintextHTTP2)
+        #expect(ConnectionStart.classify(Array("PRI * HTTP/1.1\r\n".utf8)) == .plaintext)
         #expect(ConnectionStart.classify([UInt8]()) == .needMoreBytes)
         // 0x16 not followed by a TLS version is not TLS either.
         #expect(ConnectionStart.classify([0x16, 0x41]) == .plaintext)

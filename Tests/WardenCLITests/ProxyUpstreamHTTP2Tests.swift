@@ -5,8 +5,8 @@ import GRPCNIOTransportHTTP2
 import Testing
 import WardenTesting
 
-/// A gRPC workload behind `warden proxy --upstream-http2`: grpc-swift-2's client, over mutual TLS as `sleep`, calls
-/// through the proxy, which checks the call and forwards it as an HTTP/2 stream (with `te: trailers`), and the
+/// A gRPC workload behind `warden proxy --upstream-http2`: grpc-swift-2's client, over mutual TLS as `sleep` (and
+/// in plaintext, h2c), calls through the proxy, which checks the call and forwards it as an HTTP/2 stream (with `te: trailers`), and the
 /// call's trailers (its `grpc-status`) come back. The workload is a gRPC server of Warden's own: another `warden
 /// serve`, whose Health service answers.
 @Suite(.serialized, .timeLimit(.minutes(2))) struct ProxyUpstreamHTTP2Tests {
@@ -54,12 +54,22 @@ import WardenTesting
         // The proxy's 403 reaches a gRPC client as PERMISSION_DENIED (gRPC's mapping of HTTP statuses).
         #expect(denial == .permissionDenied)
 
-        let lines = try await harness.accessLog(atLeast: 52)
+        // Under PERMISSIVE, a plaintext gRPC client (h2c with prior knowledge) is taken too, without a peer identity.
+        let plaintext = try HTTP2ClientTransport.Posix(
+            target: .ipv4(address: "127.0.0.1", port: harness.proxy.port), transportSecurity: .plaintext)
+        let plainHealth = try await withGRPCClient(transport: plaintext) { client in
+            try await Grpc_Health_V1_Health.Client(wrapping: client).check(.init())
+        }
+        #expect(plainHealth.status == .serving)
+
+        let lines = try await harness.accessLog(atLeast: 53)
         let call = try #require(lines.first { ($0["path"] as? String) == "/grpc.health.v1.Health/Check" })
         #expect(call["status"] as? Int == 200 && call["protocol"] as? String == "HTTP/2")
         #expect(call["decision"] as? String == "allow")
         let denied = try #require(lines.first { ($0["path"] as? String) == "/envoy.service.auth.v3.Authorization/Check" })
         #expect(denied["status"] as? Int == 403 && denied["decision"] as? String == "deny")
+        let plainCall = try #require(lines.last { ($0["path"] as? String) == "/grpc.health.v1.Health/Check" })
+        #expect(plainCall["protocol"] as? String == "HTTP/2" && plainCall["peer_principal"] == nil)
     }
 
     @Test func anUpstreamHTTP2ProxyRefusesOutboundMode() async throws {

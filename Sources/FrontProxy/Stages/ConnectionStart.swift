@@ -9,6 +9,8 @@ public enum ConnectionStart: Sendable, Hashable {
     case tls(ClientHello)
     /// Anything else: plaintext (HTTP, or garbage the HTTP parser will refuse).
     case plaintext
+    /// The HTTP/2 connection preface in plaintext: h2c with prior knowledge, as gRPC clients without TLS speak.
+    case plaintextHTTP2
     /// A TLS record header that announces no usable ClientHello (too large, or not a handshake).
     case malformedTLS
 
@@ -25,12 +27,21 @@ public enum ConnectionStart: Sendable, Hashable {
         }
     }
 
+    /// What an HTTP/2 client sends first (RFC 9113 §3.4).
+    static let http2Preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+
     /// The largest first record accepted (TLS's own limit for a plaintext record is 16 KiB).
     public static let maximumRecordLength = 16_384
 
     /// Classifies the bytes received so far.
     public static func classify(_ bytes: some Collection<UInt8>) -> ConnectionStart {
         guard let first = bytes.first else { return .needMoreBytes }
+        if first == http2Preface[0] {
+            // "PRI * HTTP/2.0…", or an HTTP/1 method starting with P (POST, PUT, PATCH), told apart by what follows.
+            let matched = zip(bytes, http2Preface).prefix { $0 == $1 }.count
+            if matched == http2Preface.count { return .plaintextHTTP2 }
+            return matched == bytes.count ? .needMoreBytes : .plaintext
+        }
         // A TLS record: content type 22 (handshake), version 3.x.
         guard first == 0x16 else { return .plaintext }
         let header = Array(bytes.prefix(5))

@@ -190,7 +190,7 @@ final class ConnectionStartHandler: ChannelInboundHandler, RemovableChannelHandl
             return
         case .plaintext:
             deadline?.cancel()
-            try http.configure(channel, facts: facts, http2: false)
+            try http.configure(channel, facts: facts, http2: start == .plaintextHTTP2)
         case .terminateTLS(let certificate):
             guard let tls else {
                 observer.connectionRefused(reason: "tls_not_configured")
