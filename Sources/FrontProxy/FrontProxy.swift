@@ -98,8 +98,8 @@ public final class FrontProxy: Sendable {
                     let context = try ReloadingTLSContext(
                         files: files,
                         settings: TLSSettings(
-                            cipherSuites: TLSSettings.meshCipherSuites, applicationProtocols: ["http/1.1"],
-                            peerCertificates: .required),
+                            cipherSuites: TLSSettings.meshCipherSuites,
+                            applicationProtocols: [configuration.upstreamHTTP2 ? "h2" : "http/1.1"], peerCertificates: .required),
                         role: .client)
                     let serverVerification = try PeerVerification(
                         trustBundlePath: bundle, trustDomain: configuration.trustDomain, usage: .serverAuth)

@@ -39,7 +39,7 @@ struct ProxyCommand: AsyncParsableCommand {
     var upstream: String?
     @Flag(
         name: .customLong("upstream-http2"),
-        help: "Speak HTTP/2 (h2c, prior knowledge) to the upstream, as Istio does for grpc and http2 ports: gRPC workloads need it. Inbound only.")
+        help: "Speak HTTP/2 to the upstream, as Istio does for grpc and http2 ports (gRPC workloads need it): h2c inbound, h2 by ALPN over mTLS outbound.")
     var upstreamHTTP2 = false
     @Option(help: "The authorization server's gRPC address, host:port (warden serve's --grpc-address).")
     var authz: String?

@@ -72,9 +72,33 @@ import WardenTesting
         #expect(plainCall["protocol"] as? String == "HTTP/2" && plainCall["peer_principal"] == nil)
     }
 
-    @Test func anUpstreamHTTP2ProxyRefusesOutboundMode() async throws {
-        let result = try await ProcessRunner.warden(["proxy", "--outbound", "--upstream-http2", "--expect-peer", "spiffe://a/b"])
-        #expect(result.status != 0)
-        #expect(result.stderr.contains("--upstream-http2 is for inbound proxies"))
+    /// The seed's path for a gRPC call: the client (plaintext h2c) → its outbound proxy → details' inbound proxy
+    /// (STRICT, h2 agreed by ALPN over mTLS) → the gRPC workload (h2c). The inbound proxy sees `sleep`'s identity.
+    @Test func aGRPCCallTakesTheSeedsPathThroughBothProxies() async throws {
+        let workloadPolicies = try TemporaryDirectory()
+        try workloadPolicies.write("allow.yaml", ProxyHarness.allowAll)
+        let workload = try await ServerProcess(["--policies", workloadPolicies.path, "--decision-log", "off"])
+        defer { workload.stop() }
+        let harness = try await ProxyHarness(
+            authentication: ProxyHarness.peerAuthentication("STRICT"), proxyArguments: ["--upstream-http2"],
+            upstreamPort: workload.grpcPort)
+        defer { harness.stop() }
+        let outbound = try await ProxyProcess(arguments: [
+            "--outbound", "--upstream-http2", "--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:\(harness.proxy.port)",
+            "--cert", harness.sleep.certificateChain, "--key", harness.sleep.key, "--trust-bundle", harness.sleep.rootCertificate,
+            "--expect-peer", ProxyHarness.detailsID, "--access-log", "off",
+        ])
+        defer { outbound.stop() }
+
+        let transport = try HTTP2ClientTransport.Posix(
+            target: .ipv4(address: "127.0.0.1", port: outbound.port), transportSecurity: .plaintext)
+        let health = try await withGRPCClient(transport: transport) { client in
+            try await Grpc_Health_V1_Health.Client(wrapping: client).check(.init())
+        }
+        #expect(health.status == .serving, "\(outbound.launched.stderr)")
+        let lines = try await harness.accessLog(atLeast: 1)
+        let call = try #require(lines.first { ($0["path"] as? String) == "/grpc.health.v1.Health/Check" })
+        #expect(call["protocol"] as? String == "HTTP/2")
+        #expect(call["peer_principal"] as? String == "cluster.local/ns/default/sa/sleep")
     }
 }

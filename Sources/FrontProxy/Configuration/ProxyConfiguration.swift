@@ -48,8 +48,8 @@ public struct ProxyConfiguration: Sendable {
 
     public var listen = Address(host: "127.0.0.1", port: 15006)
     public var upstream = Address(host: "127.0.0.1", port: 8080)
-    /// Speak HTTP/2 with prior knowledge (h2c) to the upstream, as Istio does for ports it knows carry gRPC or
-    /// HTTP/2: gRPC services need it. Inbound only.
+    /// Speak HTTP/2 to the upstream, as Istio does for ports it knows carry gRPC or HTTP/2 (gRPC services need it):
+    /// with prior knowledge (h2c) inbound, by ALPN over mutual TLS outbound.
     public var upstreamHTTP2 = false
     /// The authorization server (`warden serve`'s gRPC address); required inbound, optional outbound.
     public var authorization: Address?
@@ -112,7 +112,6 @@ public struct ProxyConfiguration: Sendable {
         if outbound {
             if tlsFiles != 3 { out.append("--outbound needs --cert, --key and --trust-bundle (mutual TLS to the upstream)") }
             if expectedPeer == nil { out.append("--outbound needs --expect-peer: the SPIFFE ID the upstream must prove") }
-            if upstreamHTTP2 { out.append("--upstream-http2 is for inbound proxies: outbound speaks HTTP/1.1 over mutual TLS") }
         } else {
             if authorization == nil { out.append("--authz is required: the authorization server every request is checked with") }
             if expectedPeer != nil { out.append("--expect-peer is for --outbound") }

@@ -127,12 +127,19 @@ final class ConnectionStartHandler: ChannelInboundHandler, RemovableChannelHandl
     private var buffered: ByteBuffer?
     private var deadline: Scheduled<Void>?
     private var decided = false
+    private let mode: MutualTLSMode?
 
-    init(environment: ProxyEnvironment, tls: InboundTLS?, http: HTTPPipeline, observer: any ConnectionObserver) {
+    /// With `mode`, every connection is taken as that mode says (outbound: `DISABLE`, plaintext from the local
+    /// application); without, as PeerAuthentication says for the workload's port.
+    init(
+        environment: ProxyEnvironment, tls: InboundTLS?, http: HTTPPipeline, observer: any ConnectionObserver,
+        mode: MutualTLSMode? = nil
+    ) {
         self.environment = environment
         self.tls = tls
         self.http = http
         self.observer = observer
+        self.mode = mode
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -160,7 +167,7 @@ final class ConnectionStartHandler: ChannelInboundHandler, RemovableChannelHandl
         let start = ConnectionStart.classify(buffered!.readableBytesView)
         if case .needMoreBytes = start { return }
         decided = true
-        let plan = ConnectionAdmission.plan(mode: environment.snapshot().mode, start: start)
+        let plan = ConnectionAdmission.plan(mode: mode ?? environment.snapshot().mode, start: start)
         do {
             try begin(plan, start: start, context: context)
         } catch {

@@ -1,10 +1,11 @@
+import Identity
 import NIOCore
 import NIOPosix
 import Networking
 import ServiceLifecycle
 
 /// The proxy's listening socket: inbound (first bytes sniffed, PeerAuthentication, TLS, HTTP/1.1 or HTTP/2) or
-/// outbound (plaintext HTTP/1.1 from the local application). Connections are admitted through a
+/// outbound (plaintext HTTP/1.1 or h2c from the local application). Connections are admitted through a
 /// `ConnectionTracker`; graceful shutdown stops accepting, asks every connection to finish its exchange (HTTP/1.1
 /// closes after the response in flight, HTTP/2 sends GOAWAY) and returns when the last has closed. Each connection
 /// opened and closed is activity for `memory`, which gives the heap back once the proxy goes quiet.
@@ -70,13 +71,9 @@ public final class ProxyListener: Service, Sendable {
                         try sync.addHandler(
                             ConnectionStartHandler(environment: environment, tls: tls, http: http, observer: observer))
                     case .outbound:
-                        let remote = child.remoteAddress, local = child.localAddress
-                        try http.configure(
-                            child,
-                            facts: ConnectionFacts(
-                                sourceAddress: remote?.ipAddress, sourcePort: remote?.port, localAddress: local?.ipAddress,
-                                localPort: local?.port),
-                            http2: false)
+                        // Plaintext from the local application: HTTP/1.1, or HTTP/2 with prior knowledge (gRPC).
+                        try sync.addHandler(ConnectionStartHandler(
+                            environment: environment, tls: nil, http: http, observer: observer, mode: .disable))
                     }
                 }
             }

@@ -286,31 +286,25 @@ final class UpstreamLoopPool: @unchecked Sendable {
         return made.futureResult
     }
 
-    /// The loop's HTTP/2 connection (h2c, prior knowledge); forgotten when it fails or closes, so the next exchange
-    /// makes another.
+    /// The loop's HTTP/2 connection (h2c with prior knowledge, or h2 by ALPN over TLS); forgotten when it fails or
+    /// closes, so the next exchange makes another.
     private func connectHTTP2() -> EventLoopFuture<HTTP2Upstream> {
-        let settings = self.settings
         http2Attempt += 1
         let attempt = http2Attempt
-        let made = ClientBootstrap(group: eventLoop)
-            .connectTimeout(settings.connectTimeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .connect(host: settings.host, port: settings.port)
-            .flatMapError { error in
-                self.eventLoop.makeFailedFuture(UpstreamConnectError(
-                    kind: .connect, message: "cannot connect to the upstream \(settings.authority): \(error)"))
-            }
-            .flatMapThrowing { channel in
-                var connection = NIOHTTP2Handler.ConnectionConfiguration()
-                connection.initialSettings = [
-                    HTTP2Setting(parameter: .enablePush, value: 0),
-                    HTTP2Setting(parameter: .maxHeaderListSize, value: 1 << 16),
-                ]
-                let multiplexer = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-                    mode: .client, connectionConfiguration: connection, streamConfiguration: .init()
-                ) { pushed in pushed.close() }  // push is refused in SETTINGS; nothing else opens streams
-                return HTTP2Upstream(channel: channel, multiplexer: multiplexer)
-            }
+        let made = connectChannel { channel in
+            var connection = NIOHTTP2Handler.ConnectionConfiguration()
+            connection.initialSettings = [
+                HTTP2Setting(parameter: .enablePush, value: 0),
+                HTTP2Setting(parameter: .maxHeaderListSize, value: 1 << 16),
+            ]
+            _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+                mode: .client, connectionConfiguration: connection, streamConfiguration: .init()
+            ) { pushed in pushed.close() }  // push is refused in SETTINGS; nothing else opens streams
+        }.flatMapThrowing { channel in
+            HTTP2Upstream(
+                channel: channel,
+                multiplexer: try channel.pipeline.syncOperations.handler(type: NIOHTTP2Handler.self).syncMultiplexer())
+        }
         let forget: @Sendable (Result<Void, any Error>) -> Void = { _ in
             if self.http2Attempt == attempt { self.http2 = nil }
         }
@@ -323,7 +317,21 @@ final class UpstreamLoopPool: @unchecked Sendable {
         return made
     }
 
+    /// A new HTTP/1.1 connection.
     private func connect() -> EventLoopFuture<UpstreamConnection> {
+        let made = eventLoop.makePromise(of: UpstreamConnection.self)
+        // Bytes the upstream sends right after a 101 are the tunnel's (`becomeTunnelEnd`).
+        connectChannel { try $0.pipeline.syncOperations.addHTTPClientHandlers(leftOverBytesStrategy: .forwardBytes) }
+            .whenComplete { result in self.adopt(result, into: made) }
+        return made.futureResult
+    }
+
+    /// A connection to the upstream, ready for requests: TCP; then, in outbound mode, TLS with the server's chain
+    /// and identity checked inside the handshake (and ALPN `h2` agreed, for HTTP/2); then the protocol's handlers,
+    /// added by `protocolHandlers`. Fails with the reason (`UpstreamConnectError`) when any step does.
+    private func connectChannel(
+        _ protocolHandlers: @escaping @Sendable (any Channel) throws -> Void
+    ) -> EventLoopFuture<any Channel> {
         let settings = self.settings
         let handshake = eventLoop.makePromise(of: Void.self)
         let bootstrap = ClientBootstrap(group: eventLoop)
@@ -340,16 +348,14 @@ final class UpstreamLoopPool: @unchecked Sendable {
                                 .cascade(to: promise)
                         }
                         try sync.addHandler(handler)
-                        try sync.addHandler(HandshakeWaiter(promise: handshake))
+                        try sync.addHandler(HandshakeWaiter(promise: handshake, requiring: settings.http2 ? "h2" : nil))
                     } else {
                         handshake.succeed()
                     }
-                    // Bytes the upstream sends right after a 101 are the tunnel's (`becomeTunnelEnd`).
-                    try sync.addHTTPClientHandlers(leftOverBytesStrategy: .forwardBytes)
+                    try protocolHandlers(channel)
                 }
             }
-        let made = eventLoop.makePromise(of: UpstreamConnection.self)
-        bootstrap.connect(host: settings.host, port: settings.port)
+        return bootstrap.connect(host: settings.host, port: settings.port)
             .flatMapError { error in
                 handshake.fail(error)
                 return self.eventLoop.makeFailedFuture(UpstreamConnectError(
@@ -362,8 +368,6 @@ final class UpstreamLoopPool: @unchecked Sendable {
                     throw UpstreamConnectError(kind: .tls, message: "TLS with the upstream \(settings.authority) failed: \(error)")
                 }.map { channel }
             }
-            .whenComplete { result in self.adopt(result, into: made) }
-        return made.futureResult
     }
 
     /// A channel made for the pool (a connection, or an HTTP/2 stream) as an `UpstreamConnection`, handed over on
@@ -392,14 +396,23 @@ struct HTTP2Upstream: Sendable {
 final class HandshakeWaiter: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = NIOAny
     private let promise: EventLoopPromise<Void>
+    /// The application protocol the server must agree to (ALPN), if any.
+    private let required: String?
 
-    init(promise: EventLoopPromise<Void>) {
+    init(promise: EventLoopPromise<Void>, requiring required: String? = nil) {
         self.promise = promise
+        self.required = required
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case TLSUserEvent.handshakeCompleted = event {
-            promise.succeed()
+        if case TLSUserEvent.handshakeCompleted(let negotiated) = event {
+            if let required, negotiated != required {
+                promise.fail(UpstreamConnectError(
+                    kind: .tls, message: "the upstream did not agree to \(required) (ALPN: \(negotiated ?? "none"))"))
+                context.close(promise: nil)
+            } else {
+                promise.succeed()
+            }
             context.pipeline.syncOperations.removeHandler(self, promise: nil)
         }
         context.fireUserInboundEventTriggered(event)
