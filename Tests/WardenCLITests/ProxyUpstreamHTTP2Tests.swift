@@ -11,10 +11,8 @@ import WardenTesting
 /// serve`, whose Health service answers.
 @Suite(.serialized, .timeLimit(.minutes(2))) struct ProxyUpstreamHTTP2Tests {
     @Test func aGRPCCallIsCheckedForwardedAndAnsweredWithItsTrailers() async throws {
-        let workloadPolicies = try TemporaryDirectory()
-        try workloadPolicies.write("allow.yaml", ProxyHarness.allowAll)
-        let workload = try await ServerProcess(["--policies", workloadPolicies.path, "--decision-log", "off"])
-        defer { workload.stop() }
+        let (workload, policies) = try await Self.grpcWorkload()
+        defer { workload.stop(); withExtendedLifetime(policies) {} }
         // The workload's Check method is denied to callers through the proxy; its Health service is not.
         let harness = try await ProxyHarness(
             authorization: ProxyHarness.deny(paths: ["/envoy.service.auth.v3.Authorization/*"]),
@@ -75,10 +73,8 @@ import WardenTesting
     /// The seed's path for a gRPC call: the client (plaintext h2c) → its outbound proxy → details' inbound proxy
     /// (STRICT, h2 agreed by ALPN over mTLS) → the gRPC workload (h2c). The inbound proxy sees `sleep`'s identity.
     @Test func aGRPCCallTakesTheSeedsPathThroughBothProxies() async throws {
-        let workloadPolicies = try TemporaryDirectory()
-        try workloadPolicies.write("allow.yaml", ProxyHarness.allowAll)
-        let workload = try await ServerProcess(["--policies", workloadPolicies.path, "--decision-log", "off"])
-        defer { workload.stop() }
+        let (workload, policies) = try await Self.grpcWorkload()
+        defer { workload.stop(); withExtendedLifetime(policies) {} }
         let harness = try await ProxyHarness(
             authentication: ProxyHarness.peerAuthentication("STRICT"), proxyArguments: ["--upstream-http2"],
             upstreamPort: workload.grpcPort)
@@ -100,5 +96,12 @@ import WardenTesting
         let call = try #require(lines.first { ($0["path"] as? String) == "/grpc.health.v1.Health/Check" })
         #expect(call["protocol"] as? String == "HTTP/2")
         #expect(call["peer_principal"] as? String == "cluster.local/ns/default/sa/sleep")
+    }
+
+    /// The gRPC workload: a `warden serve` (allowing everything) whose Health service answers.
+    static func grpcWorkload() async throws -> (ServerProcess, TemporaryDirectory) {
+        let policies = try TemporaryDirectory()
+        try policies.write("allow.yaml", ProxyHarness.allowAll)
+        return (try await ServerProcess(["--policies", policies.path, "--decision-log", "off"]), policies)
     }
 }
