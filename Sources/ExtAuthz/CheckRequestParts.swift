@@ -37,6 +37,9 @@ public struct CheckRequestParts: Sendable {
     /// Header fields in the order received; repeated names are joined with `,` as Envoy joins them.
     public var headers: [(name: String, value: String)]
     public var body: [UInt8]
+    /// The body goes as `raw_body` bytes even when it is UTF-8 (Istio's `packAsBytes`); otherwise as `body` text when
+    /// it is UTF-8, as Envoy sends it by default.
+    public var bodyAsBytes: Bool
     /// The SNI the client sent in its TLS handshake.
     public var serverName: String?
     /// Verified JWT payloads, as Envoy's jwt_authn filter writes them into metadata (Istio keys them by issuer).
@@ -46,7 +49,7 @@ public struct CheckRequestParts: Sendable {
         source: Peer = Peer(), destination: Peer = Peer(), namespace: String? = nil, labels: [String: String] = [:],
         requestID: String? = nil, method: String = "GET", scheme: String = "http", host: String = "", target: String = "/",
         httpProtocol: String = "HTTP/1.1", headers: [(name: String, value: String)] = [], body: [UInt8] = [],
-        serverName: String? = nil, verifiedTokens: [(issuer: String, payload: Value)] = []
+        bodyAsBytes: Bool = false, serverName: String? = nil, verifiedTokens: [(issuer: String, payload: Value)] = []
     ) {
         self.source = source
         self.destination = destination
@@ -60,6 +63,7 @@ public struct CheckRequestParts: Sendable {
         self.httpProtocol = httpProtocol
         self.headers = headers
         self.body = body
+        self.bodyAsBytes = bodyAsBytes
         self.serverName = serverName
         self.verifiedTokens = verifiedTokens
     }
@@ -104,7 +108,7 @@ public struct CheckRequestParts: Sendable {
         http.protocol = httpProtocol
         http.headers = Dictionary(uniqueKeysWithValues: joinedHeaders().lazy.map { ($0.name, $0.value) })
         if !body.isEmpty {
-            if let text = String(validating: body, as: UTF8.self) { http.body = text } else { http.rawBody = .init(body) }
+            if !bodyAsBytes, let text = String(validating: body, as: UTF8.self) { http.body = text } else { http.rawBody = .init(body) }
             http.size = Int64(body.count)
         }
         check.attributes.request.http = http
@@ -135,7 +139,7 @@ public struct CheckRequestParts: Sendable {
         }
         ProtobufWire.appendString(httpProtocol, field: 10, to: &http)
         if !body.isEmpty {
-            if let text = String(validating: body, as: UTF8.self) {
+            if !bodyAsBytes, let text = String(validating: body, as: UTF8.self) {
                 ProtobufWire.appendString(text, field: 11, to: &http)
             } else {
                 ProtobufWire.appendBytes(body, field: 12, to: &http)

@@ -96,6 +96,10 @@ struct ProxyCommand: AsyncParsableCommand {
         help: "Send the request body with each check, up to this many bytes (Envoy's with_request_body); 413 beyond.")
     var checkBodyBytes: Int?
     @Flag(
+        name: .customLong("check-body-as-bytes"),
+        help: "With --check-body-bytes: send the body as raw_body bytes even when it is text (Istio's packAsBytes).")
+    var checkBodyAsBytes = false
+    @Flag(
         name: .customLong("check-partial-body"),
         help: "With --check-body-bytes: check a longer body on its first bytes instead of refusing it.")
     var checkPartialBody = false
@@ -238,9 +242,11 @@ struct ProxyCommand: AsyncParsableCommand {
             c.maximumRequestBodyBytes = maxRequestBody
         }
         if let checkBodyBytes {
-            c.checkBody = .init(maximumBytes: checkBodyBytes, allowPartial: checkPartialBody)
+            c.checkBody = .init(maximumBytes: checkBodyBytes, allowPartial: checkPartialBody, packAsBytes: checkBodyAsBytes)
         } else if checkPartialBody {
             throw ValidationError("--check-partial-body needs --check-body-bytes")
+        } else if checkBodyAsBytes {
+            throw ValidationError("--check-body-as-bytes needs --check-body-bytes")
         }
         if let pathNormalization {
             switch pathNormalization.uppercased() {
@@ -297,6 +303,7 @@ struct ProxyConfigFile {
     var upstreamHTTP2 = false
     var authzTLS = false
     var checkPartialBody = false
+    var checkBodyAsBytes = false
 
     static let stringKeys = [
         "listen", "upstream", "authz", "cert", "key", "trust_bundle", "policies", "namespace", "labels", "ports",
@@ -322,7 +329,7 @@ struct ProxyConfigFile {
         var file = ProxyConfigFile()
         guard let document = parsed.documents.first else { return (file, []) }
         let d = DocumentDecoder()
-        guard let top = d.fields(document, at: .root, known: stringKeys + integerKeys + ["outbound", "upstream_http2", "authz_tls", "check_partial_body"]) else {
+        guard let top = d.fields(document, at: .root, known: stringKeys + integerKeys + ["outbound", "upstream_http2", "authz_tls", "check_partial_body", "check_body_as_bytes"]) else {
             return (nil, d.diagnostics)
         }
         let base = (path as NSString).deletingLastPathComponent
@@ -337,6 +344,8 @@ struct ProxyConfigFile {
                 if let flag = d.bool(entry.value, at: path) { file.authzTLS = flag }
             case "check_partial_body":
                 if let flag = d.bool(entry.value, at: path) { file.checkPartialBody = flag }
+            case "check_body_as_bytes":
+                if let flag = d.bool(entry.value, at: path) { file.checkBodyAsBytes = flag }
             case "labels" where { if case .mapping = entry.value.content { true } else { false } }():
                 if let labels = d.stringMap(entry.value, at: path) {
                     file.strings["labels"] = labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.value)" }.joined(separator: ",")
@@ -404,5 +413,6 @@ struct ProxyConfigFile {
         if upstreamHTTP2 { command.upstreamHTTP2 = true }
         if authzTLS { command.authzTLS = true }
         if checkPartialBody { command.checkPartialBody = true }
+        if checkBodyAsBytes { command.checkBodyAsBytes = true }
     }
 }

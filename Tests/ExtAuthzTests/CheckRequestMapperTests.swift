@@ -381,6 +381,7 @@ func sampleCheck(
             case 1: parts.body = [0xff, 0x00, 0xc3]
             default: parts.body = []
             }
+            parts.bodyAsBytes = random.next() % 2 == 0
             var written: [UInt8] = []
             parts.appendRequestFields(to: &written)
             var expected = Envoy_Service_Auth_V3_CheckRequest()
@@ -391,6 +392,19 @@ func sampleCheck(
                 #expect(written == (try expected.serializedBytes() as [UInt8]), "round \(round)")
             }
         }
+    }
+
+    /// Text goes as `body` unless the proxy packs it as bytes (Istio's `packAsBytes`); bytes that are not UTF-8
+    /// always go as `raw_body`.
+    @Test func aBodyGoesAsTextOrAsBytes() {
+        var parts = CheckRequestParts()
+        parts.body = Array(#"{"n":1}"#.utf8)
+        #expect(parts.checkRequest.attributes.request.http.body == #"{"n":1}"#)
+        #expect(parts.checkRequest.attributes.request.http.rawBody.isEmpty)
+        parts.bodyAsBytes = true
+        #expect(parts.checkRequest.attributes.request.http.body.isEmpty)
+        #expect(Array(parts.checkRequest.attributes.request.http.rawBody) == Array(#"{"n":1}"#.utf8))
+        #expect(parts.checkRequest.attributes.request.http.size == 7)
     }
 
     @Test func repeatedNamesAreJoinedInTheOrderReceived() {

@@ -156,6 +156,22 @@ import WardenTesting
         let bodies = harness.upstreamRequests().filter { $0["path"] as? String == "/orders" }.map { $0["body_bytes"] as? Int }
         #expect(bodies.last == 15)
         #expect(bodies.allSatisfy { $0 == 15 })
+
+        // Packed as bytes (Istio's packAsBytes): the body goes as raw_body, and OPA-Envoy's parsed_body still reads it.
+        try harness.directory.write("server-policies/orders.rego", """
+            package envoy.authz
+
+            default allow := false
+
+            allow if {
+                input.parsed_body.quantity <= 10
+                input.attributes.request.http.rawBody != ""
+                not input.attributes.request.http.body
+            }
+            """)
+        try await harness.restartProxy(["--check-body-bytes", "64", "--check-body-as-bytes"])
+        try await waitUntil { try await curlExit(json + ["-d", #"{"quantity": 4}"#, harness.httpURL + "/orders"]).status == 200 }
+        #expect(try await curlExit(json + ["-d", #"{"quantity": 40}"#, harness.httpURL + "/orders"]).status == 403)
     }
 
     /// The proxy normalizes the path as `warden serve` does before it checks and forwards (Istio's

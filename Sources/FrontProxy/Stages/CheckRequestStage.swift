@@ -31,9 +31,12 @@ public enum CheckRequestStage {
         public var bytes: [UInt8]
         /// Only the first part of the body: it was longer than the check may carry, or had not ended.
         public var partial: Bool
+        /// Sent as `raw_body` bytes whatever it holds (Istio's `packAsBytes`).
+        public var asBytes: Bool
 
         /// The first `maximumBytes` of `chunks`; `whole` says whether the request's body ended with them.
-        public init(_ chunks: [ByteBuffer], maximumBytes: Int, whole: Bool) {
+        public init(_ chunks: [ByteBuffer], maximumBytes: Int, whole: Bool, asBytes: Bool = false) {
+            self.asBytes = asBytes
             var bytes: [UInt8] = []
             for chunk in chunks where bytes.count < maximumBytes {
                 bytes += chunk.readableBytesView.prefix(maximumBytes - bytes.count)
@@ -66,7 +69,8 @@ public enum CheckRequestStage {
             destination: .init(identity: ownIdentity, address: connection.localAddress, port: workload.port),
             namespace: workload.namespace, labels: workload.labels, requestID: request.requestID,
             method: request.method.rawValue, scheme: connection.scheme, host: request.authority, target: request.target,
-            httpProtocol: connection.httpProtocol, headers: headers, body: body?.bytes ?? [], serverName: connection.serverName,
+            httpProtocol: connection.httpProtocol, headers: headers, body: body?.bytes ?? [], bodyAsBytes: body?.asBytes ?? false,
+            serverName: connection.serverName,
             verifiedTokens: tokens)
     }
 }

@@ -29,14 +29,17 @@ public struct ExchangeSettings: Sendable {
 
     /// Envoy's `with_request_body`: the body is read before the check, up to `maximumBytes`. A longer body gets 413,
     /// or with `allowPartial` is checked on its first `maximumBytes` (the check's `x-envoy-auth-partial-body` says
-    /// which). The whole body is forwarded once allowed.
+    /// which). With `packAsBytes` it goes as `raw_body` bytes even when it is text. The whole body is forwarded once
+    /// allowed.
     public struct CheckBody: Sendable, Hashable {
         public var maximumBytes: Int
         public var allowPartial: Bool
+        public var packAsBytes: Bool
 
-        public init(maximumBytes: Int, allowPartial: Bool = false) {
+        public init(maximumBytes: Int, allowPartial: Bool = false, packAsBytes: Bool = false) {
             self.maximumBytes = maximumBytes
             self.allowPartial = allowPartial
+            self.packAsBytes = packAsBytes
         }
     }
 
@@ -286,7 +289,8 @@ public struct ExchangeStateMachine {
                 state = .awaitingBody
                 return takeContinue() ? .sendContinue : .none
             }
-            body = CheckRequestStage.Body(held, maximumBytes: checkBody.maximumBytes, whole: requestEnded || !bodyExpected)
+            body = CheckRequestStage.Body(
+                held, maximumBytes: checkBody.maximumBytes, whole: requestEnded || !bodyExpected, asBytes: checkBody.packAsBytes)
         }
         state = .checking
         checkStarted = now
