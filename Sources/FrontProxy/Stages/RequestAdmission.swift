@@ -57,9 +57,7 @@ public enum RequestAdmission {
         }
         var headers = head.headers
         let upgrade = tunnelledUpgrade(head)
-        let acceptsTrailers = headers["te"].contains { value in
-            value.split(separator: ",").contains { $0.trimmingASCIISpaces.lowercased() == "trailers" }
-        }
+        let acceptsTrailers = headers.list("te", contains: "trailers")
         // Hop-by-hop fields, and every field `Connection` names.
         for value in headers["connection"] {
             for name in value.split(separator: ",") {
@@ -132,9 +130,7 @@ public enum RequestAdmission {
     /// reads nothing after such a request, as HTTP/1.1 has it: unless the switch happens, its connection closes
     /// after the response.
     static func asksToUpgrade(_ headers: HTTPHeaders) -> Bool {
-        headers.contains(name: "upgrade") && headers["connection"].contains { value in
-            value.split(separator: ",").contains { $0.trimmingASCIISpaces.lowercased() == "upgrade" }
-        }
+        headers.contains(name: "upgrade") && headers.list("connection", contains: "upgrade")
     }
 
     /// `Connection: host` must not remove what routes the request.
@@ -209,6 +205,13 @@ extension HTTPHeaders {
         func named(_ field: String) -> Bool { names.contains { isFieldName(field, $0) } }
         guard contains(where: { named($0.name) }) else { return }
         self = HTTPHeaders(filter { !named($0.name) })
+    }
+}
+
+extension HTTPHeaders {
+    /// Whether the comma-separated list field `name` (`Connection`, `TE`) holds `token` (lower-case), in any case.
+    func list(_ name: String, contains token: String) -> Bool {
+        self[name].contains { value in value.split(separator: ",").contains { $0.trimmingASCIISpaces.lowercased() == token } }
     }
 }
 
