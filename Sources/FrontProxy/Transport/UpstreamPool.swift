@@ -270,9 +270,11 @@ final class UpstreamLoopPool: @unchecked Sendable {
                 made.fail(error)
             case .success(let upstream):
                 let stream = self.eventLoop.makePromise(of: (any Channel).self)
+                // `:scheme` says how the connection is carried: https over the outbound mode's TLS.
+                let scheme: HTTP2FramePayloadToHTTP1ClientCodec.HTTPProtocol = self.settings.tls == nil ? .http : .https
                 upstream.multiplexer.createStreamChannel(promise: stream) { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: .http))
+                        try channel.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: scheme))
                     }
                 }
                 stream.futureResult.whenComplete { result in
