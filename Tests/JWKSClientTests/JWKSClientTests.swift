@@ -294,13 +294,14 @@ struct JWKSClientTests {
     }
 }
 
-/// The real clock plus an offset the test adds to: intervals pass at once, whatever the machine's load.
+/// A clock that stands still until the test moves it, so intervals pass when the test says, whatever the machine's
+/// load. (The real clock plus an offset let a stalled test run past an interval on its own.)
 final class MovableClock: Sendable {
-    private let offset = Mutex(Duration.zero)
+    private let current = Mutex(ContinuousClock.now)
 
-    func advance(_ duration: Duration) { offset.withLock { $0 += duration } }
+    func advance(_ duration: Duration) { current.withLock { $0 += duration } }
 
     var now: @Sendable () -> ContinuousClock.Instant {
-        { [self] in ContinuousClock.now + offset.withLock { $0 } }
+        { [self] in current.withLock { $0 } }
     }
 }
