@@ -73,6 +73,16 @@ struct RawConnection {
         // Headers over 60 KiB: 431.
         let large = try await curlExit(["-H", "x-large: " + String(repeating: "a", count: 70_000), harness.httpURL + "/large"])
         #expect(large.status == 431)
+        // HTTP/2 takes header lists up to the same bound on a connection's first request, though the client sends it
+        // before acknowledging the bound (over TLS by ALPN, and h2c); beyond the bound the connection ends.
+        let header = ["-H", "x-large: " + String(repeating: "a", count: 40_000)]
+        let h2 = try await curlExit(harness.asSleep + ["--http2"] + header + [harness.detailsURL + "/large-h2"])
+        #expect(h2.status == 200, "\(h2)")
+        let h2c = try await curlExit(["--http2-prior-knowledge"] + header + [harness.httpURL + "/large-h2c"])
+        #expect(h2c.status == 200, "\(h2c)")
+        let h2Over = try await curlExit(
+            ["--http2-prior-knowledge", "-H", "x-large: " + String(repeating: "a", count: 70_000), harness.httpURL + "/large"])
+        #expect(h2Over.status != 200 && h2Over.exitStatus != 0)
 
         let smuggling = [
             "POST /s HTTP/1.1\r\nHost: d\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
@@ -121,6 +131,7 @@ struct RawConnection {
         #expect(kept.exitStatus == 0)
         let paths = harness.upstreamRequests().compactMap { $0["path"] as? String }
         #expect(paths.filter { $0.hasPrefix("/bystander") }.count == 3)
+        #expect(paths.contains("/large-h2") && paths.contains("/large-h2c"))
         #expect(paths.contains("/idle"))
         #expect(!paths.contains("/s") && !paths.contains("/slow") && !paths.contains("/big") && !paths.contains("/large"))
         #expect(harness.proxy.launched.isRunning)

@@ -2,6 +2,7 @@ import Identity
 import NIOCore
 import Networking
 import NIOHTTP1
+import NIOHPACK
 import NIOHTTP2
 import NIOPosix
 import NIOSSL
@@ -76,6 +77,10 @@ struct HTTPPipeline {
                 HTTP2Setting(parameter: .maxHeaderListSize, value: limits.maximumHeaderBytes),
             ]
             let environment = self.environment
+            if limits.maximumHeaderBytes > HPACKDecoder.defaultMaxHeaderListSize {
+                // The bound applies from the first request, not only once the client has acknowledged it.
+                try sync.addHandler(SettingsAcknowledgementGate(maximumHeldBytes: 2 * limits.maximumHeaderBytes + 65_536))
+            }
             // Graceful shutdown (ChannelShouldQuiesceEvent) becomes GOAWAY, and the connection closes once its
             // streams are done.
             let management = NIOHTTP2ServerConnectionManagementHandler(
