@@ -1,9 +1,12 @@
 import ExtAuthz
-import FrontProxy
+@testable import FrontProxy
 import Identity
 import JOSE
 import NIOCore
+import NIOEmbedded
+import NIOHPACK
 import NIOHTTP1
+import NIOHTTP2
 import PolicyCore
 import SwiftProtobuf
 import Testing
@@ -573,5 +576,76 @@ struct ExchangeTrailerTests {
         #expect(sent?.headers.contains(name: "te") == false)
         guard case .finish(_, _, let trailers) = end else { Issue.record("not finished"); return }
         #expect(trailers == nil)
+    }
+}
+
+@Suite("HTTP/2 header blocks go in one frame: heads that do not fit are answered, not left hanging")
+struct HTTP2HeaderBlockTests {
+    /// Printable, but spread over the alphabet, so Huffman coding barely shortens it.
+    static func text(_ count: Int) -> String {
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_~!")
+        var state: UInt64 = 42
+        return String((0..<count).map { _ in
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return alphabet[Int(state >> 33) % alphabet.count]
+        })
+    }
+
+    /// Drives a request with a header of `size` bytes to the upstream; returns what the machine does then.
+    static func forward(size: Int, version: HTTPVersion = .http2, upstreamHTTP2: Bool) -> (ExchangeStateMachine, ExchangeStateMachine.Action) {
+        var machine = ExchangeTrailerTests.machine(upstreamHTTP2: upstreamHTTP2)
+        let head = HTTPRequestHead(version: version, method: .GET, uri: "/", headers: HTTPHeaders([
+            ("host", "details"), ("x-large", text(size)),
+        ]))
+        _ = machine.receiveHead(head, now: 1)
+        _ = machine.receiveEnd(now: 2)
+        _ = machine.checked(.success(ExchangeStateMachineTests.allowed), now: 3)
+        let action = machine.upstreamConnected(now: 4)
+        return (machine, action)
+    }
+
+    @Test func aRequestHeadTooLargeForAnHTTP2UpstreamIs431() throws {
+        let (machine, action) = Self.forward(size: 20_000, upstreamHTTP2: true)
+        guard case .respond(let response, _) = action else { Issue.record("\(action)"); return }
+        #expect(response.status == 431)
+        #expect(machine.record.upstreamFailure == "request_headers_too_large")
+        // The same head goes to an HTTP/1.1 upstream, and a smaller one to an HTTP/2 upstream.
+        guard case .sendRequest = Self.forward(size: 20_000, upstreamHTTP2: false).1 else { Issue.record("HTTP/1.1"); return }
+        guard case .sendRequest = Self.forward(size: 10_000, upstreamHTTP2: true).1 else { Issue.record("10,000 bytes"); return }
+    }
+
+    @Test func aResponseHeadTooLargeForAnHTTP2ClientIs502() throws {
+        for version in [HTTPVersion.http2, .http1_1] {
+            var (machine, _) = Self.forward(size: 10, version: version, upstreamHTTP2: false)
+            let head = HTTPResponseHead(version: .http1_1, status: .ok, headers: ["set-cookie": Self.text(20_000)])
+            let action = machine.upstreamResponseHead(head, now: 5)
+            if version == .http2 {
+                guard case .respond(let response, _) = action else { Issue.record("\(action)"); continue }
+                #expect(response.status == 502)
+                #expect(machine.record.upstreamFailure == "response_headers_too_large")
+            } else {
+                guard case .sendResponseHead = action else { Issue.record("\(action)"); continue }
+            }
+        }
+    }
+
+    /// The estimate against swift-nio-http2's own encoder around the limit: what is said to fit is written, what is
+    /// not would fail.
+    @Test func whatIsSaidToFitIsWhatNIOWrites() throws {
+        var fitting = 0
+        for size in stride(from: 18_000, through: 24_000, by: 250) {
+            let headers = HTTPHeaders([("x-large", Self.text(size))])
+            let fits = ForwardingStage.fitsOneHTTP2Frame(headers, pseudo: [":status": "200"])
+            if fits { fitting += 1 }
+            let channel = EmbeddedChannel(handler: NIOHTTP2Handler(mode: .server))
+            try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+            try channel.writeInbound(ByteBuffer(bytes: Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8) + [0, 0, 0, 4, 0, 0, 0, 0, 0]))
+            try channel.writeInbound(ByteBuffer(bytes: [0, 0, 6, 1, 5, 0, 0, 0, 1, 0x82, 0x86, 0x84, 0x41, 0x01, 0x61]))
+            let fields = HPACKHeaders([(":status", "200"), ("x-large", Self.text(size))])
+            let written = channel.writeAndFlush(HTTP2Frame(streamID: 1, payload: .headers(.init(headers: fields))))
+            #expect(((try? written.wait()) != nil) == fits, "\(size) bytes")
+            _ = try? channel.finish()
+        }
+        #expect(fitting > 3 && fitting < 25, "the sizes cover the limit from both sides")
     }
 }

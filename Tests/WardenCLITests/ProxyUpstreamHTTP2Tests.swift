@@ -60,7 +60,22 @@ import WardenTesting
         }
         #expect(plainHealth.status == .serving)
 
-        let lines = try await harness.accessLog(atLeast: 53)
+        // A head whose header block cannot go to the workload in one HTTP/2 frame is answered 431 at once (it would
+        // otherwise wait for the upstream timeout), and the proxy's connection to the workload keeps serving.
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+        let large = try await curlExit([
+            "--http2-prior-knowledge", "-H", "x-large: " + String((0..<30_000).map { _ in alphabet.randomElement()! }),
+            harness.httpURL + "/large",
+        ])
+        #expect(large.status == 431, "\(large)")
+        let after = try await withGRPCClient(transport: try HTTP2ClientTransport.Posix(
+            target: .ipv4(address: "127.0.0.1", port: harness.proxy.port), transportSecurity: .plaintext)
+        ) { client in
+            try await Grpc_Health_V1_Health.Client(wrapping: client).check(.init())
+        }
+        #expect(after.status == .serving)
+
+        let lines = try await harness.accessLog(atLeast: 55)
         let call = try #require(lines.first { ($0["path"] as? String) == "/grpc.health.v1.Health/Check" })
         #expect(call["status"] as? Int == 200 && call["protocol"] as? String == "HTTP/2")
         #expect(call["decision"] as? String == "allow")
@@ -68,6 +83,8 @@ import WardenTesting
         #expect(denied["status"] as? Int == 403 && denied["decision"] as? String == "deny")
         let plainCall = try #require(lines.last { ($0["path"] as? String) == "/grpc.health.v1.Health/Check" })
         #expect(plainCall["protocol"] as? String == "HTTP/2" && plainCall["peer_principal"] == nil)
+        let refused = try #require(lines.first { ($0["path"] as? String) == "/large" })
+        #expect(refused["status"] as? Int == 431 && refused["upstream_failure"] as? String == "request_headers_too_large")
     }
 
     /// The seed's path for a gRPC call: the client (plaintext h2c) → its outbound proxy → details' inbound proxy

@@ -353,6 +353,12 @@ public struct ExchangeStateMachine {
         let framing = ForwardingStage.framing(declaredLength: declaredLength, received: heldBytes, ended: requestEnded)
         let head = ForwardingStage.upstreamHead(
             request, framing: framing, upstreamAuthority: settings.upstreamAuthority, upstreamHTTP2: settings.upstreamHTTP2)
+        if settings.upstreamHTTP2, !ForwardingStage.fitsOneHTTP2Frame(
+            head.headers, pseudo: [":method": head.method.rawValue, ":scheme": "https", ":path": head.uri])
+        {
+            record.upstreamFailure = "request_headers_too_large"
+            return respond(.text(431, "request header fields too large for the upstream's HTTP/2 frames"), now: now)
+        }
         let body = held
         held = []
         heldBytes = 0
@@ -374,10 +380,14 @@ public struct ExchangeStateMachine {
         // A 100 Continue is the upstream's business with the request body; the client's own expectation was
         // answered by the proxy.
         if head.status.code >= 100 && head.status.code < 200 { return .none }
-        responseStarted = true
-        record.status = Int(head.status.code)
         record.upstreamNanos = now &- upstreamStarted
         var downstream = ForwardingStage.downstreamHead(head, responseHeaders: responseHeaders, version: request.version)
+        if request.version.major == 2, !ForwardingStage.fitsOneHTTP2Frame(downstream.headers, pseudo: [":status": "200"]) {
+            record.upstreamFailure = "response_headers_too_large"
+            return respond(.text(502, "the upstream's response header fields are too large for HTTP/2 frames"), now: now)
+        }
+        responseStarted = true
+        record.status = Int(head.status.code)
         if request.version.major == 1 && !keepAlive {
             // The connection ends with this response (the client asked, or its request asked to upgrade): say so.
             downstream.headers.replaceOrAdd(name: "connection", value: "close")

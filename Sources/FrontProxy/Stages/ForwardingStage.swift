@@ -1,3 +1,5 @@
+import NIOCore
+import NIOHPACK
 import NIOHTTP1
 
 /// The forwarding stage: the allowed request as the upstream gets it (HTTP/1.1 on a kept-alive connection, framed
@@ -50,6 +52,27 @@ public enum ForwardingStage {
             headers.add(name: "upgrade", value: upgrade)
         }
         return HTTPRequestHead(version: .http1_1, method: request.method, uri: request.target, headers: headers)
+    }
+
+    /// The largest HTTP/2 header block the proxy sends. swift-nio-http2 sends a block in one HEADERS frame, never with
+    /// CONTINUATION, so a block must fit the peer's frames: 16 KiB unless the peer raises SETTINGS_MAX_FRAME_SIZE (Envoy
+    /// and most servers and clients keep it). Larger ones would fail to be written, and the stream would hang.
+    static let http2HeaderBlockLimit = 16_384 - 16
+
+    /// Whether `headers` and the pseudo-fields, HPACK-encoded, fit one HTTP/2 frame (`http2HeaderBlockLimit`).
+    static func fitsOneHTTP2Frame(_ headers: HTTPHeaders, pseudo: KeyValuePairs<String, String>) -> Bool {
+        var bytes = 0, fields = 0
+        for (name, value) in pseudo { bytes += name.utf8.count + value.utf8.count; fields += 1 }
+        for (name, value) in headers { bytes += name.utf8.count + value.utf8.count; fields += 1 }
+        // Huffman codes are at most 30 bits a byte; a field's lengths and type take at most 11 bytes more. Most heads
+        // are decided here, without encoding.
+        if (bytes * 15 + 3) / 4 + fields * 11 <= http2HeaderBlockLimit { return true }
+        var block = HPACKHeaders(pseudo.map { ($0.key, $0.value) })
+        for (name, value) in headers { block.add(name: name.lowercased(), value: value) }
+        var encoder = HPACKEncoder(allocator: ByteBufferAllocator())
+        var encoded = ByteBuffer()
+        guard (try? encoder.encode(headers: block, to: &encoded)) != nil else { return false }
+        return encoded.readableBytes <= http2HeaderBlockLimit
     }
 
     /// The head sent downstream for the upstream's `head`.
