@@ -263,7 +263,7 @@ let package = Package(
         .target(
             name: "WardenTesting",
             dependencies: [
-                "PolicyCore", "ExtAuthz", "Identity",
+                "PolicyCore", "ExtAuthz", "Identity", "Networking",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),

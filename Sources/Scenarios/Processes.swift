@@ -1,4 +1,5 @@
 import Foundation
+import Networking
 import Synchronization
 
 /// Every child process a scenario run or the demo has started and not yet seen exit, so that an interrupted run
@@ -90,6 +91,8 @@ public final class ChildProcess: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+        // Stops by itself should this process end without stopping it (SIGKILL, a crash).
+        process.environment = ParentWatch.childEnvironment()
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err

@@ -1,6 +1,7 @@
 import ArgumentParser
 
 import Foundation
+import Networking
 
 /// `warden`: the authorization server, the front proxy and the tools around them.
 @main
@@ -53,6 +54,8 @@ struct Warden: AsyncParsableCommand {
 
     /// Parses and runs a command; usage errors exit with status 2 (ArgumentParser alone would use 64).
     static func main() async {
+        // Started by a launcher that names itself: stop when it is gone, however it ended.
+        ParentWatch.start()
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {

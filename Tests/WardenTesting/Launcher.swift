@@ -1,4 +1,5 @@
 import Foundation
+import Networking
 import Synchronization
 
 /// A real program (usually the `warden` binary) started for an end-to-end test: found ready by its log, stopped
@@ -33,7 +34,8 @@ public final class LaunchedProcess: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory)
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        // The child stops by itself should this process die without stopping it (a crash, a fatal error).
+        process.environment = ParentWatch.childEnvironment().merging(environment) { $1 }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err

@@ -1,4 +1,5 @@
 import Foundation
+import Networking
 
 /// The outcome of running a program to completion.
 public struct ProcessOutput: Sendable {
@@ -21,7 +22,7 @@ public enum ProcessRunner {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         if let currentDirectory { process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
-        if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+        process.environment = ParentWatch.childEnvironment().merging(environment ?? [:]) { $1 }
         let out = Pipe(), err = Pipe(), input = Pipe()
         process.standardOutput = out
         process.standardError = err
