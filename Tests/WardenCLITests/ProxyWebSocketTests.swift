@@ -352,6 +352,126 @@ struct WebSocketTestError: Error, CustomStringConvertible {
     }
 }
 
+/// A tunnel whose upstream stops reading: the proxy stops reading from the client instead of holding what it sends,
+/// and passes everything on once the upstream reads again.
+@Suite(.serialized, .timeLimit(.minutes(2))) struct ProxyTunnelBackpressureTests {
+    @Test func aStalledUpstreamStopsTheClientNotTheProxysMemory() async throws {
+        let upstream = try await StalledUpgradeServer.start()
+        defer { upstream.stop() }
+        let harness = try await ProxyHarness(upstreamPort: upstream.port)
+        defer { harness.stop() }
+        let pid = harness.proxy.launched.processIdentifier
+
+        let client = try await RawClient.connect(port: harness.proxy.port)
+        try await client.send(
+            "GET /stalled HTTP/1.1\r\nHost: details\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        try await client.waitFor { $0.hasPrefix("HTTP/1.1 101") && $0.hasSuffix("\r\n\r\n") }
+        let before = try #require(memoryKilobytes(of: pid, "VmRSS"))
+
+        // 128 MiB, each 64 KiB chunk written once the one before it left: the client stalls when nothing takes more.
+        let total = 128 << 20, chunk = ByteBuffer(repeating: 0x61, count: 64 << 10)
+        let sent = Atomic<Int>(0)
+        let writer = Task {
+            while sent.load(ordering: .relaxed) < total {
+                try await client.write(chunk)
+                sent.add(chunk.readableBytes, ordering: .relaxed)
+            }
+        }
+        defer { writer.cancel() }
+        // Stalled: nothing more sent for a second (the socket buffers on the way hold some megabytes).
+        var last = -1, still = 0
+        let stallDeadline = ContinuousClock.now + .seconds(60)
+        while still < 5, ContinuousClock.now < stallDeadline {
+            try await Task.sleep(for: .milliseconds(200))
+            let now = sent.load(ordering: .relaxed)
+            still = now == last ? still + 1 : 0
+            last = now
+            if now >= total { break }
+        }
+        let during = try #require(memoryKilobytes(of: pid, "VmRSS"))
+        print("tunnel: the client stalled after \(last) bytes; proxy RSS \(before) kB before, \(during) kB stalled")
+        #expect(last < total / 2, "the client sent \(last) bytes to an upstream that reads nothing")
+        #expect(during - before < 16 << 10, "the proxy grew from \(before) kB to \(during) kB while the upstream read nothing")
+
+        // The upstream reads again: every byte arrives, in order of the client's writes.
+        upstream.resume()
+        try await writer.value
+        let deadline = ContinuousClock.now + .seconds(60)
+        while upstream.received < total, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(upstream.received == total)
+    }
+}
+
+/// An upstream that answers its first request with a 101, then reads nothing until `resume`, then counts the bytes.
+final class StalledUpgradeServer: Sendable {
+    let port: Int
+    private let channel: any Channel
+    private let state: State
+
+    private init(channel: any Channel, state: State) {
+        self.channel = channel
+        self.state = state
+        self.port = channel.localAddress?.port ?? 0
+    }
+
+    var received: Int { state.received.load(ordering: .relaxed) }
+
+    static func start() async throws -> StalledUpgradeServer {
+        let state = State()
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(Stall(state: state))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return StalledUpgradeServer(channel: channel, state: state)
+    }
+
+    func resume() {
+        guard let tunnel = state.tunnel.withLock({ $0 }) else { return }
+        tunnel.setOption(ChannelOptions.autoRead, value: true).whenSuccess { tunnel.read() }
+    }
+
+    func stop() { channel.close(promise: nil) }
+
+    final class State: Sendable {
+        let received = Atomic<Int>(0)
+        let tunnel = Mutex<(any Channel)?>(nil)
+    }
+
+    final class Stall: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
+
+        private let state: State
+        private var head = ""
+        private var upgraded = false
+
+        init(state: State) {
+            self.state = state
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            var bytes = unwrapInboundIn(data)
+            guard !upgraded else {
+                state.received.add(bytes.readableBytes, ordering: .relaxed)
+                return
+            }
+            head += bytes.readString(length: bytes.readableBytes) ?? ""
+            guard head.contains("\r\n\r\n") else { return }
+            upgraded = true
+            // Nothing more is read until `resume`.
+            context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+            state.tunnel.withLock { $0 = context.channel }
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string:
+                "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+                "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")), promise: nil)
+        }
+    }
+}
+
 /// An upstream that answers any request with a 101, then echoes bytes; when its input ends it sends `bye` and closes.
 final class RawUpgradeServer: Sendable {
     let port: Int
@@ -445,6 +565,11 @@ final class RawClient: Sendable {
 
     func send(_ text: String) async throws {
         try await channel.writeAndFlush(ByteBuffer(string: text))
+    }
+
+    /// Completes once `bytes` have left for the socket.
+    func write(_ bytes: ByteBuffer) async throws {
+        try await channel.writeAndFlush(bytes)
     }
 
     func shutDownOutput() async throws {
