@@ -10,6 +10,8 @@ public struct CurlResult: Sendable {
     public var exitCode: Int32
     public var status: Int
     public var headers: [(name: String, value: String)]
+    /// The fields curl wrote after the response's body (HTTP/2 trailers).
+    public var trailers: [(name: String, value: String)]
     public var body: String
     public var error: String
     /// Set when the step's expectation did not hold.
@@ -46,6 +48,10 @@ extension ScenarioRun {
         for (name, value) in request.headers { arguments += ["-H", "\(name): \(try resolve(value))"] }
         if let token = request.token { arguments += ["-H", "Authorization: Bearer \(try resolve(token))"] }
         if let body = request.body { arguments += ["--data-binary", try resolve(body)] }
+        if request.grpc {
+            arguments += ["-H", "content-type: application/grpc", "-H", "te: trailers", "--data-binary", "@" + grpcEmptyMessagePath]
+            arguments.append(request.tls ? "--http2" : "--http2-prior-knowledge")
+        }
         let path = try resolve(request.path)
         // The path as written: curl would otherwise resolve dot segments itself.
         if path.contains("/.") { arguments.append("--path-as-is") }
@@ -86,10 +92,10 @@ extension ScenarioRun {
                    "--max-time", "10"] + (try curlArguments(request)),
             timeout: .seconds(20))
         let written = output.standardOutput.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false)
+        let (headers, trailers) = Self.lastResponseFields(headersFile.contentsIfReadable ?? "")
         var result = CurlResult(
-            exitCode: output.status, status: Int(written.first ?? "") ?? 0,
-            headers: Self.lastHeaderBlock(headersFile.contentsIfReadable ?? ""), body: bodyFile.contentsIfReadable ?? "",
-            error: output.standardError)
+            exitCode: output.status, status: Int(written.first ?? "") ?? 0, headers: headers, trailers: trailers,
+            body: bodyFile.contentsIfReadable ?? "", error: output.standardError)
         result.serverCertificate = written.count > 1 ? Self.firstPEMBlock(String(written[1])) : nil
         try? FileManager.default.removeItem(atPath: headersFile)
         try? FileManager.default.removeItem(atPath: bodyFile)
@@ -108,6 +114,7 @@ extension ScenarioRun {
             problems.append("expected status \(status), got \(result.status)" + (result.body.isEmpty ? "" : ": \(result.body.prefix(300))"))
         }
         problems += try headerProblems(result.headers, expect.headers, absent: expect.absentHeaders, what: "the response")
+        problems += try headerProblems(result.trailers, expect.trailers, absent: [], what: "the trailer section")
         for text in expect.bodyContains {
             let wanted = try resolve(text)
             if !result.body.contains(wanted) { problems.append("the body does not contain `\(wanted)`: \(result.body.prefix(300))") }
@@ -172,14 +179,19 @@ extension ScenarioRun {
         return text[begin.upperBound..<end.lowerBound].filter { !$0.isWhitespace }
     }
 
-    /// The header fields of the last response curl wrote with `-D` (after any `100 Continue`).
-    static func lastHeaderBlock(_ text: String) -> [(name: String, value: String)] {
+    /// The header fields of the last response curl wrote with `-D` (after any `100 Continue`), and the trailer
+    /// fields written after it.
+    static func lastResponseFields(_ text: String) -> (headers: [(name: String, value: String)], trailers: [(name: String, value: String)]) {
         let blocks = text.replacingOccurrences(of: "\r", with: "").components(separatedBy: "\n\n").filter { !$0.isEmpty }
-        guard let last = blocks.last else { return [] }
-        return last.split(separator: "\n").dropFirst().compactMap { line in
-            guard let colon = line.firstIndex(of: ":") else { return nil }
-            return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+        guard let head = blocks.lastIndex(where: { $0.hasPrefix("HTTP/") }) else { return ([], []) }
+        func fields<Lines: Sequence>(_ lines: Lines) -> [(name: String, value: String)] where Lines.Element == Substring {
+            lines.compactMap { line in
+                guard let colon = line.firstIndex(of: ":") else { return nil }
+                return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+            }
         }
+        return (fields(blocks[head].split(separator: "\n").dropFirst()),
+                fields(blocks[(head + 1)...].flatMap { $0.split(separator: "\n") }))
     }
 
     /// The request as a command a person can paste into a shell (`-s -o /dev/null -w '%{http_code}'` prints the
@@ -246,7 +258,7 @@ extension ScenarioRun {
             headers = response.deniedResponse.headers.map { ($0.header.key, $0.header.value) }
             body = response.deniedResponse.body
         }
-        let result = CurlResult(exitCode: 0, status: status, headers: headers, body: body, error: "")
+        let result = CurlResult(exitCode: 0, status: status, headers: headers, trailers: [], body: body, error: "")
         return try compare(result, check.expect, upstreamsBefore: [:])
     }
 }

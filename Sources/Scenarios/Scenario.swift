@@ -86,6 +86,9 @@ public struct Scenario: Sendable {
         public var headers: [(name: String, value: String)]
         public var token: String?
         public var body: String?
+        /// A unary gRPC call with an empty message over HTTP/2 (h2 by ALPN over TLS, else prior knowledge): POST,
+        /// `content-type: application/grpc`, `te: trailers`.
+        public var grpc: Bool
         public var expect: Expectation
     }
 
@@ -113,6 +116,8 @@ public struct Scenario: Sendable {
         /// Header patterns (`*` matches any run of characters); names are compared without case.
         public var headers: [(name: String, pattern: String)]
         public var absentHeaders: [String]
+        /// Trailer patterns (a gRPC call's `grpc-status`), as `headers`.
+        public var trailers: [(name: String, pattern: String)]
         public var bodyContains: [String]
         /// What each named upstream saw while the step ran.
         public var upstreams: [(name: String, saw: UpstreamExpectation)]
@@ -232,7 +237,7 @@ final class ScenarioDecoder {
         let known: [String] = switch kind {
         case .upstream: ["status"]
         case .server: ["policies", "config", "args"]
-        case .proxy: ["upstream", "identity", "policies", "namespace", "labels", "ports", "outbound", "expect_peer", "authz", "args"]
+        case .proxy: ["upstream", "upstream_http2", "identity", "policies", "namespace", "labels", "ports", "outbound", "expect_peer", "authz", "args"]
         case .caServer: ["args"]
         case .agent: ["identity", "ca", "ttl", "args"]
         }
@@ -298,20 +303,25 @@ final class ScenarioDecoder {
 
     func requireExpect(_ fields: DocumentDecoder.Fields, _ node: DocumentNode, _ path: FieldPath) -> Scenario.Expectation {
         base.report(Diagnostic.Code.missingField, "a `request` or `check` step needs `expect`", span: node.span, path: path)
-        return Scenario.Expectation(status: nil, exit: nil, headers: [], absentHeaders: [], bodyContains: [], upstreams: [], certificate: nil)
+        return Scenario.Expectation(
+            status: nil, exit: nil, headers: [], absentHeaders: [], trailers: [], bodyContains: [], upstreams: [], certificate: nil)
     }
 
     func request(_ node: DocumentNode, at path: FieldPath, expect: Scenario.Expectation) -> Scenario.Action? {
-        let known = ["to", "as", "tls", "host", "method", "path", "headers", "token", "body"]
+        let known = ["to", "as", "tls", "host", "method", "path", "headers", "token", "body", "grpc"]
         guard let fields = base.fields(node, at: path, known: known), let to = requiredString(fields, "to") else { return nil }
         let identity = optionalString(fields, "as")
         let tls = fields["tls"].flatMap { base.bool($0, at: fields.path("tls")) } ?? (identity != nil)
         if identity != nil && !tls { base.invalid("a client certificate needs `tls: true`", at: node, path) }
+        let grpc = fields["grpc"].flatMap { base.bool($0, at: fields.path("grpc")) } ?? false
+        if grpc && (fields["body"] != nil || fields["method"] != nil) {
+            base.invalid("a `grpc` call is a POST with an empty message: no `method` or `body`", at: node, path)
+        }
         return .request(Scenario.Request(
             to: to, identity: identity, tls: tls, host: optionalString(fields, "host"),
-            method: optionalString(fields, "method") ?? "GET", path: optionalString(fields, "path") ?? "/",
+            method: optionalString(fields, "method") ?? (grpc ? "POST" : "GET"), path: optionalString(fields, "path") ?? "/",
             headers: headerList(fields, "headers"), token: optionalString(fields, "token"), body: optionalString(fields, "body"),
-            expect: expect))
+            grpc: grpc, expect: expect))
     }
 
     func check(_ node: DocumentNode, at path: FieldPath, expect: Scenario.Expectation) -> Scenario.Action? {
@@ -326,11 +336,11 @@ final class ScenarioDecoder {
     }
 
     func expectation(_ node: DocumentNode, at path: FieldPath) -> Scenario.Expectation? {
-        let known = ["status", "exit", "headers", "absent_headers", "body", "upstream", "certificate"]
+        let known = ["status", "exit", "headers", "absent_headers", "trailers", "body", "upstream", "certificate"]
         guard let fields = base.fields(node, at: path, known: known) else { return nil }
         var expect = Scenario.Expectation(
             status: int(fields, "status"), exit: ints(fields, "exit"), headers: patterns(fields, "headers"),
-            absentHeaders: strings(fields, "absent_headers"), bodyContains: [], upstreams: [],
+            absentHeaders: strings(fields, "absent_headers"), trailers: patterns(fields, "trailers"), bodyContains: [], upstreams: [],
             certificate: optionalString(fields, "certificate"))
         if let body = fields["body"] {
             if case .sequence = body.content { expect.bodyContains = strings(fields, "body") }
@@ -386,7 +396,8 @@ final class ScenarioDecoder {
             }
             switch component.kind {
             case .proxy:
-                needs("upstream", [.upstream, .proxy])
+                // A server is a gRPC workload (its Health service), for a proxy with `upstream_http2`.
+                needs("upstream", [.upstream, .proxy, .server])
                 needs("identity")
                 if component.options["outbound"]?.boolValue == true { needs("expect_peer") }
                 if let authz = component.string("authz"), components[authz]?.kind != .server {

@@ -123,6 +123,8 @@ public final class ScenarioRun: @unchecked Sendable {
         }
         for (relative, text) in scenario.files { try write(relative, try resolve(text)) }
         try FileManager.default.createDirectory(atPath: directory + "/logs", withIntermediateDirectories: true)
+        // The body of `grpc` request steps: one empty message in gRPC's framing (not compressed, length 0).
+        try Data(count: 5).write(to: URL(fileURLWithPath: grpcEmptyMessagePath))
     }
 
     func write(_ relative: String, _ text: String) throws {
@@ -200,6 +202,7 @@ public final class ScenarioRun: @unchecked Sendable {
             if component.options["outbound"]?.boolValue == true {
                 arguments += ["--outbound", "--expect-peer", try value("\(component.string("expect_peer") ?? "").spiffe")]
             }
+            if component.options["upstream_http2"]?.boolValue == true { arguments.append("--upstream-http2") }
             return arguments + extra
         case .caServer:
             return ["ca", "serve", "--dir", directory + "/ca", "--listen", listen()] + extra
@@ -272,6 +275,8 @@ public final class ScenarioRun: @unchecked Sendable {
     static func tail(_ text: String, lines: Int) -> String {
         text.split(separator: "\n", omittingEmptySubsequences: true).suffix(lines).joined(separator: "\n")
     }
+
+    var grpcEmptyMessagePath: String { directory + "/grpc-empty-message" }
 
     /// Where an upstream records the requests it receives.
     func recordPath(_ name: String) -> String { directory + "/logs/\(name)-requests.jsonl" }

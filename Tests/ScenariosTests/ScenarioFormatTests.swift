@@ -53,7 +53,7 @@ import WardenTesting
         #expect(text.contains("broken.yaml:2:"), "\(text)")
         #expect(text.contains("unknown profile `mesh`"))
         #expect(text.contains("unknown field `colour`"))
-        #expect(text.contains("`upstream: nowhere` names no proxy or upstream component"))
+        #expect(text.contains("`upstream: nowhere` names no proxy or server or upstream component"))
         #expect(text.contains("`identity: details` names no identity"))
         #expect(text.contains("`to: missing` names no component"))
         #expect(text.contains("expect either `status` or `exit`"))
@@ -83,6 +83,32 @@ import WardenTesting
             return nil
         }
         #expect(exits == [[56], [35, 55, 56]])
+    }
+
+    @Test func aGRPCStepIsAnEmptyPOSTAndItsTrailersAreReadApart() throws {
+        let directory = try TemporaryDirectory()
+        let path = try directory.write("grpc.yaml", """
+            title: grpc
+            profiles: [ext-authz-grpc]
+            components:
+            - server: workload
+            steps:
+            - note: a call
+              request: {to: workload, grpc: true, path: /grpc.health.v1.Health/Check}
+              expect: {status: 200, trailers: {grpc-status: "0"}}
+            - note: a call has no body of its own
+              request: {to: workload, grpc: true, body: x}
+              expect: {status: 200}
+            """)
+        let (_, diagnostics) = Scenario.load(path: path)
+        #expect(diagnostics.map(\.description).joined().contains("a `grpc` call is a POST with an empty message"))
+
+        // curl's header dump: an interim answer, the response's fields, then the trailer section.
+        let dump = "HTTP/1.1 100 Continue\r\n\r\nHTTP/2 200 \r\ncontent-type: application/grpc\r\n\r\ngrpc-status: 0\r\ngrpc-message: ok\r\n"
+        let (headers, trailers) = ScenarioRun.lastResponseFields(dump)
+        #expect(headers.map(\.name) == ["content-type"])
+        #expect(trailers.map { "\($0.name)=\($0.value)" } == ["grpc-status=0", "grpc-message=ok"])
+        #expect(ScenarioRun.lastResponseFields("HTTP/1.1 200 OK\r\nx-a: 1\r\n\r\n").trailers.isEmpty)
     }
 
     @Test func requiredCommandsFollowTheComponents() throws {
