@@ -649,3 +649,50 @@ struct HTTP2HeaderBlockTests {
         #expect(fitting > 3 && fitting < 25, "the sizes cover the limit from both sides")
     }
 }
+
+@Suite("A gRPC call's local answers are in gRPC's form, as Envoy sends them")
+struct GRPCLocalAnswerTests {
+    static func call(version: HTTPVersion, contentType: String = "application/grpc") -> HTTPRequestHead {
+        HTTPRequestHead(version: version, method: .POST, uri: "/pkg.Service/Call", headers: HTTPHeaders([
+            ("host", "details"), ("content-type", contentType), ("te", "trailers"),
+        ]))
+    }
+
+    @Test func aDenialIsHTTP200WithTheGRPCStatusAndReasonInTrailers() throws {
+        var machine = ExchangeTrailerTests.machine(upstreamHTTP2: true)
+        _ = machine.receiveHead(Self.call(version: .http2), now: 1)
+        _ = machine.receiveEnd(now: 2)
+        let action = machine.checked(.success(ExchangeStateMachineTests.denied(403, headers: [("x-why", "policy")], body: "access denied: 100%\n")), now: 3)
+        guard case .respond(let response, _) = action else { Issue.record("\(action)"); return }
+        #expect(response.status == 200)
+        #expect(response.body.isEmpty)
+        #expect(response.headers.contains(.init("content-type", "application/grpc")))
+        #expect(response.headers.contains(.init("x-why", "policy")), "the denial's headers stay")
+        #expect(response.trailers == [.init("grpc-status", "7"), .init("grpc-message", "access denied: 100%25")])
+        #expect(machine.record.status == 200 && machine.record.grpcStatus == 7)
+        let (head, body) = ForwardingStage.localResponse(response, version: .http2, keepAlive: true)
+        #expect(head.headers["content-length"].isEmpty && body.isEmpty, "its end is the trailers")
+    }
+
+    @Test func onlyGRPCCallsOverHTTP2AreAnsweredSo() throws {
+        for (head, grpc) in [
+            (Self.call(version: .http1_1), false), (Self.call(version: .http2, contentType: "application/grpc-web"), false),
+            (Self.call(version: .http2, contentType: "application/grpc+proto"), true),
+        ] {
+            var machine = ExchangeTrailerTests.machine(upstreamHTTP2: true)
+            _ = machine.receiveHead(head, now: 1)
+            _ = machine.receiveEnd(now: 2)
+            guard case .respond(let response, _) = machine.checked(.success(ExchangeStateMachineTests.denied(403)), now: 3) else {
+                Issue.record("no answer"); continue
+            }
+            #expect((response.status == 200) == grpc, "\(head.version) \(head.headers["content-type"])")
+            #expect(response.trailers.isEmpty != grpc)
+        }
+    }
+
+    @Test func httpStatusesMapAsGRPCSays() {
+        let mapped = [400, 401, 403, 404, 429, 431, 500, 502, 503, 504].map { ForwardingStage.grpcStatus(forHTTPStatus: $0) }
+        #expect(mapped == [13, 16, 7, 12, 14, 2, 2, 14, 14, 14])
+        #expect(ForwardingStage.percentEncodedGRPCMessage("ü 50% ok") == "%C3%BC 50%25 ok")
+    }
+}

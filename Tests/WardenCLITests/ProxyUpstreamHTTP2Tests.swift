@@ -38,19 +38,20 @@ import WardenTesting
                 }
                 return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
             }
-            let denial: RPCError.Code?
+            let denial: RPCError?
             do {
                 _ = try await Envoy_Service_Auth_V3_Authorization.Client(wrapping: client).check(check(path: "/x"))
                 denial = nil
             } catch let error as RPCError {
-                denial = error.code
+                denial = error
             }
             return (health, concurrent, denial)
         }
         #expect(health.status == .serving)
         #expect(concurrent == 50)
-        // The proxy's 403 reaches a gRPC client as PERMISSION_DENIED (gRPC's mapping of HTTP statuses).
-        #expect(denial == .permissionDenied)
+        // The proxy's denial reaches a gRPC client in gRPC's form, as Envoy sends it: PERMISSION_DENIED, and why.
+        #expect(denial?.code == .permissionDenied)
+        #expect(denial?.message.hasPrefix("access denied") == true, "\(String(describing: denial))")
 
         // Under PERMISSIVE, a plaintext gRPC client (h2c with prior knowledge) is taken too, without a peer identity.
         let plaintext = try HTTP2ClientTransport.Posix(
@@ -80,7 +81,7 @@ import WardenTesting
         #expect(call["status"] as? Int == 200 && call["protocol"] as? String == "HTTP/2")
         #expect(call["decision"] as? String == "allow")
         let denied = try #require(lines.first { ($0["path"] as? String) == "/envoy.service.auth.v3.Authorization/Check" })
-        #expect(denied["status"] as? Int == 403 && denied["decision"] as? String == "deny")
+        #expect(denied["status"] as? Int == 200 && denied["grpc_status"] as? Int == 7 && denied["decision"] as? String == "deny")
         let plainCall = try #require(lines.last { ($0["path"] as? String) == "/grpc.health.v1.Health/Check" })
         #expect(plainCall["protocol"] as? String == "HTTP/2" && plainCall["peer_principal"] == nil)
         let refused = try #require(lines.first { ($0["path"] as? String) == "/large" })

@@ -39,6 +39,7 @@ public final class AccessLog: ExchangeObserver, Sendable {
         string("authority", record.authority.isEmpty ? nil : record.authority)
         string("protocol", connection.httpProtocol)
         number("status", record.status)
+        number("grpc_status", record.grpcStatus)
         string("decision", record.outcome.rawValue)
         string("decision_id", record.decisionID)
         string("check_failure", record.checkFailure?.rawValue)

@@ -93,6 +93,8 @@ public struct ExchangeRecord: Sendable {
     public var totalNanos: UInt64 = 0
     /// Why the upstream gave no response (`connect_failed`, `timeout`, `reset`), when it did not.
     public var upstreamFailure: String?
+    /// The gRPC status of a local answer to a gRPC call (sent with HTTP status 200).
+    public var grpcStatus: Int?
     public var requestBodyBytes = 0
     public var responseBodyBytes = 0
 
@@ -156,6 +158,8 @@ public struct ExchangeStateMachine {
     private var keepAlive = true
     /// The client's HTTP version, which local answers use.
     public private(set) var requestVersion = HTTPVersion.http1_1
+    /// A gRPC call (HTTP/2 with a gRPC content type): local answers go to it in gRPC's form.
+    public private(set) var requestIsGRPC = false
     private var declaredLength: Int?
     private var chunked = false
     /// The client waits for `100 Continue` before its body, and has not had it.
@@ -189,6 +193,7 @@ public struct ExchangeStateMachine {
         // protocol's, or closes.
         keepAlive = head.isKeepAlive && !(head.version.major == 1 && RequestAdmission.asksToUpgrade(head.headers))
         requestVersion = head.version
+        requestIsGRPC = head.version.major >= 2 && ForwardingStage.isGRPC(contentType: head.headers.first(name: "content-type"))
         let request: ProxiedRequest
         switch RequestAdmission.admit(
             head, connection: connection, identity: .init(ownSPIFFEID: settings.ownIdentity?.uri),
@@ -476,6 +481,11 @@ public struct ExchangeStateMachine {
     /// A local answer: the exchange ends with it; the connection stays open only when the whole request was read
     /// and the client wants it kept.
     private mutating func respond(_ response: LocalResponse, now: UInt64) -> Action {
+        var response = response
+        if requestIsGRPC {
+            record.grpcStatus = ForwardingStage.grpcStatus(forHTTPStatus: response.status)
+            response = ForwardingStage.grpcLocalResponse(response)
+        }
         let close = response.closeConnection || !keepAlive || !requestEnded
         state = .done
         record.status = response.status

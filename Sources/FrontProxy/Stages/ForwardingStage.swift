@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOHPACK
 import NIOHTTP1
@@ -103,13 +104,65 @@ public enum ForwardingStage {
     public static func localResponse(_ response: LocalResponse, version: HTTPVersion, keepAlive: Bool) -> (HTTPResponseHead, [UInt8]) {
         var headers = HTTPHeaders(response.headers.map { ($0.name, $0.value) })
         let body = Array(response.body.utf8)
-        headers.replaceOrAdd(name: "content-length", value: String(body.count))
+        // A gRPC answer's end is its trailers.
+        if response.trailers.isEmpty { headers.replaceOrAdd(name: "content-length", value: String(body.count)) }
         if !keepAlive || response.closeConnection {
             headers.replaceOrAdd(name: "connection", value: "close")
         } else if version == .http1_0 {
             headers.replaceOrAdd(name: "connection", value: "keep-alive")  // HTTP/1.0 closes unless told otherwise
         }
         return (HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: response.status), headers: headers), body)
+    }
+}
+
+// MARK: - gRPC calls
+
+extension ForwardingStage {
+    /// `application/grpc`, alone or with a `+format` or parameters (gRPC-Web's types are another protocol).
+    static func isGRPC(contentType: String?) -> Bool {
+        guard let contentType = contentType?.lowercased(), contentType.hasPrefix("application/grpc") else { return false }
+        let rest = contentType.dropFirst("application/grpc".count)
+        return rest.isEmpty || rest.hasPrefix("+") || rest.hasPrefix(";")
+    }
+
+    /// The gRPC status a client derives from an HTTP status (gRPC's HTTP-to-gRPC mapping, as Envoy applies it).
+    static func grpcStatus(forHTTPStatus status: Int) -> Int {
+        switch status {
+        case 400: 13  // INTERNAL
+        case 401: 16  // UNAUTHENTICATED
+        case 403: 7  // PERMISSION_DENIED
+        case 404: 12  // UNIMPLEMENTED
+        case 429, 502, 503, 504: 14  // UNAVAILABLE
+        default: 2  // UNKNOWN
+        }
+    }
+
+    /// A local answer to a gRPC call in gRPC's form, as Envoy sends its local replies to gRPC calls: HTTP 200, no
+    /// message, and trailers with the status the HTTP one maps to and the body's text as `grpc-message`. So a
+    /// client's error says why (`PERMISSION_DENIED: access denied`), not merely that HTTP said 403. The answer's own
+    /// headers (a denial's, say) are kept, without its content type.
+    static func grpcLocalResponse(_ response: LocalResponse) -> LocalResponse {
+        var headers = response.headers.filter { $0.name.lowercased() != "content-type" }
+        headers.append(.init("content-type", "application/grpc"))
+        var trailers = [LocalResponse.HeaderField("grpc-status", String(grpcStatus(forHTTPStatus: response.status)))]
+        let message = response.body.trimmingCharacters(in: .whitespacesAndNewlines)
+        if !message.isEmpty { trailers.append(.init("grpc-message", percentEncodedGRPCMessage(message))) }
+        var answer = LocalResponse(status: 200, headers: headers, body: "", closeConnection: response.closeConnection)
+        answer.trailers = trailers
+        return answer
+    }
+
+    /// gRPC's encoding of `grpc-message`: bytes outside printable ASCII, and `%`, as `%XX`.
+    static func percentEncodedGRPCMessage(_ message: String) -> String {
+        var out = ""
+        for byte in message.utf8 {
+            if byte >= 0x20 && byte <= 0x7E && byte != UInt8(ascii: "%") {
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            } else {
+                out += "%" + String(byte >> 4, radix: 16, uppercase: true) + String(byte & 0xF, radix: 16, uppercase: true)
+            }
+        }
+        return out
     }
 }
 

@@ -89,6 +89,8 @@ public struct LocalResponse: Error, Sendable, Hashable {
     public var body: String
     /// Close the connection after this response (the rest of the request cannot be trusted or is not read).
     public var closeConnection: Bool
+    /// Fields sent after the (empty) body: a gRPC call's answer carries its status there.
+    public var trailers: [HeaderField] = []
 
     public struct HeaderField: Sendable, Hashable {
         public var name: String

@@ -320,7 +320,8 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             let (head, body) = ForwardingStage.localResponse(response, version: version, keepAlive: !close)
             context.write(wrapOutboundOut(.head(head)), promise: nil)
             if !body.isEmpty { context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil) }
-            let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+            let trailers = response.trailers.isEmpty ? nil : HTTPHeaders(response.trailers.map { ($0.name, $0.value) })
+            let written = context.writeAndFlush(wrapOutboundOut(.end(trailers)))
             if close { closeWhenWritten(written, context: context) }
             releaseUpstream(keep: false)
             endExchange()
