@@ -422,7 +422,13 @@ final class StalledUpgradeServer: Sendable {
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(Stall(state: state))
+                    try channel.pipeline.syncOperations.addHandler(SwitchingHandler(
+                        switched: { context in
+                            // Nothing more is read until `resume`.
+                            context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+                            state.tunnel.withLock { $0 = context.channel }
+                        },
+                        relay: { _, bytes in state.received.add(bytes.readableBytes, ordering: .relaxed) }))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
@@ -439,36 +445,6 @@ final class StalledUpgradeServer: Sendable {
     final class State: Sendable {
         let received = Atomic<Int>(0)
         let tunnel = Mutex<(any Channel)?>(nil)
-    }
-
-    final class Stall: ChannelInboundHandler {
-        typealias InboundIn = ByteBuffer
-        typealias OutboundOut = ByteBuffer
-
-        private let state: State
-        private var head = ""
-        private var upgraded = false
-
-        init(state: State) {
-            self.state = state
-        }
-
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            var bytes = unwrapInboundIn(data)
-            guard !upgraded else {
-                state.received.add(bytes.readableBytes, ordering: .relaxed)
-                return
-            }
-            head += bytes.readString(length: bytes.readableBytes) ?? ""
-            guard head.contains("\r\n\r\n") else { return }
-            upgraded = true
-            // Nothing more is read until `resume`.
-            context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
-            state.tunnel.withLock { $0 = context.channel }
-            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string:
-                "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
-                "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")), promise: nil)
-        }
     }
 }
 
@@ -490,7 +466,16 @@ final class RawUpgradeServer: Sendable {
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Echo(box: box)) }
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(SwitchingHandler(
+                        relay: { context, bytes in context.writeAndFlush(NIOAny(bytes), promise: nil) },
+                        inputEnded: { context in
+                            box.server.withLock { $0 }?.noteInputEnd()
+                            context.writeAndFlush(NIOAny(ByteBuffer(string: "bye"))).assumeIsolated().whenComplete { _ in
+                                context.close(promise: nil)
+                            }
+                        }))
+                }
             }
             .bind(host: "127.0.0.1", port: 0).get()
         let server = RawUpgradeServer(channel: channel)
@@ -505,40 +490,48 @@ final class RawUpgradeServer: Sendable {
     final class Box: Sendable {
         let server = Mutex<RawUpgradeServer?>(nil)
     }
+}
 
-    final class Echo: ChannelInboundHandler {
-        typealias InboundIn = ByteBuffer
-        typealias OutboundOut = ByteBuffer
+/// A test upstream's connection: the first request head is answered with a 101, and every byte after it (those that
+/// came with the head included) goes to `relay`.
+final class SwitchingHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
-        private let box: Box
-        private var head = ""
-        private var upgraded = false
+    private let switched: (ChannelHandlerContext) -> Void
+    private let relay: (ChannelHandlerContext, ByteBuffer) -> Void
+    private let inputEnded: (ChannelHandlerContext) -> Void
+    private var head = ""
+    private var upgraded = false
 
-        init(box: Box) {
-            self.box = box
-        }
+    init(
+        switched: @escaping (ChannelHandlerContext) -> Void = { _ in },
+        relay: @escaping (ChannelHandlerContext, ByteBuffer) -> Void,
+        inputEnded: @escaping (ChannelHandlerContext) -> Void = { _ in }
+    ) {
+        self.switched = switched
+        self.relay = relay
+        self.inputEnded = inputEnded
+    }
 
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            var bytes = unwrapInboundIn(data)
-            guard !upgraded else { return context.writeAndFlush(wrapOutboundOut(bytes), promise: nil) }
-            head += bytes.readString(length: bytes.readableBytes) ?? ""
-            guard let end = head.range(of: "\r\n\r\n") else { return }
-            upgraded = true
-            let response = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
-                "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
-            context.write(wrapOutboundOut(ByteBuffer(string: response)), promise: nil)
-            let rest = String(head[end.upperBound...])
-            if !rest.isEmpty { context.write(wrapOutboundOut(ByteBuffer(string: rest)), promise: nil) }
-            context.flush()
-        }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        guard !upgraded else { return relay(context, bytes) }
+        head += bytes.readString(length: bytes.readableBytes) ?? ""
+        guard let end = head.range(of: "\r\n\r\n") else { return }
+        upgraded = true
+        switched(context)
+        context.write(wrapOutboundOut(ByteBuffer(string:
+            "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+            "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")), promise: nil)
+        let rest = String(head[end.upperBound...])
+        if !rest.isEmpty { relay(context, ByteBuffer(string: rest)) }
+        context.flush()
+    }
 
-        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-            guard case ChannelEvent.inputClosed? = event as? ChannelEvent else { return }
-            box.server.withLock { $0 }?.noteInputEnd()
-            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: "bye"))).assumeIsolated().whenComplete { _ in
-                context.close(promise: nil)
-            }
-        }
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard case ChannelEvent.inputClosed? = event as? ChannelEvent else { return }
+        inputEnded(context)
     }
 }
 
