@@ -337,11 +337,7 @@ struct WebSocketTestError: Error, CustomStringConvertible {
         let harness = try await ProxyHarness(upstreamPort: upstream.port)
         defer { harness.stop() }
 
-        let client = try await RawClient.connect(port: harness.proxy.port)
-        try await client.send(
-            "GET /raw HTTP/1.1\r\nHost: details\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
-            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
-        try await client.waitFor { $0.hasPrefix("HTTP/1.1 101") && $0.hasSuffix("\r\n\r\n") }
+        let client = try await RawClient.upgraded(port: harness.proxy.port, path: "/raw")
         try await client.send("ping")
         try await client.waitFor { $0.hasSuffix("\r\n\r\nping") }
         try await client.shutDownOutput()
@@ -362,11 +358,7 @@ struct WebSocketTestError: Error, CustomStringConvertible {
         defer { harness.stop() }
         let pid = harness.proxy.launched.processIdentifier
 
-        let client = try await RawClient.connect(port: harness.proxy.port)
-        try await client.send(
-            "GET /stalled HTTP/1.1\r\nHost: details\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
-            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
-        try await client.waitFor { $0.hasPrefix("HTTP/1.1 101") && $0.hasSuffix("\r\n\r\n") }
+        let client = try await RawClient.upgraded(port: harness.proxy.port, path: "/stalled")
         let before = try #require(memoryKilobytes(of: pid, "VmRSS"))
 
         // 128 MiB, each 64 KiB chunk written once the one before it left: the client stalls when nothing takes more.
@@ -554,6 +546,16 @@ final class RawClient: Sendable {
             }
             .connect(host: "127.0.0.1", port: port).get()
         return RawClient(channel: channel, received: received)
+    }
+
+    /// Connected to `port`, with `path` upgraded to a WebSocket (the 101 read).
+    static func upgraded(port: Int, path: String) async throws -> RawClient {
+        let client = try await connect(port: port)
+        try await client.send(
+            "GET \(path) HTTP/1.1\r\nHost: details\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        try await client.waitFor { $0.hasPrefix("HTTP/1.1 101") && $0.hasSuffix("\r\n\r\n") }
+        return client
     }
 
     func send(_ text: String) async throws {
