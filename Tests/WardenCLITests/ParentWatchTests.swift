@@ -13,6 +13,16 @@ import WardenTesting
         return !stat[close...].hasPrefix(") Z")
     }
 
+    /// A shell between the launcher and `warden` passes the variable on: the shell is not the named process, so
+    /// nothing is watched and the command runs to its end.
+    @Test func aVariablePassedOnThroughAShellIsNotWatched() async throws {
+        let out = try await ProcessRunner.run(
+            "/bin/bash", ["-c", "\"$1\" upstream --listen 127.0.0.1:0 & pid=$!; sleep 2.5; kill -0 $pid && echo alive; kill $pid",
+                          "launcher", Repository.wardenBinary],
+            timeout: .seconds(30))
+        #expect(out.stdout.contains("alive"), "\(out)")
+    }
+
     @Test func aWardenWhoseLauncherIsGoneStops() async throws {
         // The launcher, a Python program, starts two upstreams, names itself to one of them, and exits without
         // stopping either. (Python's children inherit none of its descriptors, so neither holds its output open.)

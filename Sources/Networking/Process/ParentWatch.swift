@@ -17,9 +17,12 @@ public enum ParentWatch {
         return environment
     }
 
-    /// Starts watching when `environment` names a parent (checked once a second, on a thread of its own).
+    /// Starts watching when `environment` names a parent (checked once a second, on a thread of its own). A named
+    /// process that is alive but not this one's parent passed the variable on through another program (a shell the
+    /// launcher ran): that one is not watched. One already gone is.
     public static func start(environment: [String: String] = ProcessInfo.processInfo.environment, interval: TimeInterval = 1) {
         guard let text = environment[environmentKey], let parent = Int32(text), parent > 1 else { return }
+        if getppid() != parent && kill(parent, 0) == 0 { return }
         let thread = Thread {
             while getppid() == parent { Thread.sleep(forTimeInterval: interval) }
             kill(getpid(), SIGTERM)
