@@ -105,8 +105,14 @@ final class SeenChecks: Sendable {
         #expect(swap.count > 10)
         #expect(swap.allSatisfy { $0.status == 200 }, "\(swap.filter { $0.status != 200 }.map(\.status))")
         #expect(Set(swap.compactMap(\.revision)) == ["r1", "r2"], "the swap happened while checks ran")
-        try await Task.sleep(for: .milliseconds(500))  // the file decision log flushes every 200 ms
-        let logged = try Self.decisionLog(dir + "/decisions-0.jsonl")
+        // The file decision log flushes every 200 ms; on a loaded machine, later.
+        let ids = Set(swap.compactMap(\.decisionID))
+        var logged: [String: String] = [:]
+        for _ in 0..<100 {
+            logged = (try? Self.decisionLog(dir + "/decisions-0.jsonl")) ?? [:]
+            if ids.isSubset(of: logged.keys) { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
         for c in swap {
             #expect(c.revision != nil && logged[c.decisionID ?? ""] == c.revision, "decision \(c.decisionID ?? "?") mixed revisions")
         }

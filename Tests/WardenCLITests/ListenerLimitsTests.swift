@@ -129,9 +129,17 @@ import WardenTesting
         #expect(closedAfter < .seconds(3), "closed after \(closedAfter), though bytes kept coming")
         _ = try? await trickle.value
 
+        // The sixth is closed on accept. (Should opening them and looking take longer than the idle timeout, on a
+        // loaded machine, the idle ones are closed too: then at least one.)
+        let opening = ContinuousClock.now
         let silent = try await (0..<6).asyncMap { _ in try await SilentConnection.open(port: server.httpPort) }
         try await Task.sleep(for: .milliseconds(300))
-        #expect(silent.filter { !$0.isActive }.count == 1, "the sixth is closed on accept")
+        let closed = silent.filter { !$0.isActive }.count
+        if ContinuousClock.now - opening < .seconds(1) {
+            #expect(closed == 1, "the sixth is closed on accept")
+        } else {
+            #expect(closed >= 1, "none of six was closed on accept")
+        }
         try await waitUntil { silent.allSatisfy { !$0.isActive } }
         #expect(try await curl([server.httpBase + "/ext_authz/items"]).status == 200)
     }
