@@ -87,7 +87,7 @@ struct ProxyCommand: AsyncParsableCommand {
     var logLevel: String?
     @Option(name: .customLong("max-connections"), help: "Connections accepted at once (default 10000).")
     var maxConnections: Int?
-    @Option(name: .customLong("max-header-bytes"), help: "Largest request header section (default 61440); 431 beyond.")
+    @Option(name: .customLong("max-header-bytes"), help: "Largest request header section (default 61440); 431 beyond (over HTTP/2 the connection ends).")
     var maxHeaderBytes: Int?
     @Option(name: .customLong("max-request-body"), help: "Largest request body in bytes (default 67108864); 413 beyond.")
     var maxRequestBody: Int?
