@@ -49,7 +49,15 @@ public enum ProcessRunner {
             _ = group.wait(timeout: .now() + 5)
             throw TimedOut(command: ([executable] + arguments).joined(separator: " "))
         }
-        process.waitUntilExit()
+        // Bounded too: Foundation learns of a child's exit through a descriptor the child inherits, so a background
+        // program the child left running (its output sent elsewhere) can hide the exit for as long as it runs.
+        while process.isRunning {
+            guard DispatchTime.now() < deadline else {
+                process.terminate()
+                throw TimedOut(command: ([executable] + arguments).joined(separator: " "))
+            }
+            usleep(10_000)
+        }
         return ProcessOutput(status: process.terminationStatus, stdout: collected.stdout, stderr: collected.stderr)
     }
 
