@@ -5,14 +5,6 @@ import WardenTesting
 /// A `warden` process started by a launcher that names itself (`WARDEN_PARENT_PID`) stops once that launcher is
 /// gone, though nothing stopped it; one started without it keeps running.
 @Suite(.timeLimit(.minutes(1))) struct ParentWatchTests {
-    /// Running and not a zombie (this container's init may not reap what it inherits).
-    static func isAlive(_ pid: Int32) -> Bool {
-        guard kill(pid, 0) == 0 else { return false }
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return true }
-        return !stat[close...].hasPrefix(") Z")
-    }
-
     /// A shell between the launcher and `warden` passes the variable on: the shell is not the named process, so
     /// nothing is watched and the command runs to its end.
     @Test func aVariablePassedOnThroughAShellIsNotWatched() async throws {
@@ -43,8 +35,8 @@ import WardenTesting
         defer { kill(unwatched, SIGKILL); kill(watched, SIGKILL) }
         // The watch looks once a second; the stop is SIGTERM's graceful one.
         let deadline = ContinuousClock.now + .seconds(20)
-        while Self.isAlive(watched) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
-        #expect(!Self.isAlive(watched), "the upstream whose launcher is gone still runs")
-        #expect(Self.isAlive(unwatched), "an upstream without a parent to watch stopped")
+        while ScenarioCommandTests.isRunning(watched) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(!ScenarioCommandTests.isRunning(watched), "the upstream whose launcher is gone still runs")
+        #expect(ScenarioCommandTests.isRunning(unwatched), "an upstream without a parent to watch stopped")
     }
 }
